@@ -1,0 +1,87 @@
+//! From a `Host` header to the ordered list of frontend keys to try (pure).
+//!
+//! Hipache's rule: the host itself, then, keeping only its last six labels, `*.` followed by the
+//! host minus one, two, ... labels, and finally `*`.
+
+/// What the `Host` header asks for before any lookup.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostRequest<'a> {
+    /// `Host: __ping__`: the liveness probe.
+    Ping,
+    /// A host name to route, with the port removed (not yet lowercased when borrowed).
+    Route(&'a str),
+}
+
+/// Liveness probe host: answered `ok` without touching the route source.
+pub const PING_HOST: &str = "__ping__";
+
+/// Most labels kept before building wildcards, so a long host costs a bounded lookup.
+const MAX_LABELS: usize = 6;
+
+/// Classifies a `Host` header value and strips its port.
+pub fn parse_host(header: &str) -> HostRequest<'_> {
+    if header == PING_HOST {
+        return HostRequest::Ping;
+    }
+    let host = if let Some(bracketed) = header.strip_prefix('[') {
+        // IPv6 literal: keep the brackets, drop what follows `]`.
+        match bracketed.find(']') {
+            Some(end) => &header[..end + 2],
+            None => header,
+        }
+    } else {
+        header.split(':').next().unwrap_or(header)
+    };
+    HostRequest::Route(host)
+}
+
+/// Lowercases a host in place only when needed (most hosts already are).
+pub fn normalize(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+/// The frontend keys to try for a normalised host, most specific first.
+pub fn candidates(host: &str) -> Vec<String> {
+    let mut keys = Vec::with_capacity(MAX_LABELS + 2);
+    keys.push(host.to_owned());
+    let labels: Vec<&str> = host.split('.').collect();
+    let kept = &labels[labels.len().saturating_sub(MAX_LABELS)..];
+    for start in 1..kept.len() {
+        keys.push(format!("*.{}", kept[start..].join(".")));
+    }
+    keys.push("*".to_owned());
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_host_is_cut_to_six_labels_before_wildcards() {
+        assert_eq!(
+            candidates("a.b.c.d.e.f.g.h"),
+            ["a.b.c.d.e.f.g.h", "*.d.e.f.g.h", "*.e.f.g.h", "*.f.g.h", "*.g.h", "*.h", "*"]
+        );
+    }
+
+    #[test]
+    fn short_and_naked_hosts() {
+        assert_eq!(candidates("www.example.com"), ["www.example.com", "*.example.com", "*.com", "*"]);
+        assert_eq!(candidates("example.com"), ["example.com", "*.com", "*"]);
+        assert_eq!(candidates("localhost"), ["localhost", "*"]);
+    }
+
+    #[test]
+    fn ping_and_ports() {
+        assert_eq!(parse_host("__ping__"), HostRequest::Ping);
+        assert_eq!(parse_host("Example.com:8080"), HostRequest::Route("Example.com"));
+        assert_eq!(parse_host("example.com"), HostRequest::Route("example.com"));
+        assert_eq!(parse_host("[::1]:8080"), HostRequest::Route("[::1]"));
+        assert_eq!(normalize("WWW.Example.com"), "www.example.com");
+    }
+}
