@@ -43,8 +43,9 @@ pub struct Server {
     pub access_log: Option<PathBuf>,
     pub http_keep_alive: bool,
     pub dead_backend_on_500: bool,
-    /// Folder of `error_<code>.html` pages; the bundled `static/` by default.
-    pub static_dir: PathBuf,
+    /// Folder of `error_<code>.html` pages; `None` (Hipache's `null`, the default) means the
+    /// pages bundled into the binary from `static/`.
+    pub static_dir: Option<PathBuf>,
     pub lru_cache: Option<LruCache>,
 }
 
