@@ -1,1 +1,59 @@
-//! stub
+//! Choosing a backend: a random one among those neither dead nor already tried (pure).
+//!
+//! Hipache picks uniformly at random among live backends and may pick a failed one again; we leave
+//! out the backends this request already tried, so a retry always goes somewhere new.
+
+use rand::Rng;
+
+use crate::routes::Backend;
+
+/// A uniformly random backend of `backends` whose index is in neither `dead` nor `tried`.
+pub fn pick<'a>(
+    backends: &'a [Backend],
+    dead: &[usize],
+    tried: &[usize],
+    rng: &mut impl Rng,
+) -> Option<&'a Backend> {
+    let is_live = |b: &&Backend| !dead.contains(&b.index) && !tried.contains(&b.index);
+    let live = backends.iter().filter(is_live).count();
+    if live == 0 {
+        return None;
+    }
+    backends.iter().filter(is_live).nth(rng.random_range(0..live))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::BackendUrl;
+    use rand::SeedableRng;
+
+    fn backends(n: usize) -> Vec<Backend> {
+        (0..n)
+            .map(|index| Backend { index, url: BackendUrl::parse(&format!("http://b{index}:80")).unwrap() })
+            .collect()
+    }
+
+    #[test]
+    fn dead_and_tried_backends_are_never_picked() {
+        let all = backends(4);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..200 {
+            let picked = pick(&all, &[1], &[3], &mut rng).unwrap();
+            assert!(picked.index == 0 || picked.index == 2);
+        }
+        assert!(pick(&all, &[0, 1], &[2, 3], &mut rng).is_none());
+        assert!(pick(&[], &[], &[], &mut rng).is_none());
+    }
+
+    #[test]
+    fn every_live_backend_gets_picked() {
+        let all = backends(3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut seen = [0; 3];
+        for _ in 0..300 {
+            seen[pick(&all, &[], &[], &mut rng).unwrap().index] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+    }
+}
