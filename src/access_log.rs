@@ -12,7 +12,13 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderValue, Method, Uri, Version};
+
+use crate::routes::Frontend;
 
 /// How long a line may wait in the buffer before it reaches the file.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -152,6 +158,57 @@ impl AccessLog {
                 tracing::error!(path = %self.path.display(), %error, "access log reopen failed")
             }
         }
+    }
+}
+
+/// A request waiting for its response to end: everything the line needs but the byte count.
+pub struct PendingLine {
+    pub log: Rc<AccessLog>,
+    pub client: IpAddr,
+    pub time: SystemTime,
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub status: u16,
+    pub referer: Option<HeaderValue>,
+    pub user_agent: Option<HeaderValue>,
+    pub frontend: Arc<Frontend>,
+    pub start: Instant,
+    pub backend_start: Instant,
+}
+
+impl PendingLine {
+    pub fn write(&self, bytes: u64) {
+        let now = Instant::now();
+        self.log.record(&Entry {
+            client: self.client,
+            time: self.time,
+            method: self.method.as_str(),
+            uri: &self.uri,
+            version: version_text(self.version),
+            status: self.status,
+            bytes,
+            referer: header_bytes(&self.referer),
+            user_agent: header_bytes(&self.user_agent),
+            frontend_id: &self.frontend.id,
+            total: now - self.start,
+            backend: now - self.backend_start,
+        });
+    }
+}
+
+fn header_bytes(value: &Option<HeaderValue>) -> &[u8] {
+    value.as_ref().map_or(&b""[..], |v| v.as_bytes())
+}
+
+/// Node's `req.httpVersion`.
+fn version_text(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2.0",
+        Version::HTTP_3 => "3.0",
+        _ => "1.1",
     }
 }
 

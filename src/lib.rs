@@ -13,6 +13,7 @@ pub mod balancer;
 pub mod cli;
 pub mod config;
 pub mod error_page;
+pub mod listeners;
 pub mod logging;
 pub mod proxy;
 pub mod router;

@@ -1,0 +1,110 @@
+//! `ProxyError`: every way a request can fail, each knowing its consequences.
+//!
+//! A variant answers four questions: which status the client gets, whether the backend is now
+//! dead, whether the request may go to another backend, and what to log (`reason`, which is also
+//! the `X-Debug-Error` value). Retryability is decided where the error is created.
+
+use http::StatusCode;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyError {
+    /// The request has no `Host` header (nor an HTTP/2 authority).
+    NoHost,
+    /// No frontend list matches the host or its wildcards.
+    NoFrontend,
+    /// Every backend of the frontend is dead or was already tried.
+    NoLiveBackend,
+    /// The frontend lists backends, but none of them is a usable URL.
+    BadBackendUrl,
+    /// The route source could not answer and knows nothing about this host.
+    RouteSourceUnavailable,
+    /// The backend refused the connection.
+    ConnectRefused,
+    /// The backend did not accept the connection within `tcpTimeout`.
+    ConnectTimeout,
+    /// The backend accepted the request but sent no response head within `tcpTimeout`.
+    BackendTimeout { replayable: bool },
+    /// `maxSockets` connections to the backend stayed busy for `tcpTimeout`.
+    SocketLimit,
+    /// The connection to the backend failed in another way (reset, bad response, ...).
+    BackendIo { replayable: bool },
+}
+
+impl ProxyError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::NoHost | Self::NoFrontend => StatusCode::BAD_REQUEST,
+            Self::BackendTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::NoLiveBackend
+            | Self::BadBackendUrl
+            | Self::RouteSourceUnavailable
+            | Self::ConnectRefused
+            | Self::ConnectTimeout
+            | Self::SocketLimit
+            | Self::BackendIo { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Whether the backend that produced this error leaves the rotation for `deadBackendTTL`.
+    pub fn marks_dead(self) -> bool {
+        matches!(self, Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTimeout { .. })
+    }
+
+    /// Whether another backend may be tried: nothing was consumed that cannot be sent again.
+    pub fn is_retryable(self) -> bool {
+        match self {
+            Self::ConnectRefused | Self::ConnectTimeout | Self::SocketLimit => true,
+            Self::BackendTimeout { replayable } | Self::BackendIo { replayable } => replayable,
+            Self::NoHost
+            | Self::NoFrontend
+            | Self::NoLiveBackend
+            | Self::BadBackendUrl
+            | Self::RouteSourceUnavailable => false,
+        }
+    }
+
+    /// Hipache's wording where it had one.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoHost => "no host header",
+            Self::NoFrontend => "frontend not found",
+            Self::NoLiveBackend => "Cannot find a valid backend",
+            Self::BadBackendUrl => "backend is invalid",
+            Self::RouteSourceUnavailable => "route source unavailable",
+            Self::ConnectRefused => "connection refused",
+            Self::ConnectTimeout => "connect timeout",
+            Self::BackendTimeout { .. } => "backend timeout",
+            Self::SocketLimit => "too many connections to backend",
+            Self::BackendIo { .. } => "backend error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consequences_table() {
+        use ProxyError::*;
+        let rows = [
+            (NoHost, 400, false, false),
+            (NoFrontend, 400, false, false),
+            (NoLiveBackend, 502, false, false),
+            (BadBackendUrl, 502, false, false),
+            (RouteSourceUnavailable, 502, false, false),
+            (ConnectRefused, 502, true, true),
+            (ConnectTimeout, 502, true, true),
+            (BackendTimeout { replayable: true }, 504, true, true),
+            (BackendTimeout { replayable: false }, 504, true, false),
+            (SocketLimit, 502, false, true),
+            (BackendIo { replayable: true }, 502, false, true),
+            (BackendIo { replayable: false }, 502, false, false),
+        ];
+        for (error, status, dead, retry) in rows {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.marks_dead(), dead, "{error:?}");
+            assert_eq!(error.is_retryable(), retry, "{error:?}");
+        }
+    }
+}

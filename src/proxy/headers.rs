@@ -1,0 +1,183 @@
+//! Header rewriting between client and backend (pure): hop-by-hop removal (RFC 9110 §7.6.1),
+//! Hipache's `X-Forwarded-*` / `X-Real-IP` added only when absent, `X-Debug-*` response headers,
+//! and the 5xx rule that marks a backend dead.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::StatusCode;
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_PROTOCOL: HeaderName = HeaderName::from_static("x-forwarded-protocol");
+pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
+pub const X_DEBUG_ERROR: HeaderName = HeaderName::from_static("x-debug-error");
+pub const X_DEBUG_VERSION: HeaderName = HeaderName::from_static("x-debug-version-hipache");
+pub const X_DEBUG_BACKEND_URL: HeaderName = HeaderName::from_static("x-debug-backend-url");
+pub const X_DEBUG_BACKEND_ID: HeaderName = HeaderName::from_static("x-debug-backend-id");
+pub const X_DEBUG_VHOST: HeaderName = HeaderName::from_static("x-debug-vhost");
+pub const X_DEBUG_FRONTEND_KEY: HeaderName = HeaderName::from_static("x-debug-frontend-key");
+pub const X_DEBUG_TIME_TOTAL: HeaderName = HeaderName::from_static("x-debug-time-total");
+pub const X_DEBUG_TIME_BACKEND: HeaderName = HeaderName::from_static("x-debug-time-backend");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The `X-Debug-Version-Hipache` value.
+pub const VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
+
+/// Values that depend only on the client connection, built once per connection.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The client address as Hipache writes it: IPv4 as `::ffff:1.2.3.4`.
+    pub client: HeaderValue,
+    pub proto: HeaderValue,
+    pub port: HeaderValue,
+}
+
+impl Forwarded {
+    pub fn new(client: IpAddr, tls: bool, local_port: u16) -> Self {
+        let client = match client {
+            IpAddr::V4(v4) => format!("::ffff:{v4}"),
+            IpAddr::V6(v6) => v6.to_string(),
+        };
+        Self {
+            // cannot fail: an IP address is visible ASCII
+            client: HeaderValue::try_from(client).unwrap_or(HeaderValue::from_static("unknown")),
+            proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
+            port: HeaderValue::from(local_port),
+        }
+    }
+}
+
+/// Removes the headers that describe one connection rather than the message.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Names listed in Connection are hop-by-hop too; collect first, the map is borrowed.
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in listed {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [KEEP_ALIVE, PROXY_CONNECTION, header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE] {
+        headers.remove(name);
+    }
+}
+
+/// Prepares a client's request headers for the backend.
+pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_alive: bool) {
+    strip_hop_by_hop(headers);
+    for (name, value) in [
+        (X_FORWARDED_FOR, &forwarded.client),
+        (X_REAL_IP, &forwarded.client),
+        (X_FORWARDED_PROTOCOL, &forwarded.proto),
+        (X_FORWARDED_PROTO, &forwarded.proto),
+        (X_FORWARDED_PORT, &forwarded.port),
+    ] {
+        headers.entry(name).or_insert_with(|| value.clone());
+    }
+    if !keep_alive {
+        // Hipache's default: one backend connection per request, closed by the backend.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}
+
+/// Whether a backend answer means the backend is failing: 5xx (500 only with
+/// `deadBackendOn500`), except a 503 with `Retry-After`, a legitimate maintenance answer.
+pub fn marks_dead(status: StatusCode, headers: &HeaderMap, dead_on_500: bool) -> bool {
+    match status.as_u16() {
+        500 => dead_on_500,
+        503 => !headers.contains_key(header::RETRY_AFTER),
+        501..=599 => true,
+        _ => false,
+    }
+}
+
+/// What `X-Debug-*` reports for a proxied response.
+pub struct DebugInfo<'a> {
+    pub backend_url: &'a str,
+    pub backend_index: usize,
+    pub frontend_id: &'a str,
+    pub host: &'a str,
+    pub total_ms: u128,
+    pub backend_ms: u128,
+}
+
+pub fn add_debug(headers: &mut HeaderMap, info: &DebugInfo<'_>) {
+    let text = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"));
+    headers.insert(X_DEBUG_VERSION, VERSION);
+    headers.insert(X_DEBUG_BACKEND_URL, text(info.backend_url));
+    headers.insert(X_DEBUG_BACKEND_ID, HeaderValue::from(info.backend_index));
+    headers.insert(X_DEBUG_VHOST, text(info.frontend_id));
+    headers.insert(X_DEBUG_FRONTEND_KEY, text(info.host));
+    headers.insert(X_DEBUG_TIME_TOTAL, HeaderValue::from(info.total_ms as u64));
+    headers.insert(X_DEBUG_TIME_BACKEND, HeaderValue::from(info.backend_ms as u64));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("proxy-connection", "keep-alive"),
+            ("host", "example.com"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<_> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host", "x-kept"]);
+    }
+
+    #[test]
+    fn forwarded_headers_are_added_only_when_absent() {
+        let forwarded = Forwarded::new("10.1.2.3".parse().unwrap(), false, 8080);
+        let mut headers = map(&[("x-forwarded-for", "1.1.1.1")]);
+        rewrite_request(&mut headers, &forwarded, false);
+        assert_eq!(headers["x-forwarded-for"], "1.1.1.1");
+        assert_eq!(headers["x-real-ip"], "::ffff:10.1.2.3");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(headers["x-forwarded-protocol"], "http");
+        assert_eq!(headers["x-forwarded-port"], "8080");
+        assert_eq!(headers["connection"], "close");
+        let mut headers = HeaderMap::new();
+        rewrite_request(&mut headers, &Forwarded::new("::1".parse().unwrap(), true, 443), true);
+        assert_eq!(headers["x-forwarded-for"], "::1");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert!(!headers.contains_key("connection"));
+    }
+
+    #[test]
+    fn five_hundreds_mark_dead_by_hipache_rules() {
+        let none = HeaderMap::new();
+        let retry_after = map(&[("retry-after", "120")]);
+        assert!(marks_dead(StatusCode::INTERNAL_SERVER_ERROR, &none, true));
+        assert!(!marks_dead(StatusCode::INTERNAL_SERVER_ERROR, &none, false));
+        assert!(marks_dead(StatusCode::BAD_GATEWAY, &none, false));
+        assert!(marks_dead(StatusCode::SERVICE_UNAVAILABLE, &none, false));
+        assert!(!marks_dead(StatusCode::SERVICE_UNAVAILABLE, &retry_after, true));
+        assert!(!marks_dead(StatusCode::NOT_FOUND, &none, true));
+        assert!(!marks_dead(StatusCode::OK, &none, true));
+    }
+}
