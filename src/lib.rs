@@ -15,6 +15,7 @@ pub mod config;
 pub mod error_page;
 pub mod listeners;
 pub mod logging;
+pub mod privileges;
 pub mod proxy;
 pub mod router;
 pub mod routes;

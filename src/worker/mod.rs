@@ -31,12 +31,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum WorkerError {
     #[error("cannot start the runtime")]
     Runtime(#[source] io::Error),
-    #[error("cannot open access log {path}")]
-    AccessLog {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
     #[error("cannot load routes")]
     Routes(#[source] FileRoutesError),
     #[error("cannot adopt listener {address}")]
@@ -48,27 +42,27 @@ pub enum WorkerError {
 }
 
 /// Runs a worker on the current thread until SIGTERM/SIGINT, then drains and returns.
-pub fn run(config: Config, listeners: Vec<Listener>) -> Result<(), WorkerError> {
+pub fn run(
+    config: Config,
+    listeners: Vec<Listener>,
+    access_log: Option<AccessLog>,
+) -> Result<(), WorkerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(WorkerError::Runtime)?;
-    LocalSet::new().block_on(&runtime, serve(config, listeners, signals::terminated()))
+    LocalSet::new().block_on(&runtime, serve(config, listeners, access_log, signals::terminated()))
 }
 
 /// Serves until `drain` resolves, then stops accepting and lets in-flight requests finish.
+/// The access log is opened by the caller, before privileges are dropped.
 pub async fn serve(
     config: Config,
     listeners: Vec<Listener>,
+    access_log: Option<AccessLog>,
     drain: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let access_log = match &config.server.access_log {
-        Some(path) => Some(Rc::new(AccessLog::open(path).map_err(|source| WorkerError::AccessLog {
-            path: path.display().to_string(),
-            source,
-        })?)),
-        None => None,
-    };
+    let access_log = access_log.map(Rc::new);
     let ttl = config.server.dead_backend_ttl;
     match &config.driver {
         Driver::Redis { read, write } => {

@@ -1,0 +1,60 @@
+//! Dropping root privileges after the listening sockets are bound (Hipache's rule).
+//!
+//! Started as root, the process becomes `user`/`group` (default `www-data`), unless the config
+//! says `"user": "root"`. Started as anyone else, nothing changes. A user or group that does not
+//! exist is an error: running on as root by accident is worse than not starting.
+
+use nix::unistd::{self, Gid, Group, Uid, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("user {0:?} does not exist (config key `user`)")]
+    NoSuchUser(String),
+    #[error("group {0:?} does not exist (config key `group`)")]
+    NoSuchGroup(String),
+    #[error("cannot look up user or group {name:?}")]
+    Lookup {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("cannot switch to {user}:{group}")]
+    Switch {
+        user: String,
+        group: String,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// What `drop_to` did, for the caller's log line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    NotRoot,
+    StayedRoot,
+    Dropped,
+}
+
+/// Becomes `user`/`group` when running as root and `user` is not `root`.
+pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
+    if !Uid::effective().is_root() {
+        return Ok(Outcome::NotRoot);
+    }
+    if user == "root" || user == "0" {
+        return Ok(Outcome::StayedRoot);
+    }
+    let lookup = |source| PrivilegeError::Lookup { name: user.to_owned(), source };
+    let account = User::from_name(user).map_err(lookup)?.ok_or_else(|| PrivilegeError::NoSuchUser(user.to_owned()))?;
+    let gid: Gid = if group.is_empty() {
+        account.gid
+    } else {
+        let lookup = |source| PrivilegeError::Lookup { name: group.to_owned(), source };
+        Group::from_name(group).map_err(lookup)?.ok_or_else(|| PrivilegeError::NoSuchGroup(group.to_owned()))?.gid
+    };
+    let switch = |source| PrivilegeError::Switch { user: user.to_owned(), group: group.to_owned(), source };
+    // Order matters: supplementary groups and gid can only be changed while still root.
+    unistd::setgroups(&[gid]).map_err(switch)?;
+    unistd::setgid(gid).map_err(switch)?;
+    unistd::setuid(account.uid).map_err(switch)?;
+    Ok(Outcome::Dropped)
+}
