@@ -132,7 +132,7 @@ impl Config {
         let text = if text.trim().is_empty() { "{}" } else { text };
         let mut unknown = Vec::new();
         let mut json = serde_json::Deserializer::from_str(text);
-        let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(key_path(&path));
         let tracked = serde_ignored::Deserializer::new(&mut json, &mut record);
         let raw: raw::RawConfig =
             serde_path_to_error::deserialize(tracked).map_err(|e| json_error(e, source))?;
@@ -172,11 +172,9 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>, source: &Path) -
     // The key path already says where; serde_json's position would only repeat it.
     let message = inner.to_string();
     let position = format!(" at line {} column {}", inner.line(), inner.column());
-    let problem = message
-        .strip_suffix(&position)
-        .unwrap_or(&message)
-        .to_owned();
+    let problem = hide_raw_names(message.strip_suffix(&position).unwrap_or(&message));
     if path == "." {
+        let problem = "the top level must be a JSON object".to_owned();
         ConfigError::Document {
             file: source.to_path_buf(),
             problem,
@@ -187,5 +185,36 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>, source: &Path) -
             key: path,
             problem,
         }
+    }
+}
+
+/// serde names our mirror types (`expected struct RawServer`); the operator wrote an object.
+fn hide_raw_names(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("struct Raw") {
+        out.push_str(&rest[..at]);
+        out.push_str("an object");
+        rest = rest[at..]
+            .trim_start_matches("struct ")
+            .trim_start_matches(char::is_alphanumeric);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `http.bind[0].extra`, in the same spelling serde_path_to_error uses for errors.
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
     }
 }
