@@ -488,3 +488,15 @@ fn user_may_be_a_name_or_uid() {
     let c = parse(r#"{"user": "root", "group": 0}"#).config;
     assert_eq!((c.user.as_str(), c.group.as_str()), ("root", "0"));
 }
+
+#[test]
+fn node_tls_knobs_load_with_a_warning() {
+    let loaded = parse(r#"{"https": {"ciphers": "HIGH", "honorCipherOrder": true}}"#);
+    assert!(loaded.config.https.is_empty());
+    let w = loaded.warnings.join("\n");
+    assert!(
+        w.contains("https.ciphers ignored") && w.contains("https.honorCipherOrder ignored"),
+        "{w}"
+    );
+    assert!(!w.contains("secureProtocol"), "{w}");
+}
