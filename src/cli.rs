@@ -1,1 +1,151 @@
-//! stub
+//! The command line: `hipache [-c|--config FILE] [-d|--dry]`, and where the config file is when
+//! `--config` is not given (`SETTINGS_FLAVOR`, then the installation's `config/` folder).
+//!
+//! Resolution is split into pure functions over candidate paths so it is testable without
+//! touching the environment or the disk.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+const AFTER_HELP: &str = "\
+Without --config, the file is config/config.json, or config/config_<flavor>.json when the
+SETTINGS_FLAVOR environment variable is set (e.g. SETTINGS_FLAVOR=test uses config/config_test.json).
+It is looked up in the current directory first, then next to the installation (the folder above
+the executable's, or the one above that).";
+
+/// Hipache: a distributed HTTP and WebSocket proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "hipache", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Location of the configuration file
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Test the configuration, print the effective result and exit (does not start hipache)
+    #[arg(short = 'd', long = "dry")]
+    pub dry: bool,
+}
+
+/// `config/config.json`, or `config/config_<flavor>.json` for a non-empty flavor.
+pub fn default_config_path(flavor: Option<&str>) -> PathBuf {
+    match flavor.filter(|f| !f.is_empty()) {
+        Some(flavor) => Path::new("config").join(format!("config_{flavor}.json")),
+        None => Path::new("config").join("config.json"),
+    }
+}
+
+impl Cli {
+    /// `--config` if given, else the default file for `SETTINGS_FLAVOR`, found as `candidates`
+    /// describes.
+    pub fn config_path(&self) -> PathBuf {
+        if let Some(path) = &self.config {
+            return path.clone();
+        }
+        let flavor = std::env::var("SETTINGS_FLAVOR").ok();
+        let relative = default_config_path(flavor.as_deref());
+        let exe = std::env::current_exe().ok();
+        first_existing(candidates(&relative, exe.as_deref()), |p| p.is_file())
+    }
+}
+
+/// Where the default file may be, in order: the current directory (our README runs the binary
+/// from the repository root), then the folders above the executable's, so that
+/// `target/release/hipache` started elsewhere still finds the repository's `config/`.
+fn candidates(relative: &Path, exe: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = vec![relative.to_path_buf()];
+    let exe_dir = exe.and_then(Path::parent);
+    for base in exe_dir
+        .iter()
+        .flat_map(|dir| dir.ancestors().skip(1).take(2))
+    {
+        out.push(base.join(relative));
+    }
+    out
+}
+
+/// The first candidate that exists; if none does, the first one, so the "cannot read" error names
+/// the conventional path.
+fn first_existing(candidates: Vec<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBuf {
+    let fallback = candidates.first().cloned().unwrap_or_default();
+    candidates
+        .into_iter()
+        .find(|p| exists(p))
+        .unwrap_or(fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_is_config_json() {
+        assert_eq!(
+            default_config_path(None),
+            PathBuf::from("config/config.json")
+        );
+        assert_eq!(
+            default_config_path(Some("")),
+            PathBuf::from("config/config.json")
+        );
+    }
+
+    #[test]
+    fn settings_flavor_picks_config_flavor_json() {
+        assert_eq!(
+            default_config_path(Some("test")),
+            PathBuf::from("config/config_test.json")
+        );
+    }
+
+    #[test]
+    fn config_flag_wins() {
+        let cli = Cli::parse_from(["hipache", "--config", "/etc/hipache.json"]);
+        assert_eq!(cli.config_path(), PathBuf::from("/etc/hipache.json"));
+        let cli = Cli::parse_from(["hipache", "-c", "x.json", "-d"]);
+        assert_eq!(
+            cli,
+            Cli {
+                config: Some("x.json".into()),
+                dry: true
+            }
+        );
+    }
+
+    #[test]
+    fn candidates_try_cwd_then_above_the_executable() {
+        let rel = Path::new("config/config.json");
+        let got = candidates(rel, Some(Path::new("/repo/target/release/hipache")));
+        let want: Vec<PathBuf> = [
+            "config/config.json",
+            "/repo/target/config/config.json",
+            "/repo/config/config.json",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(candidates(rel, None), vec![rel.to_path_buf()]);
+    }
+
+    #[test]
+    fn first_existing_candidate_wins_else_the_conventional_path() {
+        let c = candidates(
+            Path::new("config/config.json"),
+            Some(Path::new("/repo/target/release/hipache")),
+        );
+        let found = first_existing(c.clone(), |p| p == Path::new("/repo/config/config.json"));
+        assert_eq!(found, PathBuf::from("/repo/config/config.json"));
+        assert_eq!(
+            first_existing(c, |_| false),
+            PathBuf::from("config/config.json")
+        );
+    }
+
+    #[test]
+    fn help_mentions_settings_flavor() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("SETTINGS_FLAVOR"), "{help}");
+        assert!(help.contains("--dry"), "{help}");
+    }
+}

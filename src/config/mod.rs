@@ -2,14 +2,32 @@
 //!
 //! Owns: the `Config` types, loading a file (`Config::load`), parsing text (`Config::parse`) and the
 //! censored rendering `--dry` prints. The JSON mirror lives in `raw`, the 0.2/0.3 mapping in
-//! `legacy`, error types in `error`. Nothing after `Config` sees an `Option` that means "use the
-//! default": Hipache's defaults are applied here, once.
+//! `legacy`, defaults and checks in `build`, error types in `error`. Nothing after `Config` sees an
+//! `Option` that means "use the default": Hipache's defaults are applied here, once.
+
+mod build;
+mod censored;
+mod error;
+mod legacy;
+mod raw;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::routes::redis::url::RedisUrl;
+
+pub use error::ConfigError;
+
+/// A parsed configuration and what the operator should hear about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    /// Deprecated and unknown keys, one human-readable line each, naming the key.
+    pub warnings: Vec<String>,
+}
 
 /// Everything a worker needs, with Hipache's defaults applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,4 +113,108 @@ pub struct Metrics {
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
+}
+
+impl Config {
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `text` as if read from `source`, which names the file in messages and anchors a
+    /// relative `file:` driver. The only disk access is checking that TLS files are readable.
+    pub fn parse(text: &str, source: &Path) -> Result<Loaded, ConfigError> {
+        // Hipache parsed an empty file as `{}`.
+        let text = if text.trim().is_empty() { "{}" } else { text };
+        let mut unknown = Vec::new();
+        let mut json = serde_json::Deserializer::from_str(text);
+        let mut record = |path: serde_ignored::Path<'_>| unknown.push(key_path(&path));
+        let tracked = serde_ignored::Deserializer::new(&mut json, &mut record);
+        let raw: raw::RawConfig =
+            serde_path_to_error::deserialize(tracked).map_err(|e| json_error(e, source))?;
+        json.end().map_err(|e| syntax_error(&e, source))?;
+
+        let (raw, mut warnings) = legacy::upgrade(raw);
+        warnings.extend(
+            unknown
+                .iter()
+                .map(|key| format!("unknown key {key} ignored")),
+        );
+        let config = build::build(raw, source, &mut warnings)?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// The effective configuration for `--dry`, with passwords and passphrases redacted.
+    pub fn censored(&self) -> impl std::fmt::Display + '_ {
+        censored::Censored(self)
+    }
+}
+
+fn syntax_error(e: &serde_json::Error, source: &Path) -> ConfigError {
+    ConfigError::Syntax {
+        file: source.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        problem: e.to_string(),
+    }
+}
+
+fn json_error(e: serde_path_to_error::Error<serde_json::Error>, source: &Path) -> ConfigError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if !inner.is_data() {
+        return syntax_error(&inner, source);
+    }
+    // The key path already says where; serde_json's position would only repeat it.
+    let message = inner.to_string();
+    let position = format!(" at line {} column {}", inner.line(), inner.column());
+    let problem = hide_raw_names(message.strip_suffix(&position).unwrap_or(&message));
+    if path == "." {
+        let problem = "the top level must be a JSON object".to_owned();
+        ConfigError::Document {
+            file: source.to_path_buf(),
+            problem,
+        }
+    } else {
+        ConfigError::Key {
+            file: source.to_path_buf(),
+            key: path,
+            problem,
+        }
+    }
+}
+
+/// serde names our mirror types (`expected struct RawServer`); the operator wrote an object.
+fn hide_raw_names(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("struct Raw") {
+        out.push_str(&rest[..at]);
+        out.push_str("an object");
+        rest = rest[at..]
+            .trim_start_matches("struct ")
+            .trim_start_matches(char::is_alphanumeric);
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `http.bind[0].extra`, in the same spelling serde_path_to_error uses for errors.
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
+    }
 }

@@ -1,0 +1,258 @@
+//! Raw mirror → typed `Config`: Hipache's defaults, value checks and the cross-field rules.
+//!
+//! Owns: defaults (one place), address resolution, HTTPS key/cert inheritance and readability
+//! checks (in `https`), driver URL parsing. Nothing here reads the JSON; `legacy` has already run.
+
+mod https;
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawListen, RawServer};
+use super::{Config, ConfigError, Driver, Endpoint, Logging, LruCache, Metrics, Server};
+use crate::routes::redis::url::RedisUrl;
+
+const DEFAULT_ACCESS_LOG: &str = "/var/log/hipache/access.log";
+const DEFAULT_HTTP_PORT: u16 = 80;
+const DEFAULT_HTTP_BIND: &str = "127.0.0.1";
+const DEFAULT_DRIVER: &str = "redis:";
+const DEFAULT_USER: &str = "www-data";
+const DEFAULT_SESSION: &str = "hipache";
+const DEFAULT_ENDPOINT_HOST: &str = "127.0.0.1";
+// Hipache's lru-cache treated a missing size or ttl as "unbounded"; we keep memory bounded.
+const DEFAULT_LRU_SIZE: u64 = 1000;
+const DEFAULT_LRU_TTL_SECS: u64 = 30;
+
+/// Builds errors and warnings that name the config file.
+pub(super) struct Ctx<'a> {
+    pub(super) source: &'a Path,
+    pub(super) warnings: &'a mut Vec<String>,
+}
+
+impl Ctx<'_> {
+    pub(super) fn err(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            file: self.source.to_path_buf(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+pub(super) fn build(
+    raw: RawConfig,
+    source: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Config, ConfigError> {
+    let mut ctx = Ctx { source, warnings };
+    let server = server(raw.server.unwrap_or_default(), &mut ctx)?;
+    let http = http(raw.http.unwrap_or_default(), &ctx)?;
+    let https = match raw.https {
+        Some(section) => {
+            https::node_tls_knobs(&section, &mut ctx);
+            https::listeners(section, &ctx)?
+        }
+        None => Vec::new(),
+    };
+    let driver = driver(raw.driver, &ctx)?;
+    let logging = raw.logging.map(|l| logging(l, &ctx)).transpose()?;
+    let metrics = match raw.metrics {
+        Some(m) => Some(Metrics {
+            endpoint: endpoint(
+                RawEndpoint {
+                    host: m.host,
+                    port: m.port,
+                },
+                "metrics",
+                &ctx,
+            )?,
+            session: m.session.unwrap_or_else(|| DEFAULT_SESSION.to_owned()),
+        }),
+        None => None,
+    };
+    Ok(Config {
+        source: source.to_path_buf(),
+        server,
+        http,
+        https,
+        driver,
+        user: name_or_default(raw.user),
+        group: name_or_default(raw.group),
+        logging,
+        metrics,
+    })
+}
+
+fn name_or_default(name: Option<Name>) -> String {
+    name.map(|n| n.0)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| DEFAULT_USER.to_owned())
+}
+
+fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
+    let at_least_one = |key: &str, value: Option<u32>, default: u32| match value {
+        Some(0) => Err(ctx.err(key, "must be at least 1")),
+        Some(n) => Ok(n as usize),
+        None => Ok(default as usize),
+    };
+    let workers = at_least_one("server.workers", raw.workers, 10)?;
+    let max_sockets = at_least_one("server.maxSockets", raw.max_sockets, 100)?;
+    let access_log = match raw.access_log {
+        None => Some(PathBuf::from(DEFAULT_ACCESS_LOG)),
+        Some(path) => path.filter(|p| !p.is_empty()).map(PathBuf::from),
+    };
+    let lru_cache = match raw.lru_cache {
+        Some(lru) => {
+            if lru.size.is_none() {
+                ctx.warnings.push(format!(
+                    "server.lruCache.size missing; using {DEFAULT_LRU_SIZE}"
+                ));
+            }
+            if lru.ttl.is_none() {
+                ctx.warnings.push(format!(
+                    "server.lruCache.ttl missing; using {DEFAULT_LRU_TTL_SECS}"
+                ));
+            }
+            let size = usize::try_from(lru.size.unwrap_or(DEFAULT_LRU_SIZE))
+                .map_err(|_| ctx.err("server.lruCache.size", "too large"))?;
+            Some(LruCache {
+                size,
+                ttl: Duration::from_secs(lru.ttl.unwrap_or(DEFAULT_LRU_TTL_SECS)),
+            })
+        }
+        None => None,
+    };
+    Ok(Server {
+        debug: raw.debug.unwrap_or(false),
+        workers,
+        max_sockets,
+        tcp_timeout: Duration::from_secs(raw.tcp_timeout.unwrap_or(30)),
+        dead_backend_ttl: Duration::from_secs(raw.dead_backend_ttl.unwrap_or(30)),
+        retry_on_error: raw.retry_on_error.unwrap_or(3),
+        access_log,
+        http_keep_alive: raw.http_keep_alive.unwrap_or(false),
+        dead_backend_on_500: raw.dead_backend_on500.unwrap_or(true),
+        static_dir: raw.static_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
+        lru_cache,
+    })
+}
+
+fn http(raw: RawListen, ctx: &Ctx<'_>) -> Result<Vec<SocketAddr>, ConfigError> {
+    let port = raw.port.unwrap_or(DEFAULT_HTTP_PORT);
+    let binds = raw.bind.map_or_else(
+        || vec![RawBind::Address(DEFAULT_HTTP_BIND.to_owned())],
+        |b| b.0,
+    );
+    let mut out = Vec::new();
+    for (i, item) in binds.iter().enumerate() {
+        let key = format!("http.bind[{i}]");
+        let (address, item_port) = match item {
+            RawBind::Address(address) => (Some(address), None),
+            RawBind::Object(object) => (object.address.as_ref(), object.port),
+        };
+        let address = address.ok_or_else(|| ctx.err(format!("{key}.address"), "missing"))?;
+        for addr in resolve(address, item_port.unwrap_or(port)).map_err(|e| ctx.err(&key, e))? {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An IP literal (brackets optional) or a host name, resolved now to every address it has.
+pub(super) fn resolve(address: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let bare = address
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(address);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    if bare.is_empty() {
+        return Err("empty address".to_owned());
+    }
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let resolved = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {bare:?}: {e}"))?;
+    for addr in resolved {
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{bare:?} resolves to no address"));
+    }
+    Ok(out)
+}
+
+fn driver(raw: Option<OneOrMany<String>>, ctx: &Ctx<'_>) -> Result<Driver, ConfigError> {
+    let urls = raw.map_or_else(|| vec![DEFAULT_DRIVER.to_owned()], |d| d.0);
+    let (read, write) = match urls.as_slice() {
+        [one] => (one, one),
+        [read, write] => (read, write),
+        _ => {
+            return Err(ctx.err(
+                "driver",
+                format!("expected 1 or 2 URLs, got {}", urls.len()),
+            ))
+        }
+    };
+    if let Some(path) = read.trim().strip_prefix("file:") {
+        if urls.len() != 1 {
+            return Err(ctx.err("driver", "a file driver takes a single path, not a list"));
+        }
+        return Ok(Driver::File(route_file(path, ctx.source)));
+    }
+    let parse = |url: &String| {
+        if !url.trim().starts_with("redis:") {
+            return Err(ctx.err(
+                "driver",
+                format!(
+                    "unsupported driver {url:?}: supported drivers are redis://... and file:..."
+                ),
+            ));
+        }
+        RedisUrl::parse(url).map_err(|e| ctx.err("driver", format!("{url:?}: {e}")))
+    };
+    Ok(Driver::Redis {
+        read: parse(read)?,
+        write: parse(write)?,
+    })
+}
+
+/// `file:routes.json` next to `config/config.json` is `config/routes.json`.
+fn route_file(path: &str, source: &Path) -> PathBuf {
+    // Accept the URL spelling `file:///abs/path` as well.
+    let path = Path::new(path.strip_prefix("//").unwrap_or(path));
+    match source.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn logging(raw: super::raw::RawLogging, ctx: &Ctx<'_>) -> Result<Logging, ConfigError> {
+    Ok(Logging {
+        web: raw
+            .web
+            .map(|e| endpoint(e, "logging.web", ctx))
+            .transpose()?,
+        udp: raw
+            .udp
+            .map(|e| endpoint(e, "logging.udp", ctx))
+            .transpose()?,
+        session: raw.session.unwrap_or_else(|| DEFAULT_SESSION.to_owned()),
+    })
+}
+
+fn endpoint(raw: RawEndpoint, key: &str, ctx: &Ctx<'_>) -> Result<Endpoint, ConfigError> {
+    let port = raw
+        .port
+        .ok_or_else(|| ctx.err(format!("{key}.port"), "missing"))?;
+    Ok(Endpoint {
+        host: raw.host.unwrap_or_else(|| DEFAULT_ENDPOINT_HOST.to_owned()),
+        port,
+    })
+}

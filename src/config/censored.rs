@@ -1,0 +1,120 @@
+//! The `--dry` rendering of an effective `Config`: one `key = value` line per setting.
+//!
+//! Secrets never appear: TLS passphrases and Redis passwords print as `<redacted>` (the latter
+//! through `RedisUrl`'s own `Display`). Key and certificate files print as paths, which are not
+//! secret.
+
+use std::fmt::{self, Display, Formatter};
+use std::path::Path;
+
+use super::{Config, Driver, Endpoint};
+
+pub(super) struct Censored<'a>(pub(super) &'a Config);
+
+const REDACTED: &str = "<redacted>";
+
+impl Display for Censored<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        let s = &c.server;
+        writeln!(f, "# effective configuration from {}", c.source.display())?;
+        writeln!(f, "server.debug = {}", s.debug)?;
+        writeln!(f, "server.workers = {}", s.workers)?;
+        writeln!(f, "server.maxSockets = {}", s.max_sockets)?;
+        writeln!(f, "server.tcpTimeout = {}s", s.tcp_timeout.as_secs())?;
+        writeln!(
+            f,
+            "server.deadBackendTTL = {}s",
+            s.dead_backend_ttl.as_secs()
+        )?;
+        writeln!(f, "server.retryOnError = {}", s.retry_on_error)?;
+        writeln!(
+            f,
+            "server.accessLog = {}",
+            optional_path(s.access_log.as_deref())
+        )?;
+        writeln!(f, "server.httpKeepAlive = {}", s.http_keep_alive)?;
+        writeln!(f, "server.deadBackendOn500 = {}", s.dead_backend_on_500)?;
+        match &s.static_dir {
+            Some(dir) => writeln!(f, "server.staticDir = {}", dir.display())?,
+            None => writeln!(f, "server.staticDir = (bundled pages)")?,
+        }
+        match &s.lru_cache {
+            Some(lru) => writeln!(
+                f,
+                "server.lruCache = {} entries, {}s",
+                lru.size,
+                lru.ttl.as_secs()
+            )?,
+            None => writeln!(f, "server.lruCache = (off)")?,
+        }
+        writeln!(f, "http.bind = {}", list(c.http.iter()))?;
+        if c.https.is_empty() {
+            writeln!(f, "https.bind = (off)")?;
+        }
+        for (i, l) in c.https.iter().enumerate() {
+            writeln!(f, "https.bind[{i}] = {}", l.address)?;
+            writeln!(f, "https.bind[{i}].key = {}", l.key.display())?;
+            writeln!(f, "https.bind[{i}].cert = {}", l.cert.display())?;
+            writeln!(
+                f,
+                "https.bind[{i}].ca = {}",
+                list(l.ca.iter().map(|p| p.display()))
+            )?;
+            if l.passphrase.is_some() {
+                writeln!(f, "https.bind[{i}].passphrase = {REDACTED}")?;
+            }
+        }
+        match &c.driver {
+            Driver::Redis { read, write } if read == write => writeln!(f, "driver = {read}")?,
+            Driver::Redis { read, write } => writeln!(f, "driver = read {read}, write {write}")?,
+            Driver::File(path) => writeln!(f, "driver = file:{}", path.display())?,
+        }
+        writeln!(f, "user = {}", c.user)?;
+        writeln!(f, "group = {}", c.group)?;
+        if let Some(logging) = &c.logging {
+            writeln!(
+                f,
+                "logging.web = {}",
+                optional_endpoint(logging.web.as_ref())
+            )?;
+            writeln!(
+                f,
+                "logging.udp = {}",
+                optional_endpoint(logging.udp.as_ref())
+            )?;
+            writeln!(f, "logging.session = {}", logging.session)?;
+        }
+        if let Some(metrics) = &c.metrics {
+            writeln!(f, "metrics = {}", endpoint(&metrics.endpoint))?;
+            writeln!(f, "metrics.session = {}", metrics.session)?;
+        }
+        Ok(())
+    }
+}
+
+fn list<T: Display>(items: impl Iterator<Item = T>) -> String {
+    let items: Vec<String> = items.map(|i| i.to_string()).collect();
+    if items.is_empty() {
+        "(none)".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn optional_path(path: Option<&Path>) -> String {
+    path.map_or_else(|| "(off)".to_owned(), |p| p.display().to_string())
+}
+
+fn endpoint(e: &Endpoint) -> String {
+    // Bracket IPv6 hosts so the port stays readable.
+    if e.host.contains(':') {
+        format!("[{}]:{}", e.host, e.port)
+    } else {
+        format!("{}:{}", e.host, e.port)
+    }
+}
+
+fn optional_endpoint(e: Option<&Endpoint>) -> String {
+    e.map_or_else(|| "(off)".to_owned(), endpoint)
+}
