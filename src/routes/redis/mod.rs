@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::dead::DeadMarks;
 use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
@@ -49,6 +49,8 @@ struct Shared {
     /// Last answer from Redis per host (dead set without local marks), for stale-if-error.
     last_known: Mutex<HashMap<String, Option<Answer>>>,
     unreachable: AtomicBool,
+    /// Set by a failed dead-mark write, so an outage warns once rather than per mark.
+    write_failing: AtomicBool,
     reported: Mutex<HashSet<(String, String)>>,
 }
 
@@ -85,6 +87,7 @@ impl RedisRoutes {
                 marks: DeadMarks::new(),
                 last_known: Mutex::new(HashMap::new()),
                 unreachable: AtomicBool::new(false),
+                write_failing: AtomicBool::new(false),
                 reported: Mutex::new(HashSet::new()),
             }),
         }
@@ -201,11 +204,15 @@ impl RouteSource for RedisRoutes {
             frontend.backend_count,
             passive.then_some(shared.dead_ttl),
         );
-        let write = shared.write.clone();
+        let shared = shared.clone();
         let host = host.to_owned();
         tokio::spawn(async move {
-            if let Err(e) = write.query::<redis::Value>(&pipe).await {
-                warn!(host = %host, error = %e, "redis dead mark failed");
+            match shared.write.query::<redis::Value>(&pipe).await {
+                Ok(_) => shared.write_failing.store(false, Ordering::Relaxed),
+                Err(e) if !shared.write_failing.swap(true, Ordering::Relaxed) => {
+                    warn!(host = %host, error = %e, "redis dead mark failed");
+                }
+                Err(e) => debug!(host = %host, error = %e, "redis dead mark failed"),
             }
         });
     }
