@@ -1,25 +1,377 @@
-//! JSON route file in Hipache's layout (stub: replaced by the routes work).
+//! The file route source: a JSON file in Hipache's Redis layout, for a machine without Redis.
+//!
+//! ```json
+//! {"frontend:www.example.com": ["mysite", "http://127.0.0.1:8080"], "dead:www.example.com": [0]}
+//! ```
+//!
+//! It owns loading and validating that file, watching it (a background task polls its mtime and
+//! length; a change is picked up within a second), and answering lookups from a prebuilt map.
+//! Dead marks only live in this process ([`DeadMarks`]): the file is never written.
 
-use std::path::Path;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::time::{Duration, SystemTime};
 
-use super::{Backend, Frontend, Lookup, RouteError, RouteSource};
+use serde_json::Value;
+use tracing::{info, warn};
 
-#[derive(Clone)]
-pub struct FileRoutes {}
+use super::dead::DeadMarks;
+use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
 
+/// How often the watcher looks at the file's metadata.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why the routes file cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum FileRoutesError {}
+pub enum FileRoutesError {
+    #[error("{}: cannot read routes file", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: invalid routes file", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: {key}: expected {expected}", path.display())]
+    Entry {
+        path: PathBuf,
+        key: String,
+        expected: &'static str,
+    },
+}
+
+/// Cheap-to-clone handle on the routes of one file.
+#[derive(Clone)]
+pub struct FileRoutes {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    table: RwLock<Arc<Table>>,
+    marks: DeadMarks,
+    dead_ttl: Duration,
+}
+
+/// One successful load of the file: what a lookup reads.
+#[derive(Debug, Default)]
+struct Table {
+    frontends: HashMap<String, Arc<Frontend>>,
+    dead: HashMap<String, Vec<usize>>,
+}
+
+/// What tells the watcher the file changed.
+type Signature = (Option<SystemTime>, u64);
 
 impl FileRoutes {
-    pub fn open(_path: &Path, _dead_ttl: Duration) -> Result<Self, FileRoutesError> {
-        unimplemented!()
+    /// Loads `path` and, inside a tokio runtime, starts watching it for changes.
+    pub fn open(path: &Path, dead_ttl: Duration) -> Result<Self, FileRoutesError> {
+        let signature = signature(std::fs::metadata(path));
+        let text = std::fs::read_to_string(path).map_err(|source| FileRoutesError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table = parse(&text, path)?;
+        info!(path = %path.display(), frontends = table.frontends.len(), "routes loaded");
+        let shared = Arc::new(Shared {
+            table: RwLock::new(Arc::new(table)),
+            marks: DeadMarks::new(),
+            dead_ttl,
+        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(watch(Arc::downgrade(&shared), path.to_owned(), signature));
+            }
+            Err(_) => warn!(path = %path.display(), "no async runtime; routes file not watched"),
+        }
+        Ok(Self { shared })
+    }
+
+    fn table(&self) -> Arc<Table> {
+        // The lock only guards an Arc swap, so a poisoned lock still holds a whole table.
+        self.shared
+            .table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for FileRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileRoutes")
+            .field("frontends", &self.table().frontends.len())
+            .finish()
     }
 }
 
 impl RouteSource for FileRoutes {
-    async fn lookup(&self, _host: &str) -> Result<Option<Lookup>, RouteError> {
-        unimplemented!()
+    async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
+        let table = self.table();
+        let Some(frontend) = crate::router::candidates(host)
+            .iter()
+            .find_map(|key| table.frontends.get(key))
+        else {
+            return Ok(None);
+        };
+        let mut dead = table.dead.get(host).cloned().unwrap_or_default();
+        self.shared.marks.add_to(host, &mut dead);
+        Ok(Some(Lookup {
+            frontend: frontend.clone(),
+            dead,
+        }))
     }
-    fn mark_dead(&self, _host: &str, _frontend: &Frontend, _backend: &Backend) {}
+
+    fn mark_dead(&self, host: &str, _frontend: &Frontend, backend: &Backend) {
+        self.shared
+            .marks
+            .mark(host, backend.index, self.shared.dead_ttl);
+    }
+}
+
+/// Polls the file's metadata and reloads it when it changes; ends when every handle is gone.
+async fn watch(shared: Weak<Shared>, path: PathBuf, mut seen: Signature) {
+    let mut interval = tokio::time::interval(POLL_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let current = signature(tokio::fs::metadata(&path).await);
+        if current == seen {
+            continue;
+        }
+        // Remember the change before reading, so a broken file warns once per change and a
+        // write landing during the read triggers another reload.
+        seen = current;
+        let loaded = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => parse(&text, &path),
+            Err(source) => Err(FileRoutesError::Read {
+                path: path.clone(),
+                source,
+            }),
+        };
+        match loaded {
+            Ok(table) => {
+                info!(path = %path.display(), frontends = table.frontends.len(), "routes reloaded");
+                *shared.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+            }
+            Err(e) => {
+                warn!(error = %error_chain(&e), "routes file reload failed; keeping last good routes");
+            }
+        }
+    }
+}
+
+fn signature(metadata: std::io::Result<std::fs::Metadata>) -> Signature {
+    match metadata {
+        Ok(m) => (m.modified().ok(), m.len()),
+        Err(_) => (None, u64::MAX),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Validates the file's content and prebuilds every frontend (pure, apart from logging).
+fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
+    let entries: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|source| FileRoutesError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+    let entry_error = |key: &str, expected| FileRoutesError::Entry {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        expected,
+    };
+    let mut table = Table::default();
+    for (key, value) in &entries {
+        if let Some(host) = key.strip_prefix(FRONTEND_PREFIX) {
+            let list: Vec<String> = serde_json::from_value(value.clone())
+                .map_err(|_| entry_error(key, "a list of strings"))?;
+            let frontend = Frontend::from_list(host, &list, |entry, error| {
+                warn!(frontend = %key, entry, error = %error, "unusable backend url");
+            });
+            // An empty list is no frontend at all: the lookup goes on to the next candidate.
+            if let Some(frontend) = frontend {
+                table.frontends.insert(host.to_owned(), Arc::new(frontend));
+            }
+        } else if let Some(host) = key.strip_prefix(DEAD_PREFIX) {
+            let indexes =
+                dead_indexes(value).ok_or_else(|| entry_error(key, "a list of indexes"))?;
+            table.dead.insert(host.to_owned(), indexes);
+        } else {
+            warn!(path = %path.display(), key = %key, "unknown key in routes file ignored");
+        }
+    }
+    Ok(table)
+}
+
+/// A dead set as numbers, or as numeric strings like Redis stores them.
+fn dead_indexes(value: &Value) -> Option<Vec<usize>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|item| match item {
+            Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    fn routes_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    async fn frontend_id(routes: &FileRoutes, host: &str) -> Option<String> {
+        routes
+            .lookup(host)
+            .await
+            .unwrap()
+            .map(|l| l.frontend.id.clone())
+    }
+
+    #[tokio::test]
+    async fn exact_then_wildcard_then_star_with_empty_lists_skipped() {
+        let file = routes_file(
+            r#"{"frontend:www.example.com": ["exact", "http://127.0.0.1:8080"],
+                "frontend:*.example.com": ["wild", "http://127.0.0.1:8081"],
+                "frontend:empty.example.com": [],
+                "frontend:*": ["star", "http://127.0.0.1:8082"],
+                "dead:www.example.com": [0, "1"]}"#,
+        );
+        let routes = FileRoutes::open(file.path(), TTL).unwrap();
+        assert_eq!(
+            frontend_id(&routes, "www.example.com").await.as_deref(),
+            Some("exact")
+        );
+        assert_eq!(
+            frontend_id(&routes, "a.example.com").await.as_deref(),
+            Some("wild")
+        );
+        assert_eq!(
+            frontend_id(&routes, "empty.example.com").await.as_deref(),
+            Some("wild")
+        );
+        assert_eq!(
+            frontend_id(&routes, "other.test").await.as_deref(),
+            Some("star")
+        );
+        let lookup = routes.lookup("www.example.com").await.unwrap().unwrap();
+        assert_eq!(lookup.dead, [0, 1]);
+        assert_eq!(
+            lookup.frontend.backends[0].url.as_str(),
+            "http://127.0.0.1:8080/"
+        );
+    }
+
+    #[tokio::test]
+    async fn mark_dead_is_local_and_merged_with_file_dead_set() {
+        let file = routes_file(
+            r#"{"frontend:a.test": ["a", "http://h:1", "http://h:2", "http://h:3"],
+                "dead:a.test": [0]}"#,
+        );
+        let routes = FileRoutes::open(file.path(), TTL).unwrap();
+        let lookup = routes.lookup("a.test").await.unwrap().unwrap();
+        routes.mark_dead("a.test", &lookup.frontend, &lookup.frontend.backends[2]);
+        assert_eq!(routes.lookup("a.test").await.unwrap().unwrap().dead, [0, 2]);
+        assert!(routes.lookup("nothing.other").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_files_are_errors_naming_path_and_key() {
+        let missing = FileRoutes::open(Path::new("/nonexistent/routes.json"), TTL).unwrap_err();
+        assert!(missing
+            .to_string()
+            .starts_with("/nonexistent/routes.json: cannot read"));
+        let file = routes_file("[1, 2]");
+        let e = FileRoutes::open(file.path(), TTL).unwrap_err();
+        assert!(matches!(e, FileRoutesError::Json { .. }), "{e}");
+        let file = routes_file(r#"{"frontend:a.test": "http://h:1"}"#);
+        let e = FileRoutes::open(file.path(), TTL).unwrap_err().to_string();
+        assert!(
+            e.ends_with(": frontend:a.test: expected a list of strings"),
+            "{e}"
+        );
+        let file = routes_file(r#"{"dead:a.test": ["x"]}"#);
+        let e = FileRoutes::open(file.path(), TTL).unwrap_err().to_string();
+        assert!(
+            e.ends_with(": dead:a.test: expected a list of indexes"),
+            "{e}"
+        );
+        // Unknown keys only warn.
+        let file = routes_file(r#"{"hchecker_ping": 1, "frontend:a.test": ["a"]}"#);
+        assert!(FileRoutes::open(file.path(), TTL).is_ok());
+    }
+
+    /// Waits, bounded, until `host` resolves to `id`.
+    async fn wait_for_id(routes: &FileRoutes, host: &str, id: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while frontend_id(routes, host).await.as_deref() != Some(id) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{host} never became {id}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn changed_file_is_reloaded_and_broken_one_keeps_last_routes() {
+        let file = routes_file(r#"{"frontend:a.test": ["first", "http://h:1"]}"#);
+        let routes = FileRoutes::open(file.path(), TTL).unwrap();
+        assert_eq!(
+            frontend_id(&routes, "a.test").await.as_deref(),
+            Some("first")
+        );
+
+        std::fs::write(
+            file.path(),
+            r#"{"frontend:a.test": ["second", "http://h:1"]}"#,
+        )
+        .unwrap();
+        wait_for_id(&routes, "a.test", "second").await;
+
+        std::fs::write(file.path(), r#"{"frontend:a.test": ["third", "#).unwrap();
+        // The watcher has seen the broken file once it picks up the next good write; until
+        // then every lookup must still answer with the last good routes.
+        for _ in 0..10 {
+            assert_eq!(
+                frontend_id(&routes, "a.test").await.as_deref(),
+                Some("second")
+            );
+            tokio::time::sleep(POLL_INTERVAL / 2).await;
+        }
+        std::fs::write(
+            file.path(),
+            r#"{"frontend:b.test": ["fourth", "http://h:1"]}"#,
+        )
+        .unwrap();
+        wait_for_id(&routes, "b.test", "fourth").await;
+        assert!(routes.lookup("a.test").await.unwrap().is_none());
+    }
 }

@@ -1,24 +1,348 @@
-//! Redis route source in Hipache's layout (stub: replaced by the routes work).
+//! The Redis route source, in Hipache's exact key layout and traffic (see HIPACHE.md).
+//!
+//! It owns: the lookup transaction (one round trip per request), stale-if-error answers when
+//! Redis is unreachable, local dead marks, and the dead-mark write + `PUBLISH dead` to the write
+//! server. Connections live in [`link`]; the hchecker heartbeat in [`hchecker`].
+//!
+//! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
+//! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
+//! `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
+mod hchecker;
+mod link;
+#[cfg(test)]
+mod tests;
 pub mod url;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{Backend, Frontend, Lookup, RouteError, RouteSource};
+use tracing::{debug, info, warn};
+
+use super::dead::DeadMarks;
+use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
+use hchecker::PassiveChecks;
+use link::{Link, LinkError};
 use url::RedisUrl;
 
+/// Most hosts whose last answer is kept for stale-if-error.
+const MAX_STALE_HOSTS: usize = 10_000;
+/// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per
+/// request. When full the set is cleared, which at worst logs each pair once more.
+const MAX_REPORTED: usize = 1_024;
+
+/// Cheap-to-clone handle on the Redis routes of a worker.
 #[derive(Clone)]
-pub struct RedisRoutes {}
+pub struct RedisRoutes {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    read: Link,
+    write: Link,
+    prefix: String,
+    dead_ttl: Duration,
+    passive: PassiveChecks,
+    marks: DeadMarks,
+    /// Last answer from Redis per host (dead set without local marks), for stale-if-error.
+    last_known: Mutex<HashMap<String, Option<Answer>>>,
+    unreachable: AtomicBool,
+    /// Set by a failed dead-mark write, so an outage warns once rather than per mark.
+    write_failing: AtomicBool,
+    reported: Mutex<HashSet<(String, String)>>,
+}
+
+/// What Redis said about a host: the matched frontend and the `dead:<host>` set.
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    frontend: Arc<Frontend>,
+    dead: Vec<usize>,
+}
 
 impl RedisRoutes {
-    pub fn new(_read: &RedisUrl, _write: &RedisUrl, _dead_ttl: Duration) -> Self {
-        unimplemented!()
+    /// Starts connecting to `read` (lookups, `hchecker_ping`) and `write` (dead marks) in the
+    /// background; pass the same URL twice for a single server. Never blocks nor fails: while
+    /// Redis is down lookups answer [`RouteError::Unavailable`] and connections keep retrying.
+    /// Must be called inside a tokio runtime (otherwise the source stays unavailable).
+    pub fn new(read: &RedisUrl, write: &RedisUrl, dead_ttl: Duration) -> Self {
+        let read_link = Link::new(read);
+        let write_link = if write == read {
+            read_link.clone()
+        } else {
+            Link::new(write)
+        };
+        if !write.prefix.is_empty() && write.prefix != read.prefix {
+            warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
+        }
+        let passive = PassiveChecks::watch(read_link.clone());
+        Self {
+            shared: Arc::new(Shared {
+                read: read_link,
+                write: write_link,
+                prefix: read.prefix.clone(),
+                dead_ttl,
+                passive,
+                marks: DeadMarks::new(),
+                last_known: Mutex::new(HashMap::new()),
+                unreachable: AtomicBool::new(false),
+                write_failing: AtomicBool::new(false),
+                reported: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// True while the proxy writes `dead:` sets itself (no fresh hchecker heartbeat).
+    pub fn passive_checks(&self) -> bool {
+        self.shared.passive.is_on()
+    }
+
+    async fn fetch(&self, host: &str) -> Result<Option<Answer>, LinkError> {
+        let shared = &self.shared;
+        let candidates = crate::router::candidates(host);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for candidate in &candidates {
+            pipe.lrange(
+                format!("{}{FRONTEND_PREFIX}{candidate}", shared.prefix),
+                0,
+                -1,
+            );
+        }
+        // Quirk kept from Hipache: the dead set of the request's host, even for a wildcard match.
+        pipe.smembers(format!("{}{DEAD_PREFIX}{host}", shared.prefix));
+        let mut replies: Vec<Vec<Vec<u8>>> = shared.read.query(&pipe).await?;
+        let dead = replies.pop().unwrap_or_default();
+        Ok(answer(&candidates, replies, &dead, |key, entry, error| {
+            if self.first_report(&format!("{FRONTEND_PREFIX}{key}"), entry) {
+                warn!(frontend = %key, entry, error = %error, "unusable backend url");
+            }
+        }))
+    }
+
+    fn first_report(&self, key: &str, entry: &str) -> bool {
+        let mut reported = lock(&self.shared.reported);
+        if reported.len() >= MAX_REPORTED {
+            reported.clear();
+        }
+        reported.insert((key.to_owned(), entry.to_owned()))
+    }
+
+    fn remember(&self, host: &str, answer: &Option<Answer>) {
+        let mut known = lock(&self.shared.last_known);
+        if let Some(previous) = known.get_mut(host) {
+            if previous != answer {
+                previous.clone_from(answer);
+            }
+            return;
+        }
+        if known.len() >= MAX_STALE_HOSTS {
+            // Any host will do: this bound is a memory guard, not a cache policy.
+            if let Some(evicted) = known.keys().next().cloned() {
+                known.remove(&evicted);
+            }
+        }
+        known.insert(host.to_owned(), answer.clone());
+    }
+
+    fn to_lookup(&self, host: &str, answer: Option<Answer>) -> Option<Lookup> {
+        let Answer { frontend, mut dead } = answer?;
+        self.shared.marks.add_to(host, &mut dead);
+        Some(Lookup { frontend, dead })
+    }
+}
+
+impl std::fmt::Debug for RedisRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisRoutes")
+            .field("prefix", &self.shared.prefix)
+            .finish_non_exhaustive()
     }
 }
 
 impl RouteSource for RedisRoutes {
-    async fn lookup(&self, _host: &str) -> Result<Option<Lookup>, RouteError> {
-        unimplemented!()
+    async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
+        let shared = &self.shared;
+        match self.fetch(host).await {
+            Ok(answer) => {
+                if shared.unreachable.swap(false, Ordering::Relaxed) {
+                    info!("redis reachable again");
+                }
+                self.remember(host, &answer);
+                Ok(self.to_lookup(host, answer))
+            }
+            Err(e) => {
+                if e.is_connection() {
+                    if !shared.unreachable.swap(true, Ordering::Relaxed) {
+                        warn!(error = %e, "redis unreachable; serving last known routes");
+                    }
+                } else if self.first_report("lookup error", &e.to_string()) {
+                    warn!(host = %host, error = %e, "redis lookup failed");
+                }
+                let stale = lock(&shared.last_known).get(host).cloned();
+                match stale {
+                    Some(answer) => Ok(self.to_lookup(host, answer)),
+                    None => Err(RouteError::Unavailable {
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+        }
     }
-    fn mark_dead(&self, _host: &str, _frontend: &Frontend, _backend: &Backend) {}
+
+    fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend) {
+        let shared = &self.shared;
+        let passive = shared.passive.is_on();
+        if passive {
+            shared.marks.mark(host, backend.index, shared.dead_ttl);
+        }
+        let pipe = mark_pipeline(
+            &shared.prefix,
+            host,
+            backend,
+            frontend.backend_count,
+            passive.then_some(shared.dead_ttl),
+        );
+        let shared = shared.clone();
+        let host = host.to_owned();
+        tokio::spawn(async move {
+            match shared.write.query::<redis::Value>(&pipe).await {
+                Ok(_) => shared.write_failing.store(false, Ordering::Relaxed),
+                Err(e) if !shared.write_failing.swap(true, Ordering::Relaxed) => {
+                    warn!(host = %host, error = %e, "redis dead mark failed");
+                }
+                Err(e) => debug!(host = %host, error = %e, "redis dead mark failed"),
+            }
+        });
+    }
+}
+
+/// `MULTI; [SADD dead:<host> <index>; EXPIRE dead:<host> <ttl>;] PUBLISH dead <message>; EXEC`,
+/// the dead-set writes only when `ttl` is given (passive checks on).
+fn mark_pipeline(
+    prefix: &str,
+    host: &str,
+    backend: &Backend,
+    backend_count: usize,
+    ttl: Option<Duration>,
+) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    if let Some(ttl) = ttl {
+        let key = format!("{prefix}{DEAD_PREFIX}{host}");
+        // EXPIRE 0 would delete the set at once; a sub-second TTL still means "briefly dead".
+        let secs = ttl.as_secs().max(1);
+        pipe.sadd(&key, backend.index)
+            .ignore()
+            .expire(&key, secs as i64)
+            .ignore();
+    }
+    let message = format!(
+        "{host};{};{};{backend_count}",
+        backend.url.as_str(),
+        backend.index
+    );
+    pipe.publish("dead", message).ignore();
+    pipe
+}
+
+/// The first candidate with a non-empty list wins (pure). `replies` are the LRANGE results in
+/// candidate order; `dead` the SMEMBERS result, whose non-integers are ignored.
+fn answer(
+    candidates: &[String],
+    replies: Vec<Vec<Vec<u8>>>,
+    dead: &[Vec<u8>],
+    mut on_bad_url: impl FnMut(&str, &str, super::BackendUrlError),
+) -> Option<Answer> {
+    let (key, list) = candidates
+        .iter()
+        .zip(replies)
+        .find(|(_, list)| !list.is_empty())?;
+    let list: Vec<String> = list
+        .iter()
+        .map(|entry| String::from_utf8_lossy(entry).into_owned())
+        .collect();
+    let frontend = Frontend::from_list(key, &list, |entry, error| on_bad_url(key, entry, error))?;
+    let dead = dead
+        .iter()
+        .filter_map(|member| std::str::from_utf8(member).ok()?.trim().parse().ok())
+        .collect();
+    Some(Answer {
+        frontend: Arc::new(frontend),
+        dead,
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Both guarded values are caches updated in single steps: usable even after a panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn bytes(items: &[&str]) -> Vec<Vec<u8>> {
+        items.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn first_non_empty_list_wins_and_garbage_dead_members_are_ignored() {
+        let candidates = crate::router::candidates("a.example.com");
+        let replies = vec![
+            vec![],
+            bytes(&["wild", "http://h:1", "bogus", "http://h:3"]),
+            bytes(&["com"]),
+            vec![],
+        ];
+        let mut bad = Vec::new();
+        let found = answer(
+            &candidates,
+            replies,
+            &bytes(&["2", "x", " 0", "-1"]),
+            |k, e, _| bad.push(format!("{k} {e}")),
+        )
+        .unwrap();
+        assert_eq!(found.frontend.key, "*.example.com");
+        assert_eq!(found.frontend.id, "wild");
+        assert_eq!(found.frontend.backend_count, 3);
+        assert_eq!(found.dead, [2, 0]);
+        assert_eq!(bad, ["*.example.com bogus"]);
+        assert!(answer(&candidates, vec![vec![]; 4], &[], |_, _, _| {}).is_none());
+    }
+
+    #[test]
+    fn mark_pipeline_matches_hipache_traffic() {
+        let backend = Backend {
+            index: 0,
+            url: super::super::BackendUrl::parse("http://127.0.0.1:39947").unwrap(),
+        };
+        let pipe = mark_pipeline(
+            "p:",
+            "pub.local",
+            &backend,
+            2,
+            Some(Duration::from_secs(30)),
+        );
+        let packed = String::from_utf8(pipe.get_packed_pipeline()).unwrap();
+        for part in [
+            "MULTI",
+            "SADD",
+            "p:dead:pub.local",
+            "EXPIRE",
+            "30",
+            "PUBLISH",
+            "EXEC",
+        ] {
+            assert!(packed.contains(part), "{part} missing from {packed:?}");
+        }
+        assert!(packed.contains("pub.local;http://127.0.0.1:39947/;0;2"));
+        let packed =
+            String::from_utf8(mark_pipeline("", "h", &backend, 2, None).get_packed_pipeline())
+                .unwrap();
+        assert!(
+            !packed.contains("SADD") && !packed.contains("EXPIRE") && packed.contains("PUBLISH")
+        );
+    }
 }
