@@ -41,8 +41,9 @@ pub struct Entry<'a> {
     pub backend: Duration,
 }
 
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Appends one line, newline included, to `out`.
 pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
@@ -67,7 +68,12 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.extend_from_slice(entry.user_agent);
     out.extend_from_slice(b"\" \"");
     out.extend_from_slice(entry.frontend_id.as_bytes());
-    let _ = writeln!(out, "\" {} {}", seconds(entry.total), seconds(entry.backend));
+    let _ = writeln!(
+        out,
+        "\" {} {}",
+        seconds(entry.total),
+        seconds(entry.backend)
+    );
 }
 
 /// Hipache prints `milliseconds / 1000` as a JavaScript number: `0`, `0.012`, `1.5`.
@@ -213,7 +219,11 @@ fn version_text(version: Version) -> &'static str {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().append(true).create(true).mode(0o644).open(path)
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -261,7 +271,10 @@ mod tests {
         format_line(&mut out, &e);
         let line = String::from_utf8(out).unwrap();
         assert!(line.starts_with("2001:db8::1 - - ["), "{line}");
-        assert!(line.ends_with("\"\" \"\" \"vhost-identifier\" 1.5 0\n"), "{line}");
+        assert!(
+            line.ends_with("\"\" \"\" \"vhost-identifier\" 1.5 0\n"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub fn pick<'a>(
     if live == 0 {
         return None;
     }
-    backends.iter().filter(is_live).nth(rng.random_range(0..live))
+    backends
+        .iter()
+        .filter(is_live)
+        .nth(rng.random_range(0..live))
 }
 
 #[cfg(test)]
@@ -30,7 +33,10 @@ mod tests {
 
     fn backends(n: usize) -> Vec<Backend> {
         (0..n)
-            .map(|index| Backend { index, url: BackendUrl::parse(&format!("http://b{index}:80")).unwrap() })
+            .map(|index| Backend {
+                index,
+                url: BackendUrl::parse(&format!("http://b{index}:80")).unwrap(),
+            })
             .collect()
     }
 

@@ -36,8 +36,13 @@ pub enum PageBody {
 impl ErrorPages {
     /// The pages shipped in `static/`, compiled into the binary.
     pub fn bundled() -> Self {
-        let by_code = BUNDLED.iter().map(|(code, page)| (*code, Bytes::from_static(page.as_bytes())));
-        Self { by_code: by_code.collect(), default: Some(Bytes::from_static(BUNDLED_DEFAULT.as_bytes())) }
+        let by_code = BUNDLED
+            .iter()
+            .map(|(code, page)| (*code, Bytes::from_static(page.as_bytes())));
+        Self {
+            by_code: by_code.collect(),
+            default: Some(Bytes::from_static(BUNDLED_DEFAULT.as_bytes())),
+        }
     }
 
     /// Reads the pages of `dir` once; missing files fall back as Hipache does at request time.
@@ -47,7 +52,10 @@ impl ErrorPages {
             .iter()
             .filter_map(|code| read(&format!("error_{code}.html")).map(|page| (*code, page)))
             .collect();
-        Self { by_code, default: read("error_default.html") }
+        Self {
+            by_code,
+            default: read("error_default.html"),
+        }
     }
 
     pub fn from_config(static_dir: Option<&Path>) -> Self {
@@ -92,8 +100,12 @@ mod tests {
     #[test]
     fn bundled_pages_carry_hipache_titles() {
         let pages = ErrorPages::bundled();
-        assert!(html(pages.body(StatusCode::BAD_REQUEST, "x")).contains("No Application Configured"));
-        assert!(html(pages.body(StatusCode::BAD_GATEWAY, "x")).contains("Application Not Responding"));
+        assert!(
+            html(pages.body(StatusCode::BAD_REQUEST, "x")).contains("No Application Configured")
+        );
+        assert!(
+            html(pages.body(StatusCode::BAD_GATEWAY, "x")).contains("Application Not Responding")
+        );
         assert!(html(pages.body(StatusCode::SERVICE_UNAVAILABLE, "x")).contains("Please try again"));
     }
 
@@ -103,7 +115,10 @@ mod tests {
         std::fs::write(dir.path().join("error_502.html"), "custom 502").unwrap();
         let pages = ErrorPages::load(dir.path());
         assert_eq!(html(pages.body(StatusCode::BAD_GATEWAY, "x")), "custom 502");
-        assert!(matches!(pages.body(StatusCode::BAD_REQUEST, "no"), PageBody::Text("no")));
+        assert!(matches!(
+            pages.body(StatusCode::BAD_REQUEST, "no"),
+            PageBody::Text("no")
+        ));
         std::fs::write(dir.path().join("error_default.html"), "default").unwrap();
         let pages = ErrorPages::load(dir.path());
         assert_eq!(html(pages.body(StatusCode::BAD_REQUEST, "x")), "default");

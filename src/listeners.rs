@@ -32,7 +32,12 @@ pub struct ListenError {
 /// `IPV6_V6ONLY` so that `0.0.0.0` and `::` can both be listed.
 pub fn bind(address: SocketAddr, tls: bool) -> Result<Listener, ListenError> {
     let fail = |source| ListenError { address, source };
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
     if address.is_ipv6() {
         socket.set_only_v6(true).map_err(fail)?;
@@ -42,5 +47,9 @@ pub fn bind(address: SocketAddr, tls: bool) -> Result<Listener, ListenError> {
     socket.set_nonblocking(true).map_err(fail)?;
     let socket: TcpListener = socket.into();
     let address = socket.local_addr().map_err(fail)?;
-    Ok(Listener { socket, address, tls })
+    Ok(Listener {
+        socket,
+        address,
+        tls,
+    })
 }

@@ -55,15 +55,25 @@ fn run(config: Config) -> anyhow::Result<()> {
         bound.push(listener);
     }
     if !config.https.is_empty() {
-        tracing::error!(listeners = config.https.len(), "https listeners are not served yet; serving http only");
+        tracing::error!(
+            listeners = config.https.len(),
+            "https listeners are not served yet; serving http only"
+        );
     }
     let access_log = match &config.server.access_log {
-        Some(path) => Some(AccessLog::open(path).with_context(|| format!("cannot open access log {}", path.display()))?),
+        Some(path) => Some(
+            AccessLog::open(path)
+                .with_context(|| format!("cannot open access log {}", path.display()))?,
+        ),
         None => None,
     };
     match privileges::drop_to(&config.user, &config.group)? {
-        Outcome::Dropped => tracing::info!(user = %config.user, group = %config.group, "dropped privileges"),
-        Outcome::StayedRoot => tracing::warn!("running as root, as the config asks (\"user\": \"root\")"),
+        Outcome::Dropped => {
+            tracing::info!(user = %config.user, group = %config.group, "dropped privileges")
+        }
+        Outcome::StayedRoot => {
+            tracing::warn!("running as root, as the config asks (\"user\": \"root\")")
+        }
         Outcome::NotRoot => {}
     }
     worker::run(config, bound, access_log)?;

@@ -43,15 +43,30 @@ pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
     if user == "root" || user == "0" {
         return Ok(Outcome::StayedRoot);
     }
-    let lookup = |source| PrivilegeError::Lookup { name: user.to_owned(), source };
-    let account = User::from_name(user).map_err(lookup)?.ok_or_else(|| PrivilegeError::NoSuchUser(user.to_owned()))?;
+    let lookup = |source| PrivilegeError::Lookup {
+        name: user.to_owned(),
+        source,
+    };
+    let account = User::from_name(user)
+        .map_err(lookup)?
+        .ok_or_else(|| PrivilegeError::NoSuchUser(user.to_owned()))?;
     let gid: Gid = if group.is_empty() {
         account.gid
     } else {
-        let lookup = |source| PrivilegeError::Lookup { name: group.to_owned(), source };
-        Group::from_name(group).map_err(lookup)?.ok_or_else(|| PrivilegeError::NoSuchGroup(group.to_owned()))?.gid
+        let lookup = |source| PrivilegeError::Lookup {
+            name: group.to_owned(),
+            source,
+        };
+        Group::from_name(group)
+            .map_err(lookup)?
+            .ok_or_else(|| PrivilegeError::NoSuchGroup(group.to_owned()))?
+            .gid
     };
-    let switch = |source| PrivilegeError::Switch { user: user.to_owned(), group: group.to_owned(), source };
+    let switch = |source| PrivilegeError::Switch {
+        user: user.to_owned(),
+        group: group.to_owned(),
+        source,
+    };
     // Order matters: supplementary groups and gid can only be changed while still root.
     unistd::setgroups(&[gid]).map_err(switch)?;
     unistd::setgid(gid).map_err(switch)?;

@@ -31,9 +31,11 @@ impl Payload {
         use http_body_util::BodyExt as _;
         match body.size_hint().exact() {
             Some(0) => Some(Self::Replayable(Bytes::new())),
-            Some(n) if n <= REPLAY_LIMIT_BYTES => {
-                body.collect().await.ok().map(|collected| Self::Replayable(collected.to_bytes()))
-            }
+            Some(n) if n <= REPLAY_LIMIT_BYTES => body
+                .collect()
+                .await
+                .ok()
+                .map(|collected| Self::Replayable(collected.to_bytes())),
             _ => Some(Self::Once(Some(body))),
         }
     }

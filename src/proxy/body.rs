@@ -67,11 +67,21 @@ pub struct ResponseBody {
 
 impl ResponseBody {
     pub fn full(data: impl Into<Bytes>) -> Self {
-        Self { content: Content::Full(Some(data.into())), bytes: 0, idle: None, log: None }
+        Self {
+            content: Content::Full(Some(data.into())),
+            bytes: 0,
+            idle: None,
+            log: None,
+        }
     }
 
     pub fn backend(incoming: Incoming, idle: Option<Idle>) -> Self {
-        Self { content: Content::Backend(incoming), bytes: 0, idle, log: None }
+        Self {
+            content: Content::Backend(incoming),
+            bytes: 0,
+            idle,
+            log: None,
+        }
     }
 
     /// Writes `line` to the access log, with the byte count, when this body is dropped.
@@ -121,7 +131,9 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.content {
-            Content::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Content::Full(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             Content::Backend(incoming) => incoming.size_hint(),
         }
     }

@@ -63,7 +63,10 @@ impl Idle {
 impl Connection {
     /// The handle to keep for the pool, when keep-alive is on.
     pub fn into_idle(self, keep_alive: bool) -> Option<Idle> {
-        keep_alive.then_some(Idle { sender: self.sender, owner: self.owner })
+        keep_alive.then_some(Idle {
+            sender: self.sender,
+            owner: self.owner,
+        })
     }
 }
 
@@ -99,7 +102,11 @@ impl BackendClient {
         let owner = self.connections(url);
         if self.keep_alive {
             if let Some(sender) = take_ready(&owner).await {
-                return Ok(Connection { sender, reused: true, owner });
+                return Ok(Connection {
+                    sender,
+                    reused: true,
+                    owner,
+                });
             }
         }
         self.connect(url, owner).await
@@ -116,10 +123,11 @@ impl BackendClient {
         url: &BackendUrl,
         owner: Rc<BackendConnections>,
     ) -> Result<Connection, ProxyError> {
-        let permit = tokio::time::timeout(self.connect_timeout, owner.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| ProxyError::SocketLimit)?
-            .map_err(|_| ProxyError::SocketLimit)?;
+        let permit =
+            tokio::time::timeout(self.connect_timeout, owner.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| ProxyError::SocketLimit)?
+                .map_err(|_| ProxyError::SocketLimit)?;
         let stream = tokio::time::timeout(self.connect_timeout, open(url))
             .await
             .map_err(|_| ProxyError::ConnectTimeout)?
@@ -137,7 +145,11 @@ impl BackendClient {
                 tracing::debug!(%error, "backend connection ended with an error");
             }
         });
-        Ok(Connection { sender, reused: false, owner })
+        Ok(Connection {
+            sender,
+            reused: false,
+            owner,
+        })
     }
 }
 

@@ -47,7 +47,10 @@ impl ProxyError {
 
     /// Whether the backend that produced this error leaves the rotation for `deadBackendTTL`.
     pub fn marks_dead(self) -> bool {
-        matches!(self, Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTimeout { .. })
+        matches!(
+            self,
+            Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTimeout { .. }
+        )
     }
 
     /// Whether another backend may be tried: nothing was consumed that cannot be sent again.

@@ -67,7 +67,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(header::CONNECTION);
     }
-    for name in [KEEP_ALIVE, PROXY_CONNECTION, header::TE, header::TRAILER, header::TRANSFER_ENCODING, header::UPGRADE] {
+    for name in [
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
         headers.remove(name);
     }
 }
@@ -119,7 +126,10 @@ pub fn add_debug(headers: &mut HeaderMap, info: &DebugInfo<'_>) {
     headers.insert(X_DEBUG_VHOST, text(info.frontend_id));
     headers.insert(X_DEBUG_FRONTEND_KEY, text(info.host));
     headers.insert(X_DEBUG_TIME_TOTAL, HeaderValue::from(info.total_ms as u64));
-    headers.insert(X_DEBUG_TIME_BACKEND, HeaderValue::from(info.backend_ms as u64));
+    headers.insert(
+        X_DEBUG_TIME_BACKEND,
+        HeaderValue::from(info.backend_ms as u64),
+    );
 }
 
 #[cfg(test)]
@@ -129,7 +139,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
-            headers.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
         }
         headers
     }
@@ -162,7 +175,11 @@ mod tests {
         assert_eq!(headers["x-forwarded-port"], "8080");
         assert_eq!(headers["connection"], "close");
         let mut headers = HeaderMap::new();
-        rewrite_request(&mut headers, &Forwarded::new("::1".parse().unwrap(), true, 443), true);
+        rewrite_request(
+            &mut headers,
+            &Forwarded::new("::1".parse().unwrap(), true, 443),
+            true,
+        );
         assert_eq!(headers["x-forwarded-for"], "::1");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert!(!headers.contains_key("connection"));
@@ -176,7 +193,11 @@ mod tests {
         assert!(!marks_dead(StatusCode::INTERNAL_SERVER_ERROR, &none, false));
         assert!(marks_dead(StatusCode::BAD_GATEWAY, &none, false));
         assert!(marks_dead(StatusCode::SERVICE_UNAVAILABLE, &none, false));
-        assert!(!marks_dead(StatusCode::SERVICE_UNAVAILABLE, &retry_after, true));
+        assert!(!marks_dead(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &retry_after,
+            true
+        ));
         assert!(!marks_dead(StatusCode::NOT_FOUND, &none, true));
         assert!(!marks_dead(StatusCode::OK, &none, true));
     }

@@ -80,7 +80,8 @@ impl<S: RouteSource> Proxy<S> {
             }
         };
         let context = Context { start, debug, host };
-        self.forward(&conn, request, context, lookup.frontend, &lookup.dead).await
+        self.forward(&conn, request, context, lookup.frontend, &lookup.dead)
+            .await
     }
 
     async fn forward(
@@ -92,7 +93,10 @@ impl<S: RouteSource> Proxy<S> {
         dead: &[usize],
     ) -> Response<ResponseBody> {
         let (mut parts, body) = request.into_parts();
-        let log_head = self.access_log.is_some().then(|| LogHead::capture(&parts, conn.peer));
+        let log_head = self
+            .access_log
+            .is_some()
+            .then(|| LogHead::capture(&parts, conn.peer));
         prepare_for_backend(&mut parts, &conn.forwarded, self.client.keep_alive());
         let Some(mut payload) = Payload::from_incoming(body).await else {
             // The client went away while sending its body: nobody is left to answer.
@@ -100,11 +104,8 @@ impl<S: RouteSource> Proxy<S> {
         };
         let mut tried: Vec<usize> = Vec::new();
         let mut failure = None;
-        loop {
-            let Some(backend) = balancer::pick(&frontend.backends, dead, &tried, &mut rand::rng())
-            else {
-                break;
-            };
+        while let Some(backend) = balancer::pick(&frontend.backends, dead, &tried, &mut rand::rng())
+        {
             tried.push(backend.index);
             let backend_start = Instant::now();
             let outcome = attempt::forward(
@@ -122,12 +123,22 @@ impl<S: RouteSource> Proxy<S> {
                         self.mark_dead(&context.host, &frontend, backend, head.status.as_str());
                     }
                     headers::strip_hop_by_hop(&mut head.headers);
+                    // The backend's HTTP version is not the client's: hyper picks the right one.
+                    head.version = http::Version::default();
                     if context.debug {
-                        add_debug(&mut head.headers, &context, &frontend, backend, backend_start);
+                        add_debug(
+                            &mut head.headers,
+                            &context,
+                            &frontend,
+                            backend,
+                            backend_start,
+                        );
                     }
                     let idle = connection.into_idle(self.client.keep_alive());
                     let mut body = ResponseBody::backend(incoming, idle);
-                    if let Some(line) = self.pending_line(log_head, &context, &frontend, head.status, backend_start) {
+                    if let Some(line) =
+                        self.pending_line(log_head, &context, &frontend, head.status, backend_start)
+                    {
                         body.log_on_drop(line);
                     }
                     return Response::from_parts(head, body);
@@ -154,7 +165,9 @@ impl<S: RouteSource> Proxy<S> {
         let mut response = self.error_response(error, context.debug);
         // A request that never reached a backend attempt gets no line, as in Hipache.
         if let Some((_, backend_start)) = failure {
-            if let Some(line) = self.pending_line(log_head, &context, &frontend, error.status(), backend_start) {
+            if let Some(line) =
+                self.pending_line(log_head, &context, &frontend, error.status(), backend_start)
+            {
                 response.body_mut().log_on_drop(line);
             }
         }
@@ -201,14 +214,19 @@ impl<S: RouteSource> Proxy<S> {
         let mut builder = error_page::response_head(status, &page);
         if debug {
             builder = builder
-                .header(headers::X_DEBUG_ERROR, HeaderValue::from_static(error.reason()))
+                .header(
+                    headers::X_DEBUG_ERROR,
+                    HeaderValue::from_static(error.reason()),
+                )
                 .header(headers::X_DEBUG_VERSION, headers::VERSION);
         }
         let body = match page {
             PageBody::Html(page) => ResponseBody::full(page),
             PageBody::Text(text) => ResponseBody::full(Bytes::from_static(text.as_bytes())),
         };
-        builder.body(body).unwrap_or_else(|_| fallback_response(status))
+        builder
+            .body(body)
+            .unwrap_or_else(|_| fallback_response(status))
     }
 }
 

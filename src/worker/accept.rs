@@ -40,7 +40,11 @@ pub(super) async fn serve<S: RouteSource>(
     drain: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(LocalExec);
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(idle_timeout).keep_alive(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Rc::new(builder);
     let graceful = Rc::new(GracefulShutdown::new());
@@ -48,7 +52,12 @@ pub(super) async fn serve<S: RouteSource>(
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|(listener, tls)| {
-            let context = AcceptContext { proxy: proxy.clone(), builder: builder.clone(), graceful: graceful.clone(), tls };
+            let context = AcceptContext {
+                proxy: proxy.clone(),
+                builder: builder.clone(),
+                graceful: graceful.clone(),
+                tls,
+            };
             tokio::task::spawn_local(accept_loop(listener, context, stopped.clone()))
         })
         .collect();
@@ -61,7 +70,10 @@ pub(super) async fn serve<S: RouteSource>(
     tracing::info!(connections = in_flight, "draining");
     // The accept loops are done, so this is the last reference to the tracker.
     if let Ok(graceful) = Rc::try_unwrap(graceful) {
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("drain timed out; closing remaining connections");
         }
     }
@@ -74,7 +86,11 @@ struct AcceptContext<S> {
     tls: bool,
 }
 
-async fn accept_loop<S: RouteSource>(listener: TcpListener, context: AcceptContext<S>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop<S: RouteSource>(
+    listener: TcpListener,
+    context: AcceptContext<S>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
@@ -95,7 +111,12 @@ async fn accept_loop<S: RouteSource>(listener: TcpListener, context: AcceptConte
     }
 }
 
-fn spawn_connection<S: RouteSource>(context: &AcceptContext<S>, stream: tokio::net::TcpStream, peer: SocketAddr, local_port: u16) {
+fn spawn_connection<S: RouteSource>(
+    context: &AcceptContext<S>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local_port: u16,
+) {
     let client = Rc::new(ClientConnection {
         peer: peer.ip().to_canonical(),
         forwarded: Forwarded::new(peer.ip().to_canonical(), context.tls, local_port),
@@ -105,7 +126,9 @@ fn spawn_connection<S: RouteSource>(context: &AcceptContext<S>, stream: tokio::n
         let (proxy, client) = (proxy.clone(), client.clone());
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(client, request).await) }
     });
-    let connection = context.builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = context
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service);
     let connection = context.graceful.watch(connection.into_owned());
     tokio::task::spawn_local(async move {
         if let Err(error) = connection.await {

@@ -51,7 +51,10 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(WorkerError::Runtime)?;
-    LocalSet::new().block_on(&runtime, serve(config, listeners, access_log, signals::terminated()))
+    LocalSet::new().block_on(
+        &runtime,
+        serve(config, listeners, access_log, signals::terminated()),
+    )
 }
 
 /// Serves until `drain` resolves, then stops accepting and lets in-flight requests finish.
@@ -86,7 +89,11 @@ async fn serve_with<S: RouteSource>(
     let server = &config.server;
     let proxy = Rc::new(Proxy {
         routes,
-        client: BackendClient::new(server.http_keep_alive, server.max_sockets, server.tcp_timeout),
+        client: BackendClient::new(
+            server.http_keep_alive,
+            server.max_sockets,
+            server.tcp_timeout,
+        ),
         pages: ErrorPages::from_config(server.static_dir.as_deref()),
         access_log: access_log.clone(),
         retry_on_error: server.retry_on_error,
@@ -100,7 +107,9 @@ async fn serve_with<S: RouteSource>(
             .map_err(|source| WorkerError::Listener { address, source })?;
         adopted.push((socket, listener.tls));
     }
-    let flusher = access_log.clone().map(|log| tokio::task::spawn_local(flush_periodically(log)));
+    let flusher = access_log
+        .clone()
+        .map(|log| tokio::task::spawn_local(flush_periodically(log)));
     let user_signals = tokio::task::spawn_local(signals::handle_user_signals(access_log.clone()));
     accept::serve(proxy, adopted, server.tcp_timeout, drain).await;
     user_signals.abort();

@@ -9,7 +9,10 @@ use crate::access_log::AccessLog;
 
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn terminated() {
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install SIGTERM/SIGINT handlers");
         return std::future::pending().await;
     };
@@ -21,7 +24,10 @@ pub async fn terminated() {
 
 /// Runs for the worker's lifetime: reopens the access log on each SIGUSR1, swallows SIGUSR2.
 pub async fn handle_user_signals(access_log: Option<Rc<AccessLog>>) {
-    let (Ok(mut usr1), Ok(mut usr2)) = (signal(SignalKind::user_defined1()), signal(SignalKind::user_defined2())) else {
+    let (Ok(mut usr1), Ok(mut usr2)) = (
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) else {
         tracing::error!("cannot install SIGUSR1/SIGUSR2 handlers");
         return;
     };
