@@ -65,13 +65,24 @@ mod tests {
     fn long_host_is_cut_to_six_labels_before_wildcards() {
         assert_eq!(
             candidates("a.b.c.d.e.f.g.h"),
-            ["a.b.c.d.e.f.g.h", "*.d.e.f.g.h", "*.e.f.g.h", "*.f.g.h", "*.g.h", "*.h", "*"]
+            [
+                "a.b.c.d.e.f.g.h",
+                "*.d.e.f.g.h",
+                "*.e.f.g.h",
+                "*.f.g.h",
+                "*.g.h",
+                "*.h",
+                "*"
+            ]
         );
     }
 
     #[test]
     fn short_and_naked_hosts() {
-        assert_eq!(candidates("www.example.com"), ["www.example.com", "*.example.com", "*.com", "*"]);
+        assert_eq!(
+            candidates("www.example.com"),
+            ["www.example.com", "*.example.com", "*.com", "*"]
+        );
         assert_eq!(candidates("example.com"), ["example.com", "*.com", "*"]);
         assert_eq!(candidates("localhost"), ["localhost", "*"]);
     }
@@ -79,7 +90,10 @@ mod tests {
     #[test]
     fn ping_and_ports() {
         assert_eq!(parse_host("__ping__"), HostRequest::Ping);
-        assert_eq!(parse_host("Example.com:8080"), HostRequest::Route("Example.com"));
+        assert_eq!(
+            parse_host("Example.com:8080"),
+            HostRequest::Route("Example.com")
+        );
         assert_eq!(parse_host("example.com"), HostRequest::Route("example.com"));
         assert_eq!(parse_host("[::1]:8080"), HostRequest::Route("[::1]"));
         assert_eq!(normalize("WWW.Example.com"), "www.example.com");

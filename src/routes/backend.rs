@@ -30,8 +30,14 @@ impl BackendUrl {
     /// Parses `scheme://[user@]host[:port][/path]`. IPv6 hosts are written in brackets.
     pub fn parse(text: &str) -> Result<Self, BackendUrlError> {
         let text = text.trim();
-        let (scheme, rest) = text.split_once("://").ok_or(BackendUrlError::MissingScheme)?;
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') {
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or(BackendUrlError::MissingScheme)?;
+        if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+        {
             return Err(BackendUrlError::MissingScheme);
         }
         let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -42,12 +48,20 @@ impl BackendUrl {
         }
         let host = host.to_ascii_lowercase();
         let scheme = scheme.to_ascii_lowercase();
-        let shown_host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let shown_host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
         let normalized = match port {
             Some(port) => format!("{scheme}://{shown_host}:{port}/"),
             None => format!("{scheme}://{shown_host}/"),
         };
-        Ok(Self { host, port: port.unwrap_or(80), normalized })
+        Ok(Self {
+            host,
+            port: port.unwrap_or(80),
+            normalized,
+        })
     }
 
     /// Host name or IP address (IPv6 without brackets).
@@ -73,7 +87,9 @@ impl fmt::Display for BackendUrl {
 
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), BackendUrlError> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']').ok_or(BackendUrlError::MissingHost)?;
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or(BackendUrlError::MissingHost)?;
         match after.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if after.is_empty() => (host, None),
@@ -87,7 +103,10 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), BackendUrlErr
     };
     let port = match port {
         None | Some("") => None,
-        Some(port) => Some(port.parse::<u16>().map_err(|_| BackendUrlError::InvalidPort)?),
+        Some(port) => Some(
+            port.parse::<u16>()
+                .map_err(|_| BackendUrlError::InvalidPort)?,
+        ),
     };
     Ok((host, port))
 }
@@ -117,10 +136,25 @@ mod tests {
 
     #[test]
     fn unusable_entries_are_rejected() {
-        assert_eq!(BackendUrl::parse("127.0.0.1:80"), Err(BackendUrlError::MissingScheme));
-        assert_eq!(BackendUrl::parse("http://"), Err(BackendUrlError::MissingHost));
-        assert_eq!(BackendUrl::parse("http://:80"), Err(BackendUrlError::MissingHost));
-        assert_eq!(BackendUrl::parse("http://a:99999"), Err(BackendUrlError::InvalidPort));
-        assert_eq!(BackendUrl::parse("http://a:x"), Err(BackendUrlError::InvalidPort));
+        assert_eq!(
+            BackendUrl::parse("127.0.0.1:80"),
+            Err(BackendUrlError::MissingScheme)
+        );
+        assert_eq!(
+            BackendUrl::parse("http://"),
+            Err(BackendUrlError::MissingHost)
+        );
+        assert_eq!(
+            BackendUrl::parse("http://:80"),
+            Err(BackendUrlError::MissingHost)
+        );
+        assert_eq!(
+            BackendUrl::parse("http://a:99999"),
+            Err(BackendUrlError::InvalidPort)
+        );
+        assert_eq!(
+            BackendUrl::parse("http://a:x"),
+            Err(BackendUrlError::InvalidPort)
+        );
     }
 }

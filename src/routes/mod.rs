@@ -61,7 +61,12 @@ impl Frontend {
                 }
             })
             .collect();
-        Some(Self { key: key.to_owned(), id: id.clone(), backends, backend_count: entries.len() })
+        Some(Self {
+            key: key.to_owned(),
+            id: id.clone(),
+            backends,
+            backend_count: entries.len(),
+        })
     }
 }
 
@@ -98,8 +103,10 @@ mod tests {
 
     #[test]
     fn frontend_keeps_list_indexes_and_skips_bad_urls() {
-        let list: Vec<String> =
-            ["site", "http://a:1", "not a url", "http://c:3"].iter().map(|s| s.to_string()).collect();
+        let list: Vec<String> = ["site", "http://a:1", "not a url", "http://c:3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let mut bad = Vec::new();
         let frontend = Frontend::from_list("x.test", &list, |t, _| bad.push(t.to_owned())).unwrap();
         assert_eq!(frontend.id, "site");

@@ -30,7 +30,10 @@ impl RedisUrl {
     pub const DEFAULT_PORT: u16 = 6379;
 
     pub fn parse(text: &str) -> Result<Self, RedisUrlError> {
-        let rest = text.trim().strip_prefix("redis:").ok_or(RedisUrlError::NotRedis)?;
+        let rest = text
+            .trim()
+            .strip_prefix("redis:")
+            .ok_or(RedisUrlError::NotRedis)?;
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         let (rest, prefix) = rest.split_once('#').unwrap_or((rest, ""));
         let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
@@ -38,7 +41,10 @@ impl RedisUrl {
             // Hipache takes what follows the last ':' of the user info as the password.
             Some((userinfo, hostport)) => {
                 let password = userinfo.rsplit(':').next().unwrap_or_default();
-                ((!password.is_empty()).then(|| password.to_owned()), hostport)
+                (
+                    (!password.is_empty()).then(|| password.to_owned()),
+                    hostport,
+                )
             }
             None => (None, authority),
         };
@@ -52,15 +58,28 @@ impl RedisUrl {
         let port = if port.is_empty() {
             Self::DEFAULT_PORT
         } else {
-            port.parse().map_err(|_| RedisUrlError::InvalidPort(port.to_owned()))?
+            port.parse()
+                .map_err(|_| RedisUrlError::InvalidPort(port.to_owned()))?
         };
         let database = if database.is_empty() {
             0
         } else {
-            database.parse().map_err(|_| RedisUrlError::InvalidDatabase(database.to_owned()))?
+            database
+                .parse()
+                .map_err(|_| RedisUrlError::InvalidDatabase(database.to_owned()))?
         };
-        let host = if host.is_empty() { Self::DEFAULT_HOST } else { host };
-        Ok(Self { host: host.to_owned(), port, password, database, prefix: prefix.to_owned() })
+        let host = if host.is_empty() {
+            Self::DEFAULT_HOST
+        } else {
+            host
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            password,
+            database,
+            prefix: prefix.to_owned(),
+        })
     }
 }
 
@@ -112,7 +131,10 @@ mod tests {
         assert_eq!(url.password.as_deref(), Some("secret"));
         assert_eq!(url.database, 3);
         assert_eq!(url.prefix, "hipache:");
-        assert_eq!(url.to_string(), "redis://:<redacted>@redis.local:7000/3#hipache:");
+        assert_eq!(
+            url.to_string(),
+            "redis://:<redacted>@redis.local:7000/3#hipache:"
+        );
         assert_eq!(RedisUrl::parse("redis://redis").unwrap().host, "redis");
         assert_eq!(RedisUrl::parse("redis://[::1]:6380").unwrap().host, "::1");
     }
@@ -120,7 +142,13 @@ mod tests {
     #[test]
     fn bad_parts_are_errors() {
         assert_eq!(RedisUrl::parse("http://x"), Err(RedisUrlError::NotRedis));
-        assert!(matches!(RedisUrl::parse("redis://h:port"), Err(RedisUrlError::InvalidPort(_))));
-        assert!(matches!(RedisUrl::parse("redis://h/db"), Err(RedisUrlError::InvalidDatabase(_))));
+        assert!(matches!(
+            RedisUrl::parse("redis://h:port"),
+            Err(RedisUrlError::InvalidPort(_))
+        ));
+        assert!(matches!(
+            RedisUrl::parse("redis://h/db"),
+            Err(RedisUrlError::InvalidDatabase(_))
+        ));
     }
 }
