@@ -1,5 +1,7 @@
 //! Black-box integration tests of the `hipache` binary. See `support` for the harness.
 
+mod hipache_suite;
+mod routing;
 mod support;
 
 use support::{Backend, RedisServer, Request};

@@ -176,6 +176,31 @@ impl Response {
     pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Asserts Hipache's error page: status, the page's title text and its no-cache headers.
+    pub(crate) fn assert_error_page(&self, status: u16, title: &str) {
+        let body = self.text();
+        assert_eq!(
+            self.status, status,
+            "status of the error page; body: {body}"
+        );
+        assert!(
+            body.contains(title),
+            "expected {title:?} in the page: {body}"
+        );
+        for (name, value) in [
+            ("cache-control", "no-cache"),
+            ("pragma", "no-cache"),
+            ("expires", "-1"),
+        ] {
+            assert_eq!(self.header(name), Some(value), "{name} of the error page");
+        }
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/html"),
+            "content-type of the error page: {content_type:?}"
+        );
+    }
 }
 
 /// One client connection, for several requests in a row (keep-alive).
