@@ -1,5 +1,6 @@
 //! Black-box integration tests of the `hipache` binary. See `support` for the harness.
 
+mod forwarding;
 mod hipache_suite;
 mod routing;
 mod support;
