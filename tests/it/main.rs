@@ -1,5 +1,6 @@
 //! Black-box integration tests of the `hipache` binary. See `support` for the harness.
 
+mod access_log;
 mod failures;
 mod forwarding;
 mod hipache_suite;
