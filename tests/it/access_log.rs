@@ -36,7 +36,7 @@ fn parse(line: &str) -> Line {
         !s.is_empty()
             && s.parse::<f64>().is_ok_and(|v| v >= 0.0)
             && !s.ends_with('.')
-            && !(s.contains('.') && s.ends_with('0'))
+            && (!s.contains('.') || !s.ends_with('0'))
     };
     assert!(
         is_js_number(total) && is_js_number(backend),

@@ -1,10 +1,23 @@
 //! Black-box integration tests of the `hipache` binary. See `support` for the harness.
+//!
+//! Every module is `#[cfg(test)]` (always true in this crate) so clippy's
+//! `allow-unwrap-in-tests` / `allow-expect-in-tests` also cover the harness helpers.
 
+#[cfg(test)]
 mod access_log;
+#[cfg(test)]
+mod config;
+#[cfg(test)]
 mod failures;
+#[cfg(test)]
+mod file_driver;
+#[cfg(test)]
 mod forwarding;
+#[cfg(test)]
 mod hipache_suite;
+#[cfg(test)]
 mod routing;
+#[cfg(test)]
 mod support;
 
 use support::{Backend, RedisServer, Request};

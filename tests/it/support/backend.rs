@@ -154,10 +154,6 @@ impl Backend {
         Backend::builder().name(name).start()
     }
 
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }

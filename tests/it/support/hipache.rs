@@ -132,7 +132,7 @@ impl Hipache {
                     .as_mut()
                     .and_then(|c| c.try_wait().ok().flatten());
                 panic!(
-                    "hipache logged no `listening on ... address=<ip:port>` line within \
+                    "hipache exited or logged no `listening on ... address=<ip:port>` line within \
                      {START_TIMEOUT:?} (exit status so far: {status:?}); stderr:\n{}",
                     hipache.log_text()
                 );

@@ -93,10 +93,6 @@ impl Request {
         self
     }
 
-    pub(crate) fn method(&self) -> &str {
-        &self.method
-    }
-
     pub(crate) fn send(&self, addr: SocketAddr) -> Response {
         self.try_send(addr)
             .unwrap_or_else(|e| panic!("{} {} via {addr}: {e}", self.method, self.path))
