@@ -55,7 +55,8 @@ impl Config {
         Config { dir, value }
     }
 
-    /// Deep-merges `patch` into the config: objects merge key by key, anything else replaces.
+    /// Deep-merges `patch` into the config: objects merge key by key, `null` removes the key,
+    /// anything else replaces.
     pub(crate) fn with(mut self, patch: Value) -> Config {
         merge(&mut self.value, patch);
         self
@@ -77,7 +78,11 @@ fn merge(target: &mut Value, patch: Value) {
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
             for (key, value) in patch {
-                merge(target.entry(key).or_insert(Value::Null), value);
+                if value.is_null() {
+                    target.remove(&key);
+                } else {
+                    merge(target.entry(key).or_insert(Value::Null), value);
+                }
             }
         }
         (target, patch) => *target = patch,
