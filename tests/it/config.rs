@@ -1,0 +1,108 @@
+//! The command line and the config file: `--dry`, broken configs, old keys, SIGTERM.
+
+use serde_json::json;
+
+use crate::support::hipache::run_to_exit;
+use crate::support::{Config, Hipache, RedisServer};
+
+fn write(dir: &tempfile::TempDir, text: &str) -> String {
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+#[test]
+fn dry_run_prints_the_effective_config_and_exits_0() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(
+        &dir,
+        r#"{"server": {"workers": 3}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
+    );
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "status {:?}", output.status);
+    for expected in ["workers", "3", "deadBackendTTL", "redis://127.0.0.1:1"] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} in --dry output:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn invalid_json_fails_naming_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, r#"{"server": {"workers": 1,}"#);
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a broken config must fail");
+    assert!(stderr.contains(&path), "the file is named in:\n{stderr}");
+}
+
+#[test]
+fn wrong_value_type_fails_naming_the_key_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, r#"{"server": {"workers": "ten"}}"#);
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a wrong type must fail");
+    assert!(stderr.contains(&path), "the file is named in:\n{stderr}");
+    assert!(
+        stderr.contains("server.workers"),
+        "the key is named in:\n{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_file_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("absent.json").display().to_string();
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&path));
+}
+
+#[test]
+fn unknown_keys_do_not_prevent_starting() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis).with(json!({"server": {"notAHipacheKey": 1}, "extra": {}}));
+
+    let hipache = Hipache::start(config);
+
+    assert_eq!(hipache.get("__ping__", "/").text(), "ok");
+}
+
+#[test]
+fn old_form_server_port_and_address_still_start_the_proxy() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis).with(json!({
+        "http": null,
+        "server": {"port": 0, "address": ["127.0.0.1"]}
+    }));
+
+    let hipache = Hipache::start(config);
+
+    assert_eq!(hipache.get("__ping__", "/").text(), "ok");
+}
+
+#[test]
+fn sigterm_exits_with_status_0() {
+    let redis = RedisServer::start();
+    let mut hipache = Hipache::start(Config::redis(&redis));
+
+    let status = hipache.stop();
+
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status after SIGTERM: {status:?}"
+    );
+}

@@ -1,0 +1,49 @@
+//! Black-box integration tests of the `hipache` binary. See `support` for the harness.
+//!
+//! Every module is `#[cfg(test)]` (always true in this crate) so clippy's
+//! `allow-unwrap-in-tests` / `allow-expect-in-tests` also cover the harness helpers.
+
+#[cfg(test)]
+mod access_log;
+#[cfg(test)]
+mod config;
+#[cfg(test)]
+mod failures;
+#[cfg(test)]
+mod file_driver;
+#[cfg(test)]
+mod forwarding;
+#[cfg(test)]
+mod hipache_suite;
+#[cfg(test)]
+mod routing;
+#[cfg(test)]
+mod support;
+
+use support::{Backend, RedisServer, Request};
+
+#[test]
+fn fixtures_start_and_answer() {
+    let redis = RedisServer::start();
+    redis.frontend("example.com", "example", &["http://127.0.0.1:1"]);
+    assert_eq!(
+        redis
+            .query::<Vec<String>>(&["LRANGE", "frontend:example.com", "0", "-1"])
+            .len(),
+        2
+    );
+    let subscription = redis.subscribe("dead");
+    let _: i64 = redis.query(&["PUBLISH", "dead", "hello"]);
+    assert_eq!(subscription.wait_for(1), vec!["hello".to_owned()]);
+
+    let backend = Backend::named("b1");
+    let response = Request::get("anything", "/x?y=1").send(backend.addr());
+    assert_eq!((response.status, response.text().as_str()), (200, "b1"));
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/x?y=1")
+    );
+    assert_eq!(seen[0].header("host"), Some("anything"));
+}

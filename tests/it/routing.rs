@@ -1,0 +1,175 @@
+//! Which frontend a request reaches: `__ping__`, Host normalisation, candidate order, dead sets.
+
+use crate::support::{raw_http, Backend, Config, Hipache, RedisServer, Request};
+
+fn proxy(redis: &RedisServer) -> Hipache {
+    Hipache::start(Config::redis(redis))
+}
+
+#[test]
+fn ping_host_answers_ok_without_redis() {
+    let mut redis = RedisServer::start();
+    let hipache = proxy(&redis);
+    redis.stop();
+
+    let response = hipache.get("__ping__", "/");
+
+    assert_eq!((response.status, response.text().as_str()), (200, "ok"));
+}
+
+#[test]
+fn unknown_frontend_answers_400_no_application_configured() {
+    let redis = RedisServer::start();
+    let hipache = proxy(&redis);
+
+    let response = hipache.get("nobody.example.com", "/");
+
+    response.assert_error_page(400, "No Application Configured");
+}
+
+#[test]
+fn request_without_host_answers_400() {
+    let redis = RedisServer::start();
+    let hipache = proxy(&redis);
+
+    let answer = raw_http::send(hipache.addr(), b"GET / HTTP/1.0\r\n\r\n");
+
+    let status_line = answer.lines().next().unwrap_or_default();
+    assert!(
+        status_line.starts_with("HTTP/1.") && status_line.contains(" 400"),
+        "expected a 400 status line, got {answer:?}"
+    );
+}
+
+#[test]
+fn host_is_matched_case_insensitively_without_its_port() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("www");
+    redis.frontend("www.example.com", "www", &[&backend.url()]);
+    let hipache = proxy(&redis);
+
+    for host in [
+        "WWW.Example.COM:8080",
+        "www.example.com:80",
+        "Www.Example.Com",
+    ] {
+        let response = hipache.get(host, "/");
+        assert_eq!(
+            (response.status, response.text().as_str()),
+            (200, "www"),
+            "Host: {host}"
+        );
+    }
+    let seen = backend.requests();
+    assert_eq!(
+        seen[0].header("host"),
+        Some("WWW.Example.COM:8080"),
+        "Host is passed unchanged"
+    );
+}
+
+#[test]
+fn exact_frontend_wins_over_wildcard_and_star() {
+    let redis = RedisServer::start();
+    let (exact, wildcard, star) = (
+        Backend::named("exact"),
+        Backend::named("wildcard"),
+        Backend::named("star"),
+    );
+    redis.frontend("app.example.com", "exact", &[&exact.url()]);
+    redis.frontend("*.example.com", "wildcard", &[&wildcard.url()]);
+    redis.frontend("*", "star", &[&star.url()]);
+    let hipache = proxy(&redis);
+
+    assert_eq!(hipache.get("app.example.com", "/").text(), "exact");
+    assert_eq!(hipache.get("other.example.com", "/").text(), "wildcard");
+    assert_eq!(
+        hipache.get("deep.other.example.com", "/").text(),
+        "wildcard"
+    );
+    assert_eq!(hipache.get("unrelated.org", "/").text(), "star");
+}
+
+#[test]
+fn nearest_wildcard_is_tried_before_the_wider_ones() {
+    let redis = RedisServer::start();
+    let (near, far) = (Backend::named("near"), Backend::named("far"));
+    redis.frontend("*.b.example.com", "near", &[&near.url()]);
+    redis.frontend("*.example.com", "far", &[&far.url()]);
+    let hipache = proxy(&redis);
+
+    assert_eq!(hipache.get("a.b.example.com", "/").text(), "near");
+    assert_eq!(hipache.get("a.c.example.com", "/").text(), "far");
+}
+
+#[test]
+fn wildcards_only_consider_the_last_six_labels() {
+    let redis = RedisServer::start();
+    let (six, five) = (Backend::named("six"), Backend::named("five"));
+    redis.frontend("*.c.d.e.f.g.h", "six", &[&six.url()]);
+    redis.frontend("*.d.e.f.g.h", "five", &[&five.url()]);
+    let hipache = proxy(&redis);
+
+    let response = hipache.get("a.b.c.d.e.f.g.h", "/");
+
+    assert_eq!((response.status, response.text().as_str()), (200, "five"));
+    assert_eq!(
+        six.request_count(),
+        0,
+        "*.c.d.e.f.g.h is beyond the 6-label window"
+    );
+}
+
+#[test]
+fn star_alone_serves_every_unknown_host() {
+    let redis = RedisServer::start();
+    let star = Backend::named("star");
+    redis.frontend("*", "star", &[&star.url()]);
+    let hipache = proxy(&redis);
+
+    for host in ["a", "a.b", "x.y.z.example.org"] {
+        assert_eq!(hipache.get(host, "/").text(), "star", "Host: {host}");
+    }
+}
+
+#[test]
+fn bad_backend_urls_in_a_list_are_skipped() {
+    let redis = RedisServer::start();
+    let good = Backend::named("good");
+    redis.frontend("mixed.local", "mixed", &["::not a url::", &good.url()]);
+    let hipache = proxy(&redis);
+
+    for _ in 0..10 {
+        let response = hipache.get("mixed.local", "/");
+        assert_eq!((response.status, response.text().as_str()), (200, "good"));
+    }
+}
+
+#[test]
+fn backends_in_the_dead_set_are_skipped() {
+    let redis = RedisServer::start();
+    let (b1, b2) = (Backend::named("b1"), Backend::named("b2"));
+    redis.frontend("pair.local", "pair", &[&b1.url(), &b2.url()]);
+    redis.sadd("dead:pair.local", "0");
+    let hipache = proxy(&redis);
+
+    for _ in 0..10 {
+        assert_eq!(hipache.get("pair.local", "/").text(), "b2");
+    }
+    assert_eq!(b1.request_count(), 0);
+}
+
+#[test]
+fn every_backend_dead_answers_502_application_not_responding() {
+    let redis = RedisServer::start();
+    let (b1, b2) = (Backend::named("b1"), Backend::named("b2"));
+    redis.frontend("down.local", "down", &[&b1.url(), &b2.url()]);
+    redis.sadd("dead:down.local", "0");
+    redis.sadd("dead:down.local", "1");
+    let hipache = proxy(&redis);
+
+    let response = hipache.send(&Request::get("down.local", "/"));
+
+    response.assert_error_page(502, "Application Not Responding");
+    assert_eq!(b1.request_count() + b2.request_count(), 0);
+}

@@ -1,0 +1,297 @@
+//! The real binary: config written into a per-test temp dir, `http.port: 0`, address read from
+//! the `listening on ... address=<ip:port>` log line, ready once `Host: __ping__` answers `ok`.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use super::raw_http::{Request, Response};
+use super::redis::RedisServer;
+use super::wait::{pause, wait_for, wait_until};
+
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_hipache");
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A config file in the making, with the temp dir that will hold it and the access log.
+pub(crate) struct Config {
+    dir: TempDir,
+    value: Value,
+}
+
+impl Config {
+    /// The test defaults, reading routes from `redis`.
+    pub(crate) fn redis(redis: &RedisServer) -> Config {
+        Config::with_driver(Value::String(redis.url()))
+    }
+
+    /// The test defaults, reading routes from a JSON routes file.
+    pub(crate) fn file(routes: &Path) -> Config {
+        Config::with_driver(Value::String(format!("file:{}", routes.display())))
+    }
+
+    fn with_driver(driver: Value) -> Config {
+        let dir = tempfile::tempdir().expect("hipache temp dir");
+        let access_log = dir.path().join("access.log");
+        let value = json!({
+            "server": {
+                "workers": 1,
+                "accessLog": access_log,
+                "retryOnError": 3,
+                "deadBackendTTL": 30,
+                "tcpTimeout": 30,
+                "deadBackendOn500": true,
+                "httpKeepAlive": false
+            },
+            "http": { "port": 0, "bind": ["127.0.0.1"] },
+            "driver": driver
+        });
+        Config { dir, value }
+    }
+
+    /// Deep-merges `patch` into the config: objects merge key by key, `null` removes the key,
+    /// anything else replaces.
+    pub(crate) fn with(mut self, patch: Value) -> Config {
+        merge(&mut self.value, patch);
+        self
+    }
+
+    pub(crate) fn access_log(&self) -> PathBuf {
+        self.dir.path().join("access.log")
+    }
+
+    fn write(&self) -> PathBuf {
+        let path = self.dir.path().join("config.json");
+        let text = serde_json::to_string_pretty(&self.value).expect("config json");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                if value.is_null() {
+                    target.remove(&key);
+                } else {
+                    merge(target.entry(key).or_insert(Value::Null), value);
+                }
+            }
+        }
+        (target, patch) => *target = patch,
+    }
+}
+
+pub(crate) struct Hipache {
+    child: Option<Child>,
+    addr: SocketAddr,
+    config: Config,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Hipache {
+    pub(crate) fn start(config: Config) -> Hipache {
+        let path = config.write();
+        let mut child = Command::new(BINARY)
+            .arg("--config")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {BINARY}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (found, address) = mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if line.contains("listening on") {
+                    if let Some(addr) = listening_address(&line) {
+                        let _ = found.send(addr);
+                    }
+                }
+                lines.lock().expect("hipache log").push(line);
+            }
+        });
+        let addr = address.recv_timeout(START_TIMEOUT);
+        let mut hipache = Hipache {
+            child: Some(child),
+            addr: "127.0.0.1:1".parse().expect("placeholder address"),
+            config,
+            log,
+        };
+        hipache.addr = match addr {
+            Ok(addr) => addr,
+            Err(_) => {
+                let status = hipache
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                panic!(
+                    "hipache exited or logged no `listening on ... address=<ip:port>` line within \
+                     {START_TIMEOUT:?} (exit status so far: {status:?}); stderr:\n{}",
+                    hipache.log_text()
+                );
+            }
+        };
+        wait_until(START_TIMEOUT, "`Host: __ping__` to answer 200 ok", || {
+            Request::get("__ping__", "/")
+                .try_send(hipache.addr)
+                .is_ok_and(|r| r.status == 200 && r.text() == "ok")
+        });
+        hipache
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().expect("hipache is running").id()
+    }
+
+    /// `GET path` with this `Host`.
+    pub(crate) fn get(&self, host: &str, path: &str) -> Response {
+        Request::get(host, path).send(self.addr)
+    }
+
+    pub(crate) fn send(&self, request: &Request) -> Response {
+        request.send(self.addr)
+    }
+
+    pub(crate) fn access_log(&self) -> PathBuf {
+        self.config.access_log()
+    }
+
+    pub(crate) fn access_log_lines(&self) -> Vec<String> {
+        read_lines(&self.access_log())
+    }
+
+    /// Waits (bounded, the log may be written asynchronously) for at least `count` lines.
+    pub(crate) fn wait_access_log_lines(&self, count: usize) -> Vec<String> {
+        let path = self.access_log();
+        wait_for(
+            Duration::from_secs(5),
+            &format!("{count} line(s) in {}", path.display()),
+            || {
+                let lines = read_lines(&path);
+                (lines.len() >= count).then_some(lines)
+            },
+        )
+    }
+
+    pub(crate) fn log_lines(&self) -> Vec<String> {
+        self.log.lock().expect("hipache log").clone()
+    }
+
+    pub(crate) fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: kill(2) has no memory effects; `pid` is our own child, not yet reaped.
+        #[expect(unsafe_code, reason = "kill(2) to signal the child process we spawned")]
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub(crate) fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take().expect("hipache is running");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for hipache") {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "hipache did not exit within {STOP_TIMEOUT:?} of SIGTERM; stderr:\n{}",
+                    self.log_text()
+                );
+            }
+            pause(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        self.log_lines().join("\n")
+    }
+}
+
+impl Drop for Hipache {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) has no memory effects; `pid` is our own child, not yet reaped.
+                #[expect(unsafe_code, reason = "kill(2) to stop the child process we spawned")]
+                let _ = unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                pause(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- hipache stderr ----\n{}\n---- end ----",
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// Parses `address=<ip:port>` out of a `listening on` log line (quotes tolerated).
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let start = line.find("address=")? + "address=".len();
+    let token = line[start..].split_whitespace().next()?;
+    token.trim_matches(['"', ',']).parse().ok()
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Runs the binary with `args` until it exits (bounded), for `--dry` and broken configs.
+pub(crate) fn run_to_exit(args: &[&str]) -> Output {
+    let child = Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {BINARY}: {e}"));
+    let pid = child.id();
+    let (done, output) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match output.recv_timeout(START_TIMEOUT) {
+        Ok(output) => output.expect("hipache output"),
+        Err(_) => {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) has no memory effects; `pid` is our child, reaped by the
+                // thread above only once it exits.
+                #[expect(unsafe_code, reason = "kill(2) on a child that outlived its deadline")]
+                let _ = unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            panic!("hipache {args:?} did not exit within {START_TIMEOUT:?}");
+        }
+    }
+}

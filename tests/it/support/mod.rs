@@ -1,0 +1,13 @@
+//! The integration harness (STYLE.md J): real redis-server, in-process backends, the real binary.
+
+pub(crate) mod backend;
+pub(crate) mod hipache;
+pub(crate) mod raw_http;
+pub(crate) mod redis;
+pub(crate) mod wait;
+
+pub(crate) use backend::Backend;
+pub(crate) use hipache::{Config, Hipache};
+pub(crate) use raw_http::{Body, Request};
+pub(crate) use redis::RedisServer;
+pub(crate) use wait::wait_until;
