@@ -50,7 +50,10 @@ impl Config {
                 "httpKeepAlive": false
             },
             "http": { "port": 0, "bind": ["127.0.0.1"] },
-            "driver": driver
+            "driver": driver,
+            // Tests run as root in CI: stay root rather than drop to www-data, which could not
+            // read the 0700 temp dirs the routes file and the access log live in.
+            "user": "root"
         });
         Config { dir, value }
     }
