@@ -24,6 +24,9 @@ pub struct Cli {
     /// Test the configuration, print the effective result and exit (does not start hipache)
     #[arg(short = 'd', long = "dry")]
     pub dry: bool,
+    /// Internal: run as a worker process started by the master (listeners are inherited).
+    #[arg(long = "worker", hide = true)]
+    pub worker: bool,
 }
 
 /// `config/config.json`, or `config/config_<flavor>.json` for a non-empty flavor.
@@ -106,7 +109,8 @@ mod tests {
             cli,
             Cli {
                 config: Some("x.json".into()),
-                dry: true
+                dry: true,
+                worker: false,
             }
         );
     }

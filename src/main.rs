@@ -1,6 +1,8 @@
-//! `hipache [-c FILE] [-d]`: load the config, then serve (or, with `--dry`, print it and exit).
+//! `hipache [-c FILE] [-d]`: load the config, then run the master (or, with `--dry`, print the
+//! config and exit). The master re-executes this binary with `--worker` for each worker.
 
 use std::io::Write as _;
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -10,10 +12,8 @@ use hipache::access_log::AccessLog;
 use hipache::cli::Cli;
 use hipache::config::Config;
 use hipache::privileges::{self, Outcome};
-use hipache::{listeners, logging, worker};
-
-/// Exit status of a configuration that cannot be loaded (1 is every other startup failure).
-const EXIT_CONFIG: u8 = 2;
+use hipache::worker::{self, exit_code, inherit};
+use hipache::{logging, master};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -21,8 +21,8 @@ fn main() -> ExitCode {
     let loaded = match Config::load(&path) {
         Ok(loaded) => loaded,
         Err(error) => {
-            eprintln!("hipache: {error}");
-            return ExitCode::from(EXIT_CONFIG);
+            eprintln!("hipache: {error:#}");
+            return exit(exit_code::CONFIG);
         }
     };
     if cli.dry {
@@ -34,32 +34,42 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     logging::init(loaded.config.server.debug);
+    if cli.worker {
+        return match run_worker(loaded.config) {
+            Ok(code) => exit(code),
+            Err(error) => {
+                tracing::error!("worker cannot start: {error:#}");
+                exit(exit_code::STARTUP)
+            }
+        };
+    }
     tracing::info!(path = %path.display(), "config loaded");
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    match run(loaded.config) {
-        Ok(()) => ExitCode::SUCCESS,
+    match master::run(absolute(&path), loaded.config) {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(error) => {
-            tracing::error!("{error:#}");
+            tracing::error!("{:#}", anyhow::Error::from(error));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
-    let mut bound = Vec::new();
-    for &address in &config.http {
-        let listener = listeners::bind(address, false)?;
-        tracing::info!(address = %listener.address, scheme = "http", "listening on");
-        bound.push(listener);
+/// A worker: adopt the master's sockets, open the access log while still root, drop privileges,
+/// serve. Returns the exit status that tells the master why it stopped.
+fn run_worker(config: Config) -> anyhow::Result<i32> {
+    // If the master dies, so do we: an orphaned worker would keep the ports with no supervisor.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .context("cannot ask to be stopped with the master")?;
+    if nix::unistd::getppid() == nix::unistd::Pid::from_raw(1) {
+        anyhow::bail!("the master exited before this worker started");
     }
-    if !config.https.is_empty() {
-        tracing::error!(
-            listeners = config.https.len(),
-            "https listeners are not served yet; serving http only"
-        );
-    }
+    let listeners = inherit::listeners()?;
+    let link = inherit::MasterLink::inherited();
     let access_log = match &config.server.access_log {
         Some(path) => Some(
             AccessLog::open(path)
@@ -68,15 +78,19 @@ fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     match privileges::drop_to(&config.user, &config.group)? {
-        Outcome::Dropped => {
-            tracing::info!(user = %config.user, group = %config.group, "dropped privileges")
-        }
-        Outcome::StayedRoot => {
-            tracing::warn!("running as root, as the config asks (\"user\": \"root\")")
-        }
+        Outcome::Dropped => tracing::debug!(user = %config.user, "dropped privileges"),
+        Outcome::StayedRoot => tracing::debug!("running as root, as the config asks"),
         Outcome::NotRoot => {}
     }
-    worker::run(config, bound, access_log)?;
-    tracing::info!("stopped");
-    Ok(())
+    let exit = worker::run(config, listeners, access_log, &link)?;
+    Ok(exit.code())
+}
+
+/// Workers are started with this path; made absolute so a later `chdir` cannot change its meaning.
+fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -35,13 +35,11 @@ pub enum Outcome {
     Dropped,
 }
 
-/// Becomes `user`/`group` when running as root and `user` is not `root`.
-pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
-    if !Uid::effective().is_root() {
-        return Ok(Outcome::NotRoot);
-    }
-    if user == "root" || user == "0" {
-        return Ok(Outcome::StayedRoot);
+/// The ids to become: `None` when not running as root, or when the config asks to stay root.
+/// Checked by the master at startup, so that a missing user is reported once, before any worker.
+pub fn target(user: &str, group: &str) -> Result<Option<(Uid, Gid)>, PrivilegeError> {
+    if !Uid::effective().is_root() || user == "root" || user == "0" {
+        return Ok(None);
     }
     let lookup = |source| PrivilegeError::Lookup {
         name: user.to_owned(),
@@ -50,7 +48,7 @@ pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
     let account = User::from_name(user)
         .map_err(lookup)?
         .ok_or_else(|| PrivilegeError::NoSuchUser(user.to_owned()))?;
-    let gid: Gid = if group.is_empty() {
+    let gid = if group.is_empty() {
         account.gid
     } else {
         let lookup = |source| PrivilegeError::Lookup {
@@ -62,6 +60,18 @@ pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
             .ok_or_else(|| PrivilegeError::NoSuchGroup(group.to_owned()))?
             .gid
     };
+    Ok(Some((account.uid, gid)))
+}
+
+/// Becomes `user`/`group` when running as root and `user` is not `root`.
+pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
+    let Some((uid, gid)) = target(user, group)? else {
+        return Ok(if Uid::effective().is_root() {
+            Outcome::StayedRoot
+        } else {
+            Outcome::NotRoot
+        });
+    };
     let switch = |source| PrivilegeError::Switch {
         user: user.to_owned(),
         group: group.to_owned(),
@@ -70,6 +80,6 @@ pub fn drop_to(user: &str, group: &str) -> Result<Outcome, PrivilegeError> {
     // Order matters: supplementary groups and gid can only be changed while still root.
     unistd::setgroups(&[gid]).map_err(switch)?;
     unistd::setgid(gid).map_err(switch)?;
-    unistd::setuid(account.uid).map_err(switch)?;
+    unistd::setuid(uid).map_err(switch)?;
     Ok(Outcome::Dropped)
 }

@@ -98,6 +98,13 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
     };
     let workers = at_least_one("server.workers", raw.workers, 10)?;
     let max_sockets = at_least_one("server.maxSockets", raw.max_sockets, 100)?;
+    let memory_limit_bytes =
+        at_least_one("server.memoryLimit", raw.memory_limit, 200)? as u64 * 1024 * 1024;
+    let memory_check_interval = Duration::from_secs(at_least_one(
+        "server.memoryCheckInterval",
+        raw.memory_check_interval,
+        60,
+    )? as u64);
     let access_log = match raw.access_log {
         None => Some(PathBuf::from(DEFAULT_ACCESS_LOG)),
         Some(path) => path.filter(|p| !p.is_empty()).map(PathBuf::from),
@@ -135,6 +142,9 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         dead_backend_on_500: raw.dead_backend_on500.unwrap_or(true),
         static_dir: raw.static_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
         lru_cache,
+        memory_limit_bytes,
+        memory_check_interval,
+        graceful_wait: Duration::from_secs(raw.graceful_wait.unwrap_or(120)),
     })
 }
 

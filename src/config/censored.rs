@@ -35,6 +35,14 @@ impl Display for Censored<'_> {
         )?;
         writeln!(f, "server.httpKeepAlive = {}", s.http_keep_alive)?;
         writeln!(f, "server.deadBackendOn500 = {}", s.dead_backend_on_500)?;
+        writeln!(
+            f,
+            "server.memoryLimit = {} MiB",
+            s.memory_limit_bytes / (1024 * 1024)
+        )?;
+        let interval = s.memory_check_interval.as_secs();
+        writeln!(f, "server.memoryCheckInterval = {interval}s")?;
+        writeln!(f, "server.gracefulWait = {}s", s.graceful_wait.as_secs())?;
         match &s.static_dir {
             Some(dir) => writeln!(f, "server.staticDir = {}", dir.display())?,
             None => writeln!(f, "server.staticDir = (bundled pages)")?,

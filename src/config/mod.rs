@@ -65,6 +65,12 @@ pub struct Server {
     /// pages bundled into the binary from `static/`.
     pub static_dir: Option<PathBuf>,
     pub lru_cache: Option<LruCache>,
+    /// `memoryLimit` (MiB in the file): a worker whose RSS reaches it retires gracefully.
+    pub memory_limit_bytes: u64,
+    /// `memoryCheckInterval`: how often a worker reads its RSS.
+    pub memory_check_interval: Duration,
+    /// `gracefulWait`: how long a draining worker lets in-flight requests and tunnels finish.
+    pub graceful_wait: Duration,
 }
 
 /// `server.lruCache`.

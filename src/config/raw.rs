@@ -51,6 +51,10 @@ pub(super) struct RawServer {
     pub(super) dead_backend_on500: Option<bool>,
     pub(super) static_dir: Option<String>,
     pub(super) lru_cache: Option<RawLruCache>,
+    // Our additions: the memory watchdog and the drain bound, Hipache's constants made settable.
+    pub(super) memory_limit: Option<u32>,
+    pub(super) memory_check_interval: Option<u32>,
+    pub(super) graceful_wait: Option<u64>,
     // 0.2/0.3 keys, moved by `legacy::upgrade`.
     pub(super) port: Option<u16>,
     pub(super) address: Option<OneOrMany<RawBind>>,

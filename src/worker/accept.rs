@@ -15,7 +15,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::DRAIN_TIMEOUT;
 use crate::proxy::headers::Forwarded;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
@@ -33,17 +32,26 @@ impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
     }
 }
 
-pub(super) async fn serve<S: RouteSource>(
+/// The limits a worker's connections live under.
+pub(super) struct Timeouts {
+    /// `tcpTimeout`: a client connection waiting this long for a request head is closed.
+    pub(super) idle: Duration,
+    /// `gracefulWait`: the most a drain waits for in-flight requests.
+    pub(super) drain: Duration,
+}
+
+/// Accepts on every listener until `drain` resolves, then drains and returns its output.
+pub(super) async fn serve<S: RouteSource, R>(
     proxy: Rc<Proxy<S>>,
     listeners: Vec<(TcpListener, bool)>,
-    idle_timeout: Duration,
-    drain: impl Future<Output = ()>,
-) {
+    timeouts: Timeouts,
+    drain: impl Future<Output = R>,
+) -> R {
     let mut builder = auto::Builder::new(LocalExec);
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(idle_timeout)
+        .header_read_timeout(timeouts.idle)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Rc::new(builder);
@@ -61,7 +69,7 @@ pub(super) async fn serve<S: RouteSource>(
             tokio::task::spawn_local(accept_loop(listener, context, stopped.clone()))
         })
         .collect();
-    drain.await;
+    let reason = drain.await;
     let _ = stop.send(true);
     for accept in loops {
         let _ = accept.await;
@@ -70,13 +78,14 @@ pub(super) async fn serve<S: RouteSource>(
     tracing::info!(connections = in_flight, "draining");
     // The accept loops are done, so this is the last reference to the tracker.
     if let Ok(graceful) = Rc::try_unwrap(graceful) {
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        if tokio::time::timeout(timeouts.drain, graceful.shutdown())
             .await
             .is_err()
         {
             tracing::warn!("drain timed out; closing remaining connections");
         }
     }
+    reason
 }
 
 struct AcceptContext<S> {

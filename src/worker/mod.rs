@@ -5,27 +5,54 @@
 //! pool, access log buffer, route source handle) lives on this one thread, without locks.
 
 mod accept;
+pub mod inherit;
 pub mod signals;
+pub mod watchdog;
 
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
-use std::time::Duration;
 
 use tokio::task::LocalSet;
 
 use crate::access_log::{self, AccessLog};
 use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
-use crate::listeners::Listener;
+use crate::master::listeners::Listener;
 use crate::proxy::client::BackendClient;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
+use inherit::MasterLink;
 
-/// How long in-flight requests may take to finish once draining starts.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Exit statuses a worker reports to its master.
+pub mod exit_code {
+    /// Asked to stop (SIGTERM/SIGINT) and drained.
+    pub const DRAINED: i32 = 0;
+    /// Could not start (listeners, routes, runtime).
+    pub const STARTUP: i32 = 1;
+    /// Its configuration file could not be loaded.
+    pub const CONFIG: i32 = 2;
+    /// Retired by the memory watchdog.
+    pub const RETIRED: i32 = 3;
+}
+
+/// Why a worker stopped serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Drained,
+    Retired { rss_bytes: u64 },
+}
+
+impl Exit {
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Drained => exit_code::DRAINED,
+            Self::Retired { .. } => exit_code::RETIRED,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -41,51 +68,70 @@ pub enum WorkerError {
     },
 }
 
-/// Runs a worker on the current thread until SIGTERM/SIGINT, then drains and returns.
+/// Runs a worker on the current thread until SIGTERM/SIGINT or the memory watchdog, then
+/// drains and returns why. The master hears through `link` when it serves and when it retires.
 pub fn run(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,
-) -> Result<(), WorkerError> {
+    link: &MasterLink,
+) -> Result<Exit, WorkerError> {
+    // One thread per worker: the master runs as many workers as the operator wants cores used.
+    // The blocking pool only serves the rare DNS lookup of a backend named by host name.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .max_blocking_threads(4)
         .build()
         .map_err(WorkerError::Runtime)?;
-    LocalSet::new().block_on(
-        &runtime,
-        serve(config, listeners, access_log, signals::terminated()),
-    )
+    let limit = config.server.memory_limit_bytes;
+    let interval = config.server.memory_check_interval;
+    let stop = async move {
+        tokio::select! {
+            () = signals::terminated() => Exit::Drained,
+            rss_bytes = watchdog::exceeded(limit, interval) => {
+                tracing::warn!(rss_bytes, limit_bytes = limit, "memory limit reached; retiring");
+                // The master starts the replacement while this worker drains.
+                link.report_retiring();
+                Exit::Retired { rss_bytes }
+            }
+        }
+    };
+    let ready = || link.report_ready();
+    LocalSet::new().block_on(&runtime, serve(config, listeners, access_log, ready, stop))
 }
 
-/// Serves until `drain` resolves, then stops accepting and lets in-flight requests finish.
-/// The access log is opened by the caller, before privileges are dropped.
-pub async fn serve(
+/// Serves until `drain` resolves, then stops accepting, lets in-flight requests finish (at most
+/// `gracefulWait`) and returns what `drain` resolved to. The access log is opened by the caller,
+/// before privileges are dropped; `ready` is called once the listeners are being served.
+pub async fn serve<R>(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,
-    drain: impl Future<Output = ()>,
-) -> Result<(), WorkerError> {
+    ready: impl FnOnce(),
+    drain: impl Future<Output = R>,
+) -> Result<R, WorkerError> {
     let access_log = access_log.map(Rc::new);
     let ttl = config.server.dead_backend_ttl;
     match &config.driver {
         Driver::Redis { read, write } => {
             let routes = RedisRoutes::new(read, write, ttl);
-            serve_with(routes, &config, listeners, access_log, drain).await
+            serve_with(routes, &config, listeners, access_log, ready, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, &config, listeners, access_log, drain).await
+            serve_with(routes, &config, listeners, access_log, ready, drain).await
         }
     }
 }
 
-async fn serve_with<S: RouteSource>(
+async fn serve_with<S: RouteSource, R>(
     routes: S,
     config: &Config,
     listeners: Vec<Listener>,
     access_log: Option<Rc<AccessLog>>,
-    drain: impl Future<Output = ()>,
-) -> Result<(), WorkerError> {
+    ready: impl FnOnce(),
+    drain: impl Future<Output = R>,
+) -> Result<R, WorkerError> {
     let server = &config.server;
     let proxy = Rc::new(Proxy {
         routes,
@@ -111,7 +157,12 @@ async fn serve_with<S: RouteSource>(
         .clone()
         .map(|log| tokio::task::spawn_local(flush_periodically(log)));
     let user_signals = tokio::task::spawn_local(signals::handle_user_signals(access_log.clone()));
-    accept::serve(proxy, adopted, server.tcp_timeout, drain).await;
+    ready();
+    let timeouts = accept::Timeouts {
+        idle: server.tcp_timeout,
+        drain: server.graceful_wait,
+    };
+    let reason = accept::serve(proxy, adopted, timeouts, drain).await;
     user_signals.abort();
     if let Some(flusher) = flusher {
         flusher.abort();
@@ -119,7 +170,7 @@ async fn serve_with<S: RouteSource>(
     if let Some(log) = access_log {
         log.flush();
     }
-    Ok(())
+    Ok(reason)
 }
 
 async fn flush_periodically(log: Rc<AccessLog>) {

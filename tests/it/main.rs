@@ -16,6 +16,8 @@ mod forwarding;
 #[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
+mod processes;
+#[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod support;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -52,6 +53,7 @@ struct Answer {
     status: u16,
     retry_after: bool,
     big_body: Option<u64>,
+    delay: Duration,
 }
 
 pub(crate) struct BackendBuilder {
@@ -84,6 +86,12 @@ impl BackendBuilder {
     }
 
     /// A port that was bound then closed: connecting is refused.
+    /// Answers only after `delay` (the request is recorded as soon as it arrives).
+    pub(crate) fn delay(mut self, delay: Duration) -> Self {
+        self.answer.delay = delay;
+        self
+    }
+
     pub(crate) fn refusing(mut self) -> Self {
         self.mode = Mode::Refusing;
         self
@@ -146,6 +154,7 @@ impl Backend {
                 status: 200,
                 retry_after: false,
                 big_body: None,
+                delay: Duration::ZERO,
             },
         }
     }
@@ -276,6 +285,7 @@ async fn respond(
         body_len,
         connection,
     });
+    tokio::time::sleep(answer.delay).await;
     let mut response = hyper::Response::builder()
         .status(answer.status)
         .header("x-backend", answer.name.as_str());

@@ -77,6 +77,13 @@ impl Config {
     }
 }
 
+/// The parent pid from /proc/PID/stat (field 4, after the parenthesised command name).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn merge(target: &mut Value, patch: Value) {
     match (target, patch) {
         (Value::Object(target), Value::Object(patch)) => {
@@ -156,6 +163,26 @@ impl Hipache {
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Merges `patch` into the running proxy's config file (then send SIGHUP to apply it).
+    pub(crate) fn rewrite_config(&mut self, patch: Value) {
+        merge(&mut self.config.value, patch);
+        self.config.write();
+    }
+
+    /// The pids of the master's current children (its workers), from /proc.
+    pub(crate) fn worker_pids(&self) -> Vec<u32> {
+        let master = self.pid();
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| parent_of(*pid) == Some(master))
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 
     pub(crate) fn port(&self) -> u16 {

@@ -1,0 +1,96 @@
+//! Starting a worker process: re-execute our own binary with `--worker`, hand it the listening
+//! sockets as inherited descriptors and give it a pipe to report readiness on.
+//!
+//! The protocol is two environment variables, read by `worker::inherit`: `HIPACHE_LISTEN_FDS`
+//! (`3=http@127.0.0.1:80,4=https@[::]:443`) and `HIPACHE_READY_FD` (the pipe's write end).
+
+use std::fmt::Write as _;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+use std::process::Stdio;
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::unix::pipe;
+use tokio::process::{Child, Command};
+
+use super::listeners::Listener;
+
+pub const LISTEN_FDS_ENV: &str = "HIPACHE_LISTEN_FDS";
+pub const READY_FD_ENV: &str = "HIPACHE_READY_FD";
+/// `<generation>.<slot>`, for the worker's log lines.
+pub const WORKER_ID_ENV: &str = "HIPACHE_WORKER_ID";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot create the readiness pipe")]
+    Pipe(#[source] nix::Error),
+    #[error("cannot make descriptor {0} inheritable")]
+    Inherit(i32, #[source] nix::Error),
+    #[error("cannot start a worker process")]
+    Exec(#[source] io::Error),
+}
+
+/// A started worker and the end of the pipe it reports readiness on.
+pub struct Spawned {
+    pub child: Child,
+    pub pid: u32,
+    pub ready: pipe::Receiver,
+}
+
+/// Lets children inherit `fd` (Rust opens everything close-on-exec).
+pub fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
+    let raw = fd.as_fd().as_raw_fd();
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
+        .map(drop)
+        .map_err(|e| SpawnError::Inherit(raw, e))
+}
+
+pub fn spawn_worker<'a>(
+    config: &Path,
+    listeners: impl IntoIterator<Item = &'a Listener>,
+    id: &str,
+) -> Result<Spawned, SpawnError> {
+    let mut fds = String::new();
+    for listener in listeners {
+        let scheme = if listener.tls { "https" } else { "http" };
+        let separator = if fds.is_empty() { "" } else { "," };
+        // Writing into a String cannot fail.
+        let _ = write!(
+            fds,
+            "{separator}{}={scheme}@{}",
+            listener.socket.as_raw_fd(),
+            listener.address
+        );
+    }
+    let (read_end, write_end): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
+    // Only this child may inherit the write end: it is made inheritable here, and closed in the
+    // master right after the spawn, before any other child is started.
+    make_inheritable(&write_end)?;
+    // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
+    let child = Command::new("/proc/self/exe")
+        .arg("--worker")
+        .arg("--config")
+        .arg(config)
+        .env(LISTEN_FDS_ENV, fds)
+        .env(READY_FD_ENV, write_end.as_raw_fd().to_string())
+        .env(WORKER_ID_ENV, id)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(SpawnError::Exec)?;
+    drop(write_end);
+    let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;
+    let pid = child.id().unwrap_or(0);
+    Ok(Spawned { child, pid, ready })
+}
+
+/// The next byte a worker reports (`worker::inherit::READY`, `RETIRING`); `None` once it exited.
+pub async fn next_report(pipe: &mut pipe::Receiver) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    match pipe.read(&mut byte).await {
+        Ok(1) => Some(byte[0]),
+        _ => None,
+    }
+}

@@ -1,0 +1,421 @@
+//! The master's event loop: worker exits, restarts, and the operator's signals.
+//!
+//! Signals become [`MasterSignal`] values once, here; everything below reads those.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use super::backoff::Backoff;
+use super::spawn::{self, Spawned};
+use super::{bind_all, Bound, MasterError};
+use crate::config::Config;
+use crate::privileges;
+use crate::worker::{exit_code, inherit};
+
+/// How long a new generation has to report ready before a reload is abandoned.
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// Extra time, after `gracefulWait`, before draining workers are killed.
+const KILL_MARGIN: Duration = Duration::from_secs(5);
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MasterSignal {
+    Terminate,
+    Reload,
+    ReopenLogs,
+}
+
+enum Event {
+    Exited {
+        pid: u32,
+        status: std::io::Result<ExitStatus>,
+    },
+    Report {
+        pid: u32,
+        byte: u8,
+    },
+    Restart {
+        slot: usize,
+        generation: u64,
+    },
+}
+
+struct Worker {
+    generation: u64,
+    slot: usize,
+    started: Instant,
+    ready: bool,
+    /// Draining on its own (memory watchdog): its replacement is already started.
+    retiring: bool,
+}
+
+pub(super) struct Supervisor {
+    config_path: PathBuf,
+    config: Config,
+    bound: Vec<Bound>,
+    /// The generation whose workers are kept alive.
+    generation: u64,
+    next_generation: u64,
+    workers: HashMap<u32, Worker>,
+    backoff: Vec<Backoff>,
+    events: mpsc::UnboundedSender<Event>,
+    inbox: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Supervisor {
+    pub(super) fn new(config_path: PathBuf, config: Config, bound: Vec<Bound>) -> Self {
+        let (events, inbox) = mpsc::unbounded_channel();
+        Self {
+            config_path,
+            config,
+            bound,
+            generation: 0,
+            next_generation: 1,
+            workers: HashMap::new(),
+            backoff: Vec::new(),
+            events,
+            inbox,
+        }
+    }
+
+    pub(super) async fn run(mut self) -> Result<(), MasterError> {
+        let mut signals = Signals::install().map_err(MasterError::Runtime)?;
+        let generation = self.start_generation(self.config.server.workers)?;
+        self.generation = generation;
+        if self.wait_ready(generation).await {
+            tracing::info!(
+                workers = self.config.server.workers,
+                generation,
+                "workers ready"
+            );
+        } else {
+            tracing::error!(
+                generation,
+                "workers did not all start; retrying in the background"
+            );
+        }
+        loop {
+            tokio::select! {
+                signal = signals.next() => match signal {
+                    MasterSignal::Terminate => break,
+                    MasterSignal::Reload => self.reload().await,
+                    MasterSignal::ReopenLogs => self.reopen_logs(),
+                },
+                Some(event) = self.inbox.recv() => self.handle(event),
+            }
+        }
+        self.stop_all().await;
+        Ok(())
+    }
+
+    /// Starts `count` workers under a new generation number.
+    fn start_generation(&mut self, count: usize) -> Result<u64, MasterError> {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        for slot in 0..count {
+            self.start_worker(generation, slot)?;
+        }
+        Ok(generation)
+    }
+
+    /// Handles events until every worker of `generation` is ready (`true`), or one of them
+    /// exits before being ready, or the deadline passes (`false`).
+    async fn wait_ready(&mut self, generation: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + READY_DEADLINE;
+        loop {
+            let of_generation = self.workers.values().filter(|w| w.generation == generation);
+            if of_generation.clone().all(|w| w.ready) && of_generation.count() > 0 {
+                return true;
+            }
+            let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.inbox.recv()).await else {
+                return false;
+            };
+            let failed = matches!(&event, Event::Exited { pid, .. }
+                if self.workers.get(pid).is_some_and(|w| w.generation == generation && !w.ready));
+            self.handle(event);
+            if failed {
+                return false;
+            }
+        }
+    }
+
+    fn start_worker(&mut self, generation: u64, slot: usize) -> Result<(), MasterError> {
+        let id = format!("{generation}.{slot}");
+        let listeners = self.bound.iter().map(|b| &b.listener);
+        let Spawned {
+            mut child,
+            pid,
+            ready,
+        } = spawn::spawn_worker(&self.config_path, listeners, &id)?;
+        tracing::info!(pid, worker = %id, "worker started");
+        let worker = Worker {
+            generation,
+            slot,
+            started: Instant::now(),
+            ready: false,
+            retiring: false,
+        };
+        self.workers.insert(pid, worker);
+        let events = self.events.clone();
+        tokio::task::spawn_local(async move {
+            let mut pipe = ready;
+            while let Some(byte) = spawn::next_report(&mut pipe).await {
+                let _ = events.send(Event::Report { pid, byte });
+            }
+            let status = child.wait().await;
+            let _ = events.send(Event::Exited { pid, status });
+        });
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Exited { pid, status } => self.on_exit(pid, status),
+            Event::Report { pid, byte } => self.on_report(pid, byte),
+            Event::Restart { slot, generation } => {
+                let occupied = self
+                    .workers
+                    .values()
+                    .any(|w| w.generation == generation && w.slot == slot && !w.retiring);
+                if generation == self.generation && !occupied {
+                    if let Err(error) = self.start_worker(generation, slot) {
+                        tracing::error!(error = %error, slot, "cannot restart worker");
+                        self.schedule_restart(slot, Duration::from_secs(1));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_report(&mut self, pid: u32, byte: u8) {
+        let current = self.generation;
+        let Some(worker) = self.workers.get_mut(&pid) else {
+            return;
+        };
+        match byte {
+            inherit::READY => {
+                worker.ready = true;
+                tracing::debug!(pid, "worker ready");
+            }
+            inherit::RETIRING if worker.generation == current && !worker.retiring => {
+                worker.retiring = true;
+                let slot = worker.slot;
+                tracing::info!(
+                    pid,
+                    "worker retiring (memory limit); starting its replacement"
+                );
+                if let Err(error) = self.start_worker(current, slot) {
+                    tracing::error!(error = %error, slot, "cannot start a replacement worker");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_exit(&mut self, pid: u32, status: std::io::Result<ExitStatus>) {
+        let Some(worker) = self.workers.remove(&pid) else {
+            return;
+        };
+        let lived = worker.started.elapsed();
+        let code = status.as_ref().ok().and_then(|s| s.code());
+        let signal = status
+            .as_ref()
+            .ok()
+            .and_then(std::os::unix::process::ExitStatusExt::signal);
+        if worker.generation != self.generation || worker.retiring {
+            tracing::info!(
+                pid,
+                generation = worker.generation,
+                ?code,
+                ?signal,
+                "worker exited"
+            );
+            return;
+        }
+        let delay = match code {
+            Some(exit_code::RETIRED) => {
+                tracing::info!(pid, "worker retired (memory limit); replacing it");
+                Duration::ZERO
+            }
+            Some(exit_code::DRAINED) => {
+                tracing::warn!(pid, "worker stopped unasked; replacing it");
+                Duration::ZERO
+            }
+            _ => {
+                let delay = self
+                    .backoff
+                    .get_mut(worker.slot)
+                    .map_or(Duration::ZERO, |b| b.after_crash(lived));
+                tracing::error!(
+                    pid,
+                    ?code,
+                    ?signal,
+                    lived_ms = lived.as_millis() as u64,
+                    restart_in_ms = delay.as_millis() as u64,
+                    "worker died"
+                );
+                delay
+            }
+        };
+        self.schedule_restart(worker.slot, delay);
+    }
+
+    fn schedule_restart(&self, slot: usize, delay: Duration) {
+        let events = self.events.clone();
+        let generation = self.generation;
+        tokio::task::spawn_local(async move {
+            tokio::time::sleep(delay).await;
+            let _ = events.send(Event::Restart { slot, generation });
+        });
+    }
+
+    /// Loads the file again; on success starts a new generation and drains the old one once the
+    /// new one is ready. Any failure keeps the running workers and configuration.
+    async fn reload(&mut self) {
+        tracing::info!(path = %self.config_path.display(), "reloading");
+        let loaded = match Config::load(&self.config_path) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "reload failed; keeping the running configuration"
+                );
+                return;
+            }
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let previous = std::mem::take(&mut self.bound);
+        self.bound = match bind_all(&loaded.config, &previous) {
+            Ok(bound) => bound,
+            Err(error) => {
+                tracing::error!(error = %error, "reload failed; keeping the running configuration");
+                self.bound = previous;
+                return;
+            }
+        };
+        let old = self.generation;
+        let new = self.next_generation;
+        let ready = match self.start_generation(loaded.config.server.workers) {
+            Ok(generation) => {
+                self.generation = generation;
+                self.wait_ready(generation).await
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "cannot start new workers");
+                false
+            }
+        };
+        if !ready {
+            tracing::error!("new workers not ready; keeping the running configuration");
+            self.generation = old;
+            self.signal_generation(new, Signal::SIGTERM);
+            self.bound = previous;
+            return;
+        }
+        self.signal_generation(old, Signal::SIGTERM);
+        self.backoff = vec![Backoff::default(); loaded.config.server.workers];
+        self.config = loaded.config;
+        drop(previous);
+        tracing::info!(generation = self.generation, "reload done");
+    }
+
+    /// Lets the workers reopen the access log by name; as root, the master creates the new file
+    /// first and gives it to the workers' user, who may not create files in the log folder.
+    fn reopen_logs(&self) {
+        if let Some(path) = &self.config.server.access_log {
+            if let Err(error) = prepare_log_file(path, &self.config.user, &self.config.group) {
+                tracing::warn!(path = %path.display(), %error, "cannot prepare the new access log");
+            }
+        }
+        for pid in self.workers.keys() {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGUSR1);
+        }
+    }
+
+    fn signal_generation(&self, generation: u64, signal: Signal) {
+        for (pid, worker) in &self.workers {
+            if worker.generation == generation {
+                let _ = kill(Pid::from_raw(*pid as i32), signal);
+            }
+        }
+    }
+
+    /// SIGTERM to every worker, then waits for them (at most `gracefulWait` and a margin) and
+    /// kills whoever is left.
+    async fn stop_all(&mut self) {
+        tracing::info!(workers = self.workers.len(), "stopping workers");
+        self.generation = 0;
+        for pid in self.workers.keys() {
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
+        }
+        let deadline = tokio::time::Instant::now() + self.config.server.graceful_wait + KILL_MARGIN;
+        while !self.workers.is_empty() {
+            match tokio::time::timeout_at(deadline, self.inbox.recv()).await {
+                Ok(Some(Event::Exited { pid, .. })) => {
+                    self.workers.remove(&pid);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for pid in self.workers.keys() {
+            tracing::warn!(pid, "worker did not drain in time; killing it");
+            let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+fn prepare_log_file(path: &std::path::Path, user: &str, group: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(Some((uid, gid))) = privileges::target(user, group) else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(path)?;
+    nix::unistd::fchown(&file, Some(uid), Some(gid)).map_err(std::io::Error::from)
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            usr2: signal(SignalKind::user_defined2())?,
+        })
+    }
+
+    async fn next(&mut self) -> MasterSignal {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return MasterSignal::Terminate,
+                _ = self.int.recv() => return MasterSignal::Terminate,
+                _ = self.hup.recv() => return MasterSignal::Reload,
+                _ = self.usr1.recv() => return MasterSignal::ReopenLogs,
+                // Hipache ignores SIGUSR2; installing a handler keeps it from killing us.
+                _ = self.usr2.recv() => {}
+            }
+        }
+    }
+}
