@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod listeners;
+mod signals;
 pub mod spawn;
 mod supervisor;
 

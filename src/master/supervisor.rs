@@ -1,6 +1,5 @@
 //! The master's event loop: worker exits, restarts, and the operator's signals.
 //!
-//! Signals become [`MasterSignal`] values once, here; everything below reads those.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
+use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Spawned};
 use super::{bind_all, Bound, MasterError};
 use crate::config::Config;
@@ -23,14 +22,6 @@ use crate::worker::{exit_code, inherit};
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 /// Extra time, after `gracefulWait`, before draining workers are killed.
 const KILL_MARGIN: Duration = Duration::from_secs(5);
-
-/// What the operator asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MasterSignal {
-    Terminate,
-    Reload,
-    ReopenLogs,
-}
 
 enum Event {
     Exited {
@@ -385,37 +376,4 @@ fn prepare_log_file(path: &std::path::Path, user: &str, group: &str) -> std::io:
         .mode(0o644)
         .open(path)?;
     nix::unistd::fchown(&file, Some(uid), Some(gid)).map_err(std::io::Error::from)
-}
-
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-    usr1: tokio::signal::unix::Signal,
-    usr2: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Self> {
-        Ok(Self {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-            usr1: signal(SignalKind::user_defined1())?,
-            usr2: signal(SignalKind::user_defined2())?,
-        })
-    }
-
-    async fn next(&mut self) -> MasterSignal {
-        loop {
-            tokio::select! {
-                _ = self.term.recv() => return MasterSignal::Terminate,
-                _ = self.int.recv() => return MasterSignal::Terminate,
-                _ = self.hup.recv() => return MasterSignal::Reload,
-                _ = self.usr1.recv() => return MasterSignal::ReopenLogs,
-                // Hipache ignores SIGUSR2; installing a handler keeps it from killing us.
-                _ = self.usr2.recv() => {}
-            }
-        }
-    }
 }
