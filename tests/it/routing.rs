@@ -42,6 +42,34 @@ fn request_without_host_answers_400() {
 }
 
 #[test]
+fn malformed_requests_get_400_and_the_proxy_keeps_serving() {
+    let redis = RedisServer::start();
+    let hipache = proxy(&redis);
+    let malformed: [&[u8]; 5] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: a\r\n\r\n",
+    ];
+    for bytes in malformed {
+        let answer = raw_http::send(hipache.addr(), bytes);
+        let status_line = answer.lines().next().unwrap_or_default();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (400..500).contains(&status),
+            "{:?} got {answer:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    assert_eq!(hipache.get("__ping__", "/").text(), "ok");
+}
+
+#[test]
 fn host_is_matched_case_insensitively_without_its_port() {
     let redis = RedisServer::start();
     let backend = Backend::named("www");
