@@ -55,7 +55,8 @@ pub(super) struct Supervisor {
     generation: u64,
     next_generation: u64,
     workers: HashMap<u32, Worker>,
-    backoff: Vec<Backoff>,
+    /// Crash backoff per worker slot of the current generation.
+    backoff: HashMap<usize, Backoff>,
     events: mpsc::UnboundedSender<Event>,
     inbox: mpsc::UnboundedReceiver<Event>,
 }
@@ -70,7 +71,7 @@ impl Supervisor {
             generation: 0,
             next_generation: 1,
             workers: HashMap::new(),
-            backoff: Vec::new(),
+            backoff: HashMap::new(),
             events,
             inbox,
         }
@@ -242,8 +243,9 @@ impl Supervisor {
             _ => {
                 let delay = self
                     .backoff
-                    .get_mut(worker.slot)
-                    .map_or(Duration::ZERO, |b| b.after_crash(lived));
+                    .entry(worker.slot)
+                    .or_default()
+                    .after_crash(lived);
                 tracing::error!(
                     pid,
                     ?code,
@@ -313,7 +315,7 @@ impl Supervisor {
             return;
         }
         self.signal_generation(old, Signal::SIGTERM);
-        self.backoff = vec![Backoff::default(); loaded.config.server.workers];
+        self.backoff.clear();
         self.config = loaded.config;
         drop(previous);
         tracing::info!(generation = self.generation, "reload done");

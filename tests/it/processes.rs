@@ -219,3 +219,50 @@ fn memory_watchdog_retires_workers_while_requests_keep_succeeding() {
     );
     assert!(sent > 0);
 }
+
+#[test]
+fn worker_crashing_at_start_is_restarted_with_a_growing_delay() {
+    let routes = tempfile::tempdir().expect("routes dir");
+    let path = routes.path().join("routes.json");
+    std::fs::write(&path, r#"{"frontend:a.test": ["a", "http://127.0.0.1:9"]}"#).expect("routes");
+    let config = Config::file(&path).with(json!({ "server": { "workers": 1 } }));
+    let hipache = Hipache::start(config);
+    // Without its routes file a new worker cannot start: every replacement exits at once.
+    std::fs::remove_file(&path).expect("remove routes");
+    let first = hipache.worker_pids()[0];
+    // SAFETY: kill(2) has no memory effects; `first` is a child of the proxy we started.
+    #[expect(unsafe_code, reason = "kill(2) of one worker process")]
+    let rc = unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(rc, 0);
+    let delays = |hipache: &Hipache| -> Vec<u64> {
+        hipache
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("worker died"))
+            .filter_map(|l| {
+                l.split("restart_in_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    wait_until(Duration::from_secs(10), "four quick crashes", || {
+        delays(&hipache).len() >= 4
+    });
+    let seen = delays(&hipache);
+    eprintln!("restart delays after quick crashes (ms): {seen:?}");
+    assert!(
+        seen.windows(2).skip(1).all(|w| w[1] > w[0]),
+        "delays do not grow: {seen:?}"
+    );
+    // With the file back, the next restart serves again.
+    std::fs::write(&path, r#"{"frontend:a.test": ["a", "http://127.0.0.1:9"]}"#).expect("routes");
+    wait_until(Duration::from_secs(15), "a worker serving again", || {
+        Request::get("__ping__", "/")
+            .try_send(hipache.addr())
+            .is_ok_and(|r| r.status == 200)
+    });
+}
