@@ -19,4 +19,5 @@ pub mod privileges;
 pub mod proxy;
 pub mod router;
 pub mod routes;
+pub mod tls;
 pub mod worker;

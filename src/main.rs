@@ -10,7 +10,7 @@ use hipache::access_log::AccessLog;
 use hipache::cli::Cli;
 use hipache::config::Config;
 use hipache::privileges::{self, Outcome};
-use hipache::{listeners, logging, worker};
+use hipache::{listeners, logging, tls, worker};
 
 /// Exit status of a configuration that cannot be loaded (1 is every other startup failure).
 const EXIT_CONFIG: u8 = 2;
@@ -54,11 +54,12 @@ fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(address = %listener.address, scheme = "http", "listening on");
         bound.push(listener);
     }
-    if !config.https.is_empty() {
-        tracing::error!(
-            listeners = config.https.len(),
-            "https listeners are not served yet; serving http only"
-        );
+    // Read before privileges are dropped: keys are often readable by root only.
+    let certificates = tls::Certificates::from_config(&config)?;
+    for https in &config.https {
+        let listener = listeners::bind(https.address, true)?;
+        tracing::info!(address = %listener.address, scheme = "https", "listening on");
+        bound.push(listener);
     }
     let access_log = match &config.server.access_log {
         Some(path) => Some(
@@ -76,7 +77,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         }
         Outcome::NotRoot => {}
     }
-    worker::run(config, bound, access_log)?;
+    worker::run(config, bound, access_log, certificates)?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,24 +1,30 @@
 //! Accept loops and per-connection serving: hyper's HTTP/1.1 + HTTP/2 server with upgrades,
 //! tracked for a graceful drain.
 //!
-//! The accept loop only accepts and spawns; everything else happens in the connection's task.
+//! The accept loop only accepts and spawns; everything else, the TLS handshake (under
+//! `tls::HANDSHAKE_TIMEOUT`) included, happens in the connection's task. HTTP/2 is served to TLS
+//! clients that chose it by ALPN and to plain clients that open with the HTTP/2 preface (h2c
+//! prior knowledge): the auto builder detects the preface either way.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use super::DRAIN_TIMEOUT;
 use crate::proxy::headers::Forwarded;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
+use crate::tls;
 
 /// How long to pause accepting after an error such as EMFILE, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -35,7 +41,7 @@ impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
 
 pub(super) async fn serve<S: RouteSource>(
     proxy: Rc<Proxy<S>>,
-    listeners: Vec<(TcpListener, bool)>,
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     idle_timeout: Duration,
     drain: impl Future<Output = ()>,
 ) {
@@ -55,7 +61,7 @@ pub(super) async fn serve<S: RouteSource>(
             let context = AcceptContext {
                 proxy: proxy.clone(),
                 builder: builder.clone(),
-                graceful: graceful.clone(),
+                graceful: Rc::downgrade(&graceful),
                 tls,
             };
             tokio::task::spawn_local(accept_loop(listener, context, stopped.clone()))
@@ -68,7 +74,8 @@ pub(super) async fn serve<S: RouteSource>(
     }
     let in_flight = graceful.count();
     tracing::info!(connections = in_flight, "draining");
-    // The accept loops are done, so this is the last reference to the tracker.
+    // The accept loops are done and connection tasks hold only weak references (upgraded for
+    // an instant, never across an await), so this is the last strong one.
     if let Ok(graceful) = Rc::try_unwrap(graceful) {
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
             .await
@@ -82,8 +89,8 @@ pub(super) async fn serve<S: RouteSource>(
 struct AcceptContext<S> {
     proxy: Rc<Proxy<S>>,
     builder: Rc<auto::Builder<LocalExec>>,
-    graceful: Rc<GracefulShutdown>,
-    tls: bool,
+    graceful: Weak<GracefulShutdown>,
+    tls: Option<TlsAcceptor>,
 }
 
 async fn accept_loop<S: RouteSource>(
@@ -113,23 +120,53 @@ async fn accept_loop<S: RouteSource>(
 
 fn spawn_connection<S: RouteSource>(
     context: &AcceptContext<S>,
-    stream: tokio::net::TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     local_port: u16,
 ) {
     let client = Rc::new(ClientConnection {
         peer: peer.ip().to_canonical(),
-        forwarded: Forwarded::new(peer.ip().to_canonical(), context.tls, local_port),
+        forwarded: Forwarded::new(peer.ip().to_canonical(), context.tls.is_some(), local_port),
     });
-    let proxy = context.proxy.clone();
+    let (proxy, builder, graceful) = (
+        context.proxy.clone(),
+        context.builder.clone(),
+        context.graceful.clone(),
+    );
+    let Some(acceptor) = context.tls.clone() else {
+        serve_connection(proxy, &builder, &graceful, client, stream);
+        return;
+    };
+    tokio::task::spawn_local(async move {
+        match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_connection(proxy, &builder, &graceful, client, stream),
+            Ok(Err(error)) => tracing::debug!(%peer, %error, "tls handshake failed"),
+            Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
+        }
+    });
+}
+
+/// Serves HTTP on an accepted (and, for https, decrypted) stream in its own task, watched for
+/// the drain; a connection that arrives once draining started is dropped.
+fn serve_connection<S, I>(
+    proxy: Rc<Proxy<S>>,
+    builder: &auto::Builder<LocalExec>,
+    graceful: &Weak<GracefulShutdown>,
+    client: Rc<ClientConnection>,
+    stream: I,
+) where
+    S: RouteSource,
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let Some(graceful) = graceful.upgrade() else {
+        return;
+    };
     let service = service_fn(move |request| {
         let (proxy, client) = (proxy.clone(), client.clone());
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(client, request).await) }
     });
-    let connection = context
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service);
-    let connection = context.graceful.watch(connection.into_owned());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = graceful.watch(connection.into_owned());
     tokio::task::spawn_local(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "client connection ended with an error");

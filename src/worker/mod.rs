@@ -23,6 +23,7 @@ use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
+use crate::tls::{Certificates, TlsError};
 
 /// How long in-flight requests may take to finish once draining starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +34,8 @@ pub enum WorkerError {
     Runtime(#[source] io::Error),
     #[error("cannot load routes")]
     Routes(#[source] FileRoutesError),
+    #[error("cannot set up TLS")]
+    Tls(#[source] TlsError),
     #[error("cannot adopt listener {address}")]
     Listener {
         address: std::net::SocketAddr,
@@ -46,6 +49,7 @@ pub fn run(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,
+    certificates: Option<Certificates>,
 ) -> Result<(), WorkerError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -53,28 +57,36 @@ pub fn run(
         .map_err(WorkerError::Runtime)?;
     LocalSet::new().block_on(
         &runtime,
-        serve(config, listeners, access_log, signals::terminated()),
+        serve(
+            config,
+            listeners,
+            access_log,
+            certificates,
+            signals::terminated(),
+        ),
     )
 }
 
 /// Serves until `drain` resolves, then stops accepting and lets in-flight requests finish.
-/// The access log is opened by the caller, before privileges are dropped.
+/// The access log and the certificates are opened by the caller, before privileges are dropped.
 pub async fn serve(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,
+    certificates: Option<Certificates>,
     drain: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let access_log = access_log.map(Rc::new);
+    let tls = certificates.map(Rc::new);
     let ttl = config.server.dead_backend_ttl;
     match &config.driver {
         Driver::Redis { read, write } => {
             let routes = RedisRoutes::new(read, write, ttl);
-            serve_with(routes, &config, listeners, access_log, drain).await
+            serve_with(routes, &config, listeners, access_log, tls, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, &config, listeners, access_log, drain).await
+            serve_with(routes, &config, listeners, access_log, tls, drain).await
         }
     }
 }
@@ -84,6 +96,7 @@ async fn serve_with<S: RouteSource>(
     config: &Config,
     listeners: Vec<Listener>,
     access_log: Option<Rc<AccessLog>>,
+    tls: Option<Rc<Certificates>>,
     drain: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     let server = &config.server;
@@ -100,17 +113,27 @@ async fn serve_with<S: RouteSource>(
         dead_backend_on_500: server.dead_backend_on_500,
         response_timeout: server.tcp_timeout,
     });
-    let mut adopted = Vec::with_capacity(listeners.len());
+    let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
+        Vec::with_capacity(listeners.len());
     for listener in listeners {
         let address = listener.address;
         let socket = tokio::net::TcpListener::from_std(listener.socket)
             .map_err(|source| WorkerError::Listener { address, source })?;
-        adopted.push((socket, listener.tls));
+        // The n-th https listener is config.https[n]: main binds them in that order.
+        let acceptor = match (&tls, listener.tls) {
+            (Some(certificates), true) => {
+                let index = adopted.iter().filter(|(_, a)| a.is_some()).count();
+                Some(certificates.acceptor(index).map_err(WorkerError::Tls)?)
+            }
+            _ => None,
+        };
+        adopted.push((socket, acceptor));
     }
     let flusher = access_log
         .clone()
         .map(|log| tokio::task::spawn_local(flush_periodically(log)));
-    let user_signals = tokio::task::spawn_local(signals::handle_user_signals(access_log.clone()));
+    let user_signals =
+        tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
     accept::serve(proxy, adopted, server.tcp_timeout, drain).await;
     user_signals.abort();
     if let Some(flusher) = flusher {
