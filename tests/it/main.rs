@@ -14,11 +14,17 @@ mod file_driver;
 #[cfg(test)]
 mod forwarding;
 #[cfg(test)]
+mod h2;
+#[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod support;
+#[cfg(test)]
+mod tls;
+#[cfg(test)]
+mod websocket;
 
 use support::{Backend, RedisServer, Request};
 
