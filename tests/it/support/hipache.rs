@@ -166,11 +166,17 @@ impl Hipache {
 
     /// The first https listener, from its `listening on ... scheme="https"` line.
     pub(crate) fn https_addr(&self) -> SocketAddr {
-        self.log_lines()
-            .iter()
-            .filter(|line| line.contains("listening on") && line.contains("https"))
-            .find_map(|line| listening_address(line))
-            .expect("an https `listening on` line")
+        // Logged before the worker answers pings, but the reader thread may still be behind.
+        wait_for(
+            Duration::from_secs(5),
+            "an https `listening on` line",
+            || {
+                self.log_lines()
+                    .iter()
+                    .filter(|line| line.contains("listening on") && line.contains("https"))
+                    .find_map(|line| listening_address(line))
+            },
+        )
     }
 
     pub(crate) fn port(&self) -> u16 {
