@@ -294,11 +294,21 @@ impl LogHead {
             client,
             time: SystemTime::now(),
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            uri: logged_uri(parts),
             version: parts.version,
             referer: parts.headers.get(header::REFERER).cloned(),
             user_agent: parts.headers.get(header::USER_AGENT).cloned(),
         }
+    }
+}
+
+/// What the request line of the access log shows: an HTTP/2 request's URI always carries the
+/// scheme and authority, which an HTTP/1.1 client would not have sent; log its path, as Hipache's
+/// `req.url` would.
+fn logged_uri(parts: &http::request::Parts) -> Uri {
+    match (parts.version, parts.uri.path_and_query()) {
+        (http::Version::HTTP_2, Some(path)) => Uri::from(path.clone()),
+        _ => parts.uri.clone(),
     }
 }
 

@@ -79,6 +79,11 @@ fn h2c_prior_knowledge_is_served_on_plain_listeners() {
     assert_eq!(seen.path, "/clear");
     assert_eq!(seen.header("host"), Some("h2c.test"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    let lines = hipache.wait_access_log_lines(1);
+    assert!(
+        lines[0].contains("\"GET /clear HTTP/2.0\" 200"),
+        "{lines:?}"
+    );
 }
 
 #[test]
