@@ -3,8 +3,8 @@
 //! One request flows through the modules in this order:
 //!
 //! ```text
-//! worker::accept ─▶ proxy (hyper service) ─▶ router::candidates ─▶ routes::*::lookup
-//!   ─▶ balancer::pick ─▶ proxy::attempt (headers, client) ─▶ on failure routes::*::mark_dead
+//! worker::accept (tls handshake) ─▶ proxy (hyper service) ─▶ router::candidates ─▶ routes::*::lookup
+//!   ─▶ balancer::pick ─▶ proxy::attempt (headers, client, tunnel) ─▶ on failure routes::*::mark_dead
 //!   and pick again ─▶ error_page if every attempt failed ─▶ access_log
 //! ```
 
@@ -19,4 +19,5 @@ pub mod privileges;
 pub mod proxy;
 pub mod router;
 pub mod routes;
+pub mod tls;
 pub mod worker;

@@ -13,7 +13,7 @@ use hipache::cli::Cli;
 use hipache::config::Config;
 use hipache::privileges::{self, Outcome};
 use hipache::worker::{self, exit_code, inherit};
-use hipache::{logging, master};
+use hipache::{logging, master, tls};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -59,8 +59,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// A worker: adopt the master's sockets, open the access log while still root, drop privileges,
-/// serve. Returns the exit status that tells the master why it stopped.
+/// A worker: adopt the master's sockets, read certificates and open the access log while still
+/// root, drop privileges, serve. Returns the exit status that tells the master why it stopped.
 fn run_worker(config: Config) -> anyhow::Result<i32> {
     // If the master dies, so do we: an orphaned worker would keep the ports with no supervisor.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
@@ -70,6 +70,8 @@ fn run_worker(config: Config) -> anyhow::Result<i32> {
     }
     let listeners = inherit::listeners()?;
     let link = inherit::MasterLink::inherited();
+    // Read before privileges are dropped: keys are often readable by root only.
+    let certificates = tls::Certificates::from_config(&config)?;
     let access_log = match &config.server.access_log {
         Some(path) => Some(
             AccessLog::open(path)
@@ -82,7 +84,7 @@ fn run_worker(config: Config) -> anyhow::Result<i32> {
         Outcome::StayedRoot => tracing::debug!("running as root, as the config asks"),
         Outcome::NotRoot => {}
     }
-    let exit = worker::run(config, listeners, access_log, &link)?;
+    let exit = worker::run(config, listeners, access_log, certificates, &link)?;
     Ok(exit.code())
 }
 

@@ -48,12 +48,14 @@ pub(super) fn build(
     let mut ctx = Ctx { source, warnings };
     let server = server(raw.server.unwrap_or_default(), &mut ctx)?;
     let http = http(raw.http.unwrap_or_default(), &ctx)?;
-    let https = match raw.https {
+    let (https, cert_dir) = match raw.https {
         Some(section) => {
             https::node_tls_knobs(&section, &mut ctx);
-            https::listeners(section, &ctx)?
+            let cert_dir = https::cert_dir(&section, &mut ctx)?;
+            let listeners = https::listeners(section, &ctx)?;
+            (listeners, cert_dir)
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     let driver = driver(raw.driver, &ctx)?;
     let logging = raw.logging.map(|l| logging(l, &ctx)).transpose()?;
@@ -75,6 +77,7 @@ pub(super) fn build(
         source: source.to_path_buf(),
         server,
         http,
+        cert_dir: cert_dir.filter(|_| !https.is_empty()),
         https,
         driver,
         user: name_or_default(raw.user),

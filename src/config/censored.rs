@@ -60,6 +60,9 @@ impl Display for Censored<'_> {
         if c.https.is_empty() {
             writeln!(f, "https.bind = (off)")?;
         }
+        if let Some(dir) = &c.cert_dir {
+            writeln!(f, "https.certDir = {}", dir.display())?;
+        }
         for (i, l) in c.https.iter().enumerate() {
             writeln!(f, "https.bind[{i}] = {}", l.address)?;
             writeln!(f, "https.bind[{i}].key = {}", l.key.display())?;

@@ -39,6 +39,9 @@ pub struct Config {
     pub http: Vec<SocketAddr>,
     /// HTTPS listeners; empty when HTTPS is off.
     pub https: Vec<TlsListener>,
+    /// `https.certDir`: more certificates for SNI (`<name>.pem` + `<name>.key`, or combined
+    /// `.pem` files); `None` when absent or when HTTPS is off.
+    pub cert_dir: Option<PathBuf>,
     pub driver: Driver,
     pub user: String,
     pub group: String,

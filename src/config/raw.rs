@@ -77,6 +77,8 @@ pub(super) struct RawListen {
     pub(super) cert: Option<String>,
     pub(super) ca: Option<OneOrMany<String>>,
     pub(super) passphrase: Option<String>,
+    /// Ours, not Hipache's: a folder of extra certificates chosen by SNI.
+    pub(super) cert_dir: Option<String>,
     // Node's TLS knobs: accepted so Hipache files load; rustls picks its own suites and versions.
     pub(super) ciphers: Option<String>,
     pub(super) honor_cipher_order: Option<bool>,

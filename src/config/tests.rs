@@ -500,3 +500,46 @@ fn node_tls_knobs_load_with_a_warning() {
     );
     assert!(!w.contains("secureProtocol"), "{w}");
 }
+
+#[test]
+fn https_cert_dir_is_read_and_must_be_a_folder() {
+    let here = file!();
+    let text = format!(
+        r#"{{"https": {{"bind": "127.0.0.1", "key": "{here}", "cert": "{here}", "certDir": "src/config"}}}}"#
+    );
+    let loaded = parse(&text);
+    assert_eq!(loaded.config.cert_dir, Some(PathBuf::from("src/config")));
+    assert!(loaded
+        .config
+        .censored()
+        .to_string()
+        .contains("https.certDir = src/config"));
+
+    let e = error(&format!(
+        r#"{{"https": {{"bind": "127.0.0.1", "key": "{here}", "cert": "{here}", "certDir": "no/such/dir"}}}}"#
+    ));
+    assert_eq!(
+        e,
+        "config/config.json: https.certDir: cannot read no/such/dir"
+    );
+}
+
+#[test]
+fn https_cert_dir_without_binds_is_ignored_with_warning() {
+    let loaded = parse(r#"{"https": {"certDir": "src/config"}}"#);
+    assert_eq!(loaded.config.cert_dir, None);
+    assert!(loaded
+        .warnings
+        .iter()
+        .any(|w| w == "https.certDir ignored: https.bind is empty"));
+}
+
+#[test]
+fn old_server_https_section_carries_cert_dir() {
+    let here = file!();
+    let text = format!(
+        r#"{{"server": {{"address": "127.0.0.1", "port": 8080,
+              "https": {{"port": 8443, "key": "{here}", "cert": "{here}", "certDir": "src"}}}}}}"#
+    );
+    assert_eq!(parse(&text).config.cert_dir, Some(PathBuf::from("src")));
+}

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::privileges::{self, PrivilegeError};
+use crate::tls::{self, TlsError};
 use listeners::{ListenError, Listener};
 use spawn::SpawnError;
 
@@ -29,6 +30,8 @@ pub enum MasterError {
     Privileges(#[from] PrivilegeError),
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot start the master's runtime")]
     Runtime(#[source] io::Error),
 }
@@ -42,8 +45,10 @@ struct Bound {
 
 /// Runs the master until SIGTERM/SIGINT; returns once every worker has exited.
 pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
-    // A missing user is the operator's to fix: say so once, before starting any worker.
+    // A missing user or a broken certificate is the operator's to fix: say so once, before
+    // starting any worker (each worker reads its certificates again, before dropping root).
     privileges::target(&config.user, &config.group)?;
+    tls::Certificates::from_config(&config)?;
     let bound = bind_all(&config, &[])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,13 +65,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
 /// is the same, new ones bound (and logged) for the rest. `existing` is left untouched, so a
 /// failed reload keeps every socket the running workers use.
 fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterError> {
-    if !config.https.is_empty() {
-        tracing::error!(
-            listeners = config.https.len(),
-            "https listeners are not served yet; serving http only"
-        );
-    }
-    let wanted = config.http.iter().map(|address| (*address, false));
+    // Workers map the n-th https socket they inherit to config.https[n]: keep this order.
+    let wanted = config
+        .http
+        .iter()
+        .map(|address| (*address, false))
+        .chain(config.https.iter().map(|https| (https.address, true)));
     let mut bound = Vec::new();
     for (configured, tls) in wanted {
         let reused = existing

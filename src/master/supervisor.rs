@@ -286,6 +286,11 @@ impl Supervisor {
         for warning in &loaded.warnings {
             tracing::warn!("{warning}");
         }
+        if let Err(error) = crate::tls::Certificates::from_config(&loaded.config) {
+            let error = format!("{:#}", anyhow::Error::from(error));
+            tracing::error!(error, "reload failed; keeping the running configuration");
+            return;
+        }
         let previous = std::mem::take(&mut self.bound);
         self.bound = match bind_all(&loaded.config, &previous) {
             Ok(bound) => bound,

@@ -79,6 +79,29 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The protocol a request asks to upgrade to: its `Upgrade` value, when `Connection` lists
+/// `upgrade` (RFC 9110 §7.8).
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// Puts back what `strip_hop_by_hop` removed from an upgrade request or a 101 response: the
+/// next hop must see the upgrade too.
+pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::UPGRADE, protocol);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+}
+
 /// Prepares a client's request headers for the backend.
 pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_alive: bool) {
     strip_hop_by_hop(headers);
@@ -183,6 +206,26 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "::1");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert!(!headers.contains_key("connection"));
+    }
+
+    #[test]
+    fn upgrade_request_keeps_upgrade_and_gets_no_close() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        let protocol = upgrade_protocol(&headers).unwrap();
+        assert_eq!(protocol, "websocket");
+        let forwarded = Forwarded::new("10.1.2.3".parse().unwrap(), true, 443);
+        rewrite_request(&mut headers, &forwarded, true);
+        restore_upgrade(&mut headers, protocol);
+        assert_eq!(headers["upgrade"], "websocket");
+        assert_eq!(headers["connection"], "upgrade");
+        assert_eq!(headers["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        assert_eq!(upgrade_protocol(&map(&[("upgrade", "websocket")])), None);
+        assert_eq!(upgrade_protocol(&map(&[("connection", "upgrade")])), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod body;
 pub mod client;
 pub mod error;
 pub mod headers;
+pub mod tunnel;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 
 use crate::access_log::{AccessLog, PendingLine};
 use crate::balancer;
@@ -49,6 +51,13 @@ pub struct ClientConnection {
     pub forwarded: Forwarded,
 }
 
+/// An HTTP/1.1 request asking for a protocol switch (WebSocket...): the protocol, and the
+/// client's side of the upgrade, completed once the 101 is sent.
+struct Upgrade {
+    protocol: HeaderValue,
+    client: OnUpgrade,
+}
+
 /// The request facts an access log line or an X-Debug header needs after the request moved on.
 struct Context {
     start: Instant,
@@ -60,7 +69,7 @@ impl<S: RouteSource> Proxy<S> {
     pub async fn handle(
         self: Rc<Self>,
         conn: Rc<ClientConnection>,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
     ) -> Response<ResponseBody> {
         let start = Instant::now();
         let debug = request.headers().contains_key(headers::X_DEBUG);
@@ -79,15 +88,31 @@ impl<S: RouteSource> Proxy<S> {
                 return self.error_response(ProxyError::RouteSourceUnavailable, debug);
             }
         };
+        let upgrade = match request.version() {
+            http::Version::HTTP_11 => headers::upgrade_protocol(request.headers()),
+            _ => None,
+        }
+        .map(|protocol| Upgrade {
+            protocol,
+            client: hyper::upgrade::on(&mut request),
+        });
         let context = Context { start, debug, host };
-        self.forward(&conn, request, context, lookup.frontend, &lookup.dead)
-            .await
+        self.forward(
+            &conn,
+            request,
+            upgrade,
+            context,
+            lookup.frontend,
+            &lookup.dead,
+        )
+        .await
     }
 
     async fn forward(
         &self,
         conn: &ClientConnection,
         request: Request<Incoming>,
+        mut upgrade: Option<Upgrade>,
         context: Context,
         frontend: Arc<Frontend>,
         dead: &[usize],
@@ -98,6 +123,10 @@ impl<S: RouteSource> Proxy<S> {
             .is_some()
             .then(|| LogHead::capture(&parts, conn.peer));
         prepare_for_backend(&mut parts, &conn.forwarded, self.client.keep_alive());
+        if let Some(upgrade) = &upgrade {
+            // An upgraded connection is never reused, so no `Connection: close` either.
+            headers::restore_upgrade(&mut parts.headers, upgrade.protocol.clone());
+        }
         let Some(mut payload) = Payload::from_incoming(body).await else {
             // The client went away while sending its body: nobody is left to answer.
             return self.error_response(ProxyError::BackendIo { replayable: false }, context.debug);
@@ -117,12 +146,30 @@ impl<S: RouteSource> Proxy<S> {
             )
             .await;
             match outcome {
-                Ok((response, connection)) => {
+                Ok((mut response, connection)) => {
+                    let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                    let tunnel = match upgrade.take() {
+                        Some(client) if switched => Some((
+                            client,
+                            response.headers().get(header::UPGRADE).cloned(),
+                            hyper::upgrade::on(&mut response),
+                        )),
+                        _ => None,
+                    };
                     let (mut head, incoming) = response.into_parts();
                     if headers::marks_dead(head.status, &head.headers, self.dead_backend_on_500) {
                         self.mark_dead(&context.host, &frontend, backend, head.status.as_str());
                     }
                     headers::strip_hop_by_hop(&mut head.headers);
+                    let mut keep_alive = self.client.keep_alive();
+                    if let Some((client, protocol, backend)) = tunnel {
+                        headers::restore_upgrade(
+                            &mut head.headers,
+                            protocol.unwrap_or(client.protocol),
+                        );
+                        tunnel::spawn(client.client, backend, self.response_timeout);
+                        keep_alive = false;
+                    }
                     // The backend's HTTP version is not the client's: hyper picks the right one.
                     head.version = http::Version::default();
                     if context.debug {
@@ -134,7 +181,7 @@ impl<S: RouteSource> Proxy<S> {
                             backend_start,
                         );
                     }
-                    let idle = connection.into_idle(self.client.keep_alive());
+                    let idle = connection.into_idle(keep_alive);
                     let mut body = ResponseBody::backend(incoming, idle);
                     if let Some(line) =
                         self.pending_line(log_head, &context, &frontend, head.status, backend_start)
@@ -247,11 +294,21 @@ impl LogHead {
             client,
             time: SystemTime::now(),
             method: parts.method.clone(),
-            uri: parts.uri.clone(),
+            uri: logged_uri(parts),
             version: parts.version,
             referer: parts.headers.get(header::REFERER).cloned(),
             user_agent: parts.headers.get(header::USER_AGENT).cloned(),
         }
+    }
+}
+
+/// What the request line of the access log shows: an HTTP/2 request's URI always carries the
+/// scheme and authority, which an HTTP/1.1 client would not have sent; log its path, as Hipache's
+/// `req.url` would.
+fn logged_uri(parts: &http::request::Parts) -> Uri {
+    match (parts.version, parts.uri.path_and_query()) {
+        (http::Version::HTTP_2, Some(path)) => Uri::from(path.clone()),
+        _ => parts.uri.clone(),
     }
 }
 

@@ -1,23 +1,29 @@
 //! Accept loops and per-connection serving: hyper's HTTP/1.1 + HTTP/2 server with upgrades,
 //! tracked for a graceful drain.
 //!
-//! The accept loop only accepts and spawns; everything else happens in the connection's task.
+//! The accept loop only accepts and spawns; everything else, the TLS handshake (under
+//! `tls::HANDSHAKE_TIMEOUT`) included, happens in the connection's task. HTTP/2 is served to TLS
+//! clients that chose it by ALPN and to plain clients that open with the HTTP/2 preface (h2c
+//! prior knowledge): the auto builder detects the preface either way.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::headers::Forwarded;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
+use crate::tls;
 
 /// How long to pause accepting after an error such as EMFILE, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -43,7 +49,7 @@ pub(super) struct Timeouts {
 /// Accepts on every listener until `drain` resolves, then drains and returns its output.
 pub(super) async fn serve<S: RouteSource, R>(
     proxy: Rc<Proxy<S>>,
-    listeners: Vec<(TcpListener, bool)>,
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     timeouts: Timeouts,
     drain: impl Future<Output = R>,
 ) -> R {
@@ -63,7 +69,7 @@ pub(super) async fn serve<S: RouteSource, R>(
             let context = AcceptContext {
                 proxy: proxy.clone(),
                 builder: builder.clone(),
-                graceful: graceful.clone(),
+                graceful: Rc::downgrade(&graceful),
                 tls,
             };
             tokio::task::spawn_local(accept_loop(listener, context, stopped.clone()))
@@ -76,7 +82,8 @@ pub(super) async fn serve<S: RouteSource, R>(
     }
     let in_flight = graceful.count();
     tracing::info!(connections = in_flight, "draining");
-    // The accept loops are done, so this is the last reference to the tracker.
+    // The accept loops are done and connection tasks hold only weak references (upgraded for
+    // an instant, never across an await), so this is the last strong one.
     if let Ok(graceful) = Rc::try_unwrap(graceful) {
         if tokio::time::timeout(timeouts.drain, graceful.shutdown())
             .await
@@ -91,8 +98,8 @@ pub(super) async fn serve<S: RouteSource, R>(
 struct AcceptContext<S> {
     proxy: Rc<Proxy<S>>,
     builder: Rc<auto::Builder<LocalExec>>,
-    graceful: Rc<GracefulShutdown>,
-    tls: bool,
+    graceful: Weak<GracefulShutdown>,
+    tls: Option<TlsAcceptor>,
 }
 
 async fn accept_loop<S: RouteSource>(
@@ -122,23 +129,53 @@ async fn accept_loop<S: RouteSource>(
 
 fn spawn_connection<S: RouteSource>(
     context: &AcceptContext<S>,
-    stream: tokio::net::TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     local_port: u16,
 ) {
     let client = Rc::new(ClientConnection {
         peer: peer.ip().to_canonical(),
-        forwarded: Forwarded::new(peer.ip().to_canonical(), context.tls, local_port),
+        forwarded: Forwarded::new(peer.ip().to_canonical(), context.tls.is_some(), local_port),
     });
-    let proxy = context.proxy.clone();
+    let (proxy, builder, graceful) = (
+        context.proxy.clone(),
+        context.builder.clone(),
+        context.graceful.clone(),
+    );
+    let Some(acceptor) = context.tls.clone() else {
+        serve_connection(proxy, &builder, &graceful, client, stream);
+        return;
+    };
+    tokio::task::spawn_local(async move {
+        match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_connection(proxy, &builder, &graceful, client, stream),
+            Ok(Err(error)) => tracing::debug!(%peer, %error, "tls handshake failed"),
+            Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
+        }
+    });
+}
+
+/// Serves HTTP on an accepted (and, for https, decrypted) stream in its own task, watched for
+/// the drain; a connection that arrives once draining started is dropped.
+fn serve_connection<S, I>(
+    proxy: Rc<Proxy<S>>,
+    builder: &auto::Builder<LocalExec>,
+    graceful: &Weak<GracefulShutdown>,
+    client: Rc<ClientConnection>,
+    stream: I,
+) where
+    S: RouteSource,
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let Some(graceful) = graceful.upgrade() else {
+        return;
+    };
     let service = service_fn(move |request| {
         let (proxy, client) = (proxy.clone(), client.clone());
         async move { Ok::<_, std::convert::Infallible>(proxy.handle(client, request).await) }
     });
-    let connection = context
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service);
-    let connection = context.graceful.watch(connection.into_owned());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = graceful.watch(connection.into_owned());
     tokio::task::spawn_local(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "client connection ended with an error");

@@ -24,6 +24,7 @@ use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
+use crate::tls::{Certificates, TlsError};
 use inherit::MasterLink;
 
 /// Exit statuses a worker reports to its master.
@@ -60,6 +61,8 @@ pub enum WorkerError {
     Runtime(#[source] io::Error),
     #[error("cannot load routes")]
     Routes(#[source] FileRoutesError),
+    #[error("cannot set up TLS")]
+    Tls(#[source] TlsError),
     #[error("cannot adopt listener {address}")]
     Listener {
         address: std::net::SocketAddr,
@@ -74,6 +77,7 @@ pub fn run(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,
+    certificates: Option<Certificates>,
     link: &MasterLink,
 ) -> Result<Exit, WorkerError> {
     // One thread per worker: the master runs as many workers as the operator wants cores used.
@@ -97,29 +101,34 @@ pub fn run(
         }
     };
     let ready = || link.report_ready();
-    LocalSet::new().block_on(&runtime, serve(config, listeners, access_log, ready, stop))
+    LocalSet::new().block_on(
+        &runtime,
+        serve(config, listeners, access_log, certificates, ready, stop),
+    )
 }
 
 /// Serves until `drain` resolves, then stops accepting, lets in-flight requests finish (at most
-/// `gracefulWait`) and returns what `drain` resolved to. The access log is opened by the caller,
-/// before privileges are dropped; `ready` is called once the listeners are being served.
+/// `gracefulWait`) and returns what `drain` resolved to. The access log and the certificates are opened by the
+/// caller, before privileges are dropped; `ready` is called once the listeners are being served.
 pub async fn serve<R>(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,
+    certificates: Option<Certificates>,
     ready: impl FnOnce(),
     drain: impl Future<Output = R>,
 ) -> Result<R, WorkerError> {
     let access_log = access_log.map(Rc::new);
+    let tls = certificates.map(Rc::new);
     let ttl = config.server.dead_backend_ttl;
     match &config.driver {
         Driver::Redis { read, write } => {
             let routes = RedisRoutes::new(read, write, ttl);
-            serve_with(routes, &config, listeners, access_log, ready, drain).await
+            serve_with(routes, &config, listeners, access_log, tls, ready, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, &config, listeners, access_log, ready, drain).await
+            serve_with(routes, &config, listeners, access_log, tls, ready, drain).await
         }
     }
 }
@@ -129,6 +138,7 @@ async fn serve_with<S: RouteSource, R>(
     config: &Config,
     listeners: Vec<Listener>,
     access_log: Option<Rc<AccessLog>>,
+    tls: Option<Rc<Certificates>>,
     ready: impl FnOnce(),
     drain: impl Future<Output = R>,
 ) -> Result<R, WorkerError> {
@@ -146,17 +156,27 @@ async fn serve_with<S: RouteSource, R>(
         dead_backend_on_500: server.dead_backend_on_500,
         response_timeout: server.tcp_timeout,
     });
-    let mut adopted = Vec::with_capacity(listeners.len());
+    let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
+        Vec::with_capacity(listeners.len());
     for listener in listeners {
         let address = listener.address;
         let socket = tokio::net::TcpListener::from_std(listener.socket)
             .map_err(|source| WorkerError::Listener { address, source })?;
-        adopted.push((socket, listener.tls));
+        // The n-th https listener is config.https[n]: main binds them in that order.
+        let acceptor = match (&tls, listener.tls) {
+            (Some(certificates), true) => {
+                let index = adopted.iter().filter(|(_, a)| a.is_some()).count();
+                Some(certificates.acceptor(index).map_err(WorkerError::Tls)?)
+            }
+            _ => None,
+        };
+        adopted.push((socket, acceptor));
     }
     let flusher = access_log
         .clone()
         .map(|log| tokio::task::spawn_local(flush_periodically(log)));
-    let user_signals = tokio::task::spawn_local(signals::handle_user_signals(access_log.clone()));
+    let user_signals =
+        tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
     ready();
     let timeouts = accept::Timeouts {
         idle: server.tcp_timeout,

@@ -1,11 +1,13 @@
 //! Signals as a worker sees them: SIGTERM/SIGINT end it gracefully, SIGUSR1 reopens the access
-//! log, SIGUSR2 is ignored (Hipache's workers ignore both SIGUSRs by default).
+//! log, SIGHUP re-reads the TLS certificates, SIGUSR2 is ignored (Hipache's workers ignore both
+//! SIGUSRs by default).
 
 use std::rc::Rc;
 
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::access_log::AccessLog;
+use crate::tls::Certificates;
 
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn terminated() {
@@ -22,13 +24,18 @@ pub async fn terminated() {
     }
 }
 
-/// Runs for the worker's lifetime: reopens the access log on each SIGUSR1, swallows SIGUSR2.
-pub async fn handle_user_signals(access_log: Option<Rc<AccessLog>>) {
-    let (Ok(mut usr1), Ok(mut usr2)) = (
+/// Runs for the worker's lifetime: reopens the access log on each SIGUSR1, reloads the
+/// certificates on each SIGHUP (keeping the current ones if that fails), swallows SIGUSR2.
+pub async fn handle_user_signals(
+    access_log: Option<Rc<AccessLog>>,
+    certificates: Option<Rc<Certificates>>,
+) {
+    let (Ok(mut usr1), Ok(mut usr2), Ok(mut hup)) = (
         signal(SignalKind::user_defined1()),
         signal(SignalKind::user_defined2()),
+        signal(SignalKind::hangup()),
     ) else {
-        tracing::error!("cannot install SIGUSR1/SIGUSR2 handlers");
+        tracing::error!("cannot install SIGUSR1/SIGUSR2/SIGHUP handlers");
         return;
     };
     loop {
@@ -39,6 +46,12 @@ pub async fn handle_user_signals(access_log: Option<Rc<AccessLog>>) {
                 }
             }
             Some(()) = usr2.recv() => {}
+            Some(()) = hup.recv() => {
+                if let Some(certificates) = &certificates {
+                    // The outcome is logged by `reload`.
+                    let _ = certificates.reload();
+                }
+            }
             else => return,
         }
     }

@@ -87,7 +87,7 @@ fn backend_500_reaches_the_client_and_marks_it_dead() {
         (response.status, response.text().as_str()),
         (500, "failing")
     );
-    assert_eq!(redis.smembers("dead:five.local"), ["0", "1"]);
+    redis.wait_for_set("dead:five.local", &["0", "1"]);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn backend_500_is_not_marked_when_dead_backend_on_500_is_off() {
 
     assert_eq!(hipache.get("five.local", "/").status, 500);
 
-    assert_eq!(redis.smembers("dead:five.local"), ["1"]);
+    redis.wait_for_set("dead:five.local", &["1"]);
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn backend_503_with_retry_after_is_not_marked() {
 
     assert_eq!(response.status, 503);
     assert_eq!(response.header("retry-after"), Some("30"));
-    assert_eq!(redis.smembers("dead:busy.local"), ["1"]);
+    redis.wait_for_set("dead:busy.local", &["1"]);
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn backend_503_without_retry_after_is_marked() {
 
     assert_eq!(hipache.get("busy.local", "/").status, 503);
 
-    assert_eq!(redis.smembers("dead:busy.local"), ["0", "1"]);
+    redis.wait_for_set("dead:busy.local", &["0", "1"]);
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn silent_backend_times_out_with_504_and_is_marked_dead() {
         hanging.connections() >= 1,
         "the request reached the silent backend"
     );
-    assert_eq!(redis.smembers("dead:slow.local"), ["0", "1"]);
+    redis.wait_for_set("dead:slow.local", &["0", "1"]);
 }
 
 #[test]

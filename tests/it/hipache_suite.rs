@@ -221,5 +221,5 @@ fn one_failing_backend_leaves_the_rotation() {
     for _ in 0..10 {
         assert_eq!(hipache.get("foobar", "/").status, 200);
     }
-    assert_eq!(redis.smembers("dead:foobar"), vec!["0".to_owned()]);
+    redis.wait_for_set("dead:foobar", &["0"]);
 }

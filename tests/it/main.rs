@@ -14,6 +14,8 @@ mod file_driver;
 #[cfg(test)]
 mod forwarding;
 #[cfg(test)]
+mod h2;
+#[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
 mod processes;
@@ -21,6 +23,10 @@ mod processes;
 mod routing;
 #[cfg(test)]
 mod support;
+#[cfg(test)]
+mod tls;
+#[cfg(test)]
+mod websocket;
 
 use support::{Backend, RedisServer, Request};
 

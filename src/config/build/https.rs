@@ -149,6 +149,29 @@ pub(super) fn node_tls_knobs(raw: &RawListen, ctx: &mut Ctx<'_>) {
     }
 }
 
+/// `https.certDir`: must be a folder we can list. Ignored (with a warning) while HTTPS is off.
+pub(super) fn cert_dir(raw: &RawListen, ctx: &mut Ctx<'_>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(dir) = raw.cert_dir.as_deref().filter(|d| !d.is_empty()) else {
+        return Ok(None);
+    };
+    let has_binds = raw.bind.as_ref().is_some_and(|b| !b.0.is_empty());
+    if !has_binds {
+        ctx.warnings
+            .push("https.certDir ignored: https.bind is empty".to_owned());
+        return Ok(None);
+    }
+    let path = PathBuf::from(dir);
+    match std::fs::read_dir(&path) {
+        Ok(_) => Ok(Some(path)),
+        Err(source) => Err(ConfigError::Unreadable {
+            file: ctx.source.to_path_buf(),
+            key: "https.certDir".to_owned(),
+            path,
+            source,
+        }),
+    }
+}
+
 /// Checks now that a TLS file can be read, so a typo fails at startup rather than at the first
 /// handshake. Relative paths stay relative to the working directory, as in Hipache.
 fn readable(path: &str, key: String, ctx: &Ctx<'_>) -> Result<PathBuf, ConfigError> {

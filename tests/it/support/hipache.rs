@@ -69,7 +69,13 @@ impl Config {
         self.dir.path().join("access.log")
     }
 
-    fn write(&self) -> PathBuf {
+    /// The per-test temp dir, for certificates and other files the config names.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes the config file and returns its path (for `run_to_exit`).
+    pub(crate) fn write(&self) -> PathBuf {
         let path = self.dir.path().join("config.json");
         let text = serde_json::to_string_pretty(&self.value).expect("config json");
         std::fs::write(&path, text).expect("write config");
@@ -183,6 +189,21 @@ impl Hipache {
             .collect();
         pids.sort_unstable();
         pids
+    }
+
+    /// The first https listener, from its `listening on ... scheme="https"` line.
+    pub(crate) fn https_addr(&self) -> SocketAddr {
+        // Logged before the worker answers pings, but the reader thread may still be behind.
+        wait_for(
+            Duration::from_secs(5),
+            "an https `listening on` line",
+            || {
+                self.log_lines()
+                    .iter()
+                    .filter(|line| line.contains("listening on") && line.contains("https"))
+                    .find_map(|line| listening_address(line))
+            },
+        )
     }
 
     pub(crate) fn port(&self) -> u16 {

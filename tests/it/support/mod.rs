@@ -4,7 +4,9 @@ pub(crate) mod backend;
 pub(crate) mod hipache;
 pub(crate) mod raw_http;
 pub(crate) mod redis;
+pub(crate) mod tls;
 pub(crate) mod wait;
+pub(crate) mod websocket;
 
 pub(crate) use backend::Backend;
 pub(crate) use hipache::{Config, Hipache};

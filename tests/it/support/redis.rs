@@ -103,6 +103,23 @@ impl RedisServer {
     }
 
     /// Members of a set, sorted.
+    /// Waits (bounded) until the set at `key` is exactly `expected`: dead marks are written by
+    /// the proxy in the background, after the response that caused them.
+    pub(crate) fn wait_for_set(&self, key: &str, expected: &[&str]) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let members = self.smembers(key);
+            if members == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{key} is {members:?}, expected {expected:?}"
+            );
+            crate::support::wait::pause(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn smembers(&self, key: &str) -> Vec<String> {
         let mut members: Vec<String> = self.query(&["SMEMBERS", key]);
         members.sort();

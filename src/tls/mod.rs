@@ -1,0 +1,134 @@
+//! HTTPS: the rustls server configuration of each https listener, and its certificates.
+//!
+//! Owns: TLS 1.2 and 1.3 with rustls' default suites (ring provider), ALPN `h2` then
+//! `http/1.1`, SNI over every configured certificate (each `https.bind` key/cert, plus the
+//! `https.certDir` folder), and `Certificates::reload`, which re-reads all of them and swaps the
+//! set atomically (the old set stays on any error). The handshake itself runs in
+//! `worker::accept`, in the connection's task.
+//!
+//! Listeners are numbered like `Config::https`: the n-th https listener bound gets
+//! `acceptor(n)`, whose default certificate is that bind's own.
+
+pub mod certs;
+pub mod sni;
+
+use std::error::Error as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use certs::Source;
+pub use certs::TlsError;
+use sni::{CertSet, Resolver};
+
+/// How long a client may take to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Every certificate the https listeners serve, re-readable without a restart.
+pub struct Certificates {
+    listeners: Vec<Source>,
+    cert_dir: Option<PathBuf>,
+    provider: Arc<CryptoProvider>,
+    set: Arc<ArcSwap<CertSet>>,
+}
+
+impl Certificates {
+    /// Reads every certificate the config names; `None` when HTTPS is off. Call it before
+    /// privileges are dropped: keys are often readable by root only.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, TlsError> {
+        if config.https.is_empty() {
+            return Ok(None);
+        }
+        let listeners = config
+            .https
+            .iter()
+            .map(|l| Source {
+                key: l.key.clone(),
+                cert: l.cert.clone(),
+                ca: l.ca.clone(),
+            })
+            .collect();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut certificates = Self {
+            listeners,
+            cert_dir: config.cert_dir.clone(),
+            provider,
+            set: Arc::default(),
+        };
+        certificates.set = Arc::new(ArcSwap::from_pointee(certificates.read_all()?));
+        Ok(Some(certificates))
+    }
+
+    /// Re-reads every certificate and swaps the new set in; on error the current set stays, and
+    /// the error is logged and returned.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        match self.read_all() {
+            Ok(set) => {
+                tracing::info!(names = set.names.len(), "certificates reloaded");
+                self.set.store(Arc::new(set));
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(error = %chain(&error), "certificate reload failed; keeping the current certificates");
+                Err(error)
+            }
+        }
+    }
+
+    /// The acceptor of the `listener`-th https listener (config order).
+    pub fn acceptor(&self, listener: usize) -> Result<TlsAcceptor, TlsError> {
+        let resolver = Arc::new(Resolver {
+            set: self.set.clone(),
+            listener,
+        });
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(TlsError::Config)?
+            .with_no_client_auth()
+            .with_cert_resolver(resolver);
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+
+    fn read_all(&self) -> Result<CertSet, TlsError> {
+        let mut set = CertSet::default();
+        for source in &self.listeners {
+            let loaded = certs::load(source, &self.provider)?;
+            for name in &loaded.names {
+                set.names.insert(name, loaded.key.clone());
+            }
+            set.defaults.push(loaded.key);
+        }
+        if let Some(dir) = &self.cert_dir {
+            for source in certs::folder(dir)? {
+                let loaded = certs::load(&source, &self.provider)?;
+                if loaded.names.is_empty() {
+                    tracing::warn!(file = %source.cert.display(), "certificate has no DNS name; never selected");
+                }
+                for name in &loaded.names {
+                    if !set.names.insert(name, loaded.key.clone()) {
+                        tracing::debug!(%name, file = %source.cert.display(), "name already served by an earlier certificate");
+                    }
+                }
+            }
+        }
+        Ok(set)
+    }
+}
+
+/// `error: cause: cause`, for a log field.
+fn chain(error: &TlsError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

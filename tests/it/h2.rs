@@ -1,0 +1,101 @@
+//! HTTP/2 from clients, over TLS (ALPN `h2`) and in clear text with prior knowledge (h2c),
+//! forwarded to HTTP/1.1 backends and routed by `:authority` as by `Host`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::support::tls;
+use crate::support::{Backend, Config, Hipache, RedisServer};
+
+/// Sends `GET uri` over HTTP/2 on `stream`; returns the status and the body.
+async fn get<S>(stream: S, uri: &str) -> (u16, String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .expect("http/2 handshake with hipache");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(uri)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.expect("http/2 response");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn http2_over_tls_reaches_an_http1_backend_with_the_authority_as_host() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("h2.test", "h2", &[&backend.url()]);
+    let config = Config::redis(&redis);
+    let (key, cert) = tls::cert(&["h2.test"]).write(config.dir(), "server");
+    let hipache = Hipache::start(config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
+    })));
+
+    let (status, body) = runtime().block_on(async {
+        let stream = tls::connect(hipache.https_addr(), "h2.test", &[b"h2", b"http/1.1"]).await;
+        assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        get(stream, "https://h2.test/two?x=1").await
+    });
+
+    assert_eq!((status, body.as_str()), (200, "b1"));
+    let seen = &backend.requests()[0];
+    assert_eq!(seen.path, "/two?x=1");
+    assert_eq!(seen.header("host"), Some("h2.test"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+}
+
+#[test]
+fn h2c_prior_knowledge_is_served_on_plain_listeners() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b2");
+    redis.frontend("h2c.test", "h2c", &[&backend.url()]);
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    let (status, body) = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        get(tcp, "http://h2c.test/clear").await
+    });
+
+    assert_eq!((status, body.as_str()), (200, "b2"));
+    let seen = &backend.requests()[0];
+    assert_eq!(seen.path, "/clear");
+    assert_eq!(seen.header("host"), Some("h2c.test"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    let lines = hipache.wait_access_log_lines(1);
+    assert!(
+        lines[0].contains("\"GET /clear HTTP/2.0\" 200"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn http2_to_an_unknown_authority_gets_the_400_page() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    let (status, _) = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        get(tcp, "http://nobody.test/").await
+    });
+    assert_eq!(status, 400);
+}

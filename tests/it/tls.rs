@@ -1,0 +1,158 @@
+//! HTTPS: SNI across the bind certificates and `https.certDir`, reload on SIGHUP, forwarding
+//! headers over TLS, and the startup errors of bad key files.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::hipache::run_to_exit;
+use crate::support::tls::{self, TestCert};
+use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn names_for(hipache: &Hipache, server_name: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let stream = tls::connect(hipache.https_addr(), server_name, &[b"http/1.1"]).await;
+        tls::peer_names(&stream)
+    })
+}
+
+/// A proxy whose bind serves `default.test`, with `a.test` and a combined `*.b.test` file in
+/// `https.certDir`.
+fn sni_proxy(redis: &RedisServer) -> (Hipache, std::path::PathBuf) {
+    let config = Config::redis(redis);
+    let (key, cert) = tls::cert(&["default.test"]).write(config.dir(), "default");
+    let dir = config.dir().join("certs");
+    std::fs::create_dir(&dir).unwrap();
+    tls::cert(&["a.test"]).write(&dir, "a");
+    let wild = tls::cert(&["*.b.test"]);
+    std::fs::write(
+        dir.join("wild.pem"),
+        format!("{}{}", wild.cert_pem, wild.key_pem),
+    )
+    .unwrap();
+    let hipache = Hipache::start(config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert, "certDir": dir }
+    })));
+    (hipache, dir)
+}
+
+#[test]
+fn sni_picks_each_hosts_certificate_and_the_default_otherwise() {
+    let redis = RedisServer::start();
+    let (hipache, _) = sni_proxy(&redis);
+
+    assert_eq!(names_for(&hipache, "a.test"), ["a.test"]);
+    assert_eq!(names_for(&hipache, "x.b.test"), ["*.b.test"]);
+    assert_eq!(names_for(&hipache, "unknown.test"), ["default.test"]);
+    // An IP address sends no SNI at all.
+    assert_eq!(names_for(&hipache, "127.0.0.1"), ["default.test"]);
+}
+
+#[test]
+fn certificates_are_reloaded_on_sighup() {
+    let redis = RedisServer::start();
+    let (hipache, dir) = sni_proxy(&redis);
+    assert_eq!(names_for(&hipache, "a.test"), ["a.test"]);
+
+    tls::cert(&["a.test", "renewed.a.test"]).write(&dir, "a");
+    hipache.signal(libc::SIGHUP);
+
+    wait_until(Duration::from_secs(5), "the renewed certificate", || {
+        names_for(&hipache, "a.test").len() == 2
+    });
+    assert_eq!(
+        names_for(&hipache, "renewed.a.test"),
+        ["a.test", "renewed.a.test"]
+    );
+}
+
+#[test]
+fn failed_reload_keeps_the_current_certificates() {
+    let redis = RedisServer::start();
+    let (hipache, dir) = sni_proxy(&redis);
+
+    std::fs::write(dir.join("a.key"), "not a key").unwrap();
+    hipache.signal(libc::SIGHUP);
+
+    wait_until(
+        Duration::from_secs(5),
+        "the reload failure to be logged",
+        || {
+            hipache
+                .log_lines()
+                .iter()
+                .any(|l| l.contains("reload failed") && l.contains("a.key"))
+        },
+    );
+    assert_eq!(names_for(&hipache, "a.test"), ["a.test"]);
+}
+
+#[test]
+fn https_requests_are_forwarded_with_https_headers() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("secure.test", "secure", &[&backend.url()]);
+    let config = Config::redis(&redis);
+    let (key, cert) = tls::cert(&["secure.test"]).write(config.dir(), "server");
+    let hipache = Hipache::start(config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
+    })));
+
+    let response = runtime().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tls::connect(hipache.https_addr(), "secure.test", &[b"http/1.1"]).await;
+        stream
+            .write_all(b"GET /s HTTP/1.1\r\nHost: secure.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("b1"), "{response}");
+    let seen = &backend.requests()[0];
+    let port = hipache.https_addr().port().to_string();
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(seen.header("x-forwarded-port"), Some(port.as_str()));
+}
+
+fn startup_error(key: &TestCert, cert: &TestCert) -> (String, std::path::PathBuf) {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let (key, _) = key.write(config.dir(), "key");
+    let (_, cert) = cert.write(config.dir(), "cert");
+    let config = config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
+    }));
+    let output = run_to_exit(&["--config", config.write().to_str().unwrap()]);
+    assert!(!output.status.success(), "hipache must refuse to start");
+    (String::from_utf8_lossy(&output.stderr).into_owned(), key)
+}
+
+#[test]
+fn key_not_matching_its_certificate_exits_naming_the_file() {
+    let (stderr, key) = startup_error(&tls::cert(&["one.test"]), &tls::cert(&["two.test"]));
+    assert!(stderr.contains(&key.display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains("does not match the certificate"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn encrypted_key_exits_with_a_decryption_hint() {
+    let mut key = tls::cert(&["enc.test"]);
+    let cert = tls::cert(&["enc.test"]);
+    key.key_pem = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0wSjApBgkqhkiG9w0BBQwwHAQI\n-----END ENCRYPTED PRIVATE KEY-----\n".to_owned();
+    let (stderr, key) = startup_error(&key, &cert);
+    assert!(stderr.contains(&key.display().to_string()), "{stderr}");
+    assert!(stderr.contains("openssl pkey"), "{stderr}");
+}
