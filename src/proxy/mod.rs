@@ -43,6 +43,7 @@ pub struct Proxy<S> {
     pub retry_on_error: u32,
     pub dead_backend_on_500: bool,
     pub response_timeout: Duration,
+    pub tunnels: tunnel::Tunnels,
 }
 
 /// Facts about one client connection, computed once for all its requests.
@@ -167,7 +168,7 @@ impl<S: RouteSource> Proxy<S> {
                             &mut head.headers,
                             protocol.unwrap_or(client.protocol),
                         );
-                        tunnel::spawn(client.client, backend, self.response_timeout);
+                        tunnel::spawn(client.client, backend, self.response_timeout, &self.tunnels);
                         keep_alive = false;
                     }
                     // The backend's HTTP version is not the client's: hyper picks the right one.

@@ -19,10 +19,56 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+/// The worker's open tunnels, counted so that a drain can wait for them (hyper's graceful
+/// shutdown only knows connections it still owns, and an upgraded one is no longer its).
+#[derive(Clone, Default)]
+pub struct Tunnels {
+    open: Rc<Cell<usize>>,
+    closed: Rc<tokio::sync::Notify>,
+}
+
+impl Tunnels {
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+
+    /// Resolves once no tunnel is open.
+    pub async fn all_closed(&self) {
+        loop {
+            // Created before the check: `notify_waiters` reaches a `Notified` from its creation.
+            let closed = self.closed.notified();
+            if self.open.get() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+
+    fn enter(&self) -> OpenTunnel {
+        self.open.set(self.open.get() + 1);
+        OpenTunnel(self.clone())
+    }
+}
+
+/// Counts one tunnel while alive.
+struct OpenTunnel(Tunnels);
+
+impl Drop for OpenTunnel {
+    fn drop(&mut self) {
+        let open = self.0.open.get().saturating_sub(1);
+        self.0.open.set(open);
+        if open == 0 {
+            self.0.closed.notify_waiters();
+        }
+    }
+}
+
 /// Splices the client and backend connections once both upgrades complete. Runs on the worker's
-/// `LocalSet`.
-pub fn spawn(client: OnUpgrade, backend: OnUpgrade, idle_timeout: Duration) {
+/// `LocalSet`, counted in `tunnels` until it closes.
+pub fn spawn(client: OnUpgrade, backend: OnUpgrade, idle_timeout: Duration, tunnels: &Tunnels) {
+    let open = tunnels.enter();
     tokio::task::spawn_local(async move {
+        let _open = open;
         let (client, backend) = match tokio::try_join!(client, backend) {
             Ok(both) => both,
             Err(error) => {

@@ -80,17 +80,26 @@ pub(super) async fn serve<S: RouteSource, R>(
     for accept in loops {
         let _ = accept.await;
     }
-    let in_flight = graceful.count();
-    tracing::info!(connections = in_flight, "draining");
-    // The accept loops are done and connection tasks hold only weak references (upgraded for
-    // an instant, never across an await), so this is the last strong one.
-    if let Ok(graceful) = Rc::try_unwrap(graceful) {
-        if tokio::time::timeout(timeouts.drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("drain timed out; closing remaining connections");
+    let tunnels = proxy.tunnels.clone();
+    tracing::info!(
+        connections = graceful.count(),
+        tunnels = tunnels.open(),
+        "draining"
+    );
+    // Connections and tunnels share one deadline: `gracefulWait` bounds the whole drain.
+    let drained = async {
+        // The accept loops are done and connection tasks hold only weak references (upgraded
+        // for an instant, never across an await), so this is the last strong one.
+        if let Ok(graceful) = Rc::try_unwrap(graceful) {
+            graceful.shutdown().await;
         }
+        tunnels.all_closed().await;
+    };
+    if tokio::time::timeout(timeouts.drain, drained).await.is_err() {
+        tracing::warn!(
+            tunnels = tunnels.open(),
+            "drain timed out; closing what is left"
+        );
     }
     reason
 }

@@ -20,6 +20,7 @@ use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
 use crate::master::listeners::Listener;
 use crate::proxy::client::BackendClient;
+use crate::proxy::tunnel::Tunnels;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
@@ -155,6 +156,7 @@ async fn serve_with<S: RouteSource, R>(
         retry_on_error: server.retry_on_error,
         dead_backend_on_500: server.dead_backend_on_500,
         response_timeout: server.tcp_timeout,
+        tunnels: Tunnels::default(),
     });
     let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
         Vec::with_capacity(listeners.len());

@@ -224,6 +224,43 @@ fn idle_tunnel_is_closed_after_tcp_timeout() {
 }
 
 #[test]
+fn open_tunnels_keep_working_while_the_proxy_drains() {
+    let redis = RedisServer::start();
+    let echo = WebSocketEcho::start();
+    redis.frontend("drain.test", "drain", &[&echo.url()]);
+    let mut hipache = Hipache::start(Config::redis(&redis));
+
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let mut socket = open(tcp, "ws://drain.test/").await;
+        hipache.signal(libc::SIGTERM);
+        wait_until(
+            Duration::from_secs(5),
+            "the worker to start draining",
+            || {
+                hipache
+                    .log_lines()
+                    .iter()
+                    .any(|l| l.contains("draining") && l.contains("tunnels=1"))
+            },
+        );
+        // Draining: no new connections are accepted, but the open tunnel still carries traffic.
+        socket.send(Message::text("still here")).await.unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text("still here")
+        );
+        socket.close(None).await.unwrap();
+        while let Some(Ok(_)) = socket.next().await {}
+    });
+
+    let status = hipache.stop();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
 fn a_thousand_websockets_stay_open_and_echo() {
     const SOCKETS: usize = 1000;
     let redis = RedisServer::start();
