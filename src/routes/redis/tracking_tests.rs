@@ -189,6 +189,36 @@ async fn redis_refusing_tracking_is_queried_per_request() {
     assert!(!routes.shared.tracking.is_on());
 }
 
+/// The tightest form of the race: the lookup follows the write's acknowledgement in the same
+/// process, with no HTTP hop in between.
+#[tokio::test]
+async fn lookup_right_after_the_acknowledgement_is_fresh() {
+    let redis = RedisServer::start(&[]).await;
+    let mut conn = redis.connection(0).await;
+    run::<()>(
+        &mut conn,
+        &["RPUSH", "frontend:race.test", "0", "http://h:1"],
+    )
+    .await;
+    let url = redis.url("");
+    let routes = RedisRoutes::new(&url, &url, TTL);
+    wait_for_tracking(&routes, true).await;
+    for i in 1..=5_000 {
+        let id = i.to_string();
+        run::<()>(&mut conn, &["LSET", "frontend:race.test", "0", &id]).await;
+        assert_eq!(
+            id_of(&routes, "race.test").await,
+            Some(id.clone()),
+            "write {i}"
+        );
+        assert_eq!(
+            id_of(&routes, "race.test").await,
+            Some(id),
+            "write {i}, cached"
+        );
+    }
+}
+
 /// Time per lookup, cached and per request (debug build: compare the ratio, not the figures).
 /// `cargo test --lib lookup_cost -- --ignored --nocapture`
 #[tokio::test]
