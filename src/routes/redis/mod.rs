@@ -2,9 +2,9 @@
 //!
 //! It owns: the lookup transaction (one round trip, done only on a cache miss or while tracking
 //! is off), stale-if-error answers when Redis is unreachable, local dead marks, and the dead-mark
-//! write + `PUBLISH dead` to the write server. Connections live in [`link`]; the cache kept fresh
-//! by Redis's invalidation pushes in [`tracking`] and [`cache`]; the hchecker heartbeat in
-//! [`hchecker`].
+//! write + `PUBLISH dead` to the write server. The transactions' wire format is in [`query`];
+//! connections live in [`link`]; the cache kept fresh by Redis's invalidation pushes in
+//! [`tracking`] and [`cache`]; the hchecker heartbeat in [`hchecker`].
 //!
 //! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
 //! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
@@ -13,6 +13,7 @@
 mod cache;
 mod hchecker;
 mod link;
+mod query;
 mod resp;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ use super::dead::DeadMarks;
 use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
 use hchecker::PassiveChecks;
 use link::{Link, LinkError};
+use query::{answer, mark_pipeline, shortest_ttl};
 use tracking::{Check, Tracking};
 use url::RedisUrl;
 
@@ -267,72 +269,6 @@ impl RouteSource for RedisRoutes {
     }
 }
 
-/// `MULTI; [SADD dead:<host> <index>; EXPIRE dead:<host> <ttl>;] PUBLISH dead <message>; EXEC`,
-/// the dead-set writes only when `ttl` is given (passive checks on).
-fn mark_pipeline(
-    prefix: &str,
-    host: &str,
-    backend: &Backend,
-    backend_count: usize,
-    ttl: Option<Duration>,
-) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    if let Some(ttl) = ttl {
-        let key = format!("{prefix}{DEAD_PREFIX}{host}");
-        // EXPIRE 0 would delete the set at once; a sub-second TTL still means "briefly dead".
-        let secs = ttl.as_secs().max(1);
-        pipe.sadd(&key, backend.index)
-            .ignore()
-            .expire(&key, secs as i64)
-            .ignore();
-    }
-    let message = format!(
-        "{host};{};{};{backend_count}",
-        backend.url.as_str(),
-        backend.index
-    );
-    pipe.publish("dead", message).ignore();
-    pipe
-}
-
-/// The first candidate with a non-empty list wins (pure). `replies` are the LRANGE results in
-/// candidate order; `dead` the SMEMBERS result, whose non-integers are ignored.
-fn answer(
-    candidates: &[String],
-    replies: Vec<Vec<Vec<u8>>>,
-    dead: &[Vec<u8>],
-    mut on_bad_url: impl FnMut(&str, &str, super::BackendUrlError),
-) -> Option<Answer> {
-    let (key, list) = candidates
-        .iter()
-        .zip(replies)
-        .find(|(_, list)| !list.is_empty())?;
-    let list: Vec<String> = list
-        .iter()
-        .map(|entry| String::from_utf8_lossy(entry).into_owned())
-        .collect();
-    let frontend = Frontend::from_list(key, &list, |entry, error| on_bad_url(key, entry, error))?;
-    let dead = dead
-        .iter()
-        .filter_map(|member| std::str::from_utf8(member).ok()?.trim().parse().ok())
-        .collect();
-    Some(Answer {
-        frontend: Arc::new(frontend),
-        dead,
-    })
-}
-
-/// The shortest positive PTTL (-1: no expiry, -2: no key; both mean "does not expire").
-fn shortest_ttl(pttls: Vec<redis::Value>) -> Option<Duration> {
-    pttls
-        .into_iter()
-        .filter_map(|value| redis::from_redis_value::<i64>(value).ok())
-        .filter_map(|ms| u64::try_from(ms).ok())
-        .min()
-        .map(Duration::from_millis)
-}
-
 fn into_link_error(e: redis::ParsingError) -> LinkError {
     LinkError::Redis(e.into())
 }
@@ -340,72 +276,4 @@ fn into_link_error(e: redis::ParsingError) -> LinkError {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Both guarded values are caches updated in single steps: usable even after a panic.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    fn bytes(items: &[&str]) -> Vec<Vec<u8>> {
-        items.iter().map(|s| s.as_bytes().to_vec()).collect()
-    }
-
-    #[test]
-    fn first_non_empty_list_wins_and_garbage_dead_members_are_ignored() {
-        let candidates = crate::router::candidates("a.example.com");
-        let replies = vec![
-            vec![],
-            bytes(&["wild", "http://h:1", "bogus", "http://h:3"]),
-            bytes(&["com"]),
-            vec![],
-        ];
-        let mut bad = Vec::new();
-        let found = answer(
-            &candidates,
-            replies,
-            &bytes(&["2", "x", " 0", "-1"]),
-            |k, e, _| bad.push(format!("{k} {e}")),
-        )
-        .unwrap();
-        assert_eq!(found.frontend.key, "*.example.com");
-        assert_eq!(found.frontend.id, "wild");
-        assert_eq!(found.frontend.backend_count, 3);
-        assert_eq!(found.dead, [2, 0]);
-        assert_eq!(bad, ["*.example.com bogus"]);
-        assert!(answer(&candidates, vec![vec![]; 4], &[], |_, _, _| {}).is_none());
-    }
-
-    #[test]
-    fn mark_pipeline_matches_hipache_traffic() {
-        let backend = Backend {
-            index: 0,
-            url: super::super::BackendUrl::parse("http://127.0.0.1:39947").unwrap(),
-        };
-        let pipe = mark_pipeline(
-            "p:",
-            "pub.local",
-            &backend,
-            2,
-            Some(Duration::from_secs(30)),
-        );
-        let packed = String::from_utf8(pipe.get_packed_pipeline()).unwrap();
-        for part in [
-            "MULTI",
-            "SADD",
-            "p:dead:pub.local",
-            "EXPIRE",
-            "30",
-            "PUBLISH",
-            "EXEC",
-        ] {
-            assert!(packed.contains(part), "{part} missing from {packed:?}");
-        }
-        assert!(packed.contains("pub.local;http://127.0.0.1:39947/;0;2"));
-        let packed =
-            String::from_utf8(mark_pipeline("", "h", &backend, 2, None).get_packed_pipeline())
-                .unwrap();
-        assert!(
-            !packed.contains("SADD") && !packed.contains("EXPIRE") && packed.contains("PUBLISH")
-        );
-    }
 }
