@@ -14,6 +14,8 @@ mod file_driver;
 #[cfg(test)]
 mod forwarding;
 #[cfg(test)]
+mod freshness;
+#[cfg(test)]
 mod h2;
 #[cfg(test)]
 mod hipache_suite;

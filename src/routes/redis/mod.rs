@@ -1,23 +1,31 @@
 //! The Redis route source, in Hipache's exact key layout and traffic (see HIPACHE.md).
 //!
-//! It owns: the lookup transaction (one round trip per request), stale-if-error answers when
-//! Redis is unreachable, local dead marks, and the dead-mark write + `PUBLISH dead` to the write
-//! server. Connections live in [`link`]; the hchecker heartbeat in [`hchecker`].
+//! It owns: the lookup transaction (one round trip, done only on a cache miss or while tracking
+//! is off), stale-if-error answers when Redis is unreachable, local dead marks, and the dead-mark
+//! write + `PUBLISH dead` to the write server. The transactions' wire format is in [`query`];
+//! connections live in [`link`]; the cache kept fresh by Redis's invalidation pushes in
+//! [`tracking`] and [`cache`]; the hchecker heartbeat in [`hchecker`].
 //!
 //! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
 //! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
 //! `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
+mod cache;
 mod hchecker;
 mod link;
+mod query;
+mod resp;
 #[cfg(test)]
 mod tests;
+mod tracking;
+#[cfg(test)]
+mod tracking_tests;
 pub mod url;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
@@ -25,6 +33,8 @@ use super::dead::DeadMarks;
 use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
 use hchecker::PassiveChecks;
 use link::{Link, LinkError};
+use query::{answer, mark_pipeline, shortest_ttl};
+use tracking::{Check, Tracking};
 use url::RedisUrl;
 
 /// Most hosts whose last answer is kept for stale-if-error.
@@ -46,6 +56,7 @@ struct Shared {
     dead_ttl: Duration,
     passive: PassiveChecks,
     marks: DeadMarks,
+    tracking: Tracking,
     /// Last answer from Redis per host (dead set without local marks), for stale-if-error.
     last_known: Mutex<HashMap<String, Option<Answer>>>,
     unreachable: AtomicBool,
@@ -56,7 +67,7 @@ struct Shared {
 
 /// What Redis said about a host: the matched frontend and the `dead:<host>` set.
 #[derive(Debug, Clone, PartialEq)]
-struct Answer {
+pub(crate) struct Answer {
     frontend: Arc<Frontend>,
     dead: Vec<usize>,
 }
@@ -77,6 +88,7 @@ impl RedisRoutes {
             warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
         }
         let passive = PassiveChecks::watch(read_link.clone());
+        let tracking = Tracking::start(read, cache::MAX_HOSTS);
         Self {
             shared: Arc::new(Shared {
                 read: read_link,
@@ -85,6 +97,7 @@ impl RedisRoutes {
                 dead_ttl,
                 passive,
                 marks: DeadMarks::new(),
+                tracking,
                 last_known: Mutex::new(HashMap::new()),
                 unreachable: AtomicBool::new(false),
                 write_failing: AtomicBool::new(false),
@@ -98,27 +111,55 @@ impl RedisRoutes {
         self.shared.passive.is_on()
     }
 
-    async fn fetch(&self, host: &str) -> Result<Option<Answer>, LinkError> {
+    /// The lookup transaction. With `ttls`, it also reads the PTTL of every key the answer depends
+    /// on and returns the shortest, after which a cached answer must not be served.
+    async fn fetch(
+        &self,
+        host: &str,
+        ttls: bool,
+    ) -> Result<(Option<Answer>, Option<Duration>), LinkError> {
         let shared = &self.shared;
         let candidates = crate::router::candidates(host);
+        let mut keys: Vec<String> = candidates
+            .iter()
+            .map(|candidate| format!("{}{FRONTEND_PREFIX}{candidate}", shared.prefix))
+            .collect();
+        // Quirk kept from Hipache: the dead set of the request's host, even for a wildcard match.
+        keys.push(format!("{}{DEAD_PREFIX}{host}", shared.prefix));
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for candidate in &candidates {
-            pipe.lrange(
-                format!("{}{FRONTEND_PREFIX}{candidate}", shared.prefix),
-                0,
-                -1,
-            );
+        let (dead_key, frontend_keys) = keys.split_last().unwrap_or((&keys[0], &[]));
+        for key in frontend_keys {
+            pipe.lrange(key, 0, -1);
         }
-        // Quirk kept from Hipache: the dead set of the request's host, even for a wildcard match.
-        pipe.smembers(format!("{}{DEAD_PREFIX}{host}", shared.prefix));
-        let mut replies: Vec<Vec<Vec<u8>>> = shared.read.query(&pipe).await?;
-        let dead = replies.pop().unwrap_or_default();
-        Ok(answer(&candidates, replies, &dead, |key, entry, error| {
+        pipe.smembers(dead_key);
+        if ttls {
+            for key in &keys {
+                pipe.pttl(key);
+            }
+        }
+        let mut replies: Vec<redis::Value> = shared.read.query(&pipe).await?;
+        let ttl = if ttls {
+            let pttls = replies.split_off(keys.len().min(replies.len()));
+            shortest_ttl(pttls)
+        } else {
+            None
+        };
+        let dead: Vec<Vec<u8>> = match replies.pop() {
+            Some(value) => redis::from_redis_value(value).map_err(into_link_error)?,
+            None => Vec::new(),
+        };
+        let lists = replies
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<Vec<Vec<Vec<u8>>>, _>>()
+            .map_err(into_link_error)?;
+        let answer = answer(&candidates, lists, &dead, |key, entry, error| {
             if self.first_report(&format!("{FRONTEND_PREFIX}{key}"), entry) {
                 warn!(frontend = %key, entry, error = %error, "unusable backend url");
             }
-        }))
+        });
+        Ok((answer, ttl))
     }
 
     fn first_report(&self, key: &str, entry: &str) -> bool {
@@ -164,10 +205,20 @@ impl std::fmt::Debug for RedisRoutes {
 impl RouteSource for RedisRoutes {
     async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
         let shared = &self.shared;
-        match self.fetch(host).await {
-            Ok(answer) => {
+        let ticket = match shared.tracking.check(host) {
+            Check::Hit(answer) => return Ok(self.to_lookup(host, answer)),
+            Check::Miss(ticket) => Some(ticket),
+            Check::Off => None,
+        };
+        let sent = Instant::now();
+        match self.fetch(host, ticket.is_some()).await {
+            Ok((answer, ttl)) => {
                 if shared.unreachable.swap(false, Ordering::Relaxed) {
                     info!("redis reachable again");
+                }
+                if let Some(ticket) = ticket {
+                    let expires = ttl.map(|ttl| sent + ttl);
+                    shared.tracking.store(ticket, host, &answer, expires);
                 }
                 self.remember(host, &answer);
                 Ok(self.to_lookup(host, answer))
@@ -218,131 +269,11 @@ impl RouteSource for RedisRoutes {
     }
 }
 
-/// `MULTI; [SADD dead:<host> <index>; EXPIRE dead:<host> <ttl>;] PUBLISH dead <message>; EXEC`,
-/// the dead-set writes only when `ttl` is given (passive checks on).
-fn mark_pipeline(
-    prefix: &str,
-    host: &str,
-    backend: &Backend,
-    backend_count: usize,
-    ttl: Option<Duration>,
-) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    if let Some(ttl) = ttl {
-        let key = format!("{prefix}{DEAD_PREFIX}{host}");
-        // EXPIRE 0 would delete the set at once; a sub-second TTL still means "briefly dead".
-        let secs = ttl.as_secs().max(1);
-        pipe.sadd(&key, backend.index)
-            .ignore()
-            .expire(&key, secs as i64)
-            .ignore();
-    }
-    let message = format!(
-        "{host};{};{};{backend_count}",
-        backend.url.as_str(),
-        backend.index
-    );
-    pipe.publish("dead", message).ignore();
-    pipe
-}
-
-/// The first candidate with a non-empty list wins (pure). `replies` are the LRANGE results in
-/// candidate order; `dead` the SMEMBERS result, whose non-integers are ignored.
-fn answer(
-    candidates: &[String],
-    replies: Vec<Vec<Vec<u8>>>,
-    dead: &[Vec<u8>],
-    mut on_bad_url: impl FnMut(&str, &str, super::BackendUrlError),
-) -> Option<Answer> {
-    let (key, list) = candidates
-        .iter()
-        .zip(replies)
-        .find(|(_, list)| !list.is_empty())?;
-    let list: Vec<String> = list
-        .iter()
-        .map(|entry| String::from_utf8_lossy(entry).into_owned())
-        .collect();
-    let frontend = Frontend::from_list(key, &list, |entry, error| on_bad_url(key, entry, error))?;
-    let dead = dead
-        .iter()
-        .filter_map(|member| std::str::from_utf8(member).ok()?.trim().parse().ok())
-        .collect();
-    Some(Answer {
-        frontend: Arc::new(frontend),
-        dead,
-    })
+fn into_link_error(e: redis::ParsingError) -> LinkError {
+    LinkError::Redis(e.into())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Both guarded values are caches updated in single steps: usable even after a panic.
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    fn bytes(items: &[&str]) -> Vec<Vec<u8>> {
-        items.iter().map(|s| s.as_bytes().to_vec()).collect()
-    }
-
-    #[test]
-    fn first_non_empty_list_wins_and_garbage_dead_members_are_ignored() {
-        let candidates = crate::router::candidates("a.example.com");
-        let replies = vec![
-            vec![],
-            bytes(&["wild", "http://h:1", "bogus", "http://h:3"]),
-            bytes(&["com"]),
-            vec![],
-        ];
-        let mut bad = Vec::new();
-        let found = answer(
-            &candidates,
-            replies,
-            &bytes(&["2", "x", " 0", "-1"]),
-            |k, e, _| bad.push(format!("{k} {e}")),
-        )
-        .unwrap();
-        assert_eq!(found.frontend.key, "*.example.com");
-        assert_eq!(found.frontend.id, "wild");
-        assert_eq!(found.frontend.backend_count, 3);
-        assert_eq!(found.dead, [2, 0]);
-        assert_eq!(bad, ["*.example.com bogus"]);
-        assert!(answer(&candidates, vec![vec![]; 4], &[], |_, _, _| {}).is_none());
-    }
-
-    #[test]
-    fn mark_pipeline_matches_hipache_traffic() {
-        let backend = Backend {
-            index: 0,
-            url: super::super::BackendUrl::parse("http://127.0.0.1:39947").unwrap(),
-        };
-        let pipe = mark_pipeline(
-            "p:",
-            "pub.local",
-            &backend,
-            2,
-            Some(Duration::from_secs(30)),
-        );
-        let packed = String::from_utf8(pipe.get_packed_pipeline()).unwrap();
-        for part in [
-            "MULTI",
-            "SADD",
-            "p:dead:pub.local",
-            "EXPIRE",
-            "30",
-            "PUBLISH",
-            "EXEC",
-        ] {
-            assert!(packed.contains(part), "{part} missing from {packed:?}");
-        }
-        assert!(packed.contains("pub.local;http://127.0.0.1:39947/;0;2"));
-        let packed =
-            String::from_utf8(mark_pipeline("", "h", &backend, 2, None).get_packed_pipeline())
-                .unwrap();
-        assert!(
-            !packed.contains("SADD") && !packed.contains("EXPIRE") && packed.contains("PUBLISH")
-        );
-    }
 }

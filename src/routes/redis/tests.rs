@@ -9,19 +9,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
-const TTL: Duration = Duration::from_secs(30);
-const DEADLINE: Duration = Duration::from_secs(10);
+pub(super) const TTL: Duration = Duration::from_secs(30);
+pub(super) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A throwaway `redis-server`, killed and waited on when dropped.
-struct RedisServer {
+pub(super) struct RedisServer {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
     args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl RedisServer {
-    async fn start(args: &[&str]) -> Self {
+    pub(super) async fn start(args: &[&str]) -> Self {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -36,7 +36,7 @@ impl RedisServer {
     }
 
     /// `None` when the server exited at once (port taken meanwhile).
-    async fn start_on(port: u16, args: &[&str]) -> Option<Self> {
+    pub(super) async fn start_on(port: u16, args: &[&str]) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new("/usr/bin/redis-server");
         command
@@ -99,12 +99,12 @@ impl RedisServer {
         reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH")
     }
 
-    fn url(&self, rest: &str) -> RedisUrl {
+    pub(super) fn url(&self, rest: &str) -> RedisUrl {
         RedisUrl::parse(&format!("redis://{rest}127.0.0.1:{}", self.port)).unwrap()
     }
 
     /// A plain connection for the test's own commands, to database `db`.
-    async fn connection(&self, db: i64) -> redis::aio::MultiplexedConnection {
+    pub(super) async fn connection(&self, db: i64) -> redis::aio::MultiplexedConnection {
         let mut settings = redis::RedisConnectionInfo::default().set_db(db);
         if let Some(i) = self.args.iter().position(|a| a == "--requirepass") {
             settings = settings.set_password(&self.args[i + 1]);
@@ -122,7 +122,7 @@ impl RedisServer {
             .unwrap()
     }
 
-    fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -134,7 +134,7 @@ impl Drop for RedisServer {
     }
 }
 
-async fn run<T: redis::FromRedisValue>(
+pub(super) async fn run<T: redis::FromRedisValue>(
     conn: &mut redis::aio::MultiplexedConnection,
     args: &[&str],
 ) -> T {
@@ -145,7 +145,7 @@ async fn run<T: redis::FromRedisValue>(
     cmd.query_async(conn).await.unwrap()
 }
 
-async fn id_of(routes: &RedisRoutes, host: &str) -> Option<String> {
+pub(super) async fn id_of(routes: &RedisRoutes, host: &str) -> Option<String> {
     routes
         .lookup(host)
         .await

@@ -1,0 +1,356 @@
+//! Server-assisted client-side caching: a dedicated RESP3 connection in `CLIENT TRACKING ON BCAST`
+//! mode for the `frontend:` and `dead:` prefixes, and the host cache it keeps fresh.
+//!
+//! Freshness: Redis queues an invalidation push while it runs the write, before the writer's reply.
+//! Both go out in the same event-loop turn, but to two sockets, so our task may not have read the
+//! push when the writer's next request reaches the proxy. So a lookup never trusts the cache
+//! before draining, synchronously, whatever the tracking socket already holds (one non-blocking
+//! `recv` straight on the socket, bypassing tokio's cached readiness, which lags on a busy
+//! current-thread runtime). An answer read from Redis is cached only if no invalidation, loss or
+//! reconnection happened between sending the read and storing it (the epoch of a [`Ticket`]).
+//!
+//! Without tracking (Redis < 6, connection lost, reconnecting) the cache is empty and lookups go to
+//! Redis each time; the task reconnects with a backoff and caching resumes once tracking is back.
+//! A ping every [`HEARTBEAT`] detects a silent connection.
+
+use std::io::{self, Read as _, Write as _};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
+use tokio::net::TcpStream;
+use tokio::time::{sleep, timeout};
+use tracing::{debug, info, warn};
+
+use super::cache::HostCache;
+use super::resp::{self, Malformed, Resp};
+use super::url::RedisUrl;
+use super::Answer;
+use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
+/// Retry delay after Redis refused tracking (too old, or a bad password).
+const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+/// Interval of the liveness ping; a ping still unanswered at the next one means the link is lost.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Most unparsed bytes held; past it the stream is deemed broken.
+const MAX_BUFFERED: usize = 16 << 20;
+
+/// Cheap-to-clone handle on a worker's tracking state.
+#[derive(Clone)]
+pub(crate) struct Tracking {
+    state: Arc<Mutex<State>>,
+}
+
+/// What the cache says about a host.
+pub(crate) enum Check {
+    /// A fresh answer.
+    Hit(Option<Answer>),
+    /// Not cached: read Redis, then [`Tracking::store`] with this ticket.
+    Miss(Ticket),
+    /// Tracking is off: read Redis, cache nothing.
+    Off,
+}
+
+/// The epoch when a read was sent; storing its answer is refused if anything happened since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+struct State {
+    /// The tracking connection, while tracking is on.
+    socket: Option<Arc<TcpStream>>,
+    buf: Vec<u8>,
+    cache: HostCache<Option<Answer>>,
+    /// Bumped by every invalidation, connection and loss.
+    epoch: u64,
+    /// Bumped by every new connection, so the task knows whether its socket is still the one.
+    generation: u64,
+    awaiting_pong: bool,
+}
+
+impl Tracking {
+    /// Starts the tracking connection to `url` in the background, caching at most `capacity`
+    /// hosts. Without a runtime tracking stays off and every lookup reads Redis.
+    pub(crate) fn start(url: &RedisUrl, capacity: usize) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            socket: None,
+            buf: Vec::new(),
+            cache: HostCache::new(&url.prefix, capacity),
+            epoch: 0,
+            generation: 0,
+            awaiting_pong: false,
+        }));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(keep(url.clone(), Arc::downgrade(&state)));
+        }
+        Self { state }
+    }
+
+    /// Looks `host` up in the cache after applying every invalidation already received.
+    pub(crate) fn check(&self, host: &str) -> Check {
+        let mut state = self.lock();
+        if !state.sync() {
+            return Check::Off;
+        }
+        match state.cache.get(host, Instant::now()) {
+            Some(answer) => Check::Hit(answer),
+            None => Check::Miss(Ticket(state.epoch)),
+        }
+    }
+
+    /// Caches `answer` for `host`, valid until `expires`, unless an invalidation (or a loss of
+    /// tracking) came in since the read was sent under `ticket`.
+    pub(crate) fn store(
+        &self,
+        ticket: Ticket,
+        host: &str,
+        answer: &Option<Answer>,
+        expires: Option<Instant>,
+    ) {
+        let mut state = self.lock();
+        if state.sync() && state.epoch == ticket.0 {
+            state.cache.insert(host, answer.clone(), expires);
+        }
+    }
+
+    /// True while answers are cached (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_on(&self) -> bool {
+        self.lock().sync()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Every update leaves the state consistent; at worst a poisoned cache is flushed later.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    /// Reads and applies whatever the socket holds. False when tracking is (now) off.
+    fn sync(&mut self) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        if let Err(why) = read_available(&SockRef::from(&**socket), &mut self.buf) {
+            self.lose(why);
+            return false;
+        }
+        if let Err(why) = self.apply() {
+            self.lose(why);
+            return false;
+        }
+        true
+    }
+
+    fn apply(&mut self) -> Result<(), &'static str> {
+        let mut at = 0;
+        while let Some((value, used)) =
+            resp::parse(&self.buf[at..]).map_err(|Malformed| "malformed push")?
+        {
+            at += used;
+            match resp::invalidation(&value) {
+                Some(keys) => {
+                    self.epoch += 1;
+                    match keys {
+                        Some(keys) => keys.iter().for_each(|key| self.cache.invalidate(key)),
+                        None => self.cache.clear(),
+                    }
+                }
+                None if value == Resp::Text(b"PONG".to_vec()) => self.awaiting_pong = false,
+                None => debug!(reply = ?value, "unexpected reply on the tracking connection"),
+            }
+        }
+        self.buf.drain(..at);
+        Ok(())
+    }
+
+    fn install(&mut self, socket: Arc<TcpStream>, leftover: Vec<u8>) -> u64 {
+        self.socket = Some(socket);
+        self.buf = leftover;
+        self.cache.clear();
+        self.epoch += 1;
+        self.generation += 1;
+        self.awaiting_pong = false;
+        info!("redis tracking enabled");
+        self.generation
+    }
+
+    fn lose(&mut self, why: &'static str) {
+        if self.socket.take().is_some() {
+            warn!(reason = why, "redis tracking lost; querying per request");
+        }
+        self.buf = Vec::new();
+        self.cache.clear();
+        self.epoch += 1;
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.socket.is_some() && self.generation == generation
+    }
+}
+
+/// Appends what `socket` holds right now to `buf` (never waits). Reads the socket itself rather
+/// than through tokio, whose readiness flag may not know yet about bytes already received.
+fn read_available(socket: &socket2::Socket, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match { socket }.read(&mut chunk) {
+            Ok(0) => return Err("connection closed"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("read failed"),
+        }
+        if buf.len() > MAX_BUFFERED {
+            return Err("push too large");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("connection closed")]
+    Closed,
+    #[error(transparent)]
+    Malformed(#[from] Malformed),
+    /// Redis answered with an error: too old for RESP3 or tracking, or refused the password.
+    #[error("redis refused: {0}")]
+    Refused(String),
+}
+
+/// The background task: connect, enable tracking, follow the socket, repeat; ends with the
+/// last [`Tracking`] handle.
+async fn keep(url: RedisUrl, state: Weak<Mutex<State>>) {
+    let mut backoff = MIN_BACKOFF;
+    let mut refused_logged = false;
+    loop {
+        let delay = match timeout(CONNECT_TIMEOUT, handshake(&url)).await {
+            Ok(Ok((socket, leftover))) => {
+                let socket = Arc::new(socket);
+                let Some(shared) = state.upgrade() else {
+                    return;
+                };
+                let generation = lock(&shared).install(socket.clone(), leftover);
+                drop(shared);
+                refused_logged = false;
+                backoff = MIN_BACKOFF;
+                follow(&socket, &state, generation).await;
+                MIN_BACKOFF
+            }
+            Ok(Err(HandshakeError::Refused(reply))) => {
+                if !refused_logged {
+                    info!(reply = %reply, "redis tracking unavailable; querying per request");
+                    refused_logged = true;
+                }
+                REFUSED_BACKOFF
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "redis tracking connect failed");
+                backoff
+            }
+            Err(_) => {
+                debug!("redis tracking connect timed out");
+                backoff
+            }
+        };
+        if state.strong_count() == 0 {
+            return;
+        }
+        sleep(delay).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes.
+/// Returns the stream and any bytes read past the last reply.
+async fn handshake(url: &RedisUrl) -> Result<(TcpStream, Vec<u8>), HandshakeError> {
+    let mut stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+    stream.set_nodelay(true)?;
+    let mut hello = vec!["HELLO", "3"];
+    if let Some(password) = &url.password {
+        hello.extend(["AUTH", "default", password]);
+    }
+    let frontend = format!("{}{FRONTEND_PREFIX}", url.prefix);
+    let dead = format!("{}{DEAD_PREFIX}", url.prefix);
+    let track = ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &frontend];
+    let track = [&track[..], &["PREFIX", &dead]].concat();
+    let mut buf = Vec::new();
+    for command in [hello, track] {
+        stream.write_all(&resp::command(&command)).await?;
+        let reply = loop {
+            if let Some((value, used)) = resp::parse(&buf)? {
+                buf.drain(..used);
+                break value;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await? {
+                0 => return Err(HandshakeError::Closed),
+                n => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        if let Resp::Error(reply) = reply {
+            return Err(HandshakeError::Refused(reply));
+        }
+    }
+    Ok((stream, buf))
+}
+
+/// Applies pushes as they come and pings, until tracking is lost or every handle is gone.
+async fn follow(socket: &TcpStream, state: &Weak<Mutex<State>>, generation: u64) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            ready = socket.readable() => {
+                let Some(shared) = state.upgrade() else { return };
+                let mut current = lock(&shared);
+                if !current.is_current(generation) {
+                    return;
+                }
+                match ready {
+                    // Drain inside `try_io`, whose `WouldBlock` clears tokio's readiness flag
+                    // unless bytes came in meanwhile.
+                    Ok(()) => {
+                        let _ = socket.try_io(Interest::READABLE, || {
+                            current.sync();
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    Err(_) => current.lose("poll failed"),
+                }
+                if !current.is_current(generation) {
+                    return;
+                }
+            }
+            _ = heartbeat.tick() => {
+                let Some(shared) = state.upgrade() else { return };
+                let mut current = lock(&shared);
+                if !current.is_current(generation) || !current.sync() {
+                    return;
+                }
+                if current.awaiting_pong {
+                    current.lose("no answer to ping");
+                    return;
+                }
+                let ping = resp::command(&["PING"]);
+                match { &*SockRef::from(socket) }.write(&ping) {
+                    Ok(n) if n == ping.len() => current.awaiting_pong = true,
+                    _ => {
+                        current.lose("ping failed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
