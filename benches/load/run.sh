@@ -9,6 +9,7 @@
 #   PROFILES ["ka64 ka256 close scale mem"]          QUICK=1  2 s runs, 1 round (smoke check)
 #   WRK_THREADS [2]  FRONTENDS [100000]  IDLE_CONNS [1000]  ACCESS_LOG [on|off]
 #   NGINX_KEEPALIVE [64]  HIPACHE_BIN [build with cargo]  RESULTS_TSV [file for raw per-run rows]
+#   PERF_OUT [unset]  a file: record hipache with perf during round 1's ka64 run, write the report
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,6 +30,7 @@ IDLE_CONNS=${IDLE_CONNS:-1000}
 ACCESS_LOG=${ACCESS_LOG:-on}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
 RESULTS_TSV=${RESULTS_TSV:-}
+PERF_OUT=${PERF_OUT:-}
 HOST=bench.local
 
 log() { printf '%s\n' "$*" >&2; }
@@ -66,6 +68,7 @@ need nginx nginx
 need wrk wrk
 need curl curl
 need python3 python3
+[[ -z $PERF_OUT ]] || need perf linux-perf
 
 # 1,000 idle connections plus wrk's need more descriptors than the usual 1024.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -253,6 +256,14 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
     if ((WARMUP > 0)); then
         timeout $((WARMUP + 30)) wrk -d "${WARMUP}s" "${args[@]}" >/dev/null 2>&1 || true
     fi
+    local perf_pid=''
+    if [[ -n $PERF_OUT && $profile == ka64 && $target == hipache && $round == 1 ]]; then
+        # cpu-clock, not cycles: hardware counters are often missing in VMs. DWARF unwinding,
+        # since the release profile keeps debug info but no frame pointers.
+        perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$pid" -o "$WORK/perf.data" \
+            -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
+        perf_pid=$!
+    fi
     sample_rss "$pid" "$WORK/rss.peak" &
     sampler=$!
     ticks=$(cpu_ticks "$pid")
@@ -265,6 +276,10 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
     redis_ticks=$(($(cpu_ticks "$PID_redis") - redis_ticks))
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
+    if [[ -n $perf_pid ]]; then
+        wait "$perf_pid" || log "warning: perf record failed: $(tail -3 "$WORK/perf.log")"
+        write_perf_report
+    fi
     line=$(grep '^RESULT ' "$out" || true)
     [[ -n $line ]] || die "wrk printed no result for $target ($profile): $(tail -5 "$out")"
     read -r _ requests duration p50 p99 errors non2xx <<<"$line"
@@ -280,6 +295,22 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
         "$(awk -v t="$redis_ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
         >>"$WORK/results.tsv"
     log "  $(tail -1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-8s %-18s c=%-4s %8s req/s  p99 %s us", $1, $3, $4, $5, $7 }')"
+}
+
+write_perf_report() { # the flat profile, then inclusive costs of hipache's and its libraries' code
+    # `head` closes the pipes early: a SIGPIPE'd perf report is expected, hence the `|| true`s.
+    {
+        echo "# perf: hipache, ka64, round 1 ($(date -u '+%Y-%m-%d %H:%M UTC'), rev $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null))"
+        echo "## self time by shared object"
+        perf report -i "$WORK/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null | grep '%' || true
+        echo "## self time by symbol (top 40)"
+        perf report -i "$WORK/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+            grep '%' | head -40 || true
+        echo "## inclusive time of hipache, redis and hyper functions (top 60)"
+        perf report -i "$WORK/perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
+            grep '%' | grep -E 'hipache::|redis::|hyper::proto|malloc|free|writev|recv|epoll' | head -60 || true
+    } | sed -e 's/  *$//' -e 's/ *-  *-$//' >"$PERF_OUT"
+    log "perf report written to $PERF_OUT"
 }
 
 # The idle-connection memory profile: fresh proxies, RSS before and with IDLE_CONNS open.
