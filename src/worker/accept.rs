@@ -181,7 +181,10 @@ fn serve_connection<S, I>(
     };
     let service = service_fn(move |request| {
         let (proxy, client) = (proxy.clone(), client.clone());
-        async move { Ok::<_, std::convert::Infallible>(proxy.handle(client, request).await) }
+        // Boxed: hyper keeps room for one request future in every connection, and ours is about
+        // 3 KiB, which an idle keep-alive connection would otherwise hold for nothing.
+        let handling = Box::pin(proxy.handle(client, request));
+        async move { Ok::<_, std::convert::Infallible>(handling.await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     let connection = graceful.watch(connection.into_owned());
