@@ -14,7 +14,7 @@ pub fn pick<'a>(
     tried: &[usize],
     rng: &mut impl Rng,
 ) -> Option<&'a Backend> {
-    let is_live = |b: &&Backend| !dead.contains(&b.index) && !tried.contains(&b.index);
+    let is_live = |b: &&Backend| is_candidate(b, dead, tried);
     let live = backends.iter().filter(is_live).count();
     if live == 0 {
         return None;
@@ -23,6 +23,15 @@ pub fn pick<'a>(
         .iter()
         .filter(is_live)
         .nth(rng.random_range(0..live))
+}
+
+/// Whether any backend is left to pick.
+pub fn any_left(backends: &[Backend], dead: &[usize], tried: &[usize]) -> bool {
+    backends.iter().any(|b| is_candidate(b, dead, tried))
+}
+
+fn is_candidate(backend: &Backend, dead: &[usize], tried: &[usize]) -> bool {
+    !dead.contains(&backend.index) && !tried.contains(&backend.index)
 }
 
 #[cfg(test)]
@@ -49,6 +58,8 @@ mod tests {
             assert!(picked.index == 0 || picked.index == 2);
         }
         assert!(pick(&all, &[0, 1], &[2, 3], &mut rng).is_none());
+        assert!(!any_left(&all, &[0, 1], &[2, 3]));
+        assert!(any_left(&all, &[0, 1], &[2]));
         assert!(pick(&[], &[], &[], &mut rng).is_none());
     }
 

@@ -10,6 +10,8 @@
 #   WRK_THREADS [2]  FRONTENDS [100000]  IDLE_CONNS [1000]  ACCESS_LOG [on|off]
 #   NGINX_KEEPALIVE [64]  HIPACHE_BIN [build with cargo]  RESULTS_TSV [file for raw per-run rows]
 #   PERF_OUT [unset]  a file: record hipache with perf during round 1's ka64 run, write the report
+#   SCALE_WARMUP [30; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
+#                  caches before the first scale round (steady state, not a cold start)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,7 +19,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 
 if [[ ${QUICK:-0} == 1 ]]; then
     DURATION=${DURATION:-2} WARMUP=${WARMUP:-1} ROUNDS=${ROUNDS:-1} IDLE_HOLD=${IDLE_HOLD:-2}
+    SCALE_WARMUP=${SCALE_WARMUP:-3}
 fi
+SCALE_WARMUP=${SCALE_WARMUP:-30}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-2}
@@ -410,6 +414,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
             measure scale "$round" "hipache 1 host" 64 "$PORT_hipache" "$PID_hipache" \
                 -s "$WORK/scale.lua" -- 1 "$HOST"
+            if ((round == 1 && SCALE_WARMUP > 0)); then
+                # Steady state, as a proxy serving these hosts all day would be: every worker's
+                # lookup cache has seen (nearly) every host before the measured runs.
+                log "scale: warming hipache's lookup caches over ${FRONTENDS} hosts for ${SCALE_WARMUP}s"
+                timeout $((SCALE_WARMUP + 30)) wrk -t "$WRK_THREADS" -c 64 -d "${SCALE_WARMUP}s" \
+                    -s "$WORK/scale.lua" "http://127.0.0.1:$PORT_hipache/" "$FRONTENDS" "h%d.scale.local" \
+                    >/dev/null 2>&1 || true
+            fi
             measure scale "$round" "hipache ${FRONTENDS} hosts" 64 "$PORT_hipache" "$PID_hipache" \
                 -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
             ;;

@@ -60,13 +60,14 @@ impl Payload {
 pub async fn forward(
     client: &BackendClient,
     backend: &Backend,
-    parts: &Parts,
+    parts: &mut Parts,
     payload: &mut Payload,
     response_timeout: Duration,
+    last_attempt: bool,
 ) -> Result<(Response<Incoming>, Connection), ProxyError> {
     let mut connection = client.connection(&backend.url).await?;
     let replayable = payload.is_replayable();
-    let mut request = build(parts, payload.take());
+    let mut request = build(parts, payload.take(), last_attempt);
     if connection.reused {
         // A pooled connection the backend closed meanwhile gives the request back unsent: it
         // then goes out on a fresh connection, whatever its body.
@@ -91,10 +92,16 @@ pub async fn forward(
     }
 }
 
-fn build(parts: &Parts, body: RequestBody) -> Request<RequestBody> {
+/// The request for one attempt. The headers are copied only while another attempt may need
+/// them; the last one takes them (most frontends have one backend: no copy at all).
+fn build(parts: &mut Parts, body: RequestBody, last_attempt: bool) -> Request<RequestBody> {
     let mut request = Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
-    *request.headers_mut() = parts.headers.clone();
+    *request.headers_mut() = if last_attempt {
+        std::mem::take(&mut parts.headers)
+    } else {
+        parts.headers.clone()
+    };
     request
 }

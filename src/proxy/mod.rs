@@ -137,13 +137,17 @@ impl<S: RouteSource> Proxy<S> {
         while let Some(backend) = balancer::pick(&frontend.backends, dead, &tried, &mut rand::rng())
         {
             tried.push(backend.index);
+            let retries_left = tried.len() as u32 <= self.retry_on_error;
+            let last_attempt =
+                !retries_left || !balancer::any_left(&frontend.backends, dead, &tried);
             let backend_start = Instant::now();
             let outcome = attempt::forward(
                 &self.client,
                 backend,
-                &parts,
+                &mut parts,
                 &mut payload,
                 self.response_timeout,
+                last_attempt,
             )
             .await;
             match outcome {
