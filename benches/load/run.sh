@@ -389,6 +389,7 @@ cat "$WORK/header.md" >&2
 # The runs, interleaved: round 1 (every profile, every target), round 2, ...
 : >"$WORK/results.tsv"
 : >"$WORK/idle.tsv"
+scale_warm=0 # hipache's lookup caches have not seen the scale hosts yet
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
     for profile in $PROFILES; do
@@ -414,13 +415,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
             measure scale "$round" "hipache 1 host" 64 "$PORT_hipache" "$PID_hipache" \
                 -s "$WORK/scale.lua" -- 1 "$HOST"
-            if ((round == 1 && SCALE_WARMUP > 0)); then
+            if ((!scale_warm && SCALE_WARMUP > 0)); then
                 # Steady state, as a proxy serving these hosts all day would be: every worker's
                 # lookup cache has seen (nearly) every host before the measured runs.
                 log "scale: warming hipache's lookup caches over ${FRONTENDS} hosts for ${SCALE_WARMUP}s"
                 timeout $((SCALE_WARMUP + 30)) wrk -t "$WRK_THREADS" -c 64 -d "${SCALE_WARMUP}s" \
                     -s "$WORK/scale.lua" "http://127.0.0.1:$PORT_hipache/" "$FRONTENDS" "h%d.scale.local" \
                     >/dev/null 2>&1 || true
+                scale_warm=1
             fi
             measure scale "$round" "hipache ${FRONTENDS} hosts" 64 "$PORT_hipache" "$PID_hipache" \
                 -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
@@ -431,6 +433,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
                 stop_target "$PID_hipache"
                 stop_target "$PID_nginx"
                 start_proxies
+                scale_warm=0 # fresh workers, empty lookup caches
                 measure_idle nginx "$PORT_nginx" "$PID_nginx"
                 measure_idle hipache "$PORT_hipache" "$PID_hipache"
             fi
