@@ -16,6 +16,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::privileges::{self, PrivilegeError};
 use crate::tls::{self, TlsError};
@@ -32,6 +33,12 @@ pub enum MasterError {
     Spawn(#[from] SpawnError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot open access log {}", path.display())]
+    AccessLog {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot start the master's runtime")]
     Runtime(#[source] io::Error),
 }
@@ -49,6 +56,12 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
     // starting any worker (each worker reads its certificates again, before dropping root).
     privileges::target(&config.user, &config.group)?;
     tls::Certificates::from_config(&config)?;
+    if let Some(path) = &config.server.access_log {
+        AccessLog::open(path).map_err(|source| MasterError::AccessLog {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let bound = bind_all(&config, &[])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
