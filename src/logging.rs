@@ -13,3 +13,16 @@ pub fn init(debug: bool) {
         .with_ansi(ansi)
         .try_init();
 }
+
+/// `error: cause: cause`: the whole chain in one log field (an error's `Display` shows only its
+/// own level).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

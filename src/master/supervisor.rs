@@ -277,7 +277,7 @@ impl Supervisor {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(
-                    error = format!("{error:#}"),
+                    error = crate::logging::chain(&error),
                     "reload failed; keeping the running configuration"
                 );
                 return;
@@ -287,7 +287,7 @@ impl Supervisor {
             tracing::warn!("{warning}");
         }
         if let Err(error) = crate::tls::Certificates::from_config(&loaded.config) {
-            let error = format!("{:#}", anyhow::Error::from(error));
+            let error = crate::logging::chain(&error);
             tracing::error!(error, "reload failed; keeping the running configuration");
             return;
         }

@@ -15,8 +15,8 @@ use hyper::body::Incoming;
 use super::client::Idle;
 use crate::access_log::PendingLine;
 
-/// A request body for the backend: kept whole (small, so it can be sent again on a retry) or
-/// streamed from the client exactly once.
+/// A body kept whole or streamed from a peer exactly once: what the backend is sent (kept whole
+/// when small, so a retry can send it again), and the content of what the client receives.
 pub enum RequestBody {
     Full(Option<Bytes>),
     Stream(Incoming),
@@ -51,14 +51,9 @@ impl Body for RequestBody {
     }
 }
 
-enum Content {
-    Full(Option<Bytes>),
-    Backend(Incoming),
-}
-
 /// A response body for the client.
 pub struct ResponseBody {
-    content: Content,
+    content: RequestBody,
     bytes: u64,
     /// The backend connection, returned to the pool when the body has been read to its end.
     idle: Option<Idle>,
@@ -68,7 +63,7 @@ pub struct ResponseBody {
 impl ResponseBody {
     pub fn full(data: impl Into<Bytes>) -> Self {
         Self {
-            content: Content::Full(Some(data.into())),
+            content: RequestBody::Full(Some(data.into())),
             bytes: 0,
             idle: None,
             log: None,
@@ -77,7 +72,7 @@ impl ResponseBody {
 
     pub fn backend(incoming: Incoming, idle: Option<Idle>) -> Self {
         Self {
-            content: Content::Backend(incoming),
+            content: RequestBody::Stream(incoming),
             bytes: 0,
             idle,
             log: None,
@@ -105,10 +100,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let frame = match &mut this.content {
-            Content::Full(data) => data.take().map(|d| Ok(Frame::data(d))),
-            Content::Backend(incoming) => ready!(Pin::new(incoming).poll_frame(cx)),
-        };
+        let frame = ready!(Pin::new(&mut this.content).poll_frame(cx));
         match &frame {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
@@ -123,19 +115,11 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.content {
-            Content::Full(data) => data.is_none(),
-            Content::Backend(incoming) => incoming.is_end_stream(),
-        }
+        self.content.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.content {
-            Content::Full(data) => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
-            }
-            Content::Backend(incoming) => incoming.size_hint(),
-        }
+        self.content.size_hint()
     }
 }
 

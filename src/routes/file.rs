@@ -162,7 +162,7 @@ async fn watch(shared: Weak<Shared>, path: PathBuf, mut seen: Signature) {
                 *shared.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
             }
             Err(e) => {
-                warn!(error = %error_chain(&e), "routes file reload failed; keeping last good routes");
+                warn!(error = %crate::logging::chain(&e), "routes file reload failed; keeping last good routes");
             }
         }
     }
@@ -173,17 +173,6 @@ fn signature(metadata: std::io::Result<std::fs::Metadata>) -> Signature {
         Ok(m) => (m.modified().ok(), m.len()),
         Err(_) => (None, u64::MAX),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Validates the file's content and prebuilds every frontend (pure, apart from logging).

@@ -12,7 +12,6 @@
 pub mod certs;
 pub mod sni;
 
-use std::error::Error as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -74,7 +73,7 @@ impl Certificates {
                 Ok(())
             }
             Err(error) => {
-                tracing::error!(error = %chain(&error), "certificate reload failed; keeping the current certificates");
+                tracing::error!(error = %crate::logging::chain(&error), "certificate reload failed; keeping the current certificates");
                 Err(error)
             }
         }
@@ -119,16 +118,4 @@ impl Certificates {
         }
         Ok(set)
     }
-}
-
-/// `error: cause: cause`, for a log field.
-fn chain(error: &TlsError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
