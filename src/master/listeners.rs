@@ -17,7 +17,18 @@ pub struct Listener {
     pub socket: TcpListener,
     /// The address actually bound (port 0 resolved).
     pub address: SocketAddr,
-    pub tls: bool,
+    /// `None` for HTTP; for HTTPS, the index of its entry in `Config::https` (its certificates).
+    pub https: Option<usize>,
+}
+
+impl Listener {
+    pub fn scheme(&self) -> &'static str {
+        if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,9 +39,11 @@ pub struct ListenError {
     pub source: io::Error,
 }
 
-/// Binds `address` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT) and, for IPv6,
+/// Binds `address` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT), `SO_REUSEPORT` (one
+/// socket per worker on the same address: the kernel spreads connections evenly, where workers
+/// sharing one socket let whichever wakes first take a whole burst) and, for IPv6,
 /// `IPV6_V6ONLY` so that `0.0.0.0` and `::` can both be listed.
-pub fn bind(address: SocketAddr, tls: bool) -> Result<Listener, ListenError> {
+pub fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener, ListenError> {
     let fail = |source| ListenError { address, source };
     let socket = Socket::new(
         Domain::for_address(address),
@@ -39,6 +52,7 @@ pub fn bind(address: SocketAddr, tls: bool) -> Result<Listener, ListenError> {
     )
     .map_err(fail)?;
     socket.set_reuse_address(true).map_err(fail)?;
+    socket.set_reuse_port(true).map_err(fail)?;
     if address.is_ipv6() {
         socket.set_only_v6(true).map_err(fail)?;
     }
@@ -50,6 +64,6 @@ pub fn bind(address: SocketAddr, tls: bool) -> Result<Listener, ListenError> {
     Ok(Listener {
         socket,
         address,
-        tls,
+        https,
     })
 }

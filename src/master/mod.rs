@@ -43,11 +43,21 @@ pub enum MasterError {
     Runtime(#[source] io::Error),
 }
 
-/// A bound listener and the address the configuration asked for (port 0 stays 0 here, so that
-/// a reload keeps the socket instead of binding another free port).
+/// The sockets of one configured address: one per worker slot (`SO_REUSEPORT`), with the address
+/// the configuration asked for (port 0 stays 0 here, so that a reload keeps the sockets instead
+/// of binding another free port). Their number only grows: a reload to fewer workers spreads
+/// them over the remaining slots rather than closing any, since closing a listening socket
+/// would reset the connections waiting in its queue.
 struct Bound {
     configured: SocketAddr,
-    listener: Listener,
+    sockets: Vec<Listener>,
+}
+
+impl Bound {
+    /// The sockets worker `slot` of `workers` serves: every `workers`-th one from `slot`.
+    fn for_slot(&self, slot: usize, workers: usize) -> impl Iterator<Item = &Listener> {
+        self.sockets.iter().skip(slot).step_by(workers.max(1))
+    }
 }
 
 /// Runs the master until SIGTERM/SIGINT; returns once every worker has exited.
@@ -74,51 +84,54 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
     )
 }
 
-/// The listeners `config` asks for: sockets of `existing` shared (duplicated) where the address
-/// is the same, new ones bound (and logged) for the rest. `existing` is left untouched, so a
-/// failed reload keeps every socket the running workers use.
+/// The listeners `config` asks for, at least one socket per worker each: sockets of `existing`
+/// shared (duplicated) where the address is the same, new ones bound for the rest (a new address
+/// is logged). `existing` is left untouched, so a failed reload keeps every socket the running
+/// workers use.
 fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterError> {
-    // Workers map the n-th https socket they inherit to config.https[n]: keep this order.
-    let wanted = config
-        .http
-        .iter()
-        .map(|address| (*address, false))
-        .chain(config.https.iter().map(|https| (https.address, true)));
-    let mut bound = Vec::new();
-    for (configured, tls) in wanted {
-        let reused = existing
+    let wanted = config.http.iter().map(|address| (*address, None)).chain(
+        config
+            .https
             .iter()
-            .find(|b| b.configured == configured && b.listener.tls == tls);
-        let entry = match reused {
-            Some(entry) => {
-                let fail = |source| ListenError {
-                    address: configured,
-                    source,
-                };
-                let socket = entry.listener.socket.try_clone().map_err(fail)?;
-                spawn::make_inheritable(&socket)?;
-                let listener = Listener {
-                    socket,
-                    address: entry.listener.address,
-                    tls,
-                };
-                Bound {
-                    configured,
-                    listener,
-                }
+            .enumerate()
+            .map(|(i, https)| (https.address, Some(i))),
+    );
+    let mut bound = Vec::new();
+    for (configured, https) in wanted {
+        let mut sockets = Vec::new();
+        let reused = existing.iter().find(|b| {
+            b.configured == configured && b.sockets[0].https.is_some() == https.is_some()
+        });
+        for socket in reused.map_or(&[][..], |b| &b.sockets[..]) {
+            let fail = |source| ListenError {
+                address: configured,
+                source,
+            };
+            let duplicate = socket.socket.try_clone().map_err(fail)?;
+            spawn::make_inheritable(&duplicate)?;
+            // The https index follows the new config, which may list the entries in another order.
+            sockets.push(Listener {
+                socket: duplicate,
+                address: socket.address,
+                https,
+            });
+        }
+        while sockets.len() < config.server.workers {
+            // Port 0 picks a free port once; the other sockets join that one.
+            let address = sockets
+                .first()
+                .map_or(configured, |first: &Listener| first.address);
+            let listener = listeners::bind(address, https)?;
+            spawn::make_inheritable(&listener.socket)?;
+            if sockets.is_empty() {
+                tracing::info!(address = %listener.address, scheme = listener.scheme(), "listening on");
             }
-            None => {
-                let listener = listeners::bind(configured, tls)?;
-                spawn::make_inheritable(&listener.socket)?;
-                let scheme = if tls { "https" } else { "http" };
-                tracing::info!(address = %listener.address, scheme, "listening on");
-                Bound {
-                    configured,
-                    listener,
-                }
-            }
-        };
-        bound.push(entry);
+            sockets.push(listener);
+        }
+        bound.push(Bound {
+            configured,
+            sockets,
+        });
     }
     Ok(bound)
 }

@@ -2,7 +2,8 @@
 //! sockets as inherited descriptors and give it a pipe to report readiness on.
 //!
 //! The protocol is two environment variables, read by `worker::inherit`: `HIPACHE_LISTEN_FDS`
-//! (`3=http@127.0.0.1:80,4=https@[::]:443`) and `HIPACHE_READY_FD` (the pipe's write end).
+//! (`3=http@127.0.0.1:80,4=https.0@[::]:443`, where `.0` is the index of the https entry in the
+//! config) and `HIPACHE_READY_FD` (the pipe's write end).
 
 use std::fmt::Write as _;
 use std::io;
@@ -54,15 +55,13 @@ pub fn spawn_worker<'a>(
 ) -> Result<Spawned, SpawnError> {
     let mut fds = String::new();
     for listener in listeners {
-        let scheme = if listener.tls { "https" } else { "http" };
         let separator = if fds.is_empty() { "" } else { "," };
+        let fd = listener.socket.as_raw_fd();
         // Writing into a String cannot fail.
-        let _ = write!(
-            fds,
-            "{separator}{}={scheme}@{}",
-            listener.socket.as_raw_fd(),
-            listener.address
-        );
+        let _ = match listener.https {
+            None => write!(fds, "{separator}{fd}=http@{}", listener.address),
+            Some(index) => write!(fds, "{separator}{fd}=https.{index}@{}", listener.address),
+        };
     }
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;

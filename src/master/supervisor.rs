@@ -112,7 +112,7 @@ impl Supervisor {
         let generation = self.next_generation;
         self.next_generation += 1;
         for slot in 0..count {
-            self.start_worker(generation, slot)?;
+            self.start_worker(generation, slot, count)?;
         }
         Ok(generation)
     }
@@ -138,9 +138,15 @@ impl Supervisor {
         }
     }
 
-    fn start_worker(&mut self, generation: u64, slot: usize) -> Result<(), MasterError> {
+    /// Starts the worker of `slot` (out of `workers` in its generation) on that slot's sockets.
+    fn start_worker(
+        &mut self,
+        generation: u64,
+        slot: usize,
+        workers: usize,
+    ) -> Result<(), MasterError> {
         let id = format!("{generation}.{slot}");
-        let listeners = self.bound.iter().map(|b| &b.listener);
+        let listeners = self.bound.iter().flat_map(|b| b.for_slot(slot, workers));
         let Spawned {
             mut child,
             pid,
@@ -177,7 +183,8 @@ impl Supervisor {
                     .values()
                     .any(|w| w.generation == generation && w.slot == slot && !w.retiring);
                 if generation == self.generation && !occupied {
-                    if let Err(error) = self.start_worker(generation, slot) {
+                    let workers = self.config.server.workers;
+                    if let Err(error) = self.start_worker(generation, slot, workers) {
                         tracing::error!(error = %error, slot, "cannot restart worker");
                         self.schedule_restart(slot, Duration::from_secs(1));
                     }
@@ -203,7 +210,8 @@ impl Supervisor {
                     pid,
                     "worker retiring (memory limit); starting its replacement"
                 );
-                if let Err(error) = self.start_worker(current, slot) {
+                let workers = self.config.server.workers;
+                if let Err(error) = self.start_worker(current, slot, workers) {
                     tracing::error!(error = %error, slot, "cannot start a replacement worker");
                 }
             }

@@ -21,22 +21,22 @@ pub enum InheritError {
     NotASocket(RawFd),
 }
 
-/// Parses `3=http@127.0.0.1:80` entries (pure).
-pub fn parse(spec: &str) -> Result<Vec<(RawFd, bool, SocketAddr)>, InheritError> {
+/// Parses `3=http@127.0.0.1:80` and `4=https.0@[::1]:443` entries (pure).
+pub fn parse(spec: &str) -> Result<Vec<(RawFd, Option<usize>, SocketAddr)>, InheritError> {
     spec.split(',')
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
             let malformed = || InheritError::Malformed(entry.to_owned());
             let (fd, rest) = entry.split_once('=').ok_or_else(malformed)?;
             let (scheme, address) = rest.split_once('@').ok_or_else(malformed)?;
-            let tls = match scheme {
-                "http" => false,
-                "https" => true,
+            let https = match scheme.split_once('.') {
+                None if scheme == "http" => None,
+                Some(("https", index)) => Some(index.parse().map_err(|_| malformed())?),
                 _ => return Err(malformed()),
             };
             Ok((
                 fd.parse().map_err(|_| malformed())?,
-                tls,
+                https,
                 address.parse().map_err(|_| malformed())?,
             ))
         })
@@ -47,14 +47,14 @@ pub fn parse(spec: &str) -> Result<Vec<(RawFd, bool, SocketAddr)>, InheritError>
 pub fn listeners() -> Result<Vec<Listener>, InheritError> {
     let spec = std::env::var(LISTEN_FDS_ENV).map_err(|_| InheritError::Missing)?;
     let mut adopted = Vec::new();
-    for (fd, tls, address) in parse(&spec)? {
+    for (fd, https, address) in parse(&spec)? {
         // Checked first so that a wrong number never becomes an owned socket.
         getsockname::<SockaddrStorage>(fd).map_err(|_| InheritError::NotASocket(fd))?;
         let socket = adopt(fd);
         adopted.push(Listener {
             socket,
             address,
-            tls,
+            https,
         });
     }
     Ok(adopted)
@@ -129,9 +129,10 @@ mod tests {
 
     #[test]
     fn listener_spec_round_trips() {
-        let parsed = parse("3=http@127.0.0.1:80,4=https@[::1]:443").unwrap();
-        assert_eq!(parsed[0], (3, false, "127.0.0.1:80".parse().unwrap()));
-        assert_eq!(parsed[1], (4, true, "[::1]:443".parse().unwrap()));
+        let parsed = parse("3=http@127.0.0.1:80,4=https.2@[::1]:443").unwrap();
+        assert_eq!(parsed[0], (3, None, "127.0.0.1:80".parse().unwrap()));
+        assert_eq!(parsed[1], (4, Some(2), "[::1]:443".parse().unwrap()));
+        assert!(parse("4=https@[::1]:443").is_err());
         assert!(parse("3=ftp@1.2.3.4:21").is_err());
         assert!(parse("x=http@1.2.3.4:80").is_err());
         assert!(parse("").unwrap().is_empty());

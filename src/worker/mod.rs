@@ -164,10 +164,8 @@ async fn serve_with<S: RouteSource, R>(
         let address = listener.address;
         let socket = tokio::net::TcpListener::from_std(listener.socket)
             .map_err(|source| WorkerError::Listener { address, source })?;
-        // The n-th https listener is config.https[n]: main binds them in that order.
-        let acceptor = match (&tls, listener.tls) {
-            (Some(certificates), true) => {
-                let index = adopted.iter().filter(|(_, a)| a.is_some()).count();
+        let acceptor = match (&tls, listener.https) {
+            (Some(certificates), Some(index)) => {
                 Some(certificates.acceptor(index).map_err(WorkerError::Tls)?)
             }
             _ => None,

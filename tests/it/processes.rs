@@ -266,3 +266,34 @@ fn worker_crashing_at_start_is_restarted_with_a_growing_delay() {
             .is_ok_and(|r| r.status == 200)
     });
 }
+
+#[test]
+fn sighup_changing_the_worker_count_loses_no_request() {
+    let (_redis, _backend, mut hipache) = proxy_with_backend(2, json!({}));
+    let load = Load::start(hipache.addr(), "load.test");
+    let reloads = |hipache: &Hipache| {
+        hipache
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("reload done"))
+            .count()
+    };
+    for (round, workers) in [(1, 1), (2, 3)] {
+        load.wait_for_more(50);
+        hipache.rewrite_config(json!({ "server": { "workers": workers } }));
+        hipache.signal(libc::SIGHUP);
+        wait_until(Duration::from_secs(10), "the reload to finish", || {
+            reloads(&hipache) == round
+        });
+        wait_until(Duration::from_secs(10), "the new worker count", || {
+            hipache.worker_pids().len() == workers
+        });
+    }
+    load.wait_for_more(50);
+    let (sent, failed) = load.finish();
+    eprintln!("SIGHUP 2 -> 1 -> 3 workers under load: {sent} requests sent, {failed} failed");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed while the worker count changed"
+    );
+}
