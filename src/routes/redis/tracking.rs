@@ -8,6 +8,10 @@
 //! `recv` straight on the socket, bypassing tokio's cached readiness, which lags on a busy
 //! current-thread runtime). An answer read from Redis is cached only if no invalidation, loss or
 //! reconnection happened between sending the read and storing it (the epoch of a [`Ticket`]).
+//! What remains is the gap between Redis's two `write`s of that turn (for a single command the
+//! writer's reply goes first): a client would have to read its reply and reach the proxy within
+//! those microseconds. `tests/it/freshness.rs` (thousands of write-then-request rounds) never
+//! sees it; closing it for certain would cost a round trip per request.
 //!
 //! Without tracking (Redis < 6, connection lost, reconnecting) the cache is empty and lookups go to
 //! Redis each time; the task reconnects with a backoff and caching resumes once tracking is back.
