@@ -6,7 +6,7 @@
 //! process: the Redis source publishes marks itself.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Most hosts with marks kept at once; past it, marks for new hosts are dropped (after a purge)
@@ -94,9 +94,7 @@ impl DeadMarks {
     }
 
     fn lock(&self) -> MutexGuard<'_, Marks> {
-        // A panic while holding this lock cannot leave the map inconsistent (every update is a
-        // single insert or retain), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.inner)
     }
 }
 

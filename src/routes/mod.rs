@@ -11,7 +11,7 @@ pub mod file;
 pub mod redis;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub use backend::{BackendUrl, BackendUrlError};
 
@@ -95,6 +95,13 @@ pub trait RouteSource: Clone + 'static {
     /// Flags `backend` of `frontend` dead for `host` (Hipache's passive check). Returns at once;
     /// any write happens in the background and its failure is logged, never surfaced.
     fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend);
+}
+
+/// Locks state shared by a route source's tasks. Every such value (caches, dead marks, tracking
+/// state) is updated in single steps that leave it consistent, so a lock poisoned by a panic
+/// elsewhere is still safe to use: serving on beats failing every later request.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

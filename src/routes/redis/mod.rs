@@ -24,13 +24,15 @@ pub mod url;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
 use super::dead::DeadMarks;
-use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
+use super::{
+    lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
+};
 use hchecker::PassiveChecks;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
@@ -271,9 +273,4 @@ impl RouteSource for RedisRoutes {
 
 fn into_link_error(e: redis::ParsingError) -> LinkError {
     LinkError::Redis(e.into())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Both guarded values are caches updated in single steps: usable even after a panic.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

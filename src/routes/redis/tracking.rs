@@ -18,7 +18,7 @@
 //! A ping every [`HEARTBEAT`] detects a silent connection.
 
 use std::io::{self, Read as _, Write as _};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -31,7 +31,7 @@ use super::cache::HostCache;
 use super::resp::{self, Malformed, Resp};
 use super::url::RedisUrl;
 use super::Answer;
-use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX};
+use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -129,11 +129,6 @@ impl Tracking {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Every update leaves the state consistent; at worst a poisoned cache is flushed later.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl State {
