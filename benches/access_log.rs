@@ -11,12 +11,12 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hipache::access_log::{format_line, Entry};
 
 fn format(c: &mut Criterion) {
-    let uri = "/static/app.js?v=20261124";
+    let uri = b"/static/app.js?v=20261124";
     let entry = Entry {
         client: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
         time: UNIX_EPOCH + Duration::from_secs(1_795_487_412),
-        method: "GET",
-        uri: &uri,
+        method: b"GET",
+        uri,
         version: "1.1",
         status: 200,
         bytes: 48_213,

@@ -16,8 +16,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderValue, Method, Uri, Version};
-
 use crate::routes::Frontend;
 
 /// How long a line may wait in the buffer before it reaches the file.
@@ -29,8 +27,8 @@ const FLUSH_BYTES: usize = 64 * 1024;
 pub struct Entry<'a> {
     pub client: IpAddr,
     pub time: SystemTime,
-    pub method: &'a str,
-    pub uri: &'a dyn std::fmt::Display,
+    pub method: &'a [u8],
+    pub uri: &'a [u8],
     pub version: &'a str,
     pub status: u16,
     pub bytes: u64,
@@ -41,7 +39,7 @@ pub struct Entry<'a> {
     pub backend: Duration,
 }
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
@@ -58,10 +56,14 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     }
     out.extend_from_slice(b" - - [");
     write_time(out, entry.time);
+    out.extend_from_slice(b" +0000] \"");
+    out.extend_from_slice(entry.method);
+    out.push(b' ');
+    out.extend_from_slice(entry.uri);
     let _ = write!(
         out,
-        " +0000] \"{} {} HTTP/{}\" {} {} \"",
-        entry.method, entry.uri, entry.version, entry.status, entry.bytes
+        " HTTP/{}\" {} {} \"",
+        entry.version, entry.status, entry.bytes
     );
     out.extend_from_slice(entry.referer);
     out.extend_from_slice(b"\" \"");
@@ -97,7 +99,7 @@ fn write_time(out: &mut Vec<u8>, time: SystemTime) {
 }
 
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -167,54 +169,91 @@ impl AccessLog {
     }
 }
 
+/// What a line shows of a request, copied out when it arrives (the request then moves on).
+pub struct LoggedRequest {
+    log: Rc<AccessLog>,
+    client: IpAddr,
+    time: SystemTime,
+    /// Method, URI, referer and user agent one after the other, split at `ends`.
+    text: Vec<u8>,
+    ends: [usize; 3],
+    version: &'static str,
+}
+
+impl LoggedRequest {
+    pub fn new(
+        log: Rc<AccessLog>,
+        client: IpAddr,
+        method: &[u8],
+        uri: &[u8],
+        version: &'static str,
+        referer: &[u8],
+        user_agent: &[u8],
+    ) -> Self {
+        let mut text =
+            Vec::with_capacity(method.len() + uri.len() + referer.len() + user_agent.len());
+        let mut ends = [0; 3];
+        for (end, part) in ends.iter_mut().zip([method, uri, referer]) {
+            text.extend_from_slice(part);
+            *end = text.len();
+        }
+        text.extend_from_slice(user_agent);
+        Self {
+            log,
+            client,
+            time: SystemTime::now(),
+            text,
+            ends,
+            version,
+        }
+    }
+
+    /// The line once the response status is known; written when the response ends.
+    pub fn into_pending(
+        self,
+        status: u16,
+        frontend: Arc<Frontend>,
+        start: Instant,
+        backend_start: Instant,
+    ) -> PendingLine {
+        PendingLine {
+            request: self,
+            status,
+            frontend,
+            start,
+            backend_start,
+        }
+    }
+}
+
 /// A request waiting for its response to end: everything the line needs but the byte count.
 pub struct PendingLine {
-    pub log: Rc<AccessLog>,
-    pub client: IpAddr,
-    pub time: SystemTime,
-    pub method: Method,
-    pub uri: Uri,
-    pub version: Version,
-    pub status: u16,
-    pub referer: Option<HeaderValue>,
-    pub user_agent: Option<HeaderValue>,
-    pub frontend: Arc<Frontend>,
-    pub start: Instant,
-    pub backend_start: Instant,
+    request: LoggedRequest,
+    status: u16,
+    frontend: Arc<Frontend>,
+    start: Instant,
+    backend_start: Instant,
 }
 
 impl PendingLine {
     pub fn write(&self, bytes: u64) {
         let now = Instant::now();
-        self.log.record(&Entry {
-            client: self.client,
-            time: self.time,
-            method: self.method.as_str(),
-            uri: &self.uri,
-            version: version_text(self.version),
+        let request = &self.request;
+        let [method, uri, referer] = request.ends;
+        request.log.record(&Entry {
+            client: request.client,
+            time: request.time,
+            method: &request.text[..method],
+            uri: &request.text[method..uri],
+            version: request.version,
             status: self.status,
             bytes,
-            referer: header_bytes(&self.referer),
-            user_agent: header_bytes(&self.user_agent),
+            referer: &request.text[uri..referer],
+            user_agent: &request.text[referer..],
             frontend_id: &self.frontend.id,
             total: now - self.start,
             backend: now - self.backend_start,
         });
-    }
-}
-
-fn header_bytes(value: &Option<HeaderValue>) -> &[u8] {
-    value.as_ref().map_or(&b""[..], |v| v.as_bytes())
-}
-
-/// Node's `req.httpVersion`.
-fn version_text(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "0.9",
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2.0",
-        Version::HTTP_3 => "3.0",
-        _ => "1.1",
     }
 }
 
@@ -230,12 +269,12 @@ fn open_append(path: &Path) -> io::Result<File> {
 mod tests {
     use super::*;
 
-    fn entry<'a>(uri: &'a dyn std::fmt::Display) -> Entry<'a> {
+    fn entry(uri: &[u8]) -> Entry<'_> {
         Entry {
             client: "127.0.0.1".parse().unwrap(),
             // 2026-11-24T02:30:12Z
             time: UNIX_EPOCH + Duration::from_secs(1_795_487_412),
-            method: "GET",
+            method: b"GET",
             uri,
             version: "1.1",
             status: 200,
@@ -251,7 +290,7 @@ mod tests {
     #[test]
     fn line_matches_hipache_byte_for_byte() {
         let mut out = Vec::new();
-        format_line(&mut out, &entry(&"/path?q"));
+        format_line(&mut out, &entry(b"/path?q"));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] \"GET /path?q HTTP/1.1\" 200 1234 \
@@ -261,7 +300,7 @@ mod tests {
 
     #[test]
     fn empty_fields_whole_seconds_and_ipv6() {
-        let mut e = entry(&"/");
+        let mut e = entry(b"/");
         e.client = "2001:db8::1".parse().unwrap();
         e.referer = b"";
         e.user_agent = b"";
@@ -289,12 +328,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
         let log = AccessLog::open(&path).unwrap();
-        log.record(&entry(&"/a"));
+        log.record(&entry(b"/a"));
         log.flush();
         std::fs::rename(&path, dir.path().join("access.log.1")).unwrap();
-        log.record(&entry(&"/b"));
+        log.record(&entry(b"/b"));
         log.reopen();
-        log.record(&entry(&"/c"));
+        log.record(&entry(b"/c"));
         log.flush();
         let old = std::fs::read_to_string(dir.path().join("access.log.1")).unwrap();
         let new = std::fs::read_to_string(&path).unwrap();

@@ -30,6 +30,46 @@ pub fn any_left(backends: &[Backend], dead: &[usize], tried: &[usize]) -> bool {
     backends.iter().any(|b| is_candidate(b, dead, tried))
 }
 
+/// The backends one request tries, each at most once, within `retryOnError` retries.
+pub struct Attempts<'a> {
+    backends: &'a [Backend],
+    dead: &'a [usize],
+    tried: Vec<usize>,
+    retry_on_error: u32,
+}
+
+impl<'a> Attempts<'a> {
+    pub fn new(backends: &'a [Backend], dead: &'a [usize], retry_on_error: u32) -> Self {
+        Self {
+            backends,
+            dead,
+            tried: Vec::new(),
+            retry_on_error,
+        }
+    }
+
+    /// The backend for the next attempt, if any is left.
+    pub fn next(&mut self, rng: &mut impl Rng) -> Option<&'a Backend> {
+        let backend = pick(self.backends, self.dead, &self.tried, rng)?;
+        self.tried.push(backend.index);
+        Some(backend)
+    }
+
+    /// Whether the attempt just picked is the last one this request may make.
+    pub fn is_last(&self) -> bool {
+        self.retries() >= self.retry_on_error || !any_left(self.backends, self.dead, &self.tried)
+    }
+
+    /// Whether a failure that is `retryable` may be followed by another attempt.
+    pub fn may_retry(&self, retryable: bool) -> bool {
+        retryable && self.retries() < self.retry_on_error
+    }
+
+    fn retries(&self) -> u32 {
+        (self.tried.len() as u32).saturating_sub(1)
+    }
+}
+
 fn is_candidate(backend: &Backend, dead: &[usize], tried: &[usize]) -> bool {
     !dead.contains(&backend.index) && !tried.contains(&backend.index)
 }

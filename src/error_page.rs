@@ -33,6 +33,15 @@ pub enum PageBody {
     Text(&'static str),
 }
 
+impl PageBody {
+    pub fn size(&self) -> usize {
+        match self {
+            Self::Html(page) => page.len(),
+            Self::Text(text) => text.len(),
+        }
+    }
+}
+
 impl ErrorPages {
     /// The pages shipped in `static/`, compiled into the binary.
     pub fn bundled() -> Self {

@@ -13,6 +13,7 @@ pub mod balancer;
 pub mod cli;
 pub mod config;
 pub mod error_page;
+pub mod h1;
 pub mod logging;
 pub mod master;
 pub mod privileges;

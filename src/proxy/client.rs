@@ -141,7 +141,7 @@ impl BackendClient {
         tokio::task::spawn_local(async move {
             // The permit is held for the connection's lifetime: maxSockets counts open sockets.
             let _permit = permit;
-            if let Err(error) = conn.with_upgrades().await {
+            if let Err(error) = conn.await {
                 tracing::debug!(%error, "backend connection ended with an error");
             }
         });

@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::StatusCode;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -95,29 +94,6 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
-/// The protocol a request asks to upgrade to: its `Upgrade` value, when `Connection` lists
-/// `upgrade` (RFC 9110 §7.8).
-pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
-    }
-}
-
-/// Puts back what `strip_hop_by_hop` removed from an upgrade request or a 101 response: the
-/// next hop must see the upgrade too.
-pub fn restore_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
-    headers.insert(header::UPGRADE, protocol);
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-}
-
 /// Prepares a client's request headers for the backend.
 pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_alive: bool) {
     strip_hop_by_hop(headers);
@@ -138,10 +114,10 @@ pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_aliv
 
 /// Whether a backend answer means the backend is failing: 5xx (500 only with
 /// `deadBackendOn500`), except a 503 with `Retry-After`, a legitimate maintenance answer.
-pub fn marks_dead(status: StatusCode, headers: &HeaderMap, dead_on_500: bool) -> bool {
-    match status.as_u16() {
+pub fn marks_dead(status: u16, retry_after: bool, dead_on_500: bool) -> bool {
+    match status {
         500 => dead_on_500,
-        503 => !headers.contains_key(header::RETRY_AFTER),
+        503 => !retry_after,
         501..=599 => true,
         _ => false,
     }
@@ -225,39 +201,13 @@ mod tests {
     }
 
     #[test]
-    fn upgrade_request_keeps_upgrade_and_gets_no_close() {
-        let mut headers = map(&[
-            ("connection", "keep-alive, Upgrade"),
-            ("upgrade", "websocket"),
-            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-        ]);
-        let protocol = upgrade_protocol(&headers).unwrap();
-        assert_eq!(protocol, "websocket");
-        let forwarded = Forwarded::new("10.1.2.3".parse().unwrap(), true, 443);
-        rewrite_request(&mut headers, &forwarded, true);
-        restore_upgrade(&mut headers, protocol);
-        assert_eq!(headers["upgrade"], "websocket");
-        assert_eq!(headers["connection"], "upgrade");
-        assert_eq!(headers["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
-        assert_eq!(headers["x-forwarded-proto"], "https");
-        assert_eq!(upgrade_protocol(&map(&[("upgrade", "websocket")])), None);
-        assert_eq!(upgrade_protocol(&map(&[("connection", "upgrade")])), None);
-    }
-
-    #[test]
     fn five_hundreds_mark_dead_by_hipache_rules() {
-        let none = HeaderMap::new();
-        let retry_after = map(&[("retry-after", "120")]);
-        assert!(marks_dead(StatusCode::INTERNAL_SERVER_ERROR, &none, true));
-        assert!(!marks_dead(StatusCode::INTERNAL_SERVER_ERROR, &none, false));
-        assert!(marks_dead(StatusCode::BAD_GATEWAY, &none, false));
-        assert!(marks_dead(StatusCode::SERVICE_UNAVAILABLE, &none, false));
-        assert!(!marks_dead(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &retry_after,
-            true
-        ));
-        assert!(!marks_dead(StatusCode::NOT_FOUND, &none, true));
-        assert!(!marks_dead(StatusCode::OK, &none, true));
+        assert!(marks_dead(500, false, true));
+        assert!(!marks_dead(500, false, false));
+        assert!(marks_dead(502, false, false));
+        assert!(marks_dead(503, false, false));
+        assert!(!marks_dead(503, true, true));
+        assert!(!marks_dead(404, false, true));
+        assert!(!marks_dead(200, false, true));
     }
 }

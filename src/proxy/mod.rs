@@ -1,9 +1,12 @@
-//! The proxy service: one request from `Host` header to response.
+//! What both client protocols share, and the HTTP/2 service.
 //!
-//! `__ping__` and errors are answered here; otherwise the host is looked up in the route source,
-//! a live backend is picked and the request forwarded (`attempt`), retried on a fresh pick while
-//! the failure allows it, and the backend's response streamed back with the access log line
-//! written when it ends. `ProxyError` becomes a page at exactly one place, `error_response`.
+//! [`Proxy`] is a worker's forwarding state. [`Proxy::route`] takes a request from its `Host` to
+//! a frontend (or to `__ping__`, or to the error that answers it), and [`Proxy::note_failure`]
+//! applies Hipache's dead-marking rules to a failed attempt; the HTTP/1 engine (`crate::h1`)
+//! and the HTTP/2 service here both go through them. HTTP/2 requests (TLS with ALPN `h2`, or
+//! h2c prior knowledge) are served by hyper: a live backend is picked, the request forwarded
+//! (`attempt`) over hyper's HTTP/1.1 client, retried on a fresh pick while the failure allows
+//! it, and the response streamed back with its access log line written when it ends.
 
 pub mod attempt;
 pub mod body;
@@ -14,20 +17,20 @@ pub mod tunnel;
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
 
-use crate::access_log::{AccessLog, PendingLine};
-use crate::balancer;
+use crate::access_log::{AccessLog, LoggedRequest};
+use crate::balancer::Attempts;
 use crate::error_page::{self, ErrorPages, PageBody};
+use crate::h1::open::OpenCount;
+use crate::h1::pool::BackendPool;
 use crate::router::{self, HostRequest};
-use crate::routes::{Backend, Frontend, RouteSource};
+use crate::routes::{Backend, Frontend, Lookup, RouteSource};
 use attempt::Payload;
 use body::ResponseBody;
 use client::BackendClient;
@@ -37,26 +40,32 @@ use headers::Forwarded;
 /// What a worker's proxy needs from the configuration, and what it owns.
 pub struct Proxy<S> {
     pub routes: S,
+    /// Backend connections of HTTP/1 clients.
+    pub pool: BackendPool,
+    /// Backend connections of HTTP/2 clients (hyper's client).
     pub client: BackendClient,
     pub pages: ErrorPages,
     pub access_log: Option<Rc<AccessLog>>,
     pub retry_on_error: u32,
     pub dead_backend_on_500: bool,
+    /// `tcpTimeout` for a backend's response head.
     pub response_timeout: Duration,
-    pub tunnels: tunnel::Tunnels,
+    /// `tcpTimeout` for an idle client, a body that stops moving, a silent tunnel.
+    pub idle_timeout: Duration,
+    pub tunnels: OpenCount,
+}
+
+/// Where a request goes, decided from its `Host` alone.
+pub enum Routed {
+    Ping,
+    Failed(ProxyError),
+    Found { host: String, lookup: Lookup },
 }
 
 /// Facts about one client connection, computed once for all its requests.
 pub struct ClientConnection {
     pub peer: IpAddr,
     pub forwarded: Forwarded,
-}
-
-/// An HTTP/1.1 request asking for a protocol switch (WebSocket...): the protocol, and the
-/// client's side of the upgrade, completed once the 101 is sent.
-struct Upgrade {
-    protocol: HeaderValue,
-    client: OnUpgrade,
 }
 
 /// The request facts an access log line or an X-Debug header needs after the request moved on.
@@ -67,79 +76,85 @@ struct Context {
 }
 
 impl<S: RouteSource> Proxy<S> {
+    /// Classifies a request by its `Host` (an HTTP/2 authority or an absolute-form target's
+    /// authority stands in for it) and looks the host up.
+    pub async fn route(&self, host_header: Option<&str>) -> Routed {
+        let Some(host_header) = host_header else {
+            return Routed::Failed(ProxyError::NoHost);
+        };
+        let host = match router::parse_host(host_header) {
+            HostRequest::Ping => return Routed::Ping,
+            HostRequest::Route(host) => router::normalize(host).into_owned(),
+        };
+        match self.routes.lookup(&host).await {
+            Ok(Some(lookup)) => Routed::Found { host, lookup },
+            Ok(None) => Routed::Failed(ProxyError::NoFrontend),
+            Err(error) => {
+                tracing::debug!(%host, %error, "lookup failed");
+                Routed::Failed(ProxyError::RouteSourceUnavailable)
+            }
+        }
+    }
+
+    /// Hipache's consequences of a failed attempt: dead for `deadBackendTTL`, or only logged.
+    pub fn note_failure(
+        &self,
+        host: &str,
+        frontend: &Frontend,
+        backend: &Backend,
+        error: ProxyError,
+    ) {
+        if error.marks_dead() {
+            self.mark_dead(host, frontend, backend, error.reason());
+        } else {
+            tracing::warn!(%host, backend = %backend.url, error = error.reason(), "backend request failed");
+        }
+    }
+
+    /// Hipache marks only when the frontend has another backend to send traffic to.
+    pub fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend, why: &str) {
+        tracing::warn!(%host, frontend = %frontend.id, backend = %backend.url, reason = why, "backend is dead");
+        if frontend.backend_count > 1 {
+            self.routes.mark_dead(host, frontend, backend);
+        }
+    }
+
+    /// Serves one HTTP/2 request.
     pub async fn handle(
         self: Rc<Self>,
         conn: Rc<ClientConnection>,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
     ) -> Response<ResponseBody> {
         let start = Instant::now();
         let debug = request.headers().contains_key(headers::X_DEBUG);
-        let Some(host_header) = host_of(&request) else {
-            return self.error_response(ProxyError::NoHost, debug);
-        };
-        let host = match router::parse_host(host_header) {
-            HostRequest::Ping => return ping_response(),
-            HostRequest::Route(host) => router::normalize(host).into_owned(),
-        };
-        let lookup = match self.routes.lookup(&host).await {
-            Ok(Some(lookup)) => lookup,
-            Ok(None) => return self.error_response(ProxyError::NoFrontend, debug),
-            Err(error) => {
-                tracing::debug!(%host, %error, "lookup failed");
-                return self.error_response(ProxyError::RouteSourceUnavailable, debug);
+        match self.route(host_of(&request)).await {
+            Routed::Ping => ping_response(),
+            Routed::Failed(error) => self.error_response(error, debug),
+            Routed::Found { host, lookup } => {
+                let context = Context { start, debug, host };
+                self.forward(&conn, request, context, lookup).await
             }
-        };
-        let upgrade = match request.version() {
-            http::Version::HTTP_11 => headers::upgrade_protocol(request.headers()),
-            _ => None,
         }
-        .map(|protocol| Upgrade {
-            protocol,
-            client: hyper::upgrade::on(&mut request),
-        });
-        let context = Context { start, debug, host };
-        self.forward(
-            &conn,
-            request,
-            upgrade,
-            context,
-            lookup.frontend,
-            &lookup.dead,
-        )
-        .await
     }
 
     async fn forward(
         &self,
         conn: &ClientConnection,
         request: Request<Incoming>,
-        mut upgrade: Option<Upgrade>,
         context: Context,
-        frontend: Arc<Frontend>,
-        dead: &[usize],
+        lookup: Lookup,
     ) -> Response<ResponseBody> {
+        let Lookup { frontend, dead } = lookup;
         let (mut parts, body) = request.into_parts();
-        let log_head = self
-            .access_log
-            .is_some()
-            .then(|| LogHead::capture(&parts, conn.peer));
+        let mut logged = self.logged_request(&parts, conn.peer);
         prepare_for_backend(&mut parts, &conn.forwarded, self.client.keep_alive());
-        if let Some(upgrade) = &upgrade {
-            // An upgraded connection is never reused, so no `Connection: close` either.
-            headers::restore_upgrade(&mut parts.headers, upgrade.protocol.clone());
-        }
         let Some(mut payload) = Payload::from_incoming(body).await else {
             // The client went away while sending its body: nobody is left to answer.
             return self.error_response(ProxyError::BackendIo { replayable: false }, context.debug);
         };
-        let mut tried: Vec<usize> = Vec::new();
+        let mut attempts = Attempts::new(&frontend.backends, &dead, self.retry_on_error);
         let mut failure = None;
-        while let Some(backend) = balancer::pick(&frontend.backends, dead, &tried, &mut rand::rng())
-        {
-            tried.push(backend.index);
-            let retries_left = tried.len() as u32 <= self.retry_on_error;
-            let last_attempt =
-                !retries_left || !balancer::any_left(&frontend.backends, dead, &tried);
+        while let Some(backend) = attempts.next(&mut rand::rng()) {
             let backend_start = Instant::now();
             let outcome = attempt::forward(
                 &self.client,
@@ -147,34 +162,18 @@ impl<S: RouteSource> Proxy<S> {
                 &mut parts,
                 &mut payload,
                 self.response_timeout,
-                last_attempt,
+                attempts.is_last(),
             )
             .await;
             match outcome {
-                Ok((mut response, connection)) => {
-                    let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-                    let tunnel = match upgrade.take() {
-                        Some(client) if switched => Some((
-                            client,
-                            response.headers().get(header::UPGRADE).cloned(),
-                            hyper::upgrade::on(&mut response),
-                        )),
-                        _ => None,
-                    };
+                Ok((response, connection)) => {
                     let (mut head, incoming) = response.into_parts();
-                    if headers::marks_dead(head.status, &head.headers, self.dead_backend_on_500) {
+                    let retry_after = head.headers.contains_key(header::RETRY_AFTER);
+                    let status = head.status.as_u16();
+                    if headers::marks_dead(status, retry_after, self.dead_backend_on_500) {
                         self.mark_dead(&context.host, &frontend, backend, head.status.as_str());
                     }
                     headers::strip_hop_by_hop(&mut head.headers);
-                    let mut keep_alive = self.client.keep_alive();
-                    if let Some((client, protocol, backend)) = tunnel {
-                        headers::restore_upgrade(
-                            &mut head.headers,
-                            protocol.unwrap_or(client.protocol),
-                        );
-                        tunnel::spawn(client.client, backend, self.response_timeout, &self.tunnels);
-                        keep_alive = false;
-                    }
                     // The backend's HTTP version is not the client's: hyper picks the right one.
                     head.version = http::Version::default();
                     if context.debug {
@@ -186,24 +185,22 @@ impl<S: RouteSource> Proxy<S> {
                             backend_start,
                         );
                     }
-                    let idle = connection.into_idle(keep_alive);
+                    let idle = connection.into_idle(self.client.keep_alive());
                     let mut body = ResponseBody::backend(incoming, idle);
-                    if let Some(line) =
-                        self.pending_line(log_head, &context, &frontend, head.status, backend_start)
-                    {
-                        body.log_on_drop(line);
+                    if let Some(logged) = logged.take() {
+                        body.log_on_drop(Box::new(logged.into_pending(
+                            status,
+                            frontend.clone(),
+                            context.start,
+                            backend_start,
+                        )));
                     }
                     return Response::from_parts(head, body);
                 }
                 Err(error) => {
-                    if error.marks_dead() {
-                        self.mark_dead(&context.host, &frontend, backend, error.reason());
-                    } else {
-                        tracing::warn!(host = %context.host, backend = %backend.url, error = error.reason(), "backend request failed");
-                    }
+                    self.note_failure(&context.host, &frontend, backend, error);
                     failure = Some((error, backend_start));
-                    let retries = tried.len() as u32 - 1;
-                    if !error.is_retryable() || retries >= self.retry_on_error {
+                    if !attempts.may_retry(error.is_retryable()) {
                         break;
                     }
                 }
@@ -216,47 +213,43 @@ impl<S: RouteSource> Proxy<S> {
         };
         let mut response = self.error_response(error, context.debug);
         // A request that never reached a backend attempt gets no line, as in Hipache.
-        if let Some((_, backend_start)) = failure {
-            if let Some(line) =
-                self.pending_line(log_head, &context, &frontend, error.status(), backend_start)
-            {
-                response.body_mut().log_on_drop(line);
-            }
+        if let (Some((_, backend_start)), Some(logged)) = (failure, logged) {
+            let line = logged.into_pending(
+                error.status().as_u16(),
+                frontend.clone(),
+                context.start,
+                backend_start,
+            );
+            response.body_mut().log_on_drop(Box::new(line));
         }
         response
     }
 
-    /// Hipache marks only when the frontend has another backend to send traffic to.
-    fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend, why: &str) {
-        tracing::warn!(%host, frontend = %frontend.id, backend = %backend.url, reason = why, "backend is dead");
-        if frontend.backend_count > 1 {
-            self.routes.mark_dead(host, frontend, backend);
-        }
-    }
-
-    fn pending_line(
+    /// The request line and client facts of an access log line, taken before the request
+    /// moves on. An HTTP/2 request's URI carries scheme and authority, which an HTTP/1.1
+    /// client would not have sent: its path is logged, as Hipache's `req.url` would be.
+    fn logged_request(
         &self,
-        head: Option<LogHead>,
-        context: &Context,
-        frontend: &Arc<Frontend>,
-        status: StatusCode,
-        backend_start: Instant,
-    ) -> Option<Box<PendingLine>> {
-        let (log, head) = (self.access_log.as_ref()?, head?);
-        Some(Box::new(PendingLine {
-            log: log.clone(),
-            client: head.client,
-            time: head.time,
-            method: head.method,
-            uri: head.uri,
-            version: head.version,
-            status: status.as_u16(),
-            referer: head.referer,
-            user_agent: head.user_agent,
-            frontend: frontend.clone(),
-            start: context.start,
-            backend_start,
-        }))
+        parts: &http::request::Parts,
+        client: IpAddr,
+    ) -> Option<LoggedRequest> {
+        let log = self.access_log.as_ref()?;
+        let text = |name| {
+            parts
+                .headers
+                .get(name)
+                .map_or(&b""[..], HeaderValue::as_bytes)
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        Some(LoggedRequest::new(
+            log.clone(),
+            client,
+            parts.method.as_str().as_bytes(),
+            path.as_bytes(),
+            "2.0",
+            text(header::REFERER),
+            text(header::USER_AGENT),
+        ))
     }
 
     /// The one place a `ProxyError` becomes a response.
@@ -279,41 +272,6 @@ impl<S: RouteSource> Proxy<S> {
         builder
             .body(body)
             .unwrap_or_else(|_| fallback_response(status))
-    }
-}
-
-/// The request line and client facts of an access log line, taken before the request moves on.
-struct LogHead {
-    client: IpAddr,
-    time: SystemTime,
-    method: http::Method,
-    uri: Uri,
-    version: http::Version,
-    referer: Option<HeaderValue>,
-    user_agent: Option<HeaderValue>,
-}
-
-impl LogHead {
-    fn capture(parts: &http::request::Parts, client: IpAddr) -> Self {
-        Self {
-            client,
-            time: SystemTime::now(),
-            method: parts.method.clone(),
-            uri: logged_uri(parts),
-            version: parts.version,
-            referer: parts.headers.get(header::REFERER).cloned(),
-            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
-        }
-    }
-}
-
-/// What the request line of the access log shows: an HTTP/2 request's URI always carries the
-/// scheme and authority, which an HTTP/1.1 client would not have sent; log its path, as Hipache's
-/// `req.url` would.
-fn logged_uri(parts: &http::request::Parts) -> Uri {
-    match (parts.version, parts.uri.path_and_query()) {
-        (http::Version::HTTP_2, Some(path)) => Uri::from(path.clone()),
-        _ => parts.uri.clone(),
     }
 }
 

@@ -1,11 +1,10 @@
-//! Upgrades (WebSocket and any HTTP/1.1 `Upgrade`): once the backend answered 101, both
-//! connections are taken over from hyper and spliced until either side closes, or until no byte
-//! moved either way for the idle timeout (`tcpTimeout`).
+//! Upgrades (WebSocket and any HTTP/1.1 `Upgrade`): once the backend answered 101, the client
+//! and backend connections are spliced until either side closes, or until no byte moved either
+//! way for the idle timeout (`tcpTimeout`).
 //!
-//! Order matters (hyper's `upgrades.rs`): the splice is spawned before the 101 goes back to the
-//! client, since the client's upgrade only completes once hyper has written that response.
-//! Routing, retries and error pages happen before, in `proxy::mod`, like for any request. The
-//! access log line of a tunnel is written when the 101 is sent (0 bytes), not when it closes.
+//! Routing, retries and error pages happen before, like for any request (`crate::h1::forward`),
+//! which also counts the tunnel for a drain and writes its access log line when the 101 is
+//! sent (0 bytes), not when it closes.
 
 use std::cell::Cell;
 use std::io;
@@ -14,77 +13,23 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// The worker's open tunnels, counted so that a drain can wait for them (hyper's graceful
-/// shutdown only knows connections it still owns, and an upgraded one is no longer its).
-#[derive(Clone, Default)]
-pub struct Tunnels {
-    open: Rc<Cell<usize>>,
-    closed: Rc<tokio::sync::Notify>,
-}
-
-impl Tunnels {
-    pub fn open(&self) -> usize {
-        self.open.get()
+/// Splices `client` and `backend` until one side closes or both are idle for `idle_timeout`.
+pub async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let last = Rc::new(Cell::new(Instant::now()));
+    let mut client = Watched::new(client, last.clone());
+    let mut backend = Watched::new(backend, last.clone());
+    match splice(&mut client, &mut backend, &last, idle_timeout).await {
+        Ok(Some((up, down))) => tracing::debug!(up, down, "tunnel closed"),
+        Ok(None) => tracing::debug!("tunnel idle; closed"),
+        Err(error) => tracing::debug!(%error, "tunnel ended with an error"),
     }
-
-    /// Resolves once no tunnel is open.
-    pub async fn all_closed(&self) {
-        loop {
-            // Created before the check: `notify_waiters` reaches a `Notified` from its creation.
-            let closed = self.closed.notified();
-            if self.open.get() == 0 {
-                return;
-            }
-            closed.await;
-        }
-    }
-
-    fn enter(&self) -> OpenTunnel {
-        self.open.set(self.open.get() + 1);
-        OpenTunnel(self.clone())
-    }
-}
-
-/// Counts one tunnel while alive.
-struct OpenTunnel(Tunnels);
-
-impl Drop for OpenTunnel {
-    fn drop(&mut self) {
-        let open = self.0.open.get().saturating_sub(1);
-        self.0.open.set(open);
-        if open == 0 {
-            self.0.closed.notify_waiters();
-        }
-    }
-}
-
-/// Splices the client and backend connections once both upgrades complete. Runs on the worker's
-/// `LocalSet`, counted in `tunnels` until it closes.
-pub fn spawn(client: OnUpgrade, backend: OnUpgrade, idle_timeout: Duration, tunnels: &Tunnels) {
-    let open = tunnels.enter();
-    tokio::task::spawn_local(async move {
-        let _open = open;
-        let (client, backend) = match tokio::try_join!(client, backend) {
-            Ok(both) => both,
-            Err(error) => {
-                tracing::debug!(%error, "upgrade failed");
-                return;
-            }
-        };
-        let last = Rc::new(Cell::new(Instant::now()));
-        let mut client = Watched::new(TokioIo::new(client), last.clone());
-        let mut backend = Watched::new(TokioIo::new(backend), last.clone());
-        match splice(&mut client, &mut backend, &last, idle_timeout).await {
-            Ok(Some((up, down))) => tracing::debug!(up, down, "tunnel closed"),
-            Ok(None) => tracing::debug!("tunnel idle; closed"),
-            Err(error) => tracing::debug!(%error, "tunnel ended with an error"),
-        }
-    });
 }
 
 /// Copies both ways; `None` when the tunnel was idle for `idle_timeout`.

@@ -1,25 +1,28 @@
-//! Accept loops and per-connection serving: hyper's HTTP/1.1 + HTTP/2 server with upgrades,
-//! tracked for a graceful drain.
+//! Accept loops and per-connection serving, tracked for a graceful drain.
 //!
 //! The accept loop only accepts and spawns; everything else, the TLS handshake (under
-//! `tls::HANDSHAKE_TIMEOUT`) included, happens in the connection's task. HTTP/2 is served to TLS
-//! clients that chose it by ALPN and to plain clients that open with the HTTP/2 preface (h2c
-//! prior knowledge): the auto builder detects the preface either way.
+//! `tls::HANDSHAKE_TIMEOUT`) included, happens in the connection's task. HTTP/1.x is served by
+//! our engine (`crate::h1`). HTTP/2 goes to hyper's server: TLS clients that chose it by ALPN,
+//! and plain clients that open with the HTTP/2 preface (h2c prior knowledge), which the engine
+//! hands over with the bytes it read.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::prefixed::Prefixed;
+use crate::h1::open::Connections;
+use crate::h1::server::{self as h1, Ended};
 use crate::proxy::headers::Forwarded;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
@@ -38,41 +41,39 @@ impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
     }
 }
 
-/// The limits a worker's connections live under.
-pub(super) struct Timeouts {
-    /// `tcpTimeout`: a client connection waiting this long for a request head is closed.
-    pub(super) idle: Duration,
-    /// `gracefulWait`: the most a drain waits for in-flight requests.
-    pub(super) drain: Duration,
+/// What every connection task of a worker shares.
+struct Shared<S> {
+    proxy: Rc<Proxy<S>>,
+    http2: http2::Builder<LocalExec>,
+    /// HTTP/2 connections, drained by hyper; weak so the drain can take the last strong one.
+    graceful: Weak<GracefulShutdown>,
+    /// HTTP/1 connections (tunnels included), drained by the engine.
+    connections: Connections,
 }
 
-/// Accepts on every listener until `drain` resolves, then drains and returns its output.
+/// Accepts on every listener until `drain` resolves, then drains (at most `drain_wait`, which is
+/// `gracefulWait`) and returns what `drain` resolved to.
 pub(super) async fn serve<S: RouteSource, R>(
     proxy: Rc<Proxy<S>>,
     listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
-    timeouts: Timeouts,
+    drain_wait: Duration,
     drain: impl Future<Output = R>,
 ) -> R {
-    let mut builder = auto::Builder::new(LocalExec);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.idle)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Rc::new(builder);
+    let mut http2 = http2::Builder::new(LocalExec);
+    http2.timer(TokioTimer::new());
     let graceful = Rc::new(GracefulShutdown::new());
+    let connections = Connections::default();
+    let shared = Rc::new(Shared {
+        proxy: proxy.clone(),
+        http2,
+        graceful: Rc::downgrade(&graceful),
+        connections: connections.clone(),
+    });
     let (stop, stopped) = watch::channel(false);
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|(listener, tls)| {
-            let context = AcceptContext {
-                proxy: proxy.clone(),
-                builder: builder.clone(),
-                graceful: Rc::downgrade(&graceful),
-                tls,
-            };
-            tokio::task::spawn_local(accept_loop(listener, context, stopped.clone()))
+            tokio::task::spawn_local(accept_loop(listener, tls, shared.clone(), stopped.clone()))
         })
         .collect();
     let reason = drain.await;
@@ -80,12 +81,13 @@ pub(super) async fn serve<S: RouteSource, R>(
     for accept in loops {
         let _ = accept.await;
     }
-    let tunnels = proxy.tunnels.clone();
+    connections.start_draining();
     tracing::info!(
-        connections = graceful.count(),
-        tunnels = tunnels.open(),
+        connections = connections.count.open() + graceful.count(),
+        tunnels = proxy.tunnels.open(),
         "draining"
     );
+    drop(shared);
     // Connections and tunnels share one deadline: `gracefulWait` bounds the whole drain.
     let drained = async {
         // The accept loops are done and connection tasks hold only weak references (upgraded
@@ -93,27 +95,21 @@ pub(super) async fn serve<S: RouteSource, R>(
         if let Ok(graceful) = Rc::try_unwrap(graceful) {
             graceful.shutdown().await;
         }
-        tunnels.all_closed().await;
+        connections.count.all_closed().await;
     };
-    if tokio::time::timeout(timeouts.drain, drained).await.is_err() {
+    if tokio::time::timeout(drain_wait, drained).await.is_err() {
         tracing::warn!(
-            tunnels = tunnels.open(),
+            tunnels = proxy.tunnels.open(),
             "drain timed out; closing what is left"
         );
     }
     reason
 }
 
-struct AcceptContext<S> {
-    proxy: Rc<Proxy<S>>,
-    builder: Rc<auto::Builder<LocalExec>>,
-    graceful: Weak<GracefulShutdown>,
-    tls: Option<TlsAcceptor>,
-}
-
 async fn accept_loop<S: RouteSource>(
     listener: TcpListener,
-    context: AcceptContext<S>,
+    tls: Option<TlsAcceptor>,
+    shared: Rc<Shared<S>>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let local = listener.local_addr().ok();
@@ -126,7 +122,17 @@ async fn accept_loop<S: RouteSource>(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let local_port = stream.local_addr().ok().or(local).map_or(0, |a| a.port());
-                spawn_connection(&context, stream, peer, local_port);
+                let client = Rc::new(ClientConnection {
+                    peer: peer.ip().to_canonical(),
+                    forwarded: Forwarded::new(peer.ip().to_canonical(), tls.is_some(), local_port),
+                });
+                tokio::task::spawn_local(serve_connection(
+                    shared.clone(),
+                    tls.clone(),
+                    stream,
+                    peer,
+                    client,
+                ));
             }
             Err(error) => {
                 tracing::warn!(%error, "accept failed");
@@ -136,61 +142,57 @@ async fn accept_loop<S: RouteSource>(
     }
 }
 
-fn spawn_connection<S: RouteSource>(
-    context: &AcceptContext<S>,
+/// One connection's task: TLS first if the listener has it, then HTTP/1 or HTTP/2.
+async fn serve_connection<S: RouteSource>(
+    shared: Rc<Shared<S>>,
+    tls: Option<TlsAcceptor>,
     stream: TcpStream,
     peer: SocketAddr,
-    local_port: u16,
+    client: Rc<ClientConnection>,
 ) {
-    let client = Rc::new(ClientConnection {
-        peer: peer.ip().to_canonical(),
-        forwarded: Forwarded::new(peer.ip().to_canonical(), context.tls.is_some(), local_port),
-    });
-    let (proxy, builder, graceful) = (
-        context.proxy.clone(),
-        context.builder.clone(),
-        context.graceful.clone(),
-    );
-    let Some(acceptor) = context.tls.clone() else {
-        serve_connection(proxy, &builder, &graceful, client, stream);
+    let proxy = shared.proxy.clone();
+    let connections = shared.connections.clone();
+    let Some(acceptor) = tls else {
+        if let Ended::Http2 { stream, read } =
+            h1::serve(proxy, client.clone(), connections, stream, true).await
+        {
+            serve_http2(&shared, client, Prefixed::new(read, stream)).await;
+        }
         return;
     };
-    tokio::task::spawn_local(async move {
-        match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => serve_connection(proxy, &builder, &graceful, client, stream),
-            Ok(Err(error)) => tracing::debug!(%peer, %error, "tls handshake failed"),
-            Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
-        }
-    });
+    let stream = match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return tracing::debug!(%peer, %error, "tls handshake failed"),
+        Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_http2(&shared, client, stream).await;
+    } else {
+        h1::serve(proxy, client, connections, stream, false).await;
+    }
 }
 
-/// Serves HTTP on an accepted (and, for https, decrypted) stream in its own task, watched for
-/// the drain; a connection that arrives once draining started is dropped.
-fn serve_connection<S, I>(
-    proxy: Rc<Proxy<S>>,
-    builder: &auto::Builder<LocalExec>,
-    graceful: &Weak<GracefulShutdown>,
-    client: Rc<ClientConnection>,
-    stream: I,
-) where
+/// Serves HTTP/2 on `stream` with hyper, watched for the drain; a connection that arrives once
+/// draining started is dropped.
+async fn serve_http2<S, I>(shared: &Shared<S>, client: Rc<ClientConnection>, stream: I)
+where
     S: RouteSource,
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    I: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let Some(graceful) = graceful.upgrade() else {
+    let Some(graceful) = shared.graceful.upgrade() else {
         return;
     };
+    let proxy = shared.proxy.clone();
     let service = service_fn(move |request| {
         let (proxy, client) = (proxy.clone(), client.clone());
-        // Boxed: hyper keeps room for one request future in every connection, and ours is about
-        // 3 KiB, which an idle keep-alive connection would otherwise hold for nothing.
+        // Boxed: hyper keeps room for one request future per stream, and ours is large.
         let handling = Box::pin(proxy.handle(client, request));
         async move { Ok::<_, std::convert::Infallible>(handling.await) }
     });
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    let connection = graceful.watch(connection.into_owned());
-    tokio::task::spawn_local(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "client connection ended with an error");
-        }
-    });
+    let connection = shared.http2.serve_connection(TokioIo::new(stream), service);
+    let connection = graceful.watch(connection);
+    drop(graceful);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "client connection ended with an error");
+    }
 }

@@ -6,6 +6,7 @@
 
 mod accept;
 pub mod inherit;
+mod prefixed;
 pub mod signals;
 pub mod watchdog;
 
@@ -18,9 +19,10 @@ use tokio::task::LocalSet;
 use crate::access_log::{self, AccessLog};
 use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
+use crate::h1::open::OpenCount;
+use crate::h1::pool::BackendPool;
 use crate::master::listeners::Listener;
 use crate::proxy::client::BackendClient;
-use crate::proxy::tunnel::Tunnels;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
@@ -146,6 +148,11 @@ async fn serve_with<S: RouteSource, R>(
     let server = &config.server;
     let proxy = Rc::new(Proxy {
         routes,
+        pool: BackendPool::new(
+            server.http_keep_alive,
+            server.max_sockets,
+            server.tcp_timeout,
+        ),
         client: BackendClient::new(
             server.http_keep_alive,
             server.max_sockets,
@@ -156,7 +163,8 @@ async fn serve_with<S: RouteSource, R>(
         retry_on_error: server.retry_on_error,
         dead_backend_on_500: server.dead_backend_on_500,
         response_timeout: server.tcp_timeout,
-        tunnels: Tunnels::default(),
+        idle_timeout: server.tcp_timeout,
+        tunnels: OpenCount::default(),
     });
     let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
         Vec::with_capacity(listeners.len());
@@ -178,11 +186,7 @@ async fn serve_with<S: RouteSource, R>(
     let user_signals =
         tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
     ready();
-    let timeouts = accept::Timeouts {
-        idle: server.tcp_timeout,
-        drain: server.graceful_wait,
-    };
-    let reason = accept::serve(proxy, adopted, timeouts, drain).await;
+    let reason = accept::serve(proxy, adopted, server.graceful_wait, drain).await;
     user_signals.abort();
     if let Some(flusher) = flusher {
         flusher.abort();

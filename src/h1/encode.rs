@@ -1,0 +1,327 @@
+//! Writing heads (pure): the request a backend receives, the response a client receives, and the
+//! responses the proxy makes itself (error pages, `__ping__`, 400/431 for unreadable requests).
+//!
+//! Fields pass through as the peer wrote them, byte for byte, except the hop-by-hop ones; the
+//! framing and connection headers of each hop are written here, never copied.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::StatusCode;
+
+use super::fields::{self, Kind};
+use super::request::{Framing, RequestHead};
+use super::response::ResponseHead;
+use crate::error_page::PageBody;
+use crate::proxy::headers::{self, DebugInfo, Forwarded};
+
+/// How the response body reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFraming {
+    /// The backend's own `Content-Length` (or no body) passes through.
+    AsSent,
+    /// The backend's chunks pass through: `Transfer-Encoding: chunked` is ours to write.
+    Chunked,
+}
+
+/// What the `Connection` header of a response to the client says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// The connection stays open; HTTP/1.0 clients are told so.
+    KeepAlive,
+    Close,
+    /// A 101 for this protocol: the connection becomes a tunnel.
+    Upgrade,
+}
+
+/// The request as the backend receives it: origin-form, hop-by-hop fields removed, Hipache's
+/// forwarding headers added where the client sent none.
+pub fn request_for_backend(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &RequestHead,
+    forwarded: &Forwarded,
+    keep_alive: bool,
+) {
+    let (path, authority) = head.origin_form(buf);
+    out.extend_from_slice(head.method(buf));
+    out.push(b' ');
+    if path.first() == Some(&b'?') {
+        out.push(b'/');
+    }
+    out.extend_from_slice(path);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let (false, Some(authority)) = (head.has_host_field(), authority) {
+        field(out, b"Host", authority);
+    }
+    for f in &head.fields {
+        // The proxy answers `100-continue` itself and sends the body at once.
+        let expect = f.kind == Kind::Expect && head.expects_continue;
+        if !expect && fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers) {
+            field(out, f.name(buf), f.value(buf));
+        }
+    }
+    let present = head.forwarded;
+    for (present, name, value) in [
+        (present.for_, headers::X_FORWARDED_FOR, &forwarded.client),
+        (present.real_ip, headers::X_REAL_IP, &forwarded.client),
+        (
+            present.protocol,
+            headers::X_FORWARDED_PROTOCOL,
+            &forwarded.proto,
+        ),
+        (present.proto, headers::X_FORWARDED_PROTO, &forwarded.proto),
+        (present.port, headers::X_FORWARDED_PORT, &forwarded.port),
+    ] {
+        if !present {
+            field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    if head.framing == Framing::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    match head.upgrade(buf) {
+        Some(protocol) => {
+            field(out, b"Upgrade", protocol);
+            out.extend_from_slice(b"Connection: upgrade\r\n");
+        }
+        // Hipache's default: one backend connection per request, closed by the backend.
+        None if !keep_alive => out.extend_from_slice(b"Connection: close\r\n"),
+        None => {}
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The backend's response head as the client receives it, in the client's HTTP version.
+pub fn response_for_client(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &ResponseHead,
+    client_minor: u8,
+    framing: ClientFraming,
+    persistence: Persistence,
+    debug: Option<&DebugInfo<'_>>,
+) {
+    let reason = match head.reason(buf) {
+        [] => canonical_reason(head.status).as_bytes(),
+        reason => reason,
+    };
+    status_line(out, client_minor, head.status, reason);
+    for f in &head.fields {
+        if fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers) {
+            field(out, f.name(buf), f.value(buf));
+        }
+    }
+    if framing == ClientFraming::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    match persistence {
+        Persistence::Upgrade => {
+            let protocol = head.upgrade(buf).unwrap_or(b"websocket");
+            field(out, b"Upgrade", protocol);
+            out.extend_from_slice(b"Connection: upgrade\r\n");
+        }
+        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        Persistence::KeepAlive if client_minor == 0 => {
+            out.extend_from_slice(b"Connection: keep-alive\r\n")
+        }
+        Persistence::KeepAlive => {}
+    }
+    if let Some(debug) = debug {
+        debug_fields(out, debug);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A response the proxy makes itself: an error page (with Hipache's headers) or `__ping__`'s
+/// `ok`, head and body.
+pub fn generated_response(
+    out: &mut Vec<u8>,
+    client_minor: u8,
+    status: StatusCode,
+    page: &PageBody,
+    close: bool,
+    debug_error: Option<&str>,
+) {
+    let (content_type, body) = match page {
+        PageBody::Html(page) => ("text/html", &page[..]),
+        PageBody::Text(text) => ("text/plain", text.as_bytes()),
+    };
+    status_line(
+        out,
+        client_minor,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("").as_bytes(),
+    );
+    field(out, b"Content-Type", content_type.as_bytes());
+    content_length(out, body.len());
+    out.extend_from_slice(b"Cache-Control: no-cache\r\nPragma: no-cache\r\nExpires: -1\r\n");
+    date(out);
+    if let Some(reason) = debug_error {
+        field(
+            out,
+            headers::X_DEBUG_ERROR.as_str().as_bytes(),
+            reason.as_bytes(),
+        );
+        field(
+            out,
+            headers::X_DEBUG_VERSION.as_str().as_bytes(),
+            headers::VERSION.as_bytes(),
+        );
+    }
+    persistence(out, client_minor, close);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The answer to a request that could not be read (400) or was too large (431): no page, and
+/// the connection closes after it, since where the next request starts is unknown.
+pub fn unreadable_request(out: &mut Vec<u8>, status: StatusCode) {
+    status_line(
+        out,
+        1,
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("").as_bytes(),
+    );
+    out.extend_from_slice(b"Content-Length: 0\r\n");
+    date(out);
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+}
+
+/// `100 Continue`, sent before reading the body of a request that expects it.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+fn status_line(out: &mut Vec<u8>, minor: u8, status: u16, reason: &[u8]) {
+    out.extend_from_slice(if minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    let mut code = [0u8; 3];
+    let status = status.clamp(100, 999);
+    code[0] = b'0' + (status / 100) as u8;
+    code[1] = b'0' + (status / 10 % 10) as u8;
+    code[2] = b'0' + (status % 10) as u8;
+    out.extend_from_slice(&code);
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn persistence(out: &mut Vec<u8>, client_minor: u8, close: bool) {
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if client_minor == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn content_length(out: &mut Vec<u8>, length: usize) {
+    out.extend_from_slice(b"Content-Length: ");
+    decimal(out, length as u64);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// `X-Debug-*` response fields. Values from Redis that could break the head (CR, LF, other
+/// controls) are written as `invalid`.
+fn debug_fields(out: &mut Vec<u8>, debug: &DebugInfo<'_>) {
+    let text = |out: &mut Vec<u8>, name: &http::HeaderName, value: &str| {
+        let safe = value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);
+        field(
+            out,
+            name.as_str().as_bytes(),
+            if safe { value.as_bytes() } else { b"invalid" },
+        );
+    };
+    let number = |out: &mut Vec<u8>, name: &http::HeaderName, value: u64| {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        decimal(out, value);
+        out.extend_from_slice(b"\r\n");
+    };
+    field(
+        out,
+        headers::X_DEBUG_VERSION.as_str().as_bytes(),
+        headers::VERSION.as_bytes(),
+    );
+    text(out, &headers::X_DEBUG_BACKEND_URL, debug.backend_url);
+    number(
+        out,
+        &headers::X_DEBUG_BACKEND_ID,
+        debug.backend_index as u64,
+    );
+    text(out, &headers::X_DEBUG_VHOST, debug.frontend_id);
+    text(out, &headers::X_DEBUG_FRONTEND_KEY, debug.host);
+    number(out, &headers::X_DEBUG_TIME_TOTAL, debug.total_ms as u64);
+    number(out, &headers::X_DEBUG_TIME_BACKEND, debug.backend_ms as u64);
+}
+
+fn canonical_reason(status: u16) -> &'static str {
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
+}
+
+thread_local! {
+    /// The `Date` field of the current second: formatted once per second per worker.
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+/// `Date: Tue, 01 Dec 2026 08:04:31 GMT` (RFC 9110 §5.6.7).
+fn date(out: &mut Vec<u8>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(second, text)| {
+        if *second != now {
+            *second = now;
+            *text = http_date(now);
+        }
+        field(out, b"Date", &text[..]);
+    });
+}
+
+fn http_date(secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = crate::access_log::civil_from_days(days as i64);
+    let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    text[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    text[5..7].copy_from_slice(&two(u64::from(day)));
+    text[8..11].copy_from_slice(crate::access_log::MONTHS[(month - 1) as usize].as_bytes());
+    let year = year.clamp(0, 9999) as u64;
+    text[12..14].copy_from_slice(&two(year / 100));
+    text[14..16].copy_from_slice(&two(year));
+    text[17..19].copy_from_slice(&two(rem / 3600));
+    text[20..22].copy_from_slice(&two(rem % 3600 / 60));
+    text[23..25].copy_from_slice(&two(rem % 60));
+    text
+}
+
+#[cfg(test)]
+mod tests;

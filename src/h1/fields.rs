@@ -1,0 +1,236 @@
+//! Header fields of a parsed head as spans over the connection's buffer, each classified once by
+//! name (pure). Request and response heads share this, and the encoders read the class instead
+//! of comparing names again.
+
+/// The header names the proxy acts on; everything else is `Other` and passes through as it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Other,
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    ProxyConnection,
+    Te,
+    Trailer,
+    Upgrade,
+    Expect,
+    XDebug,
+    XForwardedFor,
+    XRealIp,
+    XForwardedProto,
+    XForwardedProtocol,
+    XForwardedPort,
+    Referer,
+    UserAgent,
+    RetryAfter,
+}
+
+impl Kind {
+    /// Classifies a header name, ASCII case-insensitively.
+    pub fn of(name: &[u8]) -> Self {
+        // Dispatch on length first: most names are `Other` after one length comparison.
+        let candidates: &[(&[u8], Kind)] = match name.len() {
+            2 => &[(b"te", Self::Te)],
+            4 => &[(b"host", Self::Host)],
+            6 => &[(b"expect", Self::Expect)],
+            7 => &[
+                (b"upgrade", Self::Upgrade),
+                (b"trailer", Self::Trailer),
+                (b"x-debug", Self::XDebug),
+                (b"referer", Self::Referer),
+            ],
+            9 => &[(b"x-real-ip", Self::XRealIp)],
+            10 => &[
+                (b"connection", Self::Connection),
+                (b"keep-alive", Self::KeepAlive),
+                (b"user-agent", Self::UserAgent),
+            ],
+            11 => &[(b"retry-after", Self::RetryAfter)],
+            14 => &[(b"content-length", Self::ContentLength)],
+            15 => &[(b"x-forwarded-for", Self::XForwardedFor)],
+            16 => &[
+                (b"proxy-connection", Self::ProxyConnection),
+                (b"x-forwarded-port", Self::XForwardedPort),
+            ],
+            17 => &[
+                (b"transfer-encoding", Self::TransferEncoding),
+                (b"x-forwarded-proto", Self::XForwardedProto),
+            ],
+            20 => &[(b"x-forwarded-protocol", Self::XForwardedProtocol)],
+            _ => return Self::Other,
+        };
+        candidates
+            .iter()
+            .find(|(known, _)| name.eq_ignore_ascii_case(known))
+            .map_or(Self::Other, |(_, kind)| *kind)
+    }
+
+    /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded
+    /// as they came; the encoders write their own framing and connection headers.
+    pub fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Self::Connection
+                | Self::KeepAlive
+                | Self::ProxyConnection
+                | Self::Te
+                | Self::Trailer
+                | Self::TransferEncoding
+                | Self::Upgrade
+        )
+    }
+}
+
+/// One header field: where its name and value sit in the buffer, and its class.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    name: (u32, u32),
+    value: (u32, u32),
+    pub kind: Kind,
+}
+
+impl Field {
+    /// A field from slices that point into `buf` (as httparse hands them out).
+    pub(super) fn locate(buf: &[u8], name: &[u8], value: &[u8]) -> Self {
+        Self {
+            name: span(buf, name),
+            value: span(buf, value),
+            kind: Kind::of(name),
+        }
+    }
+
+    pub fn name<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.name.0 as usize..self.name.1 as usize]
+    }
+
+    pub fn value<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.value.0 as usize..self.value.1 as usize]
+    }
+}
+
+/// Offsets of `part`, a sub-slice of `buf`, within it.
+pub(super) fn span(buf: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = (part.as_ptr() as usize).saturating_sub(buf.as_ptr() as usize);
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// What the `Connection` headers of a message say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionTokens {
+    pub close: bool,
+    pub keep_alive: bool,
+    pub upgrade: bool,
+    /// Other tokens name headers of this hop only (RFC 9110 §7.6.1): they are dropped too.
+    pub lists_headers: bool,
+}
+
+impl ConnectionTokens {
+    pub fn add(&mut self, value: &[u8]) {
+        for token in value.split(|&b| b == b',').map(trim) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                self.upgrade = true;
+            } else if !token.is_empty() {
+                self.lists_headers = true;
+            }
+        }
+    }
+}
+
+/// Whether `name` is listed by one of the `Connection` fields of `fields`.
+pub fn listed_in_connection(fields: &[Field], buf: &[u8], name: &[u8]) -> bool {
+    fields
+        .iter()
+        .filter(|field| field.kind == Kind::Connection)
+        .flat_map(|field| field.value(buf).split(|&b| b == b','))
+        .any(|token| trim(token).eq_ignore_ascii_case(name))
+}
+
+/// Whether `field` goes to the next hop: not hop-by-hop, not named by `Connection`.
+pub fn is_forwarded(field: &Field, fields: &[Field], buf: &[u8], lists_headers: bool) -> bool {
+    if field.kind.is_hop_by_hop() {
+        return false;
+    }
+    !(lists_headers
+        && field.kind == Kind::Other
+        && listed_in_connection(fields, buf, field.name(buf)))
+}
+
+/// Parses a `Content-Length` value: digits only (RFC 9110 §8.6).
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let value = trim(value);
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Whether a `Transfer-Encoding` value ends with `chunked`, the only coding a proxy must know.
+pub fn ends_with_chunked(value: &[u8]) -> bool {
+    value
+        .rsplit(|&b| b == b',')
+        .next()
+        .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
+}
+
+pub fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_classified_case_insensitively() {
+        assert_eq!(Kind::of(b"Host"), Kind::Host);
+        assert_eq!(Kind::of(b"CONTENT-LENGTH"), Kind::ContentLength);
+        assert_eq!(Kind::of(b"X-Forwarded-Port"), Kind::XForwardedPort);
+        assert_eq!(Kind::of(b"x-forwarded-proto"), Kind::XForwardedProto);
+        assert_eq!(Kind::of(b"X-Forwarded-Protocol"), Kind::XForwardedProtocol);
+        assert_eq!(Kind::of(b"Transfer-Encoding"), Kind::TransferEncoding);
+        assert_eq!(Kind::of(b"x-hosts"), Kind::Other);
+        assert_eq!(Kind::of(b""), Kind::Other);
+        assert!(Kind::of(b"Keep-Alive").is_hop_by_hop());
+        assert!(!Kind::of(b"Content-Length").is_hop_by_hop());
+    }
+
+    #[test]
+    fn connection_tokens() {
+        let mut tokens = ConnectionTokens::default();
+        tokens.add(b"Keep-Alive, Upgrade");
+        tokens.add(b" x-secret ,");
+        assert!(tokens.keep_alive && tokens.upgrade && tokens.lists_headers && !tokens.close);
+        let buf = b"Connection: a, X-Secret";
+        let fields = [Field::locate(buf, &buf[..10], &buf[12..])];
+        assert!(listed_in_connection(&fields, buf, b"x-secret"));
+        assert!(!listed_in_connection(&fields, buf, b"x-other"));
+    }
+
+    #[test]
+    fn content_length_and_chunked() {
+        assert_eq!(content_length(b" 42 "), Some(42));
+        assert_eq!(content_length(b"0"), Some(0));
+        assert_eq!(content_length(b"x"), None);
+        assert_eq!(content_length(b"-1"), None);
+        assert_eq!(content_length(b""), None);
+        assert_eq!(content_length(b"99999999999999999999"), None);
+        assert!(ends_with_chunked(b"gzip, Chunked"));
+        assert!(!ends_with_chunked(b"chunked, gzip"));
+    }
+}

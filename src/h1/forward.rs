@@ -1,0 +1,596 @@
+//! Forwarding one HTTP/1.x request: the attempts on backends (retried on a fresh pick while the
+//! failure allows it), then the response relayed to the client as it arrives, or a tunnel once a
+//! backend switched protocols.
+//!
+//! A body up to `REPLAY_LIMIT_BYTES` is read whole before the first attempt so a retry can send
+//! it again; a larger one streams to the first backend and is never resent. Response bodies
+//! stream through with their framing as the backend wrote it (chunks pass as they are), except
+//! to an HTTP/1.0 client, which gets the payload of a chunked body and a close at its end.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::buffers;
+use super::chunked::Decoder;
+use super::encode::{self, ClientFraming, Persistence};
+use super::pool::BackendStream;
+use super::request::{Framing, RequestHead};
+use super::response::{self, ResponseHead};
+use super::server::{ClientStream, Conn, Next};
+use crate::access_log::{LoggedRequest, PendingLine};
+use crate::balancer::Attempts;
+use crate::proxy::attempt::REPLAY_LIMIT_BYTES;
+use crate::proxy::error::ProxyError;
+use crate::proxy::headers::{self, DebugInfo};
+use crate::proxy::tunnel;
+use crate::routes::{Backend, Frontend, Lookup, RouteSource};
+
+/// Where the request body is, for the attempts.
+#[derive(Clone, Copy)]
+enum Body {
+    /// Whole in the buffer, up to this offset: every attempt sends it.
+    Buffered { end: usize },
+    /// Still arriving: the first attempt streams it, and it cannot be sent twice.
+    Stream,
+}
+
+/// A failed attempt.
+enum Failure {
+    Backend(ProxyError),
+    /// The client's side broke: nobody is left to answer.
+    Client,
+}
+
+/// What an attempt learnt when it failed before any response byte came back.
+struct Unanswered {
+    error: ProxyError,
+    /// Nothing the backend could have acted on arrived: a stale idle stream.
+    silent: bool,
+}
+
+impl Unanswered {
+    /// A stream the backend had closed while idle: reset or EOF before any byte came back.
+    fn is_stale(&self) -> bool {
+        self.silent && matches!(self.error, ProxyError::BackendIo { .. })
+    }
+}
+
+/// A backend's answer whose head is read.
+struct Answer {
+    stream: BackendStream,
+    buf: Vec<u8>,
+    head: ResponseHead,
+}
+
+/// The backend that answered, and when its attempt began.
+struct Tried<'a> {
+    backend: &'a Backend,
+    start: Instant,
+}
+
+/// The request facts that outlive the buffer's changes.
+struct Request {
+    host: String,
+    frontend: Arc<Frontend>,
+    start: Instant,
+    is_head: bool,
+}
+
+impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
+    pub(super) async fn forward(
+        &mut self,
+        head: RequestHead,
+        host: String,
+        lookup: Lookup,
+    ) -> Next {
+        let Lookup { frontend, dead } = lookup;
+        let buf = &self.buf;
+        let request = Request {
+            host,
+            start: Instant::now(),
+            is_head: head.is_head(buf),
+            frontend: frontend.clone(),
+        };
+        let logged = self.proxy.access_log.as_ref().map(|log| {
+            LoggedRequest::new(
+                log.clone(),
+                self.client.peer,
+                head.method(buf),
+                head.target(buf),
+                if head.minor == 0 { "1.0" } else { "1.1" },
+                head.referer(buf),
+                head.user_agent(buf),
+            )
+        });
+        let Some(body) = self.read_small_body(&head).await else {
+            return Next::Close;
+        };
+        let mut attempts = Attempts::new(&frontend.backends, &dead, self.proxy.retry_on_error);
+        let mut failure = None;
+        while let Some(backend) = attempts.next(&mut rand::rng()) {
+            let backend_start = Instant::now();
+            match self.attempt(backend, &head, body, &request).await {
+                Ok(answer) => {
+                    let line = logged.map(|logged| {
+                        let status = answer.head.status;
+                        logged.into_pending(status, frontend.clone(), request.start, backend_start)
+                    });
+                    let tried = Tried {
+                        backend,
+                        start: backend_start,
+                    };
+                    return self.relay(&head, body, &request, tried, answer, line).await;
+                }
+                Err(Failure::Client) => return Next::Close,
+                Err(Failure::Backend(error)) => {
+                    self.proxy
+                        .note_failure(&request.host, &frontend, backend, error);
+                    failure = Some((error, backend_start));
+                    if !attempts.may_retry(error.is_retryable()) {
+                        break;
+                    }
+                }
+            }
+        }
+        let error = match failure {
+            Some((error, _)) => error,
+            None if frontend.backends.is_empty() => ProxyError::BadBackendUrl,
+            None => ProxyError::NoLiveBackend,
+        };
+        let page = self.proxy.pages.body(error.status(), error.reason());
+        let debug = head.debug.then(|| error.reason());
+        // A streamed body was partly read: where the next request starts is unknown.
+        let close = matches!(body, Body::Stream) || !self.keeps_alive(&head);
+        let written = self
+            .write_generated(&head, error.status(), &page, close, debug)
+            .await;
+        // A request that never reached a backend attempt gets no line, as in Hipache.
+        if let (Some((_, backend_start)), Some(logged)) = (failure, logged) {
+            let status = error.status().as_u16();
+            logged
+                .into_pending(status, frontend.clone(), request.start, backend_start)
+                .write(page.size() as u64);
+        }
+        self.finish(consumed(&head, body), written && !close)
+    }
+
+    /// Reads a small body whole (answering `100-continue` first if it is still to come);
+    /// `None` if the client left meanwhile.
+    async fn read_small_body(&mut self, head: &RequestHead) -> Option<Body> {
+        let length = match head.framing {
+            Framing::Length(n) if n <= REPLAY_LIMIT_BYTES => n as usize,
+            Framing::Chunked => {
+                let mut decoder = Decoder::default();
+                let whole = decoder.advance(&self.buf[head.len..], |_| {}).ok()?;
+                return Some(match whole.done {
+                    true => Body::Buffered {
+                        end: head.len + whole.consumed,
+                    },
+                    false => Body::Stream,
+                });
+            }
+            Framing::Length(_) => return Some(Body::Stream),
+        };
+        let end = head.len + length;
+        if self.buf.len() < end && head.expects_continue {
+            self.io.write_all(encode::CONTINUE).await.ok()?;
+        }
+        while self.buf.len() < end {
+            self.buf.reserve(end - self.buf.len());
+            let read =
+                tokio::time::timeout(self.proxy.idle_timeout, self.io.read_buf(&mut self.buf));
+            match read.await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+        Some(Body::Buffered { end })
+    }
+
+    /// Sends the request to `backend` and reads its response head.
+    async fn attempt(
+        &mut self,
+        backend: &Backend,
+        head: &RequestHead,
+        body: Body,
+        request: &Request,
+    ) -> Result<Answer, Failure> {
+        let pool = &self.proxy.pool;
+        let mut stream = pool.stream(&backend.url).await.map_err(Failure::Backend)?;
+        let mut out = buffers::take();
+        encode::request_for_backend(
+            &mut out,
+            &self.buf,
+            head,
+            &self.client.forwarded,
+            pool.keep_alive(),
+        );
+        if let Body::Buffered { end } = body {
+            out.extend_from_slice(&self.buf[head.len..end]);
+        }
+        let result = loop {
+            match self
+                .exchange_once(&mut stream, &out, head, body, request.is_head)
+                .await
+            {
+                Ok((buf, response)) => break Ok((buf, response)),
+                // A stream taken idle that the backend had closed: the request never reached
+                // it, so a fresh stream carries it, whatever its body.
+                Err(Ok(unanswered)) if stream.reused && unanswered.is_stale() => {
+                    match pool.fresh_stream(&backend.url).await {
+                        Ok(fresh) => stream = fresh,
+                        Err(error) => break Err(Failure::Backend(error)),
+                    }
+                }
+                Err(Ok(unanswered)) => break Err(Failure::Backend(unanswered.error)),
+                Err(Err(client)) => break Err(client),
+            }
+        };
+        buffers::give_back(out);
+        let (buf, head) = result?;
+        Ok(Answer { stream, buf, head })
+    }
+
+    /// Writes `out` (and streams the body), then reads the response head under `tcpTimeout`.
+    async fn exchange_once(
+        &mut self,
+        stream: &mut BackendStream,
+        out: &[u8],
+        head: &RequestHead,
+        body: Body,
+        is_head: bool,
+    ) -> Result<(Vec<u8>, ResponseHead), Result<Unanswered, Failure>> {
+        let replayable = matches!(body, Body::Buffered { .. });
+        let silent = |error| {
+            Ok(Unanswered {
+                error,
+                silent: true,
+            })
+        };
+        if stream.stream.write_all(out).await.is_err() {
+            return Err(silent(ProxyError::BackendIo { replayable }));
+        }
+        if let Body::Stream = body {
+            if head.expects_continue {
+                self.io
+                    .write_all(encode::CONTINUE)
+                    .await
+                    .map_err(|_| Err(Failure::Client))?;
+            }
+            self.stream_body(head, &mut stream.stream).await?;
+        }
+        let streamed = matches!(body, Body::Stream);
+        read_response_head(
+            &mut stream.stream,
+            is_head,
+            self.proxy.response_timeout,
+            replayable,
+        )
+        .await
+        .map_err(|mut unanswered| {
+            // The backend may have acted on a body it was sent: never silent then.
+            unanswered.silent &= !streamed;
+            Ok(unanswered)
+        })
+    }
+
+    /// Copies a body that did not fit the replay limit from the client to the backend, leaving
+    /// the bytes that follow it (a pipelined request) in the buffer after the head.
+    async fn stream_body(
+        &mut self,
+        head: &RequestHead,
+        backend: &mut TcpStream,
+    ) -> Result<(), Result<Unanswered, Failure>> {
+        let backend_failed = Ok(Unanswered {
+            error: ProxyError::BackendIo { replayable: false },
+            silent: false,
+        });
+        let mut remaining = match head.framing {
+            Framing::Length(n) => Some(n),
+            Framing::Chunked => None,
+        };
+        let mut decoder = Decoder::default();
+        loop {
+            let available = &self.buf[head.len..];
+            let (take, done) = match remaining.as_mut() {
+                Some(left) => {
+                    let take = (*left).min(available.len() as u64) as usize;
+                    *left -= take as u64;
+                    (take, *left == 0)
+                }
+                None => {
+                    let progress = decoder
+                        .advance(available, |_| {})
+                        .map_err(|_| Err(Failure::Client))?;
+                    (progress.consumed, progress.done)
+                }
+            };
+            if backend.write_all(&available[..take]).await.is_err() {
+                return Err(backend_failed);
+            }
+            self.buf.drain(head.len..head.len + take);
+            if done {
+                return Ok(());
+            }
+            buffers::reserve_read(&mut self.buf);
+            let read =
+                tokio::time::timeout(self.proxy.idle_timeout, self.io.read_buf(&mut self.buf));
+            match read.await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return Err(Err(Failure::Client)),
+            }
+        }
+    }
+
+    /// Sends the backend's answer on to the client: its head now, its body as it comes.
+    async fn relay(
+        &mut self,
+        head: &RequestHead,
+        body: Body,
+        request: &Request,
+        tried: Tried<'_>,
+        answer: Answer,
+        mut line: Option<PendingLine>,
+    ) -> Next {
+        let Tried {
+            backend,
+            start: backend_start,
+        } = tried;
+        let Answer {
+            stream: mut backend_stream,
+            buf: mut backend_buf,
+            head: response,
+        } = answer;
+        let proxy = self.proxy;
+        if headers::marks_dead(
+            response.status,
+            response.retry_after,
+            proxy.dead_backend_on_500,
+        ) {
+            proxy.mark_dead(
+                &request.host,
+                &request.frontend,
+                backend,
+                status_text(response.status),
+            );
+        }
+        let debug = head.debug.then(|| {
+            let now = Instant::now();
+            (now - request.start, now - backend_start)
+        });
+        let debug_info = debug.map(|(total, in_backend)| DebugInfo {
+            backend_url: backend.url.as_str(),
+            backend_index: backend.index,
+            frontend_id: &request.frontend.id,
+            host: &request.host,
+            total_ms: total.as_millis(),
+            backend_ms: in_backend.as_millis(),
+        });
+        let mut out = buffers::take();
+        if response.status == 101 && head.upgrade(&self.buf).is_some() {
+            encode::response_for_client(
+                &mut out,
+                &backend_buf,
+                &response,
+                head.minor,
+                ClientFraming::AsSent,
+                Persistence::Upgrade,
+                debug_info.as_ref(),
+            );
+            out.extend_from_slice(&backend_buf[response.len..]);
+            buffers::give_back(backend_buf);
+            let written = self.io.write_all(&out).await.is_ok();
+            buffers::give_back(out);
+            // A tunnel's line is written when the 101 is sent, with 0 bytes.
+            if let Some(line) = line.take() {
+                line.write(0);
+            }
+            if written {
+                self.tunnel(consumed(head, body), backend_stream.stream)
+                    .await;
+            }
+            return Next::Close;
+        }
+        let dechunk = response.framing == response::Framing::Chunked && head.minor == 0;
+        let client_framing = match response.framing {
+            response::Framing::Chunked if !dechunk => ClientFraming::Chunked,
+            _ => ClientFraming::AsSent,
+        };
+        let close = !self.keeps_alive(head)
+            || response.framing == response::Framing::UntilClose
+            || dechunk
+            || response.status == 101;
+        let persistence = if close {
+            Persistence::Close
+        } else {
+            Persistence::KeepAlive
+        };
+        encode::response_for_client(
+            &mut out,
+            &backend_buf,
+            &response,
+            head.minor,
+            client_framing,
+            persistence,
+            debug_info.as_ref(),
+        );
+        let mut body_relay = BodyRelay::new(response.framing, dechunk);
+        let mut start = response.len;
+        let complete = loop {
+            let Ok(done) = body_relay.take(&backend_buf[start..], &mut out) else {
+                break false;
+            };
+            if self.io.write_all(&out).await.is_err() {
+                break false;
+            }
+            out.clear();
+            if done {
+                break true;
+            }
+            backend_buf.clear();
+            start = 0;
+            buffers::reserve_read(&mut backend_buf);
+            let read = tokio::time::timeout(
+                proxy.idle_timeout,
+                backend_stream.stream.read_buf(&mut backend_buf),
+            );
+            match read.await {
+                Ok(Ok(0)) => break body_relay.ends_at_close(),
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => break false,
+            }
+        };
+        buffers::give_back(out);
+        buffers::give_back(backend_buf);
+        if let Some(line) = line {
+            line.write(body_relay.bytes);
+        }
+        if complete && proxy.pool.keep_alive() && response.reusable && !body_relay.overran {
+            backend_stream.release();
+        }
+        // A response cut short leaves the client nothing to trust on this connection.
+        self.finish(consumed(head, body), complete && !close)
+    }
+
+    /// Splices client and backend after a 101, counted in the worker's tunnels; bytes either
+    /// side sent early are delivered first.
+    async fn tunnel(&mut self, consumed: usize, mut backend: TcpStream) {
+        let _open = self.proxy.tunnels.enter();
+        let early = self.buf.get(consumed..).unwrap_or_default();
+        if !early.is_empty() && backend.write_all(early).await.is_err() {
+            return;
+        }
+        buffers::give_back(std::mem::take(&mut self.buf));
+        tunnel::splice_streams(&mut self.io, &mut backend, self.proxy.response_timeout).await;
+    }
+}
+
+/// Bytes of the buffer the request took: its head, and its body when buffered there.
+fn consumed(head: &RequestHead, body: Body) -> usize {
+    match body {
+        Body::Buffered { end } => end,
+        // A streamed body was removed from the buffer as it went.
+        Body::Stream => head.len,
+    }
+}
+
+/// The 5xx status as the dead-marking log shows it.
+fn status_text(status: u16) -> &'static str {
+    StatusCode::from_u16(status).map_or("5xx", |s| s.canonical_reason().unwrap_or("5xx"))
+}
+
+/// Reads a response head, skipping interim (1xx but 101) ones, within `timeout`.
+async fn read_response_head(
+    stream: &mut TcpStream,
+    is_head: bool,
+    timeout: std::time::Duration,
+    replayable: bool,
+) -> Result<(Vec<u8>, ResponseHead), Unanswered> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = buffers::take();
+    let mut received = false;
+    loop {
+        buffers::reserve_read(&mut buf);
+        let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await;
+        let silent = !received;
+        let failed = |error| Err(Unanswered { error, silent });
+        match read {
+            Err(_) => return failed(ProxyError::BackendTimeout { replayable }),
+            Ok(Ok(0)) | Ok(Err(_)) => return failed(ProxyError::BackendIo { replayable }),
+            Ok(Ok(_)) => received = true,
+        }
+        loop {
+            match ResponseHead::parse(&buf, is_head) {
+                Ok(Some(head)) if head.is_interim() => {
+                    buf.drain(..head.len);
+                }
+                Ok(Some(head)) => return Ok((buf, head)),
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(Unanswered {
+                        error: ProxyError::BackendIo { replayable },
+                        silent: false,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Moves a response body from the backend's bytes to the client's, framing kept or (for an
+/// HTTP/1.0 client) chunks decoded; counts the payload bytes for the access log.
+struct BodyRelay {
+    framing: response::Framing,
+    remaining: u64,
+    decoder: Decoder,
+    dechunk: bool,
+    bytes: u64,
+    /// The backend sent bytes after the end of the response: its stream is not reused.
+    overran: bool,
+}
+
+impl BodyRelay {
+    fn new(framing: response::Framing, dechunk: bool) -> Self {
+        Self {
+            framing,
+            remaining: match framing {
+                response::Framing::Length(n) => n,
+                _ => 0,
+            },
+            decoder: Decoder::default(),
+            dechunk,
+            bytes: 0,
+            overran: false,
+        }
+    }
+
+    /// Appends to `out` what of `input` goes to the client; `Ok(true)` once the body is done.
+    fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool, ()> {
+        let done = match self.framing {
+            response::Framing::Empty => {
+                self.overran |= !input.is_empty();
+                true
+            }
+            response::Framing::Length(_) => {
+                let take = self.remaining.min(input.len() as u64) as usize;
+                out.extend_from_slice(&input[..take]);
+                self.remaining -= take as u64;
+                self.bytes += take as u64;
+                self.overran |= take < input.len();
+                self.remaining == 0
+            }
+            response::Framing::UntilClose => {
+                out.extend_from_slice(input);
+                self.bytes += input.len() as u64;
+                false
+            }
+            response::Framing::Chunked => {
+                let dechunk = self.dechunk;
+                let progress = self
+                    .decoder
+                    .advance(input, |range| {
+                        if dechunk {
+                            out.extend_from_slice(&input[range]);
+                        }
+                    })
+                    .map_err(|_| ())?;
+                if !dechunk {
+                    out.extend_from_slice(&input[..progress.consumed]);
+                }
+                self.bytes = self.decoder.payload;
+                self.overran |= progress.consumed < input.len();
+                progress.done
+            }
+        };
+        Ok(done)
+    }
+
+    /// Whether the backend closing now ends the body properly.
+    fn ends_at_close(&self) -> bool {
+        self.framing == response::Framing::UntilClose
+    }
+}

@@ -1,0 +1,163 @@
+//! Connections to backends for the HTTP/1 engine: plain TCP streams, opened under `tcpTimeout`,
+//! at most `maxSockets` open per backend, and with `httpKeepAlive` kept idle for the next
+//! request to the same backend (most recently used first).
+//!
+//! Single-threaded on purpose (one pool per worker, `Rc`/`RefCell`, no locks). An idle stream
+//! costs a socket and nothing else: no task, no buffer. A backend that closed an idle stream is
+//! noticed when the stream is taken (`is_open`), and the few that close in the instant between
+//! are retried by the caller on a fresh stream.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::proxy::error::ProxyError;
+use crate::routes::BackendUrl;
+
+/// An idle stream older than this is closed rather than reused: backends commonly drop idle
+/// keep-alive connections after 5 s (nginx: 75 s, Node: 5 s), and one that did is a wasted try.
+const IDLE_LIFETIME: Duration = Duration::from_secs(4);
+
+pub struct BackendPool {
+    keep_alive: bool,
+    max_sockets: usize,
+    connect_timeout: Duration,
+    backends: RefCell<HashMap<BackendUrl, Rc<Slot>>>,
+}
+
+/// One backend's idle streams and the permits that bound all its streams.
+struct Slot {
+    idle: RefCell<Vec<(BackendStream, Instant)>>,
+    permits: Arc<Semaphore>,
+}
+
+/// An open stream to a backend, holding its place under `maxSockets` while it lives.
+pub struct BackendStream {
+    pub stream: TcpStream,
+    /// Taken from the idle list: the backend may have closed it without our knowing.
+    pub reused: bool,
+    _permit: OwnedSemaphorePermit,
+    slot: Rc<Slot>,
+}
+
+impl BackendStream {
+    /// Keeps the stream for the next request to its backend. Call only once the whole response
+    /// was read and nothing follows it.
+    pub fn release(mut self) {
+        self.reused = true;
+        let slot = self.slot.clone();
+        slot.idle.borrow_mut().push((self, Instant::now()));
+    }
+}
+
+impl BackendPool {
+    pub fn new(keep_alive: bool, max_sockets: usize, connect_timeout: Duration) -> Self {
+        Self {
+            keep_alive,
+            max_sockets: max_sockets.max(1),
+            connect_timeout,
+            backends: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// A stream to `url`: an idle one when keep-alive allows, else a new one.
+    pub async fn stream(&self, url: &BackendUrl) -> Result<BackendStream, ProxyError> {
+        let slot = self.slot(url);
+        if self.keep_alive {
+            if let Some(stream) = take_idle(&slot) {
+                return Ok(stream);
+            }
+        }
+        self.connect(url, slot).await
+    }
+
+    /// A new stream to `url`, skipping the idle ones.
+    pub async fn fresh_stream(&self, url: &BackendUrl) -> Result<BackendStream, ProxyError> {
+        let slot = self.slot(url);
+        self.connect(url, slot).await
+    }
+
+    fn slot(&self, url: &BackendUrl) -> Rc<Slot> {
+        if let Some(slot) = self.backends.borrow().get(url) {
+            return slot.clone();
+        }
+        let slot = Rc::new(Slot {
+            idle: RefCell::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(self.max_sockets)),
+        });
+        self.backends.borrow_mut().insert(url.clone(), slot.clone());
+        slot
+    }
+
+    async fn connect(&self, url: &BackendUrl, slot: Rc<Slot>) -> Result<BackendStream, ProxyError> {
+        let permits = slot.permits.clone();
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Every permit is in use. Idle streams hold some: closing one frees its place.
+                let closed = slot.idle.borrow_mut().pop();
+                drop(closed);
+                tokio::time::timeout(self.connect_timeout, permits.acquire_owned())
+                    .await
+                    .map_err(|_| ProxyError::SocketLimit)?
+                    .map_err(|_| ProxyError::SocketLimit)?
+            }
+        };
+        let stream = tokio::time::timeout(self.connect_timeout, open(url))
+            .await
+            .map_err(|_| ProxyError::ConnectTimeout)?
+            .map_err(|error| classify_connect(&error))?;
+        // Latency matters more than packet count for a proxy's small writes.
+        let _ = stream.set_nodelay(true);
+        Ok(BackendStream {
+            stream,
+            reused: false,
+            _permit: permit,
+            slot,
+        })
+    }
+}
+
+/// The most recently used idle stream that is still open; older or closed ones are dropped.
+fn take_idle(slot: &Slot) -> Option<BackendStream> {
+    let mut idle = slot.idle.borrow_mut();
+    while let Some((stream, since)) = idle.pop() {
+        if since.elapsed() < IDLE_LIFETIME && is_open(&stream.stream) {
+            return Some(stream);
+        }
+    }
+    None
+}
+
+/// Whether an idle stream is still usable: nothing to read (no EOF, no stray bytes).
+fn is_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+async fn open(url: &BackendUrl) -> io::Result<TcpStream> {
+    match url.host().parse::<IpAddr>() {
+        Ok(ip) => TcpStream::connect((ip, url.port())).await,
+        Err(_) => TcpStream::connect((url.host(), url.port())).await,
+    }
+}
+
+/// Hipache marks a backend dead on ECONNREFUSED and ETIMEDOUT; other failures only count as a try.
+fn classify_connect(error: &io::Error) -> ProxyError {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => ProxyError::ConnectRefused,
+        io::ErrorKind::TimedOut => ProxyError::ConnectTimeout,
+        _ => ProxyError::BackendIo { replayable: true },
+    }
+}

@@ -1,0 +1,197 @@
+//! A backend's response head, parsed in place with what relaying it needs (pure): its status,
+//! how its body is delimited (RFC 9112 §6.3), and whether the backend connection can be reused.
+
+use super::fields::{self, ConnectionTokens, Field, Kind};
+use super::request::MAX_HEADERS;
+
+/// Largest response head accepted from a backend; a longer one is a backend error.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: a HEAD answer, 1xx, 204, 304.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the backend closes the connection.
+    UntilClose,
+}
+
+/// The head was not a valid HTTP/1.x response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidResponse;
+
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub len: usize,
+    pub status: u16,
+    reason: (u32, u32),
+    pub fields: Vec<Field>,
+    pub framing: Framing,
+    pub connection: ConnectionTokens,
+    /// The backend keeps the connection open after this response.
+    pub reusable: bool,
+    pub retry_after: bool,
+    upgrade: Option<usize>,
+}
+
+impl ResponseHead {
+    /// `Ok(None)` while the head is not complete in `buf`. `head_request` says whether the
+    /// request was a HEAD, whose answer has no body whatever its headers say.
+    pub fn parse(buf: &[u8], head_request: bool) -> Result<Option<Self>, InvalidResponse> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        let parsed = httparse::ParserConfig::default()
+            .allow_spaces_after_header_name_in_responses(true)
+            .parse_response(&mut response, buf);
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
+            Ok(httparse::Status::Partial) | Err(_) => return Err(InvalidResponse),
+        };
+        let (Some(status), Some(minor)) = (response.code, response.version) else {
+            return Err(InvalidResponse);
+        };
+        let reason = response.reason.unwrap_or("");
+        let mut head = Self {
+            len,
+            status,
+            reason: if reason.is_empty() {
+                (0, 0)
+            } else {
+                fields::span(buf, reason.as_bytes())
+            },
+            fields: Vec::with_capacity(response.headers.len()),
+            framing: Framing::UntilClose,
+            connection: ConnectionTokens::default(),
+            reusable: false,
+            retry_after: false,
+            upgrade: None,
+        };
+        let (mut length, mut chunked, mut coded) = (None, false, false);
+        for header in response.headers.iter() {
+            let field = Field::locate(buf, header.name.as_bytes(), header.value);
+            match field.kind {
+                Kind::ContentLength => {
+                    let n = fields::content_length(header.value).ok_or(InvalidResponse)?;
+                    if length.replace(n).is_some_and(|before| before != n) {
+                        return Err(InvalidResponse);
+                    }
+                }
+                Kind::TransferEncoding => {
+                    coded = true;
+                    chunked = fields::ends_with_chunked(header.value);
+                }
+                Kind::Connection => head.connection.add(header.value),
+                Kind::Upgrade => head.upgrade = Some(head.fields.len()),
+                Kind::RetryAfter => head.retry_after = true,
+                _ => {}
+            }
+            head.fields.push(field);
+        }
+        let bodiless = head_request || (100..200).contains(&status) || matches!(status, 204 | 304);
+        // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length; an unknown coding reads
+        // until close.
+        head.framing = match (bodiless, coded, chunked, length) {
+            (true, ..) => Framing::Empty,
+            (false, true, true, _) => Framing::Chunked,
+            (false, true, false, _) => Framing::UntilClose,
+            (false, false, _, Some(n)) => Framing::Length(n),
+            (false, false, _, None) => Framing::UntilClose,
+        };
+        let keeps = match minor {
+            1 => !head.connection.close,
+            _ => head.connection.keep_alive && !head.connection.close,
+        };
+        head.reusable = keeps && head.framing != Framing::UntilClose && status != 101;
+        Ok(Some(head))
+    }
+
+    /// The reason phrase as the backend wrote it (may be empty).
+    pub fn reason<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[self.reason.0 as usize..self.reason.1 as usize]
+    }
+
+    /// The `Upgrade` value of a 101.
+    pub fn upgrade<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+        self.upgrade.map(|index| self.fields[index].value(buf))
+    }
+
+    /// An interim answer (100 Continue, 103 Early Hints...) that a final one follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &[u8], head_request: bool) -> ResponseHead {
+        ResponseHead::parse(text, head_request).unwrap().unwrap()
+    }
+
+    #[test]
+    fn framing_by_rfc_9112() {
+        let length = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(parse(length, false).framing, Framing::Length(5));
+        assert_eq!(parse(length, true).framing, Framing::Empty);
+        assert!(parse(length, false).reusable);
+        let chunked = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(chunked, false).framing, Framing::Chunked);
+        let close = b"HTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(parse(close, false).framing, Framing::UntilClose);
+        assert!(!parse(close, false).reusable);
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(parse(no_content, false).framing, Framing::Empty);
+        assert!(parse(no_content, false).reusable);
+    }
+
+    #[test]
+    fn reuse_follows_version_and_connection() {
+        assert!(!parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).reusable);
+        assert!(
+            parse(
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+                false
+            )
+            .reusable
+        );
+        assert!(
+            !parse(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+                false
+            )
+            .reusable
+        );
+    }
+
+    #[test]
+    fn status_reason_upgrade_and_retry_after() {
+        let buf = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        let head = parse(buf, false);
+        assert_eq!(
+            (head.status, head.reason(buf)),
+            (101, &b"Switching Protocols"[..])
+        );
+        assert_eq!(head.upgrade(buf), Some(&b"websocket"[..]));
+        assert!(!head.is_interim() && !head.reusable);
+        let buf =
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Length: 0\r\n\r\n";
+        assert!(parse(buf, false).retry_after);
+        assert!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).is_interim());
+        assert!(parse(b"HTTP/1.1 200\r\n\r\n", false).reason(b"").is_empty());
+    }
+
+    #[test]
+    fn bad_heads_are_errors() {
+        assert!(
+            ResponseHead::parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", false).is_err()
+        );
+        assert!(ResponseHead::parse(b"SSH-2.0-OpenSSH\r\n\r\n", false).is_err());
+        assert!(ResponseHead::parse(b"HTTP/1.1 200 OK\r\n", false)
+            .unwrap()
+            .is_none());
+    }
+}
