@@ -143,6 +143,10 @@ async fn accept_loop<S: RouteSource>(
 }
 
 /// One connection's task: TLS first if the listener has it, then HTTP/1 or HTTP/2.
+///
+/// Only the plain HTTP/1 path is inline: a task holds room for its largest state for as long
+/// as it lives, and the TLS and HTTP/2 states (about 5 KiB) would make every idle plain
+/// connection pay for them.
 async fn serve_connection<S: RouteSource>(
     shared: Rc<Shared<S>>,
     tls: Option<TlsAcceptor>,
@@ -150,24 +154,34 @@ async fn serve_connection<S: RouteSource>(
     peer: SocketAddr,
     client: Rc<ClientConnection>,
 ) {
-    let proxy = shared.proxy.clone();
-    let connections = shared.connections.clone();
     let Some(acceptor) = tls else {
+        let (proxy, connections) = (shared.proxy.clone(), shared.connections.clone());
         if let Ended::Http2 { stream, read } =
             h1::serve(proxy, client.clone(), connections, stream, true).await
         {
-            serve_http2(&shared, client, Prefixed::new(read, stream)).await;
+            Box::pin(serve_http2(&shared, client, Prefixed::new(read, stream))).await;
         }
         return;
     };
+    Box::pin(serve_tls(&shared, acceptor, stream, peer, client)).await;
+}
+
+async fn serve_tls<S: RouteSource>(
+    shared: &Shared<S>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    client: Rc<ClientConnection>,
+) {
     let stream = match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => return tracing::debug!(%peer, %error, "tls handshake failed"),
         Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
     };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-        serve_http2(&shared, client, stream).await;
+        serve_http2(shared, client, stream).await;
     } else {
+        let (proxy, connections) = (shared.proxy.clone(), shared.connections.clone());
         h1::serve(proxy, client, connections, stream, false).await;
     }
 }
@@ -194,5 +208,58 @@ where
     drop(graceful);
     if let Err(error) = connection.await {
         tracing::debug!(%error, "client connection ended with an error");
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error_page::ErrorPages;
+    use crate::h1::pool::BackendPool;
+    use crate::proxy::client::BackendClient;
+    use crate::routes::file::FileRoutes;
+
+    /// Every open connection holds its task's future for as long as it lives: what a thousand
+    /// idle keep-alive connections cost is mostly this size.
+    #[test]
+    fn a_plain_connection_task_stays_small() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("routes.json");
+            std::fs::write(&path, "{}").unwrap();
+            let second = Duration::from_secs(1);
+            let proxy = Rc::new(Proxy {
+                routes: FileRoutes::open(&path, second).unwrap(),
+                pool: BackendPool::new(true, 10, second),
+                client: BackendClient::new(true, 10, second),
+                pages: ErrorPages::bundled(),
+                access_log: None,
+                retry_on_error: 1,
+                dead_backend_on_500: true,
+                response_timeout: second,
+                idle_timeout: second,
+                tunnels: Default::default(),
+            });
+            let graceful = Rc::new(GracefulShutdown::new());
+            let shared = Rc::new(Shared {
+                proxy,
+                http2: http2::Builder::new(LocalExec),
+                graceful: Rc::downgrade(&graceful),
+                connections: Connections::default(),
+            });
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let peer = listener.local_addr().unwrap();
+            let stream = TcpStream::connect(peer).await.unwrap();
+            let client = Rc::new(ClientConnection {
+                peer: peer.ip(),
+                forwarded: Forwarded::new(peer.ip(), false, peer.port()),
+            });
+            let task = serve_connection(shared, None, stream, peer, client);
+            let size = std::mem::size_of_val(&task);
+            assert!(size <= 1024, "a connection task takes {size} bytes");
+        });
     }
 }
