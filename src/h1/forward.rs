@@ -20,7 +20,7 @@ use super::encode::{self, ClientFraming, Persistence};
 use super::pool::BackendStream;
 use super::request::{Framing, RequestHead};
 use super::response::{self, ResponseHead};
-use super::server::{ClientStream, Conn, Next};
+use super::server::{write_within, ClientStream, Conn, Next};
 use crate::access_log::{LoggedRequest, PendingLine};
 use crate::balancer::Attempts;
 use crate::proxy::attempt::REPLAY_LIMIT_BYTES;
@@ -309,7 +309,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                     (progress.consumed, progress.done)
                 }
             };
-            if backend.write_all(&available[..take]).await.is_err() {
+            if !write_within(backend, &available[..take], self.proxy.idle_timeout).await {
                 return Err(backend_failed);
             }
             self.buf.drain(head.len..head.len + take);
@@ -421,14 +421,23 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         let mut body_relay = BodyRelay::new(response.framing, dechunk);
         let mut start = response.len;
         let complete = loop {
-            let Ok(done) = body_relay.take(&backend_buf[start..], &mut out) else {
+            let input = &backend_buf[start..];
+            let Ok(taken) = body_relay.take(input, &mut out) else {
                 break false;
             };
-            if self.io.write_all(&out).await.is_err() {
+            // The head and a first piece go out in one write; later pieces straight from the
+            // backend's buffer, uncopied.
+            let piece = if out.is_empty() {
+                &input[..taken.pass]
+            } else {
+                out.extend_from_slice(&input[..taken.pass]);
+                &out[..]
+            };
+            if !write_within(&mut self.io, piece, proxy.idle_timeout).await {
                 break false;
             }
             out.clear();
-            if done {
+            if taken.done {
                 break true;
             }
             backend_buf.clear();
@@ -521,6 +530,12 @@ async fn read_response_head(
     }
 }
 
+/// What of one piece of a response body goes on, and whether the body ended in it.
+struct Taken {
+    pass: usize,
+    done: bool,
+}
+
 /// Moves a response body from the backend's bytes to the client's, framing kept or (for an
 /// HTTP/1.0 client) chunks decoded; counts the payload bytes for the access log.
 struct BodyRelay {
@@ -548,25 +563,20 @@ impl BodyRelay {
         }
     }
 
-    /// Appends to `out` what of `input` goes to the client; `Ok(true)` once the body is done.
-    fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<bool, ()> {
-        let done = match self.framing {
-            response::Framing::Empty => {
-                self.overran |= !input.is_empty();
-                true
-            }
+    /// Walks `input`, a piece of the body: what of it goes to the client is either its first
+    /// `pass` bytes as they are, or (decoding chunks) the payload appended to `out`.
+    fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Taken, ()> {
+        let (pass, done) = match self.framing {
+            response::Framing::Empty => (0, true),
             response::Framing::Length(_) => {
                 let take = self.remaining.min(input.len() as u64) as usize;
-                out.extend_from_slice(&input[..take]);
                 self.remaining -= take as u64;
                 self.bytes += take as u64;
-                self.overran |= take < input.len();
-                self.remaining == 0
+                (take, self.remaining == 0)
             }
             response::Framing::UntilClose => {
-                out.extend_from_slice(input);
                 self.bytes += input.len() as u64;
-                false
+                (input.len(), false)
             }
             response::Framing::Chunked => {
                 let dechunk = self.dechunk;
@@ -578,15 +588,16 @@ impl BodyRelay {
                         }
                     })
                     .map_err(|_| ())?;
-                if !dechunk {
-                    out.extend_from_slice(&input[..progress.consumed]);
-                }
                 self.bytes = self.decoder.payload;
+                let pass = if dechunk { 0 } else { progress.consumed };
                 self.overran |= progress.consumed < input.len();
-                progress.done
+                (pass, progress.done)
             }
         };
-        Ok(done)
+        if self.framing != response::Framing::Chunked {
+            self.overran |= pass < input.len() && done;
+        }
+        Ok(Taken { pass, done })
     }
 
     /// Whether the backend closing now ends the body properly.

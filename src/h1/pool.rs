@@ -23,7 +23,7 @@ use crate::routes::BackendUrl;
 
 /// An idle stream older than this is closed rather than reused: backends commonly drop idle
 /// keep-alive connections after 5 s (nginx: 75 s, Node: 5 s), and one that did is a wasted try.
-const IDLE_LIFETIME: Duration = Duration::from_secs(4);
+pub const IDLE_LIFETIME: Duration = Duration::from_secs(4);
 
 pub struct BackendPool {
     keep_alive: bool,
@@ -80,6 +80,19 @@ impl BackendPool {
             }
         }
         self.connect(url, slot).await
+    }
+
+    /// Closes idle streams that expired or that their backend closed, and forgets backends
+    /// with nothing open, so a pool that saw many backends does not keep their sockets.
+    pub fn sweep(&self) {
+        self.backends.borrow_mut().retain(|_, slot| {
+            slot.idle.borrow_mut().retain(|(stream, since)| {
+                since.elapsed() < IDLE_LIFETIME && is_open(&stream.stream)
+            });
+            let in_use = Rc::strong_count(slot) > 1;
+            let open = slot.permits.available_permits() < self.max_sockets;
+            in_use || open
+        });
     }
 
     /// A new stream to `url`, skipping the idle ones.

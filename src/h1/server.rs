@@ -45,6 +45,19 @@ impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
+/// Writes all of `bytes` unless the peer stops reading for `limit`: `false` if it did, or
+/// failed.
+pub(super) async fn write_within<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(limit, io.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// How a connection ended.
 pub enum Ended<IO> {
     Closed,
