@@ -263,8 +263,11 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
     local perf_pid=''
     if [[ -n $PERF_OUT && $profile == ka64 && $target == hipache && $round == 1 ]]; then
         # cpu-clock, not cycles: hardware counters are often missing in VMs. DWARF unwinding,
-        # since the release profile keeps debug info but no frame pointers.
-        perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$pid" -o "$WORK/perf.data" \
+        # since the release profile keeps debug info but no frame pointers. The workers serve,
+        # not the master: record the master's children.
+        local recorded
+        recorded=$(pgrep -P "$pid" | paste -sd, -)
+        perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -p "${recorded:-$pid}" -o "$WORK/perf.data" \
             -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
         perf_pid=$!
     fi
