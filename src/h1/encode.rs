@@ -92,6 +92,43 @@ pub fn request_for_backend(
     out.extend_from_slice(b"\r\n");
 }
 
+/// An HTTP/2 client's request as an HTTP/1.1 backend receives it. `parts` is already prepared
+/// (origin-form URI, `Host`, hop-by-hop fields removed, forwarding headers added); `chunked`
+/// says the body streams in chunks because its length is unknown.
+pub fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunked: bool) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The head of one chunk of `len` bytes (RFC 9112 §7.1).
+pub fn chunk_head(out: &mut Vec<u8>, len: usize) {
+    let mut digits = [0u8; 16];
+    let (mut i, mut n) = (digits.len(), len);
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The end of a chunked body: the last chunk, no trailers.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// The backend's response head as the client receives it, in the client's HTTP version.
 pub fn response_for_client(
     out: &mut Vec<u8>,

@@ -14,6 +14,7 @@ use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::backend::{read_response_head, Answer, BodyRelay, Unanswered};
 use super::buffers;
 use super::chunked::Decoder;
 use super::encode::{self, ClientFraming, Persistence};
@@ -43,27 +44,6 @@ enum Failure {
     Backend(ProxyError),
     /// The client's side broke: nobody is left to answer.
     Client,
-}
-
-/// What an attempt learnt when it failed before any response byte came back.
-struct Unanswered {
-    error: ProxyError,
-    /// Nothing the backend could have acted on arrived: a stale idle stream.
-    silent: bool,
-}
-
-impl Unanswered {
-    /// A stream the backend had closed while idle: reset or EOF before any byte came back.
-    fn is_stale(&self) -> bool {
-        self.silent && matches!(self.error, ProxyError::BackendIo { .. })
-    }
-}
-
-/// A backend's answer whose head is read.
-struct Answer {
-    stream: BackendStream,
-    buf: Vec<u8>,
-    head: ResponseHead,
 }
 
 /// The backend that answered, and when its attempt began.
@@ -351,12 +331,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             response.retry_after,
             proxy.dead_backend_on_500,
         ) {
-            proxy.mark_dead(
-                &request.host,
-                &request.frontend,
-                backend,
-                status_text(response.status),
-            );
+            let code = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            proxy.mark_dead(&request.host, &request.frontend, backend, code.as_str());
         }
         let debug = head.debug.then(|| {
             let now = Instant::now();
@@ -484,124 +460,5 @@ fn consumed(head: &RequestHead, body: Body) -> usize {
         Body::Buffered { end } => end,
         // A streamed body was removed from the buffer as it went.
         Body::Stream => head.len,
-    }
-}
-
-/// The 5xx status as the dead-marking log shows it.
-fn status_text(status: u16) -> &'static str {
-    StatusCode::from_u16(status).map_or("5xx", |s| s.canonical_reason().unwrap_or("5xx"))
-}
-
-/// Reads a response head, skipping interim (1xx but 101) ones, within `timeout`.
-async fn read_response_head(
-    stream: &mut TcpStream,
-    is_head: bool,
-    timeout: std::time::Duration,
-    replayable: bool,
-) -> Result<(Vec<u8>, ResponseHead), Unanswered> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = buffers::take();
-    let mut received = false;
-    loop {
-        buffers::reserve_read(&mut buf);
-        let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await;
-        let silent = !received;
-        let failed = |error| Err(Unanswered { error, silent });
-        match read {
-            Err(_) => return failed(ProxyError::BackendTimeout { replayable }),
-            Ok(Ok(0)) | Ok(Err(_)) => return failed(ProxyError::BackendIo { replayable }),
-            Ok(Ok(_)) => received = true,
-        }
-        loop {
-            match ResponseHead::parse(&buf, is_head) {
-                Ok(Some(head)) if head.is_interim() => {
-                    buf.drain(..head.len);
-                }
-                Ok(Some(head)) => return Ok((buf, head)),
-                Ok(None) => break,
-                Err(_) => {
-                    return Err(Unanswered {
-                        error: ProxyError::BackendIo { replayable },
-                        silent: false,
-                    })
-                }
-            }
-        }
-    }
-}
-
-/// What of one piece of a response body goes on, and whether the body ended in it.
-struct Taken {
-    pass: usize,
-    done: bool,
-}
-
-/// Moves a response body from the backend's bytes to the client's, framing kept or (for an
-/// HTTP/1.0 client) chunks decoded; counts the payload bytes for the access log.
-struct BodyRelay {
-    framing: response::Framing,
-    remaining: u64,
-    decoder: Decoder,
-    dechunk: bool,
-    bytes: u64,
-    /// The backend sent bytes after the end of the response: its stream is not reused.
-    overran: bool,
-}
-
-impl BodyRelay {
-    fn new(framing: response::Framing, dechunk: bool) -> Self {
-        Self {
-            framing,
-            remaining: match framing {
-                response::Framing::Length(n) => n,
-                _ => 0,
-            },
-            decoder: Decoder::default(),
-            dechunk,
-            bytes: 0,
-            overran: false,
-        }
-    }
-
-    /// Walks `input`, a piece of the body: what of it goes to the client is either its first
-    /// `pass` bytes as they are, or (decoding chunks) the payload appended to `out`.
-    fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Taken, ()> {
-        let (pass, done) = match self.framing {
-            response::Framing::Empty => (0, true),
-            response::Framing::Length(_) => {
-                let take = self.remaining.min(input.len() as u64) as usize;
-                self.remaining -= take as u64;
-                self.bytes += take as u64;
-                (take, self.remaining == 0)
-            }
-            response::Framing::UntilClose => {
-                self.bytes += input.len() as u64;
-                (input.len(), false)
-            }
-            response::Framing::Chunked => {
-                let dechunk = self.dechunk;
-                let progress = self
-                    .decoder
-                    .advance(input, |range| {
-                        if dechunk {
-                            out.extend_from_slice(&input[range]);
-                        }
-                    })
-                    .map_err(|_| ())?;
-                self.bytes = self.decoder.payload;
-                let pass = if dechunk { 0 } else { progress.consumed };
-                self.overran |= progress.consumed < input.len();
-                (pass, progress.done)
-            }
-        };
-        if self.framing != response::Framing::Chunked {
-            self.overran |= pass < input.len() && done;
-        }
-        Ok(Taken { pass, done })
-    }
-
-    /// Whether the backend closing now ends the body properly.
-    fn ends_at_close(&self) -> bool {
-        self.framing == response::Framing::UntilClose
     }
 }

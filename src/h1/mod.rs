@@ -12,6 +12,7 @@
 //!   request / response (heads) · chunked (framing) · encode (heads out) · pool (backends)
 //! ```
 
+pub mod backend;
 pub mod buffers;
 pub mod chunked;
 pub mod encode;

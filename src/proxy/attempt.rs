@@ -1,16 +1,19 @@
-//! One forwarding attempt: a connection to the chosen backend, the request sent, the response
-//! head awaited under `tcpTimeout`. Library errors are turned into `ProxyError` here and only here.
+//! One forwarding attempt of an HTTP/2 request: a stream to the chosen backend from the worker's
+//! pool (the one HTTP/1 clients use), the request written as HTTP/1.1, the response head awaited
+//! under `tcpTimeout`. A stale idle stream is retried once on a fresh one, as for HTTP/1.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Request, Response};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
+use tokio::io::AsyncWriteExt;
 
-use super::body::RequestBody;
-use super::client::{BackendClient, Connection};
 use super::error::ProxyError;
+use crate::h1::backend::{read_response_head, Answer, Unanswered};
+use crate::h1::pool::{BackendPool, BackendStream};
+use crate::h1::{buffers, encode};
 use crate::routes::Backend;
 
 /// Requests with a body up to this size are kept whole, so that a retry can send them again.
@@ -28,7 +31,6 @@ impl Payload {
     /// Keeps small bodies whole; a client that goes away while sending one yields `None`.
     pub async fn from_incoming(body: Incoming) -> Option<Self> {
         use http_body::Body as _;
-        use http_body_util::BodyExt as _;
         match body.size_hint().exact() {
             Some(0) => Some(Self::Replayable(Bytes::new())),
             Some(n) if n <= REPLAY_LIMIT_BYTES => body
@@ -43,65 +45,124 @@ impl Payload {
     fn is_replayable(&self) -> bool {
         matches!(self, Self::Replayable(_))
     }
-
-    fn take(&mut self) -> RequestBody {
-        match self {
-            Self::Replayable(bytes) if bytes.is_empty() => RequestBody::Full(None),
-            Self::Replayable(bytes) => RequestBody::Full(Some(bytes.clone())),
-            Self::Once(incoming) => match incoming.take() {
-                Some(incoming) => RequestBody::Stream(incoming),
-                None => RequestBody::Full(None),
-            },
-        }
-    }
 }
 
-/// Sends the request described by `parts` and `payload` to `backend`.
+/// Sends the request described by `parts` and `payload` to `backend` and reads the answer's head.
 pub async fn forward(
-    client: &BackendClient,
+    pool: &BackendPool,
     backend: &Backend,
-    parts: &mut Parts,
+    parts: &Parts,
     payload: &mut Payload,
     response_timeout: Duration,
-    last_attempt: bool,
-) -> Result<(Response<Incoming>, Connection), ProxyError> {
-    let mut connection = client.connection(&backend.url).await?;
+) -> Result<Answer, ProxyError> {
     let replayable = payload.is_replayable();
-    let mut request = build(parts, payload.take(), last_attempt);
-    if connection.reused {
-        // A pooled connection the backend closed meanwhile gives the request back unsent: it
-        // then goes out on a fresh connection, whatever its body.
-        match connection.sender.try_send_request(request).await {
-            Ok(response) => return Ok((response, connection)),
-            Err(mut error) => match error.take_message() {
-                Some(unsent) => {
-                    request = unsent;
-                    connection = client.fresh_connection(&backend.url).await?;
+    // An HTTP/2 request's length is its `content-length`, if any; otherwise it goes in chunks.
+    let chunked = !replayable && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
+    let mut out = buffers::take();
+    encode::request_from_parts(&mut out, parts, chunked);
+    if let Payload::Replayable(bytes) = payload {
+        out.extend_from_slice(bytes);
+    }
+    let is_head = parts.method == http::Method::HEAD;
+    let mut stream = pool.stream(&backend.url).await?;
+    let answer = loop {
+        match send(
+            &mut stream,
+            &out,
+            payload,
+            chunked,
+            is_head,
+            response_timeout,
+        )
+        .await
+        {
+            Ok((buf, head)) => break Ok((buf, head)),
+            // The request never reached a backend that had closed this idle stream.
+            Err(unanswered) if stream.reused && unanswered.is_stale() => {
+                match pool.fresh_stream(&backend.url).await {
+                    Ok(fresh) => stream = fresh,
+                    Err(error) => break Err(error),
                 }
-                None => return Err(ProxyError::BackendIo { replayable }),
-            },
+            }
+            Err(unanswered) => break Err(unanswered.error),
         }
-    }
-    match tokio::time::timeout(response_timeout, connection.sender.send_request(request)).await {
-        Ok(Ok(response)) => Ok((response, connection)),
-        Ok(Err(error)) => {
-            tracing::debug!(backend = %backend.url, %error, "backend request failed");
-            Err(ProxyError::BackendIo { replayable })
-        }
-        Err(_) => Err(ProxyError::BackendTimeout { replayable }),
-    }
+    };
+    buffers::give_back(out);
+    let (buf, head) = answer?;
+    Ok(Answer { stream, buf, head })
 }
 
-/// The request for one attempt. The headers are copied only while another attempt may need
-/// them; the last one takes them (most frontends have one backend: no copy at all).
-fn build(parts: &mut Parts, body: RequestBody, last_attempt: bool) -> Request<RequestBody> {
-    let mut request = Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.headers_mut() = if last_attempt {
-        std::mem::take(&mut parts.headers)
-    } else {
-        parts.headers.clone()
+async fn send(
+    stream: &mut BackendStream,
+    head: &[u8],
+    payload: &mut Payload,
+    chunked: bool,
+    is_head: bool,
+    timeout: Duration,
+) -> Result<(Vec<u8>, crate::h1::response::ResponseHead), Unanswered> {
+    let replayable = payload.is_replayable();
+    if stream.stream.write_all(head).await.is_err() {
+        return Err(Unanswered {
+            error: ProxyError::BackendIo { replayable },
+            silent: true,
+        });
+    }
+    let streamed = match payload {
+        Payload::Once(incoming) => match incoming.take() {
+            Some(incoming) => {
+                stream_body(&mut stream.stream, incoming, chunked).await?;
+                true
+            }
+            None => false,
+        },
+        Payload::Replayable(_) => false,
     };
-    request
+    read_response_head(&mut stream.stream, is_head, timeout, replayable)
+        .await
+        .map_err(|mut unanswered| {
+            // The backend may have acted on a body it was sent: never silent then.
+            unanswered.silent &= !streamed;
+            unanswered
+        })
+}
+
+/// Copies the client's body frames to the backend, in chunks when its length is unknown.
+async fn stream_body(
+    backend: &mut tokio::net::TcpStream,
+    mut incoming: Incoming,
+    chunked: bool,
+) -> Result<(), Unanswered> {
+    let failed = Unanswered {
+        error: ProxyError::BackendIo { replayable: false },
+        silent: false,
+    };
+    let mut framing = Vec::with_capacity(24);
+    while let Some(frame) = incoming.frame().await {
+        let Ok(frame) = frame else {
+            return Err(failed);
+        };
+        let Ok(data) = frame.into_data() else {
+            // Trailers: HTTP/1.1 backends are not sent them.
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            framing.clear();
+            encode::chunk_head(&mut framing, data.len());
+            let written = backend.write_all(&framing).await.is_ok()
+                && backend.write_all(&data).await.is_ok()
+                && backend.write_all(b"\r\n").await.is_ok();
+            if !written {
+                return Err(failed);
+            }
+        } else if backend.write_all(&data).await.is_err() {
+            return Err(failed);
+        }
+    }
+    if chunked && backend.write_all(encode::LAST_CHUNK).await.is_err() {
+        return Err(failed);
+    }
+    Ok(())
 }

@@ -1,80 +1,74 @@
-//! Bodies in both directions: what the backend is sent and what the client receives.
+//! The body an HTTP/2 client receives: a page of our own, or a backend's body read from its
+//! stream as hyper asks for it.
 //!
-//! The response body also closes the books on a request when it is done: it counts the bytes the
-//! client was sent, hands a keep-alive backend connection back to the pool once the response has
-//! been read to its end, and writes the access log line when it is dropped (as Hipache logs on
-//! `res.end`).
+//! The body also closes the books on a request when it is done: it counts the payload bytes the
+//! client was sent, gives the backend stream back to the pool once the response was read to its
+//! end, and writes the access log line when it is dropped (as Hipache logs on `res.end`).
 
+use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+use tokio::io::{AsyncRead, ReadBuf};
 
-use super::client::Idle;
 use crate::access_log::PendingLine;
+use crate::h1::backend::{Answer, BodyRelay};
+use crate::h1::buffers;
+use crate::h1::pool::BackendStream;
+use crate::h1::response::Framing;
 
-/// A body kept whole or streamed from a peer exactly once: what the backend is sent (kept whole
-/// when small, so a retry can send it again), and the content of what the client receives.
-pub enum RequestBody {
-    Full(Option<Bytes>),
-    Stream(Incoming),
-}
-
-impl Body for RequestBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            Self::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Self::Stream(incoming) => Pin::new(incoming).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Full(data) => data.is_none(),
-            Self::Stream(incoming) => incoming.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Self::Stream(incoming) => incoming.size_hint(),
-        }
-    }
-}
-
-/// A response body for the client.
 pub struct ResponseBody {
-    content: RequestBody,
-    bytes: u64,
-    /// The backend connection, returned to the pool when the body has been read to its end.
-    idle: Option<Idle>,
+    content: Content,
+    /// Bytes of a page of our own handed to hyper.
+    sent: u64,
     log: Option<Box<PendingLine>>,
+}
+
+enum Content {
+    Full(Option<Bytes>),
+    Backend(Box<BackendBody>),
+}
+
+/// A backend's body: what was read with the head, then the stream, walked by its framing. HTTP/2
+/// has its own framing, so chunks are decoded and only payload goes on.
+struct BackendBody {
+    stream: Option<BackendStream>,
+    buf: Vec<u8>,
+    /// The unread part of `buf`: `start..end`.
+    start: usize,
+    end: usize,
+    relay: BodyRelay,
+    /// Whether the stream may go back to the pool once the body ended.
+    reusable: bool,
+    done: bool,
 }
 
 impl ResponseBody {
     pub fn full(data: impl Into<Bytes>) -> Self {
         Self {
-            content: RequestBody::Full(Some(data.into())),
-            bytes: 0,
-            idle: None,
+            content: Content::Full(Some(data.into())),
+            sent: 0,
             log: None,
         }
     }
 
-    pub fn backend(incoming: Incoming, idle: Option<Idle>) -> Self {
+    /// The body of `answer`; the stream is kept for the pool when `keep_alive` allows.
+    pub fn backend(answer: Answer, keep_alive: bool) -> Self {
+        let Answer { stream, buf, head } = answer;
+        let body = BackendBody {
+            stream: Some(stream),
+            start: head.len,
+            end: buf.len(),
+            buf,
+            relay: BodyRelay::new(head.framing, true),
+            reusable: keep_alive && head.reusable,
+            done: head.framing == Framing::Empty,
+        };
         Self {
-            content: RequestBody::Stream(incoming),
-            bytes: 0,
-            idle,
+            content: Content::Backend(Box::new(body)),
+            sent: 0,
             log: None,
         }
     }
@@ -84,53 +78,129 @@ impl ResponseBody {
         self.log = Some(line);
     }
 
-    fn release_connection(&mut self) {
-        if let Some(idle) = self.idle.take() {
-            idle.release();
+    fn bytes_sent(&self) -> u64 {
+        match &self.content {
+            Content::Full(_) => self.sent,
+            Content::Backend(body) => body.relay.bytes,
+        }
+    }
+}
+
+impl BackendBody {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+        loop {
+            if self.done {
+                self.finish();
+                return Poll::Ready(None);
+            }
+            if self.start < self.end {
+                let mut payload = Vec::new();
+                let input = &self.buf[self.start..self.end];
+                let taken = self
+                    .relay
+                    .take(input, &mut payload)
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk"))?;
+                let data = match taken.pass {
+                    0 => Bytes::from(payload),
+                    pass => Bytes::copy_from_slice(&input[..pass]),
+                };
+                self.start = self.end;
+                self.done = taken.done;
+                if !data.is_empty() {
+                    return Poll::Ready(Some(Ok(data)));
+                }
+                continue;
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Poll::Ready(None);
+            };
+            // Zeroed once, then reused: reading needs initialised room without `unsafe`.
+            if self.buf.len() < buffers::SIZE {
+                self.buf.resize(buffers::SIZE, 0);
+            }
+            let mut read = ReadBuf::new(&mut self.buf[..]);
+            ready!(Pin::new(&mut stream.stream).poll_read(cx, &mut read))?;
+            let filled = read.filled().len();
+            (self.start, self.end) = (0, filled);
+            if filled == 0 {
+                if self.relay.ends_at_close() {
+                    self.done = true;
+                    self.reusable = false;
+                    continue;
+                }
+                self.stream = None;
+                let cut = io::Error::new(io::ErrorKind::UnexpectedEof, "backend closed mid-body");
+                return Poll::Ready(Some(Err(cut)));
+            }
+        }
+    }
+
+    /// Gives the stream back when it carried exactly this response.
+    fn finish(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            if self.reusable && !self.relay.overran {
+                stream.release();
+            }
+        }
+        buffers::give_back(std::mem::take(&mut self.buf));
+    }
+}
+
+impl ResponseBody {
+    fn content_backend(&mut self) -> Option<&mut BackendBody> {
+        match &mut self.content {
+            Content::Backend(body) => Some(body),
+            Content::Full(_) => None,
         }
     }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.content).poll_frame(cx));
-        match &frame {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bytes += data.len() as u64;
-                }
-            }
-            None => this.release_connection(),
-            // A broken backend connection is not returned to the pool.
-            Some(Err(_)) => this.idle = None,
+        match &mut this.content {
+            Content::Full(data) => Poll::Ready(data.take().map(|d| {
+                this.sent += d.len() as u64;
+                Ok(Frame::data(d))
+            })),
+            Content::Backend(body) => body.poll_data(cx).map(|d| d.map(|d| d.map(Frame::data))),
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.content.is_end_stream()
+        match &self.content {
+            Content::Full(data) => data.is_none(),
+            Content::Backend(body) => body.done,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.content.size_hint()
+        match &self.content {
+            Content::Full(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Content::Backend(_) => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        // hyper may stop polling a body it knows is complete (`is_end_stream`): that is an end too.
-        if self.is_end_stream() {
-            self.release_connection();
+        let bytes = self.bytes_sent();
+        if let Some(body) = self.content_backend() {
+            // hyper may stop polling a body it knows is complete: that is an end too.
+            if body.done {
+                body.finish();
+            }
         }
         if let Some(line) = self.log.take() {
-            line.write(self.bytes);
+            line.write(bytes);
         }
     }
 }

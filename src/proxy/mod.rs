@@ -10,7 +10,6 @@
 
 pub mod attempt;
 pub mod body;
-pub mod client;
 pub mod error;
 pub mod headers;
 pub mod tunnel;
@@ -27,23 +26,22 @@ use hyper::body::Incoming;
 use crate::access_log::{AccessLog, LoggedRequest};
 use crate::balancer::Attempts;
 use crate::error_page::{self, ErrorPages, PageBody};
+use crate::h1::backend::Answer;
+use crate::h1::fields;
 use crate::h1::open::OpenCount;
 use crate::h1::pool::BackendPool;
 use crate::router::{self, HostRequest};
 use crate::routes::{Backend, Frontend, Lookup, RouteSource};
 use attempt::Payload;
 use body::ResponseBody;
-use client::BackendClient;
 use error::ProxyError;
 use headers::Forwarded;
 
 /// What a worker's proxy needs from the configuration, and what it owns.
 pub struct Proxy<S> {
     pub routes: S,
-    /// Backend connections of HTTP/1 clients.
+    /// Backend connections, whatever protocol the client speaks.
     pub pool: BackendPool,
-    /// Backend connections of HTTP/2 clients (hyper's client).
-    pub client: BackendClient,
     pub pages: ErrorPages,
     pub access_log: Option<Rc<AccessLog>>,
     pub retry_on_error: u32,
@@ -147,7 +145,7 @@ impl<S: RouteSource> Proxy<S> {
         let Lookup { frontend, dead } = lookup;
         let (mut parts, body) = request.into_parts();
         let mut logged = self.logged_request(&parts, conn.peer);
-        prepare_for_backend(&mut parts, &conn.forwarded, self.client.keep_alive());
+        prepare_for_backend(&mut parts, &conn.forwarded, self.pool.keep_alive());
         let Some(mut payload) = Payload::from_incoming(body).await else {
             // The client went away while sending its body: nobody is left to answer.
             return self.error_response(ProxyError::BackendIo { replayable: false }, context.debug);
@@ -157,25 +155,25 @@ impl<S: RouteSource> Proxy<S> {
         while let Some(backend) = attempts.next(&mut rand::rng()) {
             let backend_start = Instant::now();
             let outcome = attempt::forward(
-                &self.client,
+                &self.pool,
                 backend,
-                &mut parts,
+                &parts,
                 &mut payload,
                 self.response_timeout,
-                attempts.is_last(),
             )
             .await;
             match outcome {
-                Ok((response, connection)) => {
-                    let (mut head, incoming) = response.into_parts();
-                    let retry_after = head.headers.contains_key(header::RETRY_AFTER);
-                    let status = head.status.as_u16();
-                    if headers::marks_dead(status, retry_after, self.dead_backend_on_500) {
-                        self.mark_dead(&context.host, &frontend, backend, head.status.as_str());
+                Ok(answer) => {
+                    let status = answer.head.status;
+                    if headers::marks_dead(
+                        status,
+                        answer.head.retry_after,
+                        self.dead_backend_on_500,
+                    ) {
+                        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                        self.mark_dead(&context.host, &frontend, backend, code.as_str());
                     }
-                    headers::strip_hop_by_hop(&mut head.headers);
-                    // The backend's HTTP version is not the client's: hyper picks the right one.
-                    head.version = http::Version::default();
+                    let mut head = response_head(&answer);
                     if context.debug {
                         add_debug(
                             &mut head.headers,
@@ -185,8 +183,7 @@ impl<S: RouteSource> Proxy<S> {
                             backend_start,
                         );
                     }
-                    let idle = connection.into_idle(self.client.keep_alive());
-                    let mut body = ResponseBody::backend(incoming, idle);
+                    let mut body = ResponseBody::backend(answer, self.pool.keep_alive());
                     if let Some(logged) = logged.take() {
                         body.log_on_drop(Box::new(logged.into_pending(
                             status,
@@ -318,6 +315,26 @@ fn add_debug(
             backend_ms: (now - backend_start).as_millis(),
         },
     );
+}
+
+/// The backend's status and fields (hop-by-hop ones left out) as the client's response head.
+fn response_head(answer: &Answer) -> http::response::Parts {
+    let (head, buf) = (&answer.head, &answer.buf);
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = response.headers_mut();
+    headers.reserve(head.fields.len());
+    for field in &head.fields {
+        if !fields::is_forwarded(field, &head.fields, buf, head.connection.lists_headers) {
+            continue;
+        }
+        let name = http::HeaderName::from_bytes(field.name(buf));
+        let value = HeaderValue::from_bytes(field.value(buf));
+        if let (Ok(name), Ok(value)) = (name, value) {
+            headers.append(name, value);
+        }
+    }
+    response.into_parts().0
 }
 
 /// Hipache answers the probe as plain text.

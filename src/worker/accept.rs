@@ -215,7 +215,6 @@ mod tests {
     use super::*;
     use crate::error_page::ErrorPages;
     use crate::h1::pool::BackendPool;
-    use crate::proxy::client::BackendClient;
     use crate::routes::file::FileRoutes;
 
     /// Every open connection holds its task's future for as long as it lives: what a thousand
@@ -234,7 +233,6 @@ mod tests {
             let proxy = Rc::new(Proxy {
                 routes: FileRoutes::open(&path, second).unwrap(),
                 pool: BackendPool::new(true, 10, second),
-                client: BackendClient::new(true, 10, second),
                 pages: ErrorPages::bundled(),
                 access_log: None,
                 retry_on_error: 1,

@@ -22,7 +22,6 @@ use crate::error_page::ErrorPages;
 use crate::h1::open::OpenCount;
 use crate::h1::pool::BackendPool;
 use crate::master::listeners::Listener;
-use crate::proxy::client::BackendClient;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
@@ -149,11 +148,6 @@ async fn serve_with<S: RouteSource, R>(
     let proxy = Rc::new(Proxy {
         routes,
         pool: BackendPool::new(
-            server.http_keep_alive,
-            server.max_sockets,
-            server.tcp_timeout,
-        ),
-        client: BackendClient::new(
             server.http_keep_alive,
             server.max_sockets,
             server.tcp_timeout,

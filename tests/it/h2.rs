@@ -2,7 +2,7 @@
 //! forwarded to HTTP/1.1 backends and routed by `:authority` as by `Host`.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
@@ -98,4 +98,59 @@ fn http2_to_an_unknown_authority_gets_the_400_page() {
         get(tcp, "http://nobody.test/").await
     });
     assert_eq!(status, 400);
+}
+
+#[test]
+fn http2_bodies_stream_both_ways_and_backend_connections_are_reused() {
+    let redis = RedisServer::start();
+    let backend = Backend::builder().name("big").big_body(1 << 20).start();
+    redis.frontend("h2big.test", "h2big", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({"server": {"httpKeepAlive": true}}));
+    let hipache = Hipache::start(config);
+
+    let received = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("http/2 handshake with hipache");
+        tokio::spawn(connection);
+        let mut received = Vec::new();
+        for _ in 0..2 {
+            // Three 100 KiB frames and no length: over the replay limit, sent on in chunks.
+            let frames = (0..3).map(|_| {
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(
+                    vec![b'x'; 100 * 1024],
+                )))
+            });
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            let request = hyper::Request::post("http://h2big.test/up")
+                .body(body)
+                .unwrap();
+            let response = sender.send_request(request).await.expect("http/2 response");
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            received.push(body.len());
+        }
+        received
+    });
+
+    assert_eq!(received, [1 << 20, 1 << 20]);
+    let seen = backend.requests();
+    assert_eq!(seen.len(), 2);
+    for request in &seen {
+        assert_eq!(request.body_len, 300 * 1024);
+        assert_eq!(request.header("transfer-encoding"), Some("chunked"));
+    }
+    assert_eq!(
+        (seen[0].connection, seen[1].connection),
+        (0, 0),
+        "the second request reuses the first one's backend connection"
+    );
+    let lines = hipache.wait_access_log_lines(2);
+    assert!(
+        lines[0].contains("\"POST /up HTTP/2.0\" 200 1048576 "),
+        "{lines:?}"
+    );
 }

@@ -166,3 +166,25 @@ fn http_dates() {
     decimal(&mut out, 18_446_744_073_709_551_615);
     assert_eq!(out, b"018446744073709551615");
 }
+
+#[test]
+fn requests_from_http2_parts_and_chunk_heads() {
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/up?x")
+        .header("host", "a.test")
+        .body(())
+        .unwrap();
+    let (parts, ()) = request.into_parts();
+    let mut out = Vec::new();
+    request_from_parts(&mut out, &parts, true);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "POST /up?x HTTP/1.1\r\nhost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    chunk_head(&mut out, 0);
+    chunk_head(&mut out, 255);
+    chunk_head(&mut out, 0x1_0000);
+    assert_eq!(out, b"0\r\nff\r\n10000\r\n");
+}
