@@ -20,6 +20,8 @@ mod h2;
 #[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
+mod http1;
+#[cfg(test)]
 mod processes;
 #[cfg(test)]
 mod routing;
