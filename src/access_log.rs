@@ -236,6 +236,11 @@ pub struct PendingLine {
 }
 
 impl PendingLine {
+    /// The status the client got after all, when it is not the backend's.
+    pub fn set_status(&mut self, status: u16) {
+        self.status = status;
+    }
+
     pub fn write(&self, bytes: u64) {
         let now = Instant::now();
         let request = &self.request;

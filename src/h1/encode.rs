@@ -18,10 +18,11 @@ use crate::proxy::headers::{self, DebugInfo, Forwarded};
 /// How the response body reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientFraming {
-    /// The backend's own `Content-Length` (or no body) passes through.
+    /// The backend's `Content-Length` (or no body, or a close) delimits it.
     AsSent,
-    /// The backend's chunks pass through: `Transfer-Encoding: chunked` is ours to write.
-    Chunked,
+    /// The body passes as the backend coded it (chunks...), and so do its `Transfer-Encoding`
+    /// fields, which are otherwise hop-by-hop.
+    Coded,
 }
 
 /// What the `Connection` header of a response to the client says.
@@ -78,7 +79,7 @@ pub fn request_for_backend(
         }
     }
     if head.framing == Framing::Chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        transfer_encoding(out, &head.fields, buf);
     }
     match head.upgrade(buf) {
         Some(protocol) => {
@@ -145,12 +146,14 @@ pub fn response_for_client(
     };
     status_line(out, client_minor, head.status, reason);
     for f in &head.fields {
-        if fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers) {
+        let meaningless = f.kind == Kind::ContentLength && head.coded;
+        if !meaningless && fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers)
+        {
             field(out, f.name(buf), f.value(buf));
         }
     }
-    if framing == ClientFraming::Chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    if framing == ClientFraming::Coded {
+        transfer_encoding(out, &head.fields, buf);
     }
     match persistence {
         Persistence::Upgrade => {
@@ -227,6 +230,14 @@ pub fn unreadable_request(out: &mut Vec<u8>, status: StatusCode) {
 
 /// `100 Continue`, sent before reading the body of a request that expects it.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The message's own `Transfer-Encoding` fields, as they came: the codings they name (gzip,
+/// then chunked) stay on the body that passes through.
+fn transfer_encoding(out: &mut Vec<u8>, fields: &[fields::Field], buf: &[u8]) {
+    for f in fields.iter().filter(|f| f.kind == Kind::TransferEncoding) {
+        field(out, f.name(buf), f.value(buf));
+    }
+}
 
 fn status_line(out: &mut Vec<u8>, minor: u8, status: u16, reason: &[u8]) {
     out.extend_from_slice(if minor == 0 {

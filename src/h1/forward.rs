@@ -44,6 +44,8 @@ enum Failure {
     Backend(ProxyError),
     /// The client's side broke: nobody is left to answer.
     Client,
+    /// The client's chunked body is not valid chunked coding.
+    InvalidBody,
 }
 
 /// The backend that answered, and when its attempt began.
@@ -86,8 +88,9 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 head.user_agent(buf),
             )
         });
-        let Some(body) = self.read_small_body(&head).await else {
-            return Next::Close;
+        let body = match self.read_small_body(&head).await {
+            Ok(body) => body,
+            Err(failure) => return self.give_up(failure).await,
         };
         let mut attempts = Attempts::new(&frontend.backends, &dead, self.proxy.retry_on_error);
         let mut failure = None;
@@ -105,7 +108,6 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                     };
                     return self.relay(&head, body, &request, tried, answer, line).await;
                 }
-                Err(Failure::Client) => return Next::Close,
                 Err(Failure::Backend(error)) => {
                     self.proxy
                         .note_failure(&request.host, &frontend, backend, error);
@@ -114,6 +116,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                         break;
                     }
                 }
+                Err(failure) => return self.give_up(failure).await,
             }
         }
         let error = match failure {
@@ -138,26 +141,42 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         self.finish(consumed(&head, body), written && !close)
     }
 
-    /// Reads a small body whole (answering `100-continue` first if it is still to come);
-    /// `None` if the client left meanwhile.
-    async fn read_small_body(&mut self, head: &RequestHead) -> Option<Body> {
+    /// Ends an exchange the client broke: a 400 for a body that is not valid chunked coding,
+    /// nothing for a client that left. Either way the connection closes.
+    async fn give_up(&mut self, failure: Failure) -> Next {
+        if let Failure::InvalidBody = failure {
+            tracing::debug!(peer = %self.client.peer, "invalid chunked request body");
+            let mut out = Vec::with_capacity(128);
+            encode::unreadable_request(&mut out, http::StatusCode::BAD_REQUEST);
+            let _ = write_within(&mut self.io, &out, self.proxy.idle_timeout).await;
+        }
+        Next::Close
+    }
+
+    /// Reads a small body whole (answering `100-continue` first if it is still to come).
+    async fn read_small_body(&mut self, head: &RequestHead) -> Result<Body, Failure> {
         let length = match head.framing {
             Framing::Length(n) if n <= REPLAY_LIMIT_BYTES => n as usize,
             Framing::Chunked => {
                 let mut decoder = Decoder::default();
-                let whole = decoder.advance(&self.buf[head.len..], |_| {}).ok()?;
-                return Some(match whole.done {
+                let whole = decoder
+                    .advance(&self.buf[head.len..], |_| {})
+                    .map_err(|_| Failure::InvalidBody)?;
+                return Ok(match whole.done {
                     true => Body::Buffered {
                         end: head.len + whole.consumed,
                     },
                     false => Body::Stream,
                 });
             }
-            Framing::Length(_) => return Some(Body::Stream),
+            Framing::Length(_) => return Ok(Body::Stream),
         };
         let end = head.len + length;
         if self.buf.len() < end && head.expects_continue {
-            self.io.write_all(encode::CONTINUE).await.ok()?;
+            self.io
+                .write_all(encode::CONTINUE)
+                .await
+                .map_err(|_| Failure::Client)?;
         }
         while self.buf.len() < end {
             self.buf.reserve(end - self.buf.len());
@@ -165,10 +184,10 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 tokio::time::timeout(self.proxy.idle_timeout, self.io.read_buf(&mut self.buf));
             match read.await {
                 Ok(Ok(n)) if n > 0 => {}
-                _ => return None,
+                _ => return Err(Failure::Client),
             }
         }
-        Some(Body::Buffered { end })
+        Ok(Body::Buffered { end })
     }
 
     /// Sends the request to `backend` and reads its response head.
@@ -285,7 +304,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 None => {
                     let progress = decoder
                         .advance(available, |_| {})
-                        .map_err(|_| Err(Failure::Client))?;
+                        .map_err(|_| Err(Failure::InvalidBody))?;
                     (progress.consumed, progress.done)
                 }
             };
@@ -372,9 +391,9 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             return Next::Close;
         }
         let dechunk = response.framing == response::Framing::Chunked && head.minor == 0;
-        let client_framing = match response.framing {
-            response::Framing::Chunked if !dechunk => ClientFraming::Chunked,
-            _ => ClientFraming::AsSent,
+        let client_framing = match response.coded && head.minor == 1 {
+            true => ClientFraming::Coded,
+            false => ClientFraming::AsSent,
         };
         let close = !self.keeps_alive(head)
             || response.framing == response::Framing::UntilClose
@@ -396,11 +415,26 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         );
         let mut body_relay = BodyRelay::new(response.framing, dechunk);
         let mut start = response.len;
+        let mut head_sent = false;
         let complete = loop {
             let input = &backend_buf[start..];
             let Ok(taken) = body_relay.take(input, &mut out) else {
+                tracing::warn!(host = %request.host, backend = %backend.url, "backend sent invalid chunks");
+                if !head_sent {
+                    // Nothing reached the client yet: it can still have an honest answer.
+                    let error = ProxyError::BackendIo { replayable: false };
+                    let page = proxy.pages.body(error.status(), error.reason());
+                    let debug = head.debug.then(|| error.reason());
+                    self.write_generated(head, error.status(), &page, true, debug)
+                        .await;
+                    if let Some(mut line) = line.take() {
+                        line.set_status(error.status().as_u16());
+                        line.write(page.size() as u64);
+                    }
+                }
                 break false;
             };
+            head_sent = true;
             // The head and a first piece go out in one write; later pieces straight from the
             // backend's buffer, uncopied.
             let piece = if out.is_empty() {

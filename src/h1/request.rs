@@ -65,7 +65,9 @@ impl RequestHead {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         let len = match request.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
+            // A head that completes in one read past the limit is as large as one that does not.
+            Ok(httparse::Status::Complete(_)) => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
                 return Err(HeadError::TooLarge)
             }
@@ -113,9 +115,10 @@ impl RequestHead {
                 }
                 Kind::Connection => head.connection.add(header.value),
                 Kind::Upgrade => head.upgrade = Some(index),
+                // HTTP/1.0 knows no expectations (RFC 9110 §10.1.1): the field just passes on.
                 Kind::Expect => {
-                    head.expects_continue =
-                        fields::trim(header.value).eq_ignore_ascii_case(b"100-continue")
+                    head.expects_continue = minor == 1
+                        && fields::trim(header.value).eq_ignore_ascii_case(b"100-continue")
                 }
                 Kind::XDebug => head.debug = true,
                 Kind::XForwardedFor => head.forwarded.for_ = true,
@@ -254,6 +257,12 @@ mod tests {
         let mut long = b"GET /".to_vec();
         long.extend_from_slice(&big);
         assert_eq!(parse(&long).unwrap_err(), HeadError::TooLarge);
+        long.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            parse(&long).unwrap_err(),
+            HeadError::TooLarge,
+            "complete but too long"
+        );
     }
 
     #[test]
@@ -292,6 +301,13 @@ mod tests {
         ] {
             assert_eq!(parse(text).unwrap_err(), HeadError::Malformed);
         }
+    }
+
+    #[test]
+    fn only_http11_expects_continue() {
+        let expects = |text: &[u8]| parse(text).unwrap().unwrap().expects_continue;
+        assert!(expects(b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\n\r\n"));
+        assert!(!expects(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"));
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct ResponseHead {
     pub fields: Vec<Field>,
     pub framing: Framing,
     pub connection: ConnectionTokens,
+    /// It carries `Transfer-Encoding`, which passes on with the body it describes; a
+    /// `Content-Length` beside it is then meaningless and is not (RFC 9112 §6.3).
+    pub coded: bool,
     /// The backend keeps the connection open after this response.
     pub reusable: bool,
     pub retry_after: bool,
@@ -46,8 +49,9 @@ impl ResponseHead {
             .allow_spaces_after_header_name_in_responses(true)
             .parse_response(&mut response, buf);
         let len = match parsed {
-            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
+            Ok(httparse::Status::Complete(_)) => return Err(InvalidResponse),
             Ok(httparse::Status::Partial) | Err(_) => return Err(InvalidResponse),
         };
         let (Some(status), Some(minor)) = (response.code, response.version) else {
@@ -65,6 +69,7 @@ impl ResponseHead {
             fields: Vec::with_capacity(response.headers.len()),
             framing: Framing::UntilClose,
             connection: ConnectionTokens::default(),
+            coded: false,
             reusable: false,
             retry_after: false,
             upgrade: None,
@@ -90,6 +95,7 @@ impl ResponseHead {
             }
             head.fields.push(field);
         }
+        head.coded = coded;
         let bodiless = head_request || (100..200).contains(&status) || matches!(status, 204 | 304);
         // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length; an unknown coding reads
         // until close.

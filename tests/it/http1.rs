@@ -556,7 +556,6 @@ fn unknown_host_with_a_body_gets_the_400_page_and_a_close() {
 }
 
 #[test]
-#[ignore = "proxy bug: a backend's Content-Length beside chunked is passed on (src/h1/encode.rs)"]
 fn backend_length_beside_chunked_is_dropped_for_both_versions() {
     let redis = RedisServer::start();
     let backend = RawBackend::start(|peer| {
@@ -575,4 +574,42 @@ fn backend_length_beside_chunked_is_dropped_for_both_versions() {
         assert_eq!(answer.header("content-length"), None, "{answer:?}");
         assert_eq!(answer.text(), "hello", "{answer:?}");
     }
+}
+
+#[test]
+fn invalid_chunks_get_400_from_a_client_and_502_from_a_backend() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+            );
+        }
+    });
+    let hipache = proxy_to(&redis, "chunks.local", &backend.url());
+
+    let mut client = Wire::open(hipache.addr());
+    client.write(
+        b"POST / HTTP/1.1\r\nHost: chunks.local\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    let refused = client.answer();
+    assert_eq!(refused.line, "HTTP/1.1 400 Bad Request");
+    client.assert_closed();
+    assert_eq!(
+        backend.connections(),
+        0,
+        "the backend never saw the bad body"
+    );
+
+    let mut client = Wire::open(hipache.addr());
+    client.write(b"GET / HTTP/1.1\r\nHost: chunks.local\r\n\r\n");
+    let answer = client.answer();
+    assert_eq!(answer.line, "HTTP/1.1 502 Bad Gateway");
+    assert!(
+        answer.text().contains("Application Not Responding"),
+        "{}",
+        answer.text()
+    );
+    assert_eq!(answer.header("connection"), Some("close"));
+    client.assert_closed();
 }

@@ -82,10 +82,15 @@ fn client_response_keeps_fields_and_writes_its_own_framing() {
         client_response(text, 0, ClientFraming::AsSent, Persistence::KeepAlive),
         "HTTP/1.0 200 Fine\r\nContent-Length: 2\r\nX-A: 1\r\nConnection: keep-alive\r\n\r\n"
     );
-    let chunked = b"HTTP/1.1 201\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let chunked = b"HTTP/1.1 201\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
     assert_eq!(
-        client_response(chunked, 1, ClientFraming::Chunked, Persistence::Close),
-        "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        client_response(chunked, 1, ClientFraming::Coded, Persistence::Close),
+        "HTTP/1.1 201 Created\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n",
+        "the codings pass on; a length beside them is dropped"
+    );
+    assert_eq!(
+        client_response(chunked, 0, ClientFraming::AsSent, Persistence::Close),
+        "HTTP/1.0 201 Created\r\nConnection: close\r\n\r\n"
     );
     let switch =
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
