@@ -214,9 +214,9 @@ pub fn generated_response(
     out.extend_from_slice(body);
 }
 
-/// The answer to a request that could not be read (400) or was too large (431): no page, and
-/// the connection closes after it, since where the next request starts is unknown.
-pub fn unreadable_request(out: &mut Vec<u8>, status: StatusCode) {
+/// The answer to a request that could not be read (400), was too large (431) or is refused
+/// (405 for CONNECT): no page, and the connection closes after it.
+pub fn refusal(out: &mut Vec<u8>, status: StatusCode) {
     status_line(
         out,
         1,

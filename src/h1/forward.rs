@@ -146,9 +146,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     async fn give_up(&mut self, failure: Failure) -> Next {
         if let Failure::InvalidBody = failure {
             tracing::debug!(peer = %self.client.peer, "invalid chunked request body");
-            let mut out = Vec::with_capacity(128);
-            encode::unreadable_request(&mut out, http::StatusCode::BAD_REQUEST);
-            let _ = write_within(&mut self.io, &out, self.proxy.idle_timeout).await;
+            return self.refuse(http::StatusCode::BAD_REQUEST).await;
         }
         Next::Close
     }

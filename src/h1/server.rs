@@ -150,6 +150,10 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             Ok(head) => head,
             Err(next) => return next,
         };
+        if head.method(&self.buf) == b"CONNECT" {
+            // A reverse proxy tunnels to no address a client names.
+            return self.refuse(StatusCode::METHOD_NOT_ALLOWED).await;
+        }
         let host = head
             .host(&self.buf)
             .and_then(|host| std::str::from_utf8(host).ok());
@@ -178,10 +182,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                             HeadError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                         };
                         tracing::debug!(peer = %self.client.peer, %status, "unreadable request");
-                        let mut out = Vec::with_capacity(128);
-                        encode::unreadable_request(&mut out, status);
-                        let _ = self.io.write_all(&out).await;
-                        return Err(Next::Close);
+                        return Err(self.refuse(status).await);
                     }
                 }
             }
@@ -191,6 +192,14 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 Ok(Ok(_)) => {}
             }
         }
+    }
+
+    /// Refuses a request with a bare `status` and closes: what follows it cannot be trusted.
+    pub(super) async fn refuse(&mut self, status: StatusCode) -> Next {
+        let mut out = Vec::with_capacity(128);
+        encode::refusal(&mut out, status);
+        let _ = write_within(&mut self.io, &out, self.proxy.idle_timeout).await;
+        Next::Close
     }
 
     /// Answers a request that reached no backend: no access log line, as in Hipache.

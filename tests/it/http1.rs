@@ -613,3 +613,15 @@ fn invalid_chunks_get_400_from_a_client_and_502_from_a_backend() {
     assert_eq!(answer.header("connection"), Some("close"));
     client.assert_closed();
 }
+
+#[test]
+fn connect_is_refused_with_405_and_reaches_no_backend() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("inner");
+    let hipache = proxy_to(&redis, "connect.local", &backend.url());
+    let mut client = Wire::open(hipache.addr());
+    client.write(b"CONNECT connect.local:443 HTTP/1.1\r\nHost: connect.local:443\r\n\r\n");
+    assert_eq!(client.answer().line, "HTTP/1.1 405 Method Not Allowed");
+    client.assert_closed();
+    assert_eq!(backend.request_count(), 0);
+}
