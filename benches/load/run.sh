@@ -10,6 +10,8 @@
 #   WRK_THREADS [2]  FRONTENDS [100000]  IDLE_CONNS [1000]  ACCESS_LOG [on|off]
 #   NGINX_KEEPALIVE [64]  HIPACHE_BIN [build with cargo]  RESULTS_TSV [file for raw per-run rows]
 #   PERF_OUT [unset]  a file: record hipache with perf during round 1's ka64 run, write the report
+#   PERF_PROFILE [ka64]  PERF_TARGET [hipache]  which run PERF_OUT records (e.g. scale and
+#                  "hipache 100000 hosts")
 #   SCALE_WARMUP [30; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
 set -euo pipefail
@@ -35,6 +37,8 @@ ACCESS_LOG=${ACCESS_LOG:-on}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
 RESULTS_TSV=${RESULTS_TSV:-}
 PERF_OUT=${PERF_OUT:-}
+PERF_PROFILE=${PERF_PROFILE:-ka64}
+PERF_TARGET=${PERF_TARGET:-hipache}
 HOST=bench.local
 
 log() { printf '%s\n' "$*" >&2; }
@@ -261,7 +265,7 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
         timeout $((WARMUP + 30)) wrk -d "${WARMUP}s" "${args[@]}" >/dev/null 2>&1 || true
     fi
     local perf_pid=''
-    if [[ -n $PERF_OUT && $profile == ka64 && $target == hipache && $round == 1 ]]; then
+    if [[ -n $PERF_OUT && $profile == "$PERF_PROFILE" && $target == "$PERF_TARGET" && $round == 1 ]]; then
         # cpu-clock, not cycles: hardware counters are often missing in VMs. DWARF unwinding,
         # since the release profile keeps debug info but no frame pointers. The workers serve,
         # not the master: record the master's children.
@@ -307,7 +311,7 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
 write_perf_report() { # the flat profile, then inclusive costs of hipache's and its libraries' code
     # `head` closes the pipes early: a SIGPIPE'd perf report is expected, hence the `|| true`s.
     {
-        echo "# perf: hipache, ka64, round 1 ($(date -u '+%Y-%m-%d %H:%M UTC'), rev $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null))"
+        echo "# perf: $PERF_TARGET, $PERF_PROFILE, round 1 ($(date -u '+%Y-%m-%d %H:%M UTC'), rev $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null))"
         echo "## self time by shared object"
         perf report -i "$WORK/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null | grep '%' || true
         echo "## self time by symbol (top 40)"
