@@ -12,7 +12,7 @@
 #   PERF_OUT [unset]  a file: record hipache with perf during round 1's ka64 run, write the report
 #   PERF_PROFILE [ka64]  PERF_TARGET [hipache]  which run PERF_OUT records (e.g. scale and
 #                  "hipache 100000 hosts")
-#   SCALE_WARMUP [30; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
+#   SCALE_WARMUP [60; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
 set -euo pipefail
 
@@ -23,7 +23,7 @@ if [[ ${QUICK:-0} == 1 ]]; then
     DURATION=${DURATION:-2} WARMUP=${WARMUP:-1} ROUNDS=${ROUNDS:-1} IDLE_HOLD=${IDLE_HOLD:-2}
     SCALE_WARMUP=${SCALE_WARMUP:-3}
 fi
-SCALE_WARMUP=${SCALE_WARMUP:-30}
+SCALE_WARMUP=${SCALE_WARMUP:-60}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-2}
