@@ -68,6 +68,9 @@ fn run_worker(config: Config) -> anyhow::Result<i32> {
     if nix::unistd::getppid() == nix::unistd::Pid::from_raw(1) {
         anyhow::bail!("the master exited before this worker started");
     }
+    // Started as /proc/self/exe, the kernel names us `exe`: `top` and `pkill hipache` should
+    // find workers by the name operators know. A failure only costs the name.
+    let _ = nix::sys::prctl::set_name(c"hipache");
     let listeners = inherit::listeners()?;
     let link = inherit::MasterLink::inherited();
     // Read before privileges are dropped: keys are often readable by root only.

@@ -69,7 +69,12 @@ pub fn spawn_worker<'a>(
     // master right after the spawn, before any other child is started.
     make_inheritable(&write_end)?;
     // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
+    // argv[0] stays the master's, so `ps` shows `hipache --worker ...`.
+    let name = std::env::args_os()
+        .next()
+        .unwrap_or_else(|| "hipache".into());
     let child = Command::new("/proc/self/exe")
+        .arg0(name)
         .arg("--worker")
         .arg("--config")
         .arg(config)
