@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::ascii;
 use crate::routes::Frontend;
 
 /// How long a line may wait in the buffer before it reaches the file.
@@ -39,77 +41,42 @@ pub struct Entry<'a> {
     pub backend: Duration,
 }
 
-pub(crate) const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+thread_local! {
+    /// The worker's current second as the log writes it.
+    static LOG_TIME: ascii::PerSecond<20> = const { ascii::PerSecond::new(ascii::log_time) };
+}
 
 /// Appends one line, newline included, to `out`.
 pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
-    // Writing into a Vec cannot fail; the results below are ignored for that reason.
-    match entry.client {
-        IpAddr::V4(v4) => {
-            let _ = write!(out, "::ffff:{v4}");
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
+    ascii::client_address(out, entry.client);
     out.extend_from_slice(b" - - [");
-    write_time(out, entry.time);
+    let secs = entry
+        .time
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LOG_TIME.with(|time| time.write(out, secs));
     out.extend_from_slice(b" +0000] \"");
     out.extend_from_slice(entry.method);
     out.push(b' ');
     out.extend_from_slice(entry.uri);
-    let _ = write!(
-        out,
-        " HTTP/{}\" {} {} \"",
-        entry.version, entry.status, entry.bytes
-    );
+    out.extend_from_slice(b" HTTP/");
+    out.extend_from_slice(entry.version.as_bytes());
+    out.extend_from_slice(b"\" ");
+    ascii::decimal(out, u64::from(entry.status));
+    out.push(b' ');
+    ascii::decimal(out, entry.bytes);
+    out.extend_from_slice(b" \"");
     out.extend_from_slice(entry.referer);
     out.extend_from_slice(b"\" \"");
     out.extend_from_slice(entry.user_agent);
     out.extend_from_slice(b"\" \"");
     out.extend_from_slice(entry.frontend_id.as_bytes());
-    let _ = writeln!(
-        out,
-        "\" {} {}",
-        seconds(entry.total),
-        seconds(entry.backend)
-    );
-}
-
-/// Hipache prints `milliseconds / 1000` as a JavaScript number: `0`, `0.012`, `1.5`.
-fn seconds(duration: Duration) -> f64 {
-    duration.as_millis() as f64 / 1000.0
-}
-
-/// `24/Nov/2026:02:30:12` in UTC.
-fn write_time(out: &mut Vec<u8>, time: SystemTime) {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02}",
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), Howard Hinnant's algorithm.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    out.extend_from_slice(b"\" ");
+    // Hipache prints `milliseconds / 1000` as a JavaScript number: `0`, `0.012`, `1.5`.
+    ascii::seconds_from_millis(out, entry.total.as_millis() as u64);
+    out.push(b' ');
+    ascii::seconds_from_millis(out, entry.backend.as_millis() as u64);
+    out.push(b'\n');
 }
 
 /// A worker's access log file with its pending lines. Single-threaded: owned by one worker.
@@ -319,13 +286,6 @@ mod tests {
             line.ends_with("\"\" \"\" \"vhost-identifier\" 1.5 0\n"),
             "{line}"
         );
-    }
-
-    #[test]
-    fn calendar_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
     }
 
     #[test]

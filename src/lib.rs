@@ -9,6 +9,7 @@
 //! ```
 
 pub mod access_log;
+pub mod ascii;
 pub mod balancer;
 pub mod cli;
 pub mod config;

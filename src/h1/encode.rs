@@ -4,7 +4,6 @@
 //! Fields pass through as the peer wrote them, byte for byte, except the hop-by-hop ones; the
 //! framing and connection headers of each hop are written here, never copied.
 
-use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::StatusCode;
@@ -12,6 +11,7 @@ use http::StatusCode;
 use super::fields::{self, Kind};
 use super::request::{Framing, RequestHead};
 use super::response::ResponseHead;
+use crate::ascii;
 use crate::error_page::PageBody;
 use crate::proxy::headers::{self, DebugInfo, Forwarded};
 
@@ -273,22 +273,8 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 fn content_length(out: &mut Vec<u8>, length: usize) {
     out.extend_from_slice(b"Content-Length: ");
-    decimal(out, length as u64);
+    ascii::decimal(out, length as u64);
     out.extend_from_slice(b"\r\n");
-}
-
-fn decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 /// `X-Debug-*` response fields. Values from Redis that could break the head (CR, LF, other
@@ -307,7 +293,7 @@ fn debug_fields(out: &mut Vec<u8>, debug: &DebugInfo<'_>) {
     let number = |out: &mut Vec<u8>, name: &http::HeaderName, value: u64| {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
-        decimal(out, value);
+        ascii::decimal(out, value);
         out.extend_from_slice(b"\r\n");
     };
     field(
@@ -336,7 +322,7 @@ fn canonical_reason(status: u16) -> &'static str {
 
 thread_local! {
     /// The `Date` field of the current second: formatted once per second per worker.
-    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+    static DATE: ascii::PerSecond<29> = const { ascii::PerSecond::new(ascii::http_date) };
 }
 
 /// `Date: Tue, 01 Dec 2026 08:04:31 GMT` (RFC 9110 §5.6.7).
@@ -344,31 +330,9 @@ fn date(out: &mut Vec<u8>) {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    DATE.with_borrow_mut(|(second, text)| {
-        if *second != now {
-            *second = now;
-            *text = http_date(now);
-        }
-        field(out, b"Date", &text[..]);
-    });
-}
-
-fn http_date(secs: u64) -> [u8; 29] {
-    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = crate::access_log::civil_from_days(days as i64);
-    let mut text = *b"Thu, 01 Jan 1970 00:00:00 GMT";
-    text[..3].copy_from_slice(DAYS[(days % 7) as usize]);
-    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
-    text[5..7].copy_from_slice(&two(u64::from(day)));
-    text[8..11].copy_from_slice(crate::access_log::MONTHS[(month - 1) as usize].as_bytes());
-    let year = year.clamp(0, 9999) as u64;
-    text[12..14].copy_from_slice(&two(year / 100));
-    text[14..16].copy_from_slice(&two(year));
-    text[17..19].copy_from_slice(&two(rem / 3600));
-    text[20..22].copy_from_slice(&two(rem % 3600 / 60));
-    text[23..25].copy_from_slice(&two(rem % 60));
-    text
+    out.extend_from_slice(b"Date: ");
+    DATE.with(|date| date.write(out, now));
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -37,13 +37,11 @@ pub struct Forwarded {
 
 impl Forwarded {
     pub fn new(client: IpAddr, tls: bool, local_port: u16) -> Self {
-        let client = match client {
-            IpAddr::V4(v4) => format!("::ffff:{v4}"),
-            IpAddr::V6(v6) => v6.to_string(),
-        };
+        let mut text = Vec::with_capacity(45);
+        crate::ascii::client_address(&mut text, client);
         Self {
             // cannot fail: an IP address is visible ASCII
-            client: HeaderValue::try_from(client).unwrap_or(HeaderValue::from_static("unknown")),
+            client: HeaderValue::try_from(text).unwrap_or(HeaderValue::from_static("unknown")),
             proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
             port: HeaderValue::from(local_port),
         }
