@@ -28,8 +28,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// A client stream the engine can serve: plain TCP, or TLS that chose HTTP/1.1.
 pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
-    /// Waits until a read would make progress. Plain TCP waits for readiness without a buffer;
-    /// TLS answers at once (rustls holds its own buffers, and its reads wait for a record).
+    /// Waits, holding no buffer, until a read would make progress.
     fn ready(&self) -> impl Future<Output = io::Result<()>>;
 }
 
@@ -41,7 +40,14 @@ impl ClientStream for TcpStream {
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
     async fn ready(&self) -> io::Result<()> {
-        Ok(())
+        let (tcp, tls) = self.get_ref();
+        // With no plaintext left in rustls (each read processes every whole record it has),
+        // the next request needs bytes from the socket; otherwise it is already here.
+        if tls.wants_read() {
+            tcp.readable().await
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -124,6 +124,66 @@ fn https_requests_are_forwarded_with_https_headers() {
     assert_eq!(seen.header("x-forwarded-port"), Some(port.as_str()));
 }
 
+#[test]
+fn one_tls_connection_carries_pipelined_and_later_requests() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("keep.test", "keep", &[&backend.url()]);
+    let config = Config::redis(&redis);
+    let (key, cert) = tls::cert(&["keep.test"]).write(config.dir(), "server");
+    let hipache = Hipache::start(config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
+    })));
+
+    let (pipelined, last) = runtime().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tls::connect(hipache.https_addr(), "keep.test", &[b"http/1.1"]).await;
+        // Two requests in one record: the second is already decrypted when the first is done.
+        let request = b"GET /1 HTTP/1.1\r\nHost: keep.test\r\n\r\n";
+        stream
+            .write_all(&[&request[..], request].concat())
+            .await
+            .unwrap();
+        let mut pipelined = Vec::new();
+        let mut piece = [0u8; 4096];
+        while String::from_utf8_lossy(&pipelined)
+            .matches("\r\n\r\nb1")
+            .count()
+            < 2
+        {
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut piece));
+            let n = read.await.expect("answers within 10 s").unwrap();
+            assert!(
+                n > 0,
+                "closed after {:?}",
+                String::from_utf8_lossy(&pipelined)
+            );
+            pipelined.extend_from_slice(&piece[..n]);
+        }
+        // Then the connection waits idle, and serves one more.
+        stream
+            .write_all(b"GET /3 HTTP/1.1\r\nHost: keep.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut last = Vec::new();
+        let _ = stream.read_to_end(&mut last).await;
+        (
+            String::from_utf8_lossy(&pipelined).into_owned(),
+            String::from_utf8_lossy(&last).into_owned(),
+        )
+    });
+    assert_eq!(
+        pipelined.matches("HTTP/1.1 200 OK").count(),
+        2,
+        "{pipelined}"
+    );
+    assert!(
+        last.starts_with("HTTP/1.1 200") && last.ends_with("b1"),
+        "{last}"
+    );
+    assert_eq!(backend.request_count(), 3);
+}
+
 fn startup_error(key: &TestCert, cert: &TestCert) -> (String, std::path::PathBuf) {
     let redis = RedisServer::start();
     let config = Config::redis(&redis);
