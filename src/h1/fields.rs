@@ -161,6 +161,42 @@ pub fn is_forwarded(field: &Field, fields: &[Field], buf: &[u8], lists_headers: 
         && listed_in_connection(fields, buf, field.name(buf)))
 }
 
+/// What a message's `Content-Length` and `Transfer-Encoding` fields say, gathered field by field;
+/// each parser then decides its framing from it by its own rules (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodyFields {
+    pub length: Option<u64>,
+    /// Some `Transfer-Encoding` field is present.
+    pub coded: bool,
+    /// The last transfer coding is `chunked`.
+    pub chunked: bool,
+}
+
+/// A `Content-Length` that is not a number, or two that disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadLength;
+
+impl BodyFields {
+    /// Takes in `value` if `kind` is a framing field; other fields are ignored.
+    pub fn add(&mut self, kind: Kind, value: &[u8]) -> Result<(), BadLength> {
+        match kind {
+            Kind::ContentLength => {
+                let n = content_length(value).ok_or(BadLength)?;
+                if self.length.is_some_and(|before| before != n) {
+                    return Err(BadLength);
+                }
+                self.length = Some(n);
+            }
+            Kind::TransferEncoding => {
+                self.coded = true;
+                self.chunked = ends_with_chunked(value);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
 /// Parses a `Content-Length` value: digits only (RFC 9110 §8.6).
 pub fn content_length(value: &[u8]) -> Option<u64> {
     let value = trim(value);
@@ -220,6 +256,20 @@ mod tests {
         let fields = [Field::locate(buf, &buf[..10], &buf[12..])];
         assert!(listed_in_connection(&fields, buf, b"x-secret"));
         assert!(!listed_in_connection(&fields, buf, b"x-other"));
+    }
+
+    #[test]
+    fn body_fields_gather_length_and_codings() {
+        let mut body = BodyFields::default();
+        body.add(Kind::ContentLength, b"5").unwrap();
+        body.add(Kind::ContentLength, b" 5").unwrap();
+        body.add(Kind::Host, b"x").unwrap();
+        assert_eq!(body.add(Kind::ContentLength, b"6"), Err(BadLength));
+        body.add(Kind::TransferEncoding, b"gzip, chunked").unwrap();
+        assert_eq!(
+            (body.length, body.coded, body.chunked),
+            (Some(5), true, true)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `Content-Length`, with a transfer coding that does not end in `chunked`, or with two different
 //! lengths, is refused (request smuggling lives in the disagreement between two parsers).
 
-use super::fields::{self, ConnectionTokens, Field, Kind};
+use super::fields::{self, BadLength, BodyFields, ConnectionTokens, Field, Kind};
 
 /// Most header fields a request may carry (hyper's limit too); more is a 431.
 pub const MAX_HEADERS: usize = 100;
@@ -96,23 +96,15 @@ impl RequestHead {
             referer: None,
             user_agent: None,
         };
-        let (mut length, mut chunked, mut coded) = (None, false, false);
+        let mut body = BodyFields::default();
         for header in request.headers.iter() {
             let field = Field::locate(buf, header.name.as_bytes(), header.value);
             let index = head.fields.len();
+            body.add(field.kind, header.value)
+                .map_err(|BadLength| HeadError::Malformed)?;
             match field.kind {
                 Kind::Host if head.host.is_some() => return Err(HeadError::Malformed),
                 Kind::Host => head.host = Some(index),
-                Kind::ContentLength => {
-                    let n = fields::content_length(header.value).ok_or(HeadError::Malformed)?;
-                    if length.replace(n).is_some_and(|before| before != n) {
-                        return Err(HeadError::Malformed);
-                    }
-                }
-                Kind::TransferEncoding => {
-                    coded = true;
-                    chunked = fields::ends_with_chunked(header.value);
-                }
                 Kind::Connection => head.connection.add(header.value),
                 Kind::Upgrade => head.upgrade = Some(index),
                 // HTTP/1.0 knows no expectations (RFC 9110 §10.1.1): the field just passes on.
@@ -132,9 +124,17 @@ impl RequestHead {
             }
             head.fields.push(field);
         }
-        head.framing = match (coded, chunked, length) {
-            (false, _, length) => Framing::Length(length.unwrap_or(0)),
-            (true, true, None) if minor == 1 => Framing::Chunked,
+        head.framing = match body {
+            BodyFields {
+                coded: false,
+                length,
+                ..
+            } => Framing::Length(length.unwrap_or(0)),
+            BodyFields {
+                chunked: true,
+                length: None,
+                ..
+            } if minor == 1 => Framing::Chunked,
             _ => return Err(HeadError::Malformed),
         };
         if !(minor == 1 && head.connection.upgrade) {

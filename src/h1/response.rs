@@ -1,7 +1,7 @@
 //! A backend's response head, parsed in place with what relaying it needs (pure): its status,
 //! how its body is delimited (RFC 9112 §6.3), and whether the backend connection can be reused.
 
-use super::fields::{self, ConnectionTokens, Field, Kind};
+use super::fields::{self, BadLength, BodyFields, ConnectionTokens, Field, Kind};
 use super::request::MAX_HEADERS;
 
 /// Largest response head accepted from a backend; a longer one is a backend error.
@@ -74,20 +74,12 @@ impl ResponseHead {
             retry_after: false,
             upgrade: None,
         };
-        let (mut length, mut chunked, mut coded) = (None, false, false);
+        let mut body = BodyFields::default();
         for header in response.headers.iter() {
             let field = Field::locate(buf, header.name.as_bytes(), header.value);
+            body.add(field.kind, header.value)
+                .map_err(|BadLength| InvalidResponse)?;
             match field.kind {
-                Kind::ContentLength => {
-                    let n = fields::content_length(header.value).ok_or(InvalidResponse)?;
-                    if length.replace(n).is_some_and(|before| before != n) {
-                        return Err(InvalidResponse);
-                    }
-                }
-                Kind::TransferEncoding => {
-                    coded = true;
-                    chunked = fields::ends_with_chunked(header.value);
-                }
                 Kind::Connection => head.connection.add(header.value),
                 Kind::Upgrade => head.upgrade = Some(head.fields.len()),
                 Kind::RetryAfter => head.retry_after = true,
@@ -95,11 +87,11 @@ impl ResponseHead {
             }
             head.fields.push(field);
         }
-        head.coded = coded;
+        head.coded = body.coded;
         let bodiless = head_request || (100..200).contains(&status) || matches!(status, 204 | 304);
         // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length; an unknown coding reads
         // until close.
-        head.framing = match (bodiless, coded, chunked, length) {
+        head.framing = match (bodiless, body.coded, body.chunked, body.length) {
             (true, ..) => Framing::Empty,
             (false, true, true, _) => Framing::Chunked,
             (false, true, false, _) => Framing::UntilClose,
