@@ -2,7 +2,7 @@
 //! over a pooled stream with one fresh retry when an idle stream turns out stale, reading the
 //! response head under `tcpTimeout`, and walking the response body's framing.
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::buffers;
@@ -10,6 +10,19 @@ use super::chunked::{Decoder, InvalidChunk};
 use super::pool::BackendStream;
 use super::response::{self, ResponseHead};
 use crate::proxy::error::ProxyError;
+
+/// Writes all of `bytes` unless the peer stops reading for `limit`: `false` if it did, or
+/// failed.
+pub async fn write_within<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    bytes: &[u8],
+    limit: std::time::Duration,
+) -> bool {
+    matches!(
+        tokio::time::timeout(limit, io.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
 
 /// What an attempt learnt when it failed before any response byte came back.
 pub struct Unanswered {

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::backend::{read_response_head, Answer, BodyRelay, Unanswered};
+use super::backend::{read_response_head, write_within, Answer, BodyRelay, Unanswered};
 use super::buffers;
 use super::chunked::Decoder;
 use super::encode::{self, ClientFraming, Persistence};
 use super::pool::BackendStream;
 use super::request::{Framing, RequestHead};
 use super::response::{self, ResponseHead};
-use super::server::{write_within, ClientStream, Conn, Next};
+use super::server::{ClientStream, Conn, Next};
 use crate::access_log::{LoggedRequest, PendingLine};
 use crate::balancer::Attempts;
 use crate::proxy::attempt::REPLAY_LIMIT_BYTES;
@@ -170,11 +170,12 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             Framing::Length(_) => return Ok(Body::Stream),
         };
         let end = head.len + length;
-        if self.buf.len() < end && head.expects_continue {
-            self.io
-                .write_all(encode::CONTINUE)
-                .await
-                .map_err(|_| Failure::Client)?;
+        let idle = self.proxy.idle_timeout;
+        if self.buf.len() < end
+            && head.expects_continue
+            && !write_within(&mut self.io, encode::CONTINUE, idle).await
+        {
+            return Err(Failure::Client);
         }
         while self.buf.len() < end {
             self.buf.reserve(end - self.buf.len());
@@ -248,15 +249,13 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 silent: true,
             })
         };
-        if stream.stream.write_all(out).await.is_err() {
+        if !write_within(&mut stream.stream, out, self.proxy.response_timeout).await {
             return Err(silent(ProxyError::BackendIo { replayable }));
         }
         if let Body::Stream = body {
-            if head.expects_continue {
-                self.io
-                    .write_all(encode::CONTINUE)
-                    .await
-                    .map_err(|_| Err(Failure::Client))?;
+            let idle = self.proxy.idle_timeout;
+            if head.expects_continue && !write_within(&mut self.io, encode::CONTINUE, idle).await {
+                return Err(Err(Failure::Client));
             }
             self.stream_body(head, &mut stream.stream).await?;
         }
@@ -376,7 +375,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             );
             out.extend_from_slice(&backend_buf[response.len..]);
             buffers::give_back(backend_buf);
-            let written = self.io.write_all(&out).await.is_ok();
+            let written = write_within(&mut self.io, &out, proxy.idle_timeout).await;
             buffers::give_back(out);
             // A tunnel's line is written when the 101 is sent, with 0 bytes.
             if let Some(line) = line.take() {
@@ -478,7 +477,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     async fn tunnel(&mut self, consumed: usize, mut backend: TcpStream) {
         let _open = self.proxy.tunnels.enter();
         let early = self.buf.get(consumed..).unwrap_or_default();
-        if !early.is_empty() && backend.write_all(early).await.is_err() {
+        let idle = self.proxy.idle_timeout;
+        if !early.is_empty() && !write_within(&mut backend, early, idle).await {
             return;
         }
         buffers::give_back(std::mem::take(&mut self.buf));

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::backend::write_within;
 use super::buffers;
 use super::encode;
 use super::open::Connections;
@@ -49,19 +50,6 @@ impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
             Ok(())
         }
     }
-}
-
-/// Writes all of `bytes` unless the peer stops reading for `limit`: `false` if it did, or
-/// failed.
-pub(super) async fn write_within<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    bytes: &[u8],
-    limit: std::time::Duration,
-) -> bool {
-    matches!(
-        tokio::time::timeout(limit, io.write_all(bytes)).await,
-        Ok(Ok(()))
-    )
 }
 
 /// How a connection ended.
@@ -244,7 +232,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         if head.is_head(&self.buf) {
             out.truncate(out.len() - page.size());
         }
-        let written = self.io.write_all(&out).await.is_ok();
+        let written = write_within(&mut self.io, &out, self.proxy.idle_timeout).await;
         buffers::give_back(out);
         written
     }

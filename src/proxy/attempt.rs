@@ -8,10 +8,9 @@ use bytes::Bytes;
 use http::request::Parts;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use tokio::io::AsyncWriteExt;
 
 use super::error::ProxyError;
-use crate::h1::backend::{read_response_head, Answer, Unanswered};
+use crate::h1::backend::{read_response_head, write_within, Answer, Unanswered};
 use crate::h1::pool::{BackendPool, BackendStream};
 use crate::h1::{buffers, encode};
 use crate::routes::Backend;
@@ -101,7 +100,7 @@ async fn send(
     timeout: Duration,
 ) -> Result<(Vec<u8>, crate::h1::response::ResponseHead), Unanswered> {
     let replayable = payload.is_replayable();
-    if stream.stream.write_all(head).await.is_err() {
+    if !write_within(&mut stream.stream, head, timeout).await {
         return Err(Unanswered {
             error: ProxyError::BackendIo { replayable },
             silent: true,
@@ -110,7 +109,7 @@ async fn send(
     let streamed = match payload {
         Payload::Once(incoming) => match incoming.take() {
             Some(incoming) => {
-                stream_body(&mut stream.stream, incoming, chunked).await?;
+                stream_body(&mut stream.stream, incoming, chunked, timeout).await?;
                 true
             }
             None => false,
@@ -126,11 +125,13 @@ async fn send(
         })
 }
 
-/// Copies the client's body frames to the backend, in chunks when its length is unknown.
+/// Copies the client's body frames to the backend, in chunks when its length is unknown; a
+/// backend that stops reading for `timeout` fails the attempt.
 async fn stream_body(
     backend: &mut tokio::net::TcpStream,
     mut incoming: Incoming,
     chunked: bool,
+    timeout: Duration,
 ) -> Result<(), Unanswered> {
     let failed = Unanswered {
         error: ProxyError::BackendIo { replayable: false },
@@ -151,17 +152,17 @@ async fn stream_body(
         if chunked {
             framing.clear();
             encode::chunk_head(&mut framing, data.len());
-            let written = backend.write_all(&framing).await.is_ok()
-                && backend.write_all(&data).await.is_ok()
-                && backend.write_all(b"\r\n").await.is_ok();
+            let written = write_within(backend, &framing, timeout).await
+                && write_within(backend, &data, timeout).await
+                && write_within(backend, b"\r\n", timeout).await;
             if !written {
                 return Err(failed);
             }
-        } else if backend.write_all(&data).await.is_err() {
+        } else if !write_within(backend, &data, timeout).await {
             return Err(failed);
         }
     }
-    if chunked && backend.write_all(encode::LAST_CHUNK).await.is_err() {
+    if chunked && !write_within(backend, encode::LAST_CHUNK, timeout).await {
         return Err(failed);
     }
     Ok(())
