@@ -3,9 +3,11 @@
 //! One request flows through the modules in this order:
 //!
 //! ```text
-//! worker::accept (tls handshake) ─▶ proxy (hyper service) ─▶ router::candidates ─▶ routes::*::lookup
-//!   ─▶ balancer::pick ─▶ proxy::attempt (headers, client, tunnel) ─▶ on failure routes::*::mark_dead
-//!   and pick again ─▶ error_page if every attempt failed ─▶ access_log
+//! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x; HTTP/2 goes to hyper in proxy)
+//!   ─▶ proxy::route ─▶ router::candidates ─▶ routes::*::lookup
+//!   ─▶ balancer::Attempts ─▶ h1::forward (h1::encode, h1::pool, h1::backend, proxy::tunnel)
+//!   ─▶ on failure proxy::note_failure (routes::*::mark_dead) and pick again
+//!   ─▶ error_page if every attempt failed ─▶ access_log
 //! ```
 
 pub mod access_log;

@@ -5,8 +5,9 @@
 //! applies Hipache's dead-marking rules to a failed attempt; the HTTP/1 engine (`crate::h1`)
 //! and the HTTP/2 service here both go through them. HTTP/2 requests (TLS with ALPN `h2`, or
 //! h2c prior knowledge) are served by hyper: a live backend is picked, the request forwarded
-//! (`attempt`) over hyper's HTTP/1.1 client, retried on a fresh pick while the failure allows
-//! it, and the response streamed back with its access log line written when it ends.
+//! (`attempt`) as HTTP/1.1 over the worker's one backend pool, retried on a fresh pick while the
+//! failure allows it, and the response streamed back (`body`) with its access log line written
+//! when it ends.
 
 pub mod attempt;
 pub mod body;
