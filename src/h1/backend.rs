@@ -24,18 +24,42 @@ pub async fn write_within<W: AsyncWrite + Unpin>(
     )
 }
 
-/// What an attempt learnt when it failed before any response byte came back.
+/// How an attempt failed, as far as sending the request again is concerned.
 pub struct Unanswered {
     pub error: ProxyError,
-    /// Nothing the backend could have acted on arrived: a stale idle stream.
-    pub silent: bool,
+    /// The whole request (or the start of a streamed body) reached the backend's socket.
+    pub sent: bool,
+    /// Some bytes of an answer came back.
+    pub answered: bool,
 }
 
 impl Unanswered {
-    /// A stream the backend had closed while idle: reset or EOF before any byte came back.
-    pub fn is_stale(&self) -> bool {
-        self.silent && matches!(self.error, ProxyError::BackendIo { .. })
+    /// A stream taken idle that its backend had closed: sent again on a fresh stream, when the
+    /// request never left, or when the backend may have seen it but it is `idempotent`
+    /// (RFC 9110 §9.2.2) and can be resent whole. A POST that got no answer is not sent twice.
+    pub fn is_stale(&self, idempotent: bool) -> bool {
+        let ProxyError::BackendIo { replayable } = self.error else {
+            return false;
+        };
+        !self.answered && (!self.sent || (idempotent && replayable))
     }
+}
+
+/// Methods a client may send twice with the effect of once (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &[u8]) -> bool {
+    matches!(
+        method,
+        b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
+    )
+}
+
+/// What the request lets its answer be.
+#[derive(Clone, Copy)]
+pub struct Asked {
+    /// A HEAD request: the answer has no body whatever its fields say.
+    pub head: bool,
+    /// An upgrade request: a 101 is a valid answer (to anything else it is a backend error).
+    pub upgrade: bool,
 }
 
 /// A backend's answer whose head is read.
@@ -49,36 +73,42 @@ pub struct Answer {
 /// Reads a response head, skipping interim (1xx but 101) ones, within `timeout`.
 pub async fn read_response_head(
     stream: &mut TcpStream,
-    is_head: bool,
+    asked: Asked,
     timeout: std::time::Duration,
     replayable: bool,
 ) -> Result<(Vec<u8>, ResponseHead), Unanswered> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = buffers::take();
-    let mut received = false;
+    let mut answered = false;
     loop {
         buffers::reserve_read(&mut buf);
         let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await;
-        let silent = !received;
-        let failed = |error| Err(Unanswered { error, silent });
+        let failed = |error| {
+            Err(Unanswered {
+                error,
+                sent: true,
+                answered,
+            })
+        };
         match read {
             Err(_) => return failed(ProxyError::BackendTimeout { replayable }),
             Ok(Ok(0)) | Ok(Err(_)) => return failed(ProxyError::BackendIo { replayable }),
-            Ok(Ok(_)) => received = true,
+            Ok(Ok(_)) => answered = true,
         }
+        let invalid = Unanswered {
+            error: ProxyError::BackendIo { replayable },
+            sent: true,
+            answered,
+        };
         loop {
-            match ResponseHead::parse(&buf, is_head) {
+            match ResponseHead::parse(&buf, asked.head) {
                 Ok(Some(head)) if head.is_interim() => {
                     buf.drain(..head.len);
                 }
+                Ok(Some(head)) if head.status == 101 && !asked.upgrade => return Err(invalid),
                 Ok(Some(head)) => return Ok((buf, head)),
                 Ok(None) => break,
-                Err(_) => {
-                    return Err(Unanswered {
-                        error: ProxyError::BackendIo { replayable },
-                        silent: false,
-                    })
-                }
+                Err(_) => return Err(invalid),
             }
         }
     }
@@ -154,5 +184,33 @@ impl BodyRelay {
     /// Whether the backend closing now ends the body properly.
     pub fn ends_at_close(&self) -> bool {
         self.framing == response::Framing::UntilClose
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_requests_the_backend_cannot_have_acted_on_are_resent() {
+        let unanswered = |replayable, sent, answered| Unanswered {
+            error: ProxyError::BackendIo { replayable },
+            sent,
+            answered,
+        };
+        // Never left: resent whatever it is.
+        assert!(unanswered(false, false, false).is_stale(false));
+        // Sent whole, no answer: only an idempotent request goes again.
+        assert!(unanswered(true, true, false).is_stale(true));
+        assert!(!unanswered(true, true, false).is_stale(false));
+        // A streamed body cannot go again; an answer began; a timeout is no stale stream.
+        assert!(!unanswered(false, true, false).is_stale(true));
+        assert!(!unanswered(true, true, true).is_stale(true));
+        let timeout = Unanswered {
+            error: ProxyError::BackendTimeout { replayable: true },
+            sent: true,
+            answered: false,
+        };
+        assert!(!timeout.is_stale(true));
     }
 }

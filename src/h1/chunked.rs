@@ -150,12 +150,17 @@ impl Decoder {
                 expect(byte, b'\n')?;
                 State::Size { digits: 0 }
             }
+            // A bare LF ends a line for some parsers and not for others: the disagreement a
+            // smuggled request hides in. Only CRLF ends a trailer line here, and a bare LF is
+            // refused.
             State::TrailerStart => match byte {
                 b'\r' => State::EndLf,
+                b'\n' => return Err(InvalidChunk),
                 _ => self.trailer_byte()?,
             },
             State::TrailerLine => match byte {
                 b'\r' => State::TrailerLf,
+                b'\n' => return Err(InvalidChunk),
                 _ => self.trailer_byte()?,
             },
             State::TrailerLf => {
@@ -235,6 +240,9 @@ mod tests {
             b"\r\n",
             b"11111111111111111\r\n",
             b"0\r\n\rX",
+            // Trailers ended by a bare LF, then a smuggled request.
+            b"0\r\n\nGET /smuggled HTTP/1.1\r\n\r\n",
+            b"0\r\nX-T: 1\nGET /smuggled HTTP/1.1\r\n\r\n",
         ] {
             assert_eq!(
                 run(body, 1),

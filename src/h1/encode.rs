@@ -103,7 +103,20 @@ pub fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunk
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &parts.headers {
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        if name != http::header::COOKIE {
+            field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    // HTTP/2 clients send one field per cookie; HTTP/1.1 wants them in one (RFC 9113 §8.2.3).
+    let mut cookies = parts.headers.get_all(http::header::COOKIE).iter();
+    if let Some(first) = cookies.next() {
+        out.extend_from_slice(b"cookie: ");
+        out.extend_from_slice(first.as_bytes());
+        for cookie in cookies {
+            out.extend_from_slice(b"; ");
+            out.extend_from_slice(cookie.as_bytes());
+        }
+        out.extend_from_slice(b"\r\n");
     }
     if chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");

@@ -14,7 +14,9 @@ use http::StatusCode;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::backend::{read_response_head, write_within, Answer, BodyRelay, Unanswered};
+use super::backend::{
+    is_idempotent, read_response_head, write_within, Answer, Asked, BodyRelay, Unanswered,
+};
 use super::buffers;
 use super::chunked::Decoder;
 use super::encode::{self, ClientFraming, Persistence};
@@ -210,16 +212,21 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         if let Body::Buffered { end } = body {
             out.extend_from_slice(&self.buf[head.len..end]);
         }
-        let result = loop {
+        let asked = Asked {
+            head: request.is_head,
+            upgrade: head.upgrade(&self.buf).is_some(),
+        };
+        let idempotent = is_idempotent(head.method(&self.buf));
+        let answer = loop {
             match self
-                .exchange_once(&mut stream, &out, head, body, request.is_head)
+                .exchange_once(&mut stream, &out, head, body, asked)
                 .await
             {
-                Ok((buf, response)) => break Ok((buf, response)),
-                // A stream taken idle that the backend had closed: the request never reached
-                // it, so a fresh stream carries it, whatever its body.
-                Err(Ok(unanswered)) if stream.reused && unanswered.is_stale() => {
-                    match pool.fresh_stream(&backend.url).await {
+                Ok((buf, head)) => break Ok(Answer { stream, buf, head }),
+                // A stream taken idle that the backend had closed: a fresh one carries the
+                // request, in its place under maxSockets.
+                Err(Ok(unanswered)) if stream.reused && unanswered.is_stale(idempotent) => {
+                    match pool.replace(&backend.url, stream).await {
                         Ok(fresh) => stream = fresh,
                         Err(error) => break Err(Failure::Backend(error)),
                     }
@@ -229,8 +236,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             }
         };
         buffers::give_back(out);
-        let (buf, head) = result?;
-        Ok(Answer { stream, buf, head })
+        answer
     }
 
     /// Writes `out` (and streams the body), then reads the response head under `tcpTimeout`.
@@ -240,17 +246,15 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         out: &[u8],
         head: &RequestHead,
         body: Body,
-        is_head: bool,
+        asked: Asked,
     ) -> Result<(Vec<u8>, ResponseHead), Result<Unanswered, Failure>> {
         let replayable = matches!(body, Body::Buffered { .. });
-        let silent = |error| {
-            Ok(Unanswered {
-                error,
-                silent: true,
-            })
-        };
         if !write_within(&mut stream.stream, out, self.proxy.response_timeout).await {
-            return Err(silent(ProxyError::BackendIo { replayable }));
+            return Err(Ok(Unanswered {
+                error: ProxyError::BackendIo { replayable },
+                sent: false,
+                answered: false,
+            }));
         }
         if let Body::Stream = body {
             let idle = self.proxy.idle_timeout;
@@ -259,19 +263,14 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             }
             self.stream_body(head, &mut stream.stream).await?;
         }
-        let streamed = matches!(body, Body::Stream);
         read_response_head(
             &mut stream.stream,
-            is_head,
+            asked,
             self.proxy.response_timeout,
             replayable,
         )
         .await
-        .map_err(|mut unanswered| {
-            // The backend may have acted on a body it was sent: never silent then.
-            unanswered.silent &= !streamed;
-            Ok(unanswered)
-        })
+        .map_err(Ok)
     }
 
     /// Copies a body that did not fit the replay limit from the client to the backend, leaving
@@ -283,7 +282,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     ) -> Result<(), Result<Unanswered, Failure>> {
         let backend_failed = Ok(Unanswered {
             error: ProxyError::BackendIo { replayable: false },
-            silent: false,
+            sent: true,
+            answered: false,
         });
         let mut remaining = match head.framing {
             Framing::Length(n) => Some(n),
@@ -382,7 +382,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 line.write(0);
             }
             if written {
-                self.tunnel(consumed(head, body), backend_stream.stream)
+                // A tunnel is no request: it leaves its place under maxSockets at once.
+                self.tunnel(consumed(head, body), backend_stream.into_tunnel())
                     .await;
             }
             return Next::Close;

@@ -1,6 +1,7 @@
-//! Connections to backends for the HTTP/1 engine: plain TCP streams, opened under `tcpTimeout`,
-//! at most `maxSockets` open per backend, and with `httpKeepAlive` kept idle for the next
-//! request to the same backend (most recently used first).
+//! Connections to backends, for both client protocols: plain TCP streams, opened under
+//! `tcpTimeout`, at most `maxSockets` in use per backend (as Node's agent counts them: an idle
+//! stream or a tunnel takes no place), and with `httpKeepAlive` kept idle for the next request
+//! to the same backend (most recently used first).
 //!
 //! Single-threaded on purpose (one pool per worker, `Rc`/`RefCell`, no locks). An idle stream
 //! costs a socket and nothing else: no task, no buffer. A backend that closed an idle stream is
@@ -32,28 +33,34 @@ pub struct BackendPool {
     backends: RefCell<HashMap<BackendUrl, Rc<Slot>>>,
 }
 
-/// One backend's idle streams and the permits that bound all its streams.
+/// One backend's idle streams and the permits that bound the streams in use.
 struct Slot {
-    idle: RefCell<Vec<(BackendStream, Instant)>>,
+    idle: RefCell<Vec<(TcpStream, Instant)>>,
     permits: Arc<Semaphore>,
 }
 
-/// An open stream to a backend, holding its place under `maxSockets` while it lives.
+/// A stream to a backend in use by a request, holding its place under `maxSockets`.
 pub struct BackendStream {
     pub stream: TcpStream,
     /// Taken from the idle list: the backend may have closed it without our knowing.
     pub reused: bool,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
     slot: Rc<Slot>,
 }
 
 impl BackendStream {
-    /// Keeps the stream for the next request to its backend. Call only once the whole response
-    /// was read and nothing follows it.
-    pub fn release(mut self) {
-        self.reused = true;
-        let slot = self.slot.clone();
-        slot.idle.borrow_mut().push((self, Instant::now()));
+    /// Keeps the stream for the next request to its backend, and frees its place for a request
+    /// that waits for one. Call only once the whole response was read and nothing follows it.
+    pub fn release(self) {
+        self.slot
+            .idle
+            .borrow_mut()
+            .push((self.stream, Instant::now()));
+    }
+
+    /// The stream of a tunnel, which takes no place under `maxSockets` while it lasts.
+    pub fn into_tunnel(self) -> TcpStream {
+        self.stream
     }
 }
 
@@ -71,34 +78,54 @@ impl BackendPool {
         self.keep_alive
     }
 
-    /// A stream to `url`: an idle one when keep-alive allows, else a new one.
+    /// A stream to `url`: an idle one when keep-alive allows, else a new one; waits at most
+    /// `tcpTimeout` for a place under `maxSockets`.
     pub async fn stream(&self, url: &BackendUrl) -> Result<BackendStream, ProxyError> {
         let slot = self.slot(url);
+        let permit = self.place(&slot).await?;
         if self.keep_alive {
             if let Some(stream) = take_idle(&slot) {
-                return Ok(stream);
+                return Ok(BackendStream {
+                    stream,
+                    reused: true,
+                    permit,
+                    slot,
+                });
             }
         }
-        self.connect(url, slot).await
+        self.connect(url, slot, permit).await
+    }
+
+    /// A new stream to `url` instead of `stale`, in its place under `maxSockets`.
+    pub async fn replace(
+        &self,
+        url: &BackendUrl,
+        stale: BackendStream,
+    ) -> Result<BackendStream, ProxyError> {
+        let BackendStream { permit, slot, .. } = stale;
+        self.connect(url, slot, permit).await
+    }
+
+    async fn place(&self, slot: &Slot) -> Result<OwnedSemaphorePermit, ProxyError> {
+        let permits = slot.permits.clone();
+        match permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok(permit),
+            Err(_) => tokio::time::timeout(self.connect_timeout, permits.acquire_owned())
+                .await
+                .map_err(|_| ProxyError::SocketLimit)?
+                .map_err(|_| ProxyError::SocketLimit),
+        }
     }
 
     /// Closes idle streams that expired or that their backend closed, and forgets backends
     /// with nothing open, so a pool that saw many backends does not keep their sockets.
     pub fn sweep(&self) {
         self.backends.borrow_mut().retain(|_, slot| {
-            slot.idle.borrow_mut().retain(|(stream, since)| {
-                since.elapsed() < IDLE_LIFETIME && is_open(&stream.stream)
-            });
+            let mut idle = slot.idle.borrow_mut();
+            idle.retain(|(stream, since)| since.elapsed() < IDLE_LIFETIME && is_open(stream));
             let in_use = Rc::strong_count(slot) > 1;
-            let open = slot.permits.available_permits() < self.max_sockets;
-            in_use || open
+            in_use || !idle.is_empty()
         });
-    }
-
-    /// A new stream to `url`, skipping the idle ones.
-    pub async fn fresh_stream(&self, url: &BackendUrl) -> Result<BackendStream, ProxyError> {
-        let slot = self.slot(url);
-        self.connect(url, slot).await
     }
 
     fn slot(&self, url: &BackendUrl) -> Rc<Slot> {
@@ -113,20 +140,12 @@ impl BackendPool {
         slot
     }
 
-    async fn connect(&self, url: &BackendUrl, slot: Rc<Slot>) -> Result<BackendStream, ProxyError> {
-        let permits = slot.permits.clone();
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // Every permit is in use. Idle streams hold some: closing one frees its place.
-                let closed = slot.idle.borrow_mut().pop();
-                drop(closed);
-                tokio::time::timeout(self.connect_timeout, permits.acquire_owned())
-                    .await
-                    .map_err(|_| ProxyError::SocketLimit)?
-                    .map_err(|_| ProxyError::SocketLimit)?
-            }
-        };
+    async fn connect(
+        &self,
+        url: &BackendUrl,
+        slot: Rc<Slot>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<BackendStream, ProxyError> {
         let stream = tokio::time::timeout(self.connect_timeout, open(url))
             .await
             .map_err(|_| ProxyError::ConnectTimeout)?
@@ -136,17 +155,17 @@ impl BackendPool {
         Ok(BackendStream {
             stream,
             reused: false,
-            _permit: permit,
+            permit,
             slot,
         })
     }
 }
 
 /// The most recently used idle stream that is still open; older or closed ones are dropped.
-fn take_idle(slot: &Slot) -> Option<BackendStream> {
+fn take_idle(slot: &Slot) -> Option<TcpStream> {
     let mut idle = slot.idle.borrow_mut();
     while let Some((stream, since)) = idle.pop() {
-        if since.elapsed() < IDLE_LIFETIME && is_open(&stream.stream) {
+        if since.elapsed() < IDLE_LIFETIME && is_open(&stream) {
             return Some(stream);
         }
     }

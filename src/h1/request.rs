@@ -109,7 +109,7 @@ impl RequestHead {
                 Kind::Upgrade => head.upgrade = Some(index),
                 // HTTP/1.0 knows no expectations (RFC 9110 §10.1.1): the field just passes on.
                 Kind::Expect => {
-                    head.expects_continue = minor == 1
+                    head.expects_continue |= minor == 1
                         && fields::trim(header.value).eq_ignore_ascii_case(b"100-continue")
                 }
                 Kind::XDebug => head.debug = true,

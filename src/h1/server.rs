@@ -18,7 +18,7 @@ use super::backend::write_within;
 use super::buffers;
 use super::encode;
 use super::open::Connections;
-use super::request::{HeadError, RequestHead};
+use super::request::{HeadError, RequestHead, MAX_HEAD_BYTES};
 use crate::error_page::PageBody;
 use crate::proxy::error::ProxyError;
 use crate::proxy::{ClientConnection, Proxy, Routed};
@@ -119,8 +119,10 @@ pub async fn serve<S: RouteSource, IO: ClientStream>(
         }
     }
     buffers::give_back(conn.buf);
-    // Closing our side first lets the client see the end of the last response at once.
-    let _ = conn.io.shutdown().await;
+    // Closing our side first lets the client see the end of the last response at once. TLS
+    // flushes what it holds and a close_notify first: a client that stopped reading must not
+    // keep the connection (and a drain) waiting.
+    let _ = tokio::time::timeout(proxy.idle_timeout, conn.io.shutdown()).await;
     Ended::Closed
 }
 
@@ -180,10 +182,18 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                     }
                 }
             }
-            buffers::reserve_read(&mut self.buf);
-            match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Next::Close),
-                Ok(Ok(_)) => {}
+            // A head ends with a line: bytes without `\n` cannot complete it, so a client that
+            // trickles bytes does not make the whole head be parsed again for each one.
+            loop {
+                let before = self.buf.len();
+                buffers::reserve_read(&mut self.buf);
+                match tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Err(Next::Close),
+                    Ok(Ok(_)) => {}
+                }
+                if self.buf[before..].contains(&b'\n') || self.buf.len() >= MAX_HEAD_BYTES {
+                    break;
+                }
             }
         }
     }

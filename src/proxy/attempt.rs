@@ -10,7 +10,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
 use super::error::ProxyError;
-use crate::h1::backend::{read_response_head, write_within, Answer, Unanswered};
+use crate::h1::backend::{read_response_head, write_within, Answer, Asked, Unanswered};
 use crate::h1::pool::{BackendPool, BackendStream};
 use crate::h1::{buffers, encode};
 use crate::routes::Backend;
@@ -27,14 +27,15 @@ pub enum Payload {
 }
 
 impl Payload {
-    /// Keeps small bodies whole; a client that goes away while sending one yields `None`.
-    pub async fn from_incoming(body: Incoming) -> Option<Self> {
+    /// Keeps small bodies whole; a client that goes away while sending one, or sends nothing
+    /// of it for `idle`, yields `None`.
+    pub async fn from_incoming(body: Incoming, idle: Duration) -> Option<Self> {
         use http_body::Body as _;
         match body.size_hint().exact() {
             Some(0) => Some(Self::Replayable(Bytes::new())),
-            Some(n) if n <= REPLAY_LIMIT_BYTES => body
-                .collect()
+            Some(n) if n <= REPLAY_LIMIT_BYTES => tokio::time::timeout(idle, body.collect())
                 .await
+                .ok()?
                 .ok()
                 .map(|collected| Self::Replayable(collected.to_bytes())),
             _ => Some(Self::Once(Some(body))),
@@ -62,23 +63,19 @@ pub async fn forward(
     if let Payload::Replayable(bytes) = payload {
         out.extend_from_slice(bytes);
     }
-    let is_head = parts.method == http::Method::HEAD;
+    // HTTP/2 has no upgrades: a 101 from the backend is an error.
+    let asked = Asked {
+        head: parts.method == http::Method::HEAD,
+        upgrade: false,
+    };
+    let idempotent = parts.method.is_idempotent();
     let mut stream = pool.stream(&backend.url).await?;
     let answer = loop {
-        match send(
-            &mut stream,
-            &out,
-            payload,
-            chunked,
-            is_head,
-            response_timeout,
-        )
-        .await
-        {
-            Ok((buf, head)) => break Ok((buf, head)),
-            // The request never reached a backend that had closed this idle stream.
-            Err(unanswered) if stream.reused && unanswered.is_stale() => {
-                match pool.fresh_stream(&backend.url).await {
+        match send(&mut stream, &out, payload, chunked, asked, response_timeout).await {
+            Ok((buf, head)) => break Ok(Answer { stream, buf, head }),
+            // A stream taken idle that the backend had closed (see `Unanswered::is_stale`).
+            Err(unanswered) if stream.reused && unanswered.is_stale(idempotent) => {
+                match pool.replace(&backend.url, stream).await {
                     Ok(fresh) => stream = fresh,
                     Err(error) => break Err(error),
                 }
@@ -87,8 +84,7 @@ pub async fn forward(
         }
     };
     buffers::give_back(out);
-    let (buf, head) = answer?;
-    Ok(Answer { stream, buf, head })
+    answer
 }
 
 async fn send(
@@ -96,33 +92,23 @@ async fn send(
     head: &[u8],
     payload: &mut Payload,
     chunked: bool,
-    is_head: bool,
+    asked: Asked,
     timeout: Duration,
 ) -> Result<(Vec<u8>, crate::h1::response::ResponseHead), Unanswered> {
     let replayable = payload.is_replayable();
     if !write_within(&mut stream.stream, head, timeout).await {
         return Err(Unanswered {
             error: ProxyError::BackendIo { replayable },
-            silent: true,
+            sent: false,
+            answered: false,
         });
     }
-    let streamed = match payload {
-        Payload::Once(incoming) => match incoming.take() {
-            Some(incoming) => {
-                stream_body(&mut stream.stream, incoming, chunked, timeout).await?;
-                true
-            }
-            None => false,
-        },
-        Payload::Replayable(_) => false,
-    };
-    read_response_head(&mut stream.stream, is_head, timeout, replayable)
-        .await
-        .map_err(|mut unanswered| {
-            // The backend may have acted on a body it was sent: never silent then.
-            unanswered.silent &= !streamed;
-            unanswered
-        })
+    if let Payload::Once(incoming) = payload {
+        if let Some(incoming) = incoming.take() {
+            stream_body(&mut stream.stream, incoming, chunked, timeout).await?;
+        }
+    }
+    read_response_head(&mut stream.stream, asked, timeout, replayable).await
 }
 
 /// Copies the client's body frames to the backend, in chunks when its length is unknown; a
@@ -135,10 +121,19 @@ async fn stream_body(
 ) -> Result<(), Unanswered> {
     let failed = Unanswered {
         error: ProxyError::BackendIo { replayable: false },
-        silent: false,
+        sent: true,
+        answered: false,
     };
     let mut framing = Vec::with_capacity(24);
-    while let Some(frame) = incoming.frame().await {
+    // A client that stops sending holds the backend stream: it gets `timeout` per frame.
+    while let Some(frame) = tokio::time::timeout(timeout, incoming.frame())
+        .await
+        .map_err(|_| Unanswered {
+            error: ProxyError::BackendIo { replayable: false },
+            sent: true,
+            answered: false,
+        })?
+    {
         let Ok(frame) = frame else {
             return Err(failed);
         };

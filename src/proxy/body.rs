@@ -5,13 +5,16 @@
 //! client was sent, gives the backend stream back to the pool once the response was read to its
 //! end, and writes the access log line when it is dropped (as Hipache logs on `res.end`).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::Sleep;
 
 use crate::access_log::PendingLine;
 use crate::h1::backend::{Answer, BodyRelay};
@@ -43,6 +46,9 @@ struct BackendBody {
     /// Whether the stream may go back to the pool once the body ended.
     reusable: bool,
     done: bool,
+    /// `tcpTimeout`: a backend that sends nothing for this long ends the body with an error.
+    idle: Duration,
+    silence: Pin<Box<Sleep>>,
 }
 
 impl ResponseBody {
@@ -55,7 +61,7 @@ impl ResponseBody {
     }
 
     /// The body of `answer`; the stream is kept for the pool when `keep_alive` allows.
-    pub fn backend(answer: Answer, keep_alive: bool) -> Self {
+    pub fn backend(answer: Answer, keep_alive: bool, idle: Duration) -> Self {
         let Answer { stream, buf, head } = answer;
         let body = BackendBody {
             stream: Some(stream),
@@ -64,7 +70,9 @@ impl ResponseBody {
             buf,
             relay: BodyRelay::new(head.framing, true),
             reusable: keep_alive && head.reusable,
-            done: head.framing == Framing::Empty,
+            done: matches!(head.framing, Framing::Empty | Framing::Length(0)),
+            idle,
+            silence: Box::pin(tokio::time::sleep(idle)),
         };
         Self {
             content: Content::Backend(Box::new(body)),
@@ -119,8 +127,19 @@ impl BackendBody {
                 self.buf.resize(buffers::SIZE, 0);
             }
             let mut read = ReadBuf::new(&mut self.buf[..]);
-            ready!(Pin::new(&mut stream.stream).poll_read(cx, &mut read))?;
+            match Pin::new(&mut stream.stream).poll_read(cx, &mut read) {
+                Poll::Ready(result) => result?,
+                Poll::Pending => {
+                    ready!(self.silence.as_mut().poll(cx));
+                    self.stream = None;
+                    let silent = io::Error::new(io::ErrorKind::TimedOut, "backend silent mid-body");
+                    return Poll::Ready(Some(Err(silent)));
+                }
+            }
             let filled = read.filled().len();
+            self.silence
+                .as_mut()
+                .reset(tokio::time::Instant::now() + self.idle);
             (self.start, self.end) = (0, filled);
             if filled == 0 {
                 if self.relay.ends_at_close() {

@@ -126,6 +126,12 @@ impl<S: RouteSource> Proxy<S> {
     ) -> Response<ResponseBody> {
         let start = Instant::now();
         let debug = request.headers().contains_key(headers::X_DEBUG);
+        if request.method() == http::Method::CONNECT {
+            // A reverse proxy tunnels to no address a client names.
+            let mut refused = Response::new(ResponseBody::full(Bytes::new()));
+            *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            return refused;
+        }
         match self.route(host_of(&request)).await {
             Routed::Ping => ping_response(),
             Routed::Failed(error) => self.error_response(error, debug),
@@ -147,7 +153,7 @@ impl<S: RouteSource> Proxy<S> {
         let (mut parts, body) = request.into_parts();
         let mut logged = self.logged_request(&parts, conn.peer);
         prepare_for_backend(&mut parts, &conn.forwarded, self.pool.keep_alive());
-        let Some(mut payload) = Payload::from_incoming(body).await else {
+        let Some(mut payload) = Payload::from_incoming(body, self.idle_timeout).await else {
             // The client went away while sending its body: nobody is left to answer.
             return self.error_response(ProxyError::BackendIo { replayable: false }, context.debug);
         };
@@ -184,7 +190,8 @@ impl<S: RouteSource> Proxy<S> {
                             backend_start,
                         );
                     }
-                    let mut body = ResponseBody::backend(answer, self.pool.keep_alive());
+                    let mut body =
+                        ResponseBody::backend(answer, self.pool.keep_alive(), self.idle_timeout);
                     if let Some(logged) = logged.take() {
                         body.log_on_drop(Box::new(logged.into_pending(
                             status,
@@ -326,7 +333,11 @@ fn response_head(answer: &Answer) -> http::response::Parts {
     let headers = response.headers_mut();
     headers.reserve(head.fields.len());
     for field in &head.fields {
-        if !fields::is_forwarded(field, &head.fields, buf, head.connection.lists_headers) {
+        // The body goes decoded, in HTTP/2 frames: a length beside a coding would lie.
+        let meaningless = field.kind == fields::Kind::ContentLength && head.coded;
+        if meaningless
+            || !fields::is_forwarded(field, &head.fields, buf, head.connection.lists_headers)
+        {
             continue;
         }
         let name = http::HeaderName::from_bytes(field.name(buf));

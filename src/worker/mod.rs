@@ -177,7 +177,9 @@ async fn serve_with<S: RouteSource, R>(
     let flusher = access_log
         .clone()
         .map(|log| tokio::task::spawn_local(flush_periodically(log)));
-    let sweeper = server.http_keep_alive.then(|| {
+    // Also without keep-alive: the sweep forgets backends that have nothing open, and backend
+    // addresses change with every deploy.
+    let sweeper = {
         let proxy = proxy.clone();
         tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(crate::h1::pool::IDLE_LIFETIME);
@@ -186,15 +188,13 @@ async fn serve_with<S: RouteSource, R>(
                 proxy.pool.sweep();
             }
         })
-    });
+    };
     let user_signals =
         tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
     ready();
     let reason = accept::serve(proxy, adopted, server.graceful_wait, drain).await;
     user_signals.abort();
-    if let Some(sweeper) = sweeper {
-        sweeper.abort();
-    }
+    sweeper.abort();
     if let Some(flusher) = flusher {
         flusher.abort();
     }

@@ -625,3 +625,50 @@ fn connect_is_refused_with_405_and_reaches_no_backend() {
     client.assert_closed();
     assert_eq!(backend.request_count(), 0);
 }
+
+#[test]
+fn a_post_the_backend_dropped_unanswered_is_not_sent_twice() {
+    let redis = RedisServer::start();
+    // The first stream answers once, then takes the next request and closes without a word:
+    // the backend may have acted on it, so the proxy must not send it again.
+    let backend = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(&ok("first"));
+        }
+        if peer.connection == 0 {
+            let _ = peer.request();
+        }
+    });
+    redis.frontend("once.local", "once", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({"server": {"httpKeepAlive": true}}));
+    let hipache = Hipache::start(config);
+
+    assert_eq!(hipache.get("once.local", "/").status, 200);
+    let charge = Request::new("POST", "once.local", "/charge").body(Body::Bytes(b"1".to_vec()));
+    assert_eq!(hipache.send(&charge).status, 502);
+    assert_eq!(backend.lines(), ["GET / HTTP/1.1", "POST /charge HTTP/1.1"]);
+}
+
+#[test]
+fn requests_waiting_for_max_sockets_get_the_stream_that_goes_idle() {
+    let redis = RedisServer::start();
+    let backend = Backend::builder()
+        .name("slow")
+        .delay(Duration::from_millis(300))
+        .start();
+    redis.frontend("one-socket.local", "one", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({
+        "server": {"httpKeepAlive": true, "maxSockets": 1, "tcpTimeout": 5, "workers": 1}
+    }));
+    let hipache = Arc::new(Hipache::start(config));
+
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let hipache = hipache.clone();
+            std::thread::spawn(move || hipache.get("one-socket.local", "/").status)
+        })
+        .collect();
+    let statuses: Vec<u16> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert_eq!(statuses, [200, 200, 200]);
+    assert_eq!(backend.connections(), 1, "one stream, taken in turn");
+}

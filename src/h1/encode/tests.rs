@@ -167,6 +167,8 @@ fn requests_from_http2_parts_and_chunk_heads() {
         .method("POST")
         .uri("/up?x")
         .header("host", "a.test")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
         .body(())
         .unwrap();
     let (parts, ()) = request.into_parts();
@@ -174,7 +176,8 @@ fn requests_from_http2_parts_and_chunk_heads() {
     request_from_parts(&mut out, &parts, true);
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "POST /up?x HTTP/1.1\r\nhost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST /up?x HTTP/1.1\r\nhost: a.test\r\ncookie: a=1; b=2\r\n\
+         Transfer-Encoding: chunked\r\n\r\n"
     );
     let mut out = Vec::new();
     chunk_head(&mut out, 0);
