@@ -60,7 +60,11 @@ pub(super) async fn serve<S: RouteSource, R>(
     drain: impl Future<Output = R>,
 ) -> R {
     let mut http2 = http2::Builder::new(LocalExec);
-    http2.timer(TokioTimer::new());
+    // A peer that stops answering pings within `tcpTimeout` is gone: its streams are closed.
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(proxy.idle_timeout)
+        .keep_alive_timeout(proxy.idle_timeout);
     let graceful = Rc::new(GracefulShutdown::new());
     let connections = Connections::default();
     let shared = Rc::new(Shared {
