@@ -261,7 +261,24 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             if head.expects_continue && !write_within(&mut self.io, encode::CONTINUE, idle).await {
                 return Err(Err(Failure::Client));
             }
-            self.stream_body(head, &mut stream.stream).await?;
+            // A backend may answer before it read the whole body (413, 401...) and stop
+            // reading: its answer is what the client gets, then, not a 502 for a stalled write.
+            // `peek`, not `readable`: readiness left over from the stream's previous answer
+            // must not pass for a new one.
+            let (mut reader, mut writer) = stream.stream.split();
+            let mut first = [0u8; 1];
+            let streamed = tokio::select! {
+                biased;
+                streamed = self.stream_body(head, &mut writer) => Some(streamed),
+                _ = reader.peek(&mut first) => None,
+            };
+            match streamed {
+                Some(Ok(())) => {}
+                // It answered, or stopped reading (and may have answered before closing):
+                // what it said is read next; without a word it is a 502 as before.
+                None | Some(Err(Ok(_))) => self.unread_body = true,
+                Some(Err(Err(client))) => return Err(Err(client)),
+            }
         }
         read_response_head(
             &mut stream.stream,
@@ -278,7 +295,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     async fn stream_body(
         &mut self,
         head: &RequestHead,
-        backend: &mut TcpStream,
+        backend: &mut (impl tokio::io::AsyncWrite + Unpin),
     ) -> Result<(), Result<Unanswered, Failure>> {
         let backend_failed = Ok(Unanswered {
             error: ProxyError::BackendIo { replayable: false },
@@ -394,6 +411,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             false => ClientFraming::AsSent,
         };
         let close = !self.keeps_alive(head)
+            || self.unread_body
             || response.framing == response::Framing::UntilClose
             || dechunk
             || response.status == 101;
@@ -466,7 +484,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         if let Some(line) = line {
             line.write(body_relay.bytes);
         }
-        if complete && proxy.pool.keep_alive() && response.reusable && !body_relay.overran {
+        let whole_exchange = complete && !self.unread_body && !body_relay.overran;
+        if whole_exchange && proxy.pool.keep_alive() && response.reusable {
             backend_stream.release();
         }
         // A response cut short leaves the client nothing to trust on this connection.

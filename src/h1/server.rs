@@ -77,7 +77,14 @@ pub(super) struct Conn<'a, S, IO> {
     pub(super) io: IO,
     /// What was read from the client and not yet consumed; empty (no allocation) while idle.
     pub(super) buf: Vec<u8>,
+    /// The client is still sending a body nobody will read (the backend answered early):
+    /// the connection closes after the answer, lingering so the client can read it.
+    pub(super) unread_body: bool,
 }
+
+/// How long a connection closing on an unread body keeps reading (and dropping) it, so that
+/// the client, still sending, reads the answer before a reset (nginx's lingering close).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves `io` until the client or the proxy closes it, or it turns out to be HTTP/2.
 pub async fn serve<S: RouteSource, IO: ClientStream>(
@@ -94,6 +101,7 @@ pub async fn serve<S: RouteSource, IO: ClientStream>(
         connections: &connections,
         io,
         buf: Vec::new(),
+        unread_body: false,
     };
     let mut first = true;
     loop {
@@ -123,6 +131,11 @@ pub async fn serve<S: RouteSource, IO: ClientStream>(
     // flushes what it holds and a close_notify first: a client that stopped reading must not
     // keep the connection (and a drain) waiting.
     let _ = tokio::time::timeout(proxy.idle_timeout, conn.io.shutdown()).await;
+    if conn.unread_body {
+        let mut sink = vec![0u8; 4096];
+        let drain = async { while matches!(conn.io.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
     Ended::Closed
 }
 

@@ -672,3 +672,40 @@ fn requests_waiting_for_max_sockets_get_the_stream_that_goes_idle() {
     assert_eq!(statuses, [200, 200, 200]);
     assert_eq!(backend.connections(), 1, "one stream, taken in turn");
 }
+
+#[test]
+fn an_early_answer_to_a_large_upload_reaches_the_client() {
+    let redis = RedisServer::start();
+    // Reads the head only, refuses the body and closes: what a size limit does.
+    let backend = RawBackend::start(|peer| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && peer.wire.0.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        peer.write(&answer("413 Payload Too Large", "too big"));
+    });
+    let hipache = proxy_to(&redis, "limit.local", &backend.url());
+
+    let stream = TcpStream::connect(hipache.addr()).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut sending = stream.try_clone().unwrap();
+    let length = 8 * MIB;
+    let uploader = std::thread::spawn(move || {
+        let head =
+            format!("POST /up HTTP/1.1\r\nHost: limit.local\r\nContent-Length: {length}\r\n\r\n");
+        let _ = sending.write_all(head.as_bytes());
+        let piece = vec![b'x'; 64 * 1024];
+        for _ in 0..length / piece.len() {
+            if sending.write_all(&piece).is_err() {
+                break;
+            }
+        }
+    });
+    let mut client = Wire::over(stream);
+    let refused = client.answer();
+    assert_eq!(refused.line, "HTTP/1.1 413 Payload Too Large");
+    assert_eq!(refused.text(), "too big");
+    assert_eq!(refused.header("connection"), Some("close"));
+    uploader.join().unwrap();
+}
