@@ -6,6 +6,8 @@
 #[cfg(test)]
 mod access_log;
 #[cfg(test)]
+mod backend_streams;
+#[cfg(test)]
 mod config;
 #[cfg(test)]
 mod failures;

@@ -2,6 +2,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod hipache;
+pub(crate) mod raw_backend;
 pub(crate) mod raw_http;
 pub(crate) mod redis;
 pub(crate) mod tls;
