@@ -1,40 +1,32 @@
-//! Forwarding one HTTP/1.x request: the attempts on backends (retried on a fresh pick while the
-//! failure allows it), then the response relayed to the client as it arrives, or a tunnel once a
-//! backend switched protocols.
+//! Forwarding one HTTP/1.x request: the attempts on backends, retried on a fresh pick while the
+//! failure allows it, until one answers (`relay` takes the answer on from there).
 //!
 //! A body up to `REPLAY_LIMIT_BYTES` is read whole before the first attempt so a retry can send
-//! it again; a larger one streams to the first backend and is never resent. Response bodies
-//! stream through with their framing as the backend wrote it (chunks pass as they are), except
-//! to an HTTP/1.0 client, which gets the payload of a chunked body and a close at its end.
+//! it again; a larger one streams to the first backend and is never resent, and a backend that
+//! answers before it read it all has its answer relayed.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::StatusCode;
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 
-use super::backend::{
-    is_idempotent, read_response_head, write_within, Answer, Asked, BodyRelay, Unanswered,
-};
+use super::backend::{is_idempotent, read_response_head, write_within, Answer, Asked, Unanswered};
 use super::buffers;
 use super::chunked::Decoder;
-use super::encode::{self, ClientFraming, Persistence};
+use super::encode;
 use super::pool::BackendStream;
 use super::request::{Framing, RequestHead};
-use super::response::{self, ResponseHead};
+use super::response::ResponseHead;
 use super::server::{ClientStream, Conn, Next};
-use crate::access_log::{LoggedRequest, PendingLine};
+use crate::access_log::LoggedRequest;
 use crate::balancer::Attempts;
 use crate::proxy::attempt::REPLAY_LIMIT_BYTES;
 use crate::proxy::error::ProxyError;
-use crate::proxy::headers::{self, DebugInfo};
-use crate::proxy::tunnel;
 use crate::routes::{Backend, Frontend, Lookup, RouteSource};
 
 /// Where the request body is, for the attempts.
 #[derive(Clone, Copy)]
-enum Body {
+pub(super) enum Body {
     /// Whole in the buffer, up to this offset: every attempt sends it.
     Buffered { end: usize },
     /// Still arriving: the first attempt streams it, and it cannot be sent twice.
@@ -51,17 +43,17 @@ enum Failure {
 }
 
 /// The backend that answered, and when its attempt began.
-struct Tried<'a> {
-    backend: &'a Backend,
-    start: Instant,
+pub(super) struct Tried<'a> {
+    pub(super) backend: &'a Backend,
+    pub(super) start: Instant,
 }
 
 /// The request facts that outlive the buffer's changes.
-struct Request {
-    host: String,
-    frontend: Arc<Frontend>,
-    start: Instant,
-    is_head: bool,
+pub(super) struct Request {
+    pub(super) host: String,
+    pub(super) frontend: Arc<Frontend>,
+    pub(super) start: Instant,
+    pub(super) is_head: bool,
 }
 
 impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
@@ -338,176 +330,10 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             }
         }
     }
-
-    /// Sends the backend's answer on to the client: its head now, its body as it comes.
-    async fn relay(
-        &mut self,
-        head: &RequestHead,
-        body: Body,
-        request: &Request,
-        tried: Tried<'_>,
-        answer: Answer,
-        mut line: Option<PendingLine>,
-    ) -> Next {
-        let Tried {
-            backend,
-            start: backend_start,
-        } = tried;
-        let Answer {
-            stream: mut backend_stream,
-            buf: mut backend_buf,
-            head: response,
-        } = answer;
-        let proxy = self.proxy;
-        if headers::marks_dead(
-            response.status,
-            response.retry_after,
-            proxy.dead_backend_on_500,
-        ) {
-            let code = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            proxy.mark_dead(&request.host, &request.frontend, backend, code.as_str());
-        }
-        let debug = head.debug.then(|| {
-            let now = Instant::now();
-            (now - request.start, now - backend_start)
-        });
-        let debug_info = debug.map(|(total, in_backend)| DebugInfo {
-            backend_url: backend.url.as_str(),
-            backend_index: backend.index,
-            frontend_id: &request.frontend.id,
-            host: &request.host,
-            total_ms: total.as_millis(),
-            backend_ms: in_backend.as_millis(),
-        });
-        let mut out = buffers::take();
-        if response.status == 101 && head.upgrade(&self.buf).is_some() {
-            encode::response_for_client(
-                &mut out,
-                &backend_buf,
-                &response,
-                head.minor,
-                ClientFraming::AsSent,
-                Persistence::Upgrade,
-                debug_info.as_ref(),
-            );
-            out.extend_from_slice(&backend_buf[response.len..]);
-            buffers::give_back(backend_buf);
-            let written = write_within(&mut self.io, &out, proxy.idle_timeout).await;
-            buffers::give_back(out);
-            // A tunnel's line is written when the 101 is sent, with 0 bytes.
-            if let Some(line) = line.take() {
-                line.write(0);
-            }
-            if written {
-                // A tunnel is no request: it leaves its place under maxSockets at once.
-                self.tunnel(consumed(head, body), backend_stream.into_tunnel())
-                    .await;
-            }
-            return Next::Close;
-        }
-        let dechunk = response.framing == response::Framing::Chunked && head.minor == 0;
-        let client_framing = match response.coded && head.minor == 1 {
-            true => ClientFraming::Coded,
-            false => ClientFraming::AsSent,
-        };
-        let close = !self.keeps_alive(head)
-            || self.unread_body
-            || response.framing == response::Framing::UntilClose
-            || dechunk
-            || response.status == 101;
-        let persistence = if close {
-            Persistence::Close
-        } else {
-            Persistence::KeepAlive
-        };
-        encode::response_for_client(
-            &mut out,
-            &backend_buf,
-            &response,
-            head.minor,
-            client_framing,
-            persistence,
-            debug_info.as_ref(),
-        );
-        let mut body_relay = BodyRelay::new(response.framing, dechunk);
-        let mut start = response.len;
-        let mut head_sent = false;
-        let complete = loop {
-            let input = &backend_buf[start..];
-            let Ok(taken) = body_relay.take(input, &mut out) else {
-                tracing::warn!(host = %request.host, backend = %backend.url, "backend sent invalid chunks");
-                if !head_sent {
-                    // Nothing reached the client yet: it can still have an honest answer.
-                    let error = ProxyError::BackendIo { replayable: false };
-                    let page = proxy.pages.body(error.status(), error.reason());
-                    let debug = head.debug.then(|| error.reason());
-                    self.write_generated(head, error.status(), &page, true, debug)
-                        .await;
-                    if let Some(mut line) = line.take() {
-                        line.set_status(error.status().as_u16());
-                        line.write(page.size() as u64);
-                    }
-                }
-                break false;
-            };
-            head_sent = true;
-            // The head and a first piece go out in one write; later pieces straight from the
-            // backend's buffer, uncopied.
-            let piece = if out.is_empty() {
-                &input[..taken.pass]
-            } else {
-                out.extend_from_slice(&input[..taken.pass]);
-                &out[..]
-            };
-            if !write_within(&mut self.io, piece, proxy.idle_timeout).await {
-                break false;
-            }
-            out.clear();
-            if taken.done {
-                break true;
-            }
-            backend_buf.clear();
-            start = 0;
-            buffers::reserve_read(&mut backend_buf);
-            let read = tokio::time::timeout(
-                proxy.idle_timeout,
-                backend_stream.stream.read_buf(&mut backend_buf),
-            );
-            match read.await {
-                Ok(Ok(0)) => break body_relay.ends_at_close(),
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) | Err(_) => break false,
-            }
-        };
-        buffers::give_back(out);
-        buffers::give_back(backend_buf);
-        if let Some(line) = line {
-            line.write(body_relay.bytes);
-        }
-        let whole_exchange = complete && !self.unread_body && !body_relay.overran;
-        if whole_exchange && proxy.pool.keep_alive() && response.reusable {
-            backend_stream.release();
-        }
-        // A response cut short leaves the client nothing to trust on this connection.
-        self.finish(consumed(head, body), complete && !close)
-    }
-
-    /// Splices client and backend after a 101, counted in the worker's tunnels; bytes either
-    /// side sent early are delivered first.
-    async fn tunnel(&mut self, consumed: usize, mut backend: TcpStream) {
-        let _open = self.proxy.tunnels.enter();
-        let early = self.buf.get(consumed..).unwrap_or_default();
-        let idle = self.proxy.idle_timeout;
-        if !early.is_empty() && !write_within(&mut backend, early, idle).await {
-            return;
-        }
-        buffers::give_back(std::mem::take(&mut self.buf));
-        tunnel::splice_streams(&mut self.io, &mut backend, self.proxy.response_timeout).await;
-    }
 }
 
 /// Bytes of the buffer the request took: its head, and its body when buffered there.
-fn consumed(head: &RequestHead, body: Body) -> usize {
+pub(super) fn consumed(head: &RequestHead, body: Body) -> usize {
     match body {
         Body::Buffered { end } => end,
         // A streamed body was removed from the buffer as it went.

@@ -4,12 +4,13 @@
 //! request and serialise it again on each side. Heads are parsed in place (httparse) into
 //! spans over the connection's buffer and rewritten straight into the backend's request; bodies
 //! pass through with their framing; and an idle keep-alive connection holds no buffer at all
-//! (hyper keeps 16 KiB per connection). Backend connections are plain TCP streams in a
-//! per-worker pool. HTTP/2 clients are still served by hyper (`crate::proxy`).
+//! (hyper keeps 16 KiB per connection). Backend connections are plain TCP streams in one
+//! per-worker pool, which the HTTP/2 service (`crate::proxy`, on hyper) uses too.
 //!
 //! ```text
-//! server (connection loop, head, route) ─▶ forward (attempts, relay, tunnel)
-//!   request / response (heads) · chunked (framing) · encode (heads out) · pool (backends)
+//! server (connection loop, head, route) ─▶ forward (body, attempts) ─▶ relay (answer, tunnel)
+//!   request / response (heads) · chunked (framing) · encode (heads out)
+//!   backend (answer heads, body framing, bounded writes) · pool (backend streams)
 //! ```
 
 pub mod backend;
@@ -20,6 +21,7 @@ pub mod fields;
 mod forward;
 pub mod open;
 pub mod pool;
+mod relay;
 pub mod request;
 pub mod response;
 pub mod server;
