@@ -143,10 +143,9 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     /// Waits for the next request's first bytes: `false` if the connection should close
     /// instead (idle past `tcpTimeout`, a drain began, or the client left).
     async fn wait_for_request(&mut self) -> bool {
-        if self.connections.is_draining() {
-            return false;
-        }
         let ready = tokio::time::timeout(self.proxy.idle_timeout, self.io.ready());
+        // Readiness first: a request already waiting when a drain starts is served (with
+        // `Connection: close`), not dropped unanswered.
         tokio::select! {
             biased;
             ready = ready => matches!(ready, Ok(Ok(()))),
