@@ -118,19 +118,15 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             None if frontend.backends.is_empty() => ProxyError::BadBackendUrl,
             None => ProxyError::NoLiveBackend,
         };
-        let page = self.proxy.pages.body(error.status(), error.reason());
-        let debug = head.debug.then(|| error.reason());
         // A streamed body was partly read: where the next request starts is unknown.
         let close = matches!(body, Body::Stream) || !self.keeps_alive(&head);
-        let written = self
-            .write_generated(&head, error.status(), &page, close, debug)
-            .await;
+        let (written, page_size) = self.write_error_page(&head, error, close).await;
         // A request that never reached a backend attempt gets no line, as in Hipache.
         if let (Some((_, backend_start)), Some(logged)) = (failure, logged) {
             let status = error.status().as_u16();
             logged
                 .into_pending(status, frontend.clone(), request.start, backend_start)
-                .write(page.size() as u64);
+                .write(page_size);
         }
         self.finish(consumed(&head, body), written && !close)
     }

@@ -122,13 +122,10 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 if !head_sent {
                     // Nothing reached the client yet: it can still have an honest answer.
                     let error = ProxyError::BackendIo { replayable: false };
-                    let page = proxy.pages.body(error.status(), error.reason());
-                    let debug = head.debug.then(|| error.reason());
-                    self.write_generated(head, error.status(), &page, true, debug)
-                        .await;
+                    let (_, page_size) = self.write_error_page(head, error, true).await;
                     if let Some(mut line) = line.take() {
                         line.set_status(error.status().as_u16());
-                        line.write(page.size() as u64);
+                        line.write(page_size);
                     }
                 }
                 break false;

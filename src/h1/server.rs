@@ -220,9 +220,33 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
 
     /// Answers a request that reached no backend: no access log line, as in Hipache.
     pub(super) async fn answer_error(&mut self, head: &RequestHead, error: ProxyError) -> Next {
-        let page = self.proxy.pages.body(error.status(), error.reason());
-        let debug = head.debug.then(|| error.reason());
+        let (page, debug) = self.error_page(head, error);
         self.answer(head, error.status(), &page, debug).await
+    }
+
+    /// The page that answers `error`, and its `X-Debug-Error` value when the client asked.
+    fn error_page(
+        &self,
+        head: &RequestHead,
+        error: ProxyError,
+    ) -> (PageBody, Option<&'static str>) {
+        let page = self.proxy.pages.body(error.status(), error.reason());
+        (page, head.debug.then(|| error.reason()))
+    }
+
+    /// Writes the page that answers `error`; returns whether it was written and its body's
+    /// size, for the access log.
+    pub(super) async fn write_error_page(
+        &mut self,
+        head: &RequestHead,
+        error: ProxyError,
+        close: bool,
+    ) -> (bool, u64) {
+        let (page, debug) = self.error_page(head, error);
+        let written = self
+            .write_generated(head, error.status(), &page, close, debug)
+            .await;
+        (written, page.size() as u64)
     }
 
     /// Writes a response of our own; the request's body, if any, is left unread, so the
