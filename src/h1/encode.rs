@@ -158,12 +158,8 @@ pub fn response_for_client(
         reason => reason,
     };
     status_line(out, client_minor, head.status, reason);
-    for f in &head.fields {
-        let meaningless = f.kind == Kind::ContentLength && head.coded;
-        if !meaningless && fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers)
-        {
-            field(out, f.name(buf), f.value(buf));
-        }
+    for f in head.client_fields(buf) {
+        field(out, f.name(buf), f.value(buf));
     }
     if framing == ClientFraming::Coded {
         transfer_encoding(out, &head.fields, buf);

@@ -116,6 +116,16 @@ impl ResponseHead {
         self.upgrade.map(|index| self.fields[index].value(buf))
     }
 
+    /// The fields that reach the client, whatever its protocol: not hop-by-hop, not named by
+    /// `Connection`, and no `Content-Length` beside a transfer coding (RFC 9112 §6.3).
+    pub fn client_fields<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = &'a Field> + 'a {
+        self.fields.iter().filter(move |field| {
+            let meaningless = field.kind == Kind::ContentLength && self.coded;
+            !meaningless
+                && fields::is_forwarded(field, &self.fields, buf, self.connection.lists_headers)
+        })
+    }
+
     /// An interim answer (100 Continue, 103 Early Hints...) that a final one follows.
     pub fn is_interim(&self) -> bool {
         (100..200).contains(&self.status) && self.status != 101

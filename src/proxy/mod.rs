@@ -28,7 +28,6 @@ use crate::access_log::{AccessLog, LoggedRequest};
 use crate::balancer::Attempts;
 use crate::error_page::{self, ErrorPages, PageBody};
 use crate::h1::backend::Answer;
-use crate::h1::fields;
 use crate::h1::open::OpenCount;
 use crate::h1::pool::BackendPool;
 use crate::router::{self, HostRequest};
@@ -332,14 +331,7 @@ fn response_head(answer: &Answer) -> http::response::Parts {
     *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response.headers_mut();
     headers.reserve(head.fields.len());
-    for field in &head.fields {
-        // The body goes decoded, in HTTP/2 frames: a length beside a coding would lie.
-        let meaningless = field.kind == fields::Kind::ContentLength && head.coded;
-        if meaningless
-            || !fields::is_forwarded(field, &head.fields, buf, head.connection.lists_headers)
-        {
-            continue;
-        }
+    for field in head.client_fields(buf) {
         let name = http::HeaderName::from_bytes(field.name(buf));
         let value = HeaderValue::from_bytes(field.value(buf));
         if let (Ok(name), Ok(value)) = (name, value) {
