@@ -107,13 +107,14 @@ impl BackendPool {
     }
 
     async fn place(&self, slot: &Slot) -> Result<OwnedSemaphorePermit, ProxyError> {
-        let permits = slot.permits.clone();
-        match permits.clone().try_acquire_owned() {
+        match slot.permits.clone().try_acquire_owned() {
             Ok(permit) => Ok(permit),
-            Err(_) => tokio::time::timeout(self.connect_timeout, permits.acquire_owned())
-                .await
-                .map_err(|_| ProxyError::SocketLimit)?
-                .map_err(|_| ProxyError::SocketLimit),
+            Err(_) => {
+                tokio::time::timeout(self.connect_timeout, slot.permits.clone().acquire_owned())
+                    .await
+                    .map_err(|_| ProxyError::SocketLimit)?
+                    .map_err(|_| ProxyError::SocketLimit)
+            }
         }
     }
 
