@@ -69,8 +69,9 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             host,
             start: Instant::now(),
             is_head: head.is_head(buf),
-            frontend: frontend.clone(),
+            frontend,
         };
+        let frontend = &request.frontend;
         let logged = self.proxy.access_log.as_ref().map(|log| {
             LoggedRequest::new(
                 log.clone(),
@@ -104,7 +105,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 }
                 Err(Failure::Backend(error)) => {
                     self.proxy
-                        .note_failure(&request.host, &frontend, backend, error);
+                        .note_failure(&request.host, frontend, backend, error);
                     failure = Some((error, backend_start));
                     if !attempts.may_retry(error.is_retryable()) {
                         break;
