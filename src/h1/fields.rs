@@ -128,18 +128,44 @@ pub struct ConnectionTokens {
 
 impl ConnectionTokens {
     pub fn add(&mut self, value: &[u8]) {
-        for token in value.split(|&b| b == b',').map(trim) {
-            if token.eq_ignore_ascii_case(b"close") {
-                self.close = true;
-            } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                self.keep_alive = true;
-            } else if token.eq_ignore_ascii_case(b"upgrade") {
-                self.upgrade = true;
-            } else if !token.is_empty() {
-                self.lists_headers = true;
+        for token in connection_tokens(value) {
+            match token {
+                ConnectionToken::Close => self.close = true,
+                ConnectionToken::KeepAlive => self.keep_alive = true,
+                ConnectionToken::Upgrade => self.upgrade = true,
+                ConnectionToken::Header(_) => self.lists_headers = true,
             }
         }
     }
+}
+
+/// One token of a `Connection` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionToken<'a> {
+    Close,
+    KeepAlive,
+    Upgrade,
+    /// Any other token names a header field of this hop only.
+    Header(&'a [u8]),
+}
+
+/// The tokens of a `Connection` value, empty ones skipped.
+pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken<'_>> {
+    value
+        .split(|&b| b == b',')
+        .map(trim)
+        .filter(|token| !token.is_empty())
+        .map(|token| {
+            if token.eq_ignore_ascii_case(b"close") {
+                ConnectionToken::Close
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                ConnectionToken::KeepAlive
+            } else if token.eq_ignore_ascii_case(b"upgrade") {
+                ConnectionToken::Upgrade
+            } else {
+                ConnectionToken::Header(token)
+            }
+        })
 }
 
 /// Whether `name` is listed by one of the `Connection` fields of `fields`.

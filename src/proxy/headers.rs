@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::h1::fields::{self, ConnectionToken, Kind};
+
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -20,8 +22,6 @@ pub const X_DEBUG_VHOST: HeaderName = HeaderName::from_static("x-debug-vhost");
 pub const X_DEBUG_FRONTEND_KEY: HeaderName = HeaderName::from_static("x-debug-frontend-key");
 pub const X_DEBUG_TIME_TOTAL: HeaderName = HeaderName::from_static("x-debug-time-total");
 pub const X_DEBUG_TIME_BACKEND: HeaderName = HeaderName::from_static("x-debug-time-backend");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The `X-Debug-Version-Hipache` value.
 pub const VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
@@ -48,48 +48,42 @@ impl Forwarded {
     }
 }
 
-/// Removes the headers that describe one connection rather than the message.
+/// Removes the headers that describe one connection rather than the message: the same rule as
+/// the HTTP/1 engine's (`h1::fields`), over a `HeaderMap`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let is_hop_by_hop = |name: &HeaderName| Kind::of(name.as_str().as_bytes()).is_hop_by_hop();
     // Most messages carry none, or only `Connection`: one pass over the names is cheaper than
-    // hashing every hop-by-hop name for a removal that finds nothing.
+    // a removal per hop-by-hop name that finds nothing.
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    // Names listed in Connection are hop-by-hop too; collect first, the map is borrowed. The
-    // usual tokens (`close`, `keep-alive`, `upgrade`) need no header name built for them.
+    // Names listed in Connection are hop-by-hop too.
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|token| {
-            !["close", "keep-alive", "upgrade", ""]
-                .iter()
-                .any(|t| token.eq_ignore_ascii_case(t))
+        .flat_map(|value| fields::connection_tokens(value.as_bytes()))
+        .filter_map(|token| match token {
+            ConnectionToken::Header(name) => HeaderName::from_bytes(name).ok(),
+            _ => None,
         })
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
-    for name in listed {
-        headers.remove(name);
+    // Rebuilt rather than removed from: removals reorder a `HeaderMap`, and the fields that
+    // stay go on in the client's order.
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    let mut name = None;
+    for (next, value) in std::mem::take(headers) {
+        // `None` continues the previous field's name.
+        if next.is_some() {
+            name = next;
+        }
+        if let Some(name) = name
+            .as_ref()
+            .filter(|n| !is_hop_by_hop(n) && !listed.contains(n))
+        {
+            kept.append(name.clone(), value);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    *headers = kept;
 }
 
 /// Prepares a client's request headers for the backend.
