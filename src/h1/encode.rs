@@ -13,7 +13,7 @@ use super::request::{Framing, RequestHead};
 use super::response::ResponseHead;
 use crate::ascii;
 use crate::error_page::PageBody;
-use crate::proxy::headers::{self, DebugInfo, Forwarded};
+use crate::proxy::headers::{self, DebugInfo, DebugValue, Forwarded};
 
 /// How the response body reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,40 +286,18 @@ fn content_length(out: &mut Vec<u8>, length: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `X-Debug-*` response fields. Values from Redis that could break the head (CR, LF, other
-/// controls) are written as `invalid`.
+/// `X-Debug-*` response fields (`DebugInfo::fields` keeps CR, LF and other controls from Redis
+/// out of the head).
 fn debug_fields(out: &mut Vec<u8>, debug: &DebugInfo<'_>) {
-    let text = |out: &mut Vec<u8>, name: &http::HeaderName, value: &str| {
-        let safe = value
-            .bytes()
-            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80);
-        field(
-            out,
-            name.as_str().as_bytes(),
-            if safe { value.as_bytes() } else { b"invalid" },
-        );
-    };
-    let number = |out: &mut Vec<u8>, name: &http::HeaderName, value: u64| {
+    for (name, value) in debug.fields() {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
-        ascii::decimal(out, value);
+        match value {
+            DebugValue::Text(text) => out.extend_from_slice(text.as_bytes()),
+            DebugValue::Number(n) => ascii::decimal(out, n),
+        }
         out.extend_from_slice(b"\r\n");
-    };
-    field(
-        out,
-        headers::X_DEBUG_VERSION.as_str().as_bytes(),
-        headers::VERSION.as_bytes(),
-    );
-    text(out, &headers::X_DEBUG_BACKEND_URL, debug.backend_url);
-    number(
-        out,
-        &headers::X_DEBUG_BACKEND_ID,
-        debug.backend_index as u64,
-    );
-    text(out, &headers::X_DEBUG_VHOST, debug.frontend_id);
-    text(out, &headers::X_DEBUG_FRONTEND_KEY, debug.host);
-    number(out, &headers::X_DEBUG_TIME_TOTAL, debug.total_ms as u64);
-    number(out, &headers::X_DEBUG_TIME_BACKEND, debug.backend_ms as u64);
+    }
 }
 
 fn canonical_reason(status: u16) -> &'static str {

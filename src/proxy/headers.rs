@@ -125,18 +125,52 @@ pub struct DebugInfo<'a> {
     pub backend_ms: u128,
 }
 
+/// One `X-Debug-*` value, as both client protocols write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DebugValue<'a> {
+    Text(&'a str),
+    Number(u64),
+}
+
+impl DebugInfo<'_> {
+    /// The fields, in order. Text from Redis that could not stand in a header (CR, LF, other
+    /// controls) reads `invalid`.
+    pub fn fields(&self) -> [(HeaderName, DebugValue<'_>); 7] {
+        fn text(value: &str) -> DebugValue<'_> {
+            let valid = value
+                .bytes()
+                .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f));
+            DebugValue::Text(if valid { value } else { "invalid" })
+        }
+        [
+            (X_DEBUG_VERSION, DebugValue::Text(env!("CARGO_PKG_VERSION"))),
+            (X_DEBUG_BACKEND_URL, text(self.backend_url)),
+            (
+                X_DEBUG_BACKEND_ID,
+                DebugValue::Number(self.backend_index as u64),
+            ),
+            (X_DEBUG_VHOST, text(self.frontend_id)),
+            (X_DEBUG_FRONTEND_KEY, text(self.host)),
+            (X_DEBUG_TIME_TOTAL, DebugValue::Number(self.total_ms as u64)),
+            (
+                X_DEBUG_TIME_BACKEND,
+                DebugValue::Number(self.backend_ms as u64),
+            ),
+        ]
+    }
+}
+
 pub fn add_debug(headers: &mut HeaderMap, info: &DebugInfo<'_>) {
-    let text = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"));
-    headers.insert(X_DEBUG_VERSION, VERSION);
-    headers.insert(X_DEBUG_BACKEND_URL, text(info.backend_url));
-    headers.insert(X_DEBUG_BACKEND_ID, HeaderValue::from(info.backend_index));
-    headers.insert(X_DEBUG_VHOST, text(info.frontend_id));
-    headers.insert(X_DEBUG_FRONTEND_KEY, text(info.host));
-    headers.insert(X_DEBUG_TIME_TOTAL, HeaderValue::from(info.total_ms as u64));
-    headers.insert(
-        X_DEBUG_TIME_BACKEND,
-        HeaderValue::from(info.backend_ms as u64),
-    );
+    for (name, value) in info.fields() {
+        let value = match value {
+            // cannot fail: `fields` keeps only text a header value can hold
+            DebugValue::Text(text) => {
+                HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("invalid"))
+            }
+            DebugValue::Number(n) => HeaderValue::from(n),
+        };
+        headers.insert(name, value);
+    }
 }
 
 #[cfg(test)]
