@@ -86,14 +86,21 @@ pub fn response_head(status: StatusCode, body: &PageBody) -> http::response::Bui
         PageBody::Html(page) => ("text/html", page.len()),
         PageBody::Text(text) => ("text/plain", text.len()),
     };
-    Response::builder()
+    let builder = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, HeaderValue::from_static(content_type))
-        .header(header::CONTENT_LENGTH, HeaderValue::from(length))
-        .header(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))
-        .header(header::PRAGMA, HeaderValue::from_static("no-cache"))
-        .header(header::EXPIRES, HeaderValue::from_static("-1"))
+        .header(header::CONTENT_LENGTH, HeaderValue::from(length));
+    NO_CACHE.iter().fold(builder, |builder, (name, value)| {
+        builder.header(*name, HeaderValue::from_static(value))
+    })
 }
+
+/// Hipache's headers on every page of its own: never cached.
+pub const NO_CACHE: [(&str, &str); 3] = [
+    ("Cache-Control", "no-cache"),
+    ("Pragma", "no-cache"),
+    ("Expires", "-1"),
+];
 
 #[cfg(test)]
 mod tests {

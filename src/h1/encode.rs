@@ -204,7 +204,9 @@ pub fn generated_response(
     );
     field(out, b"Content-Type", content_type.as_bytes());
     content_length(out, body.len());
-    out.extend_from_slice(b"Cache-Control: no-cache\r\nPragma: no-cache\r\nExpires: -1\r\n");
+    for (name, value) in crate::error_page::NO_CACHE {
+        field(out, name.as_bytes(), value.as_bytes());
+    }
     date(out);
     if let Some(reason) = debug_error {
         field(
