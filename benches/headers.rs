@@ -1,4 +1,4 @@
-//! `proxy::headers::rewrite_request`: what every forwarded request goes through.
+//! `wire::headers::rewrite_request`: what every forwarded request goes through.
 //!
 //! Run with `cargo bench --bench headers`. The header map is what a browser sends through a
 //! proxy; each iteration clones it first (the rewrite works in place), so the clone alone is
@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use hipache::proxy::headers::{rewrite_request, Forwarded};
+use hipache::wire::headers::{rewrite_request, Forwarded};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 const BROWSER: [(&str, &str); 11] = [
@@ -48,7 +48,7 @@ fn browser_headers() -> HeaderMap {
 fn rewrite(c: &mut Criterion) {
     let template = browser_headers();
     let forwarded = Forwarded::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), false, 80);
-    let mut group = c.benchmark_group("proxy::headers");
+    let mut group = c.benchmark_group("wire::headers");
     group.bench_function("clone only (baseline)", |b| {
         b.iter_batched(
             || (),

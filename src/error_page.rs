@@ -33,6 +33,25 @@ pub enum PageBody {
     Text(&'static str),
 }
 
+/// A response the proxy makes itself, whatever the client's protocol: its status, its page, and
+/// the `X-Debug-Error` value when the client asked for debug headers.
+pub struct Generated {
+    pub status: StatusCode,
+    pub page: PageBody,
+    pub debug_error: Option<&'static str>,
+}
+
+impl Generated {
+    /// Hipache answers the `__ping__` probe as plain text.
+    pub fn ping() -> Self {
+        Self {
+            status: StatusCode::OK,
+            page: PageBody::Text("ok"),
+            debug_error: None,
+        }
+    }
+}
+
 impl PageBody {
     pub fn size(&self) -> usize {
         match self {

@@ -3,11 +3,15 @@
 //! One request flows through the modules in this order:
 //!
 //! ```text
-//! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x; HTTP/2 goes to hyper in proxy)
-//!   ─▶ proxy::route ─▶ router::candidates ─▶ routes::*::lookup
-//!   ─▶ balancer::Attempts ─▶ h1::forward (h1::encode, h1::pool, h1::backend, proxy::tunnel)
-//!   ─▶ on failure proxy::note_failure (routes::*::mark_dead) and pick again
-//!   ─▶ error_page if every attempt failed ─▶ access_log
+//! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x, heads read by wire::request)
+//!                                  or h2::serve (HTTP/2 on hyper)
+//!   ─▶ proxy::Proxy::route ─▶ router::candidates ─▶ routes::*::lookup
+//!   ─▶ proxy::Proxy::forward, the one attempt loop: balancer::Attempts picks,
+//!        proxy::pool gives a backend stream, the front end sends (h1::forward, h2::request;
+//!        heads written by wire::encode), proxy::backend reads the answer's head;
+//!        on failure routes::*::mark_dead and pick again
+//!   ─▶ the answer relayed (h1::relay, h2::body; proxy::tunnel after a 101)
+//!      or proxy::Proxy::error_answer rendered as the client's protocol ─▶ access_log
 //! ```
 
 pub mod access_log;
@@ -17,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod error_page;
 pub mod h1;
+pub mod h2;
 pub mod logging;
 pub mod master;
 pub mod privileges;
@@ -24,4 +29,5 @@ pub mod proxy;
 pub mod router;
 pub mod routes;
 pub mod tls;
+pub mod wire;
 pub mod worker;

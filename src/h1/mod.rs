@@ -1,27 +1,21 @@
-//! Our HTTP/1.x engine for client connections, plain and TLS: the proxy's hot path.
+//! Our HTTP/1.x front end for client connections, plain and TLS: the proxy's hot path.
 //!
 //! Why not hyper here: a proxy needs to parse a head and pass it on, not to build a typed
-//! request and serialise it again on each side. Heads are parsed in place (httparse) into
+//! request and serialise it again on each side. Heads are parsed in place (`crate::wire`) into
 //! spans over the connection's buffer and rewritten straight into the backend's request; bodies
 //! pass through with their framing; and an idle keep-alive connection holds no buffer at all
-//! (hyper keeps 16 KiB per connection). Backend connections are plain TCP streams in one
-//! per-worker pool, which the HTTP/2 service (`crate::proxy`, on hyper) uses too.
+//! (hyper keeps 16 KiB per connection).
 //!
 //! ```text
-//! server (connection loop, head, route) ─▶ forward (body, attempts) ─▶ relay (answer, tunnel)
-//!   request / response (heads) · chunked (framing) · encode (heads out)
-//!   backend (answer heads, body framing, bounded writes) · pool (backend streams)
+//! server (connection loop, head, route, own answers)
+//!   ─▶ proxy::Proxy::forward (the attempt loop) with forward::Upload (how to send: head, body)
+//!   ─▶ relay (answer body, or a tunnel after 101)
+//! client: the stream and its unread bytes, for all three
 //! ```
 
-pub mod backend;
-pub mod buffers;
-pub mod chunked;
-pub mod encode;
-pub mod fields;
+mod client;
 mod forward;
-pub mod open;
-pub mod pool;
 mod relay;
-pub mod request;
-pub mod response;
 pub mod server;
+
+pub use client::ClientStream;

@@ -1,164 +1,238 @@
-//! One forwarding attempt of an HTTP/2 request: a stream to the chosen backend from the worker's
-//! pool (the one HTTP/1 clients use), the request written as HTTP/1.1, the response head awaited
-//! under `tcpTimeout`. A stale idle stream is retried once on a fresh one, as for HTTP/1.
+//! The one attempt loop, for every client protocol: pick a live backend not tried yet, take a
+//! stream to it from the pool, let the front end send the request, read the answer's head,
+//! and on failure classify, mark dead by Hipache's rules and retry while the failure and
+//! `retryOnError` allow. An idle pooled stream the backend had closed is replaced once, in the
+//! same attempt, when the request can safely go again.
+//!
+//! What comes back is an answer with its X-Debug fields and access log line, or the error
+//! that answers the client: the front end then relays or renders it in its protocol.
 
-use std::time::Duration;
+use std::time::Instant;
 
-use bytes::Bytes;
-use http::request::Parts;
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
+use crate::access_log::{LoggedRequest, PendingLine};
+use crate::balancer::Attempts;
+use crate::routes::{Backend, Frontend, RouteSource};
+use crate::wire::headers::DebugInfo;
 
+use super::backend::{read_response_head, Answer, Asked, Unanswered};
 use super::error::ProxyError;
-use crate::h1::backend::{read_response_head, write_within, Answer, Asked, Unanswered};
-use crate::h1::pool::{BackendPool, BackendStream};
-use crate::h1::{buffers, encode};
-use crate::routes::Backend;
+use super::pool::BackendStream;
+use super::{Proxy, Route};
 
-/// Requests with a body up to this size are kept whole, so that a retry can send them again.
-pub const REPLAY_LIMIT_BYTES: u64 = 64 * 1024;
-
-/// The client's request body, as far as retries are concerned.
-pub enum Payload {
-    /// Held in memory: can be sent any number of times.
-    Replayable(Bytes),
-    /// Streamed from the client: `None` once sent.
-    Once(Option<Incoming>),
+/// How a front end sends its request to a backend: the one step of an attempt that depends on
+/// the client's protocol.
+pub(crate) trait Exchange {
+    /// What the request lets its answer be.
+    fn asked(&self) -> Asked;
+    /// Whether the request, body included, can be sent again whole.
+    fn is_replayable(&self) -> bool;
+    /// Whether sending it twice has the effect of once (RFC 9110 §9.2.2).
+    fn is_idempotent(&self) -> bool;
+    /// Writes the request, head and body, to `stream`.
+    async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError>;
 }
 
-impl Payload {
-    /// Keeps small bodies whole; a client that goes away while sending one, or sends nothing
-    /// of it for `idle`, yields `None`.
-    pub async fn from_incoming(body: Incoming, idle: Duration) -> Option<Self> {
-        use http_body::Body as _;
-        match body.size_hint().exact() {
-            Some(0) => Some(Self::Replayable(Bytes::new())),
-            Some(n) if n <= REPLAY_LIMIT_BYTES => tokio::time::timeout(idle, body.collect())
-                .await
-                .ok()?
-                .ok()
-                .map(|collected| Self::Replayable(collected.to_bytes())),
-            _ => Some(Self::Once(Some(body))),
-        }
-    }
-
-    fn is_replayable(&self) -> bool {
-        matches!(self, Self::Replayable(_))
-    }
+/// Why a request could not be sent.
+pub(crate) enum SendError {
+    /// The backend stopped taking it; `sent` says whether any of it had left.
+    Backend {
+        sent: bool,
+    },
+    Client(ClientFailure),
 }
 
-/// Sends the request described by `parts` and `payload` to `backend` and reads the answer's head.
-pub async fn forward(
-    pool: &BackendPool,
-    backend: &Backend,
-    parts: &Parts,
-    payload: &mut Payload,
-    response_timeout: Duration,
-) -> Result<Answer, ProxyError> {
-    let replayable = payload.is_replayable();
-    // An HTTP/2 request's length is its `content-length`, if any; otherwise it goes in chunks.
-    let chunked = !replayable && !parts.headers.contains_key(http::header::CONTENT_LENGTH);
-    let mut out = buffers::take();
-    encode::request_from_parts(&mut out, parts, chunked);
-    if let Payload::Replayable(bytes) = payload {
-        out.extend_from_slice(bytes);
-    }
-    // HTTP/2 has no upgrades: a 101 from the backend is an error.
-    let asked = Asked {
-        head: parts.method == http::Method::HEAD,
-        upgrade: false,
-    };
-    let idempotent = parts.method.is_idempotent();
-    let mut stream = pool.stream(&backend.url).await?;
-    let answer = loop {
-        match send(&mut stream, &out, payload, chunked, asked, response_timeout).await {
-            Ok((buf, head)) => break Ok(Answer { stream, buf, head }),
-            // A stream taken idle that the backend had closed (see `Unanswered::is_stale`).
-            Err(unanswered) if stream.reused && unanswered.is_stale(idempotent) => {
-                match pool.replace(&backend.url, stream).await {
-                    Ok(fresh) => stream = fresh,
-                    Err(error) => break Err(error),
+/// The client broke the exchange: no backend is to blame, and none is marked dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientFailure {
+    /// It went away or stopped sending its body.
+    Gone,
+    /// Its chunked body is not valid chunked coding.
+    InvalidBody,
+}
+
+/// A backend answered: its head is read, the rest is for the front end to relay.
+pub(crate) struct Answered<'r> {
+    pub(crate) answer: Answer,
+    pub(crate) backend: &'r Backend,
+    /// The `X-Debug-*` fields, when the client asked for them.
+    pub(crate) debug: Option<DebugInfo<'r>>,
+    /// The access log line, written by the front end when the answer ends.
+    pub(crate) line: Option<PendingLine>,
+}
+
+/// How the attempts of one request ended.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per request, from the loop to its caller: a box would cost an allocation"
+)]
+pub(crate) enum Outcome<'r> {
+    Answered(Answered<'r>),
+    /// No backend answered: `error` answers the client. A request that reached no backend
+    /// attempt gets no access log line, as in Hipache.
+    Failed {
+        error: ProxyError,
+        line: Option<PendingLine>,
+    },
+    Client(ClientFailure),
+}
+
+/// One attempt that failed.
+enum Failed {
+    Backend(ProxyError),
+    Client(ClientFailure),
+}
+
+impl<S: RouteSource> Proxy<S> {
+    /// Sends the request to the route's backends, one at a time, until one answers or no retry
+    /// is left. `logged` becomes the answer's access log line.
+    pub(crate) async fn forward<'r>(
+        &self,
+        route: &'r Route,
+        logged: Option<LoggedRequest>,
+        exchange: &mut impl Exchange,
+    ) -> Outcome<'r> {
+        let frontend = &route.frontend;
+        let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error);
+        let mut failure = None;
+        while let Some(backend) = attempts.next(&mut rand::rng()) {
+            let backend_start = Instant::now();
+            match self.attempt(backend, exchange).await {
+                Ok(answer) => {
+                    let status = answer.head.status;
+                    if answer_marks_dead(status, answer.head.retry_after, self.dead_backend_on_500)
+                    {
+                        let code = http::StatusCode::from_u16(status);
+                        let why = code.as_ref().map_or("5xx", http::StatusCode::as_str);
+                        self.mark_dead(&route.host, frontend, backend, why);
+                    }
+                    let debug = route.debug.then(|| {
+                        let now = Instant::now();
+                        DebugInfo {
+                            backend_url: backend.url.as_str(),
+                            backend_index: backend.index,
+                            frontend_id: &frontend.id,
+                            host: &route.host,
+                            total_ms: (now - route.start).as_millis(),
+                            backend_ms: (now - backend_start).as_millis(),
+                        }
+                    });
+                    let line = logged.map(|logged| {
+                        logged.into_pending(status, frontend.clone(), route.start, backend_start)
+                    });
+                    return Outcome::Answered(Answered {
+                        answer,
+                        backend,
+                        debug,
+                        line,
+                    });
                 }
+                Err(Failed::Backend(error)) => {
+                    self.note_failure(&route.host, frontend, backend, error);
+                    failure = Some((error, backend_start));
+                    if !attempts.may_retry(error.is_retryable()) {
+                        break;
+                    }
+                }
+                Err(Failed::Client(failure)) => return Outcome::Client(failure),
             }
-            Err(unanswered) => break Err(unanswered.error),
         }
-    };
-    buffers::give_back(out);
-    answer
+        let error = match failure {
+            Some((error, _)) => error,
+            None if frontend.backends.is_empty() => ProxyError::BadBackendUrl,
+            None => ProxyError::NoLiveBackend,
+        };
+        let line = match (failure, logged) {
+            (Some((_, backend_start)), Some(logged)) => Some(logged.into_pending(
+                error.status().as_u16(),
+                frontend.clone(),
+                route.start,
+                backend_start,
+            )),
+            _ => None,
+        };
+        Outcome::Failed { error, line }
+    }
+
+    /// One attempt on `backend`: a pooled stream, the request, the answer's head. A stream
+    /// taken idle that the backend had closed is replaced by a fresh one (in its place under
+    /// `maxSockets`) when the request never left, or can go again (`Unanswered::is_stale`).
+    async fn attempt(
+        &self,
+        backend: &Backend,
+        exchange: &mut impl Exchange,
+    ) -> Result<Answer, Failed> {
+        let url = &backend.url;
+        let mut stream = self.pool.stream(url).await.map_err(Failed::Backend)?;
+        loop {
+            let replayable = exchange.is_replayable();
+            let unanswered = match exchange.send(&mut stream).await {
+                Ok(()) => {
+                    let asked = exchange.asked();
+                    let timeout = self.response_timeout;
+                    match read_response_head(&mut stream.stream, asked, timeout, replayable).await {
+                        Ok((buf, head)) => return Ok(Answer { stream, buf, head }),
+                        Err(unanswered) => unanswered,
+                    }
+                }
+                Err(SendError::Backend { sent }) => Unanswered {
+                    error: ProxyError::BackendIo { replayable },
+                    sent,
+                    answered: false,
+                },
+                Err(SendError::Client(failure)) => return Err(Failed::Client(failure)),
+            };
+            if !(stream.reused && unanswered.is_stale(exchange.is_idempotent())) {
+                return Err(Failed::Backend(unanswered.error));
+            }
+            stream = self
+                .pool
+                .replace(url, stream)
+                .await
+                .map_err(Failed::Backend)?;
+        }
+    }
+
+    /// Hipache's consequences of a failed attempt: dead for `deadBackendTTL`, or only logged.
+    fn note_failure(&self, host: &str, frontend: &Frontend, backend: &Backend, error: ProxyError) {
+        if error.marks_dead() {
+            self.mark_dead(host, frontend, backend, error.reason());
+        } else {
+            tracing::warn!(%host, backend = %backend.url, error = error.reason(), "backend request failed");
+        }
+    }
+
+    /// Hipache marks only when the frontend has another backend to send traffic to.
+    fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend, why: &str) {
+        tracing::warn!(%host, frontend = %frontend.id, backend = %backend.url, reason = why, "backend is dead");
+        if frontend.backend_count > 1 {
+            self.routes.mark_dead(host, frontend, backend);
+        }
+    }
 }
 
-async fn send(
-    stream: &mut BackendStream,
-    head: &[u8],
-    payload: &mut Payload,
-    chunked: bool,
-    asked: Asked,
-    timeout: Duration,
-) -> Result<(Vec<u8>, crate::h1::response::ResponseHead), Unanswered> {
-    let replayable = payload.is_replayable();
-    if !write_within(&mut stream.stream, head, timeout).await {
-        return Err(Unanswered {
-            error: ProxyError::BackendIo { replayable },
-            sent: false,
-            answered: false,
-        });
+/// Whether a backend's answer means it is failing: 5xx (500 only with `deadBackendOn500`),
+/// except a 503 with `Retry-After`, a legitimate maintenance answer.
+fn answer_marks_dead(status: u16, retry_after: bool, dead_on_500: bool) -> bool {
+    match status {
+        500 => dead_on_500,
+        503 => !retry_after,
+        501..=599 => true,
+        _ => false,
     }
-    if let Payload::Once(incoming) = payload {
-        if let Some(incoming) = incoming.take() {
-            stream_body(&mut stream.stream, incoming, chunked, timeout).await?;
-        }
-    }
-    read_response_head(&mut stream.stream, asked, timeout, replayable).await
 }
 
-/// Copies the client's body frames to the backend, in chunks when its length is unknown; a
-/// backend that stops reading for `timeout` fails the attempt.
-async fn stream_body(
-    backend: &mut tokio::net::TcpStream,
-    mut incoming: Incoming,
-    chunked: bool,
-    timeout: Duration,
-) -> Result<(), Unanswered> {
-    let failed = Unanswered {
-        error: ProxyError::BackendIo { replayable: false },
-        sent: true,
-        answered: false,
-    };
-    let mut framing = Vec::with_capacity(24);
-    // A client that stops sending holds the backend stream: it gets `timeout` per frame.
-    while let Some(frame) = tokio::time::timeout(timeout, incoming.frame())
-        .await
-        .map_err(|_| Unanswered {
-            error: ProxyError::BackendIo { replayable: false },
-            sent: true,
-            answered: false,
-        })?
-    {
-        let Ok(frame) = frame else {
-            return Err(failed);
-        };
-        let Ok(data) = frame.into_data() else {
-            // Trailers: HTTP/1.1 backends are not sent them.
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if chunked {
-            framing.clear();
-            encode::chunk_head(&mut framing, data.len());
-            let written = write_within(backend, &framing, timeout).await
-                && write_within(backend, &data, timeout).await
-                && write_within(backend, b"\r\n", timeout).await;
-            if !written {
-                return Err(failed);
-            }
-        } else if !write_within(backend, &data, timeout).await {
-            return Err(failed);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_hundreds_mark_dead_by_hipache_rules() {
+        assert!(answer_marks_dead(500, false, true));
+        assert!(!answer_marks_dead(500, false, false));
+        assert!(answer_marks_dead(502, false, false));
+        assert!(answer_marks_dead(503, false, false));
+        assert!(!answer_marks_dead(503, true, true));
+        assert!(!answer_marks_dead(404, false, true));
+        assert!(!answer_marks_dead(200, false, true));
     }
-    if chunked && !write_within(backend, encode::LAST_CHUNK, timeout).await {
-        return Err(failed);
-    }
-    Ok(())
 }

@@ -21,12 +21,12 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use super::prefixed::Prefixed;
-use crate::h1::open::Connections;
 use crate::h1::server::{self as h1, Ended};
-use crate::proxy::headers::Forwarded;
+use crate::proxy::open::Connections;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
 use crate::tls;
+use crate::wire::headers::Forwarded;
 
 /// How long to pause accepting after an error such as EMFILE, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -204,7 +204,7 @@ where
     let service = service_fn(move |request| {
         let (proxy, client) = (proxy.clone(), client.clone());
         // Boxed: hyper keeps room for one request future per stream, and ours is large.
-        let handling = Box::pin(proxy.handle(client, request));
+        let handling = Box::pin(crate::h2::serve(proxy, client, request));
         async move { Ok::<_, std::convert::Infallible>(handling.await) }
     });
     let connection = shared.http2.serve_connection(TokioIo::new(stream), service);
@@ -218,7 +218,7 @@ where
 mod tests {
     use super::*;
     use crate::error_page::ErrorPages;
-    use crate::h1::pool::BackendPool;
+    use crate::proxy::pool::BackendPool;
     use crate::routes::file::FileRoutes;
 
     /// Every open connection holds its task's future for as long as it lives: what a thousand

@@ -19,9 +19,9 @@ use tokio::task::LocalSet;
 use crate::access_log::{self, AccessLog};
 use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
-use crate::h1::open::OpenCount;
-use crate::h1::pool::BackendPool;
 use crate::master::listeners::Listener;
+use crate::proxy::open::OpenCount;
+use crate::proxy::pool::BackendPool;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
@@ -182,7 +182,7 @@ async fn serve_with<S: RouteSource, R>(
     let sweeper = {
         let proxy = proxy.clone();
         tokio::task::spawn_local(async move {
-            let mut tick = tokio::time::interval(crate::h1::pool::IDLE_LIFETIME);
+            let mut tick = tokio::time::interval(crate::proxy::pool::IDLE_LIFETIME);
             loop {
                 tick.tick().await;
                 proxy.pool.sweep();

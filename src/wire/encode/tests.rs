@@ -1,6 +1,6 @@
 use super::*;
-use crate::h1::request::RequestHead;
-use crate::h1::response::ResponseHead;
+use crate::wire::request::RequestHead;
+use crate::wire::response::ResponseHead;
 
 fn forwarded() -> Forwarded {
     Forwarded::new("10.1.2.3".parse().unwrap(), false, 8080)
@@ -139,15 +139,12 @@ fn debug_fields_never_break_the_head() {
 #[test]
 fn generated_pages_carry_hipache_headers() {
     let mut out = Vec::new();
-    let page = PageBody::Html(bytes::Bytes::from_static(b"<p>no</p>"));
-    generated_response(
-        &mut out,
-        1,
-        StatusCode::BAD_GATEWAY,
-        &page,
-        true,
-        Some("backend error"),
-    );
+    let answer = Generated {
+        status: StatusCode::BAD_GATEWAY,
+        page: PageBody::Html(bytes::Bytes::from_static(b"<p>no</p>")),
+        debug_error: Some("backend error"),
+    };
+    generated_response(&mut out, 1, &answer, true);
     let out = String::from_utf8(out).unwrap();
     assert!(
         out.starts_with(

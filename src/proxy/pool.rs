@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::proxy::error::ProxyError;
+use super::error::ProxyError;
 use crate::routes::BackendUrl;
 
 /// An idle stream older than this is closed rather than reused: backends commonly drop idle

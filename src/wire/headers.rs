@@ -1,12 +1,12 @@
-//! Header rewriting between client and backend (pure): hop-by-hop removal (RFC 9110 §7.6.1),
-//! Hipache's `X-Forwarded-*` / `X-Real-IP` added only when absent, `X-Debug-*` response headers,
-//! and the 5xx rule that marks a backend dead.
+//! Header names and rewriting between client and backend (pure): hop-by-hop removal (RFC 9110
+//! §7.6.1) over a `HeaderMap`, Hipache's `X-Forwarded-*` / `X-Real-IP` added only when absent,
+//! and the `X-Debug-*` response fields.
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::h1::fields::{self, ConnectionToken, Kind};
+use super::fields::{self, ConnectionToken, Kind};
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -49,7 +49,7 @@ impl Forwarded {
 }
 
 /// Removes the headers that describe one connection rather than the message: the same rule as
-/// the HTTP/1 engine's (`h1::fields`), over a `HeaderMap`.
+/// the HTTP/1 engine's (`wire::fields`), over a `HeaderMap`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let is_hop_by_hop = |name: &HeaderName| Kind::of(name.as_str().as_bytes()).is_hop_by_hop();
     // Most messages carry none, or only `Connection`: one pass over the names is cheaper than
@@ -101,17 +101,6 @@ pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_aliv
     if !keep_alive {
         // Hipache's default: one backend connection per request, closed by the backend.
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-}
-
-/// Whether a backend answer means the backend is failing: 5xx (500 only with
-/// `deadBackendOn500`), except a 503 with `Retry-After`, a legitimate maintenance answer.
-pub fn marks_dead(status: u16, retry_after: bool, dead_on_500: bool) -> bool {
-    match status {
-        500 => dead_on_500,
-        503 => !retry_after,
-        501..=599 => true,
-        _ => false,
     }
 }
 
@@ -224,16 +213,5 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "::1");
         assert_eq!(headers["x-forwarded-proto"], "https");
         assert!(!headers.contains_key("connection"));
-    }
-
-    #[test]
-    fn five_hundreds_mark_dead_by_hipache_rules() {
-        assert!(marks_dead(500, false, true));
-        assert!(!marks_dead(500, false, false));
-        assert!(marks_dead(502, false, false));
-        assert!(marks_dead(503, false, false));
-        assert!(!marks_dead(503, true, true));
-        assert!(!marks_dead(404, false, true));
-        assert!(!marks_dead(200, false, true));
     }
 }

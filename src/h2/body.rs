@@ -17,10 +17,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
 use crate::access_log::PendingLine;
-use crate::h1::backend::{Answer, BodyRelay};
-use crate::h1::buffers;
-use crate::h1::pool::BackendStream;
-use crate::h1::response::Framing;
+use crate::proxy::backend::{Answer, BodyRelay};
+use crate::proxy::pool::BackendStream;
+use crate::wire::buffers;
+use crate::wire::response::Framing;
 
 pub struct ResponseBody {
     content: Content,

@@ -9,11 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::StatusCode;
 
 use super::fields::{self, Kind};
+use super::headers::{self, DebugInfo, DebugValue, Forwarded};
 use super::request::{Framing, RequestHead};
 use super::response::ResponseHead;
 use crate::ascii;
-use crate::error_page::PageBody;
-use crate::proxy::headers::{self, DebugInfo, DebugValue, Forwarded};
+use crate::error_page::{Generated, PageBody};
 
 /// How the response body reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,15 +184,9 @@ pub fn response_for_client(
 
 /// A response the proxy makes itself: an error page (with Hipache's headers) or `__ping__`'s
 /// `ok`, head and body.
-pub fn generated_response(
-    out: &mut Vec<u8>,
-    client_minor: u8,
-    status: StatusCode,
-    page: &PageBody,
-    close: bool,
-    debug_error: Option<&str>,
-) {
-    let (content_type, body) = match page {
+pub fn generated_response(out: &mut Vec<u8>, client_minor: u8, answer: &Generated, close: bool) {
+    let status = answer.status;
+    let (content_type, body) = match &answer.page {
         PageBody::Html(page) => ("text/html", &page[..]),
         PageBody::Text(text) => ("text/plain", text.as_bytes()),
     };
@@ -208,7 +202,7 @@ pub fn generated_response(
         field(out, name.as_bytes(), value.as_bytes());
     }
     date(out);
-    if let Some(reason) = debug_error {
+    if let Some(reason) = answer.debug_error {
         field(
             out,
             headers::X_DEBUG_ERROR.as_str().as_bytes(),

@@ -5,11 +5,11 @@
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::buffers;
-use super::chunked::{Decoder, InvalidChunk};
+use super::error::ProxyError;
 use super::pool::BackendStream;
-use super::response::{self, ResponseHead};
-use crate::proxy::error::ProxyError;
+use crate::wire::buffers;
+use crate::wire::chunked::{Decoder, InvalidChunk};
+use crate::wire::response::{self, ResponseHead};
 
 /// Writes all of `bytes` unless the peer stops reading for `limit`: `false` if it did, or
 /// failed.

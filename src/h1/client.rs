@@ -1,0 +1,115 @@
+//! The client's side of an HTTP/1.x connection: its stream, and the bytes read from it that no
+//! request has consumed yet. The buffer is lent (`wire::buffers`) only while a request is in
+//! hand: an idle connection waits for readiness holding none.
+
+use std::future::Future;
+use std::io;
+use std::ops::Range;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::proxy::backend::write_within;
+use crate::wire::buffers;
+
+/// A client stream the engine can serve: plain TCP, or TLS that chose HTTP/1.1.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
+    /// Waits, holding no buffer, until a read would make progress.
+    fn ready(&self) -> impl Future<Output = io::Result<()>>;
+}
+
+impl ClientStream for TcpStream {
+    fn ready(&self) -> impl Future<Output = io::Result<()>> {
+        self.readable()
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    async fn ready(&self) -> io::Result<()> {
+        let (tcp, tls) = self.get_ref();
+        // With no plaintext left in rustls (each read processes every whole record it has),
+        // the next request needs bytes from the socket; otherwise it is already here.
+        if tls.wants_read() {
+            tcp.readable().await
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A client stream and its unread bytes.
+pub(super) struct Client<IO> {
+    io: IO,
+    /// Read and not yet consumed; empty (no allocation) while idle.
+    buf: Vec<u8>,
+}
+
+impl<IO: ClientStream> Client<IO> {
+    pub(super) fn new(io: IO) -> Self {
+        Self {
+            io,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The bytes read and not yet consumed.
+    pub(super) fn buf(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Gives the buffer back (what it held is dropped), so that an idle connection holds
+    /// none.
+    pub(super) fn release(&mut self) {
+        buffers::give_back(std::mem::take(&mut self.buf));
+    }
+
+    /// Waits up to `limit` for the next request's first bytes: `false` if none came.
+    pub(super) async fn wait_readable(&self, limit: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.io.ready()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Reads what the client sent next, by `deadline`: `false` if it closed, failed or stayed
+    /// silent.
+    pub(super) async fn read_more(&mut self, deadline: Instant) -> bool {
+        if self.buf.capacity() == 0 {
+            self.buf = buffers::take();
+        }
+        buffers::reserve_read(&mut self.buf);
+        let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await;
+        matches!(read, Ok(Ok(n)) if n > 0)
+    }
+
+    /// Writes all of `bytes` unless the client stops reading for `limit`.
+    pub(super) async fn write(&mut self, bytes: &[u8], limit: Duration) -> bool {
+        write_within(&mut self.io, bytes, limit).await
+    }
+
+    /// Drops `range` of the buffer: a request's bytes, or body bytes passed on.
+    pub(super) fn consume(&mut self, range: Range<usize>) {
+        let end = range.end.min(self.buf.len());
+        self.buf.drain(range.start.min(end)..end);
+    }
+
+    /// The stream, for a tunnel or a close, with the bytes after `consumed` (sent early by the
+    /// client); the buffer goes back.
+    pub(super) fn take_for_tunnel(&mut self, consumed: usize) -> (&mut IO, Vec<u8>) {
+        let early = self.buf.get(consumed..).unwrap_or_default().to_vec();
+        buffers::give_back(std::mem::take(&mut self.buf));
+        (&mut self.io, early)
+    }
+
+    /// The stream, to close it.
+    pub(super) fn io(&mut self) -> &mut IO {
+        &mut self.io
+    }
+
+    /// The stream and what was read from it, for the HTTP/2 server.
+    pub(super) fn into_parts(self) -> (IO, Vec<u8>) {
+        (self.io, self.buf)
+    }
+}

@@ -1,0 +1,182 @@
+//! The HTTP/2 front end: hyper serves the connection (TLS with ALPN `h2`, or h2c prior
+//! knowledge) and calls [`serve`] per request. A request is routed and sent through the proxy's
+//! one attempt loop as HTTP/1.1 over the worker's backend pool (`request`), and the answer is
+//! streamed back (`body`), its access log line written when it ends.
+
+pub mod body;
+pub mod request;
+
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use crate::access_log::LoggedRequest;
+use crate::error_page::{self, Generated, PageBody};
+use crate::proxy::backend::Answer;
+use crate::proxy::error::ProxyError;
+use crate::proxy::{Answered, ClientConnection, Outcome, Proxy, Routed};
+use crate::routes::RouteSource;
+use crate::wire::headers::{self, Forwarded};
+use body::ResponseBody;
+use request::Payload;
+
+/// Serves one HTTP/2 request.
+pub async fn serve<S: RouteSource>(
+    proxy: Rc<Proxy<S>>,
+    conn: Rc<ClientConnection>,
+    request: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let debug = request.headers().contains_key(headers::X_DEBUG);
+    if request.method() == http::Method::CONNECT {
+        // A reverse proxy tunnels to no address a client names.
+        let mut refused = Response::new(ResponseBody::full(Bytes::new()));
+        *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+        return refused;
+    }
+    let route = match proxy.route(host_of(&request), debug).await {
+        Routed::Ping => return generated(Generated::ping()),
+        Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
+        Routed::Found(route) => route,
+    };
+    let (mut parts, body) = request.into_parts();
+    let logged = logged_request(&proxy, &parts, conn.peer);
+    prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
+    let Some(payload) = Payload::from_incoming(body, proxy.idle_timeout).await else {
+        // The client went away while sending its body: nobody is left to answer.
+        let error = ProxyError::BackendIo { replayable: false };
+        return generated(proxy.error_answer(error, debug));
+    };
+    let mut exchange = request::Request {
+        parts: &parts,
+        payload,
+        timeout: proxy.response_timeout,
+    };
+    match proxy.forward(&route, logged, &mut exchange).await {
+        Outcome::Answered(Answered {
+            answer,
+            debug,
+            line,
+            ..
+        }) => {
+            let mut head = response_head(&answer);
+            if let Some(debug) = &debug {
+                headers::add_debug(&mut head.headers, debug);
+            }
+            let mut body =
+                ResponseBody::backend(answer, proxy.pool.keep_alive(), proxy.idle_timeout);
+            if let Some(line) = line {
+                body.log_on_drop(Box::new(line));
+            }
+            Response::from_parts(head, body)
+        }
+        Outcome::Failed { error, line } => {
+            let mut response = generated(proxy.error_answer(error, debug));
+            if let Some(line) = line {
+                response.body_mut().log_on_drop(Box::new(line));
+            }
+            response
+        }
+        // The client stopped sending its body: nobody is left to read an answer.
+        Outcome::Client(_) => {
+            let error = ProxyError::BackendIo { replayable: false };
+            generated(proxy.error_answer(error, debug))
+        }
+    }
+}
+
+/// The request line and client facts of an access log line, taken before the request moves
+/// on. An HTTP/2 request's URI carries scheme and authority, which an HTTP/1.1 client would not
+/// have sent: its path is logged, as Hipache's `req.url` would be.
+fn logged_request<S>(
+    proxy: &Proxy<S>,
+    parts: &http::request::Parts,
+    client: IpAddr,
+) -> Option<LoggedRequest> {
+    let log = proxy.access_log.as_ref()?;
+    let text = |name| {
+        parts
+            .headers
+            .get(name)
+            .map_or(&b""[..], HeaderValue::as_bytes)
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(LoggedRequest::new(
+        log.clone(),
+        client,
+        parts.method.as_str().as_bytes(),
+        path.as_bytes(),
+        "2.0",
+        text(header::REFERER),
+        text(header::USER_AGENT),
+    ))
+}
+
+/// A response of our own (an error page, `__ping__`'s `ok`) as an HTTP/2 response.
+fn generated(answer: Generated) -> Response<ResponseBody> {
+    let mut builder = error_page::response_head(answer.status, &answer.page);
+    if let Some(reason) = answer.debug_error {
+        builder = builder
+            .header(headers::X_DEBUG_ERROR, HeaderValue::from_static(reason))
+            .header(headers::X_DEBUG_VERSION, headers::VERSION);
+    }
+    let body = match answer.page {
+        PageBody::Html(page) => ResponseBody::full(page),
+        PageBody::Text(text) => ResponseBody::full(Bytes::from_static(text.as_bytes())),
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| fallback_response(answer.status))
+}
+
+/// `Host`, or the authority of an HTTP/2 (or absolute-form) request.
+fn host_of(request: &Request<Incoming>) -> Option<&str> {
+    match request.headers().get(header::HOST) {
+        Some(value) => value.to_str().ok(),
+        None => request.uri().authority().map(|a| a.as_str()),
+    }
+}
+
+/// Origin-form URI, a `Host` header, and the forwarding headers.
+fn prepare_for_backend(parts: &mut http::request::Parts, forwarded: &Forwarded, keep_alive: bool) {
+    if let Some(authority) = parts.uri.authority() {
+        if !parts.headers.contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                parts.headers.insert(header::HOST, host);
+            }
+        }
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Ok(origin_form) = Uri::try_from(path) {
+            parts.uri = origin_form;
+        }
+    }
+    headers::rewrite_request(&mut parts.headers, forwarded, keep_alive);
+}
+
+/// The backend's status and fields (hop-by-hop ones left out) as the client's response head.
+fn response_head(answer: &Answer) -> http::response::Parts {
+    let (head, buf) = (&answer.head, &answer.buf);
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = response.headers_mut();
+    headers.reserve(head.fields.len());
+    for field in head.client_fields(buf) {
+        let name = http::HeaderName::from_bytes(field.name(buf));
+        let value = HeaderValue::from_bytes(field.value(buf));
+        if let (Ok(name), Ok(value)) = (name, value) {
+            headers.append(name, value);
+        }
+    }
+    response.into_parts().0
+}
+
+/// Only reached if a static header failed to build, which the unit tests rule out.
+#[cold]
+fn fallback_response(status: StatusCode) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}

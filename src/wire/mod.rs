@@ -1,0 +1,12 @@
+//! The HTTP/1.x wire format, knowing nothing of routing: request and response heads parsed in
+//! place into spans over a buffer (`request`, `response`, `fields`), chunked coding (`chunked`),
+//! heads written for the next hop (`encode`), header names and `HeaderMap` rewriting for the
+//! HTTP/2 side (`headers`), and the read buffers lent to busy connections (`buffers`).
+
+pub mod buffers;
+pub mod chunked;
+pub mod encode;
+pub mod fields;
+pub mod headers;
+pub mod request;
+pub mod response;
