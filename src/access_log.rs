@@ -21,23 +21,35 @@ use crate::ascii;
 use crate::routes::Frontend;
 
 /// How long a line may wait in the buffer before it reaches the file.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// A buffer this full is written at once rather than at the next tick.
 const FLUSH_BYTES: usize = 64 * 1024;
 
 /// One request as the access log shows it.
 pub struct Entry<'a> {
+    /// The client's address (IPv4 written as Hipache does, `::ffff:1.2.3.4`).
     pub client: IpAddr,
+    /// When the request arrived.
     pub time: SystemTime,
+    /// The request method, as sent.
     pub method: &'a [u8],
+    /// The request target, as sent.
     pub uri: &'a [u8],
+    /// `1.0`, `1.1` or `2.0`.
     pub version: &'a str,
+    /// The status the client got.
     pub status: u16,
+    /// Body bytes the client was sent.
     pub bytes: u64,
+    /// The `Referer` field, or empty.
     pub referer: &'a [u8],
+    /// The `User-Agent` field, or empty.
     pub user_agent: &'a [u8],
+    /// The frontend's identifier (element 0 of its list).
     pub frontend_id: &'a str,
+    /// From the request's arrival to the end of the answer.
     pub total: Duration,
+    /// From the attempt on the backend that answered to the end of the answer.
     pub backend: Duration,
 }
 
@@ -97,7 +109,7 @@ impl AccessLog {
         })
     }
 
-    pub fn record(&self, entry: &Entry<'_>) {
+    pub(crate) fn record(&self, entry: &Entry<'_>) {
         let full = {
             let mut pending = self.pending.borrow_mut();
             format_line(&mut pending, entry);
@@ -110,7 +122,7 @@ impl AccessLog {
 
     /// Writes every pending line; an I/O error is logged and the lines are dropped, so a full
     /// disk never grows the worker's memory.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let mut pending = self.pending.borrow_mut();
         if pending.is_empty() {
             return;
@@ -122,7 +134,7 @@ impl AccessLog {
     }
 
     /// Flushes, then reopens the file by name (after log rotation moved it away).
-    pub fn reopen(&self) {
+    pub(crate) fn reopen(&self) {
         self.flush();
         match open_append(&self.path) {
             Ok(file) => {
@@ -137,7 +149,7 @@ impl AccessLog {
 }
 
 /// What a line shows of a request, copied out when it arrives (the request then moves on).
-pub struct LoggedRequest {
+pub(crate) struct LoggedRequest {
     log: Rc<AccessLog>,
     client: IpAddr,
     time: SystemTime,
@@ -148,7 +160,7 @@ pub struct LoggedRequest {
 }
 
 impl LoggedRequest {
-    pub fn new(
+    pub(crate) fn new(
         log: Rc<AccessLog>,
         client: IpAddr,
         method: &[u8],
@@ -176,7 +188,7 @@ impl LoggedRequest {
     }
 
     /// The line once the response status is known; written when the response ends.
-    pub fn into_pending(
+    pub(crate) fn into_pending(
         self,
         status: u16,
         frontend: Arc<Frontend>,
@@ -194,7 +206,7 @@ impl LoggedRequest {
 }
 
 /// A request waiting for its response to end: everything the line needs but the byte count.
-pub struct PendingLine {
+pub(crate) struct PendingLine {
     request: LoggedRequest,
     status: u16,
     frontend: Arc<Frontend>,
@@ -204,11 +216,11 @@ pub struct PendingLine {
 
 impl PendingLine {
     /// The status the client got after all, when it is not the backend's.
-    pub fn set_status(&mut self, status: u16) {
+    pub(crate) fn set_status(&mut self, status: u16) {
         self.status = status;
     }
 
-    pub fn write(&self, bytes: u64) {
+    pub(crate) fn write(&self, bytes: u64) {
         let now = Instant::now();
         let request = &self.request;
         let [method, uri, referer] = request.ends;

@@ -5,12 +5,12 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 
-pub const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
 /// `n` in decimal.
-pub fn decimal(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -25,7 +25,7 @@ pub fn decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// `millis / 1000` as JavaScript prints the number: `0`, `0.012`, `1.5`, `2`.
-pub fn seconds_from_millis(out: &mut Vec<u8>, millis: u64) {
+pub(crate) fn seconds_from_millis(out: &mut Vec<u8>, millis: u64) {
     decimal(out, millis / 1000);
     let fraction = millis % 1000;
     if fraction == 0 {
@@ -42,7 +42,7 @@ pub fn seconds_from_millis(out: &mut Vec<u8>, millis: u64) {
 }
 
 /// A client address as Hipache logs and forwards it: IPv4 mapped, `::ffff:1.2.3.4`.
-pub fn client_address(out: &mut Vec<u8>, address: IpAddr) {
+pub(crate) fn client_address(out: &mut Vec<u8>, address: IpAddr) {
     match address {
         IpAddr::V4(v4) => {
             out.extend_from_slice(b"::ffff:");
@@ -59,7 +59,7 @@ pub fn client_address(out: &mut Vec<u8>, address: IpAddr) {
 }
 
 /// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), Howard Hinnant's algorithm.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -77,7 +77,7 @@ fn two_digits(n: u64) -> [u8; 2] {
 }
 
 /// `24/Nov/2026:02:30:12`, the access log's UTC time.
-pub fn log_time(secs: u64) -> [u8; 20] {
+pub(crate) fn log_time(secs: u64) -> [u8; 20] {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
     let mut text = *b"01/Jan/1970:00:00:00";
@@ -93,7 +93,7 @@ pub fn log_time(secs: u64) -> [u8; 20] {
 }
 
 /// `Tue, 01 Dec 2026 08:04:31 GMT`, an HTTP date (RFC 9110 §5.6.7).
-pub fn http_date(secs: u64) -> [u8; 29] {
+pub(crate) fn http_date(secs: u64) -> [u8; 29] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
@@ -111,13 +111,13 @@ pub fn http_date(secs: u64) -> [u8; 29] {
 }
 
 /// Keeps the text of the current second, so a busy worker formats a date once a second.
-pub struct PerSecond<const N: usize> {
+pub(crate) struct PerSecond<const N: usize> {
     cached: RefCell<(u64, [u8; N])>,
     format: fn(u64) -> [u8; N],
 }
 
 impl<const N: usize> PerSecond<N> {
-    pub const fn new(format: fn(u64) -> [u8; N]) -> Self {
+    pub(crate) const fn new(format: fn(u64) -> [u8; N]) -> Self {
         Self {
             cached: RefCell::new((u64::MAX, [0; N])),
             format,
@@ -125,7 +125,7 @@ impl<const N: usize> PerSecond<N> {
     }
 
     /// Appends the text for `secs` (seconds since the epoch).
-    pub fn write(&self, out: &mut Vec<u8>, secs: u64) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>, secs: u64) {
         let mut cached = self.cached.borrow_mut();
         if cached.0 != secs {
             *cached = (secs, (self.format)(secs));

@@ -8,7 +8,7 @@ use rand::Rng;
 use crate::routes::Backend;
 
 /// A uniformly random backend of `backends` whose index is in neither `dead` nor `tried`.
-pub fn pick<'a>(
+pub(crate) fn pick<'a>(
     backends: &'a [Backend],
     dead: &[usize],
     tried: &[usize],
@@ -25,13 +25,8 @@ pub fn pick<'a>(
         .nth(rng.random_range(0..live))
 }
 
-/// Whether any backend is left to pick.
-pub fn any_left(backends: &[Backend], dead: &[usize], tried: &[usize]) -> bool {
-    backends.iter().any(|b| is_candidate(b, dead, tried))
-}
-
 /// The backends one request tries, each at most once, within `retryOnError` retries.
-pub struct Attempts<'a> {
+pub(crate) struct Attempts<'a> {
     backends: &'a [Backend],
     dead: &'a [usize],
     tried: Vec<usize>,
@@ -39,7 +34,7 @@ pub struct Attempts<'a> {
 }
 
 impl<'a> Attempts<'a> {
-    pub fn new(backends: &'a [Backend], dead: &'a [usize], retry_on_error: u32) -> Self {
+    pub(crate) fn new(backends: &'a [Backend], dead: &'a [usize], retry_on_error: u32) -> Self {
         Self {
             backends,
             dead,
@@ -49,19 +44,14 @@ impl<'a> Attempts<'a> {
     }
 
     /// The backend for the next attempt, if any is left.
-    pub fn next(&mut self, rng: &mut impl Rng) -> Option<&'a Backend> {
+    pub(crate) fn next(&mut self, rng: &mut impl Rng) -> Option<&'a Backend> {
         let backend = pick(self.backends, self.dead, &self.tried, rng)?;
         self.tried.push(backend.index);
         Some(backend)
     }
 
-    /// Whether the attempt just picked is the last one this request may make.
-    pub fn is_last(&self) -> bool {
-        self.retries() >= self.retry_on_error || !any_left(self.backends, self.dead, &self.tried)
-    }
-
     /// Whether a failure that is `retryable` may be followed by another attempt.
-    pub fn may_retry(&self, retryable: bool) -> bool {
+    pub(crate) fn may_retry(&self, retryable: bool) -> bool {
         retryable && self.retries() < self.retry_on_error
     }
 
@@ -98,8 +88,6 @@ mod tests {
             assert!(picked.index == 0 || picked.index == 2);
         }
         assert!(pick(&all, &[0, 1], &[2, 3], &mut rng).is_none());
-        assert!(!any_left(&all, &[0, 1], &[2, 3]));
-        assert!(any_left(&all, &[0, 1], &[2]));
         assert!(pick(&[], &[], &[], &mut rng).is_none());
     }
 
@@ -112,5 +100,51 @@ mod tests {
             seen[pick(&all, &[], &[], &mut rng).unwrap().index] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+    }
+
+    #[test]
+    fn attempts_try_each_live_backend_once_within_the_retry_budget() {
+        let all = backends(4);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        // Two retries allowed: three attempts, on three different live backends.
+        let mut attempts = Attempts::new(&all, &[2], 2);
+        let mut tried = Vec::new();
+        // Bounded: a budget that is never spent must fail the test, not hang it.
+        for _ in 0..10 {
+            let Some(backend) = attempts.next(&mut rng) else {
+                break;
+            };
+            tried.push(backend.index);
+            if !attempts.may_retry(true) {
+                break;
+            }
+        }
+        assert_eq!(tried.len(), 3, "{tried:?}");
+        assert!(!tried.contains(&2), "a dead backend was tried: {tried:?}");
+        tried.sort_unstable();
+        tried.dedup();
+        assert_eq!(tried.len(), 3, "a backend was tried twice");
+    }
+
+    #[test]
+    fn attempts_stop_when_the_failure_forbids_a_retry_or_no_backend_is_left() {
+        let all = backends(3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut attempts = Attempts::new(&all, &[], 5);
+        assert!(attempts.next(&mut rng).is_some());
+        // A body already sent cannot go elsewhere, whatever the budget.
+        assert!(!attempts.may_retry(false));
+        assert!(attempts.may_retry(true));
+        assert!(attempts.next(&mut rng).is_some());
+        assert!(attempts.next(&mut rng).is_some());
+        // Budget left, but every backend was tried.
+        assert!(attempts.may_retry(true));
+        assert!(attempts.next(&mut rng).is_none());
+        // No retry at all: one attempt, then none.
+        let mut once = Attempts::new(&all, &[], 0);
+        assert!(once.next(&mut rng).is_some());
+        assert!(!once.may_retry(true));
+        // Everything dead: nothing to try.
+        assert!(Attempts::new(&all, &[0, 1, 2], 3).next(&mut rng).is_none());
     }
 }

@@ -20,7 +20,7 @@ the executable's, or the one above that).";
 pub struct Cli {
     /// Location of the configuration file
     #[arg(short = 'c', long = "config", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Test the configuration, print the effective result and exit (does not start hipache)
     #[arg(short = 'd', long = "dry")]
     pub dry: bool,
@@ -30,7 +30,7 @@ pub struct Cli {
 }
 
 /// `config/config.json`, or `config/config_<flavor>.json` for a non-empty flavor.
-pub fn default_config_path(flavor: Option<&str>) -> PathBuf {
+pub(crate) fn default_config_path(flavor: Option<&str>) -> PathBuf {
     match flavor.filter(|f| !f.is_empty()) {
         Some(flavor) => Path::new("config").join(format!("config_{flavor}.json")),
         None => Path::new("config").join("config.json"),

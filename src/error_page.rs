@@ -22,28 +22,28 @@ const BUNDLED_DEFAULT: &str = include_str!("../static/error_default.html");
 
 /// The pages of one configuration generation.
 #[derive(Debug, Clone)]
-pub struct ErrorPages {
+pub(crate) struct ErrorPages {
     by_code: HashMap<u16, Bytes>,
     default: Option<Bytes>,
 }
 
 /// What the caller needs to build an error response body.
-pub enum PageBody {
+pub(crate) enum PageBody {
     Html(Bytes),
     Text(&'static str),
 }
 
 /// A response the proxy makes itself, whatever the client's protocol: its status, its page, and
 /// the `X-Debug-Error` value when the client asked for debug headers.
-pub struct Generated {
-    pub status: StatusCode,
-    pub page: PageBody,
-    pub debug_error: Option<&'static str>,
+pub(crate) struct Generated {
+    pub(crate) status: StatusCode,
+    pub(crate) page: PageBody,
+    pub(crate) debug_error: Option<&'static str>,
 }
 
 impl Generated {
     /// Hipache answers the `__ping__` probe as plain text.
-    pub fn ping() -> Self {
+    pub(crate) fn ping() -> Self {
         Self {
             status: StatusCode::OK,
             page: PageBody::Text("ok"),
@@ -53,7 +53,7 @@ impl Generated {
 }
 
 impl PageBody {
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         match self {
             Self::Html(page) => page.len(),
             Self::Text(text) => text.len(),
@@ -63,7 +63,7 @@ impl PageBody {
 
 impl ErrorPages {
     /// The pages shipped in `static/`, compiled into the binary.
-    pub fn bundled() -> Self {
+    pub(crate) fn bundled() -> Self {
         let by_code = BUNDLED
             .iter()
             .map(|(code, page)| (*code, Bytes::from_static(page.as_bytes())));
@@ -74,7 +74,7 @@ impl ErrorPages {
     }
 
     /// Reads the pages of `dir` once; missing files fall back as Hipache does at request time.
-    pub fn load(dir: &Path) -> Self {
+    pub(crate) fn load(dir: &Path) -> Self {
         let read = |name: &str| std::fs::read(dir.join(name)).ok().map(Bytes::from);
         let by_code = CODES
             .iter()
@@ -86,12 +86,12 @@ impl ErrorPages {
         }
     }
 
-    pub fn from_config(static_dir: Option<&Path>) -> Self {
+    pub(crate) fn from_config(static_dir: Option<&Path>) -> Self {
         static_dir.map_or_else(Self::bundled, Self::load)
     }
 
     /// The body for `status`: its page, the default page, or the reason as text.
-    pub fn body(&self, status: StatusCode, reason: &'static str) -> PageBody {
+    pub(crate) fn body(&self, status: StatusCode, reason: &'static str) -> PageBody {
         match self.by_code.get(&status.as_u16()).or(self.default.as_ref()) {
             Some(page) => PageBody::Html(page.clone()),
             None => PageBody::Text(reason),
@@ -100,7 +100,7 @@ impl ErrorPages {
 }
 
 /// An error response's head with Hipache's headers; the caller attaches the body.
-pub fn response_head(status: StatusCode, body: &PageBody) -> http::response::Builder {
+pub(crate) fn response_head(status: StatusCode, body: &PageBody) -> http::response::Builder {
     let (content_type, length) = match body {
         PageBody::Html(page) => ("text/html", page.len()),
         PageBody::Text(text) => ("text/plain", text.len()),
@@ -115,7 +115,7 @@ pub fn response_head(status: StatusCode, body: &PageBody) -> http::response::Bui
 }
 
 /// Hipache's headers on every page of its own: never cached.
-pub const NO_CACHE: [(&str, &str); 3] = [
+pub(crate) const NO_CACHE: [(&str, &str); 3] = [
     ("Cache-Control", "no-cache"),
     ("Pragma", "no-cache"),
     ("Expires", "-1"),

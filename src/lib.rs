@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! `hipache`: a drop-in replacement for Hipache, the distributed HTTP and WebSocket proxy.
 //!
 //! One request flows through the modules in this order:
@@ -15,19 +16,20 @@
 //! ```
 
 pub mod access_log;
-pub mod ascii;
-pub mod balancer;
+mod ascii;
+mod balancer;
 pub mod cli;
 pub mod config;
-pub mod error_page;
-pub mod h1;
-pub mod h2;
+mod error_page;
+mod h1;
+mod h2;
 pub mod logging;
 pub mod master;
 pub mod privileges;
-pub mod proxy;
+mod proxy;
 pub mod router;
-pub mod routes;
+mod routes;
+pub mod supervision;
 pub mod tls;
 pub mod wire;
 pub mod worker;

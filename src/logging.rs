@@ -16,7 +16,7 @@ pub fn init(debug: bool) {
 
 /// `error: cause: cause`: the whole chain in one log field (an error's `Display` shows only its
 /// own level).
-pub fn chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

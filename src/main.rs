@@ -12,7 +12,8 @@ use hipache::access_log::AccessLog;
 use hipache::cli::Cli;
 use hipache::config::Config;
 use hipache::privileges::{self, Outcome};
-use hipache::worker::{self, exit_code, inherit};
+use hipache::supervision::exit_code;
+use hipache::worker::{self, inherit};
 use hipache::{logging, master, tls};
 
 fn main() -> ExitCode {

@@ -6,22 +6,32 @@
 
 use nix::unistd::{self, Gid, Group, Uid, User};
 
+/// Why privileges could not be dropped as configured.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivilegeError {
+    /// `user` names no user.
     #[error("user {0:?} does not exist (config key `user`)")]
     NoSuchUser(String),
+    /// `group` names no group.
     #[error("group {0:?} does not exist (config key `group`)")]
     NoSuchGroup(String),
+    /// The user database could not be read.
     #[error("cannot look up user or group {name:?}")]
     Lookup {
+        /// The user or group looked up.
         name: String,
+        /// The OS error.
         #[source]
         source: nix::Error,
     },
+    /// `setgid`/`setuid` failed.
     #[error("cannot switch to {user}:{group}")]
     Switch {
+        /// The configured user.
         user: String,
+        /// The configured group.
         group: String,
+        /// The OS error.
         #[source]
         source: nix::Error,
     },
@@ -30,14 +40,17 @@ pub enum PrivilegeError {
 /// What `drop_to` did, for the caller's log line.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Not started as root: nothing to drop.
     NotRoot,
+    /// Started as root with `"user": "root"`: stayed root.
     StayedRoot,
+    /// Now running as the configured user and group.
     Dropped,
 }
 
 /// The ids to become: `None` when not running as root, or when the config asks to stay root.
 /// Checked by the master at startup, so that a missing user is reported once, before any worker.
-pub fn target(user: &str, group: &str) -> Result<Option<(Uid, Gid)>, PrivilegeError> {
+pub(crate) fn target(user: &str, group: &str) -> Result<Option<(Uid, Gid)>, PrivilegeError> {
     if !Uid::effective().is_root() || user == "root" || user == "0" {
         return Ok(None);
     }

@@ -13,7 +13,7 @@ pub enum HostRequest<'a> {
 }
 
 /// Liveness probe host: answered `ok` without touching the route source.
-pub const PING_HOST: &str = "__ping__";
+pub(crate) const PING_HOST: &str = "__ping__";
 
 /// Most labels kept before building wildcards, so a long host costs a bounded lookup.
 const MAX_LABELS: usize = 6;

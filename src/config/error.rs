@@ -43,13 +43,3 @@ pub enum ConfigError {
         source: io::Error,
     },
 }
-
-impl ConfigError {
-    /// The key path the error is about, if any (`server.workers`, `https.bind[0]`).
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            Self::Key { key, .. } | Self::Unreadable { key, .. } => Some(key),
-            Self::Read { .. } | Self::Syntax { .. } | Self::Document { .. } => None,
-        }
-    }
-}

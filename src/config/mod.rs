@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use crate::routes::redis::url::RedisUrl;
 
-pub use error::ConfigError;
+pub(crate) use error::ConfigError;
 
 /// A parsed configuration and what the operator should hear about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
+    /// The configuration, defaults applied.
     pub config: Config,
     /// Deprecated and unknown keys, one human-readable line each, naming the key.
     pub warnings: Vec<String>,
@@ -33,69 +34,73 @@ pub struct Loaded {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this came from, for messages (`config/config.json`).
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
+    /// `server.*`.
     pub server: Server,
     /// HTTP listeners (`http.bind` × `http.port`, or the 0.2/0.3 `server.address`/`server.port`).
-    pub http: Vec<SocketAddr>,
+    pub(crate) http: Vec<SocketAddr>,
     /// HTTPS listeners; empty when HTTPS is off.
-    pub https: Vec<TlsListener>,
+    pub(crate) https: Vec<TlsListener>,
     /// `https.certDir`: more certificates for SNI (`<name>.pem` + `<name>.key`, or combined
     /// `.pem` files); `None` when absent or when HTTPS is off.
-    pub cert_dir: Option<PathBuf>,
-    pub driver: Driver,
+    pub(crate) cert_dir: Option<PathBuf>,
+    pub(crate) driver: Driver,
+    /// `user`: who workers run as once the master bound the ports.
     pub user: String,
+    /// `group`: the group workers run as.
     pub group: String,
     /// The seed's log-shipping section, kept for the observability work.
-    pub logging: Option<Logging>,
+    pub(crate) logging: Option<Logging>,
     /// The seed's statsd section.
-    pub metrics: Option<Metrics>,
+    pub(crate) metrics: Option<Metrics>,
 }
 
 /// `server.*`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
+    /// `server.debug`: debug-level process logs.
     pub debug: bool,
-    pub workers: usize,
-    pub max_sockets: usize,
-    pub tcp_timeout: Duration,
-    pub dead_backend_ttl: Duration,
-    pub retry_on_error: u32,
+    pub(crate) workers: usize,
+    pub(crate) max_sockets: usize,
+    pub(crate) tcp_timeout: Duration,
+    pub(crate) dead_backend_ttl: Duration,
+    pub(crate) retry_on_error: u32,
     /// `None` when `accessLog` is `null` or empty: no access log.
     pub access_log: Option<PathBuf>,
-    pub http_keep_alive: bool,
-    pub dead_backend_on_500: bool,
+    pub(crate) http_keep_alive: bool,
+    pub(crate) dead_backend_on_500: bool,
     /// Folder of `error_<code>.html` pages; `None` (Hipache's `null`, the default) means the
     /// pages bundled into the binary from `static/`.
-    pub static_dir: Option<PathBuf>,
-    pub lru_cache: Option<LruCache>,
+    pub(crate) static_dir: Option<PathBuf>,
+    pub(crate) lru_cache: Option<LruCache>,
     /// `memoryLimit` (MiB in the file): a worker whose RSS reaches it retires gracefully.
-    pub memory_limit_bytes: u64,
+    pub(crate) memory_limit_bytes: u64,
     /// `memoryCheckInterval`: how often a worker reads its RSS.
-    pub memory_check_interval: Duration,
+    pub(crate) memory_check_interval: Duration,
     /// `gracefulWait`: how long a draining worker lets in-flight requests and tunnels finish.
-    pub graceful_wait: Duration,
+    pub(crate) graceful_wait: Duration,
 }
 
 /// `server.lruCache`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LruCache {
-    pub size: usize,
-    pub ttl: Duration,
+pub(crate) struct LruCache {
+    pub(crate) size: usize,
+    pub(crate) ttl: Duration,
 }
 
 /// One HTTPS listener with the files it serves (paths, read by the TLS module).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsListener {
-    pub address: SocketAddr,
-    pub key: PathBuf,
-    pub cert: PathBuf,
-    pub ca: Vec<PathBuf>,
-    pub passphrase: Option<String>,
+pub(crate) struct TlsListener {
+    pub(crate) address: SocketAddr,
+    pub(crate) key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) ca: Vec<PathBuf>,
+    pub(crate) passphrase: Option<String>,
 }
 
 /// Where routes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Driver {
+pub(crate) enum Driver {
     /// Lookups go to `read`, dead marks to `write` (the same server unless an array was given).
     Redis { read: RedisUrl, write: RedisUrl },
     /// `file:path/to/routes.json`, relative paths resolved against the config file's folder.
@@ -104,24 +109,24 @@ pub enum Driver {
 
 /// `logging` (the seed's log shipping section).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Logging {
-    pub web: Option<Endpoint>,
-    pub udp: Option<Endpoint>,
-    pub session: String,
+pub(crate) struct Logging {
+    pub(crate) web: Option<Endpoint>,
+    pub(crate) udp: Option<Endpoint>,
+    pub(crate) session: String,
 }
 
 /// `metrics` (statsd).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Metrics {
-    pub endpoint: Endpoint,
-    pub session: String,
+pub(crate) struct Metrics {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) session: String,
 }
 
 /// A `{ "host": ..., "port": ... }` pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl Config {
@@ -136,7 +141,7 @@ impl Config {
 
     /// Parses `text` as if read from `source`, which names the file in messages and anchors a
     /// relative `file:` driver. The only disk access is checking that TLS files are readable.
-    pub fn parse(text: &str, source: &Path) -> Result<Loaded, ConfigError> {
+    pub(crate) fn parse(text: &str, source: &Path) -> Result<Loaded, ConfigError> {
         // Hipache parsed an empty file as `{}`.
         let text = if text.trim().is_empty() { "{}" } else { text };
         let mut unknown = Vec::new();

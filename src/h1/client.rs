@@ -15,7 +15,7 @@ use crate::proxy::backend::write_within;
 use crate::wire::buffers;
 
 /// A client stream the engine can serve: plain TCP, or TLS that chose HTTP/1.1.
-pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
     /// Waits, holding no buffer, until a read would make progress.
     fn ready(&self) -> impl Future<Output = io::Result<()>>;
 }

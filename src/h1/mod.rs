@@ -16,6 +16,4 @@
 mod client;
 mod forward;
 mod relay;
-pub mod server;
-
-pub use client::ClientStream;
+pub(crate) mod server;

@@ -35,7 +35,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 const LINGER: Duration = Duration::from_secs(2);
 
 /// How a connection ended.
-pub enum Ended<IO> {
+pub(crate) enum Ended<IO> {
     Closed,
     /// The client spoke HTTP/2 (prior knowledge): the stream and the bytes read from it.
     Http2 {
@@ -63,7 +63,7 @@ struct Conn<'a, S, IO> {
 }
 
 /// Serves `io` until the client or the proxy closes it, or it turns out to be HTTP/2.
-pub async fn serve<S: RouteSource, IO: ClientStream>(
+pub(crate) async fn serve<S: RouteSource, IO: ClientStream>(
     proxy: Rc<Proxy<S>>,
     peer: Rc<ClientConnection>,
     connections: Connections,

@@ -22,7 +22,7 @@ use crate::proxy::pool::BackendStream;
 use crate::wire::buffers;
 use crate::wire::response::Framing;
 
-pub struct ResponseBody {
+pub(crate) struct ResponseBody {
     content: Content,
     /// Bytes of a page of our own handed to hyper.
     sent: u64,
@@ -52,7 +52,7 @@ struct BackendBody {
 }
 
 impl ResponseBody {
-    pub fn full(data: impl Into<Bytes>) -> Self {
+    pub(crate) fn full(data: impl Into<Bytes>) -> Self {
         Self {
             content: Content::Full(Some(data.into())),
             sent: 0,
@@ -61,7 +61,7 @@ impl ResponseBody {
     }
 
     /// The body of `answer`; the stream is kept for the pool when `keep_alive` allows.
-    pub fn backend(answer: Answer, keep_alive: bool, idle: Duration) -> Self {
+    pub(crate) fn backend(answer: Answer, keep_alive: bool, idle: Duration) -> Self {
         let Answer { stream, buf, head } = answer;
         let body = BackendBody {
             stream: Some(stream),
@@ -82,7 +82,7 @@ impl ResponseBody {
     }
 
     /// Writes `line` to the access log, with the byte count, when this body is dropped.
-    pub fn log_on_drop(&mut self, line: Box<PendingLine>) {
+    pub(crate) fn log_on_drop(&mut self, line: Box<PendingLine>) {
         self.log = Some(line);
     }
 

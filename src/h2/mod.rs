@@ -3,8 +3,8 @@
 //! one attempt loop as HTTP/1.1 over the worker's backend pool (`request`), and the answer is
 //! streamed back (`body`), its access log line written when it ends.
 
-pub mod body;
-pub mod request;
+pub(crate) mod body;
+pub(crate) mod request;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -25,7 +25,7 @@ use body::ResponseBody;
 use request::Payload;
 
 /// Serves one HTTP/2 request.
-pub async fn serve<S: RouteSource>(
+pub(crate) async fn serve<S: RouteSource>(
     proxy: Rc<Proxy<S>>,
     conn: Rc<ClientConnection>,
     request: Request<Incoming>,

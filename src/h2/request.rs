@@ -15,10 +15,10 @@ use crate::proxy::{ClientFailure, Exchange, SendError};
 use crate::wire::{buffers, encode};
 
 /// Requests with a body up to this size are kept whole, so that a retry can send them again.
-pub const REPLAY_LIMIT_BYTES: u64 = 64 * 1024;
+pub(crate) const REPLAY_LIMIT_BYTES: u64 = 64 * 1024;
 
 /// The client's request body, as far as retries are concerned.
-pub enum Payload {
+pub(crate) enum Payload {
     /// Held in memory: can be sent any number of times.
     Replayable(Bytes),
     /// Streamed from the client: `None` once sent.
@@ -28,7 +28,7 @@ pub enum Payload {
 impl Payload {
     /// Keeps small bodies whole; a client that goes away while sending one, or sends nothing
     /// of it for `idle`, yields `None`.
-    pub async fn from_incoming(body: Incoming, idle: Duration) -> Option<Self> {
+    pub(crate) async fn from_incoming(body: Incoming, idle: Duration) -> Option<Self> {
         use http_body::Body as _;
         match body.size_hint().exact() {
             Some(0) => Some(Self::Replayable(Bytes::new())),
@@ -43,12 +43,12 @@ impl Payload {
 }
 
 /// An HTTP/2 request on its way to a backend.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// The head, already rewritten for the backend (origin form, forwarding fields).
-    pub parts: &'a Parts,
-    pub payload: Payload,
+    pub(crate) parts: &'a Parts,
+    pub(crate) payload: Payload,
     /// `tcpTimeout`: a backend (or a client's body) that stops moving for this long fails.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Exchange for Request<'_> {

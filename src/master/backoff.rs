@@ -12,13 +12,13 @@ const MAX_DELAY: Duration = Duration::from_secs(10);
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     quick_crashes: u32,
 }
 
 impl Backoff {
     /// Records a crash after `lived`, and returns how long to wait before the restart.
-    pub fn after_crash(&mut self, lived: Duration) -> Duration {
+    pub(crate) fn after_crash(&mut self, lived: Duration) -> Duration {
         if lived >= HEALTHY_AFTER {
             self.quick_crashes = 0;
             return Duration::ZERO;

@@ -8,42 +8,24 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::supervision::Listener;
+
 /// Connections the kernel queues before a worker accepts them (nginx's default is 511).
 const BACKLOG: i32 = 1024;
-
-/// A listening socket and what it serves.
-#[derive(Debug)]
-pub struct Listener {
-    pub socket: TcpListener,
-    /// The address actually bound (port 0 resolved).
-    pub address: SocketAddr,
-    /// `None` for HTTP; for HTTPS, the index of its entry in `Config::https` (its certificates).
-    pub https: Option<usize>,
-}
-
-impl Listener {
-    pub fn scheme(&self) -> &'static str {
-        if self.https.is_some() {
-            "https"
-        } else {
-            "http"
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {address}")]
 pub struct ListenError {
-    pub address: SocketAddr,
+    pub(crate) address: SocketAddr,
     #[source]
-    pub source: io::Error,
+    pub(crate) source: io::Error,
 }
 
 /// Binds `address` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT), `SO_REUSEPORT` (one
 /// socket per worker on the same address: the kernel spreads connections evenly, where workers
 /// sharing one socket let whichever wakes first take a whole burst) and, for IPv6,
 /// `IPV6_V6ONLY` so that `0.0.0.0` and `::` can both be listed.
-pub fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener, ListenError> {
+pub(crate) fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener, ListenError> {
     let fail = |source| ListenError { address, source };
     let socket = Socket::new(
         Domain::for_address(address),

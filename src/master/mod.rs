@@ -6,10 +6,10 @@
 //! the current generation that exits unasked is replaced, at once or, when it keeps crashing
 //! early, after a growing delay (`backoff`).
 
-pub mod backoff;
-pub mod listeners;
+pub(crate) mod backoff;
+pub(crate) mod listeners;
 mod signals;
-pub mod spawn;
+pub(crate) mod spawn;
 mod supervisor;
 
 use std::io;
@@ -19,26 +19,36 @@ use std::path::PathBuf;
 use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::privileges::{self, PrivilegeError};
+use crate::supervision::Listener;
 use crate::tls::{self, TlsError};
-use listeners::{ListenError, Listener};
+use listeners::ListenError;
 use spawn::SpawnError;
 
+/// Why the master could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MasterError {
+    /// A listening address could not be bound.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The configured user or group is unusable.
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
+    /// A worker could not be started.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// A certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The access log could not be opened.
     #[error("cannot open access log {}", path.display())]
     AccessLog {
+        /// `server.accessLog`.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
+    /// The runtime could not be built.
     #[error("cannot start the master's runtime")]
     Runtime(#[source] io::Error),
 }

@@ -1,11 +1,8 @@
 //! Starting a worker process: re-execute our own binary with `--worker`, hand it the listening
 //! sockets as inherited descriptors and give it a pipe to report readiness on.
 //!
-//! The protocol is two environment variables, read by `worker::inherit`: `HIPACHE_LISTEN_FDS`
-//! (`3=http@127.0.0.1:80,4=https.0@[::]:443`, where `.0` is the index of the https entry in the
-//! config) and `HIPACHE_READY_FD` (the pipe's write end).
+//! What the worker is told is `crate::supervision`'s protocol.
 
-use std::fmt::Write as _;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -16,12 +13,7 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
-use super::listeners::Listener;
-
-pub const LISTEN_FDS_ENV: &str = "HIPACHE_LISTEN_FDS";
-pub const READY_FD_ENV: &str = "HIPACHE_READY_FD";
-/// `<generation>.<slot>`, for the worker's log lines.
-pub const WORKER_ID_ENV: &str = "HIPACHE_WORKER_ID";
+use crate::supervision::{self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, WORKER_ID_ENV};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -34,35 +26,26 @@ pub enum SpawnError {
 }
 
 /// A started worker and the end of the pipe it reports readiness on.
-pub struct Spawned {
-    pub child: Child,
-    pub pid: u32,
-    pub ready: pipe::Receiver,
+pub(crate) struct Spawned {
+    pub(crate) child: Child,
+    pub(crate) pid: u32,
+    pub(crate) ready: pipe::Receiver,
 }
 
 /// Lets children inherit `fd` (Rust opens everything close-on-exec).
-pub fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
+pub(crate) fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
     let raw = fd.as_fd().as_raw_fd();
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
         .map(drop)
         .map_err(|e| SpawnError::Inherit(raw, e))
 }
 
-pub fn spawn_worker<'a>(
+pub(crate) fn spawn_worker<'a>(
     config: &Path,
     listeners: impl IntoIterator<Item = &'a Listener>,
     id: &str,
 ) -> Result<Spawned, SpawnError> {
-    let mut fds = String::new();
-    for listener in listeners {
-        let separator = if fds.is_empty() { "" } else { "," };
-        let fd = listener.socket.as_raw_fd();
-        // Writing into a String cannot fail.
-        let _ = match listener.https {
-            None => write!(fds, "{separator}{fd}=http@{}", listener.address),
-            Some(index) => write!(fds, "{separator}{fd}=https.{index}@{}", listener.address),
-        };
-    }
+    let fds = supervision::listen_fds(listeners);
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
     // Only this child may inherit the write end: it is made inheritable here, and closed in the
@@ -90,8 +73,8 @@ pub fn spawn_worker<'a>(
     Ok(Spawned { child, pid, ready })
 }
 
-/// The next byte a worker reports (`worker::inherit::READY`, `RETIRING`); `None` once it exited.
-pub async fn next_report(pipe: &mut pipe::Receiver) -> Option<u8> {
+/// The next byte a worker reports (`supervision::READY`, `RETIRING`); `None` once it exited.
+pub(crate) async fn next_report(pipe: &mut pipe::Receiver) -> Option<u8> {
     let mut byte = [0u8; 1];
     match pipe.read(&mut byte).await {
         Ok(1) => Some(byte[0]),

@@ -16,7 +16,7 @@ use super::spawn::{self, Spawned};
 use super::{bind_all, Bound, MasterError};
 use crate::config::Config;
 use crate::privileges;
-use crate::worker::{exit_code, inherit};
+use crate::supervision::{self, exit_code};
 
 /// How long a new generation has to report ready before a reload is abandoned.
 const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -199,11 +199,11 @@ impl Supervisor {
             return;
         };
         match byte {
-            inherit::READY => {
+            supervision::READY => {
                 worker.ready = true;
                 tracing::debug!(pid, "worker ready");
             }
-            inherit::RETIRING if worker.generation == current && !worker.retiring => {
+            supervision::RETIRING if worker.generation == current && !worker.retiring => {
                 worker.retiring = true;
                 let slot = worker.slot;
                 tracing::info!(

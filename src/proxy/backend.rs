@@ -13,7 +13,7 @@ use crate::wire::response::{self, ResponseHead};
 
 /// Writes all of `bytes` unless the peer stops reading for `limit`: `false` if it did, or
 /// failed.
-pub async fn write_within<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_within<W: AsyncWrite + Unpin>(
     io: &mut W,
     bytes: &[u8],
     limit: std::time::Duration,
@@ -25,19 +25,19 @@ pub async fn write_within<W: AsyncWrite + Unpin>(
 }
 
 /// How an attempt failed, as far as sending the request again is concerned.
-pub struct Unanswered {
-    pub error: ProxyError,
+pub(crate) struct Unanswered {
+    pub(crate) error: ProxyError,
     /// The whole request (or the start of a streamed body) reached the backend's socket.
-    pub sent: bool,
+    pub(crate) sent: bool,
     /// Some bytes of an answer came back.
-    pub answered: bool,
+    pub(crate) answered: bool,
 }
 
 impl Unanswered {
     /// A stream taken idle that its backend had closed: sent again on a fresh stream, when the
     /// request never left, or when the backend may have seen it but it is `idempotent`
     /// (RFC 9110 §9.2.2) and can be resent whole. A POST that got no answer is not sent twice.
-    pub fn is_stale(&self, idempotent: bool) -> bool {
+    pub(crate) fn is_stale(&self, idempotent: bool) -> bool {
         let ProxyError::BackendIo { replayable } = self.error else {
             return false;
         };
@@ -46,7 +46,7 @@ impl Unanswered {
 }
 
 /// Methods a client may send twice with the effect of once (RFC 9110 §9.2.2).
-pub fn is_idempotent(method: &[u8]) -> bool {
+pub(crate) fn is_idempotent(method: &[u8]) -> bool {
     matches!(
         method,
         b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
@@ -55,23 +55,23 @@ pub fn is_idempotent(method: &[u8]) -> bool {
 
 /// What the request lets its answer be.
 #[derive(Clone, Copy)]
-pub struct Asked {
+pub(crate) struct Asked {
     /// A HEAD request: the answer has no body whatever its fields say.
-    pub head: bool,
+    pub(crate) head: bool,
     /// An upgrade request: a 101 is a valid answer (to anything else it is a backend error).
-    pub upgrade: bool,
+    pub(crate) upgrade: bool,
 }
 
 /// A backend's answer whose head is read.
-pub struct Answer {
-    pub stream: BackendStream,
+pub(crate) struct Answer {
+    pub(crate) stream: BackendStream,
     /// The response head and what followed it.
-    pub buf: Vec<u8>,
-    pub head: ResponseHead,
+    pub(crate) buf: Vec<u8>,
+    pub(crate) head: ResponseHead,
 }
 
 /// Reads a response head, skipping interim (1xx but 101) ones, within `timeout`.
-pub async fn read_response_head(
+pub(crate) async fn read_response_head(
     stream: &mut TcpStream,
     asked: Asked,
     timeout: std::time::Duration,
@@ -115,25 +115,25 @@ pub async fn read_response_head(
 }
 
 /// What of one piece of a response body goes on, and whether the body ended in it.
-pub struct Taken {
-    pub pass: usize,
-    pub done: bool,
+pub(crate) struct Taken {
+    pub(crate) pass: usize,
+    pub(crate) done: bool,
 }
 
 /// Moves a response body from the backend's bytes to the client's, framing kept or (for an
 /// HTTP/1.0 client) chunks decoded; counts the payload bytes for the access log.
-pub struct BodyRelay {
+pub(crate) struct BodyRelay {
     framing: response::Framing,
     remaining: u64,
     decoder: Decoder,
     dechunk: bool,
-    pub bytes: u64,
+    pub(crate) bytes: u64,
     /// The backend sent bytes after the end of the response: its stream is not reused.
-    pub overran: bool,
+    pub(crate) overran: bool,
 }
 
 impl BodyRelay {
-    pub fn new(framing: response::Framing, dechunk: bool) -> Self {
+    pub(crate) fn new(framing: response::Framing, dechunk: bool) -> Self {
         Self {
             framing,
             remaining: match framing {
@@ -149,7 +149,7 @@ impl BodyRelay {
 
     /// Walks `input`, a piece of the body: what of it goes to the client is either its first
     /// `pass` bytes as they are, or (decoding chunks) the payload appended to `out`.
-    pub fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Taken, InvalidChunk> {
+    pub(crate) fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Taken, InvalidChunk> {
         let (pass, done) = match self.framing {
             response::Framing::Empty => (0, true),
             response::Framing::Length(_) => {
@@ -182,7 +182,7 @@ impl BodyRelay {
     }
 
     /// Whether the backend closing now ends the body properly.
-    pub fn ends_at_close(&self) -> bool {
+    pub(crate) fn ends_at_close(&self) -> bool {
         self.framing == response::Framing::UntilClose
     }
 }

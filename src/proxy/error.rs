@@ -7,7 +7,7 @@
 use http::StatusCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// The request has no `Host` header (nor an HTTP/2 authority).
     NoHost,
     /// No frontend list matches the host or its wildcards.
@@ -31,7 +31,7 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Self::NoHost | Self::NoFrontend => StatusCode::BAD_REQUEST,
             Self::BackendTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
@@ -46,7 +46,7 @@ impl ProxyError {
     }
 
     /// Whether the backend that produced this error leaves the rotation for `deadBackendTTL`.
-    pub fn marks_dead(self) -> bool {
+    pub(crate) fn marks_dead(self) -> bool {
         matches!(
             self,
             Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTimeout { .. }
@@ -54,7 +54,7 @@ impl ProxyError {
     }
 
     /// Whether another backend may be tried: nothing was consumed that cannot be sent again.
-    pub fn is_retryable(self) -> bool {
+    pub(crate) fn is_retryable(self) -> bool {
         match self {
             Self::ConnectRefused | Self::ConnectTimeout | Self::SocketLimit => true,
             Self::BackendTimeout { replayable } | Self::BackendIo { replayable } => replayable,
@@ -67,7 +67,7 @@ impl ProxyError {
     }
 
     /// Hipache's wording where it had one.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             Self::NoHost => "no host header",
             Self::NoFrontend => "frontend not found",

@@ -9,11 +9,11 @@
 //! protocol (an [`Exchange`]) and how to relay the answer; this module imports neither.
 
 mod attempt;
-pub mod backend;
-pub mod error;
-pub mod open;
-pub mod pool;
-pub mod tunnel;
+pub(crate) mod backend;
+pub(crate) mod error;
+pub(crate) mod open;
+pub(crate) mod pool;
+pub(crate) mod tunnel;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -32,23 +32,23 @@ use open::OpenCount;
 use pool::BackendPool;
 
 /// What a worker's proxy needs from the configuration, and what it owns.
-pub struct Proxy<S> {
-    pub routes: S,
+pub(crate) struct Proxy<S> {
+    pub(crate) routes: S,
     /// Backend connections, whatever protocol the client speaks.
-    pub pool: BackendPool,
-    pub pages: ErrorPages,
-    pub access_log: Option<Rc<AccessLog>>,
-    pub retry_on_error: u32,
-    pub dead_backend_on_500: bool,
+    pub(crate) pool: BackendPool,
+    pub(crate) pages: ErrorPages,
+    pub(crate) access_log: Option<Rc<AccessLog>>,
+    pub(crate) retry_on_error: u32,
+    pub(crate) dead_backend_on_500: bool,
     /// `tcpTimeout` for a backend's response head.
-    pub response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
     /// `tcpTimeout` for an idle client, a body that stops moving, a silent tunnel.
-    pub idle_timeout: Duration,
-    pub tunnels: OpenCount,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) tunnels: OpenCount,
 }
 
 /// Where a request goes, decided from its `Host` alone.
-pub enum Routed {
+pub(crate) enum Routed {
     Ping,
     Failed(ProxyError),
     Found(Route),
@@ -56,28 +56,28 @@ pub enum Routed {
 
 /// A request whose host matched a frontend: what its attempts, its X-Debug fields and its
 /// access log line need.
-pub struct Route {
+pub(crate) struct Route {
     /// The host as looked up: port stripped, lowercase.
-    pub host: String,
-    pub frontend: Arc<Frontend>,
+    pub(crate) host: String,
+    pub(crate) frontend: Arc<Frontend>,
     /// Indexes of the frontend's backends flagged dead for this host.
-    pub dead: Vec<usize>,
+    pub(crate) dead: Vec<usize>,
     /// When the request's head was read.
-    pub start: Instant,
+    pub(crate) start: Instant,
     /// The client asked for `X-Debug-*` fields.
-    pub debug: bool,
+    pub(crate) debug: bool,
 }
 
 /// Facts about one client connection, computed once for all its requests.
-pub struct ClientConnection {
-    pub peer: IpAddr,
-    pub forwarded: Forwarded,
+pub(crate) struct ClientConnection {
+    pub(crate) peer: IpAddr,
+    pub(crate) forwarded: Forwarded,
 }
 
 impl<S: RouteSource> Proxy<S> {
     /// Classifies a request by its `Host` (an HTTP/2 authority or an absolute-form target's
     /// authority stands in for it) and looks the host up.
-    pub async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
+    pub(crate) async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
         let start = Instant::now();
         let Some(host_header) = host_header else {
             return Routed::Failed(ProxyError::NoHost);
@@ -104,7 +104,7 @@ impl<S: RouteSource> Proxy<S> {
 
     /// The one place a `ProxyError` becomes a response: its status, Hipache's page for it, and
     /// the `X-Debug-Error` reason when the client asked.
-    pub fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
+    pub(crate) fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
         let status = error.status();
         Generated {
             status,

@@ -8,18 +8,18 @@ use tokio::sync::Notify;
 
 /// How many of something are open; resolves `all_closed` when none is.
 #[derive(Clone, Default)]
-pub struct OpenCount {
+pub(crate) struct OpenCount {
     open: Rc<Cell<usize>>,
     closed: Rc<Notify>,
 }
 
 impl OpenCount {
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.open.get()
     }
 
     /// Resolves once nothing is open.
-    pub async fn all_closed(&self) {
+    pub(crate) async fn all_closed(&self) {
         loop {
             // Created before the check: `notify_waiters` reaches a `Notified` from its creation.
             let closed = self.closed.notified();
@@ -31,14 +31,14 @@ impl OpenCount {
     }
 
     /// Counts one more until the guard is dropped.
-    pub fn enter(&self) -> Open {
+    pub(crate) fn enter(&self) -> Open {
         self.open.set(self.open.get() + 1);
         Open(self.clone())
     }
 }
 
 /// Counts one open thing while alive.
-pub struct Open(OpenCount);
+pub(crate) struct Open(OpenCount);
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -52,25 +52,25 @@ impl Drop for Open {
 
 /// The worker's HTTP/1 client connections and whether they are being drained.
 #[derive(Clone, Default)]
-pub struct Connections {
-    pub count: OpenCount,
+pub(crate) struct Connections {
+    pub(crate) count: OpenCount,
     draining: Rc<Cell<bool>>,
     drain_started: Rc<Notify>,
 }
 
 impl Connections {
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.get()
     }
 
     /// Idle connections close now; busy ones after their current response.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.set(true);
         self.drain_started.notify_waiters();
     }
 
     /// Resolves when a drain starts (at once if it has).
-    pub async fn draining(&self) {
+    pub(crate) async fn draining(&self) {
         let started = self.drain_started.notified();
         if self.draining.get() {
             return;

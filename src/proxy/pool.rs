@@ -24,9 +24,9 @@ use crate::routes::BackendUrl;
 
 /// An idle stream older than this is closed rather than reused: backends commonly drop idle
 /// keep-alive connections after 5 s (nginx: 75 s, Node: 5 s), and one that did is a wasted try.
-pub const IDLE_LIFETIME: Duration = Duration::from_secs(4);
+pub(crate) const IDLE_LIFETIME: Duration = Duration::from_secs(4);
 
-pub struct BackendPool {
+pub(crate) struct BackendPool {
     keep_alive: bool,
     max_sockets: usize,
     connect_timeout: Duration,
@@ -40,10 +40,10 @@ struct Slot {
 }
 
 /// A stream to a backend in use by a request, holding its place under `maxSockets`.
-pub struct BackendStream {
-    pub stream: TcpStream,
+pub(crate) struct BackendStream {
+    pub(crate) stream: TcpStream,
     /// Taken from the idle list: the backend may have closed it without our knowing.
-    pub reused: bool,
+    pub(crate) reused: bool,
     permit: OwnedSemaphorePermit,
     slot: Rc<Slot>,
 }
@@ -51,7 +51,7 @@ pub struct BackendStream {
 impl BackendStream {
     /// Keeps the stream for the next request to its backend, and frees its place for a request
     /// that waits for one. Call only once the whole response was read and nothing follows it.
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         self.slot
             .idle
             .borrow_mut()
@@ -59,13 +59,13 @@ impl BackendStream {
     }
 
     /// The stream of a tunnel, which takes no place under `maxSockets` while it lasts.
-    pub fn into_tunnel(self) -> TcpStream {
+    pub(crate) fn into_tunnel(self) -> TcpStream {
         self.stream
     }
 }
 
 impl BackendPool {
-    pub fn new(keep_alive: bool, max_sockets: usize, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(keep_alive: bool, max_sockets: usize, connect_timeout: Duration) -> Self {
         Self {
             keep_alive,
             max_sockets: max_sockets.max(1),
@@ -74,13 +74,13 @@ impl BackendPool {
         }
     }
 
-    pub fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         self.keep_alive
     }
 
     /// A stream to `url`: an idle one when keep-alive allows, else a new one; waits at most
     /// `tcpTimeout` for a place under `maxSockets`.
-    pub async fn stream(&self, url: &BackendUrl) -> Result<BackendStream, ProxyError> {
+    pub(crate) async fn stream(&self, url: &BackendUrl) -> Result<BackendStream, ProxyError> {
         let slot = self.slot(url);
         let permit = self.place(&slot).await?;
         if self.keep_alive {
@@ -97,7 +97,7 @@ impl BackendPool {
     }
 
     /// A new stream to `url` instead of `stale`, in its place under `maxSockets`.
-    pub async fn replace(
+    pub(crate) async fn replace(
         &self,
         url: &BackendUrl,
         stale: BackendStream,
@@ -120,7 +120,7 @@ impl BackendPool {
 
     /// Closes idle streams that expired or that their backend closed, and forgets backends
     /// with nothing open, so a pool that saw many backends does not keep their sockets.
-    pub fn sweep(&self) {
+    pub(crate) fn sweep(&self) {
         self.backends.borrow_mut().retain(|_, slot| {
             let mut idle = slot.idle.borrow_mut();
             idle.retain(|(stream, since)| since.elapsed() < IDLE_LIFETIME && is_open(stream));

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 /// Splices `client` and `backend` until one side closes or both are idle for `idle_timeout`.
-pub async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
+pub(crate) async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,

@@ -9,7 +9,7 @@ use std::fmt;
 
 /// Why a backend entry cannot be used; logged once with the frontend it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BackendUrlError {
+pub(crate) enum BackendUrlError {
     #[error("missing scheme (expected http://host:port)")]
     MissingScheme,
     #[error("missing host")]
@@ -20,7 +20,7 @@ pub enum BackendUrlError {
 
 /// A parsed backend: where to connect and how Hipache names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BackendUrl {
+pub(crate) struct BackendUrl {
     host: String,
     port: u16,
     normalized: String,
@@ -28,7 +28,7 @@ pub struct BackendUrl {
 
 impl BackendUrl {
     /// Parses `scheme://[user@]host[:port][/path]`. IPv6 hosts are written in brackets.
-    pub fn parse(text: &str) -> Result<Self, BackendUrlError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, BackendUrlError> {
         let text = text.trim();
         let (scheme, rest) = text
             .split_once("://")
@@ -65,16 +65,16 @@ impl BackendUrl {
     }
 
     /// Host name or IP address (IPv6 without brackets).
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// Hipache's normalised form, e.g. `http://127.0.0.1:8080/`.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.normalized
     }
 }

@@ -18,7 +18,7 @@ const PURGE_EVERY: u32 = 256;
 
 /// Cheap-to-clone handle on a worker's dead marks.
 #[derive(Debug, Clone, Default)]
-pub struct DeadMarks {
+pub(crate) struct DeadMarks {
     inner: Arc<Mutex<Marks>>,
 }
 
@@ -29,22 +29,22 @@ struct Marks {
 }
 
 impl DeadMarks {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Flags backend `index` of `host` dead for `ttl` from now.
-    pub fn mark(&self, host: &str, index: usize, ttl: Duration) {
+    pub(crate) fn mark(&self, host: &str, index: usize, ttl: Duration) {
         self.mark_at(host, index, ttl, Instant::now());
     }
 
     /// Indexes of `host` currently flagged dead, in marking order.
-    pub fn dead_indexes(&self, host: &str) -> Vec<usize> {
+    pub(crate) fn dead_indexes(&self, host: &str) -> Vec<usize> {
         self.dead_indexes_at(host, Instant::now())
     }
 
     /// Adds the live marks of `host` to `dead`, skipping indexes already there.
-    pub fn add_to(&self, host: &str, dead: &mut Vec<usize>) {
+    pub(crate) fn add_to(&self, host: &str, dead: &mut Vec<usize>) {
         for index in self.dead_indexes(host) {
             if !dead.contains(&index) {
                 dead.push(index);
@@ -53,7 +53,7 @@ impl DeadMarks {
     }
 
     /// [`Self::mark`] with an explicit clock, for tests.
-    pub fn mark_at(&self, host: &str, index: usize, ttl: Duration, now: Instant) {
+    pub(crate) fn mark_at(&self, host: &str, index: usize, ttl: Duration, now: Instant) {
         let until = now + ttl;
         let mut marks = self.lock();
         marks.marks_since_purge += 1;
@@ -71,7 +71,7 @@ impl DeadMarks {
     }
 
     /// [`Self::dead_indexes`] with an explicit clock, for tests. Drops the host's expired marks.
-    pub fn dead_indexes_at(&self, host: &str, now: Instant) -> Vec<usize> {
+    pub(crate) fn dead_indexes_at(&self, host: &str, now: Instant) -> Vec<usize> {
         let mut marks = self.lock();
         if marks.hosts.is_empty() {
             return Vec::new();

@@ -47,7 +47,7 @@ pub enum FileRoutesError {
 
 /// Cheap-to-clone handle on the routes of one file.
 #[derive(Clone)]
-pub struct FileRoutes {
+pub(crate) struct FileRoutes {
     shared: Arc<Shared>,
 }
 
@@ -69,7 +69,7 @@ type Signature = (Option<SystemTime>, u64);
 
 impl FileRoutes {
     /// Loads `path` and, inside a tokio runtime, starts watching it for changes.
-    pub fn open(path: &Path, dead_ttl: Duration) -> Result<Self, FileRoutesError> {
+    pub(crate) fn open(path: &Path, dead_ttl: Duration) -> Result<Self, FileRoutesError> {
         let signature = signature(std::fs::metadata(path));
         let text = std::fs::read_to_string(path).map_err(|source| FileRoutesError::Read {
             path: path.to_owned(),

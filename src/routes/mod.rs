@@ -5,46 +5,46 @@
 //! only sees [`RouteSource`], [`Lookup`] and [`Frontend`]; how a source stores, caches or marks is
 //! its own business.
 
-pub mod backend;
-pub mod dead;
-pub mod file;
-pub mod redis;
+pub(crate) mod backend;
+pub(crate) mod dead;
+pub(crate) mod file;
+pub(crate) mod redis;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub use backend::{BackendUrl, BackendUrlError};
+pub(crate) use backend::{BackendUrl, BackendUrlError};
 
 /// Key prefixes of Hipache's layout, shared by every source.
-pub const FRONTEND_PREFIX: &str = "frontend:";
-pub const DEAD_PREFIX: &str = "dead:";
+pub(crate) const FRONTEND_PREFIX: &str = "frontend:";
+pub(crate) const DEAD_PREFIX: &str = "dead:";
 
 /// One usable backend of a frontend.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backend {
+pub(crate) struct Backend {
     /// Position in the frontend list minus one: the number Hipache writes into `dead:<host>`.
-    pub index: usize,
-    pub url: BackendUrl,
+    pub(crate) index: usize,
+    pub(crate) url: BackendUrl,
 }
 
 /// A frontend list that matched a request host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frontend {
+pub(crate) struct Frontend {
     /// The key that matched, without prefix: `www.example.com`, `*.example.com` or `*`.
-    pub key: String,
+    pub(crate) key: String,
     /// Element 0 of the list, the name shown in the access log.
-    pub id: String,
+    pub(crate) id: String,
     /// Entries that parse as backend URLs; unusable ones are skipped (and logged by the source).
-    pub backends: Vec<Backend>,
+    pub(crate) backends: Vec<Backend>,
     /// Number of backend entries in the list, usable or not, as Hipache publishes it.
-    pub backend_count: usize,
+    pub(crate) backend_count: usize,
 }
 
 impl Frontend {
     /// Builds a frontend from the raw list (`[id, url, url, ...]`); `None` for an empty list.
     /// Entries that are not URLs are reported through `on_bad_url` and left out, keeping the
     /// indexes of the others as in the list.
-    pub fn from_list(
+    pub(crate) fn from_list(
         key: &str,
         list: &[String],
         mut on_bad_url: impl FnMut(&str, BackendUrlError),
@@ -72,21 +72,21 @@ impl Frontend {
 
 /// The answer to a lookup: the frontend that matched and the backend indexes currently dead.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookup {
-    pub frontend: Arc<Frontend>,
+pub(crate) struct Lookup {
+    pub(crate) frontend: Arc<Frontend>,
     /// Indexes (see [`Backend::index`]) flagged dead for the request's host.
-    pub dead: Vec<usize>,
+    pub(crate) dead: Vec<usize>,
 }
 
 /// Why a lookup could not be answered at all (as opposed to "no such frontend").
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum RouteError {
+pub(crate) enum RouteError {
     #[error("route source unavailable: {reason}")]
     Unavailable { reason: String },
 }
 
 /// Where routes come from. Implementations are cheap to clone handles shared by a worker's tasks.
-pub trait RouteSource: Clone + 'static {
+pub(crate) trait RouteSource: Clone + 'static {
     /// Finds the frontend for a normalised host (lowercase, no port): the host itself, then its
     /// wildcards, then `*` (see [`crate::router::candidates`]), with the dead set of `host`.
     /// `Ok(None)` means no candidate has a frontend.

@@ -60,21 +60,21 @@ pub enum TlsError {
 
 /// Where one certificate comes from: a key, a certificate chain, CA certificates to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
-    pub key: PathBuf,
-    pub cert: PathBuf,
-    pub ca: Vec<PathBuf>,
+pub(crate) struct Source {
+    pub(crate) key: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) ca: Vec<PathBuf>,
 }
 
 /// A certificate ready to serve, and the DNS names (`example.com`, `*.example.com`) it is for.
 #[derive(Debug, Clone)]
-pub struct Loaded {
-    pub key: Arc<CertifiedKey>,
-    pub names: Vec<String>,
+pub(crate) struct Loaded {
+    pub(crate) key: Arc<CertifiedKey>,
+    pub(crate) names: Vec<String>,
 }
 
 /// Reads `source` and checks that its key matches its certificate.
-pub fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
+pub(crate) fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded, TlsError> {
     let cert_pem = read(&source.cert)?;
     let mut chain = certificates(&cert_pem, &source.cert)?;
     if chain.is_empty() {
@@ -111,7 +111,7 @@ pub fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded, TlsErr
 /// The pairs of a certificate folder: `<name>.pem` with `<name>.key` beside it, or a `<name>.pem`
 /// that holds the key too. Other files are skipped. Sorted, so the outcome does not depend on
 /// the directory order.
-pub fn folder(path: &Path) -> Result<Vec<Source>, TlsError> {
+pub(crate) fn folder(path: &Path) -> Result<Vec<Source>, TlsError> {
     let fail = |source| TlsError::CertDir {
         path: path.to_path_buf(),
         source,

@@ -9,8 +9,8 @@
 //! Listeners are numbered like `Config::https`: the n-th https listener bound gets
 //! `acceptor(n)`, whose default certificate is that bind's own.
 
-pub mod certs;
-pub mod sni;
+pub(crate) mod certs;
+pub(crate) mod sni;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,11 +22,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use certs::Source;
-pub use certs::TlsError;
+pub(crate) use certs::TlsError;
 use sni::{CertSet, Resolver};
 
 /// How long a client may take to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every certificate the https listeners serve, re-readable without a restart.
 pub struct Certificates {
@@ -65,7 +65,7 @@ impl Certificates {
 
     /// Re-reads every certificate and swaps the new set in; on error the current set stays, and
     /// the error is logged and returned.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub(crate) fn reload(&self) -> Result<(), TlsError> {
         match self.read_all() {
             Ok(set) => {
                 tracing::info!(names = set.names.len(), "certificates reloaded");
@@ -80,7 +80,7 @@ impl Certificates {
     }
 
     /// The acceptor of the `listener`-th https listener (config order).
-    pub fn acceptor(&self, listener: usize) -> Result<TlsAcceptor, TlsError> {
+    pub(crate) fn acceptor(&self, listener: usize) -> Result<TlsAcceptor, TlsError> {
         let resolver = Arc::new(Resolver {
             set: self.set.clone(),
             listener,

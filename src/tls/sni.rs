@@ -14,7 +14,7 @@ use rustls::sign::CertifiedKey;
 
 /// Names to values (certificates; strings in unit tests), exact names and wildcards apart.
 #[derive(Debug)]
-pub struct Names<T> {
+pub(crate) struct Names<T> {
     exact: HashMap<String, T>,
     /// `*.example.com` is stored under `example.com`.
     wildcard: HashMap<String, T>,
@@ -32,7 +32,7 @@ impl<T> Default for Names<T> {
 impl<T> Names<T> {
     /// Adds `name` for `value` unless a value already claimed it: the first certificate loaded
     /// for a name wins. Returns whether it was added.
-    pub fn insert(&mut self, name: &str, value: T) -> bool {
+    pub(crate) fn insert(&mut self, name: &str, value: T) -> bool {
         let name = normalize(name);
         let (map, key) = match name.strip_prefix("*.") {
             Some(parent) => (&mut self.wildcard, parent.to_owned()),
@@ -48,7 +48,7 @@ impl<T> Names<T> {
     }
 
     /// The value for `server_name`: exact, then the wildcard of its parent (one level only).
-    pub fn find(&self, server_name: &str) -> Option<&T> {
+    pub(crate) fn find(&self, server_name: &str) -> Option<&T> {
         let name = normalize(server_name);
         if let Some(found) = self.exact.get(&name) {
             return Some(found);
@@ -57,12 +57,8 @@ impl<T> Names<T> {
         self.wildcard.get(parent)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.exact.len() + self.wildcard.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -72,14 +68,18 @@ fn normalize(name: &str) -> String {
 
 /// Every certificate of one generation: by name, and each listener's default.
 #[derive(Debug, Default)]
-pub struct CertSet {
-    pub names: Names<Arc<CertifiedKey>>,
+pub(crate) struct CertSet {
+    pub(crate) names: Names<Arc<CertifiedKey>>,
     /// Indexed like the config's https listeners.
-    pub defaults: Vec<Arc<CertifiedKey>>,
+    pub(crate) defaults: Vec<Arc<CertifiedKey>>,
 }
 
 impl CertSet {
-    pub fn pick(&self, server_name: Option<&str>, listener: usize) -> Option<Arc<CertifiedKey>> {
+    pub(crate) fn pick(
+        &self,
+        server_name: Option<&str>,
+        listener: usize,
+    ) -> Option<Arc<CertifiedKey>> {
         server_name
             .and_then(|name| self.names.find(name))
             .or_else(|| self.defaults.get(listener))
@@ -89,9 +89,9 @@ impl CertSet {
 
 /// The rustls resolver of one listener, reading the current set.
 #[derive(Debug)]
-pub struct Resolver {
-    pub set: Arc<ArcSwap<CertSet>>,
-    pub listener: usize,
+pub(crate) struct Resolver {
+    pub(crate) set: Arc<ArcSwap<CertSet>>,
+    pub(crate) listener: usize,
 }
 
 impl ResolvesServerCert for Resolver {

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 
 /// Capacity of a lent buffer: a whole head, or a good slice of a body, per read.
-pub const SIZE: usize = 16 * 1024;
+pub(crate) const SIZE: usize = 16 * 1024;
 /// Buffers kept for reuse per worker; more are freed.
 const KEPT: usize = 64;
 
@@ -16,14 +16,14 @@ thread_local! {
 }
 
 /// An empty buffer with room for at least `SIZE` bytes.
-pub fn take() -> Vec<u8> {
+pub(crate) fn take() -> Vec<u8> {
     FREE.with_borrow_mut(Vec::pop)
         .unwrap_or_else(|| Vec::with_capacity(SIZE))
 }
 
 /// Gives `buf` back; one that grew past `SIZE` (a long head, a replayed body) is freed, so the
 /// kept ones stay small.
-pub fn give_back(mut buf: Vec<u8>) {
+pub(crate) fn give_back(mut buf: Vec<u8>) {
     if buf.capacity() < SIZE || buf.capacity() > SIZE * 2 {
         return;
     }
@@ -36,7 +36,7 @@ pub fn give_back(mut buf: Vec<u8>) {
 }
 
 /// Makes room for one more read of at least `SIZE / 4` bytes.
-pub fn reserve_read(buf: &mut Vec<u8>) {
+pub(crate) fn reserve_read(buf: &mut Vec<u8>) {
     if buf.capacity() - buf.len() < SIZE / 4 {
         buf.reserve(SIZE);
     }

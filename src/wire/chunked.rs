@@ -31,25 +31,25 @@ enum State {
 
 /// The coding is broken: the body cannot be delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidChunk;
+pub(crate) struct InvalidChunk;
 
 /// How far one call went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Bytes of the input that belong to the body (all of it unless `done`).
-    pub consumed: usize,
-    pub done: bool,
+    pub(crate) consumed: usize,
+    pub(crate) done: bool,
 }
 
 #[derive(Debug, Clone)]
-pub struct Decoder {
+pub(crate) struct Decoder {
     state: State,
     /// Payload bytes left in the current chunk.
     remaining: u64,
     /// Bytes seen in the current size line or trailer section, to bound them.
     line: u32,
     /// Payload bytes seen so far.
-    pub payload: u64,
+    pub(crate) payload: u64,
 }
 
 impl Default for Decoder {
@@ -64,12 +64,8 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
-    }
-
     /// Walks `input`; `on_payload` gets the ranges of `input` that are chunk data.
-    pub fn advance(
+    pub(crate) fn advance(
         &mut self,
         input: &[u8],
         mut on_payload: impl FnMut(std::ops::Range<usize>),

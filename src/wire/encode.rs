@@ -17,7 +17,7 @@ use crate::error_page::{Generated, PageBody};
 
 /// How the response body reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientFraming {
+pub(crate) enum ClientFraming {
     /// The backend's `Content-Length` (or no body, or a close) delimits it.
     AsSent,
     /// The body passes as the backend coded it (chunks...), and so do its `Transfer-Encoding`
@@ -27,7 +27,7 @@ pub enum ClientFraming {
 
 /// What the `Connection` header of a response to the client says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persistence {
+pub(crate) enum Persistence {
     /// The connection stays open; HTTP/1.0 clients are told so.
     KeepAlive,
     Close,
@@ -37,7 +37,7 @@ pub enum Persistence {
 
 /// The request as the backend receives it: origin-form, hop-by-hop fields removed, Hipache's
 /// forwarding headers added where the client sent none.
-pub fn request_for_backend(
+pub(crate) fn request_for_backend(
     out: &mut Vec<u8>,
     buf: &[u8],
     head: &RequestHead,
@@ -96,7 +96,7 @@ pub fn request_for_backend(
 /// An HTTP/2 client's request as an HTTP/1.1 backend receives it. `parts` is already prepared
 /// (origin-form URI, `Host`, hop-by-hop fields removed, forwarding headers added); `chunked`
 /// says the body streams in chunks because its length is unknown.
-pub fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunked: bool) {
+pub(crate) fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunked: bool) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -125,7 +125,7 @@ pub fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunk
 }
 
 /// The head of one chunk of `len` bytes (RFC 9112 §7.1).
-pub fn chunk_head(out: &mut Vec<u8>, len: usize) {
+pub(crate) fn chunk_head(out: &mut Vec<u8>, len: usize) {
     let mut digits = [0u8; 16];
     let (mut i, mut n) = (digits.len(), len);
     loop {
@@ -141,10 +141,10 @@ pub fn chunk_head(out: &mut Vec<u8>, len: usize) {
 }
 
 /// The end of a chunked body: the last chunk, no trailers.
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The backend's response head as the client receives it, in the client's HTTP version.
-pub fn response_for_client(
+pub(crate) fn response_for_client(
     out: &mut Vec<u8>,
     buf: &[u8],
     head: &ResponseHead,
@@ -184,7 +184,12 @@ pub fn response_for_client(
 
 /// A response the proxy makes itself: an error page (with Hipache's headers) or `__ping__`'s
 /// `ok`, head and body.
-pub fn generated_response(out: &mut Vec<u8>, client_minor: u8, answer: &Generated, close: bool) {
+pub(crate) fn generated_response(
+    out: &mut Vec<u8>,
+    client_minor: u8,
+    answer: &Generated,
+    close: bool,
+) {
     let status = answer.status;
     let (content_type, body) = match &answer.page {
         PageBody::Html(page) => ("text/html", &page[..]),
@@ -221,7 +226,7 @@ pub fn generated_response(out: &mut Vec<u8>, client_minor: u8, answer: &Generate
 
 /// The answer to a request that could not be read (400), was too large (431) or is refused
 /// (405 for CONNECT): no page, and the connection closes after it.
-pub fn refusal(out: &mut Vec<u8>, status: StatusCode) {
+pub(crate) fn refusal(out: &mut Vec<u8>, status: StatusCode) {
     status_line(
         out,
         1,
@@ -234,7 +239,7 @@ pub fn refusal(out: &mut Vec<u8>, status: StatusCode) {
 }
 
 /// `100 Continue`, sent before reading the body of a request that expects it.
-pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The message's own `Transfer-Encoding` fields, as they came: the codings they name (gzip,
 /// then chunked) stay on the body that passes through.

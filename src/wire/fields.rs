@@ -4,7 +4,7 @@
 
 /// The header names the proxy acts on; everything else is `Other` and passes through as it came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Other,
     Host,
     ContentLength,
@@ -29,7 +29,7 @@ pub enum Kind {
 
 impl Kind {
     /// Classifies a header name, ASCII case-insensitively.
-    pub fn of(name: &[u8]) -> Self {
+    pub(crate) fn of(name: &[u8]) -> Self {
         // Dispatch on length first: most names are `Other` after one length comparison.
         let candidates: &[(&[u8], Kind)] = match name.len() {
             2 => &[(b"te", Self::Te)],
@@ -69,7 +69,7 @@ impl Kind {
 
     /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded
     /// as they came; the encoders write their own framing and connection headers.
-    pub fn is_hop_by_hop(self) -> bool {
+    pub(crate) fn is_hop_by_hop(self) -> bool {
         matches!(
             self,
             Self::Connection
@@ -85,10 +85,10 @@ impl Kind {
 
 /// One header field: where its name and value sit in the buffer, and its class.
 #[derive(Debug, Clone, Copy)]
-pub struct Field {
+pub(crate) struct Field {
     name: (u32, u32),
     value: (u32, u32),
-    pub kind: Kind,
+    pub(crate) kind: Kind,
 }
 
 impl Field {
@@ -101,11 +101,11 @@ impl Field {
         }
     }
 
-    pub fn name<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn name<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.name.0 as usize..self.name.1 as usize]
     }
 
-    pub fn value<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn value<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.value.0 as usize..self.value.1 as usize]
     }
 }
@@ -118,16 +118,16 @@ pub(super) fn span(buf: &[u8], part: &[u8]) -> (u32, u32) {
 
 /// What the `Connection` headers of a message say.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ConnectionTokens {
-    pub close: bool,
-    pub keep_alive: bool,
-    pub upgrade: bool,
+pub(crate) struct ConnectionTokens {
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) upgrade: bool,
     /// Other tokens name headers of this hop only (RFC 9110 §7.6.1): they are dropped too.
-    pub lists_headers: bool,
+    pub(crate) lists_headers: bool,
 }
 
 impl ConnectionTokens {
-    pub fn add(&mut self, value: &[u8]) {
+    pub(crate) fn add(&mut self, value: &[u8]) {
         for token in connection_tokens(value) {
             match token {
                 ConnectionToken::Close => self.close = true,
@@ -141,7 +141,7 @@ impl ConnectionTokens {
 
 /// One token of a `Connection` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectionToken<'a> {
+pub(crate) enum ConnectionToken<'a> {
     Close,
     KeepAlive,
     Upgrade,
@@ -150,7 +150,7 @@ pub enum ConnectionToken<'a> {
 }
 
 /// The tokens of a `Connection` value, empty ones skipped.
-pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken<'_>> {
+pub(crate) fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken<'_>> {
     value
         .split(|&b| b == b',')
         .map(trim)
@@ -169,7 +169,7 @@ pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken<'
 }
 
 /// Whether `name` is listed by one of the `Connection` fields of `fields`.
-pub fn listed_in_connection(fields: &[Field], buf: &[u8], name: &[u8]) -> bool {
+pub(crate) fn listed_in_connection(fields: &[Field], buf: &[u8], name: &[u8]) -> bool {
     fields
         .iter()
         .filter(|field| field.kind == Kind::Connection)
@@ -178,7 +178,12 @@ pub fn listed_in_connection(fields: &[Field], buf: &[u8], name: &[u8]) -> bool {
 }
 
 /// Whether `field` goes to the next hop: not hop-by-hop, not named by `Connection`.
-pub fn is_forwarded(field: &Field, fields: &[Field], buf: &[u8], lists_headers: bool) -> bool {
+pub(crate) fn is_forwarded(
+    field: &Field,
+    fields: &[Field],
+    buf: &[u8],
+    lists_headers: bool,
+) -> bool {
     if field.kind.is_hop_by_hop() {
         return false;
     }
@@ -190,21 +195,21 @@ pub fn is_forwarded(field: &Field, fields: &[Field], buf: &[u8], lists_headers: 
 /// What a message's `Content-Length` and `Transfer-Encoding` fields say, gathered field by field;
 /// each parser then decides its framing from it by its own rules (RFC 9112 §6).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BodyFields {
-    pub length: Option<u64>,
+pub(crate) struct BodyFields {
+    pub(crate) length: Option<u64>,
     /// Some `Transfer-Encoding` field is present.
-    pub coded: bool,
+    pub(crate) coded: bool,
     /// The last transfer coding is `chunked`.
-    pub chunked: bool,
+    pub(crate) chunked: bool,
 }
 
 /// A `Content-Length` that is not a number, or two that disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BadLength;
+pub(crate) struct BadLength;
 
 impl BodyFields {
     /// Takes in `value` if `kind` is a framing field; other fields are ignored.
-    pub fn add(&mut self, kind: Kind, value: &[u8]) -> Result<(), BadLength> {
+    pub(crate) fn add(&mut self, kind: Kind, value: &[u8]) -> Result<(), BadLength> {
         match kind {
             Kind::ContentLength => {
                 let n = content_length(value).ok_or(BadLength)?;
@@ -224,7 +229,7 @@ impl BodyFields {
 }
 
 /// Parses a `Content-Length` value: digits only (RFC 9110 §8.6).
-pub fn content_length(value: &[u8]) -> Option<u64> {
+pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let value = trim(value);
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
@@ -235,14 +240,14 @@ pub fn content_length(value: &[u8]) -> Option<u64> {
 }
 
 /// Whether a `Transfer-Encoding` value ends with `chunked`, the only coding a proxy must know.
-pub fn ends_with_chunked(value: &[u8]) -> bool {
+pub(crate) fn ends_with_chunked(value: &[u8]) -> bool {
     value
         .rsplit(|&b| b == b',')
         .next()
         .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"))
 }
 
-pub fn trim(bytes: &[u8]) -> &[u8] {
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     let start = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace())

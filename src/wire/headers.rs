@@ -8,34 +8,35 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::fields::{self, ConnectionToken, Kind};
 
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub const X_FORWARDED_PROTOCOL: HeaderName = HeaderName::from_static("x-forwarded-protocol");
-pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-pub const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
-pub const X_DEBUG_ERROR: HeaderName = HeaderName::from_static("x-debug-error");
-pub const X_DEBUG_VERSION: HeaderName = HeaderName::from_static("x-debug-version-hipache");
-pub const X_DEBUG_BACKEND_URL: HeaderName = HeaderName::from_static("x-debug-backend-url");
-pub const X_DEBUG_BACKEND_ID: HeaderName = HeaderName::from_static("x-debug-backend-id");
-pub const X_DEBUG_VHOST: HeaderName = HeaderName::from_static("x-debug-vhost");
-pub const X_DEBUG_FRONTEND_KEY: HeaderName = HeaderName::from_static("x-debug-frontend-key");
-pub const X_DEBUG_TIME_TOTAL: HeaderName = HeaderName::from_static("x-debug-time-total");
-pub const X_DEBUG_TIME_BACKEND: HeaderName = HeaderName::from_static("x-debug-time-backend");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_PROTOCOL: HeaderName = HeaderName::from_static("x-forwarded-protocol");
+pub(crate) const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub(crate) const X_DEBUG: HeaderName = HeaderName::from_static("x-debug");
+pub(crate) const X_DEBUG_ERROR: HeaderName = HeaderName::from_static("x-debug-error");
+pub(crate) const X_DEBUG_VERSION: HeaderName = HeaderName::from_static("x-debug-version-hipache");
+pub(crate) const X_DEBUG_BACKEND_URL: HeaderName = HeaderName::from_static("x-debug-backend-url");
+pub(crate) const X_DEBUG_BACKEND_ID: HeaderName = HeaderName::from_static("x-debug-backend-id");
+pub(crate) const X_DEBUG_VHOST: HeaderName = HeaderName::from_static("x-debug-vhost");
+pub(crate) const X_DEBUG_FRONTEND_KEY: HeaderName = HeaderName::from_static("x-debug-frontend-key");
+pub(crate) const X_DEBUG_TIME_TOTAL: HeaderName = HeaderName::from_static("x-debug-time-total");
+pub(crate) const X_DEBUG_TIME_BACKEND: HeaderName = HeaderName::from_static("x-debug-time-backend");
 
 /// The `X-Debug-Version-Hipache` value.
-pub const VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
+pub(crate) const VERSION: HeaderValue = HeaderValue::from_static(env!("CARGO_PKG_VERSION"));
 
 /// Values that depend only on the client connection, built once per connection.
 #[derive(Debug, Clone)]
 pub struct Forwarded {
     /// The client address as Hipache writes it: IPv4 as `::ffff:1.2.3.4`.
-    pub client: HeaderValue,
-    pub proto: HeaderValue,
-    pub port: HeaderValue,
+    pub(crate) client: HeaderValue,
+    pub(crate) proto: HeaderValue,
+    pub(crate) port: HeaderValue,
 }
 
 impl Forwarded {
+    /// The values for a client at `client`, connected over TLS or not, to our `local_port`.
     pub fn new(client: IpAddr, tls: bool, local_port: u16) -> Self {
         let mut text = Vec::with_capacity(45);
         crate::ascii::client_address(&mut text, client);
@@ -50,7 +51,7 @@ impl Forwarded {
 
 /// Removes the headers that describe one connection rather than the message: the same rule as
 /// the HTTP/1 engine's (`wire::fields`), over a `HeaderMap`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let is_hop_by_hop = |name: &HeaderName| Kind::of(name.as_str().as_bytes()).is_hop_by_hop();
     // Most messages carry none, or only `Connection`: one pass over the names is cheaper than
     // a removal per hop-by-hop name that finds nothing.
@@ -105,18 +106,18 @@ pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_aliv
 }
 
 /// What `X-Debug-*` reports for a proxied response.
-pub struct DebugInfo<'a> {
-    pub backend_url: &'a str,
-    pub backend_index: usize,
-    pub frontend_id: &'a str,
-    pub host: &'a str,
-    pub total_ms: u128,
-    pub backend_ms: u128,
+pub(crate) struct DebugInfo<'a> {
+    pub(crate) backend_url: &'a str,
+    pub(crate) backend_index: usize,
+    pub(crate) frontend_id: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) total_ms: u128,
+    pub(crate) backend_ms: u128,
 }
 
 /// One `X-Debug-*` value, as both client protocols write it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DebugValue<'a> {
+pub(crate) enum DebugValue<'a> {
     Text(&'a str),
     Number(u64),
 }
@@ -124,7 +125,7 @@ pub enum DebugValue<'a> {
 impl DebugInfo<'_> {
     /// The fields, in order. Text from Redis that could not stand in a header (CR, LF, other
     /// controls) reads `invalid`.
-    pub fn fields(&self) -> [(HeaderName, DebugValue<'_>); 7] {
+    pub(crate) fn fields(&self) -> [(HeaderName, DebugValue<'_>); 7] {
         fn text(value: &str) -> DebugValue<'_> {
             let valid = value
                 .bytes()
@@ -149,7 +150,7 @@ impl DebugInfo<'_> {
     }
 }
 
-pub fn add_debug(headers: &mut HeaderMap, info: &DebugInfo<'_>) {
+pub(crate) fn add_debug(headers: &mut HeaderMap, info: &DebugInfo<'_>) {
     for (name, value) in info.fields() {
         let value = match value {
             // cannot fail: `fields` keeps only text a header value can hold

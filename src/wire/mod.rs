@@ -3,10 +3,10 @@
 //! heads written for the next hop (`encode`), header names and `HeaderMap` rewriting for the
 //! HTTP/2 side (`headers`), and the read buffers lent to busy connections (`buffers`).
 
-pub mod buffers;
-pub mod chunked;
-pub mod encode;
-pub mod fields;
+pub(crate) mod buffers;
+pub(crate) mod chunked;
+pub(crate) mod encode;
+pub(crate) mod fields;
 pub mod headers;
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;

@@ -8,20 +8,20 @@
 use super::fields::{self, BadLength, BodyFields, ConnectionTokens, Field, Kind};
 
 /// Most header fields a request may carry (hyper's limit too); more is a 431.
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// Largest request head accepted; a longer one is a 431.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     Length(u64),
     Chunked,
 }
 
 /// Why a head cannot be served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadError {
+pub(crate) enum HeadError {
     /// Not HTTP/1.x, or framing that cannot be trusted: 400.
     Malformed,
     /// Too many fields, or a head over `MAX_HEAD_BYTES`: 431.
@@ -30,28 +30,28 @@ pub enum HeadError {
 
 /// Which of Hipache's forwarding headers the client already sent.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ForwardedPresent {
-    pub for_: bool,
-    pub real_ip: bool,
-    pub proto: bool,
-    pub protocol: bool,
-    pub port: bool,
+pub(crate) struct ForwardedPresent {
+    pub(crate) for_: bool,
+    pub(crate) real_ip: bool,
+    pub(crate) proto: bool,
+    pub(crate) protocol: bool,
+    pub(crate) port: bool,
 }
 
 #[derive(Debug)]
-pub struct RequestHead {
+pub(crate) struct RequestHead {
     /// Bytes of the head, blank line included: the body (if any) starts there.
-    pub len: usize,
+    pub(crate) len: usize,
     method: (u32, u32),
     target: (u32, u32),
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub minor: u8,
-    pub fields: Vec<Field>,
-    pub framing: Framing,
-    pub connection: ConnectionTokens,
-    pub expects_continue: bool,
-    pub debug: bool,
-    pub forwarded: ForwardedPresent,
+    pub(crate) minor: u8,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) framing: Framing,
+    pub(crate) connection: ConnectionTokens,
+    pub(crate) expects_continue: bool,
+    pub(crate) debug: bool,
+    pub(crate) forwarded: ForwardedPresent,
     /// The `Upgrade` field, when `Connection` asks for it (HTTP/1.1 only).
     upgrade: Option<usize>,
     host: Option<usize>,
@@ -61,7 +61,7 @@ pub struct RequestHead {
 
 impl RequestHead {
     /// `Ok(None)` while the head is not complete in `buf`.
-    pub fn parse(buf: &[u8]) -> Result<Option<Self>, HeadError> {
+    pub(crate) fn parse(buf: &[u8]) -> Result<Option<Self>, HeadError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         let len = match request.parse(buf) {
@@ -143,18 +143,18 @@ impl RequestHead {
         Ok(Some(head))
     }
 
-    pub fn method<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn method<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.method.0 as usize..self.method.1 as usize]
     }
 
     /// The request target as sent: origin-form (`/path?q`), absolute-form or `*`.
-    pub fn target<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn target<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.target.0 as usize..self.target.1 as usize]
     }
 
     /// The origin-form target and the authority of an absolute-form one (`http://host/p`).
     /// From `http://host?q` the path is `?q`: the encoder writes the `/` in front of it.
-    pub fn origin_form<'a>(&self, buf: &'a [u8]) -> (&'a [u8], Option<&'a [u8]>) {
+    pub(crate) fn origin_form<'a>(&self, buf: &'a [u8]) -> (&'a [u8], Option<&'a [u8]>) {
         let target = self.target(buf);
         let Some(rest) = strip_scheme(target) else {
             return (target, None);
@@ -169,45 +169,45 @@ impl RequestHead {
     }
 
     /// The value routing uses: `Host`, else the authority of an absolute-form target.
-    pub fn host<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+    pub(crate) fn host<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         match self.host {
             Some(index) => Some(fields::trim(self.fields[index].value(buf))),
             None => self.origin_form(buf).1,
         }
     }
 
-    pub fn has_host_field(&self) -> bool {
+    pub(crate) fn has_host_field(&self) -> bool {
         self.host.is_some()
     }
 
     /// The protocol asked for, when this is an upgrade request.
-    pub fn upgrade<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+    pub(crate) fn upgrade<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         self.upgrade.map(|index| self.fields[index].value(buf))
     }
 
-    pub fn referer<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn referer<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         self.referer
             .map_or(b"", |index| self.fields[index].value(buf))
     }
 
-    pub fn user_agent<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn user_agent<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         self.user_agent
             .map_or(b"", |index| self.fields[index].value(buf))
     }
 
     /// Whether the client wants the connection kept after this exchange (RFC 9112 §9.3).
-    pub fn wants_keep_alive(&self) -> bool {
+    pub(crate) fn wants_keep_alive(&self) -> bool {
         match self.minor {
             1 => !self.connection.close,
             _ => self.connection.keep_alive && !self.connection.close,
         }
     }
 
-    pub fn is_head(&self, buf: &[u8]) -> bool {
+    pub(crate) fn is_head(&self, buf: &[u8]) -> bool {
         self.method(buf) == b"HEAD"
     }
 
-    pub fn has_body(&self) -> bool {
+    pub(crate) fn has_body(&self) -> bool {
         self.framing != Framing::Length(0)
     }
 }

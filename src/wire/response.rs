@@ -5,11 +5,11 @@ use super::fields::{self, BadLength, BodyFields, ConnectionTokens, Field, Kind};
 use super::request::MAX_HEADERS;
 
 /// Largest response head accepted from a backend; a longer one is a backend error.
-pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// How the response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No body: a HEAD answer, 1xx, 204, 304.
     Empty,
     Length(u64),
@@ -20,29 +20,29 @@ pub enum Framing {
 
 /// The head was not a valid HTTP/1.x response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InvalidResponse;
+pub(crate) struct InvalidResponse;
 
 #[derive(Debug)]
-pub struct ResponseHead {
-    pub len: usize,
-    pub status: u16,
+pub(crate) struct ResponseHead {
+    pub(crate) len: usize,
+    pub(crate) status: u16,
     reason: (u32, u32),
-    pub fields: Vec<Field>,
-    pub framing: Framing,
-    pub connection: ConnectionTokens,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) framing: Framing,
+    pub(crate) connection: ConnectionTokens,
     /// It carries `Transfer-Encoding`, which passes on with the body it describes; a
     /// `Content-Length` beside it is then meaningless and is not (RFC 9112 §6.3).
-    pub coded: bool,
+    pub(crate) coded: bool,
     /// The backend keeps the connection open after this response.
-    pub reusable: bool,
-    pub retry_after: bool,
+    pub(crate) reusable: bool,
+    pub(crate) retry_after: bool,
     upgrade: Option<usize>,
 }
 
 impl ResponseHead {
     /// `Ok(None)` while the head is not complete in `buf`. `head_request` says whether the
     /// request was a HEAD, whose answer has no body whatever its headers say.
-    pub fn parse(buf: &[u8], head_request: bool) -> Result<Option<Self>, InvalidResponse> {
+    pub(crate) fn parse(buf: &[u8], head_request: bool) -> Result<Option<Self>, InvalidResponse> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut headers);
         let parsed = httparse::ParserConfig::default()
@@ -107,18 +107,21 @@ impl ResponseHead {
     }
 
     /// The reason phrase as the backend wrote it (may be empty).
-    pub fn reason<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+    pub(crate) fn reason<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
         &buf[self.reason.0 as usize..self.reason.1 as usize]
     }
 
     /// The `Upgrade` value of a 101.
-    pub fn upgrade<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
+    pub(crate) fn upgrade<'a>(&self, buf: &'a [u8]) -> Option<&'a [u8]> {
         self.upgrade.map(|index| self.fields[index].value(buf))
     }
 
     /// The fields that reach the client, whatever its protocol: not hop-by-hop, not named by
     /// `Connection`, and no `Content-Length` beside a transfer coding (RFC 9112 §6.3).
-    pub fn client_fields<'a>(&'a self, buf: &'a [u8]) -> impl Iterator<Item = &'a Field> + 'a {
+    pub(crate) fn client_fields<'a>(
+        &'a self,
+        buf: &'a [u8],
+    ) -> impl Iterator<Item = &'a Field> + 'a {
         self.fields.iter().filter(move |field| {
             let meaningless = field.kind == Kind::ContentLength && self.coded;
             !meaningless
@@ -127,7 +130,7 @@ impl ResponseHead {
     }
 
     /// An interim answer (100 Continue, 103 Early Hints...) that a final one follows.
-    pub fn is_interim(&self) -> bool {
+    pub(crate) fn is_interim(&self) -> bool {
         (100..200).contains(&self.status) && self.status != 101
     }
 }

@@ -7,8 +7,8 @@
 mod accept;
 pub mod inherit;
 mod prefixed;
-pub mod signals;
-pub mod watchdog;
+pub(crate) mod signals;
+pub(crate) mod watchdog;
 
 use std::future::Future;
 use std::io;
@@ -19,36 +19,30 @@ use tokio::task::LocalSet;
 use crate::access_log::{self, AccessLog};
 use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
-use crate::master::listeners::Listener;
 use crate::proxy::open::OpenCount;
 use crate::proxy::pool::BackendPool;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
+use crate::supervision::{exit_code, Listener};
 use crate::tls::{Certificates, TlsError};
 use inherit::MasterLink;
-
-/// Exit statuses a worker reports to its master.
-pub mod exit_code {
-    /// Asked to stop (SIGTERM/SIGINT) and drained.
-    pub const DRAINED: i32 = 0;
-    /// Could not start (listeners, routes, runtime).
-    pub const STARTUP: i32 = 1;
-    /// Its configuration file could not be loaded.
-    pub const CONFIG: i32 = 2;
-    /// Retired by the memory watchdog.
-    pub const RETIRED: i32 = 3;
-}
 
 /// Why a worker stopped serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
+    /// Asked to stop, and every connection closed or the grace period ended.
     Drained,
-    Retired { rss_bytes: u64 },
+    /// The memory watchdog retired it.
+    Retired {
+        /// Its resident memory when retired.
+        rss_bytes: u64,
+    },
 }
 
 impl Exit {
+    /// The exit status that tells the master this reason.
     pub fn code(self) -> i32 {
         match self {
             Self::Drained => exit_code::DRAINED,
@@ -57,17 +51,24 @@ impl Exit {
     }
 }
 
+/// Why a worker could not start serving.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
+    /// The runtime could not be built.
     #[error("cannot start the runtime")]
     Runtime(#[source] io::Error),
+    /// The file driver's routes could not be read.
     #[error("cannot load routes")]
     Routes(#[source] FileRoutesError),
+    /// Certificates or keys could not be loaded.
     #[error("cannot set up TLS")]
     Tls(#[source] TlsError),
+    /// An inherited socket could not be registered with the runtime.
     #[error("cannot adopt listener {address}")]
     Listener {
+        /// Its address.
         address: std::net::SocketAddr,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
@@ -112,7 +113,7 @@ pub fn run(
 /// Serves until `drain` resolves, then stops accepting, lets in-flight requests finish (at most
 /// `gracefulWait`) and returns what `drain` resolved to. The access log and the certificates are opened by the
 /// caller, before privileges are dropped; `ready` is called once the listeners are being served.
-pub async fn serve<R>(
+pub(crate) async fn serve<R>(
     config: Config,
     listeners: Vec<Listener>,
     access_log: Option<AccessLog>,

@@ -10,7 +10,7 @@ use crate::access_log::AccessLog;
 use crate::tls::Certificates;
 
 /// Resolves on the first SIGTERM or SIGINT.
-pub async fn terminated() {
+pub(crate) async fn terminated() {
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -26,7 +26,7 @@ pub async fn terminated() {
 
 /// Runs for the worker's lifetime: reopens the access log on each SIGUSR1, reloads the
 /// certificates on each SIGHUP (keeping the current ones if that fails), swallows SIGUSR2.
-pub async fn handle_user_signals(
+pub(crate) async fn handle_user_signals(
     access_log: Option<Rc<AccessLog>>,
     certificates: Option<Rc<Certificates>>,
 ) {

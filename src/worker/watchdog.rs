@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// Resident set size in bytes, or `None` where `/proc` cannot tell.
-pub fn rss_bytes() -> Option<u64> {
+pub(crate) fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let resident_pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
@@ -15,12 +15,12 @@ pub fn rss_bytes() -> Option<u64> {
 }
 
 /// Whether a worker using `rss` bytes must retire under `limit` (pure).
-pub fn should_retire(rss: u64, limit: u64) -> bool {
+pub(crate) fn should_retire(rss: u64, limit: u64) -> bool {
     rss >= limit
 }
 
 /// Resolves with the RSS that crossed `limit`; checks every `interval`.
-pub async fn exceeded(limit: u64, interval: Duration) -> u64 {
+pub(crate) async fn exceeded(limit: u64, interval: Duration) -> u64 {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate: skip it, a worker that just started has nothing to report.

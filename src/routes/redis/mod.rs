@@ -20,7 +20,7 @@ mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
-pub mod url;
+pub(crate) mod url;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +47,7 @@ const MAX_REPORTED: usize = 1_024;
 
 /// Cheap-to-clone handle on the Redis routes of a worker.
 #[derive(Clone)]
-pub struct RedisRoutes {
+pub(crate) struct RedisRoutes {
     shared: Arc<Shared>,
 }
 
@@ -79,7 +79,7 @@ impl RedisRoutes {
     /// background; pass the same URL twice for a single server. Never blocks nor fails: while
     /// Redis is down lookups answer [`RouteError::Unavailable`] and connections keep retrying.
     /// Must be called inside a tokio runtime (otherwise the source stays unavailable).
-    pub fn new(read: &RedisUrl, write: &RedisUrl, dead_ttl: Duration) -> Self {
+    pub(crate) fn new(read: &RedisUrl, write: &RedisUrl, dead_ttl: Duration) -> Self {
         let read_link = Link::new(read);
         let write_link = if write == read {
             read_link.clone()
@@ -109,7 +109,8 @@ impl RedisRoutes {
     }
 
     /// True while the proxy writes `dead:` sets itself (no fresh hchecker heartbeat).
-    pub fn passive_checks(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn passive_checks(&self) -> bool {
         self.shared.passive.is_on()
     }
 

@@ -7,16 +7,16 @@ use std::fmt;
 
 /// A parsed driver URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisUrl {
-    pub host: String,
-    pub port: u16,
-    pub password: Option<String>,
-    pub database: i64,
-    pub prefix: String,
+pub(crate) struct RedisUrl {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) password: Option<String>,
+    pub(crate) database: i64,
+    pub(crate) prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RedisUrlError {
+pub(crate) enum RedisUrlError {
     #[error("expected a redis: URL (redis://:password@host:port/database#prefix)")]
     NotRedis,
     #[error("invalid port {0:?}")]
@@ -26,10 +26,10 @@ pub enum RedisUrlError {
 }
 
 impl RedisUrl {
-    pub const DEFAULT_HOST: &'static str = "127.0.0.1";
-    pub const DEFAULT_PORT: u16 = 6379;
+    pub(crate) const DEFAULT_HOST: &'static str = "127.0.0.1";
+    pub(crate) const DEFAULT_PORT: u16 = 6379;
 
-    pub fn parse(text: &str) -> Result<Self, RedisUrlError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, RedisUrlError> {
         let rest = text
             .trim()
             .strip_prefix("redis:")

@@ -1,0 +1,142 @@
+//! What the master and its workers say to each other, and nothing else: the listening sockets
+//! handed over (`HIPACHE_LISTEN_FDS`, written by the master, read by a worker), the bytes a
+//! worker reports on its pipe (`HIPACHE_READY_FD`), and the exit codes that say why a worker
+//! left. Both `master` and `worker` import this module; neither imports the other.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd as _, RawFd};
+
+/// `3=http@127.0.0.1:80,4=https.0@[::]:443`: each inherited descriptor, its scheme (with the
+/// index of its entry in `Config::https`, which names its certificates) and its address.
+pub(crate) const LISTEN_FDS_ENV: &str = "HIPACHE_LISTEN_FDS";
+/// The write end of the worker's pipe to the master.
+pub(crate) const READY_FD_ENV: &str = "HIPACHE_READY_FD";
+/// `<generation>.<slot>`, for the worker's log lines.
+pub(crate) const WORKER_ID_ENV: &str = "HIPACHE_WORKER_ID";
+
+/// One byte on the pipe: this worker accepts connections.
+pub(crate) const READY: u8 = b'R';
+/// One byte on the pipe: this worker stops accepting and drains; start its replacement now.
+pub(crate) const RETIRING: u8 = b'D';
+
+/// Exit statuses a worker reports to its master.
+pub mod exit_code {
+    /// Asked to stop (SIGTERM/SIGINT) and drained.
+    pub const DRAINED: i32 = 0;
+    /// Could not start (listeners, routes, runtime).
+    pub const STARTUP: i32 = 1;
+    /// Its configuration file could not be loaded.
+    pub const CONFIG: i32 = 2;
+    /// Retired by the memory watchdog.
+    pub const RETIRED: i32 = 3;
+}
+
+/// A listening socket and what it serves.
+#[derive(Debug)]
+pub struct Listener {
+    /// The bound, listening, non-blocking socket.
+    pub(crate) socket: TcpListener,
+    /// The address actually bound (port 0 resolved).
+    pub(crate) address: SocketAddr,
+    /// `None` for HTTP; for HTTPS, the index of its entry in `Config::https` (its certificates).
+    pub(crate) https: Option<usize>,
+}
+
+impl Listener {
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// A `HIPACHE_LISTEN_FDS` entry that cannot be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct MalformedEntry(pub(crate) String);
+
+/// The `HIPACHE_LISTEN_FDS` value naming `listeners` (pure).
+pub(crate) fn listen_fds<'a>(listeners: impl IntoIterator<Item = &'a Listener>) -> String {
+    let mut spec = String::new();
+    for listener in listeners {
+        let separator = if spec.is_empty() { "" } else { "," };
+        let fd = listener.socket.as_raw_fd();
+        // Writing into a String cannot fail.
+        let _ = match listener.https {
+            None => write!(spec, "{separator}{fd}=http@{}", listener.address),
+            Some(index) => write!(spec, "{separator}{fd}=https.{index}@{}", listener.address),
+        };
+    }
+    spec
+}
+
+/// Reads a `HIPACHE_LISTEN_FDS` value: descriptor, https entry index, address (pure).
+pub(crate) fn parse_listen_fds(
+    spec: &str,
+) -> Result<Vec<(RawFd, Option<usize>, SocketAddr)>, MalformedEntry> {
+    spec.split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let malformed = || MalformedEntry(entry.to_owned());
+            let (fd, rest) = entry.split_once('=').ok_or_else(malformed)?;
+            let (scheme, address) = rest.split_once('@').ok_or_else(malformed)?;
+            let https = match scheme.split_once('.') {
+                None if scheme == "http" => None,
+                Some(("https", index)) => Some(index.parse().map_err(|_| malformed())?),
+                _ => return Err(malformed()),
+            };
+            Ok((
+                fd.parse().map_err(|_| malformed())?,
+                https,
+                address.parse().map_err(|_| malformed())?,
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_spec_round_trips() {
+        let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+        let secure = TcpListener::bind("[::1]:0").unwrap();
+        let (plain_address, secure_address) =
+            (plain.local_addr().unwrap(), secure.local_addr().unwrap());
+        let (plain_fd, secure_fd) = (plain.as_raw_fd(), secure.as_raw_fd());
+        let listeners = [
+            Listener {
+                socket: plain,
+                address: plain_address,
+                https: None,
+            },
+            Listener {
+                socket: secure,
+                address: secure_address,
+                https: Some(2),
+            },
+        ];
+        let parsed = parse_listen_fds(&listen_fds(&listeners)).unwrap();
+        assert_eq!(
+            parsed,
+            [
+                (plain_fd, None, plain_address),
+                (secure_fd, Some(2), secure_address)
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_listener_specs_are_refused() {
+        let parsed = parse_listen_fds("3=http@127.0.0.1:80,4=https.2@[::1]:443").unwrap();
+        assert_eq!(parsed[0], (3, None, "127.0.0.1:80".parse().unwrap()));
+        assert_eq!(parsed[1], (4, Some(2), "[::1]:443".parse().unwrap()));
+        assert!(parse_listen_fds("4=https@[::1]:443").is_err());
+        assert!(parse_listen_fds("3=ftp@1.2.3.4:21").is_err());
+        assert!(parse_listen_fds("x=http@1.2.3.4:80").is_err());
+        assert!(parse_listen_fds("").unwrap().is_empty());
+    }
+}
