@@ -19,6 +19,7 @@ pub mod ascii;
 pub mod balancer;
 pub mod cli;
 pub mod config;
+pub mod dry;
 pub mod error_page;
 pub mod h1;
 pub mod h2;

@@ -16,7 +16,7 @@ fn dry_run_prints_the_effective_config_and_exits_0() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = write(
         &dir,
-        r#"{"server": {"workers": 3}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
+        r#"{"server": {"workers": 3, "accessLog": null}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
     );
 
     let output = run_to_exit(&["--dry", "--config", &path]);

@@ -1,0 +1,73 @@
+//! `hipache --dry`: everything a start would refuse, found without starting.
+//!
+//! Owns the list of start-time checks beyond parsing: the `user`/`group` (looked up as the master
+//! does, so only when running as root), the certificates and keys, the access log (opened for
+//! appending and closed: never truncated, created only where the daemon would create it), the
+//! file driver's routes, and each listening address (bound with the master's options, then
+//! released). It changes nothing a start would not: no socket stays open, no privilege is
+//! dropped. Printing the effective configuration is `Config::censored`'s job.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::access_log::AccessLog;
+use crate::config::{Config, Driver};
+use crate::master::listeners::{self, ListenError};
+use crate::privileges::{self, PrivilegeError};
+use crate::routes::file::{FileRoutes, FileRoutesError};
+use crate::tls::{Certificates, TlsError};
+
+/// The first reason a start with this configuration would fail.
+#[derive(Debug, thiserror::Error)]
+pub enum StartCheckError {
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("server.accessLog: cannot open {}", path.display())]
+    AccessLog {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("driver: cannot load the routes")]
+    Routes(#[source] FileRoutesError),
+    /// `key` is `http.bind` or `https.bind`; the source names the address.
+    #[error("{key}")]
+    Listen {
+        key: &'static str,
+        #[source]
+        source: ListenError,
+    },
+}
+
+/// Runs every check in the order a start meets them; the first failure is returned.
+pub fn check(config: &Config) -> Result<(), StartCheckError> {
+    privileges::target(&config.user, &config.group)?;
+    Certificates::from_config(config)?;
+    if let Some(path) = &config.server.access_log {
+        // The daemon's own open (append, create, 0644): what fails here fails at start.
+        AccessLog::open(path).map_err(|source| StartCheckError::AccessLog {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let Driver::File(path) = &config.driver {
+        FileRoutes::open(path, config.server.dead_backend_ttl).map_err(StartCheckError::Routes)?;
+    }
+    let http = config
+        .http
+        .iter()
+        .map(|address| ("http.bind", *address, None));
+    let https = config
+        .https
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ("https.bind", l.address, Some(i)));
+    for (key, address, tls) in http.chain(https) {
+        // Port 0 binds some free port, as the start would: it can only fail for the address.
+        // The socket is closed when the listener drops at the end of this statement.
+        listeners::bind(address, tls).map_err(|source| StartCheckError::Listen { key, source })?;
+    }
+    Ok(())
+}
