@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 use hipache::cli::Cli;
-use hipache::config::{Config, Loaded};
+use hipache::config::{Config, ConfigError, Loaded};
 use hipache::worker::{self, exit_code};
 use hipache::{dry, logging, master};
 
@@ -18,7 +18,12 @@ fn main() -> ExitCode {
     let loaded = match Config::load(&path) {
         Ok(loaded) => loaded,
         Err(error) => {
+            let unread = matches!(error, ConfigError::Read { .. });
+            // `{:#}` through anyhow prints the cause too: the OS reason the file cannot be read.
             eprintln!("hipache: {:#}", anyhow::Error::from(error));
+            if let Some(search) = cli.config_search().filter(|_| unread) {
+                eprintln!("hipache: {search}");
+            }
             return exit(exit_code::CONFIG);
         }
     };

@@ -52,4 +52,12 @@ impl ConfigError {
             Self::Read { .. } | Self::Syntax { .. } | Self::Document { .. } => None,
         }
     }
+
+    /// The same error with its key path rewritten (to the spelling the operator used).
+    pub(super) fn with_key(mut self, rename: impl FnOnce(&str) -> String) -> Self {
+        if let Self::Key { key, .. } | Self::Unreadable { key, .. } = &mut self {
+            *key = rename(key);
+        }
+        self
+    }
 }
