@@ -5,31 +5,53 @@
 //! appending and closed: never truncated, created only where the daemon would create it), the
 //! file driver's routes, and each listening address (bound with the master's options, then
 //! released). It changes nothing a start would not: no socket stays open, no privilege is
-//! dropped. Printing the effective configuration is `Config::censored`'s job.
+//! dropped. Rendering the effective configuration is `Config::censored`'s job.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use crate::access_log::AccessLog;
-use crate::config::{Config, Driver};
+use crate::config::{Config, Driver, Loaded};
 use crate::master::listeners::{self, ListenError};
 use crate::privileges::{self, PrivilegeError};
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::tls::{Certificates, TlsError};
+use crate::worker::exit_code;
+
+/// `hipache --dry`: the warnings, then the first thing a start would refuse (exit 1, as the start
+/// would) or, when there is none, the effective configuration on stdout (exit 0).
+pub fn main(loaded: &Loaded) -> ExitCode {
+    for warning in &loaded.warnings {
+        eprintln!("hipache: warning: {warning}");
+    }
+    if let Err(error) = check(&loaded.config) {
+        let file = loaded.config.source.display();
+        eprintln!("hipache: {file}: {:#}", anyhow::Error::from(error));
+        return ExitCode::from(u8::try_from(exit_code::STARTUP).unwrap_or(1));
+    }
+    // A closed stdout (`hipache --dry | head`) is the reader's choice, not an error.
+    let _ = writeln!(io::stdout().lock(), "{}", loaded.config.censored());
+    ExitCode::SUCCESS
+}
 
 /// The first reason a start with this configuration would fail.
 #[derive(Debug, thiserror::Error)]
 pub enum StartCheckError {
+    /// `user` or `group` unknown, when running as root.
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
+    /// A certificate or key that does not load.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// `server.accessLog` cannot be opened for appending.
     #[error("server.accessLog: cannot open {}", path.display())]
     AccessLog {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+    /// The `file:` driver's routes do not load.
     #[error("driver: cannot load the routes")]
     Routes(#[source] FileRoutesError),
     /// `key` is `http.bind` or `https.bind`; the source names the address.

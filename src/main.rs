@@ -1,14 +1,13 @@
 //! `hipache [-c FILE] [-d]`: parse the command line, load the config, then hand off to the master,
 //! to a worker (the master re-executes this binary with `--worker`), or to `--dry`.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
 use hipache::cli::Cli;
-use hipache::config::{Config, ConfigError, Loaded};
+use hipache::config::{Config, ConfigError};
 use hipache::worker::{self, exit_code};
 use hipache::{dry, logging, master};
 
@@ -28,7 +27,7 @@ fn main() -> ExitCode {
         }
     };
     if cli.dry {
-        return dry_run(&loaded);
+        return dry::main(&loaded);
     }
     logging::init(loaded.config.server.debug);
     if cli.worker {
@@ -48,22 +47,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Warnings, then what a start would refuse (exit 1, as the start would), then the effective
-/// configuration.
-fn dry_run(loaded: &Loaded) -> ExitCode {
-    for warning in &loaded.warnings {
-        eprintln!("hipache: warning: {warning}");
-    }
-    if let Err(error) = dry::check(&loaded.config) {
-        let file = loaded.config.source.display();
-        eprintln!("hipache: {file}: {:#}", anyhow::Error::from(error));
-        return exit(exit_code::STARTUP);
-    }
-    // A closed stdout (`hipache --dry | head`) is the reader's choice, not an error.
-    let _ = writeln!(std::io::stdout().lock(), "{}", loaded.config.censored());
-    ExitCode::SUCCESS
 }
 
 /// Workers are started with this path; made absolute so a later `chdir` cannot change its meaning.
