@@ -49,6 +49,32 @@ impl Cli {
         let exe = std::env::current_exe().ok();
         first_existing(candidates(&relative, exe.as_deref()), |p| p.is_file())
     }
+
+    /// Without `--config`: which file `SETTINGS_FLAVOR` chose and where it was looked for, to
+    /// follow the error when no file could be read.
+    pub fn config_search(&self) -> Option<String> {
+        if self.config.is_some() {
+            return None;
+        }
+        let flavor = std::env::var("SETTINGS_FLAVOR").ok();
+        let relative = default_config_path(flavor.as_deref());
+        let exe = std::env::current_exe().ok();
+        let places = candidates(&relative, exe.as_deref());
+        Some(describe_search(flavor.as_deref(), &places))
+    }
+}
+
+fn describe_search(flavor: Option<&str>, places: &[PathBuf]) -> String {
+    let chose = match flavor.filter(|f| !f.is_empty()) {
+        Some(flavor) => format!("SETTINGS_FLAVOR={flavor} selects"),
+        None => "SETTINGS_FLAVOR is not set, which selects".to_owned(),
+    };
+    let places: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+    let relative = places.first().map_or("", String::as_str);
+    format!(
+        "no --config given; {chose} {relative}, looked for in: {}",
+        places.join(", ")
+    )
 }
 
 /// Where the default file may be, in order: the current directory (our README runs the binary
@@ -143,6 +169,23 @@ mod tests {
             first_existing(c, |_| false),
             PathBuf::from("config/config.json")
         );
+    }
+
+    #[test]
+    fn search_names_the_flavor_and_every_place() {
+        let places = candidates(
+            Path::new("config/config_prod.json"),
+            Some(Path::new("/opt/hipache/bin/hipache")),
+        );
+        assert_eq!(
+            describe_search(Some("prod"), &places),
+            "no --config given; SETTINGS_FLAVOR=prod selects config/config_prod.json, looked for \
+             in: config/config_prod.json, /opt/hipache/config/config_prod.json, \
+             /opt/config/config_prod.json"
+        );
+        assert!(describe_search(None, &places).contains("SETTINGS_FLAVOR is not set"));
+        let given = Cli::parse_from(["hipache", "-c", "x.json"]);
+        assert_eq!(given.config_search(), None);
     }
 
     #[test]

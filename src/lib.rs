@@ -20,6 +20,7 @@ mod ascii;
 mod balancer;
 pub mod cli;
 pub mod config;
+pub mod dry;
 mod error_page;
 mod h1;
 mod h2;

@@ -1,45 +1,89 @@
 //! Maps Hipache 0.2/0.3 keys onto the 0.4 form, and says so with one deprecation note per key.
 //!
 //! Owns: `server.port`, `server.address`, `server.https` and the top-level `redis*` keys. It runs
-//! on the raw mirror before defaults, so a new-form key always wins over its old spelling.
+//! on the raw mirror before defaults, so a new-form key always wins over its old spelling. It
+//! also remembers where each moved value came from (`Origins`), so that an error about a moved
+//! value names the key the operator wrote, not the one it was moved to.
 
 use super::raw::{Name, OneOrMany, RawConfig, RawListen};
 
-/// Rewrites the old keys of `raw` into their new places and returns the deprecation notes.
-pub(super) fn upgrade(mut raw: RawConfig) -> (RawConfig, Vec<String>) {
+/// Which new-form keys hold a value moved from an old-form key: (new prefix, key as written).
+#[derive(Debug, Default)]
+pub(super) struct Origins(Vec<(String, String)>);
+
+impl Origins {
+    fn moved(&mut self, new: &str, written: impl Into<String>) {
+        self.0.push((new.to_owned(), written.into()));
+    }
+
+    /// `key` as the operator wrote it: `http.bind[0]` is `server.address[0]` when the binds came
+    /// from `server.address`. The longest moved prefix wins (`https.bind` before `https`).
+    pub(super) fn as_written(&self, key: &str) -> String {
+        let moved = self
+            .0
+            .iter()
+            .filter(|(new, _)| {
+                key.strip_prefix(new.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
+            .max_by_key(|(new, _)| new.len());
+        match moved {
+            Some((new, written)) => format!("{written}{}", &key[new.len()..]),
+            None => key.to_owned(),
+        }
+    }
+}
+
+/// Rewrites the old keys of `raw` into their new places; returns the deprecation notes and where
+/// each moved value came from.
+pub(super) fn upgrade(mut raw: RawConfig) -> (RawConfig, Vec<String>, Origins) {
     let mut notes = Vec::new();
+    let mut origins = Origins::default();
     if let Some(server) = raw.server.as_mut() {
         if let Some(port) = server.port.take() {
             notes.push(deprecated("server.port", "http.port"));
             let http = raw.http.get_or_insert_with(RawListen::default);
-            http.port = http.port.or(Some(port));
+            if http.port.is_none() {
+                http.port = Some(port);
+                origins.moved("http.port", "server.port");
+            }
         }
         if let Some(https) = server.https.take() {
             notes.push(deprecated("server.https", "https"));
             // As in Hipache, a new-form `https` section shadows the old one entirely.
-            raw.https.get_or_insert(https);
+            if raw.https.is_none() {
+                raw.https = Some(https);
+                origins.moved("https", "server.https");
+            }
         }
         if let Some(address) = server.address.take() {
             notes.push(deprecated("server.address", "http.bind and https.bind"));
             let http = raw.http.get_or_insert_with(RawListen::default);
-            http.bind.get_or_insert_with(|| address.clone());
+            if http.bind.is_none() {
+                http.bind = Some(address.clone());
+                origins.moved("http.bind", "server.address");
+            }
             // Hipache 0.4 also binds HTTPS here, and then fails for want of a key on every 0.3
             // file without TLS; binding only when an https section exists loads them all.
-            if let Some(https) = raw.https.as_mut() {
-                https.bind.get_or_insert(address);
+            if let Some(https) = raw.https.as_mut().filter(|https| https.bind.is_none()) {
+                https.bind = Some(address);
+                origins.moved("https.bind", "server.address");
             }
         }
     }
-    upgrade_redis(&mut raw, &mut notes);
-    (raw, notes)
+    if let Some(keys) = upgrade_redis(&mut raw, &mut notes) {
+        origins.moved("driver", keys);
+    }
+    (raw, notes, origins)
 }
 
 fn deprecated(old: &str, new: &str) -> String {
     format!("{old} is deprecated; use {new} instead")
 }
 
-/// Hipache 0.3's `redisHost`... keys, which it read only when `driver` was absent.
-fn upgrade_redis(raw: &mut RawConfig, notes: &mut Vec<String>) {
+/// Hipache 0.3's `redisHost`... keys, which it read only when `driver` was absent. Returns the keys
+/// the driver was built from (`redisHost, redisPort`), if it was.
+fn upgrade_redis(raw: &mut RawConfig, notes: &mut Vec<String>) -> Option<String> {
     let present: Vec<&str> = [
         ("redisHost", &raw.redis_host),
         ("redisPort", &raw.redis_port),
@@ -54,12 +98,12 @@ fn upgrade_redis(raw: &mut RawConfig, notes: &mut Vec<String>) {
     .filter_map(|(key, value)| value.is_some().then_some(key))
     .collect();
     if present.is_empty() {
-        return;
+        return None;
     }
     let keys = present.join(", ");
     if raw.driver.is_some() {
         notes.push(format!("{keys} ignored because driver is set"));
-        return;
+        return None;
     }
     notes.push(format!(
         "{keys} deprecated; use driver: [\"redis://host:port\", \"redis://masterhost:port\"] instead"
@@ -80,6 +124,7 @@ fn upgrade_redis(raw: &mut RawConfig, notes: &mut Vec<String>) {
         ));
     }
     raw.driver = Some(OneOrMany(driver));
+    Some(keys)
 }
 
 /// Builds the URL the way 0.3's cache.js concatenated it (empty parts left out).

@@ -10,6 +10,7 @@ mod censored;
 mod error;
 mod legacy;
 mod raw;
+mod suggest;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use crate::routes::redis::url::RedisUrl;
 
-pub(crate) use error::ConfigError;
+pub use error::ConfigError;
 
 /// A parsed configuration and what the operator should hear about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,8 +143,13 @@ impl Config {
     /// Parses `text` as if read from `source`, which names the file in messages and anchors a
     /// relative `file:` driver. The only disk access is checking that TLS files are readable.
     pub(crate) fn parse(text: &str, source: &Path) -> Result<Loaded, ConfigError> {
-        // Hipache parsed an empty file as `{}`.
-        let text = if text.trim().is_empty() { "{}" } else { text };
+        // An empty file is more often a failed copy or a wrong path than a wish for defaults.
+        if text.trim().is_empty() {
+            return Err(ConfigError::Document {
+                file: source.to_path_buf(),
+                problem: "the file is empty (a configuration of defaults only is `{}`)".to_owned(),
+            });
+        }
         let mut unknown = Vec::new();
         let mut json = serde_json::Deserializer::from_str(text);
         let mut record = |path: serde_ignored::Path<'_>| unknown.push(key_path(&path));
@@ -152,13 +158,21 @@ impl Config {
             serde_path_to_error::deserialize(tracked).map_err(|e| json_error(e, source))?;
         json.end().map_err(|e| syntax_error(&e, source))?;
 
-        let (raw, mut warnings) = legacy::upgrade(raw);
+        let (raw, mut warnings, origins) = legacy::upgrade(raw);
         warnings.extend(
             unknown
                 .iter()
-                .map(|key| format!("unknown key {key} ignored")),
+                .map(|key| suggest::unknown_key_warning(source, key)),
         );
-        let config = build::build(raw, source, &mut warnings)?;
+        let from_build = warnings.len();
+        let config = build::build(raw, source, &mut warnings)
+            .map_err(|e| e.with_key(|key| origins.as_written(key)))?;
+        // `build` speaks of the new-form keys; a warning about a moved value names the old one.
+        for warning in &mut warnings[from_build..] {
+            if let Some((key, rest)) = warning.split_once(' ') {
+                *warning = format!("{} {rest}", origins.as_written(key));
+            }
+        }
         Ok(Loaded { config, warnings })
     }
 

@@ -5,6 +5,7 @@
 //! pool, access log buffer, route source handle) lives on this one thread, without locks.
 
 mod accept;
+pub mod entry;
 pub mod inherit;
 mod prefixed;
 pub(crate) mod signals;

@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::support::hipache::run_to_exit;
+use std::process::Command;
+
+use crate::support::hipache::{command_to_exit, run_to_exit, BINARY};
 use crate::support::{Config, Hipache, RedisServer};
 
 fn write(dir: &tempfile::TempDir, text: &str) -> String {
@@ -16,7 +18,7 @@ fn dry_run_prints_the_effective_config_and_exits_0() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = write(
         &dir,
-        r#"{"server": {"workers": 3}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
+        r#"{"server": {"workers": 3, "accessLog": null}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
     );
 
     let output = run_to_exit(&["--dry", "--config", &path]);
@@ -68,6 +70,95 @@ fn missing_config_file_fails_naming_it() {
 
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains(&path));
+}
+
+#[test]
+fn unreadable_config_file_says_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().display().to_string();
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{path}: cannot read the config file: Is a directory"
+        )),
+        "the OS reason in:\n{stderr}"
+    );
+}
+
+#[test]
+fn missing_default_file_says_where_settings_flavor_looked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(BINARY);
+    command
+        .arg("--dry")
+        .current_dir(dir.path())
+        .env("SETTINGS_FLAVOR", "nosuchflavor");
+
+    let output = command_to_exit(command);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "No such file or directory",
+        "SETTINGS_FLAVOR=nosuchflavor selects config/config_nosuchflavor.json",
+        "looked for in: config/config_nosuchflavor.json, ",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn empty_config_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, "\n");
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}: the file is empty")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_key_warning_names_the_file_and_suggests_a_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(
+        &dir,
+        r#"{"server": {"wokers": 2, "accessLog": null}, "http": {"port": 0}}"#,
+    );
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let expected =
+        format!("{path}: unknown key server.wokers ignored; did you mean server.workers?");
+    assert!(stderr.contains(&expected), "{expected:?} in:\n{stderr}");
+}
+
+#[test]
+fn old_form_key_is_named_as_written() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(
+        &dir,
+        r#"{"server": {"port": 0, "address": ["127.0.0.1", "no-such-host.invalid"]}}"#,
+    );
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{path}: server.address[1]: cannot resolve")),
+        "{stderr}"
+    );
 }
 
 #[test]

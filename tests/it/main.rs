@@ -10,6 +10,8 @@ mod backend_streams;
 #[cfg(test)]
 mod config;
 #[cfg(test)]
+mod dry_run;
+#[cfg(test)]
 mod failures;
 #[cfg(test)]
 mod file_driver;

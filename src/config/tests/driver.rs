@@ -1,0 +1,41 @@
+//! `driver`: Redis URLs, read/write pairs and the file route source.
+
+use super::*;
+
+#[test]
+fn file_driver_resolves_relative_to_config_folder() {
+    let c = parse(r#"{"driver": "file:routes_demo.json"}"#).config;
+    assert_eq!(
+        c.driver,
+        Driver::File(PathBuf::from("config/routes_demo.json"))
+    );
+    let c = parse(r#"{"driver": ["file:///etc/hipache/routes.json"]}"#).config;
+    assert_eq!(
+        c.driver,
+        Driver::File(PathBuf::from("/etc/hipache/routes.json"))
+    );
+    let c = Config::parse(r#"{"driver": "file:r.json"}"#, Path::new("hipache.json"))
+        .unwrap()
+        .config;
+    assert_eq!(c.driver, Driver::File(PathBuf::from("r.json")));
+}
+
+#[test]
+fn driver_arrays_and_unsupported_drivers() {
+    let c = parse(r#"{"driver": ["redis://slave:1", "redis://master:2"]}"#).config;
+    let Driver::Redis { read, write } = c.driver else {
+        panic!()
+    };
+    assert_eq!(
+        (read.host.as_str(), write.host.as_str()),
+        ("slave", "master")
+    );
+    assert!(error(r#"{"driver": []}"#).contains("driver: expected 1 or 2 URLs, got 0"));
+    assert!(error(r#"{"driver": ["redis:", "redis:", "redis:"]}"#).contains("got 3"));
+    let e = error(r#"{"driver": "etcd://127.0.0.1:4001"}"#);
+    assert!(
+        e.starts_with("config/config.json: driver: unsupported driver") && e.contains("redis://"),
+        "{e}"
+    );
+    assert!(error(r#"{"driver": "redis://h:notaport"}"#).contains("driver: "));
+}

@@ -1,0 +1,99 @@
+//! `hipache --dry`: everything a start would refuse, found without starting.
+//!
+//! Owns the list of start-time checks beyond parsing: the `user`/`group` (looked up as the master
+//! does, so only when running as root), the certificates and keys, the access log (opened for
+//! appending and closed: never truncated, created only where the daemon would create it), the
+//! file driver's routes, and each listening address (bound with the master's options, then
+//! released). It changes nothing a start would not: no socket stays open, no privilege is
+//! dropped. Rendering the effective configuration is `Config::censored`'s job.
+
+use std::io::{self, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::access_log::AccessLog;
+use crate::config::{Config, Driver, Loaded};
+use crate::master::listeners::{self, ListenError};
+use crate::privileges::{self, PrivilegeError};
+use crate::routes::file::{FileRoutes, FileRoutesError};
+use crate::supervision::exit_code;
+use crate::tls::{Certificates, TlsError};
+
+/// `hipache --dry`: the warnings, then the first thing a start would refuse (exit 1, as the start
+/// would) or, when there is none, the effective configuration on stdout (exit 0).
+pub fn main(loaded: &Loaded) -> ExitCode {
+    for warning in &loaded.warnings {
+        eprintln!("hipache: warning: {warning}");
+    }
+    if let Err(error) = check(&loaded.config) {
+        let file = loaded.config.source.display();
+        eprintln!("hipache: {file}: {:#}", anyhow::Error::from(error));
+        return ExitCode::from(u8::try_from(exit_code::STARTUP).unwrap_or(1));
+    }
+    // A closed stdout (`hipache --dry | head`) is the reader's choice, not an error.
+    let _ = writeln!(io::stdout().lock(), "{}", loaded.config.censored());
+    ExitCode::SUCCESS
+}
+
+/// The first reason a start with this configuration would fail.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartCheckError {
+    /// `user` or `group` unknown, when running as root.
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    /// A certificate or key that does not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// `server.accessLog` cannot be opened for appending.
+    #[error("server.accessLog: cannot open {}", path.display())]
+    AccessLog {
+        /// `server.accessLog`.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The `file:` driver's routes do not load.
+    #[error("driver: cannot load the routes")]
+    Routes(#[source] FileRoutesError),
+    /// `key` is `http.bind` or `https.bind`; the source names the address.
+    #[error("{key}")]
+    Listen {
+        /// The key of the address.
+        key: &'static str,
+        /// The address and the OS error.
+        #[source]
+        source: ListenError,
+    },
+}
+
+/// Runs every check in the order a start meets them; the first failure is returned.
+pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
+    privileges::target(&config.user, &config.group)?;
+    Certificates::from_config(config)?;
+    if let Some(path) = &config.server.access_log {
+        // The daemon's own open (append, create, 0644): what fails here fails at start.
+        AccessLog::open(path).map_err(|source| StartCheckError::AccessLog {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    if let Driver::File(path) = &config.driver {
+        FileRoutes::open(path, config.server.dead_backend_ttl).map_err(StartCheckError::Routes)?;
+    }
+    let http = config
+        .http
+        .iter()
+        .map(|address| ("http.bind", *address, None));
+    let https = config
+        .https
+        .iter()
+        .enumerate()
+        .map(|(i, l)| ("https.bind", l.address, Some(i)));
+    for (key, address, tls) in http.chain(https) {
+        // Port 0 binds some free port, as the start would: it can only fail for the address.
+        // The socket is closed when the listener drops at the end of this statement.
+        listeners::bind(address, tls).map_err(|source| StartCheckError::Listen { key, source })?;
+    }
+    Ok(())
+}
