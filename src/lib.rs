@@ -23,6 +23,7 @@ pub mod error_page;
 pub mod h1;
 pub mod h2;
 pub mod logging;
+pub mod manage;
 pub mod master;
 pub mod privileges;
 pub mod proxy;

@@ -1,12 +1,11 @@
 //! `hipache [-c FILE] [-d]`: load the config, then run the master (or, with `--dry`, print the
-//! config and exit). The master re-executes this binary with `--worker` for each worker.
+//! config and exit; with a subcommand, manage routes and exit). The master re-executes this binary with `--worker` for each worker.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 
 use hipache::access_log::AccessLog;
 use hipache::cli::Cli;
@@ -16,7 +15,7 @@ use hipache::worker::{self, exit_code, inherit};
 use hipache::{logging, master, tls};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_env();
     let path = cli.config_path();
     let loaded = match Config::load(&path) {
         Ok(loaded) => loaded,
@@ -25,6 +24,9 @@ fn main() -> ExitCode {
             return exit(exit_code::CONFIG);
         }
     };
+    if let Some(command) = &cli.command {
+        return hipache::manage::run(command, &loaded.config);
+    }
     if cli.dry {
         for warning in &loaded.warnings {
             eprintln!("hipache: warning: {warning}");

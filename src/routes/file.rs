@@ -211,7 +211,7 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
 }
 
 /// A dead set as numbers, or as numeric strings like Redis stores them.
-fn dead_indexes(value: &Value) -> Option<Vec<usize>> {
+pub(crate) fn dead_indexes(value: &Value) -> Option<Vec<usize>> {
     value
         .as_array()?
         .iter()

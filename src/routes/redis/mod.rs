@@ -34,6 +34,7 @@ use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
 use hchecker::PassiveChecks;
+pub(crate) use link::client;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
 use tracking::{Check, Tracking};
