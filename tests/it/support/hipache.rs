@@ -321,8 +321,15 @@ fn read_lines(path: &Path) -> Vec<String> {
 
 /// Runs the binary with `args` until it exits (bounded), for `--dry` and broken configs.
 pub(crate) fn run_to_exit(args: &[&str]) -> Output {
-    let child = Command::new(BINARY)
-        .args(args)
+    let mut command = Command::new(BINARY);
+    command.args(args);
+    run_command_to_exit(command)
+}
+
+/// [`run_to_exit`] for a command the caller prepared (working directory, environment).
+pub(crate) fn run_command_to_exit(mut command: Command) -> Output {
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
