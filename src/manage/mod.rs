@@ -39,8 +39,11 @@ pub enum Command {
 pub enum FrontendCommand {
     /// Register HOST (a name, `*.example.com` or `*`) with identifier ID and its backend URLs
     Add {
+        /// Host name, lowercased, without a port
         host: String,
+        /// Frontend identifier, shown in the access log
         id: String,
+        /// Backend URLs (http://host:port)
         #[arg(required = true, value_name = "URL")]
         urls: Vec<String>,
         /// Redefine HOST if it exists (its dead marks are cleared)
@@ -50,18 +53,34 @@ pub enum FrontendCommand {
     /// List every frontend with its identifier and number of backends
     Ls,
     /// Show a frontend's backends with their index, and the dead marks with their time left
-    Show { host: String },
+    Show {
+        /// The frontend's host, exactly as registered (`*.example.com` for a wildcard)
+        host: String,
+    },
     /// Remove a frontend and its dead marks
-    Rm { host: String },
+    Rm {
+        /// The frontend's host, exactly as registered
+        host: String,
+    },
 }
 
 /// `hipache backend ...`
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum BackendCommand {
     /// Append URL to HOST's backends
-    Add { host: String, url: String },
+    Add {
+        /// The frontend's host, exactly as registered
+        host: String,
+        /// Backend URL (http://host:port)
+        url: String,
+    },
     /// Remove URL from HOST's backends; dead marks of the backends after it follow them
-    Rm { host: String, url: String },
+    Rm {
+        /// The frontend's host, exactly as registered
+        host: String,
+        /// Backend URL, in any spelling of the same address (http://h:80 is http://h:80/)
+        url: String,
+    },
 }
 
 /// Why a command did nothing. Every message names what the operator gave.

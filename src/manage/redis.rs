@@ -113,7 +113,7 @@ impl RedisStore {
             }
         }
         Err(ManageError::Contended {
-            server: server.to_string(),
+            server: server_name(server),
             host: host.to_owned(),
         })
     }
@@ -228,8 +228,18 @@ fn connect(server: &RedisUrl) -> Result<Connection, ManageError> {
 
 fn redis_error(server: &RedisUrl, source: redis::RedisError) -> ManageError {
     ManageError::Redis {
-        server: server.to_string(),
+        server: server_name(server),
         source,
+    }
+}
+
+/// The server in messages: its censored URL without the `#prefix`, which names no server and
+/// whose usual trailing `:` would run into the message's own.
+fn server_name(server: &RedisUrl) -> String {
+    let shown = server.to_string();
+    match shown.split_once('#') {
+        Some((url, _)) => url.to_owned(),
+        None => shown,
     }
 }
 
@@ -238,7 +248,7 @@ fn find_bad_key(conn: &mut Connection, server: &RedisUrl, keys: &[String]) -> Op
     keys.iter().find_map(|key| {
         let kind: String = redis::cmd("TYPE").arg(key).query(conn).ok()?;
         (kind != "list" && kind != "none").then(|| ManageError::RedisLayout {
-            server: server.to_string(),
+            server: server_name(server),
             key: key.clone(),
             expected: "list",
         })

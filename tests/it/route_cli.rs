@@ -33,7 +33,11 @@ fn ok(config: &Path, args: &[&str]) -> String {
 /// Runs the CLI and expects exit status 1; returns stderr.
 fn refused(config: &Path, args: &[&str]) -> String {
     let output = cli(config, args);
-    assert_eq!(output.status.code(), Some(1), "hipache {args:?}: {output:?}");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "hipache {args:?}: {output:?}"
+    );
     assert!(output.stdout.is_empty(), "{output:?}");
     String::from_utf8(output.stderr).expect("utf-8 stderr")
 }
@@ -63,12 +67,27 @@ fn frontend_added_with_the_cli_is_served_on_the_next_request() {
 #[test]
 fn backend_rm_keeps_each_dead_mark_on_its_backend() {
     let redis = RedisServer::start();
-    let (b1, b2, b3) = (Backend::named("b1"), Backend::named("b2"), Backend::named("b3"));
+    let (b1, b2, b3) = (
+        Backend::named("b1"),
+        Backend::named("b2"),
+        Backend::named("b3"),
+    );
     let config = Config::redis(&redis);
     let path = config.write();
     let hipache = Hipache::start(config);
     wait_for_tracking(&hipache, 1);
-    ok(&path, &["frontend", "add", "app.local", "app", &b1.url(), &b2.url(), &b3.url()]);
+    ok(
+        &path,
+        &[
+            "frontend",
+            "add",
+            "app.local",
+            "app",
+            &b1.url(),
+            &b2.url(),
+            &b3.url(),
+        ],
+    );
     // A health checker found b3 (index 2) dead.
     redis.sadd("dead:app.local", "2");
     let _: i64 = redis.query(&["EXPIRE", "dead:app.local", "100"]);
@@ -76,7 +95,10 @@ fn backend_rm_keeps_each_dead_mark_on_its_backend() {
     ok(&path, &["backend", "rm", "app.local", &b1.url()]);
 
     // b3 is now index 1, and still dead, for the time it had left.
-    assert_eq!(list(&redis, "frontend:app.local"), ["app", &b2.url(), &b3.url()]);
+    assert_eq!(
+        list(&redis, "frontend:app.local"),
+        ["app", &b2.url(), &b3.url()]
+    );
     assert_eq!(redis.smembers("dead:app.local"), ["1"]);
     assert!((1..=100).contains(&redis.ttl("dead:app.local")));
     for _ in 0..20 {
@@ -122,7 +144,11 @@ fn show_lists_backends_by_index_with_dead_marks_and_their_time_left() {
     let redis = RedisServer::start();
     let config = Config::redis(&redis);
     let path = config.write();
-    redis.frontend("app.local", "app", &["http://10.0.0.1:80", "http://10.0.0.2:80"]);
+    redis.frontend(
+        "app.local",
+        "app",
+        &["http://10.0.0.1:80", "http://10.0.0.2:80"],
+    );
     redis.sadd("dead:app.local", "1");
     let _: i64 = redis.query(&["EXPIRE", "dead:app.local", "100"]);
 
@@ -147,8 +173,11 @@ fn ls_walks_every_frontend_with_scan_not_keys() {
     let mut conn = redis.connection();
     let mut pipe = ::redis::pipe();
     for n in 0..2_500 {
-        pipe.rpush(format!("frontend:h{n:04}.local"), &["id", "http://10.0.0.1"])
-            .ignore();
+        pipe.rpush(
+            format!("frontend:h{n:04}.local"),
+            &["id", "http://10.0.0.1"],
+        )
+        .ignore();
     }
     pipe.rpush("frontend:multi.local", &["m", "http://a", "http://b"])
         .ignore()
@@ -174,14 +203,24 @@ fn bad_urls_are_refused_naming_the_url_and_the_cause() {
 
     let error = refused(
         &path,
-        &["frontend", "add", "app.local", "app", "http://10.0.0.1", "10.0.0.2:80"],
+        &[
+            "frontend",
+            "add",
+            "app.local",
+            "app",
+            "http://10.0.0.1",
+            "10.0.0.2:80",
+        ],
     );
     assert_eq!(
         error,
         "hipache: \"10.0.0.2:80\": invalid backend url: missing scheme (expected http://host:port)\n"
     );
     let error = refused(&path, &["backend", "add", "app.local", "http://h:99999"]);
-    assert_eq!(error, "hipache: \"http://h:99999\": invalid backend url: invalid port\n");
+    assert_eq!(
+        error,
+        "hipache: \"http://h:99999\": invalid backend url: invalid port\n"
+    );
     let keys: Vec<String> = redis.query(&["KEYS", "*"]);
     assert!(keys.is_empty(), "{keys:?}");
 }
@@ -243,12 +282,18 @@ fn the_file_driver_is_edited_in_place_and_served_without_restart() {
         hipache.get("app.local", "/").text() == "b2"
     });
     let error = refused(&path, &["backend", "add", "app.local", "b1.local"]);
-    assert!(error.contains("\"b1.local\": invalid backend url: missing scheme"), "{error}");
+    assert!(
+        error.contains("\"b1.local\": invalid backend url: missing scheme"),
+        "{error}"
+    );
     ok(&path, &["frontend", "rm", "app.local"]);
     wait_until(Duration::from_secs(5), "app.local to be gone", || {
         hipache.get("app.local", "/").status == 400
     });
-    assert_eq!(ok(&path, &["frontend", "ls"]), "other.local  other  1 backend\n");
+    assert_eq!(
+        ok(&path, &["frontend", "ls"]),
+        "other.local  other  1 backend\n"
+    );
 }
 
 #[test]
@@ -256,7 +301,11 @@ fn settings_flavor_picks_the_config_the_daemon_would() {
     let dir = tempfile::tempdir().expect("work dir");
     std::fs::create_dir(dir.path().join("config")).expect("config dir");
     let config = json!({"driver": "file:routes_cli.json"});
-    std::fs::write(dir.path().join("config/config_cli.json"), config.to_string()).expect("config");
+    std::fs::write(
+        dir.path().join("config/config_cli.json"),
+        config.to_string(),
+    )
+    .expect("config");
     let run = |args: &[&str]| {
         let mut command = Command::new(BINARY);
         command
@@ -269,8 +318,12 @@ fn settings_flavor_picks_the_config_the_daemon_would() {
     let added = run(&["frontend", "add", "app.local", "app", "http://10.0.0.1"]);
 
     assert!(added.status.success(), "{added:?}");
-    let routes = std::fs::read_to_string(dir.path().join("config/routes_cli.json")).expect("routes");
-    assert!(routes.contains("\"frontend:app.local\": [\"app\", \"http://10.0.0.1\"]"), "{routes}");
+    let routes =
+        std::fs::read_to_string(dir.path().join("config/routes_cli.json")).expect("routes");
+    assert!(
+        routes.contains("\"frontend:app.local\": [\"app\", \"http://10.0.0.1\"]"),
+        "{routes}"
+    );
     let mixed = run(&["--dry", "frontend", "ls"]);
     assert_eq!(mixed.status.code(), Some(2), "{mixed:?}");
 }
