@@ -87,6 +87,16 @@ impl RedisStore {
 
     /// Plans `edit` on the write server's current data and writes it in one transaction.
     pub(crate) fn apply(&self, host: &str, edit: &Edit) -> Result<(), ManageError> {
+        self.apply_planned(host, |current| plan(host, edit, current))
+    }
+
+    /// [`Self::apply`] with the planning step given, so a test can write between the read and
+    /// the `EXEC` as a concurrent proxy would.
+    fn apply_planned(
+        &self,
+        host: &str,
+        mut plan: impl FnMut(&HostRoutes) -> Result<Change, ManageError>,
+    ) -> Result<(), ManageError> {
         let server = &self.write;
         let (frontend_key, dead_key) = (self.frontend_key(host), self.dead_key(host));
         let mut conn = connect(server)?;
@@ -97,7 +107,7 @@ impl RedisStore {
                 .exec(&mut conn)
                 .map_err(|e| redis_error(server, e))?;
             let current = read_host(&mut conn, server, &frontend_key, &dead_key)?;
-            let change = match plan(host, edit, &current) {
+            let change = match plan(&current) {
                 Ok(change) => change,
                 Err(refused) => {
                     // The connection closes right after; UNWATCH only keeps it tidy.
@@ -270,6 +280,48 @@ fn glob_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_raced_by_a_dead_mark_is_planned_again_on_fresh_data() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(crate::routes::redis::tests::RedisServer::start(&[]));
+        let url = server.url("");
+        let mut proxy = connect(&url).unwrap();
+        redis::cmd("RPUSH")
+            .arg("frontend:h")
+            .arg(&["id", "http://a:1", "http://b:2", "http://c:3"])
+            .exec(&mut proxy)
+            .unwrap();
+        let store = RedisStore::new(&url, &url);
+        let edit = Edit::RemoveBackend {
+            url: "http://a:1".into(),
+        };
+        let mut plans = 0;
+
+        store
+            .apply_planned("h", |current| {
+                plans += 1;
+                if plans == 1 {
+                    // A proxy marks c (index 2) dead after our read, before our EXEC.
+                    redis::cmd("SADD")
+                        .arg("dead:h")
+                        .arg(2)
+                        .exec(&mut proxy)
+                        .unwrap();
+                }
+                plan("h", &edit, current)
+            })
+            .unwrap();
+
+        assert_eq!(plans, 2);
+        let routes = store.read("h").unwrap();
+        assert_eq!(routes.list, ["id", "http://b:2", "http://c:3"]);
+        // The mark was not lost, and it moved with c to index 1.
+        assert_eq!(routes.dead, [1]);
+    }
 
     #[test]
     fn prefix_glob_characters_are_literal_in_scan_patterns() {

@@ -16,7 +16,7 @@ mod link;
 mod query;
 mod resp;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
