@@ -117,6 +117,39 @@ fn backend_rm_keeps_each_dead_mark_on_its_backend() {
 }
 
 #[test]
+fn removing_a_dead_backend_does_not_hide_the_one_that_takes_its_index() {
+    let redis = RedisServer::start();
+    let refusing = Backend::builder().name("refusing").refusing().start();
+    let (b2, b3) = (Backend::named("b2"), Backend::named("b3"));
+    redis.frontend("app.local", "app", &[&refusing.url(), &b2.url(), &b3.url()]);
+    let config = Config::redis(&redis);
+    let path = config.write();
+    let hipache = Hipache::start(config);
+    // The proxy finds index 0 dead, in Redis and in its worker's own memory.
+    wait_until(
+        Duration::from_secs(5),
+        "a request to try the refusing backend",
+        || {
+            hipache.get("app.local", "/");
+            redis.smembers("dead:app.local") == ["0"]
+        },
+    );
+
+    ok(&path, &["backend", "rm", "app.local", &refusing.url()]);
+
+    // b2 now has index 0: the worker's mark was about the refusing backend, not about b2.
+    assert!(redis.smembers("dead:app.local").is_empty());
+    let served: Vec<String> = (0..30)
+        .map(|_| hipache.get("app.local", "/").text())
+        .collect();
+    assert!(served.iter().any(|name| name == "b2"), "{served:?}");
+    assert!(
+        served.iter().all(|name| name == "b2" || name == "b3"),
+        "{served:?}"
+    );
+}
+
+#[test]
 fn frontend_rm_removes_the_host_and_its_dead_marks() {
     let (redis, b1) = (RedisServer::start(), Backend::named("b1"));
     redis.frontend("app.local", "app", &[&b1.url()]);

@@ -192,7 +192,7 @@ impl RedisRoutes {
 
     fn to_lookup(&self, host: &str, answer: Option<Answer>) -> Option<Lookup> {
         let Answer { frontend, mut dead } = answer?;
-        self.shared.marks.add_to(host, &mut dead);
+        self.shared.marks.add_to(host, &frontend, &mut dead);
         Some(Lookup { frontend, dead })
     }
 }
@@ -249,7 +249,7 @@ impl RouteSource for RedisRoutes {
         let shared = &self.shared;
         let passive = shared.passive.is_on();
         if passive {
-            shared.marks.mark(host, backend.index, shared.dead_ttl);
+            shared.marks.mark(host, backend, shared.dead_ttl);
         }
         let pipe = mark_pipeline(
             &shared.prefix,
