@@ -324,6 +324,59 @@ mod tests {
     }
 
     #[test]
+    fn password_database_and_prefix_of_the_driver_url_are_used() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(crate::routes::redis::tests::RedisServer::start(&[
+            "--requirepass",
+            "secret",
+        ]));
+        let url = RedisUrl {
+            database: 3,
+            prefix: "p[1]:".into(),
+            ..server.url(":secret@")
+        };
+        let store = RedisStore::new(&url, &url);
+        let edit = Edit::AddFrontend {
+            id: "id".into(),
+            urls: vec!["http://a:1".into()],
+            replace: false,
+        };
+
+        store.apply("h", &edit).unwrap();
+
+        let mut conn = connect(&url).unwrap();
+        let list: Vec<String> = redis::cmd("LRANGE")
+            .arg("p[1]:frontend:h")
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(list, ["id", "http://a:1"]);
+        let database_0 = RedisUrl {
+            database: 0,
+            ..url.clone()
+        };
+        let in_0: i64 = redis::cmd("DBSIZE")
+            .query(&mut connect(&database_0).unwrap())
+            .unwrap();
+        assert_eq!(in_0, 0);
+        let listed = store.frontends().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].host.as_str(), listed[0].backends), ("h", 1));
+        let without_password = RedisUrl {
+            password: None,
+            ..url
+        };
+        let error = RedisStore::new(&without_password, &without_password)
+            .frontends()
+            .unwrap_err();
+        assert!(matches!(error, ManageError::Redis { .. }), "{error}");
+    }
+
+    #[test]
     fn prefix_glob_characters_are_literal_in_scan_patterns() {
         assert_eq!(glob_escape("app*[1]:frontend:"), r"app\*\[1\]:frontend:");
         assert_eq!(glob_escape("frontend:"), "frontend:");
