@@ -1,5 +1,6 @@
 //! `hipache [-c FILE] [-d]`: load the config, then run the master (or, with `--dry`, print the
-//! config and exit; with a subcommand, manage routes and exit). The master re-executes this binary with `--worker` for each worker.
+//! config and exit; with a subcommand, manage routes and exit). The master re-executes this
+//! binary with `--worker` for each worker.
 
 use std::io::Write as _;
 use std::path::Path;
