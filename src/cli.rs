@@ -1,4 +1,5 @@
-//! The command line: `hipache [-c|--config FILE] [-d|--dry]`, and where the config file is when
+//! The command line: `hipache [-c|--config FILE] [-d|--dry]` (or a route-management subcommand,
+//! see `manage`), and where the config file is when
 //! `--config` is not given (`SETTINGS_FLAVOR`, then the installation's `config/` folder).
 //!
 //! Resolution is split into pure functions over candidate paths so it is testable without
@@ -19,7 +20,7 @@ the executable's, or the one above that).";
 #[command(name = "hipache", version, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Location of the configuration file
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
     /// Test the configuration, print the effective result and exit (does not start hipache)
     #[arg(short = 'd', long = "dry")]
@@ -27,6 +28,9 @@ pub struct Cli {
     /// Internal: run as a worker process started by the master (listeners are inherited).
     #[arg(long = "worker", hide = true)]
     pub worker: bool,
+    /// Route management instead of running the proxy.
+    #[command(subcommand)]
+    pub command: Option<crate::manage::Command>,
 }
 
 /// `config/config.json`, or `config/config_<flavor>.json` for a non-empty flavor.
@@ -38,6 +42,25 @@ pub(crate) fn default_config_path(flavor: Option<&str>) -> PathBuf {
 }
 
 impl Cli {
+    /// The process's arguments, or clap's usage error and exit: like `Cli::parse`, and also
+    /// refusing a route-management subcommand next to the daemon's `--dry` or `--worker`.
+    pub fn from_env() -> Cli {
+        let cli = Cli::parse();
+        if let Some(problem) = cli.conflict() {
+            use clap::CommandFactory as _;
+            Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, problem)
+                .exit();
+        }
+        cli
+    }
+
+    fn conflict(&self) -> Option<&'static str> {
+        let daemon_flag = self.dry || self.worker;
+        (self.command.is_some() && daemon_flag)
+            .then_some("--dry and --worker are for the proxy; they take no subcommand")
+    }
+
     /// `--config` if given, else the default file for `SETTINGS_FLAVOR`, found as `candidates`
     /// describes.
     pub fn config_path(&self) -> PathBuf {
@@ -137,8 +160,18 @@ mod tests {
                 config: Some("x.json".into()),
                 dry: true,
                 worker: false,
+                command: None,
             }
         );
+    }
+
+    #[test]
+    fn subcommands_do_not_mix_with_daemon_flags() {
+        let cli = Cli::parse_from(["hipache", "--dry", "frontend", "ls"]);
+        assert!(cli.conflict().is_some());
+        let cli = Cli::parse_from(["hipache", "-c", "x.json", "frontend", "ls"]);
+        assert_eq!(cli.conflict(), None);
+        assert_eq!(Cli::parse_from(["hipache", "--dry"]).conflict(), None);
     }
 
     #[test]

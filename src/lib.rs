@@ -25,6 +25,7 @@ mod error_page;
 mod h1;
 mod h2;
 pub mod logging;
+pub mod manage;
 pub mod master;
 pub mod privileges;
 mod proxy;

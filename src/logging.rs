@@ -20,9 +20,33 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        // Some errors (redis's server errors) already show their source in their own text.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Echo);
+
+    /// Shows its source in its own text, as redis's errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("echo: {0}")]
+    struct Echo(#[source] std::io::Error);
+
+    #[test]
+    fn chain_names_each_cause_once() {
+        let error = Outer(Echo(std::io::Error::other("refused")));
+        assert_eq!(chain(&error), "outer: echo: refused");
+    }
 }

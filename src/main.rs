@@ -1,10 +1,9 @@
 //! `hipache [-c FILE] [-d]`: parse the command line, load the config, then hand off to the master,
-//! to a worker (the master re-executes this binary with `--worker`), or to `--dry`.
+//! to a worker (the master re-executes this binary with `--worker`), to `--dry`, or to route
+//! management (`hipache frontend ...`, `hipache backend ...`).
 
 use std::path::Path;
 use std::process::ExitCode;
-
-use clap::Parser as _;
 
 use hipache::cli::Cli;
 use hipache::config::{Config, ConfigError};
@@ -13,7 +12,7 @@ use hipache::worker;
 use hipache::{dry, logging, master};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_env();
     let path = cli.config_path();
     let loaded = match Config::load(&path) {
         Ok(loaded) => loaded,
@@ -27,6 +26,9 @@ fn main() -> ExitCode {
             return exit(exit_code::CONFIG);
         }
     };
+    if let Some(command) = &cli.command {
+        return hipache::manage::run(command, &loaded.config);
+    }
     if cli.dry {
         return dry::main(&loaded);
     }

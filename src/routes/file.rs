@@ -119,7 +119,7 @@ impl RouteSource for FileRoutes {
             return Ok(None);
         };
         let mut dead = table.dead.get(host).cloned().unwrap_or_default();
-        self.shared.marks.add_to(host, &mut dead);
+        self.shared.marks.add_to(host, frontend, &mut dead);
         Ok(Some(Lookup {
             frontend: frontend.clone(),
             dead,
@@ -127,9 +127,7 @@ impl RouteSource for FileRoutes {
     }
 
     fn mark_dead(&self, host: &str, _frontend: &Frontend, backend: &Backend) {
-        self.shared
-            .marks
-            .mark(host, backend.index, self.shared.dead_ttl);
+        self.shared.marks.mark(host, backend, self.shared.dead_ttl);
     }
 }
 
@@ -211,7 +209,7 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
 }
 
 /// A dead set as numbers, or as numeric strings like Redis stores them.
-fn dead_indexes(value: &Value) -> Option<Vec<usize>> {
+pub(crate) fn dead_indexes(value: &Value) -> Option<Vec<usize>> {
     value
         .as_array()?
         .iter()

@@ -12,7 +12,7 @@ const KEY: &str = "frontend:fresh.test";
 const ITERATIONS: usize = 1_000;
 
 /// The proxy, once its worker logged that tracking is on (`count` times so far).
-fn wait_for_tracking(hipache: &Hipache, count: usize) {
+pub(crate) fn wait_for_tracking(hipache: &Hipache, count: usize) {
     wait_until(Duration::from_secs(10), "redis tracking enabled", || {
         let lines = hipache.log_lines();
         lines

@@ -28,6 +28,8 @@ mod http1;
 #[cfg(test)]
 mod processes;
 #[cfg(test)]
+mod route_cli;
+#[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod support;

@@ -128,7 +128,8 @@ impl Link {
     }
 }
 
-fn client(url: &RedisUrl) -> redis::RedisResult<redis::Client> {
+/// A client for `url`: AUTH and SELECT come from the driver URL.
+pub(crate) fn client(url: &RedisUrl) -> redis::RedisResult<redis::Client> {
     let mut settings = redis::RedisConnectionInfo::default().set_db(url.database);
     if let Some(password) = &url.password {
         settings = settings.set_password(password);

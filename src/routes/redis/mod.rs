@@ -16,7 +16,7 @@ mod link;
 mod query;
 mod resp;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
@@ -34,6 +34,7 @@ use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
 use hchecker::PassiveChecks;
+pub(crate) use link::client;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
 use tracking::{Check, Tracking};
@@ -192,7 +193,7 @@ impl RedisRoutes {
 
     fn to_lookup(&self, host: &str, answer: Option<Answer>) -> Option<Lookup> {
         let Answer { frontend, mut dead } = answer?;
-        self.shared.marks.add_to(host, &mut dead);
+        self.shared.marks.add_to(host, &frontend, &mut dead);
         Some(Lookup { frontend, dead })
     }
 }
@@ -249,7 +250,7 @@ impl RouteSource for RedisRoutes {
         let shared = &self.shared;
         let passive = shared.passive.is_on();
         if passive {
-            shared.marks.mark(host, backend.index, shared.dead_ttl);
+            shared.marks.mark(host, backend, shared.dead_ttl);
         }
         let pipe = mark_pipeline(
             &shared.prefix,

@@ -13,7 +13,7 @@ pub(super) const TTL: Duration = Duration::from_secs(30);
 pub(super) const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A throwaway `redis-server`, killed and waited on when dropped.
-pub(super) struct RedisServer {
+pub(crate) struct RedisServer {
     child: Child,
     pub(super) port: u16,
     args: Vec<String>,
@@ -21,7 +21,7 @@ pub(super) struct RedisServer {
 }
 
 impl RedisServer {
-    pub(super) async fn start(args: &[&str]) -> Self {
+    pub(crate) async fn start(args: &[&str]) -> Self {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -99,7 +99,7 @@ impl RedisServer {
         reply[..n].starts_with(b"+PONG") || reply[..n].starts_with(b"-NOAUTH")
     }
 
-    pub(super) fn url(&self, rest: &str) -> RedisUrl {
+    pub(crate) fn url(&self, rest: &str) -> RedisUrl {
         RedisUrl::parse(&format!("redis://{rest}127.0.0.1:{}", self.port)).unwrap()
     }
 

@@ -1,0 +1,196 @@
+//! What an edit does to one host's routes (pure): checking the operator's input, and turning the
+//! current frontend list and dead set into the ones to write.
+//!
+//! Both stores (Redis, file) read a [`HostRoutes`], call [`plan`], and write the [`Change`]
+//! atomically, so the two drivers cannot disagree on the rules.
+
+use std::time::Duration;
+
+use crate::routes::BackendUrl;
+
+use super::ManageError;
+
+/// One host's routes as stored: `frontend:<host>` and `dead:<host>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HostRoutes {
+    /// `[id, url, url, ...]`; empty when there is no frontend for the host.
+    pub(crate) list: Vec<String>,
+    /// Indexes in `dead:<host>` (0 = first backend), sorted.
+    pub(crate) dead: Vec<usize>,
+    /// Time left on `dead:<host>`; `None` when it has no expiry (or the driver has none).
+    pub(crate) dead_ttl: Option<Duration>,
+}
+
+impl HostRoutes {
+    pub(crate) fn exists(&self) -> bool {
+        !self.list.is_empty()
+    }
+}
+
+/// An edit of one host, with its input already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Edit {
+    AddFrontend {
+        id: String,
+        urls: Vec<String>,
+        replace: bool,
+    },
+    RemoveFrontend,
+    AddBackend {
+        url: String,
+    },
+    RemoveBackend {
+        url: String,
+    },
+}
+
+/// What to write for the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Replace the frontend list; replace the dead set too when `dead` is given (same TTL).
+    Put {
+        list: Vec<String>,
+        dead: Option<Vec<usize>>,
+    },
+    /// Delete the frontend list and the dead set.
+    Delete,
+}
+
+/// The key part of `frontend:<host>`, as the proxy will look it up: lowercase, no port.
+pub(crate) fn host(text: &str) -> Result<String, ManageError> {
+    let bad = |problem| ManageError::BadHost {
+        host: text.to_owned(),
+        problem,
+    };
+    let host = text.trim();
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(bad("a host name has no spaces or slashes"));
+    }
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(':') && !bracketed {
+        // The proxy strips the port from `Host` before the lookup, so this key would never match.
+        return Err(bad(
+            "give the host without a port (the proxy ignores the port)",
+        ));
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+/// A backend URL to store: trimmed, as the operator wrote it, once the proxy's parser accepts it.
+pub(crate) fn backend_url(text: &str) -> Result<String, ManageError> {
+    let url = text.trim();
+    BackendUrl::parse(url).map_err(|source| ManageError::BadUrl {
+        url: text.to_owned(),
+        source,
+    })?;
+    Ok(url.to_owned())
+}
+
+/// The changes `edit` makes to `current`, or why it cannot be done.
+pub(crate) fn plan(host: &str, edit: &Edit, current: &HostRoutes) -> Result<Change, ManageError> {
+    let host = host.to_owned();
+    match edit {
+        Edit::AddFrontend { id, urls, replace } => {
+            if current.exists() && !replace {
+                return Err(ManageError::FrontendExists { host });
+            }
+            let list = std::iter::once(id).chain(urls).cloned().collect();
+            // Old dead indexes would point into the new list, so they go with the old one.
+            Ok(Change::Put {
+                list,
+                dead: Some(Vec::new()),
+            })
+        }
+        Edit::RemoveFrontend => {
+            if !current.exists() {
+                return Err(ManageError::UnknownHost { host });
+            }
+            Ok(Change::Delete)
+        }
+        Edit::AddBackend { url } => {
+            if !current.exists() {
+                return Err(ManageError::UnknownHost { host });
+            }
+            if !matching(&current.list, url).is_empty() {
+                return Err(ManageError::DuplicateBackend {
+                    host,
+                    url: url.clone(),
+                });
+            }
+            let mut list = current.list.clone();
+            list.push(url.clone());
+            // Appending moves no index: dead marks keep their meaning.
+            Ok(Change::Put { list, dead: None })
+        }
+        Edit::RemoveBackend { url } => {
+            if !current.exists() {
+                return Err(ManageError::UnknownHost { host });
+            }
+            let removed = matching(&current.list, url);
+            if removed.is_empty() {
+                // A URL the parser rejects is more likely a typo than an entry to remove.
+                backend_url(url)?;
+                return Err(ManageError::NoSuchBackend {
+                    host,
+                    url: url.clone(),
+                });
+            }
+            if removed.len() == current.list.len() - 1 {
+                return Err(ManageError::LastBackend {
+                    host,
+                    url: url.clone(),
+                });
+            }
+            let list = current
+                .list
+                .iter()
+                .enumerate()
+                .filter(|(position, _)| *position == 0 || !removed.contains(&(position - 1)))
+                .map(|(_, entry)| entry.clone())
+                .collect();
+            Ok(Change::Put {
+                list,
+                dead: Some(remap_dead(&current.dead, &removed)),
+            })
+        }
+    }
+}
+
+/// Backend indexes of `list` (`[id, url...]`) that are `url`: same normalised form when both
+/// parse (`http://a:80` is `http://a:80/`), same text otherwise (to remove an unusable entry).
+fn matching(list: &[String], url: &str) -> Vec<usize> {
+    let wanted = BackendUrl::parse(url).ok();
+    list.iter()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, entry)| match (&wanted, BackendUrl::parse(entry)) {
+            (Some(wanted), Ok(entry)) => wanted.as_str() == entry.as_str(),
+            _ => entry.trim() == url.trim(),
+        })
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// The dead set once the backends at `removed` left the list: their marks go, and every later
+/// index moves down by the number of removed backends before it, so each mark stays on the
+/// backend it was about.
+pub(crate) fn remap_dead(dead: &[usize], removed: &[usize]) -> Vec<usize> {
+    let mut remapped: Vec<usize> = dead
+        .iter()
+        .filter(|index| !removed.contains(index))
+        .map(|&index| index - removed.iter().filter(|&&r| r < index).count())
+        .collect();
+    remapped.sort_unstable();
+    remapped.dedup();
+    remapped
+}
+
+#[cfg(test)]
+#[path = "edit_tests.rs"]
+mod tests;

@@ -1,0 +1,201 @@
+use super::*;
+use crate::routes::BackendUrlError;
+
+fn routes(list: &[&str], dead: &[usize]) -> HostRoutes {
+    HostRoutes {
+        list: list.iter().map(|s| s.to_string()).collect(),
+        dead: dead.to_vec(),
+        dead_ttl: Some(Duration::from_secs(20)),
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn add_backend(url: &str) -> Edit {
+    Edit::AddBackend { url: url.into() }
+}
+
+fn remove_backend(url: &str) -> Edit {
+    Edit::RemoveBackend { url: url.into() }
+}
+
+#[test]
+fn hosts_are_lowercased_and_keys_the_proxy_cannot_match_are_refused() {
+    assert_eq!(host(" WWW.Example.COM ").unwrap(), "www.example.com");
+    assert_eq!(host("*.example.com").unwrap(), "*.example.com");
+    assert_eq!(host("*").unwrap(), "*");
+    assert_eq!(host("[::1]").unwrap(), "[::1]");
+    for bad in ["", "  ", "a b", "a/b", "example.com:8080"] {
+        let error = host(bad).unwrap_err();
+        assert!(
+            matches!(error, ManageError::BadHost { .. }),
+            "{bad}: {error}"
+        );
+    }
+    let message = host("example.com:8080").unwrap_err().to_string();
+    assert!(
+        message.contains("\"example.com:8080\"") && message.contains("port"),
+        "{message}"
+    );
+}
+
+#[test]
+fn backend_urls_go_through_the_proxys_parser() {
+    assert_eq!(
+        backend_url(" http://10.0.0.1:8080 ").unwrap(),
+        "http://10.0.0.1:8080"
+    );
+    let error = backend_url("10.0.0.1:8080").unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ManageError::BadUrl {
+                source: BackendUrlError::MissingScheme,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(error.to_string(), "\"10.0.0.1:8080\": invalid backend url");
+    assert!(matches!(
+        backend_url("http://a:99999"),
+        Err(ManageError::BadUrl {
+            source: BackendUrlError::InvalidPort,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn add_frontend_refuses_an_existing_host_unless_replacing_and_clears_old_marks() {
+    let edit = Edit::AddFrontend {
+        id: "site".into(),
+        urls: strings(&["http://a:1", "http://b:2"]),
+        replace: false,
+    };
+    let new = plan("h", &edit, &HostRoutes::default()).unwrap();
+    let expected = Change::Put {
+        list: strings(&["site", "http://a:1", "http://b:2"]),
+        dead: Some(vec![]),
+    };
+    assert_eq!(new, expected);
+    let existing = routes(&["old", "http://z:9"], &[0]);
+    assert!(matches!(
+        plan("h", &edit, &existing),
+        Err(ManageError::FrontendExists { .. })
+    ));
+    let replace = Edit::AddFrontend {
+        id: "site".into(),
+        urls: strings(&["http://a:1", "http://b:2"]),
+        replace: true,
+    };
+    assert_eq!(plan("h", &replace, &existing).unwrap(), expected);
+}
+
+#[test]
+fn add_backend_appends_keeps_marks_and_refuses_duplicates_and_unknown_hosts() {
+    let current = routes(&["site", "http://a:1"], &[0]);
+    assert_eq!(
+        plan("h", &add_backend("http://b:2"), &current).unwrap(),
+        Change::Put {
+            list: strings(&["site", "http://a:1", "http://b:2"]),
+            dead: None,
+        }
+    );
+    // Same backend in another spelling.
+    assert!(matches!(
+        plan("h", &add_backend("http://A:1/"), &current),
+        Err(ManageError::DuplicateBackend { .. })
+    ));
+    assert!(matches!(
+        plan("h", &add_backend("http://b:2"), &HostRoutes::default()),
+        Err(ManageError::UnknownHost { .. })
+    ));
+}
+
+#[test]
+fn remove_backend_moves_the_later_dead_marks_with_their_backends() {
+    let current = routes(
+        &[
+            "site",
+            "http://a:1",
+            "http://b:2",
+            "http://c:3",
+            "http://d:4",
+        ],
+        &[0, 1, 3],
+    );
+    // b (index 1) leaves: a's mark stays 0, b's goes, d's mark follows d from 3 to 2.
+    assert_eq!(
+        plan("h", &remove_backend("http://b:2/"), &current).unwrap(),
+        Change::Put {
+            list: strings(&["site", "http://a:1", "http://c:3", "http://d:4"]),
+            dead: Some(vec![0, 2]),
+        }
+    );
+}
+
+#[test]
+fn remove_backend_takes_every_copy_and_unusable_entries_by_their_text() {
+    let current = routes(
+        &["site", "http://a:1", "junk", "http://a:1/", "http://c:3"],
+        &[3],
+    );
+    assert_eq!(
+        plan("h", &remove_backend("http://a:1"), &current).unwrap(),
+        Change::Put {
+            list: strings(&["site", "junk", "http://c:3"]),
+            dead: Some(vec![1]),
+        }
+    );
+    assert_eq!(
+        plan("h", &remove_backend("junk"), &current).unwrap(),
+        Change::Put {
+            list: strings(&["site", "http://a:1", "http://a:1/", "http://c:3"]),
+            dead: Some(vec![2]),
+        }
+    );
+}
+
+#[test]
+fn remove_backend_refusals_name_the_cause() {
+    let current = routes(&["site", "http://a:1", "http://b:2"], &[]);
+    assert!(matches!(
+        plan("h", &remove_backend("http://z:9"), &current),
+        Err(ManageError::NoSuchBackend { .. })
+    ));
+    assert!(matches!(
+        plan("h", &remove_backend("z:9"), &current),
+        Err(ManageError::BadUrl { .. })
+    ));
+    let single = routes(&["site", "http://a:1"], &[]);
+    assert!(matches!(
+        plan("h", &remove_backend("http://a:1"), &single),
+        Err(ManageError::LastBackend { .. })
+    ));
+    assert!(matches!(
+        plan("h", &remove_backend("http://a:1"), &HostRoutes::default()),
+        Err(ManageError::UnknownHost { .. })
+    ));
+}
+
+#[test]
+fn remove_frontend_needs_one() {
+    assert_eq!(
+        plan("h", &Edit::RemoveFrontend, &routes(&["site"], &[])).unwrap(),
+        Change::Delete
+    );
+    assert!(matches!(
+        plan("h", &Edit::RemoveFrontend, &HostRoutes::default()),
+        Err(ManageError::UnknownHost { .. })
+    ));
+}
+
+#[test]
+fn remap_drops_removed_marks_and_shifts_the_rest() {
+    assert_eq!(remap_dead(&[0, 2, 5, 6], &[2, 4]), [0, 3, 4]);
+    assert_eq!(remap_dead(&[], &[0]), Vec::<usize>::new());
+    assert_eq!(remap_dead(&[1, 2], &[]), [1, 2]);
+}

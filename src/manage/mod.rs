@@ -1,0 +1,296 @@
+//! Route management from the command line: `hipache frontend add|ls|show|rm` and
+//! `hipache backend add|rm`, so operators need no `redis-cli` gymnastics.
+//!
+//! Owns the subcommands, the rules of an edit ([`edit`], pure, shared by both drivers), their
+//! atomic application to the configured driver ([`redis`]: `WATCH` + `MULTI`/`EXEC` on the write
+//! server; [`file`]: a locked rewrite through a temporary file and a rename) and what is printed
+//! ([`render`]). It writes Hipache's layout and nothing else, so a running proxy needs no signal:
+//! Redis tracking or the file watcher shows it the change.
+//!
+//! It does not own the layout's key names or the backend URL parser (`routes`), nor how the config
+//! is found and loaded (`cli`, `config`).
+
+mod edit;
+mod file;
+mod redis;
+mod render;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, Driver};
+use crate::routes::BackendUrlError;
+use edit::{Edit, HostRoutes};
+
+/// A route-management subcommand; without one, `hipache` runs the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Add, list, show or remove frontends (a host and its backends)
+    #[command(subcommand)]
+    Frontend(FrontendCommand),
+    /// Add or remove one backend of an existing frontend
+    #[command(subcommand)]
+    Backend(BackendCommand),
+}
+
+/// `hipache frontend ...`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum FrontendCommand {
+    /// Register HOST (a name, `*.example.com` or `*`) with identifier ID and its backend URLs
+    Add {
+        /// Host name, lowercased, without a port
+        host: String,
+        /// Frontend identifier, shown in the access log
+        id: String,
+        /// Backend URLs (http://host:port)
+        #[arg(required = true, value_name = "URL")]
+        urls: Vec<String>,
+        /// Redefine HOST if it exists (its dead marks are cleared)
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List every frontend with its identifier and number of backends
+    Ls,
+    /// Show a frontend's backends with their index, and the dead marks with their time left
+    Show {
+        /// The frontend's host, exactly as registered (`*.example.com` for a wildcard)
+        host: String,
+    },
+    /// Remove a frontend and its dead marks
+    Rm {
+        /// The frontend's host, exactly as registered
+        host: String,
+    },
+}
+
+/// `hipache backend ...`
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum BackendCommand {
+    /// Append URL to HOST's backends
+    Add {
+        /// The frontend's host, exactly as registered
+        host: String,
+        /// Backend URL (http://host:port)
+        url: String,
+    },
+    /// Remove URL from HOST's backends; dead marks of the backends after it follow them
+    Rm {
+        /// The frontend's host, exactly as registered
+        host: String,
+        /// Backend URL, in any spelling of the same address (http://h:80 is http://h:80/)
+        url: String,
+    },
+}
+
+/// Why a command did nothing. Every message names what the operator gave.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ManageError {
+    #[error("{url:?}: invalid backend url")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: BackendUrlError,
+    },
+    #[error("{host:?}: invalid host: {problem}")]
+    BadHost { host: String, problem: &'static str },
+    #[error("{id:?}: invalid frontend id: it must not be empty")]
+    BadId { id: String },
+    #[error("{host}: no such frontend")]
+    UnknownHost { host: String },
+    #[error("{host}: frontend already exists (add --replace to redefine it, or use backend add)")]
+    FrontendExists { host: String },
+    #[error("{host}: {url} is already a backend of this frontend")]
+    DuplicateBackend { host: String, url: String },
+    #[error("{host}: {url} is not a backend of this frontend")]
+    NoSuchBackend { host: String, url: String },
+    #[error("{host}: {url} is its last backend (use frontend rm to remove the frontend)")]
+    LastBackend { host: String, url: String },
+    #[error("redis {server}")]
+    Redis {
+        server: String,
+        #[source]
+        source: ::redis::RedisError,
+    },
+    #[error("redis {server}: {key} is not a {expected}")]
+    RedisLayout {
+        server: String,
+        key: String,
+        expected: &'static str,
+    },
+    #[error("redis {server}: {host} kept changing under us; nothing written, try again")]
+    Contended { server: String, host: String },
+    #[error("{}: {problem}", path.display())]
+    File { path: PathBuf, problem: String },
+    #[error("{}: cannot {action}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs `command` against the driver of `config`, printing the result on stdout and any error on
+/// stderr. Exit status: 0 done, 1 refused or failed (nothing written).
+pub fn run(command: &Command, config: &Config) -> ExitCode {
+    match execute(command, &config.driver) {
+        Ok(text) => {
+            // A closed stdout (`hipache frontend ls | head`) is the reader's choice, not an error.
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("hipache: {}", crate::logging::chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Checks the input, then reads or edits the store; returns what to print.
+fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
+    let (host, edit) = match command {
+        Command::Frontend(FrontendCommand::Ls) => {
+            return Ok(render::frontends(&Store::open(driver).frontends()?));
+        }
+        Command::Frontend(FrontendCommand::Show { host }) => {
+            let host = edit::host(host)?;
+            let routes = Store::open(driver).read(&host)?;
+            if !routes.exists() {
+                return Err(ManageError::UnknownHost { host });
+            }
+            return Ok(render::frontend(&host, &routes));
+        }
+        Command::Frontend(FrontendCommand::Add {
+            host,
+            id,
+            urls,
+            replace,
+        }) => {
+            if id.trim().is_empty() {
+                return Err(ManageError::BadId { id: id.clone() });
+            }
+            let urls = urls
+                .iter()
+                .map(|url| edit::backend_url(url))
+                .collect::<Result<_, _>>()?;
+            let edit = Edit::AddFrontend {
+                id: id.clone(),
+                urls,
+                replace: *replace,
+            };
+            (host, edit)
+        }
+        Command::Frontend(FrontendCommand::Rm { host }) => (host, Edit::RemoveFrontend),
+        Command::Backend(BackendCommand::Add { host, url }) => {
+            let url = edit::backend_url(url)?;
+            (host, Edit::AddBackend { url })
+        }
+        Command::Backend(BackendCommand::Rm { host, url }) => {
+            (host, Edit::RemoveBackend { url: url.clone() })
+        }
+    };
+    let host = edit::host(host)?;
+    Store::open(driver).apply(&host, &edit)?;
+    Ok(String::new())
+}
+
+/// The driver the config names; both keep Hipache's layout.
+enum Store {
+    Redis(redis::RedisStore),
+    File(file::FileStore),
+}
+
+impl Store {
+    fn open(driver: &Driver) -> Store {
+        match driver {
+            Driver::Redis { read, write } => Store::Redis(redis::RedisStore::new(read, write)),
+            Driver::File(path) => Store::File(file::FileStore::new(path)),
+        }
+    }
+
+    fn frontends(&self) -> Result<Vec<render::Summary>, ManageError> {
+        match self {
+            Store::Redis(store) => store.frontends(),
+            Store::File(store) => store.frontends(),
+        }
+    }
+
+    fn read(&self, host: &str) -> Result<HostRoutes, ManageError> {
+        match self {
+            Store::Redis(store) => store.read(host),
+            Store::File(store) => store.read(host),
+        }
+    }
+
+    fn apply(&self, host: &str, edit: &Edit) -> Result<(), ManageError> {
+        match self {
+            Store::Redis(store) => store.apply(host, edit),
+            Store::File(store) => store.apply(host, edit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hipache").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn subcommands_parse_with_config_before_or_after() {
+        let cli = parse(&[
+            "-c",
+            "x.json",
+            "frontend",
+            "add",
+            "h",
+            "id",
+            "http://a:1",
+            "http://b:2",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, Some("x.json".into()));
+        assert_eq!(
+            cli.command,
+            Some(Command::Frontend(FrontendCommand::Add {
+                host: "h".into(),
+                id: "id".into(),
+                urls: vec!["http://a:1".into(), "http://b:2".into()],
+                replace: false,
+            }))
+        );
+        let cli = parse(&["backend", "rm", "h", "http://a:1", "--config", "y.json"]).unwrap();
+        assert_eq!(cli.config, Some("y.json".into()));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Backend(BackendCommand::Rm { .. }))
+        ));
+    }
+
+    #[test]
+    fn the_daemons_command_line_is_unchanged() {
+        for args in [
+            &[][..],
+            &["-c", "f.json"],
+            &["--dry"],
+            &["--worker", "-c", "f"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.command, None, "{args:?}");
+        }
+        assert!(parse(&["--worker"]).unwrap().worker);
+    }
+
+    #[test]
+    fn incomplete_or_mixed_command_lines_are_refused() {
+        assert!(parse(&["frontend", "add", "h", "id"]).is_err());
+        assert!(parse(&["frontend", "show"]).is_err());
+        assert!(parse(&["route"]).is_err());
+    }
+}
