@@ -61,7 +61,10 @@ fn run(frontends: &[Frontend], steps: &[Step]) {
     }
     let hipache = Hipache::start(Config::redis(&redis));
 
-    for step in steps {
+    for (number, step) in steps.iter().enumerate() {
+        // Marks this step's request, so that a backend's record of an earlier step cannot pass
+        // for this one.
+        let mark = number.to_string();
         let body = match (step.body, step.chunked) {
             ([], _) => Body::Empty,
             (chunks, true) => Body::Chunked(chunks.iter().map(|c| c.to_vec()).collect()),
@@ -69,6 +72,7 @@ fn run(frontends: &[Frontend], steps: &[Step]) {
         };
         let request = Request::new(step.method, step.host, "/")
             .header("X-Debug", "true")
+            .header("X-Step", &mark)
             .body(body.clone());
         let response = hipache.send(&request);
         assert_eq!(
@@ -84,8 +88,9 @@ fn run(frontends: &[Frontend], steps: &[Step]) {
             assert!(
                 seen.iter().any(|s| s.method == step.method
                     && s.header("host") == Some(step.host)
+                    && s.header("x-step") == Some(mark.as_str())
                     && s.body_len == body.len()),
-                "no backend saw {} Host: {} with a {}-byte body; seen: {seen:?}",
+                "no backend saw step {mark}: {} Host: {} with a {}-byte body; seen: {seen:?}",
                 step.method,
                 step.host,
                 body.len()
