@@ -2,9 +2,9 @@
 //! and backend connections are spliced until either side closes, or until no byte moved either
 //! way for the idle timeout (`tcpTimeout`).
 //!
-//! Routing, retries and error pages happen before, like for any request (`crate::h1::forward`),
-//! which also counts the tunnel for a drain and writes its access log line when the 101 is
-//! sent (0 bytes), not when it closes.
+//! Routing, retries and error pages happen before, like for any request (the attempt loop); the
+//! front end that relays the 101 counts the tunnel for a drain and writes its access log line
+//! when the 101 is sent (0 bytes), not when it closes.
 
 use std::cell::Cell;
 use std::io;
