@@ -16,6 +16,8 @@ mod failures;
 #[cfg(test)]
 mod file_driver;
 #[cfg(test)]
+mod fleet;
+#[cfg(test)]
 mod forwarding;
 #[cfg(test)]
 mod freshness;
