@@ -10,6 +10,7 @@ mod censored;
 mod error;
 mod legacy;
 mod raw;
+pub(crate) mod redis_url;
 #[cfg(test)]
 mod tests;
 
@@ -17,9 +18,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::routes::redis::url::RedisUrl;
-
 pub(crate) use error::ConfigError;
+pub(crate) use redis_url::RedisUrl;
 
 /// A parsed configuration and what the operator should hear about it.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 use tracing::{debug, error};
 
-use super::url::RedisUrl;
+use crate::config::RedisUrl;
 
 /// Longest a request waits for one Redis answer (including waiting for a connection in flight).
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);

@@ -20,7 +20,6 @@ mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
-pub(crate) mod url;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +29,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use super::dead::DeadMarks;
+use crate::config::RedisUrl;
 use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
@@ -37,7 +37,6 @@ use hchecker::PassiveChecks;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
 use tracking::{Check, Tracking};
-use url::RedisUrl;
 
 /// Most hosts whose last answer is kept for stale-if-error.
 const MAX_STALE_HOSTS: usize = 10_000;

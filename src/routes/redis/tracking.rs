@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 
 use super::cache::HostCache;
 use super::resp::{self, Malformed, Resp};
-use super::url::RedisUrl;
+use crate::config::RedisUrl;
 use super::Answer;
 use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
 
