@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawListen, RawServer};
-use super::{
-    Config, ConfigError, Driver, Endpoint, Logging, LruCache, Metrics, RedisUrl, Server,
-};
+use super::{Config, ConfigError, Driver, Endpoint, Logging, LruCache, Metrics, RedisUrl, Server};
 
 const DEFAULT_ACCESS_LOG: &str = "/var/log/hipache/access.log";
 const DEFAULT_HTTP_PORT: u16 = 80;

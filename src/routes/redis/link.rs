@@ -1,8 +1,8 @@
 //! One Redis server as seen by a worker: a connection kept up by a background task.
 //!
-//! The task connects (AUTH and SELECT come from the driver URL through [`redis::Client`]),
-//! reconnects with exponential backoff when a request reports the connection broken, and publishes
-//! the state on a `watch` channel. Requests never wait for a server known to be down: they only
+//! The task ([`reconnect::keep`]) connects (AUTH and SELECT come from the driver URL through
+//! [`redis::Client`]), reconnects when a request reports the connection broken, and publishes the
+//! state on a `watch` channel. Requests never wait for a server known to be down: they only
 //! wait, within their own deadline, while a connection attempt is in flight. Every command is
 //! bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
 
@@ -12,18 +12,16 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo as _, Pipeline};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error};
 
+use super::reconnect::{self, Attempt, Ended, Health, Session};
 use crate::config::RedisUrl;
 
 /// Longest a request waits for one Redis answer (including waiting for a connection in flight).
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest one connection attempt may take, handshake (AUTH, SELECT) included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Reconnection backoff bounds: quick after a blip, at most a few seconds when Redis stays away.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// Cheap-to-clone handle on one server's connection.
 #[derive(Clone)]
@@ -79,13 +77,23 @@ fn breaks_connection(e: &redis::RedisError) -> bool {
 impl Link {
     /// Starts keeping a connection to `url` in the background. Never blocks or fails: without a
     /// runtime or with a URL the client rejects, the link simply stays down (logged at error).
-    pub(crate) fn new(url: &RedisUrl) -> Self {
+    pub(crate) fn new(url: &RedisUrl, health: Health) -> Self {
         let (state_tx, state) = watch::channel(State::Connecting);
         // A handful of reports is plenty: one is enough to trigger a reconnection.
         let (broken, broken_rx) = mpsc::channel(8);
         match (client(url), tokio::runtime::Handle::try_current()) {
             (Ok(client), Ok(runtime)) => {
-                runtime.spawn(keep(client, url.to_string(), state_tx, broken_rx));
+                let session = LinkSession {
+                    client,
+                    config: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                        .set_response_timeout(Some(COMMAND_TIMEOUT)),
+                    server: url.to_string(),
+                    state: state_tx,
+                    broken: broken_rx,
+                    generation: 0,
+                };
+                runtime.spawn(reconnect::keep(session, health));
             }
             (Err(e), _) => {
                 error!(server = %url, error = %e, "invalid redis settings; routes unavailable");
@@ -139,59 +147,59 @@ fn client(url: &RedisUrl) -> redis::RedisResult<redis::Client> {
     redis::Client::open(info)
 }
 
-/// The background task: connect, publish, wait for a break report, repeat. Ends when every
-/// [`Link`] handle is dropped.
-async fn keep(
+/// The command connection as a [`Session`] of the reconnect loop: while it is up, requests
+/// share it; a request that finds it broken reports so, and the loop reconnects at once.
+struct LinkSession {
     client: redis::Client,
+    config: AsyncConnectionConfig,
     server: String,
     state: watch::Sender<State>,
-    mut broken: mpsc::Receiver<u64>,
-) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(COMMAND_TIMEOUT));
-    let mut backoff = MIN_BACKOFF;
-    let mut generation = 0;
-    loop {
+    broken: mpsc::Receiver<u64>,
+    generation: u64,
+}
+
+impl Session for LinkSession {
+    type Conn = MultiplexedConnection;
+
+    async fn connect(&mut self) -> Attempt<MultiplexedConnection> {
         let attempt = timeout(
             CONNECT_TIMEOUT,
-            client.get_multiplexed_async_connection_with_config(&config),
+            self.client
+                .get_multiplexed_async_connection_with_config(&self.config),
         );
-        let outcome = tokio::select! {
-            outcome = attempt => outcome,
-            () = state.closed() => return,
+        let why = match attempt.await {
+            Ok(Ok(connection)) => return Attempt::Connected(connection),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_owned(),
         };
-        match outcome {
-            Ok(Ok(connection)) => {
-                generation += 1;
-                backoff = MIN_BACKOFF;
-                debug!(server = %server, "redis connected");
-                state.send_replace(State::Up {
-                    generation,
-                    connection,
-                });
-                loop {
-                    tokio::select! {
-                        report = broken.recv() => match report {
-                            Some(g) if g == generation => break,
-                            Some(_) => continue, // about an older connection
-                            None => return,
-                        },
-                        () = state.closed() => return,
-                    }
-                }
-                debug!(server = %server, "redis connection broken; reconnecting");
-                state.send_replace(State::Connecting);
-                continue;
+        debug!(server = %self.server, error = %why, "redis connect failed");
+        self.state.send_replace(State::Down);
+        Attempt::Failed(why)
+    }
+
+    async fn serve(&mut self, connection: MultiplexedConnection) -> Ended {
+        self.generation += 1;
+        let generation = self.generation;
+        self.state.send_replace(State::Up {
+            generation,
+            connection,
+        });
+        loop {
+            tokio::select! {
+                report = self.broken.recv() => match report {
+                    Some(g) if g == generation => break,
+                    Some(_) => continue, // about an older connection
+                    None => return Ended::Gone,
+                },
+                () = self.state.closed() => return Ended::Gone,
             }
-            Ok(Err(e)) => debug!(server = %server, error = %e, "redis connect failed"),
-            Err(_) => debug!(server = %server, "redis connect timed out"),
         }
-        state.send_replace(State::Down);
-        tokio::select! {
-            () = sleep(backoff) => {}
-            () = state.closed() => return,
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        debug!(server = %self.server, "redis connection broken; reconnecting");
+        self.state.send_replace(State::Connecting);
+        Ended::Lost
+    }
+
+    fn is_gone(&self) -> bool {
+        self.state.is_closed()
     }
 }

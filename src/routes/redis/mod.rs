@@ -14,6 +14,7 @@ mod cache;
 mod hchecker;
 mod link;
 mod query;
+mod reconnect;
 mod resp;
 #[cfg(test)]
 mod tests;
@@ -26,16 +27,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::dead::DeadMarks;
-use crate::config::RedisUrl;
 use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
+use crate::config::RedisUrl;
 use hchecker::PassiveChecks;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
+use reconnect::Health;
 use tracking::{Check, Tracking};
 
 /// Most hosts whose last answer is kept for stale-if-error.
@@ -60,7 +62,6 @@ struct Shared {
     tracking: Tracking,
     /// Last answer from Redis per host (dead set without local marks), for stale-if-error.
     last_known: Mutex<HashMap<String, Option<Answer>>>,
-    unreachable: AtomicBool,
     /// Set by a failed dead-mark write, so an outage warns once rather than per mark.
     write_failing: AtomicBool,
     reported: Mutex<HashSet<(String, String)>>,
@@ -79,17 +80,18 @@ impl RedisRoutes {
     /// Redis is down lookups answer [`RouteError::Unavailable`] and connections keep retrying.
     /// Must be called inside a tokio runtime (otherwise the source stays unavailable).
     pub(crate) fn new(read: &RedisUrl, write: &RedisUrl, dead_ttl: Duration) -> Self {
-        let read_link = Link::new(read);
+        let read_health = Health::new(read);
+        let read_link = Link::new(read, read_health.clone());
         let write_link = if write == read {
             read_link.clone()
         } else {
-            Link::new(write)
+            Link::new(write, Health::new(write))
         };
         if !write.prefix.is_empty() && write.prefix != read.prefix {
             warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
         }
         let passive = PassiveChecks::watch(read_link.clone());
-        let tracking = Tracking::start(read, cache::MAX_HOSTS);
+        let tracking = Tracking::start(read, read_health, cache::MAX_HOSTS);
         Self {
             shared: Arc::new(Shared {
                 read: read_link,
@@ -100,7 +102,6 @@ impl RedisRoutes {
                 marks: DeadMarks::new(),
                 tracking,
                 last_known: Mutex::new(HashMap::new()),
-                unreachable: AtomicBool::new(false),
                 write_failing: AtomicBool::new(false),
                 reported: Mutex::new(HashSet::new()),
             }),
@@ -215,9 +216,6 @@ impl RouteSource for RedisRoutes {
         let sent = Instant::now();
         match self.fetch(host, ticket.is_some()).await {
             Ok((answer, ttl)) => {
-                if shared.unreachable.swap(false, Ordering::Relaxed) {
-                    info!("redis reachable again");
-                }
                 if let Some(ticket) = ticket {
                     let expires = ttl.map(|ttl| sent + ttl);
                     shared.tracking.store(ticket, host, &answer, expires);
@@ -226,11 +224,9 @@ impl RouteSource for RedisRoutes {
                 Ok(self.to_lookup(host, answer))
             }
             Err(e) => {
-                if e.is_connection() {
-                    if !shared.unreachable.swap(true, Ordering::Relaxed) {
-                        warn!(error = %e, "redis unreachable; serving last known routes");
-                    }
-                } else if self.first_report("lookup error", &e.to_string()) {
+                // Reachability is told by the reconnect loop ([`reconnect::Health`]), once per
+                // outage; other failures once per distinct error.
+                if !e.is_connection() && self.first_report("lookup error", &e.to_string()) {
                     warn!(host = %host, error = %e, "redis lookup failed");
                 }
                 let stale = lock(&shared.last_known).get(host).cloned();

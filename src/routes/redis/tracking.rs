@@ -14,7 +14,8 @@
 //! sees it; closing it for certain would cost a round trip per request.
 //!
 //! Without tracking (Redis < 6, connection lost, reconnecting) the cache is empty and lookups go to
-//! Redis each time; the task reconnects with a backoff and caching resumes once tracking is back.
+//! Redis each time; the task ([`reconnect::keep`]) reconnects and caching resumes once tracking is
+//! back.
 //! A ping every [`HEARTBEAT`] detects a silent connection.
 
 use std::io::{self, Read as _, Write as _};
@@ -24,18 +25,17 @@ use std::time::{Duration, Instant};
 use socket2::SockRef;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
-use tokio::time::{sleep, timeout};
+use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::cache::HostCache;
+use super::reconnect::{self, Attempt, Ended, Health, Session};
 use super::resp::{self, Malformed, Resp};
-use crate::config::RedisUrl;
 use super::Answer;
+use crate::config::RedisUrl;
 use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
 /// Retry delay after Redis refused tracking (too old, or a bad password).
 const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
 /// Interval of the liveness ping; a ping still unanswered at the next one means the link is lost.
@@ -78,7 +78,7 @@ struct State {
 impl Tracking {
     /// Starts the tracking connection to `url` in the background, caching at most `capacity`
     /// hosts. Without a runtime tracking stays off and every lookup reads Redis.
-    pub(crate) fn start(url: &RedisUrl, capacity: usize) -> Self {
+    pub(crate) fn start(url: &RedisUrl, health: Health, capacity: usize) -> Self {
         let state = Arc::new(Mutex::new(State {
             socket: None,
             buf: Vec::new(),
@@ -88,7 +88,12 @@ impl Tracking {
             awaiting_pong: false,
         }));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(keep(url.clone(), Arc::downgrade(&state)));
+            let session = TrackingSession {
+                url: url.clone(),
+                state: Arc::downgrade(&state),
+                refused_logged: false,
+            };
+            runtime.spawn(reconnect::keep(session, health));
         }
         Self { state }
     }
@@ -226,46 +231,56 @@ enum HandshakeError {
     Refused(String),
 }
 
-/// The background task: connect, enable tracking, follow the socket, repeat; ends with the
-/// last [`Tracking`] handle.
-async fn keep(url: RedisUrl, state: Weak<Mutex<State>>) {
-    let mut backoff = MIN_BACKOFF;
-    let mut refused_logged = false;
-    loop {
-        let delay = match timeout(CONNECT_TIMEOUT, handshake(&url)).await {
-            Ok(Ok((socket, leftover))) => {
-                let socket = Arc::new(socket);
-                let Some(shared) = state.upgrade() else {
-                    return;
-                };
-                let generation = lock(&shared).install(socket.clone(), leftover);
-                drop(shared);
-                refused_logged = false;
-                backoff = MIN_BACKOFF;
-                follow(&socket, &state, generation).await;
-                MIN_BACKOFF
+/// The tracking connection as a [`Session`] of the reconnect loop; gone with the last
+/// [`Tracking`] handle.
+struct TrackingSession {
+    url: RedisUrl,
+    state: Weak<Mutex<State>>,
+    refused_logged: bool,
+}
+
+impl Session for TrackingSession {
+    type Conn = (TcpStream, Vec<u8>);
+
+    async fn connect(&mut self) -> Attempt<Self::Conn> {
+        let why = match timeout(CONNECT_TIMEOUT, handshake(&self.url)).await {
+            Ok(Ok(connected)) => {
+                self.refused_logged = false;
+                return Attempt::Connected(connected);
             }
             Ok(Err(HandshakeError::Refused(reply))) => {
-                if !refused_logged {
+                if !self.refused_logged {
                     info!(reply = %reply, "redis tracking unavailable; querying per request");
-                    refused_logged = true;
+                    self.refused_logged = true;
                 }
-                REFUSED_BACKOFF
+                return Attempt::Refused {
+                    retry_after: REFUSED_BACKOFF,
+                };
             }
-            Ok(Err(e)) => {
-                debug!(error = %e, "redis tracking connect failed");
-                backoff
-            }
-            Err(_) => {
-                debug!("redis tracking connect timed out");
-                backoff
-            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_owned(),
         };
-        if state.strong_count() == 0 {
-            return;
+        debug!(error = %why, "redis tracking connect failed");
+        Attempt::Failed(why)
+    }
+
+    async fn serve(&mut self, (socket, leftover): Self::Conn) -> Ended {
+        let socket = Arc::new(socket);
+        let Some(shared) = self.state.upgrade() else {
+            return Ended::Gone;
+        };
+        let generation = lock(&shared).install(socket.clone(), leftover);
+        drop(shared);
+        follow(&socket, &self.state, generation).await;
+        if self.is_gone() {
+            Ended::Gone
+        } else {
+            Ended::Lost
         }
-        sleep(delay).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+
+    fn is_gone(&self) -> bool {
+        self.state.strong_count() == 0
     }
 }
 
