@@ -26,6 +26,8 @@ mod http1;
 #[cfg(test)]
 mod processes;
 #[cfg(test)]
+mod redis_outage;
+#[cfg(test)]
 mod routing;
 #[cfg(test)]
 mod support;

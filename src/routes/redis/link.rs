@@ -7,11 +7,12 @@
 //! bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo as _, Pipeline};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error};
 
@@ -28,6 +29,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Link {
     state: watch::Receiver<State>,
     broken: mpsc::Sender<u64>,
+    /// Asks the keeper for an attempt now rather than after its backoff.
+    kick: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -38,8 +41,10 @@ enum State {
         generation: u64,
         connection: MultiplexedConnection,
     },
-    /// The last attempt failed; the next one comes after a backoff.
-    Down,
+    /// Attempt number `attempt` failed; the next one comes after a backoff, or at once when a
+    /// request kicks (only when nothing listened: a restart in progress, where the next attempt
+    /// may well succeed and costs microseconds if not).
+    Down { attempt: u64, kickable: bool },
 }
 
 /// Why a command got no answer.
@@ -81,6 +86,7 @@ impl Link {
         let (state_tx, state) = watch::channel(State::Connecting);
         // A handful of reports is plenty: one is enough to trigger a reconnection.
         let (broken, broken_rx) = mpsc::channel(8);
+        let kick = Arc::new(Notify::new());
         match (client(url), tokio::runtime::Handle::try_current()) {
             (Ok(client), Ok(runtime)) => {
                 let session = LinkSession {
@@ -92,6 +98,8 @@ impl Link {
                     state: state_tx,
                     broken: broken_rx,
                     generation: 0,
+                    attempt: 0,
+                    kick: kick.clone(),
                 };
                 runtime.spawn(reconnect::keep(session, health));
             }
@@ -100,29 +108,70 @@ impl Link {
             }
             (_, Err(_)) => error!(server = %url, "no async runtime; redis routes unavailable"),
         }
-        Self { state, broken }
+        Self {
+            state,
+            broken,
+            kick,
+        }
     }
 
-    /// Runs `pipe` (usually MULTI ... EXEC), bounded by [`COMMAND_TIMEOUT`].
+    /// Runs `pipe` (usually MULTI ... EXEC), bounded by [`COMMAND_TIMEOUT`]. A connection found
+    /// dead (a restart, seen first by this command) is reported and the command sent once more
+    /// on the keeper's next connection, so the restart costs no stale answer. Every pipeline we
+    /// send may run twice: reads, and dead marks (SADD, EXPIRE, PUBLISH) whose repeat is harmless.
     pub(crate) async fn query<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, LinkError> {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut state = self.state.clone();
-        let (generation, mut connection) = match timeout_at(
-            deadline,
-            state.wait_for(|s| !matches!(s, State::Connecting)),
-        )
-        .await
-        {
+        let (generation, connection) = self.connection(&mut state, None, deadline).await?;
+        match self.send(pipe, generation, connection, deadline).await {
+            Err(LinkError::Redis(e)) if breaks_connection(&e) => {
+                let (generation, connection) = self
+                    .connection(&mut state, Some(generation), deadline)
+                    .await?;
+                self.send(pipe, generation, connection, deadline).await
+            }
+            result => result,
+        }
+    }
+
+    /// The current connection, or the outcome of the attempt in flight (or of one kicked now, see
+    /// [`State::Down`]); never the connection of generation `dead`.
+    async fn connection(
+        &self,
+        state: &mut watch::Receiver<State>,
+        dead: Option<u64>,
+        deadline: Instant,
+    ) -> Result<(u64, MultiplexedConnection), LinkError> {
+        let usable = |s: &State| match s {
+            State::Connecting => false,
+            State::Up { generation, .. } => Some(*generation) != dead,
+            State::Down { .. } => true,
+        };
+        let current = match timeout_at(deadline, state.wait_for(usable)).await {
             Err(_) => return Err(LinkError::Timeout),
             Ok(Err(_)) => return Err(LinkError::Down),
-            Ok(Ok(current)) => match &*current {
-                State::Up {
-                    generation,
-                    connection,
-                } => (*generation, connection.clone()),
-                State::Connecting | State::Down => return Err(LinkError::Down),
-            },
+            Ok(Ok(current)) => current.clone(),
         };
+        match current {
+            State::Up {
+                generation,
+                connection,
+            } => Ok((generation, connection)),
+            State::Down {
+                attempt,
+                kickable: true,
+            } => self.kicked(state, attempt, deadline).await,
+            State::Connecting | State::Down { .. } => Err(LinkError::Down),
+        }
+    }
+
+    async fn send<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+        generation: u64,
+        mut connection: MultiplexedConnection,
+        deadline: Instant,
+    ) -> Result<T, LinkError> {
         let result = match timeout_at(deadline, pipe.query_async(&mut connection)).await {
             Err(_) => Err(LinkError::Timeout),
             Ok(Err(e)) => Err(LinkError::Redis(e)),
@@ -133,6 +182,37 @@ impl Link {
             let _ = self.broken.try_send(generation);
         }
         result
+    }
+
+    /// Asks for an attempt now and waits (within `deadline`) for its outcome, so the first
+    /// request after Redis comes back reads the new server rather than its last known answer.
+    async fn kicked(
+        &self,
+        state: &mut watch::Receiver<State>,
+        failed: u64,
+        deadline: Instant,
+    ) -> Result<(u64, MultiplexedConnection), LinkError> {
+        self.kick.notify_one();
+        let outcome = timeout_at(
+            deadline,
+            state.wait_for(|s| match s {
+                State::Connecting => false,
+                State::Down { attempt, .. } => *attempt != failed,
+                State::Up { .. } => true,
+            }),
+        )
+        .await;
+        match outcome {
+            Err(_) => Err(LinkError::Timeout),
+            Ok(Err(_)) => Err(LinkError::Down),
+            Ok(Ok(current)) => match &*current {
+                State::Up {
+                    generation,
+                    connection,
+                } => Ok((*generation, connection.clone())),
+                State::Connecting | State::Down { .. } => Err(LinkError::Down),
+            },
+        }
     }
 }
 
@@ -156,6 +236,8 @@ struct LinkSession {
     state: watch::Sender<State>,
     broken: mpsc::Receiver<u64>,
     generation: u64,
+    attempt: u64,
+    kick: Arc<Notify>,
 }
 
 impl Session for LinkSession {
@@ -167,13 +249,17 @@ impl Session for LinkSession {
             self.client
                 .get_multiplexed_async_connection_with_config(&self.config),
         );
-        let why = match attempt.await {
+        self.attempt += 1;
+        let (why, kickable) = match attempt.await {
             Ok(Ok(connection)) => return Attempt::Connected(connection),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "connect timed out".to_owned(),
+            Ok(Err(e)) => (e.to_string(), e.is_connection_refusal()),
+            Err(_) => ("connect timed out".to_owned(), false),
         };
         debug!(server = %self.server, error = %why, "redis connect failed");
-        self.state.send_replace(State::Down);
+        self.state.send_replace(State::Down {
+            attempt: self.attempt,
+            kickable,
+        });
         Attempt::Failed(why)
     }
 
@@ -201,5 +287,9 @@ impl Session for LinkSession {
 
     fn is_gone(&self) -> bool {
         self.state.is_closed()
+    }
+
+    async fn kicked(&self) {
+        self.kick.notified().await;
     }
 }

@@ -7,14 +7,16 @@
 //! Promptness: a route change written right after Redis comes back must reach the next request,
 //! and while a connection is down the source serves its last known answers. So the first
 //! [`PROMPT_WINDOW`] of an outage is probed every [`PROBE_INTERVAL`] (a refused connect costs
-//! microseconds), and only a longer outage backs off, to at most [`MAX_BACKOFF`].
+//! microseconds), and only a longer outage backs off, to at most [`MAX_BACKOFF`]. A session may also
+//! be kicked by a request that found it down (see [`super::link`]): the attempt then comes at
+//! once, so the first request after a restart already reads the new server.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::time::{sleep, Instant};
+use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, info, warn};
 
 use crate::routes::lock;
@@ -25,6 +27,9 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) const PROMPT_WINDOW: Duration = Duration::from_secs(10);
 /// Longest delay between attempts, however long the outage.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Shortest delay between attempts, however many requests kick: a bound on the connect rate
+/// against a server that refuses, paid only by requests that would otherwise serve stale routes.
+const MIN_INTERVAL: Duration = Duration::from_millis(5);
 
 /// How one connection attempt went.
 pub(crate) enum Attempt<C> {
@@ -54,6 +59,10 @@ pub(crate) trait Session {
     fn serve(&mut self, conn: Self::Conn) -> impl Future<Output = Ended> + Send;
     /// True once every handle is dropped, so the loop ends instead of retrying forever.
     fn is_gone(&self) -> bool;
+    /// Resolves when a user asks for an attempt before the backoff is over.
+    fn kicked(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// Keeps `session` connected until it is gone, reporting reachability to `health`.
@@ -78,7 +87,11 @@ pub(crate) async fn keep<S: Session>(mut session: S, health: Health) {
         if session.is_gone() {
             return;
         }
-        sleep(delay).await;
+        let failed_at = Instant::now();
+        tokio::select! {
+            () = sleep(delay) => {}
+            () = session.kicked() => sleep_until(failed_at + MIN_INTERVAL).await,
+        }
         if session.is_gone() {
             return;
         }

@@ -13,4 +13,4 @@ pub(crate) use backend::Backend;
 pub(crate) use hipache::{Config, Hipache};
 pub(crate) use raw_http::{Body, Request};
 pub(crate) use redis::RedisServer;
-pub(crate) use wait::wait_until;
+pub(crate) use wait::{pause, wait_for, wait_until};

@@ -64,6 +64,11 @@ impl RedisServer {
         }
     }
 
+    /// `127.0.0.1:<port>`, as the proxy names this server in its log.
+    pub(crate) fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// `redis://127.0.0.1:<port>`, the proxy's `driver`.
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
