@@ -20,7 +20,7 @@ const DEFAULT_USER: &str = "www-data";
 const DEFAULT_SESSION: &str = "hipache";
 const DEFAULT_ENDPOINT_HOST: &str = "127.0.0.1";
 // Hipache's lru-cache treated a missing size or ttl as "unbounded"; we keep memory bounded.
-const DEFAULT_LRU_SIZE: u64 = 1000;
+const DEFAULT_LRU_SIZE: u64 = LruCache::DEFAULT_SIZE as u64;
 const DEFAULT_LRU_TTL_SECS: u64 = 30;
 
 /// Builds errors and warnings that name the config file.

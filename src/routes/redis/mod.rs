@@ -11,7 +11,11 @@
 //! `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
 mod cache;
+#[cfg(test)]
+mod cache_tests;
+mod flight;
 mod hchecker;
+mod intern;
 mod link;
 mod query;
 mod reconnect;
@@ -22,7 +26,7 @@ mod tracking;
 #[cfg(test)]
 mod tracking_tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,15 +37,14 @@ use super::dead::DeadMarks;
 use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
-use crate::config::RedisUrl;
+use crate::config::{CacheLimits, RedisUrl};
+use flight::{Flights, Join};
 use hchecker::PassiveChecks;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
 use reconnect::Health;
-use tracking::{Check, Tracking};
+use tracking::{Check, Ticket, Tracking};
 
-/// Most hosts whose last answer is kept for stale-if-error.
-const MAX_STALE_HOSTS: usize = 10_000;
 /// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per
 /// request. When full the set is cleared, which at worst logs each pair once more.
 const MAX_REPORTED: usize = 1_024;
@@ -60,8 +63,7 @@ struct Shared {
     passive: PassiveChecks,
     marks: DeadMarks,
     tracking: Tracking,
-    /// Last answer from Redis per host (dead set without local marks), for stale-if-error.
-    last_known: Mutex<HashMap<String, Option<Answer>>>,
+    flights: Flights<Result<Option<Lookup>, RouteError>>,
     /// Set by a failed dead-mark write, so an outage warns once rather than per mark.
     write_failing: AtomicBool,
     reported: Mutex<HashSet<(String, String)>>,
@@ -79,7 +81,12 @@ impl RedisRoutes {
     /// background; pass the same URL twice for a single server. Never blocks nor fails: while
     /// Redis is down lookups answer [`RouteError::Unavailable`] and connections keep retrying.
     /// Must be called inside a tokio runtime (otherwise the source stays unavailable).
-    pub(crate) fn new(read: &RedisUrl, write: &RedisUrl, dead_ttl: Duration) -> Self {
+    pub(crate) fn new(
+        read: &RedisUrl,
+        write: &RedisUrl,
+        dead_ttl: Duration,
+        cache: CacheLimits,
+    ) -> Self {
         let read_health = Health::new(read);
         let read_link = Link::new(read, read_health.clone());
         let write_link = if write == read {
@@ -91,7 +98,7 @@ impl RedisRoutes {
             warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
         }
         let passive = PassiveChecks::watch(read_link.clone());
-        let tracking = Tracking::start(read, read_health, cache::MAX_HOSTS);
+        let tracking = Tracking::start(read, read_health, cache.hosts, cache.max_age);
         Self {
             shared: Arc::new(Shared {
                 read: read_link,
@@ -101,7 +108,7 @@ impl RedisRoutes {
                 passive,
                 marks: DeadMarks::new(),
                 tracking,
-                last_known: Mutex::new(HashMap::new()),
+                flights: Flights::new(),
                 write_failing: AtomicBool::new(false),
                 reported: Mutex::new(HashSet::new()),
             }),
@@ -173,21 +180,31 @@ impl RedisRoutes {
         reported.insert((key.to_owned(), entry.to_owned()))
     }
 
-    fn remember(&self, host: &str, answer: &Option<Answer>) {
-        let mut known = lock(&self.shared.last_known);
-        if let Some(previous) = known.get_mut(host) {
-            if previous != answer {
-                previous.clone_from(answer);
+    /// Reads `host` from Redis and records the answer (fresh under `ticket`); while Redis is
+    /// unreachable, answers with the last known one.
+    async fn read(&self, host: &str, ticket: Option<Ticket>) -> Result<Option<Lookup>, RouteError> {
+        let shared = &self.shared;
+        let sent = Instant::now();
+        match self.fetch(host, ticket.is_some()).await {
+            Ok((answer, ttl)) => {
+                let expires = ttl.map(|ttl| sent + ttl);
+                shared.tracking.store(ticket, host, &answer, expires);
+                Ok(self.to_lookup(host, answer))
             }
-            return;
-        }
-        if known.len() >= MAX_STALE_HOSTS {
-            // Any host will do: this bound is a memory guard, not a cache policy.
-            if let Some(evicted) = known.keys().next().cloned() {
-                known.remove(&evicted);
+            Err(e) => {
+                // Reachability is told by the reconnect loop ([`reconnect::Health`]), once per
+                // outage; other failures once per distinct error.
+                if !e.is_connection() && self.first_report("lookup error", &e.to_string()) {
+                    warn!(host = %host, error = %e, "redis lookup failed");
+                }
+                match shared.tracking.last_known(host) {
+                    Some(answer) => Ok(self.to_lookup(host, answer)),
+                    None => Err(RouteError::Unavailable {
+                        reason: e.to_string(),
+                    }),
+                }
             }
         }
-        known.insert(host.to_owned(), answer.clone());
     }
 
     fn to_lookup(&self, host: &str, answer: Option<Answer>) -> Option<Lookup> {
@@ -208,33 +225,23 @@ impl std::fmt::Debug for RedisRoutes {
 impl RouteSource for RedisRoutes {
     async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
         let shared = &self.shared;
-        let ticket = match shared.tracking.check(host) {
-            Check::Hit(answer) => return Ok(self.to_lookup(host, answer)),
-            Check::Miss(ticket) => Some(ticket),
-            Check::Off => None,
-        };
-        let sent = Instant::now();
-        match self.fetch(host, ticket.is_some()).await {
-            Ok((answer, ttl)) => {
-                if let Some(ticket) = ticket {
-                    let expires = ttl.map(|ttl| sent + ttl);
-                    shared.tracking.store(ticket, host, &answer, expires);
+        loop {
+            let ticket = match shared.tracking.check(host) {
+                Check::Hit(answer) => return Ok(self.to_lookup(host, answer)),
+                Check::Miss(ticket) => ticket,
+                // Without tracking nothing says whether a read in flight is still current.
+                Check::Off => return self.read(host, None).await,
+            };
+            match shared.flights.join(host, ticket) {
+                Join::Lead(leader) => {
+                    let outcome = self.read(host, Some(ticket)).await;
+                    leader.finish(outcome.clone());
+                    return outcome;
                 }
-                self.remember(host, &answer);
-                Ok(self.to_lookup(host, answer))
-            }
-            Err(e) => {
-                // Reachability is told by the reconnect loop ([`reconnect::Health`]), once per
-                // outage; other failures once per distinct error.
-                if !e.is_connection() && self.first_report("lookup error", &e.to_string()) {
-                    warn!(host = %host, error = %e, "redis lookup failed");
-                }
-                let stale = lock(&shared.last_known).get(host).cloned();
-                match stale {
-                    Some(answer) => Ok(self.to_lookup(host, answer)),
-                    None => Err(RouteError::Unavailable {
-                        reason: e.to_string(),
-                    }),
+                Join::Follow(flight) => {
+                    if let Some(outcome) = flight.outcome().await {
+                        return outcome;
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@
 //! those microseconds. `tests/it/freshness.rs` (thousands of write-then-request rounds) never
 //! sees it; closing it for certain would cost a round trip per request.
 //!
-//! Without tracking (Redis < 6, connection lost, reconnecting) the cache is empty and lookups go to
+//! Without tracking (Redis < 6, connection lost, reconnecting) nothing is fresh and lookups go to
 //! Redis each time; the task ([`reconnect::keep`]) reconnects and caching resumes once tracking is
 //! back.
 //! A ping every [`HEARTBEAT`] detects a silent connection.
@@ -55,7 +55,8 @@ pub(crate) enum Check {
     Hit(Option<Answer>),
     /// Not cached: read Redis, then [`Tracking::store`] with this ticket.
     Miss(Ticket),
-    /// Tracking is off: read Redis, cache nothing.
+    /// Tracking is off: read Redis, then [`Tracking::store`] without a ticket (the answer is
+    /// kept as the host's last known one, never served as fresh).
     Off,
 }
 
@@ -63,11 +64,18 @@ pub(crate) enum Check {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket(u64);
 
+#[cfg(test)]
+impl Ticket {
+    pub(crate) fn at(epoch: u64) -> Self {
+        Self(epoch)
+    }
+}
+
 struct State {
     /// The tracking connection, while tracking is on.
     socket: Option<Arc<TcpStream>>,
     buf: Vec<u8>,
-    cache: HostCache<Option<Answer>>,
+    cache: HostCache,
     /// Bumped by every invalidation, connection and loss.
     epoch: u64,
     /// Bumped by every new connection, so the task knows whether its socket is still the one.
@@ -77,12 +85,17 @@ struct State {
 
 impl Tracking {
     /// Starts the tracking connection to `url` in the background, caching at most `capacity`
-    /// hosts. Without a runtime tracking stays off and every lookup reads Redis.
-    pub(crate) fn start(url: &RedisUrl, health: Health, capacity: usize) -> Self {
+    /// hosts, each answer at most `max_age` when given. Without a runtime tracking stays off and every lookup reads Redis.
+    pub(crate) fn start(
+        url: &RedisUrl,
+        health: Health,
+        capacity: usize,
+        max_age: Option<Duration>,
+    ) -> Self {
         let state = Arc::new(Mutex::new(State {
             socket: None,
             buf: Vec::new(),
-            cache: HostCache::new(&url.prefix, capacity),
+            cache: HostCache::new(&url.prefix, capacity, max_age),
             epoch: 0,
             generation: 0,
             awaiting_pong: false,
@@ -110,19 +123,25 @@ impl Tracking {
         }
     }
 
-    /// Caches `answer` for `host`, valid until `expires`, unless an invalidation (or a loss of
-    /// tracking) came in since the read was sent under `ticket`.
+    /// Records `answer` for `host`: fresh until `expires` when read under a `ticket` and no
+    /// invalidation (or loss of tracking) came in since; otherwise as its last known answer.
     pub(crate) fn store(
         &self,
-        ticket: Ticket,
+        ticket: Option<Ticket>,
         host: &str,
         answer: &Option<Answer>,
         expires: Option<Instant>,
     ) {
         let mut state = self.lock();
-        if state.sync() && state.epoch == ticket.0 {
-            state.cache.insert(host, answer.clone(), expires);
-        }
+        let fresh = state.sync() && ticket.is_some_and(|t| t.0 == state.epoch);
+        state
+            .cache
+            .insert(host, answer, fresh, expires, Instant::now());
+    }
+
+    /// The last answer read for `host`, however old: served while Redis is unreachable.
+    pub(crate) fn last_known(&self, host: &str) -> Option<Option<Answer>> {
+        self.lock().cache.last_known(host)
     }
 
     /// True while answers are cached (for tests).
@@ -164,7 +183,7 @@ impl State {
                     self.epoch += 1;
                     match keys {
                         Some(keys) => keys.iter().for_each(|key| self.cache.invalidate(key)),
-                        None => self.cache.clear(),
+                        None => self.cache.make_all_stale(),
                     }
                 }
                 None if value == Resp::Text(b"PONG".to_vec()) => self.awaiting_pong = false,
@@ -178,7 +197,7 @@ impl State {
     fn install(&mut self, socket: Arc<TcpStream>, leftover: Vec<u8>) -> u64 {
         self.socket = Some(socket);
         self.buf = leftover;
-        self.cache.clear();
+        self.cache.make_all_stale();
         self.epoch += 1;
         self.generation += 1;
         self.awaiting_pong = false;
@@ -191,7 +210,7 @@ impl State {
             warn!(reason = why, "redis tracking lost; querying per request");
         }
         self.buf = Vec::new();
-        self.cache.clear();
+        self.cache.make_all_stale();
         self.epoch += 1;
     }
 
