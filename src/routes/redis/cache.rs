@@ -137,6 +137,15 @@ impl HostCache {
             referenced: false,
         };
         let at = if self.slots.len() < self.capacity {
+            if self.slots.len() == self.slots.capacity() {
+                // Doubling, but never past the capacity the ring will have.
+                let more = self
+                    .slots
+                    .len()
+                    .max(16)
+                    .min(self.capacity - self.slots.len());
+                self.slots.reserve_exact(more);
+            }
             self.slots.push(slot);
             self.slots.len() - 1
         } else {

@@ -152,3 +152,45 @@ fn size_is_bounded_and_clock_evicts_unreferenced_hosts_first() {
     none.insert("a", &answer("a", "a"), true, None, now);
     assert_eq!((none.len(), none.get("a", now)), (0, None));
 }
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// Resident bytes per cached host: 1M exact frontends over 1,000 applications (id + backend).
+/// `cargo test --lib bytes_per_host -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, not a test"]
+fn bytes_per_host() {
+    const HOSTS: usize = 1_000_000;
+    let answers: Vec<Option<Answer>> = (0..1_000)
+        .map(|n| answer("template", &format!("app{n}")))
+        .collect();
+    let now = Instant::now();
+    let before = resident_bytes();
+    let mut cache = HostCache::new("", HOSTS, None);
+    for n in 0..HOSTS {
+        let host = format!("host{n}.example.com");
+        let template = answers[n % answers.len()].as_ref().unwrap();
+        let mut frontend = (*template.frontend).clone();
+        frontend.key = host.clone();
+        let answer = Some(Answer {
+            frontend: Arc::new(frontend),
+            dead: Vec::new(),
+        });
+        cache.insert(&host, &answer, true, None, now);
+    }
+    let after = resident_bytes();
+    assert_eq!(cache.len(), HOSTS);
+    eprintln!(
+        "{} bytes per host ({} MiB for {HOSTS} hosts)",
+        (after - before) / HOSTS as u64,
+        (after - before) >> 20
+    );
+}
