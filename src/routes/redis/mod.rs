@@ -3,8 +3,10 @@
 //! It owns: the lookup transaction (one round trip, done only on a cache miss or while tracking
 //! is off), stale-if-error answers when Redis is unreachable, local dead marks, and the dead-mark
 //! write + `PUBLISH dead` to the write server. The transactions' wire format is in [`query`];
-//! connections live in [`link`]; the cache kept fresh by Redis's invalidation pushes in
-//! [`tracking`] and [`cache`]; the hchecker heartbeat in [`hchecker`].
+//! connections live in [`link`], kept up by the one reconnect loop of [`reconnect`] (which also
+//! tells the operator about outages); the cache kept fresh by Redis's invalidation pushes in
+//! [`tracking`] and [`cache`] (compact answers in [`intern`]); one lookup per host in flight in
+//! [`flight`]; the hchecker heartbeat in [`hchecker`].
 //!
 //! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
 //! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
