@@ -219,11 +219,13 @@ fn driver(raw: Option<OneOrMany<String>>, ctx: &Ctx<'_>) -> Result<Driver, Confi
         return Ok(Driver::File(route_file(path, ctx.source)));
     }
     let parse = |url: &String| {
-        if !url.trim().starts_with("redis:") {
+        let text = url.trim();
+        if !text.starts_with("redis:") && !text.starts_with("redis-sentinel:") {
             return Err(ctx.err(
                 "driver",
                 format!(
-                    "unsupported driver {url:?}: supported drivers are redis://... and file:..."
+                    "unsupported driver {url:?}: supported drivers are redis://..., \
+                     redis-sentinel://... and file:..."
                 ),
             ));
         }

@@ -17,6 +17,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error};
 
 use super::reconnect::{self, Attempt, Ended, Health, Session};
+use super::sentinel::Locator;
+use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 
 /// Longest a request waits for one Redis answer (including waiting for a connection in flight).
@@ -82,15 +84,16 @@ fn breaks_connection(e: &redis::RedisError) -> bool {
 impl Link {
     /// Starts keeping a connection to `url` in the background. Never blocks or fails: without a
     /// runtime or with a URL the client rejects, the link simply stays down (logged at error).
-    pub(crate) fn new(url: &RedisUrl, health: Health) -> Self {
+    pub(crate) fn new(url: &RedisUrl, locator: Locator, health: Health) -> Self {
         let (state_tx, state) = watch::channel(State::Connecting);
         // A handful of reports is plenty: one is enough to trigger a reconnection.
         let (broken, broken_rx) = mpsc::channel(8);
         let kick = Arc::new(Notify::new());
-        match (client(url), tokio::runtime::Handle::try_current()) {
-            (Ok(client), Ok(runtime)) => {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
                 let session = LinkSession {
-                    client,
+                    url: url.clone(),
+                    locator,
                     config: AsyncConnectionConfig::new()
                         .set_connection_timeout(Some(CONNECT_TIMEOUT))
                         .set_response_timeout(Some(COMMAND_TIMEOUT)),
@@ -103,10 +106,7 @@ impl Link {
                 };
                 runtime.spawn(reconnect::keep(session, health));
             }
-            (Err(e), _) => {
-                error!(server = %url, error = %e, "invalid redis settings; routes unavailable");
-            }
-            (_, Err(_)) => error!(server = %url, "no async runtime; redis routes unavailable"),
+            Err(_) => error!(server = %url, "no async runtime; redis routes unavailable"),
         }
         Self {
             state,
@@ -216,12 +216,12 @@ impl Link {
     }
 }
 
-fn client(url: &RedisUrl) -> redis::RedisResult<redis::Client> {
+fn client(url: &RedisUrl, address: &Address) -> redis::RedisResult<redis::Client> {
     let mut settings = redis::RedisConnectionInfo::default().set_db(url.database);
     if let Some(password) = &url.password {
         settings = settings.set_password(password);
     }
-    let info = redis::ConnectionAddr::Tcp(url.host.clone(), url.port)
+    let info = redis::ConnectionAddr::Tcp(address.host.clone(), address.port)
         .into_connection_info()?
         .set_redis_settings(settings);
     redis::Client::open(info)
@@ -230,7 +230,8 @@ fn client(url: &RedisUrl) -> redis::RedisResult<redis::Client> {
 /// The command connection as a [`Session`] of the reconnect loop: while it is up, requests
 /// share it; a request that finds it broken reports so, and the loop reconnects at once.
 struct LinkSession {
-    client: redis::Client,
+    url: RedisUrl,
+    locator: Locator,
     config: AsyncConnectionConfig,
     server: String,
     state: watch::Sender<State>,
@@ -244,16 +245,21 @@ impl Session for LinkSession {
     type Conn = MultiplexedConnection;
 
     async fn connect(&mut self) -> Attempt<MultiplexedConnection> {
-        let attempt = timeout(
-            CONNECT_TIMEOUT,
-            self.client
-                .get_multiplexed_async_connection_with_config(&self.config),
-        );
         self.attempt += 1;
-        let (why, kickable) = match attempt.await {
-            Ok(Ok(connection)) => return Attempt::Connected(connection),
-            Ok(Err(e)) => (e.to_string(), e.is_connection_refusal()),
-            Err(_) => ("connect timed out".to_owned(), false),
+        let (why, kickable) = match self.locator.locate().await {
+            Err(why) => (why, false),
+            Ok(address) => {
+                let attempt = async {
+                    client(&self.url, &address)?
+                        .get_multiplexed_async_connection_with_config(&self.config)
+                        .await
+                };
+                match timeout(CONNECT_TIMEOUT, attempt).await {
+                    Ok(Ok(connection)) => return Attempt::Connected(connection),
+                    Ok(Err(e)) => (e.to_string(), e.is_connection_refusal()),
+                    Err(_) => ("connect timed out".to_owned(), false),
+                }
+            }
         };
         debug!(server = %self.server, error = %why, "redis connect failed");
         self.state.send_replace(State::Down {
@@ -278,9 +284,10 @@ impl Session for LinkSession {
                     None => return Ended::Gone,
                 },
                 () = self.state.closed() => return Ended::Gone,
+                () = self.locator.switched() => break,
             }
         }
-        debug!(server = %self.server, "redis connection broken; reconnecting");
+        debug!(server = %self.server, "redis connection broken or master switched; reconnecting");
         self.state.send_replace(State::Connecting);
         Ended::Lost
     }

@@ -22,6 +22,7 @@ mod link;
 mod query;
 mod reconnect;
 mod resp;
+mod sentinel;
 #[cfg(test)]
 mod tests;
 mod tracking;
@@ -45,6 +46,7 @@ use hchecker::PassiveChecks;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
 use reconnect::Health;
+use sentinel::Locator;
 use tracking::{Check, Ticket, Tracking};
 
 /// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per
@@ -90,17 +92,18 @@ impl RedisRoutes {
         cache: CacheLimits,
     ) -> Self {
         let read_health = Health::new(read);
-        let read_link = Link::new(read, read_health.clone());
+        let read_locator = Locator::new(read);
+        let read_link = Link::new(read, read_locator.clone(), read_health.clone());
         let write_link = if write == read {
             read_link.clone()
         } else {
-            Link::new(write, Health::new(write))
+            Link::new(write, Locator::new(write), Health::new(write))
         };
         if !write.prefix.is_empty() && write.prefix != read.prefix {
             warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
         }
         let passive = PassiveChecks::watch(read_link.clone());
-        let tracking = Tracking::start(read, read_health, cache.hosts, cache.max_age);
+        let tracking = Tracking::start(read, read_locator, read_health, cache.hosts, cache.max_age);
         Self {
             shared: Arc::new(Shared {
                 read: read_link,

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, Interest};
+use tokio::io::{AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
@@ -31,7 +31,9 @@ use tracing::{debug, info, warn};
 use super::cache::HostCache;
 use super::reconnect::{self, Attempt, Ended, Health, Session};
 use super::resp::{self, Malformed, Resp};
+use super::sentinel::Locator;
 use super::Answer;
+use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
 
@@ -88,6 +90,7 @@ impl Tracking {
     /// hosts, each answer at most `max_age` when given. Without a runtime tracking stays off and every lookup reads Redis.
     pub(crate) fn start(
         url: &RedisUrl,
+        locator: Locator,
         health: Health,
         capacity: usize,
         max_age: Option<Duration>,
@@ -103,6 +106,7 @@ impl Tracking {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = TrackingSession {
                 url: url.clone(),
+                locator,
                 state: Arc::downgrade(&state),
                 refused_logged: false,
             };
@@ -243,8 +247,6 @@ enum HandshakeError {
     Io(#[from] io::Error),
     #[error("connection closed")]
     Closed,
-    #[error(transparent)]
-    Malformed(#[from] Malformed),
     /// Redis answered with an error: too old for RESP3 or tracking, or refused the password.
     #[error("redis refused: {0}")]
     Refused(String),
@@ -254,6 +256,7 @@ enum HandshakeError {
 /// [`Tracking`] handle.
 struct TrackingSession {
     url: RedisUrl,
+    locator: Locator,
     state: Weak<Mutex<State>>,
     refused_logged: bool,
 }
@@ -262,7 +265,11 @@ impl Session for TrackingSession {
     type Conn = (TcpStream, Vec<u8>);
 
     async fn connect(&mut self) -> Attempt<Self::Conn> {
-        let why = match timeout(CONNECT_TIMEOUT, handshake(&self.url)).await {
+        let address = match self.locator.locate().await {
+            Ok(address) => address,
+            Err(why) => return Attempt::Failed(why),
+        };
+        let why = match timeout(CONNECT_TIMEOUT, handshake(&self.url, &address)).await {
             Ok(Ok(connected)) => {
                 self.refused_logged = false;
                 return Attempt::Connected(connected);
@@ -290,7 +297,7 @@ impl Session for TrackingSession {
         };
         let generation = lock(&shared).install(socket.clone(), leftover);
         drop(shared);
-        follow(&socket, &self.state, generation).await;
+        follow(&socket, &self.state, generation, &mut self.locator).await;
         if self.is_gone() {
             Ended::Gone
         } else {
@@ -303,10 +310,13 @@ impl Session for TrackingSession {
     }
 }
 
-/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes.
-/// Returns the stream and any bytes read past the last reply.
-async fn handshake(url: &RedisUrl) -> Result<(TcpStream, Vec<u8>), HandshakeError> {
-    let mut stream = TcpStream::connect((url.host.as_str(), url.port)).await?;
+/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes, on
+/// the server at `address`. Returns the stream and any bytes read past the last reply.
+async fn handshake(
+    url: &RedisUrl,
+    address: &Address,
+) -> Result<(TcpStream, Vec<u8>), HandshakeError> {
+    let mut stream = TcpStream::connect((address.host.as_str(), address.port)).await?;
     stream.set_nodelay(true)?;
     let mut hello = vec!["HELLO", "3"];
     if let Some(password) = &url.password {
@@ -319,26 +329,22 @@ async fn handshake(url: &RedisUrl) -> Result<(TcpStream, Vec<u8>), HandshakeErro
     let mut buf = Vec::new();
     for command in [hello, track] {
         stream.write_all(&resp::command(&command)).await?;
-        let reply = loop {
-            if let Some((value, used)) = resp::parse(&buf)? {
-                buf.drain(..used);
-                break value;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await? {
-                0 => return Err(HandshakeError::Closed),
-                n => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        if let Resp::Error(reply) = reply {
-            return Err(HandshakeError::Refused(reply));
+        match resp::read_value(&mut stream, &mut buf).await? {
+            None => return Err(HandshakeError::Closed),
+            Some(Resp::Error(reply)) => return Err(HandshakeError::Refused(reply)),
+            Some(_) => {}
         }
     }
     Ok((stream, buf))
 }
 
 /// Applies pushes as they come and pings, until tracking is lost or every handle is gone.
-async fn follow(socket: &TcpStream, state: &Weak<Mutex<State>>, generation: u64) {
+async fn follow(
+    socket: &TcpStream,
+    state: &Weak<Mutex<State>>,
+    generation: u64,
+    locator: &mut Locator,
+) {
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.tick().await;
@@ -364,6 +370,12 @@ async fn follow(socket: &TcpStream, state: &Weak<Mutex<State>>, generation: u64)
                 if !current.is_current(generation) {
                     return;
                 }
+            }
+            () = locator.switched() => {
+                if let Some(shared) = state.upgrade() {
+                    lock(&shared).lose("master switched");
+                }
+                return;
             }
             _ = heartbeat.tick() => {
                 let Some(shared) = state.upgrade() else { return };
