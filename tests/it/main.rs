@@ -30,6 +30,8 @@ mod redis_outage;
 #[cfg(test)]
 mod routing;
 #[cfg(test)]
+mod sentinel;
+#[cfg(test)]
 mod support;
 #[cfg(test)]
 mod tls;
