@@ -1,10 +1,12 @@
 //! One Redis server as seen by a worker: a connection kept up by a background task.
 //!
-//! The task ([`reconnect::keep`]) connects (AUTH and SELECT come from the driver URL through
-//! [`redis::Client`]), reconnects when a request reports the connection broken, and publishes the
-//! state on a `watch` channel. Requests never wait for a server known to be down: they only
-//! wait, within their own deadline, while a connection attempt is in flight. Every command is
-//! bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
+//! The task ([`reconnect::keep`]) finds the server (directly, or through Sentinel: see
+//! [`Locator`]), connects (AUTH and SELECT come from the driver URL through [`redis::Client`]),
+//! reconnects when a request reports the connection broken or Sentinel switched masters, and
+//! publishes the state on a `watch` channel. Requests never wait for a server known to be down,
+//! except for one prompt attempt when nothing listened at the last one (a restart in progress;
+//! see [`State::Down`]): they wait, within their own deadline, while an attempt is in flight.
+//! Every command is bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
 
 use std::fmt;
 use std::sync::Arc;
