@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::raw::{Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawListen, RawServer};
-use super::{Config, ConfigError, Driver, Endpoint, Logging, LruCache, Metrics, Server};
-use crate::routes::redis::url::RedisUrl;
+use super::{Config, ConfigError, Driver, Endpoint, Logging, LruCache, Metrics, RedisUrl, Server};
 
 const DEFAULT_ACCESS_LOG: &str = "/var/log/hipache/access.log";
 const DEFAULT_HTTP_PORT: u16 = 80;
@@ -21,7 +20,7 @@ const DEFAULT_USER: &str = "www-data";
 const DEFAULT_SESSION: &str = "hipache";
 const DEFAULT_ENDPOINT_HOST: &str = "127.0.0.1";
 // Hipache's lru-cache treated a missing size or ttl as "unbounded"; we keep memory bounded.
-const DEFAULT_LRU_SIZE: u64 = 1000;
+const DEFAULT_LRU_SIZE: u64 = LruCache::DEFAULT_SIZE as u64;
 const DEFAULT_LRU_TTL_SECS: u64 = 30;
 
 /// Builds errors and warnings that name the config file.
@@ -220,11 +219,13 @@ fn driver(raw: Option<OneOrMany<String>>, ctx: &Ctx<'_>) -> Result<Driver, Confi
         return Ok(Driver::File(route_file(path, ctx.source)));
     }
     let parse = |url: &String| {
-        if !url.trim().starts_with("redis:") {
+        let text = url.trim();
+        if !text.starts_with("redis:") && !text.starts_with("redis-sentinel:") {
             return Err(ctx.err(
                 "driver",
                 format!(
-                    "unsupported driver {url:?}: supported drivers are redis://... and file:..."
+                    "unsupported driver {url:?}: supported drivers are redis://..., \
+                     redis-sentinel://... and file:..."
                 ),
             ));
         }

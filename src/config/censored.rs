@@ -54,7 +54,11 @@ impl Display for Censored<'_> {
                 lru.size,
                 lru.ttl.as_secs()
             )?,
-            None => writeln!(f, "server.lruCache = (off)")?,
+            None => writeln!(
+                f,
+                "server.lruCache = (default) {} entries, no age limit",
+                super::LruCache::DEFAULT_SIZE
+            )?,
         }
         writeln!(f, "http.bind = {}", list(c.http.iter()))?;
         if c.https.is_empty() {

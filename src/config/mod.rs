@@ -10,6 +10,7 @@ mod censored;
 mod error;
 mod legacy;
 mod raw;
+pub(crate) mod redis_url;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -18,9 +19,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::routes::redis::url::RedisUrl;
-
 pub use error::ConfigError;
+pub(crate) use redis_url::RedisUrl;
 
 /// A parsed configuration and what the operator should hear about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +87,38 @@ pub struct Server {
 pub(crate) struct LruCache {
     pub(crate) size: usize,
     pub(crate) ttl: Duration,
+}
+
+impl LruCache {
+    /// Hosts a worker's lookup cache holds when `server.lruCache` is absent or gives no size:
+    /// a million frontends, at about 90 bytes each (measured in the README's scale table).
+    pub(crate) const DEFAULT_SIZE: usize = 1_000_000;
+}
+
+/// What each worker's lookup cache may hold: `server.lruCache` with the defaults applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CacheLimits {
+    /// Most hosts held; the least recently used (CLOCK) make room. 0 caches nothing.
+    pub(crate) hosts: usize,
+    /// `lruCache.ttl`: longest an answer is served without asking Redis again. `None` (no
+    /// `lruCache`): as long as Redis's invalidations say it is current.
+    pub(crate) max_age: Option<Duration>,
+}
+
+impl Server {
+    /// The lookup cache limits from `server.lruCache`.
+    pub(crate) fn cache_limits(&self) -> CacheLimits {
+        match &self.lru_cache {
+            Some(lru) => CacheLimits {
+                hosts: lru.size,
+                max_age: Some(lru.ttl),
+            },
+            None => CacheLimits {
+                hosts: LruCache::DEFAULT_SIZE,
+                max_age: None,
+            },
+        }
+    }
 }
 
 /// One HTTPS listener with the files it serves (paths, read by the TLS module).

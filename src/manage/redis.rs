@@ -10,9 +10,9 @@
 
 use std::time::Duration;
 
-use redis::Connection;
+use redis::{Connection, IntoConnectionInfo as _};
 
-use crate::routes::redis::url::RedisUrl;
+use crate::config::redis_url::{Address, RedisUrl};
 use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX};
 
 use super::edit::{plan, Change, Edit, HostRoutes};
@@ -226,7 +226,8 @@ fn read_host(
 }
 
 fn connect(server: &RedisUrl) -> Result<Connection, ManageError> {
-    let conn = crate::routes::redis::client(server)
+    let address = server_address(server).map_err(|e| redis_error(server, e))?;
+    let conn = crate::routes::redis::client(server, &address)
         .and_then(|client| client.get_connection_with_timeout(TIMEOUT))
         .and_then(|conn| {
             conn.set_read_timeout(Some(TIMEOUT))?;
@@ -234,6 +235,44 @@ fn connect(server: &RedisUrl) -> Result<Connection, ManageError> {
             Ok(conn)
         });
     conn.map_err(|e| redis_error(server, e))
+}
+
+/// The server to talk to: the URL's own, or for `redis-sentinel://` the master the first
+/// sentinel that answers names (as the proxy asks before each connection).
+fn server_address(server: &RedisUrl) -> redis::RedisResult<Address> {
+    let Some(sentinel) = &server.sentinel else {
+        return Ok(Address {
+            host: server.host.clone(),
+            port: server.port,
+        });
+    };
+    let mut last = None;
+    for candidate in &sentinel.sentinels {
+        let asked = redis::ConnectionAddr::Tcp(candidate.host.clone(), candidate.port)
+            .into_connection_info()
+            .and_then(redis::Client::open)
+            .and_then(|client| client.get_connection_with_timeout(TIMEOUT))
+            .and_then(|mut conn| {
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&sentinel.master)
+                    .query::<Option<(String, u16)>>(&mut conn)
+            });
+        match asked {
+            Ok(Some((host, port))) => return Ok(Address { host, port }),
+            Ok(None) => {
+                last = Some(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "no sentinel knows the master",
+                    sentinel.master.clone(),
+                )))
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Client, "no sentinel address"))
+    }))
 }
 
 fn redis_error(server: &RedisUrl, source: redis::RedisError) -> ManageError {

@@ -239,7 +239,7 @@ mod tests {
             .lookup(host)
             .await
             .unwrap()
-            .map(|l| l.frontend.id.clone())
+            .map(|l| l.frontend.id.to_string())
     }
 
     #[tokio::test]

@@ -20,7 +20,7 @@ pub(crate) const FRONTEND_PREFIX: &str = "frontend:";
 pub(crate) const DEAD_PREFIX: &str = "dead:";
 
 /// One usable backend of a frontend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Backend {
     /// Position in the frontend list minus one: the number Hipache writes into `dead:<host>`.
     pub(crate) index: usize,
@@ -32,10 +32,11 @@ pub(crate) struct Backend {
 pub(crate) struct Frontend {
     /// The key that matched, without prefix: `www.example.com`, `*.example.com` or `*`.
     pub(crate) key: String,
-    /// Element 0 of the list, the name shown in the access log.
-    pub(crate) id: String,
+    /// Element 0 of the list, the name shown in the access log. Shared, like `backends`, by
+    /// every answer a source builds from the same list (see the Redis source's cache).
+    pub(crate) id: Arc<str>,
     /// Entries that parse as backend URLs; unusable ones are skipped (and logged by the source).
-    pub(crate) backends: Vec<Backend>,
+    pub(crate) backends: Arc<[Backend]>,
     /// Number of backend entries in the list, usable or not, as Hipache publishes it.
     pub(crate) backend_count: usize,
 }
@@ -50,7 +51,7 @@ impl Frontend {
         mut on_bad_url: impl FnMut(&str, BackendUrlError),
     ) -> Option<Self> {
         let (id, entries) = list.split_first()?;
-        let backends = entries
+        let backends: Vec<Backend> = entries
             .iter()
             .enumerate()
             .filter_map(|(index, text)| match BackendUrl::parse(text) {
@@ -63,8 +64,8 @@ impl Frontend {
             .collect();
         Some(Self {
             key: key.to_owned(),
-            id: id.clone(),
-            backends,
+            id: id.as_str().into(),
+            backends: backends.into(),
             backend_count: entries.len(),
         })
     }
@@ -116,7 +117,7 @@ mod tests {
             .collect();
         let mut bad = Vec::new();
         let frontend = Frontend::from_list("x.test", &list, |t, _| bad.push(t.to_owned())).unwrap();
-        assert_eq!(frontend.id, "site");
+        assert_eq!(&*frontend.id, "site");
         assert_eq!(frontend.backend_count, 3);
         let indexes: Vec<_> = frontend.backends.iter().map(|b| b.index).collect();
         assert_eq!(indexes, [0, 2]);

@@ -127,7 +127,7 @@ pub(crate) async fn serve<R>(
     let ttl = config.server.dead_backend_ttl;
     match &config.driver {
         Driver::Redis { read, write } => {
-            let routes = RedisRoutes::new(read, write, ttl);
+            let routes = RedisRoutes::new(read, write, ttl, config.server.cache_limits());
             serve_with(routes, &config, listeners, access_log, tls, ready, drain).await
         }
         Driver::File(path) => {

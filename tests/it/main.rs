@@ -28,11 +28,17 @@ mod hipache_suite;
 #[cfg(test)]
 mod http1;
 #[cfg(test)]
+mod layering;
+#[cfg(test)]
 mod processes;
+#[cfg(test)]
+mod redis_outage;
 #[cfg(test)]
 mod route_cli;
 #[cfg(test)]
 mod routing;
+#[cfg(test)]
+mod sentinel;
 #[cfg(test)]
 mod support;
 #[cfg(test)]

@@ -144,6 +144,24 @@ fn lru_cache_is_typed() {
             ttl: Duration::from_secs(5)
         })
     );
+    let limits = |text| parse(text).config.server.cache_limits();
+    assert_eq!(
+        limits(r#"{"server": {"lruCache": {"size": 500, "ttl": 5}}}"#),
+        CacheLimits {
+            hosts: 500,
+            max_age: Some(Duration::from_secs(5))
+        }
+    );
+    let default = CacheLimits {
+        hosts: 1_000_000,
+        max_age: None,
+    };
+    assert_eq!(limits("{}"), default);
+    assert_eq!(limits(r#"{"server": {"lruCache": null}}"#), default);
+    assert_eq!(
+        limits(r#"{"server": {"lruCache": {"ttl": 5}}}"#).hosts,
+        1_000_000
+    );
 }
 
 #[test]

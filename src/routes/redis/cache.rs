@@ -1,170 +1,241 @@
-//! The per-host lookup cache (pure): host → the whole answer of its last lookup, dropped when a
-//! key that answer was read from changes.
+//! The per-worker lookup cache (pure): host → its last answer, at most `capacity` hosts, evicted
+//! by CLOCK (second chance), each entry a host name plus a shared [`Template`].
+//!
+//! One store serves two uses. A *fresh* entry answers lookups without Redis; any entry, fresh or
+//! not, is the stale-if-error answer while Redis is unreachable. Freshness is a generation: an
+//! entry is fresh while its generation is the cache's. A change to a key the answer was read from
+//! makes the entries it touches stale; losing or regaining tracking makes every entry stale in
+//! one step, so nothing cached before an outage can hide a change made during it.
 //!
 //! A host's answer depends on `frontend:<c>` for each of its candidates `c` (the host, its
 //! wildcards, `*`) and on `dead:<host>`, all under the driver prefix. So no reverse index is
-//! needed: the changed key itself says which hosts to drop. `dead:<h>` and `frontend:<h>` drop
-//! `h`; `frontend:*.<suffix>` drops every host ending in `.<suffix>` (a superset of those whose
-//! candidates hold it); `frontend:*` and any key not understood drop everything.
+//! needed: the changed key itself says which hosts to touch. `dead:<h>` and `frontend:<h>` touch
+//! `h`; `frontend:*.<suffix>` touches every host ending in `.<suffix>` (a superset of those whose
+//! candidates hold it: one pass over the entries, for a rare write); `frontend:*` and any key not
+//! understood touch everything.
+//!
+//! Layout: the entries live in one `Vec` of slots (the CLOCK ring), and the index is a
+//! [`HashTable`] of 4-byte slot numbers hashed by the slot's host, so a host is stored once.
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
 
 use super::super::{DEAD_PREFIX, FRONTEND_PREFIX};
+use super::intern::{Interner, Template};
+use super::Answer;
 
-/// Most hosts kept by default: a memory bound, not a policy (an arbitrary host makes room).
-pub(crate) const MAX_HOSTS: usize = 100_000;
+/// The generation of an entry made stale on its own; the cache's generation is never this.
+const STALE: u32 = 0;
 
-pub(crate) struct HostCache<V> {
-    entries: HashMap<String, Entry<V>>,
+pub(crate) struct HostCache {
+    index: HashTable<u32>,
+    slots: Vec<Slot>,
+    hasher: RandomState,
+    capacity: usize,
+    /// The CLOCK hand: the next slot considered for eviction.
+    hand: usize,
+    generation: u32,
+    /// Longest an answer is served from the cache (`server.lruCache.ttl`), if any.
+    max_age: Option<Duration>,
+    /// Expiry times are stored as milliseconds after this instant.
+    origin: Instant,
+    templates: Interner,
     frontend_prefix: String,
     dead_prefix: String,
-    capacity: usize,
 }
 
-struct Entry<V> {
-    value: V,
-    /// When a key of the answer expires in Redis (its PTTL), the answer stops being valid.
-    expires: Option<Instant>,
+struct Slot {
+    host: Box<str>,
+    /// `None`: no frontend matched this host.
+    answer: Option<Arc<Template>>,
+    /// Milliseconds after `origin` when the answer stops being fresh; 0: never.
+    expires_ms: u64,
+    generation: u32,
+    /// Set by a hit; the CLOCK hand spares a referenced slot once, clearing the bit.
+    referenced: bool,
 }
 
-impl<V: Clone> HostCache<V> {
-    /// An empty cache for keys under the driver `prefix`, holding at most `capacity` hosts.
-    pub(crate) fn new(prefix: &str, capacity: usize) -> Self {
+impl HostCache {
+    /// An empty cache for keys under the driver `prefix`, holding at most `capacity` hosts (0:
+    /// cache nothing), each answer served at most `max_age` when given.
+    pub(crate) fn new(prefix: &str, capacity: usize, max_age: Option<Duration>) -> Self {
         Self {
-            entries: HashMap::new(),
+            index: HashTable::new(),
+            slots: Vec::new(),
+            hasher: RandomState::new(),
+            capacity,
+            hand: 0,
+            generation: STALE + 1,
+            max_age,
+            origin: Instant::now(),
+            templates: Interner::default(),
             frontend_prefix: format!("{prefix}{FRONTEND_PREFIX}"),
             dead_prefix: format!("{prefix}{DEAD_PREFIX}"),
-            capacity: capacity.max(1),
         }
     }
 
-    /// The cached answer for `host`, unless absent or expired at `now`.
-    pub(crate) fn get(&mut self, host: &str, now: Instant) -> Option<V> {
-        let entry = self.entries.get(host)?;
-        if entry.expires.is_some_and(|at| at <= now) {
-            self.entries.remove(host);
+    /// The fresh answer for `host` at `now`, if any (`Some(None)`: fresh "no frontend").
+    pub(crate) fn get(&mut self, host: &str, now: Instant) -> Option<Option<Answer>> {
+        let at = self.find(host)?;
+        let expired = {
+            let slot = &self.slots[at];
+            slot.expires_ms != 0 && slot.expires_ms <= self.millis(now)
+        };
+        let generation = self.generation;
+        let slot = &mut self.slots[at];
+        if slot.generation != generation {
             return None;
         }
-        Some(entry.value.clone())
-    }
-
-    pub(crate) fn insert(&mut self, host: &str, value: V, expires: Option<Instant>) {
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(host) {
-            if let Some(evicted) = self.entries.keys().next().cloned() {
-                self.entries.remove(&evicted);
-            }
+        if expired {
+            slot.generation = STALE;
+            return None;
         }
-        self.entries
-            .insert(host.to_owned(), Entry { value, expires });
+        slot.referenced = true;
+        Some(slot.answer.as_ref().map(|t| t.answer(host)))
     }
 
-    /// Drops every answer that depended on the Redis key `key` (prefix included).
+    /// The last answer known for `host`, fresh or not: what to serve while Redis is unreachable.
+    pub(crate) fn last_known(&self, host: &str) -> Option<Option<Answer>> {
+        let slot = &self.slots[self.find(host)?];
+        Some(slot.answer.as_ref().map(|t| t.answer(host)))
+    }
+
+    /// Records `answer` for `host`: fresh (valid until `expires`) when `fresh`, otherwise only
+    /// as its last known answer.
+    pub(crate) fn insert(
+        &mut self,
+        host: &str,
+        answer: &Option<Answer>,
+        fresh: bool,
+        expires: Option<Instant>,
+        now: Instant,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let expires = match (expires, self.max_age.map(|age| now + age)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let expires_ms = expires.map_or(0, |at| self.millis(at).max(1));
+        let answer = answer.as_ref().map(|a| self.templates.intern(host, a));
+        let generation = if fresh { self.generation } else { STALE };
+        if let Some(at) = self.find(host) {
+            let slot = &mut self.slots[at];
+            (slot.answer, slot.expires_ms, slot.generation) = (answer, expires_ms, generation);
+            return;
+        }
+        let slot = Slot {
+            host: host.into(),
+            answer,
+            expires_ms,
+            generation,
+            referenced: false,
+        };
+        let at = if self.slots.len() < self.capacity {
+            if self.slots.len() == self.slots.capacity() {
+                // Doubling, but never past the capacity the ring will have.
+                let more = self
+                    .slots
+                    .len()
+                    .max(16)
+                    .min(self.capacity - self.slots.len());
+                self.slots.reserve_exact(more);
+            }
+            self.slots.push(slot);
+            self.slots.len() - 1
+        } else {
+            let at = self.victim();
+            self.unindex(at);
+            self.slots[at] = slot;
+            at
+        };
+        let hash = self.hasher.hash_one(host);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, at as u32, |&i| {
+            hasher.hash_one(&*slots[i as usize].host)
+        });
+    }
+
+    /// Makes stale every answer that depended on the Redis key `key` (prefix included).
     pub(crate) fn invalidate(&mut self, key: &[u8]) {
         let Ok(key) = std::str::from_utf8(key) else {
-            return self.clear();
+            return self.make_all_stale();
         };
         if let Some(host) = key.strip_prefix(&self.dead_prefix) {
-            self.entries.remove(host);
+            self.make_stale(host);
         } else if let Some(name) = key.strip_prefix(&self.frontend_prefix) {
             if name == "*" {
-                self.clear();
+                self.make_all_stale();
             } else if let Some(suffix) = name.strip_prefix('*') {
                 // `suffix` starts with `.`: hosts below it, and a host literally named `name`.
-                self.entries
-                    .retain(|host, _| host != name && !host.ends_with(suffix));
+                for slot in &mut self.slots {
+                    if &*slot.host == name || slot.host.ends_with(suffix) {
+                        slot.generation = STALE;
+                    }
+                }
             } else {
-                self.entries.remove(name);
+                self.make_stale(name);
             }
         } else {
-            self.clear();
+            self.make_all_stale();
         }
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
+    /// Every entry stops being fresh; all stay as last known answers.
+    pub(crate) fn make_all_stale(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == STALE {
+            // After 2^32 steps an old entry could carry the new generation: reset them all.
+            self.slots.iter_mut().for_each(|s| s.generation = STALE);
+            self.generation = STALE + 1;
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.index.len()
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn filled(prefix: &str, hosts: &[&str]) -> HostCache<u32> {
-        let mut cache = HostCache::new(prefix, 100);
-        for (n, host) in hosts.iter().enumerate() {
-            cache.insert(host, n as u32, None);
+    fn make_stale(&mut self, host: &str) {
+        if let Some(at) = self.find(host) {
+            self.slots[at].generation = STALE;
         }
-        cache
     }
 
-    fn hosts(cache: &mut HostCache<u32>, all: &[&str]) -> Vec<String> {
-        let now = Instant::now();
-        all.iter()
-            .filter(|h| cache.get(h, now).is_some())
-            .map(|h| h.to_string())
-            .collect()
+    fn find(&self, host: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(host);
+        let slots = &self.slots;
+        let at = self
+            .index
+            .find(hash, |&i| &*slots[i as usize].host == host)?;
+        Some(*at as usize)
     }
 
-    const ALL: [&str; 5] = [
-        "a.example.com",
-        "b.example.com",
-        "example.com",
-        "x.org",
-        "*.org",
-    ];
-
-    #[test]
-    fn exact_and_dead_keys_drop_one_host_under_the_prefix() {
-        let mut cache = filled("p:", &ALL);
-        cache.invalidate(b"p:dead:a.example.com");
-        cache.invalidate(b"p:frontend:x.org");
-        assert_eq!(
-            hosts(&mut cache, &ALL),
-            ["b.example.com", "example.com", "*.org"]
-        );
-        cache.invalidate(b"p:dead:unknown.test");
-        assert_eq!(cache.len(), 3);
-        // A key outside the prefix is not understood: everything goes.
-        cache.invalidate(b"dead:b.example.com");
-        assert_eq!(cache.len(), 0);
-    }
-
-    #[test]
-    fn wildcards_drop_hosts_below_them_and_star_drops_all() {
-        let mut cache = filled("", &ALL);
-        cache.invalidate(b"frontend:*.example.com");
-        assert_eq!(hosts(&mut cache, &ALL), ["example.com", "x.org", "*.org"]);
-        cache.invalidate(b"frontend:*.org");
-        assert_eq!(hosts(&mut cache, &ALL), ["example.com"]);
-        cache.invalidate(b"frontend:*");
-        assert_eq!(cache.len(), 0);
-        let mut cache = filled("", &ALL);
-        cache.invalidate(&[0xff, 0xfe]);
-        assert_eq!(cache.len(), 0);
-    }
-
-    #[test]
-    fn entries_expire_and_size_is_bounded() {
-        let mut cache = HostCache::new("", 3);
-        let now = Instant::now();
-        cache.insert("a", 1, Some(now + Duration::from_secs(1)));
-        assert_eq!(cache.get("a", now), Some(1));
-        assert_eq!(cache.get("a", now + Duration::from_secs(1)), None);
-        assert_eq!(cache.len(), 0);
-        for (n, host) in ["a", "b", "c", "d"].iter().enumerate() {
-            cache.insert(host, n, None);
+    /// The slot to reuse: the first under the hand not referenced since the hand last passed.
+    fn victim(&mut self) -> usize {
+        loop {
+            let at = self.hand;
+            self.hand = (self.hand + 1) % self.slots.len();
+            let slot = &mut self.slots[at];
+            if !std::mem::take(&mut slot.referenced) {
+                return at;
+            }
         }
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.get("d", now), Some(3));
-        cache.insert("d", 9, None);
-        assert_eq!((cache.len(), cache.get("d", now)), (3, Some(9)));
+    }
+
+    fn unindex(&mut self, at: usize) {
+        let hash = self.hasher.hash_one(&*self.slots[at].host);
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {
+            entry.remove();
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
     }
 }

@@ -1,35 +1,40 @@
 //! One Redis server as seen by a worker: a connection kept up by a background task.
 //!
-//! The task connects (AUTH and SELECT come from the driver URL through [`redis::Client`]),
-//! reconnects with exponential backoff when a request reports the connection broken, and publishes
-//! the state on a `watch` channel. Requests never wait for a server known to be down: they only
-//! wait, within their own deadline, while a connection attempt is in flight. Every command is
-//! bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
+//! The task ([`reconnect::keep`]) finds the server (directly, or through Sentinel: see
+//! [`Locator`]), connects (AUTH and SELECT come from the driver URL through [`redis::Client`]),
+//! reconnects when a request reports the connection broken or Sentinel switched masters, and
+//! publishes the state on a `watch` channel. Requests never wait for a server known to be down,
+//! except for one prompt attempt when nothing listened at the last one (a restart in progress;
+//! see [`State::Down`]): they wait, within their own deadline, while an attempt is in flight.
+//! Every command is bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo as _, Pipeline};
-use tokio::sync::{mpsc, watch};
-use tokio::time::{sleep, timeout, timeout_at, Instant};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error};
 
-use super::url::RedisUrl;
+use super::reconnect::{self, Attempt, Ended, Health, Session};
+use super::sentinel::Locator;
+use crate::config::redis_url::Address;
+use crate::config::RedisUrl;
 
 /// Longest a request waits for one Redis answer (including waiting for a connection in flight).
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest one connection attempt may take, handshake (AUTH, SELECT) included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Reconnection backoff bounds: quick after a blip, at most a few seconds when Redis stays away.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 /// Cheap-to-clone handle on one server's connection.
 #[derive(Clone)]
 pub(crate) struct Link {
     state: watch::Receiver<State>,
     broken: mpsc::Sender<u64>,
+    /// Asks the keeper for an attempt now rather than after its backoff.
+    kick: Arc<Notify>,
 }
 
 #[derive(Clone)]
@@ -40,8 +45,10 @@ enum State {
         generation: u64,
         connection: MultiplexedConnection,
     },
-    /// The last attempt failed; the next one comes after a backoff.
-    Down,
+    /// Attempt number `attempt` failed; the next one comes after a backoff, or at once when a
+    /// request kicks (only when nothing listened: a restart in progress, where the next attempt
+    /// may well succeed and costs microseconds if not).
+    Down { attempt: u64, kickable: bool },
 }
 
 /// Why a command got no answer.
@@ -79,42 +86,94 @@ fn breaks_connection(e: &redis::RedisError) -> bool {
 impl Link {
     /// Starts keeping a connection to `url` in the background. Never blocks or fails: without a
     /// runtime or with a URL the client rejects, the link simply stays down (logged at error).
-    pub(crate) fn new(url: &RedisUrl) -> Self {
+    pub(crate) fn new(url: &RedisUrl, locator: Locator, health: Health) -> Self {
         let (state_tx, state) = watch::channel(State::Connecting);
         // A handful of reports is plenty: one is enough to trigger a reconnection.
         let (broken, broken_rx) = mpsc::channel(8);
-        match (client(url), tokio::runtime::Handle::try_current()) {
-            (Ok(client), Ok(runtime)) => {
-                runtime.spawn(keep(client, url.to_string(), state_tx, broken_rx));
+        let kick = Arc::new(Notify::new());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let session = LinkSession {
+                    url: url.clone(),
+                    locator,
+                    config: AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                        .set_response_timeout(Some(COMMAND_TIMEOUT)),
+                    server: url.to_string(),
+                    state: state_tx,
+                    broken: broken_rx,
+                    generation: 0,
+                    attempt: 0,
+                    kick: kick.clone(),
+                };
+                runtime.spawn(reconnect::keep(session, health));
             }
-            (Err(e), _) => {
-                error!(server = %url, error = %e, "invalid redis settings; routes unavailable");
-            }
-            (_, Err(_)) => error!(server = %url, "no async runtime; redis routes unavailable"),
+            Err(_) => error!(server = %url, "no async runtime; redis routes unavailable"),
         }
-        Self { state, broken }
+        Self {
+            state,
+            broken,
+            kick,
+        }
     }
 
-    /// Runs `pipe` (usually MULTI ... EXEC), bounded by [`COMMAND_TIMEOUT`].
+    /// Runs `pipe` (usually MULTI ... EXEC), bounded by [`COMMAND_TIMEOUT`]. A connection found
+    /// dead (a restart, seen first by this command) is reported and the command sent once more
+    /// on the keeper's next connection, so the restart costs no stale answer. Every pipeline we
+    /// send may run twice: reads, and dead marks (SADD, EXPIRE, PUBLISH) whose repeat is harmless.
     pub(crate) async fn query<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, LinkError> {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut state = self.state.clone();
-        let (generation, mut connection) = match timeout_at(
-            deadline,
-            state.wait_for(|s| !matches!(s, State::Connecting)),
-        )
-        .await
-        {
+        let (generation, connection) = self.connection(&mut state, None, deadline).await?;
+        match self.send(pipe, generation, connection, deadline).await {
+            Err(LinkError::Redis(e)) if breaks_connection(&e) => {
+                let (generation, connection) = self
+                    .connection(&mut state, Some(generation), deadline)
+                    .await?;
+                self.send(pipe, generation, connection, deadline).await
+            }
+            result => result,
+        }
+    }
+
+    /// The current connection, or the outcome of the attempt in flight (or of one kicked now, see
+    /// [`State::Down`]); never the connection of generation `dead`.
+    async fn connection(
+        &self,
+        state: &mut watch::Receiver<State>,
+        dead: Option<u64>,
+        deadline: Instant,
+    ) -> Result<(u64, MultiplexedConnection), LinkError> {
+        let usable = |s: &State| match s {
+            State::Connecting => false,
+            State::Up { generation, .. } => Some(*generation) != dead,
+            State::Down { .. } => true,
+        };
+        let current = match timeout_at(deadline, state.wait_for(usable)).await {
             Err(_) => return Err(LinkError::Timeout),
             Ok(Err(_)) => return Err(LinkError::Down),
-            Ok(Ok(current)) => match &*current {
-                State::Up {
-                    generation,
-                    connection,
-                } => (*generation, connection.clone()),
-                State::Connecting | State::Down => return Err(LinkError::Down),
-            },
+            Ok(Ok(current)) => current.clone(),
         };
+        match current {
+            State::Up {
+                generation,
+                connection,
+            } => Ok((generation, connection)),
+            State::Down {
+                attempt,
+                kickable: true,
+            } => self.kicked(state, attempt, deadline).await,
+            State::Connecting | State::Down { .. } => Err(LinkError::Down),
+        }
+    }
+
+    async fn send<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+        generation: u64,
+        mut connection: MultiplexedConnection,
+        deadline: Instant,
+    ) -> Result<T, LinkError> {
         let result = match timeout_at(deadline, pipe.query_async(&mut connection)).await {
             Err(_) => Err(LinkError::Timeout),
             Ok(Err(e)) => Err(LinkError::Redis(e)),
@@ -126,73 +185,121 @@ impl Link {
         }
         result
     }
+
+    /// Asks for an attempt now and waits (within `deadline`) for its outcome, so the first
+    /// request after Redis comes back reads the new server rather than its last known answer.
+    async fn kicked(
+        &self,
+        state: &mut watch::Receiver<State>,
+        failed: u64,
+        deadline: Instant,
+    ) -> Result<(u64, MultiplexedConnection), LinkError> {
+        self.kick.notify_one();
+        let outcome = timeout_at(
+            deadline,
+            state.wait_for(|s| match s {
+                State::Connecting => false,
+                State::Down { attempt, .. } => *attempt != failed,
+                State::Up { .. } => true,
+            }),
+        )
+        .await;
+        match outcome {
+            Err(_) => Err(LinkError::Timeout),
+            Ok(Err(_)) => Err(LinkError::Down),
+            Ok(Ok(current)) => match &*current {
+                State::Up {
+                    generation,
+                    connection,
+                } => Ok((*generation, connection.clone())),
+                State::Connecting | State::Down { .. } => Err(LinkError::Down),
+            },
+        }
+    }
 }
 
-/// A client for `url`: AUTH and SELECT come from the driver URL.
-pub(crate) fn client(url: &RedisUrl) -> redis::RedisResult<redis::Client> {
+/// A client for `address` with the AUTH and SELECT of the driver URL `url`.
+pub(crate) fn client(url: &RedisUrl, address: &Address) -> redis::RedisResult<redis::Client> {
     let mut settings = redis::RedisConnectionInfo::default().set_db(url.database);
     if let Some(password) = &url.password {
         settings = settings.set_password(password);
     }
-    let info = redis::ConnectionAddr::Tcp(url.host.clone(), url.port)
+    let info = redis::ConnectionAddr::Tcp(address.host.clone(), address.port)
         .into_connection_info()?
         .set_redis_settings(settings);
     redis::Client::open(info)
 }
 
-/// The background task: connect, publish, wait for a break report, repeat. Ends when every
-/// [`Link`] handle is dropped.
-async fn keep(
-    client: redis::Client,
+/// The command connection as a [`Session`] of the reconnect loop: while it is up, requests
+/// share it; a request that finds it broken reports so, and the loop reconnects at once.
+struct LinkSession {
+    url: RedisUrl,
+    locator: Locator,
+    config: AsyncConnectionConfig,
     server: String,
     state: watch::Sender<State>,
-    mut broken: mpsc::Receiver<u64>,
-) {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(COMMAND_TIMEOUT));
-    let mut backoff = MIN_BACKOFF;
-    let mut generation = 0;
-    loop {
-        let attempt = timeout(
-            CONNECT_TIMEOUT,
-            client.get_multiplexed_async_connection_with_config(&config),
-        );
-        let outcome = tokio::select! {
-            outcome = attempt => outcome,
-            () = state.closed() => return,
-        };
-        match outcome {
-            Ok(Ok(connection)) => {
-                generation += 1;
-                backoff = MIN_BACKOFF;
-                debug!(server = %server, "redis connected");
-                state.send_replace(State::Up {
-                    generation,
-                    connection,
-                });
-                loop {
-                    tokio::select! {
-                        report = broken.recv() => match report {
-                            Some(g) if g == generation => break,
-                            Some(_) => continue, // about an older connection
-                            None => return,
-                        },
-                        () = state.closed() => return,
-                    }
+    broken: mpsc::Receiver<u64>,
+    generation: u64,
+    attempt: u64,
+    kick: Arc<Notify>,
+}
+
+impl Session for LinkSession {
+    type Conn = MultiplexedConnection;
+
+    async fn connect(&mut self) -> Attempt<MultiplexedConnection> {
+        self.attempt += 1;
+        let (why, kickable) = match self.locator.locate().await {
+            Err(why) => (why, false),
+            Ok(address) => {
+                let attempt = async {
+                    client(&self.url, &address)?
+                        .get_multiplexed_async_connection_with_config(&self.config)
+                        .await
+                };
+                match timeout(CONNECT_TIMEOUT, attempt).await {
+                    Ok(Ok(connection)) => return Attempt::Connected(connection),
+                    Ok(Err(e)) => (e.to_string(), e.is_connection_refusal()),
+                    Err(_) => ("connect timed out".to_owned(), false),
                 }
-                debug!(server = %server, "redis connection broken; reconnecting");
-                state.send_replace(State::Connecting);
-                continue;
             }
-            Ok(Err(e)) => debug!(server = %server, error = %e, "redis connect failed"),
-            Err(_) => debug!(server = %server, "redis connect timed out"),
+        };
+        debug!(server = %self.server, error = %why, "redis connect failed");
+        self.state.send_replace(State::Down {
+            attempt: self.attempt,
+            kickable,
+        });
+        Attempt::Failed(why)
+    }
+
+    async fn serve(&mut self, connection: MultiplexedConnection) -> Ended {
+        self.generation += 1;
+        let generation = self.generation;
+        self.state.send_replace(State::Up {
+            generation,
+            connection,
+        });
+        loop {
+            tokio::select! {
+                report = self.broken.recv() => match report {
+                    Some(g) if g == generation => break,
+                    Some(_) => continue, // about an older connection
+                    None => return Ended::Gone,
+                },
+                () = self.state.closed() => return Ended::Gone,
+                () = self.locator.switched() => break,
+            }
         }
-        state.send_replace(State::Down);
-        tokio::select! {
-            () = sleep(backoff) => {}
-            () = state.closed() => return,
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        debug!(server = %self.server, "redis connection broken or master switched; reconnecting");
+        self.state.send_replace(State::Connecting);
+        Ended::Lost
+    }
+
+    fn is_gone(&self) -> bool {
+        self.state.is_closed()
+    }
+
+    async fn kicked(&self) {
+        self.kick.notified().await;
     }
 }

@@ -3,45 +3,53 @@
 //! It owns: the lookup transaction (one round trip, done only on a cache miss or while tracking
 //! is off), stale-if-error answers when Redis is unreachable, local dead marks, and the dead-mark
 //! write + `PUBLISH dead` to the write server. The transactions' wire format is in [`query`];
-//! connections live in [`link`]; the cache kept fresh by Redis's invalidation pushes in
-//! [`tracking`] and [`cache`]; the hchecker heartbeat in [`hchecker`].
+//! connections live in [`link`], kept up by the one reconnect loop of [`reconnect`] (which also
+//! tells the operator about outages); the cache kept fresh by Redis's invalidation pushes in
+//! [`tracking`] and [`cache`] (compact answers in [`intern`]); one lookup per host in flight in
+//! [`flight`]; the hchecker heartbeat in [`hchecker`].
 //!
 //! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
 //! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
 //! `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
 mod cache;
+#[cfg(test)]
+mod cache_tests;
+mod flight;
 mod hchecker;
+mod intern;
 mod link;
 mod query;
+mod reconnect;
 mod resp;
+mod sentinel;
 #[cfg(test)]
 pub(crate) mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
-pub(crate) mod url;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::dead::DeadMarks;
 use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
+use crate::config::{CacheLimits, RedisUrl};
+use flight::{Flights, Join};
 use hchecker::PassiveChecks;
 pub(crate) use link::client;
 use link::{Link, LinkError};
 use query::{answer, mark_pipeline, shortest_ttl};
-use tracking::{Check, Tracking};
-use url::RedisUrl;
+use reconnect::Health;
+use sentinel::Locator;
+use tracking::{Check, Ticket, Tracking};
 
-/// Most hosts whose last answer is kept for stale-if-error.
-const MAX_STALE_HOSTS: usize = 10_000;
 /// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per
 /// request. When full the set is cleared, which at worst logs each pair once more.
 const MAX_REPORTED: usize = 1_024;
@@ -60,9 +68,7 @@ struct Shared {
     passive: PassiveChecks,
     marks: DeadMarks,
     tracking: Tracking,
-    /// Last answer from Redis per host (dead set without local marks), for stale-if-error.
-    last_known: Mutex<HashMap<String, Option<Answer>>>,
-    unreachable: AtomicBool,
+    flights: Flights<Result<Option<Lookup>, RouteError>>,
     /// Set by a failed dead-mark write, so an outage warns once rather than per mark.
     write_failing: AtomicBool,
     reported: Mutex<HashSet<(String, String)>>,
@@ -80,18 +86,25 @@ impl RedisRoutes {
     /// background; pass the same URL twice for a single server. Never blocks nor fails: while
     /// Redis is down lookups answer [`RouteError::Unavailable`] and connections keep retrying.
     /// Must be called inside a tokio runtime (otherwise the source stays unavailable).
-    pub(crate) fn new(read: &RedisUrl, write: &RedisUrl, dead_ttl: Duration) -> Self {
-        let read_link = Link::new(read);
+    pub(crate) fn new(
+        read: &RedisUrl,
+        write: &RedisUrl,
+        dead_ttl: Duration,
+        cache: CacheLimits,
+    ) -> Self {
+        let read_health = Health::new(read);
+        let read_locator = Locator::new(read);
+        let read_link = Link::new(read, read_locator.clone(), read_health.clone());
         let write_link = if write == read {
             read_link.clone()
         } else {
-            Link::new(write)
+            Link::new(write, Locator::new(write), Health::new(write))
         };
         if !write.prefix.is_empty() && write.prefix != read.prefix {
             warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
         }
         let passive = PassiveChecks::watch(read_link.clone());
-        let tracking = Tracking::start(read, cache::MAX_HOSTS);
+        let tracking = Tracking::start(read, read_locator, read_health, cache.hosts, cache.max_age);
         Self {
             shared: Arc::new(Shared {
                 read: read_link,
@@ -101,8 +114,7 @@ impl RedisRoutes {
                 passive,
                 marks: DeadMarks::new(),
                 tracking,
-                last_known: Mutex::new(HashMap::new()),
-                unreachable: AtomicBool::new(false),
+                flights: Flights::new(),
                 write_failing: AtomicBool::new(false),
                 reported: Mutex::new(HashSet::new()),
             }),
@@ -174,21 +186,31 @@ impl RedisRoutes {
         reported.insert((key.to_owned(), entry.to_owned()))
     }
 
-    fn remember(&self, host: &str, answer: &Option<Answer>) {
-        let mut known = lock(&self.shared.last_known);
-        if let Some(previous) = known.get_mut(host) {
-            if previous != answer {
-                previous.clone_from(answer);
+    /// Reads `host` from Redis and records the answer (fresh under `ticket`); while Redis is
+    /// unreachable, answers with the last known one.
+    async fn read(&self, host: &str, ticket: Option<Ticket>) -> Result<Option<Lookup>, RouteError> {
+        let shared = &self.shared;
+        let sent = Instant::now();
+        match self.fetch(host, ticket.is_some()).await {
+            Ok((answer, ttl)) => {
+                let expires = ttl.map(|ttl| sent + ttl);
+                shared.tracking.store(ticket, host, &answer, expires);
+                Ok(self.to_lookup(host, answer))
             }
-            return;
-        }
-        if known.len() >= MAX_STALE_HOSTS {
-            // Any host will do: this bound is a memory guard, not a cache policy.
-            if let Some(evicted) = known.keys().next().cloned() {
-                known.remove(&evicted);
+            Err(e) => {
+                // Reachability is told by the reconnect loop ([`reconnect::Health`]), once per
+                // outage; other failures once per distinct error.
+                if !e.is_connection() && self.first_report("lookup error", &e.to_string()) {
+                    warn!(host = %host, error = %e, "redis lookup failed");
+                }
+                match shared.tracking.last_known(host) {
+                    Some(answer) => Ok(self.to_lookup(host, answer)),
+                    None => Err(RouteError::Unavailable {
+                        reason: e.to_string(),
+                    }),
+                }
             }
         }
-        known.insert(host.to_owned(), answer.clone());
     }
 
     fn to_lookup(&self, host: &str, answer: Option<Answer>) -> Option<Lookup> {
@@ -209,38 +231,23 @@ impl std::fmt::Debug for RedisRoutes {
 impl RouteSource for RedisRoutes {
     async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
         let shared = &self.shared;
-        let ticket = match shared.tracking.check(host) {
-            Check::Hit(answer) => return Ok(self.to_lookup(host, answer)),
-            Check::Miss(ticket) => Some(ticket),
-            Check::Off => None,
-        };
-        let sent = Instant::now();
-        match self.fetch(host, ticket.is_some()).await {
-            Ok((answer, ttl)) => {
-                if shared.unreachable.swap(false, Ordering::Relaxed) {
-                    info!("redis reachable again");
+        loop {
+            let ticket = match shared.tracking.check(host) {
+                Check::Hit(answer) => return Ok(self.to_lookup(host, answer)),
+                Check::Miss(ticket) => ticket,
+                // Without tracking nothing says whether a read in flight is still current.
+                Check::Off => return self.read(host, None).await,
+            };
+            match shared.flights.join(host, ticket) {
+                Join::Lead(leader) => {
+                    let outcome = self.read(host, Some(ticket)).await;
+                    leader.finish(outcome.clone());
+                    return outcome;
                 }
-                if let Some(ticket) = ticket {
-                    let expires = ttl.map(|ttl| sent + ttl);
-                    shared.tracking.store(ticket, host, &answer, expires);
-                }
-                self.remember(host, &answer);
-                Ok(self.to_lookup(host, answer))
-            }
-            Err(e) => {
-                if e.is_connection() {
-                    if !shared.unreachable.swap(true, Ordering::Relaxed) {
-                        warn!(error = %e, "redis unreachable; serving last known routes");
+                Join::Follow(flight) => {
+                    if let Some(outcome) = flight.outcome().await {
+                        return outcome;
                     }
-                } else if self.first_report("lookup error", &e.to_string()) {
-                    warn!(host = %host, error = %e, "redis lookup failed");
-                }
-                let stale = lock(&shared.last_known).get(host).cloned();
-                match stale {
-                    Some(answer) => Ok(self.to_lookup(host, answer)),
-                    None => Err(RouteError::Unavailable {
-                        reason: e.to_string(),
-                    }),
                 }
             }
         }

@@ -99,7 +99,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found.frontend.key, "*.example.com");
-        assert_eq!(found.frontend.id, "wild");
+        assert_eq!(&*found.frontend.id, "wild");
         assert_eq!(found.frontend.backend_count, 3);
         assert_eq!(found.dead, [2, 0]);
         assert_eq!(bad, ["*.example.com bogus"]);

@@ -1,8 +1,13 @@
-//! The little RESP (2 and 3) the tracking connection needs: encoding commands and decoding the
-//! replies and push messages from a byte buffer that may hold partial or several values (pure).
+//! The little RESP (2 and 3) the tracking connection and Sentinel need: encoding commands and
+//! decoding the replies and push messages from a byte buffer that may hold partial or several
+//! values (pure), plus [`read_value`], the one loop that reads a value from a stream.
 //!
 //! The redis crate has a parser, but behind its own connection task; the tracking connection
 //! reads its socket itself (see [`super::tracking`]), so it decodes here.
+
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 /// One decoded value. Aggregates of every kind (array, set, map, push) become [`Resp::Array`]
 /// or [`Resp::Push`]; scalars the tracking connection never looks at become [`Resp::Other`].
@@ -43,6 +48,27 @@ pub(crate) fn command(args: &[&str]) -> Vec<u8> {
 /// number of bytes it used.
 pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Resp, usize)>, Malformed> {
     parse_at(buf, 0, 0)
+}
+
+/// Reads the next value from `stream` into `buf` (which keeps any bytes past it); `Ok(None)` when
+/// the peer closed first. The one reader of request/reply exchanges on our own connections (the
+/// tracking handshake, Sentinel queries and subscriptions).
+pub(crate) async fn read_value<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<Resp>> {
+    loop {
+        let parsed = parse(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        if let Some((value, used)) = parsed {
+            buf.drain(..used);
+            return Ok(Some(value));
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await? {
+            0 => return Ok(None),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 /// If `value` is a key invalidation push, the keys it names; `Some(None)` means every key

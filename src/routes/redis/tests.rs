@@ -11,6 +11,10 @@ use super::*;
 
 pub(super) const TTL: Duration = Duration::from_secs(30);
 pub(super) const DEADLINE: Duration = Duration::from_secs(10);
+pub(super) const LIMITS: CacheLimits = CacheLimits {
+    hosts: 1_000,
+    max_age: None,
+};
 
 /// A throwaway `redis-server`, killed and waited on when dropped.
 pub(crate) struct RedisServer {
@@ -150,7 +154,7 @@ pub(super) async fn id_of(routes: &RedisRoutes, host: &str) -> Option<String> {
         .lookup(host)
         .await
         .unwrap()
-        .map(|l| l.frontend.id.clone())
+        .map(|l| l.frontend.id.to_string())
 }
 
 /// Subscribes to the `dead` channel with a raw connection and waits for `message`.
@@ -199,7 +203,7 @@ async fn lookup_tries_exact_then_wildcards_then_star() {
     .await;
     run::<()>(&mut conn, &["RPUSH", "frontend:*", "star", "http://h:3"]).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     assert_eq!(
         id_of(&routes, "www.example.com").await.as_deref(),
         Some("exact")
@@ -252,9 +256,9 @@ async fn password_database_and_prefix_are_applied() {
         prefix: "hp:".into(),
         ..url
     };
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     let lookup = routes.lookup("a.test").await.unwrap().unwrap();
-    assert_eq!(lookup.frontend.id, "prefixed");
+    assert_eq!(&*lookup.frontend.id, "prefixed");
     assert_eq!(lookup.frontend.key, "a.test");
     assert_eq!(lookup.dead, [1]);
 }
@@ -269,7 +273,7 @@ async fn mark_dead_writes_dead_set_with_ttl_and_publishes() {
         prefix: "p:".into(),
         ..redis.url("")
     };
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     let lookup = routes.lookup("pub.local").await.unwrap().unwrap();
     let mut channel = DeadChannel::subscribe(redis.port).await;
 
@@ -299,7 +303,7 @@ async fn fresh_hchecker_ping_stops_dead_set_writes_but_not_publish() {
     let now = now.as_secs().to_string();
     run::<()>(&mut conn, &["SET", "hchecker_ping", &now]).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     let deadline = Instant::now() + DEADLINE;
     while routes.passive_checks() {
         assert!(
@@ -334,7 +338,7 @@ async fn unreachable_redis_serves_known_hosts_and_recovers_after_restart() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     assert_eq!(id_of(&routes, "known.test").await.as_deref(), Some("known"));
 
     redis.kill();

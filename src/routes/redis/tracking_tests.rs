@@ -1,9 +1,10 @@
 //! Real-Redis tests of the lookup cache: every kind of write invalidates it, it survives neither a
-//! restart nor a Redis that refuses tracking, and a hit costs Redis nothing.
+//! restart nor a Redis that refuses tracking, a hit costs Redis nothing, and concurrent misses for
+//! one host cost one lookup.
 
 use std::time::{Duration, Instant};
 
-use super::tests::{id_of, run, RedisServer, DEADLINE, TTL};
+use super::tests::{id_of, run, RedisServer, DEADLINE, LIMITS, TTL};
 use super::*;
 
 type Conn = redis::aio::MultiplexedConnection;
@@ -56,7 +57,7 @@ async fn every_write_to_a_watched_key_invalidates_the_cached_lookup() {
         prefix: "p:".into(),
         ..redis.url("")
     };
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     wait_for_tracking(&routes, true).await;
     let c = &mut conn;
     run::<()>(c, &["RPUSH", "p:frontend:a.test", "a", "http://h:1"]).await;
@@ -103,7 +104,7 @@ async fn own_dead_marks_apply_at_once_to_cached_answers() {
     let redis = RedisServer::start(&[]).await;
     let mut conn = redis.connection(0).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     wait_for_tracking(&routes, true).await;
     run::<()>(
         &mut conn,
@@ -129,7 +130,7 @@ async fn restart_drops_the_cache_and_tracking_resumes() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     wait_for_tracking(&routes, true).await;
     assert_eq!(id_of(&routes, "r.test").await.as_deref(), Some("before"));
 
@@ -178,7 +179,7 @@ async fn redis_refusing_tracking_is_queried_per_request() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     for expected in ["one", "two", "three"] {
         run::<()>(&mut conn, &["LSET", "frontend:n.test", "0", expected]).await;
         assert_eq!(id_of(&routes, "n.test").await.as_deref(), Some(expected));
@@ -187,6 +188,39 @@ async fn redis_refusing_tracking_is_queried_per_request() {
         assert_eq!(transactions(&mut conn).await, before + 1);
     }
     assert!(!routes.shared.tracking.is_on());
+}
+
+#[tokio::test]
+async fn concurrent_cold_misses_for_one_host_send_one_lookup() {
+    let redis = RedisServer::start(&[]).await;
+    let mut conn = redis.connection(0).await;
+    for host in ["a.test", "b.test"] {
+        run::<()>(
+            &mut conn,
+            &["RPUSH", &format!("frontend:{host}"), host, "http://h:1"],
+        )
+        .await;
+    }
+    let url = redis.url("");
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
+    wait_for_tracking(&routes, true).await;
+    let before = transactions(&mut conn).await;
+    let lookups: Vec<_> = (0..20)
+        .map(|n| {
+            let (routes, host) = (routes.clone(), ["a.test", "b.test"][n % 2]);
+            tokio::spawn(async move { (host, id_of(&routes, host).await) })
+        })
+        .collect();
+    for lookup in lookups {
+        let (host, id) = lookup.await.unwrap();
+        assert_eq!(id.as_deref(), Some(host));
+    }
+    assert_eq!(
+        transactions(&mut conn).await - before,
+        2,
+        "one lookup per host reached redis"
+    );
+    assert_eq!(routes.shared.flights.len(), 0);
 }
 
 /// The tightest form of the race: the lookup follows the write's acknowledgement in the same
@@ -201,7 +235,7 @@ async fn lookup_right_after_the_acknowledgement_is_fresh() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
     wait_for_tracking(&routes, true).await;
     for i in 1..=5_000 {
         let id = i.to_string();
@@ -235,7 +269,7 @@ async fn lookup_cost() {
         )
         .await;
         let url = redis.url("");
-        let routes = RedisRoutes::new(&url, &url, TTL);
+        let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
         if std::ptr::eq(redis, &tracked) {
             wait_for_tracking(&routes, true).await;
         }

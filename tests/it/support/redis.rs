@@ -19,10 +19,27 @@ pub(crate) struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// More `redis-server` arguments (e.g. `--replicaof`).
+    args: Vec<String>,
 }
 
 impl RedisServer {
     pub(crate) fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// A replica of `master`, once its replication link is up.
+    pub(crate) fn start_replica_of(master: &RedisServer) -> RedisServer {
+        let port = master.port.to_string();
+        let replica = Self::start_with(&["--replicaof", "127.0.0.1", &port]);
+        wait_until(READY_TIMEOUT, "the replica's link to its master", || {
+            let info: String = replica.query(&["INFO", "replication"]);
+            info.contains("master_link_status:up")
+        });
+        replica
+    }
+
+    fn start_with(args: &[&str]) -> RedisServer {
         assert!(
             Path::new(REDIS_SERVER).exists(),
             "{REDIS_SERVER} is missing; install it with: apt-get install -y redis-server"
@@ -32,6 +49,7 @@ impl RedisServer {
             port: 0,
             dir,
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         for _ in 0..5 {
             server.port = free_port();
@@ -64,6 +82,15 @@ impl RedisServer {
         }
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`, as the proxy names this server in its log.
+    pub(crate) fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
     /// `redis://127.0.0.1:<port>`, the proxy's `driver`.
     pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -83,6 +110,19 @@ impl RedisServer {
         }
         cmd.query(&mut self.connection())
             .unwrap_or_else(|e| panic!("redis {args:?}: {e}"))
+    }
+
+    /// Runs one command; `None` if the server could not answer (while Sentinel reconfigures it).
+    pub(crate) fn try_query<T: ::redis::FromRedisValue>(&self, args: &[&str]) -> Option<T> {
+        let mut cmd = ::redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        let client = ::redis::Client::open(self.url()).ok()?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .ok()?;
+        cmd.query(&mut connection).ok()
     }
 
     pub(crate) fn rpush(&self, key: &str, values: &[&str]) {
@@ -169,6 +209,7 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("redis log"))
             .stderr(log)
@@ -249,7 +290,7 @@ impl Drop for Subscription {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("free port").port()
 }

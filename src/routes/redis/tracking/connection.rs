@@ -1,0 +1,179 @@
+//! The tracking connection itself: the handshake (`HELLO 3`, `CLIENT TRACKING ON BCAST`), following
+//! its pushes and heartbeat, and the [`Session`] the reconnect loop keeps up. What the pushes
+//! do to the cache is the parent module's.
+
+use std::io::{self, Write as _};
+use std::sync::{Arc, Mutex, Weak};
+
+use socket2::SockRef;
+use tokio::io::{AsyncWriteExt as _, Interest};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tracing::{debug, info};
+
+use super::super::reconnect::{Attempt, Ended, Session};
+use super::super::resp::{self, Resp};
+use super::super::sentinel::Locator;
+use super::{State, CONNECT_TIMEOUT, HEARTBEAT, REFUSED_BACKOFF};
+use crate::config::redis_url::Address;
+use crate::config::RedisUrl;
+use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("connection closed")]
+    Closed,
+    /// Redis answered with an error: too old for RESP3 or tracking, or refused the password.
+    #[error("redis refused: {0}")]
+    Refused(String),
+}
+
+/// The tracking connection as a [`Session`] of the reconnect loop; gone with the last
+/// [`Tracking`] handle.
+pub(super) struct TrackingSession {
+    pub(super) url: RedisUrl,
+    pub(super) locator: Locator,
+    pub(super) state: Weak<Mutex<State>>,
+    pub(super) refused_logged: bool,
+}
+
+impl Session for TrackingSession {
+    type Conn = (TcpStream, Vec<u8>);
+
+    async fn connect(&mut self) -> Attempt<Self::Conn> {
+        let address = match self.locator.locate().await {
+            Ok(address) => address,
+            Err(why) => return Attempt::Failed(why),
+        };
+        let why = match timeout(CONNECT_TIMEOUT, handshake(&self.url, &address)).await {
+            Ok(Ok(connected)) => {
+                self.refused_logged = false;
+                return Attempt::Connected(connected);
+            }
+            Ok(Err(HandshakeError::Refused(reply))) => {
+                if !self.refused_logged {
+                    info!(reply = %reply, "redis tracking unavailable; querying per request");
+                    self.refused_logged = true;
+                }
+                return Attempt::Refused {
+                    retry_after: REFUSED_BACKOFF,
+                };
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "connect timed out".to_owned(),
+        };
+        debug!(error = %why, "redis tracking connect failed");
+        Attempt::Failed(why)
+    }
+
+    async fn serve(&mut self, (socket, leftover): Self::Conn) -> Ended {
+        let socket = Arc::new(socket);
+        let Some(shared) = self.state.upgrade() else {
+            return Ended::Gone;
+        };
+        let generation = lock(&shared).install(socket.clone(), leftover);
+        drop(shared);
+        follow(&socket, &self.state, generation, &mut self.locator).await;
+        if self.is_gone() {
+            Ended::Gone
+        } else {
+            Ended::Lost
+        }
+    }
+
+    fn is_gone(&self) -> bool {
+        self.state.strong_count() == 0
+    }
+}
+
+/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes, on
+/// the server at `address`. Returns the stream and any bytes read past the last reply.
+async fn handshake(
+    url: &RedisUrl,
+    address: &Address,
+) -> Result<(TcpStream, Vec<u8>), HandshakeError> {
+    let mut stream = TcpStream::connect((address.host.as_str(), address.port)).await?;
+    stream.set_nodelay(true)?;
+    let mut hello = vec!["HELLO", "3"];
+    if let Some(password) = &url.password {
+        hello.extend(["AUTH", "default", password]);
+    }
+    let frontend = format!("{}{FRONTEND_PREFIX}", url.prefix);
+    let dead = format!("{}{DEAD_PREFIX}", url.prefix);
+    let track = ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &frontend];
+    let track = [&track[..], &["PREFIX", &dead]].concat();
+    let mut buf = Vec::new();
+    for command in [hello, track] {
+        stream.write_all(&resp::command(&command)).await?;
+        match resp::read_value(&mut stream, &mut buf).await? {
+            None => return Err(HandshakeError::Closed),
+            Some(Resp::Error(reply)) => return Err(HandshakeError::Refused(reply)),
+            Some(_) => {}
+        }
+    }
+    Ok((stream, buf))
+}
+
+/// Applies pushes as they come and pings, until tracking is lost or every handle is gone.
+async fn follow(
+    socket: &TcpStream,
+    state: &Weak<Mutex<State>>,
+    generation: u64,
+    locator: &mut Locator,
+) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            ready = socket.readable() => {
+                let Some(shared) = state.upgrade() else { return };
+                let mut current = lock(&shared);
+                if !current.is_current(generation) {
+                    return;
+                }
+                match ready {
+                    // Drain inside `try_io`, whose `WouldBlock` clears tokio's readiness flag
+                    // unless bytes came in meanwhile.
+                    Ok(()) => {
+                        let _ = socket.try_io(Interest::READABLE, || {
+                            current.sync();
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    Err(_) => current.lose("poll failed"),
+                }
+                if !current.is_current(generation) {
+                    return;
+                }
+            }
+            () = locator.switched() => {
+                if let Some(shared) = state.upgrade() {
+                    lock(&shared).lose("master switched");
+                }
+                return;
+            }
+            _ = heartbeat.tick() => {
+                let Some(shared) = state.upgrade() else { return };
+                let mut current = lock(&shared);
+                if !current.is_current(generation) || !current.sync() {
+                    return;
+                }
+                if current.awaiting_pong {
+                    current.lose("no answer to ping");
+                    return;
+                }
+                let ping = resp::command(&["PING"]);
+                match { &*SockRef::from(socket) }.write(&ping) {
+                    Ok(n) if n == ping.len() => current.awaiting_pong = true,
+                    _ => {
+                        current.lose("ping failed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Server-assisted client-side caching: a dedicated RESP3 connection in `CLIENT TRACKING ON BCAST`
+//! mode for the `frontend:` and `dead:` prefixes, and the host cache it keeps fresh.
+//!
+//! Freshness: Redis queues an invalidation push while it runs the write, before the writer's reply.
+//! Both go out in the same event-loop turn, but to two sockets, so our task may not have read the
+//! push when the writer's next request reaches the proxy. So a lookup never trusts the cache
+//! before draining, synchronously, whatever the tracking socket already holds (one non-blocking
+//! `recv` straight on the socket, bypassing tokio's cached readiness, which lags on a busy
+//! current-thread runtime). An answer read from Redis is cached only if no invalidation, loss or
+//! reconnection happened between sending the read and storing it (the epoch of a [`Ticket`]).
+//! What remains is the gap between Redis's two `write`s of that turn (for a single command the
+//! writer's reply goes first): a client would have to read its reply and reach the proxy within
+//! those microseconds. `tests/it/freshness.rs` (thousands of write-then-request rounds) never
+//! sees it; closing it for certain would cost a round trip per request.
+//!
+//! Without tracking (Redis < 6, connection lost, reconnecting) nothing is fresh and lookups go to
+//! Redis each time; the task ([`reconnect::keep`]) reconnects and caching resumes once tracking is
+//! back.
+//! A ping every [`HEARTBEAT`] detects a silent connection. The connection itself (handshake,
+//! following, reconnection) is [`connection`]'s.
+
+mod connection;
+
+use std::io::{self, Read as _};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::cache::HostCache;
+use super::reconnect::{self, Health};
+use super::resp::{self, Malformed, Resp};
+use super::sentinel::Locator;
+use super::Answer;
+use crate::config::RedisUrl;
+use crate::routes::lock;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Retry delay after Redis refused tracking (too old, or a bad password).
+const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
+/// Interval of the liveness ping; a ping still unanswered at the next one means the link is lost.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Most unparsed bytes held; past it the stream is deemed broken.
+const MAX_BUFFERED: usize = 16 << 20;
+
+/// Cheap-to-clone handle on a worker's tracking state.
+#[derive(Clone)]
+pub(crate) struct Tracking {
+    state: Arc<Mutex<State>>,
+}
+
+/// What the cache says about a host.
+pub(crate) enum Check {
+    /// A fresh answer.
+    Hit(Option<Answer>),
+    /// Not cached: read Redis, then [`Tracking::store`] with this ticket.
+    Miss(Ticket),
+    /// Tracking is off: read Redis, then [`Tracking::store`] without a ticket (the answer is
+    /// kept as the host's last known one, never served as fresh).
+    Off,
+}
+
+/// The epoch when a read was sent; storing its answer is refused if anything happened since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+#[cfg(test)]
+impl Ticket {
+    pub(crate) fn at(epoch: u64) -> Self {
+        Self(epoch)
+    }
+}
+
+struct State {
+    /// The tracking connection, while tracking is on.
+    socket: Option<Arc<TcpStream>>,
+    buf: Vec<u8>,
+    cache: HostCache,
+    /// Bumped by every invalidation, connection and loss.
+    epoch: u64,
+    /// Bumped by every new connection, so the task knows whether its socket is still the one.
+    generation: u64,
+    awaiting_pong: bool,
+}
+
+impl Tracking {
+    /// Starts the tracking connection to `url` in the background, caching at most `capacity`
+    /// hosts, each answer at most `max_age` when given. Without a runtime tracking stays off and every lookup reads Redis.
+    pub(crate) fn start(
+        url: &RedisUrl,
+        locator: Locator,
+        health: Health,
+        capacity: usize,
+        max_age: Option<Duration>,
+    ) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            socket: None,
+            buf: Vec::new(),
+            cache: HostCache::new(&url.prefix, capacity, max_age),
+            epoch: 0,
+            generation: 0,
+            awaiting_pong: false,
+        }));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let session = connection::TrackingSession {
+                url: url.clone(),
+                locator,
+                state: Arc::downgrade(&state),
+                refused_logged: false,
+            };
+            runtime.spawn(reconnect::keep(session, health));
+        }
+        Self { state }
+    }
+
+    /// Looks `host` up in the cache after applying every invalidation already received.
+    pub(crate) fn check(&self, host: &str) -> Check {
+        let mut state = self.lock();
+        if !state.sync() {
+            return Check::Off;
+        }
+        match state.cache.get(host, Instant::now()) {
+            Some(answer) => Check::Hit(answer),
+            None => Check::Miss(Ticket(state.epoch)),
+        }
+    }
+
+    /// Records `answer` for `host`: fresh until `expires` when read under a `ticket` and no
+    /// invalidation (or loss of tracking) came in since; otherwise as its last known answer.
+    pub(crate) fn store(
+        &self,
+        ticket: Option<Ticket>,
+        host: &str,
+        answer: &Option<Answer>,
+        expires: Option<Instant>,
+    ) {
+        let mut state = self.lock();
+        let fresh = state.sync() && ticket.is_some_and(|t| t.0 == state.epoch);
+        state
+            .cache
+            .insert(host, answer, fresh, expires, Instant::now());
+    }
+
+    /// The last answer read for `host`, however old: served while Redis is unreachable.
+    pub(crate) fn last_known(&self, host: &str) -> Option<Option<Answer>> {
+        self.lock().cache.last_known(host)
+    }
+
+    /// True while answers are cached (for tests).
+    #[cfg(test)]
+    pub(crate) fn is_on(&self) -> bool {
+        self.lock().sync()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+impl State {
+    /// Reads and applies whatever the socket holds. False when tracking is (now) off.
+    fn sync(&mut self) -> bool {
+        let Some(socket) = &self.socket else {
+            return false;
+        };
+        if let Err(why) = read_available(&SockRef::from(&**socket), &mut self.buf) {
+            self.lose(why);
+            return false;
+        }
+        if let Err(why) = self.apply() {
+            self.lose(why);
+            return false;
+        }
+        true
+    }
+
+    fn apply(&mut self) -> Result<(), &'static str> {
+        let mut at = 0;
+        while let Some((value, used)) =
+            resp::parse(&self.buf[at..]).map_err(|Malformed| "malformed push")?
+        {
+            at += used;
+            match resp::invalidation(&value) {
+                Some(keys) => {
+                    self.epoch += 1;
+                    match keys {
+                        Some(keys) => keys.iter().for_each(|key| self.cache.invalidate(key)),
+                        None => self.cache.make_all_stale(),
+                    }
+                }
+                None if value == Resp::Text(b"PONG".to_vec()) => self.awaiting_pong = false,
+                None => debug!(reply = ?value, "unexpected reply on the tracking connection"),
+            }
+        }
+        self.buf.drain(..at);
+        Ok(())
+    }
+
+    fn install(&mut self, socket: Arc<TcpStream>, leftover: Vec<u8>) -> u64 {
+        self.socket = Some(socket);
+        self.buf = leftover;
+        self.cache.make_all_stale();
+        self.epoch += 1;
+        self.generation += 1;
+        self.awaiting_pong = false;
+        info!("redis tracking enabled");
+        self.generation
+    }
+
+    fn lose(&mut self, why: &'static str) {
+        if self.socket.take().is_some() {
+            warn!(reason = why, "redis tracking lost; querying per request");
+        }
+        self.buf = Vec::new();
+        self.cache.make_all_stale();
+        self.epoch += 1;
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.socket.is_some() && self.generation == generation
+    }
+}
+
+/// Appends what `socket` holds right now to `buf` (never waits). Reads the socket itself rather
+/// than through tokio, whose readiness flag may not know yet about bytes already received.
+fn read_available(socket: &socket2::Socket, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match { socket }.read(&mut chunk) {
+            Ok(0) => return Err("connection closed"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err("read failed"),
+        }
+        if buf.len() > MAX_BUFFERED {
+            return Err("push too large");
+        }
+    }
+}
