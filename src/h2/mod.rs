@@ -1,10 +1,12 @@
 //! The HTTP/2 front end: hyper serves the connection (TLS with ALPN `h2`, or h2c prior
 //! knowledge) and calls [`serve`] per request. A request is routed and sent through the proxy's
 //! one attempt loop as HTTP/1.1 over the worker's backend pool (`request`), and the answer is
-//! streamed back (`body`), its access log line written when it ends.
+//! streamed back (`body`), its access log line written when it ends. A WebSocket opened with an
+//! extended CONNECT (RFC 8441) is tunnelled to the backend as an HTTP/1.1 Upgrade (`websocket`).
 
 pub(crate) mod body;
 pub(crate) mod request;
+mod websocket;
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -31,6 +33,9 @@ pub(crate) async fn serve<S: RouteSource>(
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let debug = request.headers().contains_key(headers::X_DEBUG);
+    if websocket::is_websocket(&request) {
+        return websocket::serve(proxy, conn, request).await;
+    }
     if request.method() == http::Method::CONNECT {
         // A reverse proxy tunnels to no address a client names.
         let mut refused = Response::new(ResponseBody::full(Bytes::new()));
@@ -54,6 +59,7 @@ pub(crate) async fn serve<S: RouteSource>(
         parts: &parts,
         payload,
         timeout: proxy.response_timeout,
+        upgrade: false,
     };
     match proxy.forward(&route, logged, &mut exchange).await {
         Outcome::Answered(Answered {

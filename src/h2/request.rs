@@ -49,14 +49,16 @@ pub(crate) struct Request<'a> {
     pub(crate) payload: Payload,
     /// `tcpTimeout`: a backend (or a client's body) that stops moving for this long fails.
     pub(crate) timeout: Duration,
+    /// A WebSocket opened over HTTP/2: a 101 is the answer hoped for.
+    pub(crate) upgrade: bool,
 }
 
 impl Exchange for Request<'_> {
     fn asked(&self) -> Asked {
         Asked {
             head: self.parts.method == http::Method::HEAD,
-            // HTTP/2 has no upgrades: a 101 from the backend is an error.
-            upgrade: false,
+            // Other HTTP/2 requests have no upgrades: a 101 from the backend is an error.
+            upgrade: self.upgrade,
         }
     }
 

@@ -64,7 +64,9 @@ pub(super) async fn serve<S: RouteSource, R>(
     http2
         .timer(TokioTimer::new())
         .keep_alive_interval(proxy.idle_timeout)
-        .keep_alive_timeout(proxy.idle_timeout);
+        .keep_alive_timeout(proxy.idle_timeout)
+        // WebSocket over HTTP/2 (RFC 8441): extended CONNECT is offered in SETTINGS.
+        .enable_connect_protocol();
     let graceful = Rc::new(GracefulShutdown::new());
     let connections = Connections::default();
     let shared = Rc::new(Shared {

@@ -24,6 +24,8 @@ mod freshness;
 #[cfg(test)]
 mod h2;
 #[cfg(test)]
+mod h2_websocket;
+#[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
 mod http1;

@@ -1,0 +1,176 @@
+//! WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol websocket` becomes an
+//! HTTP/1.1 Upgrade to the backend, through the same attempt loop as any request. When the
+//! backend answers 101, the client gets a 200 and its HTTP/2 stream is spliced with the backend
+//! connection, as an HTTP/1.1 tunnel is.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::body::ResponseBody;
+use super::request::{self as h2_request, Payload};
+use super::{generated, host_of, logged_request, prepare_for_backend, response_head};
+use crate::error_page::Generated;
+use crate::proxy::backend::write_within;
+use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy, Routed};
+use crate::routes::RouteSource;
+use crate::wire::headers;
+
+/// Whether `request` is an extended CONNECT for a WebSocket (RFC 8441 §4).
+pub(super) fn is_websocket(request: &Request<Incoming>) -> bool {
+    request.method() == Method::CONNECT
+        && request
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Serves one WebSocket over HTTP/2: routes it, opens it on a backend as an HTTP/1.1 Upgrade,
+/// and splices once the backend accepted.
+pub(super) async fn serve<S: RouteSource>(
+    proxy: Rc<Proxy<S>>,
+    conn: Rc<ClientConnection>,
+    mut request: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let debug = request.headers().contains_key(headers::X_DEBUG);
+    let route = match proxy.route(host_of(&request), debug).await {
+        Routed::Ping => return generated(Generated::ping()),
+        Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
+        Routed::Found(route) => route,
+    };
+    let upgrade = hyper::upgrade::on(&mut request);
+    let (mut parts, _) = request.into_parts();
+    let logged = logged_request(&proxy, &parts, conn.peer);
+    parts.method = Method::GET;
+    prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
+    // The HTTP/1.1 handshake HTTP/2 leaves out (RFC 8441 §5): the backend answers our key, and
+    // its answer to it is ours to check, not the client's.
+    parts.headers.remove(header::CONNECTION);
+    parts.headers.remove(header::SEC_WEBSOCKET_KEY);
+    parts
+        .headers
+        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(key) = HeaderValue::from_str(&handshake_key()) {
+        parts.headers.insert(header::SEC_WEBSOCKET_KEY, key);
+    }
+    let mut exchange = h2_request::Request {
+        parts: &parts,
+        payload: Payload::Replayable(Bytes::new()),
+        timeout: proxy.response_timeout,
+        upgrade: true,
+    };
+    match proxy.forward(&route, logged, &mut exchange).await {
+        Outcome::Answered(Answered {
+            answer,
+            debug,
+            line,
+            ..
+        }) if answer.head.status == 101 => {
+            let mut head = response_head(&answer);
+            head.status = StatusCode::OK;
+            for name in [
+                header::SEC_WEBSOCKET_ACCEPT,
+                header::UPGRADE,
+                header::CONNECTION,
+            ] {
+                head.headers.remove(name);
+            }
+            if let Some(debug) = &debug {
+                headers::add_debug(&mut head.headers, debug);
+            }
+            // A tunnel's line is written when the answer is sent, with 0 bytes.
+            if let Some(line) = line {
+                line.write(0);
+            }
+            let early = answer.buf[answer.head.len..].to_vec();
+            let backend = answer.stream.into_tunnel();
+            let proxy = proxy.clone();
+            tokio::task::spawn_local(async move {
+                let _open = proxy.tunnels.enter();
+                let Ok(upgraded) = upgrade.await else {
+                    return;
+                };
+                let mut client = TokioIo::new(upgraded);
+                let mut backend = backend;
+                if !early.is_empty() && !write_within(&mut client, &early, proxy.idle_timeout).await
+                {
+                    return;
+                }
+                tunnel::splice_streams(&mut client, &mut backend, proxy.response_timeout).await;
+            });
+            Response::from_parts(head, ResponseBody::full(Bytes::new()))
+        }
+        // Any other answer is the backend's refusal: the client gets it as it is.
+        Outcome::Answered(Answered {
+            answer,
+            debug,
+            line,
+            ..
+        }) => {
+            let mut head = response_head(&answer);
+            if let Some(debug) = &debug {
+                headers::add_debug(&mut head.headers, debug);
+            }
+            let mut body = ResponseBody::backend(answer, false, proxy.idle_timeout);
+            if let Some(line) = line {
+                body.log_on_drop(Box::new(line));
+            }
+            Response::from_parts(head, body)
+        }
+        Outcome::Failed { error, line } => {
+            let mut response = generated(proxy.error_answer(error, debug));
+            if let Some(line) = line {
+                response.body_mut().log_on_drop(Box::new(line));
+            }
+            response
+        }
+        Outcome::Client(_) => generated(proxy.error_answer(
+            crate::proxy::error::ProxyError::BackendIo { replayable: false },
+            debug,
+        )),
+    }
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1).
+fn handshake_key() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: [u8; 16] = rand::random();
+    let mut key = String::with_capacity(24);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                key.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                key.push('=');
+            }
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_keys_are_sixteen_random_bytes_in_base64() {
+        let key = handshake_key();
+        assert_eq!(key.len(), 24, "{key}");
+        assert!(key.ends_with("=="), "{key}");
+        assert!(key[..22]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
+        assert_ne!(key, handshake_key());
+    }
+}
