@@ -134,20 +134,28 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
         let mut decoder = Decoder::default();
         loop {
             let available = &self.client.buf()[head.len..];
-            let (take, done) = match remaining.as_mut() {
+            let (take, pass, done) = match remaining.as_mut() {
                 Some(left) => {
                     let take = (*left).min(available.len() as u64) as usize;
                     *left -= take as u64;
-                    (take, *left == 0)
+                    (take, take, *left == 0)
                 }
                 None => {
                     let progress = decoder
                         .advance(available, |_| {})
                         .map_err(|_| SendError::Client(ClientFailure::InvalidBody))?;
-                    (progress.consumed, progress.done)
+                    (progress.consumed, progress.pass, progress.done)
                 }
             };
-            if !write_within(backend, &available[..take], idle).await {
+            // A chunked body's trailer section is held back by the decoder and sent at its end,
+            // checked and without framing fields.
+            let trailers = match (done, remaining) {
+                (true, None) => decoder.trailer_section(),
+                _ => &[],
+            };
+            if !write_within(backend, &available[..pass], idle).await
+                || !write_within(backend, trailers, idle).await
+            {
                 return Err(SendError::Backend { sent: true });
             }
             self.client.consume(head.len..head.len + take);
@@ -183,7 +191,16 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
         let mut out = buffers::take();
         encode::request_for_backend(&mut out, buf, head, self.forwarded, self.keep_alive);
         if let Body::Buffered { end } = self.body {
-            out.extend_from_slice(&buf[head.len..end]);
+            let body = &buf[head.len..end];
+            match head.framing {
+                // Trailers go on checked and without framing fields (`wire::chunked`).
+                Framing::Chunked if Decoder::copy_whole(body, &mut out).is_err() => {
+                    buffers::give_back(out);
+                    return Err(SendError::Client(ClientFailure::InvalidBody));
+                }
+                Framing::Chunked => {}
+                Framing::Length(_) => out.extend_from_slice(body),
+            }
         }
         let written = write_within(&mut stream.stream, &out, self.response_timeout).await;
         buffers::give_back(out);

@@ -147,8 +147,9 @@ impl BodyRelay {
         }
     }
 
-    /// Walks `input`, a piece of the body: what of it goes to the client is either its first
-    /// `pass` bytes as they are, or (decoding chunks) the payload appended to `out`.
+    /// Walks `input`, a piece of the body: what of it goes to the client is its first `pass`
+    /// bytes as they are, then what was appended to `out` (decoded payload, or the end of a
+    /// chunked body with its rewritten trailers).
     pub(crate) fn take(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Taken, InvalidChunk> {
         let (pass, done) = match self.framing {
             response::Framing::Empty => (0, true),
@@ -170,9 +171,18 @@ impl BodyRelay {
                     }
                 })?;
                 self.bytes = self.decoder.payload;
-                let pass = if dechunk { 0 } else { progress.consumed };
                 self.overran |= progress.consumed < input.len();
-                (pass, progress.done)
+                match (dechunk, progress.done) {
+                    (true, _) => (0, progress.done),
+                    (false, false) => (progress.pass, false),
+                    // The trailer section goes on checked and without framing fields, after
+                    // the chunks: both in `out`.
+                    (false, true) => {
+                        out.extend_from_slice(&input[..progress.pass]);
+                        out.extend_from_slice(self.decoder.trailer_section());
+                        (0, true)
+                    }
+                }
             }
         };
         if self.framing != response::Framing::Chunked {

@@ -55,10 +55,17 @@ pub(crate) fn request_for_backend(
     if let (false, Some(authority)) = (head.has_host_field(), authority) {
         field(out, b"Host", authority);
     }
+    let mut length_sent = false;
     for f in &head.fields {
         // The proxy answers `100-continue` itself and sends the body at once.
         let expect = f.kind == Kind::Expect && head.expects_continue;
-        if !expect && fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers) {
+        // Equal `Content-Length` fields were accepted as one: the backend gets that one.
+        let repeated_length =
+            f.kind == Kind::ContentLength && std::mem::replace(&mut length_sent, true);
+        if !expect
+            && !repeated_length
+            && fields::is_forwarded(f, &head.fields, buf, head.connection.lists_headers)
+        {
             field(out, f.name(buf), f.value(buf));
         }
     }
@@ -79,7 +86,9 @@ pub(crate) fn request_for_backend(
         }
     }
     if head.framing == Framing::Chunked {
-        transfer_encoding(out, &head.fields, buf);
+        // The client's fields said exactly this (`request` accepts nothing else); written anew
+        // so that its spelling and spacing never reach a backend that reads them differently.
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     match head.upgrade(buf) {
         Some(protocol) => {
@@ -241,7 +250,7 @@ pub(crate) fn refusal(out: &mut Vec<u8>, status: StatusCode) {
 /// `100 Continue`, sent before reading the body of a request that expects it.
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// The message's own `Transfer-Encoding` fields, as they came: the codings they name (gzip,
+/// A response's own `Transfer-Encoding` fields, as they came: the codings they name (gzip,
 /// then chunked) stay on the body that passes through.
 fn transfer_encoding(out: &mut Vec<u8>, fields: &[fields::Field], buf: &[u8]) {
     for f in fields.iter().filter(|f| f.kind == Kind::TransferEncoding) {

@@ -197,13 +197,15 @@ pub(crate) fn is_forwarded(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct BodyFields {
     pub(crate) length: Option<u64>,
-    /// Some `Transfer-Encoding` field is present.
-    pub(crate) coded: bool,
+    /// `Transfer-Encoding` fields seen (saturating).
+    pub(crate) codings: u8,
     /// The last transfer coding is `chunked`.
     pub(crate) chunked: bool,
+    /// Every `Transfer-Encoding` value is exactly `chunked`: the one coding a request may have.
+    pub(crate) only_chunked: bool,
 }
 
-/// A `Content-Length` that is not a number, or two that disagree.
+/// A `Content-Length` that is not a number below 2^63, or two that disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BadLength;
 
@@ -219,24 +221,38 @@ impl BodyFields {
                 self.length = Some(n);
             }
             Kind::TransferEncoding => {
-                self.coded = true;
+                let exact = trim(value).eq_ignore_ascii_case(b"chunked");
+                self.only_chunked = exact && (self.codings == 0 || self.only_chunked);
+                self.codings = self.codings.saturating_add(1);
                 self.chunked = ends_with_chunked(value);
             }
             _ => {}
         }
         Ok(())
     }
+
+    /// Some `Transfer-Encoding` field is present.
+    pub(crate) fn coded(&self) -> bool {
+        self.codings > 0
+    }
 }
 
-/// Parses a `Content-Length` value: digits only (RFC 9110 §8.6).
+/// Largest `Content-Length` (and chunk size) accepted: 2^63 - 1. A larger one would read as
+/// negative to a signed parser further on, and no body is that long.
+pub(crate) const MAX_LENGTH: u64 = i64::MAX as u64;
+
+/// Parses a `Content-Length` value: digits only (RFC 9110 §8.6), at most `MAX_LENGTH`.
 pub(crate) fn content_length(value: &[u8]) -> Option<u64> {
     let value = trim(value);
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    value.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    value
+        .iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .filter(|&n| n <= MAX_LENGTH)
 }
 
 /// Whether a `Transfer-Encoding` value ends with `chunked`, the only coding a proxy must know.
@@ -298,9 +314,14 @@ mod tests {
         assert_eq!(body.add(Kind::ContentLength, b"6"), Err(BadLength));
         body.add(Kind::TransferEncoding, b"gzip, chunked").unwrap();
         assert_eq!(
-            (body.length, body.coded, body.chunked),
-            (Some(5), true, true)
+            (body.length, body.coded(), body.chunked, body.only_chunked),
+            (Some(5), true, true, false)
         );
+        let mut twice = BodyFields::default();
+        twice.add(Kind::TransferEncoding, b"Chunked ").unwrap();
+        assert!(twice.only_chunked);
+        twice.add(Kind::TransferEncoding, b"chunked").unwrap();
+        assert!(twice.only_chunked && twice.codings == 2);
     }
 
     #[test]
@@ -311,6 +332,8 @@ mod tests {
         assert_eq!(content_length(b"-1"), None);
         assert_eq!(content_length(b""), None);
         assert_eq!(content_length(b"99999999999999999999"), None);
+        assert_eq!(content_length(b"9223372036854775807"), Some(MAX_LENGTH));
+        assert_eq!(content_length(b"9223372036854775808"), None);
         assert!(ends_with_chunked(b"gzip, Chunked"));
         assert!(!ends_with_chunked(b"chunked, gzip"));
     }

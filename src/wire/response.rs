@@ -49,6 +49,12 @@ impl ResponseHead {
             .allow_spaces_after_header_name_in_responses(true)
             .parse_response(&mut response, buf);
         let len = match parsed {
+            // A bare LF ends a field for httparse and for many clients, not for others: a value
+            // with one in it would reach the client as two fields (header injection), or as
+            // one it reads differently. Only CRLF-ended heads pass; the rest are a 502.
+            Ok(httparse::Status::Complete(len)) if has_bare_lf(&buf[..len]) => {
+                return Err(InvalidResponse)
+            }
             Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
             Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
             Ok(httparse::Status::Complete(_)) => return Err(InvalidResponse),
@@ -87,11 +93,13 @@ impl ResponseHead {
             }
             head.fields.push(field);
         }
-        head.coded = body.coded;
-        let bodiless = head_request || (100..200).contains(&status) || matches!(status, 204 | 304);
+        // RFC 9112 §6.1, RFC 9110 §8.6: no body framing on a 1xx or 204, and no transfer
+        // coding on a 304 either (there is no body it could describe to this client).
+        head.coded = body.coded() && !unframed_status(status) && status != 304;
+        let bodiless = head_request || unframed_status(status) || status == 304;
         // RFC 9112 §6.3: Transfer-Encoding wins over Content-Length; an unknown coding reads
         // until close.
-        head.framing = match (bodiless, body.coded, body.chunked, body.length) {
+        head.framing = match (bodiless, body.coded(), body.chunked, body.length) {
             (true, ..) => Framing::Empty,
             (false, true, true, _) => Framing::Chunked,
             (false, true, false, _) => Framing::UntilClose,
@@ -117,15 +125,21 @@ impl ResponseHead {
     }
 
     /// The fields that reach the client, whatever its protocol: not hop-by-hop, not named by
-    /// `Connection`, and no `Content-Length` beside a transfer coding (RFC 9112 §6.3).
+    /// `Connection`, no `Content-Length` beside a transfer coding (RFC 9112 §6.3) or on a 1xx or
+    /// 204 (RFC 9110 §8.6), and one `Content-Length` where the backend repeated the same.
     pub(crate) fn client_fields<'a>(
         &'a self,
         buf: &'a [u8],
     ) -> impl Iterator<Item = &'a Field> + 'a {
+        let mut length_sent = false;
+        let no_length = self.coded || unframed_status(self.status);
         self.fields.iter().filter(move |field| {
-            let meaningless = field.kind == Kind::ContentLength && self.coded;
-            !meaningless
-                && fields::is_forwarded(field, &self.fields, buf, self.connection.lists_headers)
+            if field.kind == Kind::ContentLength
+                && (no_length || std::mem::replace(&mut length_sent, true))
+            {
+                return false;
+            }
+            fields::is_forwarded(field, &self.fields, buf, self.connection.lists_headers)
         })
     }
 
@@ -133,6 +147,18 @@ impl ResponseHead {
     pub(crate) fn is_interim(&self) -> bool {
         (100..200).contains(&self.status) && self.status != 101
     }
+}
+
+/// Statuses whose answers never carry body framing (RFC 9112 §6.1, RFC 9110 §8.6).
+fn unframed_status(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204
+}
+
+/// Whether some line of `head` ends in a LF without a CR before it.
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }
 
 #[cfg(test)]
@@ -193,6 +219,44 @@ mod tests {
         assert!(parse(buf, false).retry_after);
         assert!(parse(b"HTTP/1.1 100 Continue\r\n\r\n", false).is_interim());
         assert!(parse(b"HTTP/1.1 200\r\n\r\n", false).reason(b"").is_empty());
+    }
+
+    fn client_field_names(text: &[u8]) -> Vec<String> {
+        let head = parse(text, false);
+        let names = head
+            .client_fields(text)
+            .map(|f| f.name(text).to_ascii_lowercase());
+        names.map(|n| String::from_utf8(n).unwrap()).collect()
+    }
+
+    #[test]
+    fn bodiless_statuses_keep_no_framing_and_lengths_go_once() {
+        let no_content = b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\
+            Content-Length: 0\r\nX-A: a\r\n\r\n";
+        assert!(!parse(no_content, false).coded);
+        assert_eq!(client_field_names(no_content), ["x-a"]);
+        let not_modified = b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(!parse(not_modified, false).coded);
+        let twice = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\ncontent-length: 2\r\n\r\nok";
+        assert_eq!(client_field_names(twice), ["content-length"]);
+        let head_answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(
+            parse(head_answer, true).coded,
+            "a HEAD answer describes the GET's"
+        );
+    }
+
+    #[test]
+    fn bare_lf_in_a_head_is_refused() {
+        for text in [
+            &b"HTTP/1.1 200 OK\r\nX-A: a\nSet-Cookie: evil\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+        ] {
+            assert_eq!(
+                ResponseHead::parse(text, false).unwrap_err(),
+                InvalidResponse
+            );
+        }
     }
 
     #[test]
