@@ -42,6 +42,11 @@ pub(crate) async fn serve<S: RouteSource>(
         *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         return refused;
     }
+    if is_ambiguous(&request) {
+        let mut refused = Response::new(ResponseBody::full(Bytes::new()));
+        *refused.status_mut() = StatusCode::BAD_REQUEST;
+        return refused;
+    }
     let route = match proxy.route(host_of(&request), debug).await {
         Routed::Ping => return generated(Generated::ping()),
         Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
@@ -136,6 +141,28 @@ fn generated(answer: Generated) -> Response<ResponseBody> {
     builder
         .body(body)
         .unwrap_or_else(|_| fallback_response(answer.status))
+}
+
+/// A request that routing and the backend could read two ways, malformed under RFC 9113 §8.3.1:
+/// two `host` fields (routing takes the first, a backend may take the last and serve another
+/// tenant), a `host` that names another authority than `:authority` (compared ASCII
+/// case-insensitively, ports as written), or `:path *` on anything but OPTIONS.
+fn is_ambiguous(request: &Request<Incoming>) -> bool {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return true;
+    }
+    let authority = request.uri().authority();
+    if let (Some(host), Some(authority)) = (host, authority) {
+        if !host
+            .as_bytes()
+            .eq_ignore_ascii_case(authority.as_str().as_bytes())
+        {
+            return true;
+        }
+    }
+    request.uri().path() == "*" && request.method() != http::Method::OPTIONS
 }
 
 /// `Host`, or the authority of an HTTP/2 (or absolute-form) request.

@@ -6,6 +6,8 @@
 #[cfg(test)]
 mod access_log;
 #[cfg(test)]
+mod answer_framing;
+#[cfg(test)]
 mod backend_streams;
 #[cfg(test)]
 mod config;
@@ -24,6 +26,8 @@ mod freshness;
 #[cfg(test)]
 mod h2;
 #[cfg(test)]
+mod h2_hosts;
+#[cfg(test)]
 mod h2_websocket;
 #[cfg(test)]
 mod hipache_suite;
@@ -35,6 +39,8 @@ mod layering;
 mod processes;
 #[cfg(test)]
 mod redis_outage;
+#[cfg(test)]
+mod request_framing;
 #[cfg(test)]
 mod route_cli;
 #[cfg(test)]
