@@ -10,3 +10,6 @@ pub(crate) mod fields;
 pub mod headers;
 pub(crate) mod request;
 pub(crate) mod response;
+
+#[cfg(test)]
+mod properties;
