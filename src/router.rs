@@ -58,6 +58,9 @@ pub fn candidates(host: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

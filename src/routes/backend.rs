@@ -112,6 +112,9 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), BackendUrlErr
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
