@@ -33,6 +33,11 @@ pub(crate) async fn serve<S: RouteSource>(
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let debug = request.headers().contains_key(headers::X_DEBUG);
+    if is_ambiguous(&request) {
+        let mut refused = Response::new(ResponseBody::full(Bytes::new()));
+        *refused.status_mut() = StatusCode::BAD_REQUEST;
+        return refused;
+    }
     if websocket::is_websocket(&request) {
         return websocket::serve(proxy, conn, request).await;
     }
@@ -40,11 +45,6 @@ pub(crate) async fn serve<S: RouteSource>(
         // A reverse proxy tunnels to no address a client names.
         let mut refused = Response::new(ResponseBody::full(Bytes::new()));
         *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        return refused;
-    }
-    if is_ambiguous(&request) {
-        let mut refused = Response::new(ResponseBody::full(Bytes::new()));
-        *refused.status_mut() = StatusCode::BAD_REQUEST;
         return refused;
     }
     let route = match proxy.route(host_of(&request), debug).await {
