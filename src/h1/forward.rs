@@ -154,7 +154,7 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
                 _ => &[],
             };
             if !write_within(backend, &available[..pass], idle).await
-                || !write_within(backend, trailers, idle).await
+                || !(trailers.is_empty() || write_within(backend, trailers, idle).await)
             {
                 return Err(SendError::Backend { sent: true });
             }
