@@ -24,6 +24,8 @@ fn statuses(hipache: &Hipache, requests: Vec<hyper::Request<Empty<Bytes>>>) -> V
             .await
             .expect("http/2 handshake with hipache");
         tokio::spawn(connection);
+        // The server's SETTINGS (extended CONNECT) have arrived.
+        sender.ready().await.expect("http/2 connection ready");
         let mut statuses = Vec::new();
         for request in requests {
             let response = sender.send_request(request).await.expect("http/2 response");
@@ -78,4 +80,24 @@ fn ambiguous_http2_targets_get_400_and_reach_no_backend() {
     let paths: Vec<_> = one.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/c", "/d"]);
     assert_eq!(two.request_count(), 0);
+}
+
+#[test]
+fn a_websocket_over_http2_with_two_hosts_gets_400_and_reaches_no_backend() {
+    let redis = RedisServer::start();
+    let (one, two) = (Backend::named("one"), Backend::named("two"));
+    redis.frontend("one.test", "one", &[&one.url()]);
+    redis.frontend("two.test", "two", &[&two.url()]);
+    let hipache = Hipache::start(Config::redis(&redis));
+    let uri = "http://one.test/chat".parse::<Uri>().unwrap();
+    let mut connect = request(Method::CONNECT, uri, &["one.test", "two.test"]);
+    let version = HeaderValue::from_static("13");
+    connect
+        .headers_mut()
+        .insert("sec-websocket-version", version);
+    let websocket = hyper::ext::Protocol::from_static("websocket");
+    connect.extensions_mut().insert(websocket);
+
+    assert_eq!(statuses(&hipache, vec![connect]), [400]);
+    assert_eq!(one.request_count() + two.request_count(), 0);
 }
