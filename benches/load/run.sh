@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Load benchmark: wrk straight to an origin, through nginx and through hipache, on loopback,
-# interleaved (A B C A B C) so that noise from a shared machine hits every target alike, and
-# every figure printed as a ratio against nginx measured in the same run. See README.md here.
+# Load benchmark: wrk straight to an origin, through nginx, HAProxy and hipache, on loopback,
+# interleaved (A B C D A B C D) so that noise from a shared machine hits every target alike, and
+# every figure printed as a ratio against nginx and HAProxy measured in the same run. See
+# README.md here.
 #
 # Environment (defaults in brackets):
 #   DURATION [10]  seconds measured per wrk run      WARMUP [2]  seconds of discarded warm-up
 #   ROUNDS [2]     interleaved rounds                WORKERS [nproc]  nginx and hipache workers
-#   PROFILES ["ka64 ka256 close scale mem"]          QUICK=1  2 s runs, 1 round (smoke check)
+#   PROFILES ["ka64 ka256 close scale mem busy https-ka64 https-close ws"]
+#   QUICK=1  2 s runs, 1 round (smoke check)
 #   WRK_THREADS [2]  FRONTENDS [100000]  IDLE_CONNS [1000]  ACCESS_LOG [on|off]
 #   NGINX_KEEPALIVE [64]  HIPACHE_BIN [build with cargo]  RESULTS_TSV [file for raw per-run rows]
 #   PERF_OUT [unset]  a file: record hipache with perf during round 1's ka64 run, write the report
@@ -14,6 +16,8 @@
 #                  "hipache 100000 hosts")
 #   SCALE_WARMUP [60; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
+#   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048]  WS_CONNS [10000]  WS_ECHO_CONNS [64]
+#   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +34,13 @@ ROUNDS=${ROUNDS:-2}
 IDLE_HOLD=${IDLE_HOLD:-4}
 WORKERS=${WORKERS:-$(nproc)}
 WRK_THREADS=${WRK_THREADS:-2}
-PROFILES=${PROFILES:-ka64 ka256 close scale mem}
+PROFILES=${PROFILES:-ka64 ka256 close scale mem busy https-ka64 https-close ws}
+BUSY_CONNS=${BUSY_CONNS:-1000}
+TLS_KEY=${TLS_KEY:-ecdsa}
+WS_CONNS=${WS_CONNS:-10000}
+WS_ECHO_CONNS=${WS_ECHO_CONNS:-64}
+WS_DEPTH=${WS_DEPTH:-16}
+WS_SIZE=${WS_SIZE:-32}
 FRONTENDS=${FRONTENDS:-100000}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 ACCESS_LOG=${ACCESS_LOG:-on}
@@ -47,12 +57,18 @@ die() {
     exit 1
 }
 
-for value in "$DURATION" "$WARMUP" "$ROUNDS" "$WORKERS" "$WRK_THREADS" "$FRONTENDS" "$IDLE_CONNS"; do
+for value in "$DURATION" "$WARMUP" "$ROUNDS" "$WORKERS" "$WRK_THREADS" "$FRONTENDS" "$IDLE_CONNS" \
+    "$BUSY_CONNS" "$WS_CONNS" "$WS_ECHO_CONNS" "$WS_DEPTH" "$WS_SIZE"; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
 for profile in $PROFILES; do
-    case $profile in ka64 | ka256 | close | scale | mem) ;; *) die "unknown profile '$profile'" ;; esac
+    case $profile in
+    ka64 | ka256 | close | scale | mem | busy | https-ka64 | https-close | ws) ;;
+    *) die "unknown profile '$profile'" ;;
+    esac
 done
+[[ $TLS_KEY == ecdsa || $TLS_KEY == rsa2048 ]] || die "TLS_KEY must be ecdsa or rsa2048"
+((WS_SIZE > 0 && WS_SIZE < 126)) || die "WS_SIZE must be 1..125 bytes"
 [[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG must be on or off"
 
 # ---------------------------------------------------------------------------------------------
@@ -73,13 +89,19 @@ export PATH="$PATH:/usr/sbin:/sbin" # nginx lives in /usr/sbin
 need redis-server redis-server
 need redis-cli redis-tools
 need nginx nginx
+need haproxy haproxy
+need openssl openssl
 need wrk wrk
 need curl curl
 need python3 python3
 [[ -z $PERF_OUT ]] || need perf linux-perf
 
-# 1,000 idle connections plus wrk's need more descriptors than the usual 1024.
+# 1,000 idle connections plus wrk's need more descriptors than the usual 1024; WS_CONNS tunnels
+# need two per tunnel in each proxy (client and origin side).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [[ " $PROFILES " == *" ws "* ]] && (($(ulimit -n) < 2 * WS_CONNS + 512)); then
+    die "WS_CONNS=$WS_CONNS needs $((2 * WS_CONNS + 512)) file descriptors per proxy, the limit here is $(ulimit -n) (hard: $(ulimit -Hn)): lower WS_CONNS or raise the hard limit (ulimit -Hn as root, or the container's nofile limit)"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Processes we start, stopped (TERM, then KILL) and their temp dir removed on any exit.
@@ -87,6 +109,9 @@ WORK=$(mktemp -d -t hipache-bench.XXXXXX)
 declare -a PIDS=()
 # Set by start_redis, start_nginx (through printf -v) and start_hipache.
 REDIS_PORT='' PID_redis='' PORT_origin='' PID_origin='' PORT_nginx='' PID_nginx='' PORT_hipache='' PID_hipache=''
+# Set by start_haproxy, start_ws_origin (targets.sh) and start_proxies.
+PORT_haproxy='' PID_haproxy='' PORT_ws='' PID_ws='' TLS_PORT_nginx='' TLS_PORT_haproxy='' TLS_PORT_hipache=''
+WS_RUNNING=0
 
 stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
     local pid=$1 i
@@ -169,28 +194,33 @@ start_nginx() { # start_nginx NAME TEMPLATE [KEY=VALUE...]: sets PORT_<NAME> and
 }
 
 start_hipache() { # sets PORT_hipache and PID_hipache
-    local dir=$WORK/hipache pid address access_log=null i
+    local dir=$WORK/hipache pid address tls_address access_log=null i
     mkdir -p "$dir"
     [[ $ACCESS_LOG == on ]] && access_log="\"$dir/access.log\""
     fill "$HERE/hipache.json.in" "$dir/config.json" WORKERS="$WORKERS" ACCESS_LOG="$access_log" \
-        REDIS_PORT="$REDIS_PORT"
+        REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/tls/key.pem" TLS_CERT="$WORK/tls/cert.pem"
     "$HIPACHE_BIN" --config "$dir/config.json" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     pid=$!
     PIDS+=("$pid")
     address=
     for ((i = 0; i < 200; i++)); do
-        address=$(sed -n 's/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' "$dir/stderr.log" | head -1)
-        [[ -n $address ]] && break
+        address=$(grep -v https "$dir/stderr.log" | sed -n 's/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' | head -1)
+        tls_address=$(grep https "$dir/stderr.log" | sed -n 's/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' | head -1)
+        [[ -n $address && -n $tls_address ]] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    [[ -n $address ]] || die "hipache logged no 'listening on ... address=' line: $(tail -5 "$dir/stderr.log")"
+    [[ -n $address && -n $tls_address ]] ||
+        die "hipache logged no 'listening on ... address=' line for http and https: $(tail -5 "$dir/stderr.log")"
     PORT_hipache=${address##*:}
+    TLS_PORT_hipache=${tls_address##*:}
     PID_hipache=$pid
     wait_for 10 "hipache ping" answers "$PORT_hipache" __ping__ ok ||
         die "hipache does not answer Host: __ping__ on $address: $(tail -5 "$dir/stderr.log")"
     wait_for 10 "hipache route" answers "$PORT_hipache" "$HOST" hello ||
         die "hipache does not route $HOST to the origin: $(tail -5 "$dir/stderr.log")"
+    wait_for 10 "hipache TLS" answers_tls "$TLS_PORT_hipache" "$HOST" hello ||
+        die "hipache does not answer over TLS on $tls_address: $(tail -5 "$dir/stderr.log")"
 }
 
 stop_target() { # stop_target PID: stops it and forgets it
@@ -204,9 +234,23 @@ start_proxies() {
     local access_log="access_log off;"
     [[ $ACCESS_LOG == on ]] && access_log="access_log $WORK/nginx/access.log combined buffer=64k flush=100ms;"
     # Same batching as hipache's writer: a 64 KiB buffer flushed at least every 100 ms.
+    TLS_PORT_nginx=$(free_port)
     start_nginx nginx "$HERE/nginx-proxy.conf.in" ORIGIN_PORT="$PORT_origin" \
-        KEEPALIVE="$NGINX_KEEPALIVE" ACCESS_LOG="$access_log"
+        KEEPALIVE="$NGINX_KEEPALIVE" ACCESS_LOG="$access_log" TLS_PORT="$TLS_PORT_nginx" \
+        TLS_CERT="$WORK/tls/cert.pem" TLS_KEY="$WORK/tls/key.pem" WS_PORT="$PORT_ws" \
+        CONNECTIONS="$(proxy_connections)"
+    wait_for 10 "nginx TLS" answers_tls "$TLS_PORT_nginx" "$HOST" hello ||
+        die "nginx does not answer over TLS on port $TLS_PORT_nginx: $(tail -5 "$WORK/nginx/error.log")"
+    start_haproxy
     start_hipache
+}
+
+restart_proxies() { # fresh processes: nothing earlier profiles allocated counts
+    stop_target "$PID_hipache"
+    stop_target "$PID_haproxy"
+    stop_target "$PID_nginx"
+    start_proxies
+    scale_warm=0 # fresh workers, empty lookup caches
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -246,24 +290,35 @@ sample_rss() { # sample_rss PID OUT: writes the peak RSS seen to OUT every 0.2 s
     done
 }
 
-# One wrk run (wrk options, then optionally -- and the Lua script's arguments); appends a row to $WORK/results.tsv:
-# profile round target conns req/s p50_us p99_us errors non2xx peak_rss_kib cpu_us_per_req requests
-# redis_cpu_us_per_req
+# One wrk run (wrk options, then optionally -- and the Lua script's arguments): the warm-up, then
+# measure_run. PORT is a port on 127.0.0.1 (http) or a base URL (https://127.0.0.1:N).
 measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
-    local profile=$1 round=$2 target=$3 conns=$4 port=$5 pid=$6 out sampler ticks line
-    local requests duration p50 p99 errors non2xx redis_ticks
+    local profile=$1 round=$2 target=$3 conns=$4 port=$5 pid=$6 url
     shift 6
+    url="http://127.0.0.1:$port/"
+    [[ $port == *://* ]] && url="$port/"
     # wrk wants the URL before the `--` that starts the Lua script's own arguments.
     local -a args=(-t "$WRK_THREADS" -c "$conns" --timeout 5s)
     while (($# > 0)) && [[ $1 != -- ]]; do
         args+=("$1")
         shift
     done
-    args+=("http://127.0.0.1:$port/" "$@")
-    out=$WORK/wrk.out
+    args+=("$url" "$@")
     if ((WARMUP > 0)); then
         timeout $((WARMUP + 30)) wrk -d "${WARMUP}s" "${args[@]}" >/dev/null 2>&1 || true
     fi
+    measure_run "$profile" "$round" "$target" "$conns" "$pid" wrk -d "${DURATION}s" "${args[@]}"
+}
+
+# One measured run of a load COMMAND that prints report.lua's RESULT line (wrk, ws_client.py);
+# appends a row to $WORK/results.tsv:
+# profile round target conns req/s p50_us p99_us errors non2xx peak_rss_kib cpu_us_per_req requests
+# redis_cpu_us_per_req rss_before_kib
+measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
+    local profile=$1 round=$2 target=$3 conns=$4 pid=$5 out sampler ticks line before
+    local requests duration p50 p99 errors non2xx redis_ticks
+    shift 5
+    out=$WORK/wrk.out
     local perf_pid=''
     if [[ -n $PERF_OUT && $profile == "$PERF_PROFILE" && $target == "$PERF_TARGET" && $round == 1 ]]; then
         # cpu-clock, not cycles: hardware counters are often missing in VMs. DWARF unwinding,
@@ -275,13 +330,14 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
             -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
         perf_pid=$!
     fi
+    before=$(rss_kib "$pid")
     sample_rss "$pid" "$WORK/rss.peak" &
     sampler=$!
     ticks=$(cpu_ticks "$pid")
     redis_ticks=$(cpu_ticks "$PID_redis")
-    if ! timeout $((DURATION + 60)) wrk -d "${DURATION}s" "${args[@]}" >"$out" 2>&1; then
+    if ! timeout $((WARMUP + DURATION + 60)) "$@" >"$out" 2>&1; then
         kill "$sampler" 2>/dev/null || true
-        die "wrk failed on $target ($profile): $(tail -5 "$out")"
+        die "$1 failed on $target ($profile): $(tail -5 "$out")"
     fi
     ticks=$(($(cpu_ticks "$pid") - ticks))
     redis_ticks=$(($(cpu_ticks "$PID_redis") - redis_ticks))
@@ -292,20 +348,20 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
         write_perf_report
     fi
     line=$(grep '^RESULT ' "$out" || true)
-    [[ -n $line ]] || die "wrk printed no result for $target ($profile): $(tail -5 "$out")"
+    [[ -n $line ]] || die "$1 printed no result for $target ($profile): $(tail -5 "$out")"
     read -r _ requests duration p50 p99 errors non2xx <<<"$line"
     ((requests > 0)) || die "no request succeeded through $target ($profile)"
     if ((errors + non2xx > requests / 100)); then
         log "warning: $target ($profile): $errors socket errors, $non2xx non-2xx answers of $requests"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
         "$(awk -v r="$requests" -v d="$duration" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
         "$p50" "$p99" "$errors" "$non2xx" "$(cat "$WORK/rss.peak")" \
         "$(awk -v t="$ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
         "$requests" \
         "$(awk -v t="$redis_ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
-        >>"$WORK/results.tsv"
-    log "  $(tail -1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-8s %-18s c=%-4s %8s req/s  p99 %s us", $1, $3, $4, $5, $7 }')"
+        "$before" >>"$WORK/results.tsv"
+    log "  $(tail -1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-11s %-18s c=%-4s %8s req/s  p99 %s us", $1, $3, $4, $5, $7 }')"
 }
 
 write_perf_report() { # the flat profile, then inclusive costs of hipache's and its libraries' code
@@ -344,6 +400,26 @@ measure_idle() { # measure_idle TARGET PORT PID
     log "  mem      $target: $((before / 1024)) MiB idle, $((peak / 1024)) MiB with $IDLE_CONNS connections"
 }
 
+# The WebSocket tunnel memory row: RSS before and with WS_CONNS open tunnels to the echo origin.
+measure_tunnels() { # measure_tunnels TARGET PORT PID
+    local target=$1 port=$2 pid=$3 before peak=0 now ready=$WORK/ws.ready client i
+    rm -f "$ready"
+    before=$(rss_kib "$pid")
+    python3 "$HERE/ws_client.py" open "$port" "$WS_CONNS" "$IDLE_HOLD" "ws.$HOST" /ws "$ready" \
+        >"$WORK/ws-open.log" 2>&1 &
+    client=$!
+    wait_for 300 "WebSocket tunnels" test -e "$ready" ||
+        die "could not open $WS_CONNS tunnels through $target: $(tail -3 "$WORK/ws-open.log")"
+    for ((i = 0; i < 10; i++)); do
+        now=$(rss_kib "$pid")
+        ((now > peak)) && peak=$now
+        sleep 0.2
+    done
+    wait "$client" || die "WebSocket tunnel client failed on $target: $(tail -3 "$WORK/ws-open.log")"
+    printf 'ws\t1\t%s\t%s\t%s\t%s\n' "$target" "$WS_CONNS" "$before" "$peak" >>"$WORK/idle.tsv"
+    log "  ws       $target: $((before / 1024)) MiB before, $((peak / 1024)) MiB with $WS_CONNS tunnels"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Set-up.
 if [[ -z ${HIPACHE_BIN:-} ]]; then
@@ -353,9 +429,17 @@ if [[ -z ${HIPACHE_BIN:-} ]]; then
 fi
 [[ -x $HIPACHE_BIN ]] || die "no hipache binary at $HIPACHE_BIN"
 
+# shellcheck source=targets.sh
+source "$HERE/targets.sh"
+# shellcheck source=profiles.sh
+source "$HERE/profiles.sh"
+make_cert
 start_redis
 start_nginx origin "$HERE/nginx-origin.conf.in"
 redis-cli -p "$REDIS_PORT" rpush "frontend:$HOST" bench "http://127.0.0.1:$PORT_origin" >/dev/null
+# The WebSocket echo origin's port is in every proxy's config; it starts with the ws profile.
+PORT_ws=$(free_port)
+redis-cli -p "$REDIS_PORT" rpush "frontend:ws.$HOST" ws "http://127.0.0.1:$PORT_ws" >/dev/null
 if [[ " $PROFILES " == *" scale "* ]]; then
     # FRONTENDS keys as raw RESP through --pipe: 100,000 RPUSH in well under a second.
     log "loading $FRONTENDS frontends into Redis"
@@ -377,6 +461,7 @@ fi
 
 hipache_procs=$(tree_pids "$PID_hipache" | wc -l)
 nginx_procs=$(tree_pids "$PID_nginx" | wc -l)
+haproxy_threads=$(awk '/^Threads:/ { print $2 }' "/proc/$PID_haproxy/status")
 rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || rev="$rev+dirty"
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -385,9 +470,9 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "# hipache load benchmark"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, ${cpu_model:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
-    echo "- versions: $(nginx -v 2>&1 | sed 's/nginx version: //'), hipache $rev, $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'), $(redis-server --version | awk '{ print $3 }' | tr -d 'v=' | sed 's/^/redis /')"
-    echo "- workers: WORKERS=$WORKERS; nginx runs $nginx_procs processes (master + workers); hipache runs $hipache_procs process(es) with server.workers=$WORKERS$( ((hipache_procs == 1)) && echo ' (one serving process: server.workers not honoured yet)')"
-    echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on both proxies; nginx upstream keepalive $NGINX_KEEPALIVE"
+    echo "- versions: $(nginx -v 2>&1 | sed 's/nginx version: //'), $(haproxy -v | awk 'NR == 1 { print "haproxy " $3 }'), hipache $rev, $(openssl version | awk '{ print "openssl " $2 }'), $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'), $(redis-server --version | awk '{ print $3 }' | tr -d 'v=' | sed 's/^/redis /')"
+    echo "- workers: WORKERS=$WORKERS; nginx runs $nginx_procs processes (master + workers); haproxy one process with $haproxy_threads threads (nbthread $WORKERS); hipache runs $hipache_procs process(es) with server.workers=$WORKERS$( ((hipache_procs == 1)) && echo ' (one serving process: server.workers not honoured yet)')"
+    echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on every proxy; nginx upstream keepalive $NGINX_KEEPALIVE; TLS key $TLS_KEY"
     echo "- origin: nginx, $WORKERS workers, \`return 200 \"hello\"\`; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/header.md"
 cat "$WORK/header.md" >&2
@@ -400,117 +485,25 @@ scale_warm=0 # hipache's lookup caches have not seen the scale hosts yet
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
     for profile in $PROFILES; do
-        case $profile in
-        ka64 | ka256)
-            conns=${profile#ka}
-            measure "$profile" "$round" direct "$conns" "$PORT_origin" "$PID_origin" -s "$HERE/report.lua" -H "Host: $HOST"
-            measure "$profile" "$round" nginx "$conns" "$PORT_nginx" "$PID_nginx" -s "$HERE/report.lua" -H "Host: $HOST"
-            measure "$profile" "$round" hipache "$conns" "$PORT_hipache" "$PID_hipache" -s "$HERE/report.lua" -H "Host: $HOST"
-            ;;
-        close)
-            for target in direct nginx hipache; do
-                port_var=PORT_$target pid_var=PID_$target
-                [[ $target == direct ]] && port_var=PORT_origin pid_var=PID_origin
-                measure close "$round" "$target" 64 "${!port_var}" "${!pid_var}" -s "$HERE/report.lua" \
-                    -H "Host: $HOST" -H 'Connection: close'
-            done
-            ;;
-        scale)
-            # Same Lua request function for every row, so wrk's own cost is the same.
-            cat "$HERE/random_host.lua" "$HERE/report.lua" >"$WORK/scale.lua"
-            measure scale "$round" "nginx ${FRONTENDS} hosts" 64 "$PORT_nginx" "$PID_nginx" \
-                -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
-            measure scale "$round" "hipache 1 host" 64 "$PORT_hipache" "$PID_hipache" \
-                -s "$WORK/scale.lua" -- 1 "$HOST"
-            if ((!scale_warm && SCALE_WARMUP > 0)); then
-                # Steady state, as a proxy serving these hosts all day would be: every worker's
-                # lookup cache has seen (nearly) every host before the measured runs.
-                log "scale: warming hipache's lookup caches over ${FRONTENDS} hosts for ${SCALE_WARMUP}s"
-                timeout $((SCALE_WARMUP + 30)) wrk -t "$WRK_THREADS" -c 64 -d "${SCALE_WARMUP}s" \
-                    -s "$WORK/scale.lua" "http://127.0.0.1:$PORT_hipache/" "$FRONTENDS" "h%d.scale.local" \
-                    >/dev/null 2>&1 || true
-                scale_warm=1
-            fi
-            measure scale "$round" "hipache ${FRONTENDS} hosts" 64 "$PORT_hipache" "$PID_hipache" \
-                -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
-            ;;
-        mem)
-            # Fresh proxies, so earlier profiles' buffers do not count; once is enough.
-            if ((round == 1)); then
-                stop_target "$PID_hipache"
-                stop_target "$PID_nginx"
-                start_proxies
-                scale_warm=0 # fresh workers, empty lookup caches
-                measure_idle nginx "$PORT_nginx" "$PID_nginx"
-                measure_idle hipache "$PORT_hipache" "$PID_hipache"
-            fi
-            ;;
-        esac
+        "profile_${profile//-/_}" "$round"
     done
 done
 
 [[ -n $RESULTS_TSV ]] && cp "$WORK/results.tsv" "$RESULTS_TSV"
 
 # ---------------------------------------------------------------------------------------------
-# The table: means over rounds, spread = (max - min) / mean, ratios against nginx's row.
+# The tables: means over rounds, spread = (max - min) / mean, ratios against nginx's and
+# HAProxy's rows of the same profile (summary.awk).
 {
     cat "$WORK/header.md"
     echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
-    awk -F'\t' -v frontends="$FRONTENDS" '
-    function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "-" }
-    FNR == 1 && FILENAME ~ /idle/ { idle = 1 }
-    idle {
-        mem_before[$3] = $5; mem_peak[$3] = $6; mem_conns = $4; mem_order[++mem_n] = $3; next
-    }
-    {
-        key = $1 SUBSEP $3
-        if (!(key in n)) { order[++count] = key; conns[key] = $4 }
-        n[key]++; rps[key] += $5; p50[key] += $6; p99[key] += $7
-        err[key] += $8 + $9; cpu[key] += $11; redis[key] += $13
-        if (!(key in lo) || $5 < lo[key]) lo[key] = $5
-        if ($5 > hi[key]) hi[key] = $5
-        if ($10 > rss[key]) rss[key] = $10
-    }
-    END {
-        if (count > 0) {
-            print "| profile | target | conns | req/s | spread | vs nginx | p50 ms | p99 ms | vs nginx | peak RSS MiB | vs nginx | CPU µs/req | vs nginx | Redis µs/req | errors |"
-            print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        }
-        for (i = 1; i <= count; i++) {
-            key = order[i]; split(key, part, SUBSEP); profile = part[1]; target = part[2]
-            m = n[key]; r = rps[key] / m
-            ref = profile SUBSEP "nginx"
-            if (profile == "scale") ref = profile SUBSEP "nginx " frontends " hosts"
-            vs_r = vs_p = vs_m = vs_c = ""
-            if (target ~ /^hipache/ && (ref in n)) {
-                vs_r = ratio(r, rps[ref] / n[ref]); vs_p = ratio(p99[key] / m, p99[ref] / n[ref])
-                vs_m = ratio(rss[key], rss[ref]); vs_c = ratio(cpu[key] / m, cpu[ref] / n[ref])
-            }
-            label = (target == "direct") ? "direct (origin)" : target
-            printf "| %s | %s | %d | %.0f | %.0f%% | %s | %.2f | %.2f | %s | %.1f | %s | %.1f | %s | %.1f | %d |\n",
-                (profile == "close" ? "close (Connection: close)" : profile), label, conns[key], r,
-                (r > 0 ? 100 * (hi[key] - lo[key]) / r : 0), vs_r, p50[key] / m / 1000,
-                p99[key] / m / 1000, vs_p, rss[key] / 1024, vs_m, cpu[key] / m, vs_c,
-                redis[key] / m, err[key]
-        }
-        one = "scale" SUBSEP "hipache 1 host"; many = "scale" SUBSEP "hipache " frontends " hosts"
-        if ((one in n) && (many in n))
-            printf "\nscale: hipache with %d frontends / with 1 frontend, same run: %s req/s\n",
-                frontends, ratio(rps[many] / n[many], rps[one] / n[one])
-        if (mem_n > 0) {
-            printf "\n| memory, %d idle keep-alive connections | RSS before MiB | RSS with them MiB | KiB per connection | vs nginx |\n", mem_conns
-            print "|---|---|---|---|---|"
-            for (i = 1; i <= mem_n; i++) {
-                t = mem_order[i]
-                printf "| %s | %.1f | %.1f | %.1f | %s |\n", t, mem_before[t] / 1024, mem_peak[t] / 1024,
-                    (mem_peak[t] - mem_before[t]) / mem_conns,
-                    (t == "hipache" ? ratio(mem_peak[t], mem_peak["nginx"]) : "")
-            }
-        }
-    }' "$WORK/results.tsv" "$WORK/idle.tsv"
+    awk -F'\t' -v frontends="$FRONTENDS" -v busy="$BUSY_CONNS" -v ws_depth="$WS_DEPTH" -v ws_size="$WS_SIZE" \
+        -f "$HERE/summary.awk" "$WORK/results.tsv" "$WORK/idle.tsv"
     echo
     echo "CPU µs/req: CPU time of the target's processes (the origin's for direct) over requests served;"
     echo "Redis µs/req: CPU time redis-server spent during the run per request (hipache's lookups; 0 for the others);"
-    echo "RSS: sum over master + workers, sampled every 0.2 s; spread: (max - min) / mean of req/s over rounds."
+    echo "RSS: sum over master + workers, sampled every 0.2 s; spread: (max - min) / mean of req/s over rounds;"
+    echo "vs nginx / HAProxy: this row over nginx's / HAProxy's row of the same profile (above 1× is better"
+    echo "for req/s, worse for the others); ws-echo: messages/s, p50/p99 of a round trip of $WS_DEPTH messages."
 }

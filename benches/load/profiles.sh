@@ -1,0 +1,109 @@
+# Sourced by run.sh: one function per profile, profile_<name> ROUND (a "-" in the name is "_"
+# here), each running its rows on every target in turn. Uses run.sh's measure, measure_run,
+# measure_idle, restart_proxies and the PORT_/PID_/TLS_PORT_ variables.
+
+PROXIES="nginx haproxy hipache"
+
+port_of() { # port_of TARGET: "direct" is the origin
+    local var=PORT_$1
+    [[ $1 == direct ]] && var=PORT_origin
+    echo "${!var}"
+}
+pid_of() {
+    local var=PID_$1
+    [[ $1 == direct ]] && var=PID_origin
+    echo "${!var}"
+}
+
+profile_keepalive() { # profile_keepalive PROFILE ROUND CONNS
+    local target
+    for target in direct $PROXIES; do
+        measure "$1" "$2" "$target" "$3" "$(port_of "$target")" "$(pid_of "$target")" \
+            -s "$HERE/report.lua" -H "Host: $HOST"
+    done
+}
+profile_ka64() { profile_keepalive ka64 "$1" 64; }
+profile_ka256() { profile_keepalive ka256 "$1" 256; }
+
+profile_close() {
+    local target
+    for target in direct $PROXIES; do
+        measure close "$1" "$target" 64 "$(port_of "$target")" "$(pid_of "$target")" \
+            -s "$HERE/report.lua" -H "Host: $HOST" -H 'Connection: close'
+    done
+}
+
+profile_scale() {
+    local round=$1
+    # Same Lua request function for every row, so wrk's own cost is the same.
+    cat "$HERE/random_host.lua" "$HERE/report.lua" >"$WORK/scale.lua"
+    measure scale "$round" "nginx ${FRONTENDS} hosts" 64 "$PORT_nginx" "$PID_nginx" \
+        -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
+    measure scale "$round" "haproxy ${FRONTENDS} hosts" 64 "$PORT_haproxy" "$PID_haproxy" \
+        -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
+    measure scale "$round" "hipache 1 host" 64 "$PORT_hipache" "$PID_hipache" \
+        -s "$WORK/scale.lua" -- 1 "$HOST"
+    if ((!scale_warm && SCALE_WARMUP > 0)); then
+        # Steady state, as a proxy serving these hosts all day would be: every worker's
+        # lookup cache has seen (nearly) every host before the measured runs.
+        log "scale: warming hipache's lookup caches over ${FRONTENDS} hosts for ${SCALE_WARMUP}s"
+        timeout $((SCALE_WARMUP + 30)) wrk -t "$WRK_THREADS" -c 64 -d "${SCALE_WARMUP}s" \
+            -s "$WORK/scale.lua" "http://127.0.0.1:$PORT_hipache/" "$FRONTENDS" "h%d.scale.local" \
+            >/dev/null 2>&1 || true
+        scale_warm=1
+    fi
+    measure scale "$round" "hipache ${FRONTENDS} hosts" 64 "$PORT_hipache" "$PID_hipache" \
+        -s "$WORK/scale.lua" -- "$FRONTENDS" "h%d.scale.local"
+}
+
+profile_mem() { # idle connections on fresh proxies, so earlier profiles' buffers do not count
+    local target
+    ((${1} == 1)) || return 0
+    restart_proxies
+    for target in $PROXIES; do
+        measure_idle "$target" "$(port_of "$target")" "$(pid_of "$target")"
+    done
+}
+
+profile_busy() { # BUSY_CONNS keep-alive connections all busy, on fresh proxies; once
+    local target
+    ((${1} == 1)) || return 0
+    restart_proxies
+    for target in $PROXIES; do
+        measure busy 1 "$target" "$BUSY_CONNS" "$(port_of "$target")" "$(pid_of "$target")" \
+            -s "$HERE/report.lua" -H "Host: $HOST"
+    done
+}
+
+profile_https() { # profile_https PROFILE ROUND [wrk headers...]: the proxies' TLS listeners
+    local profile=$1 round=$2 target var
+    shift 2
+    for target in $PROXIES; do
+        var=TLS_PORT_$target
+        measure "$profile" "$round" "$target" 64 "https://127.0.0.1:${!var}" "$(pid_of "$target")" \
+            -s "$HERE/report.lua" -H "Host: $HOST" "$@"
+    done
+}
+profile_https_ka64() { profile_https https-ka64 "$1"; }
+profile_https_close() { profile_https https-close "$1" -H 'Connection: close'; }
+
+profile_ws() {
+    local round=$1 target
+    if ((round == 1)); then
+        # Fresh proxies whose connection limits fit WS_CONNS tunnels (two sockets each); the
+        # profiles after this one keep these limits (ws runs last by default).
+        WS_RUNNING=1
+        [[ -n $PID_ws ]] || start_ws_origin
+        restart_proxies
+        for target in $PROXIES; do
+            measure_tunnels "$target" "$(port_of "$target")" "$(pid_of "$target")"
+        done
+    fi
+    for target in direct $PROXIES; do
+        local port=$PORT_ws pid=$PID_ws
+        [[ $target == direct ]] || port=$(port_of "$target") pid=$(pid_of "$target")
+        measure_run ws-echo "$round" "$target" "$WS_ECHO_CONNS" "$pid" \
+            python3 "$HERE/ws_client.py" echo "$port" "$WS_ECHO_CONNS" "$WARMUP" "$DURATION" \
+            "ws.$HOST" /ws "$WS_DEPTH" "$WS_SIZE"
+    done
+}

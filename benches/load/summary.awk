@@ -1,0 +1,101 @@
+# The summary tables of run.sh, from results.tsv (one row per measured run) and idle.tsv (the
+# held-connection memory rows: idle keep-alive connections, WebSocket tunnels).
+# Variables: frontends (the scale profile's host count), busy (BUSY_CONNS), ws_depth, ws_size.
+function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "-" }
+function both(a, ref_n, ref_h) { # "vs nginx / vs HAProxy" for one figure
+    return ratio(a, ref_n) " / " ratio(a, ref_h)
+}
+function mean(array, key) { return (key in n) ? array[key] / n[key] : 0 }
+function ref_key(profile, proxy) { # the reference row for PROFILE: nginx's or haproxy's
+    if (profile == "scale") return profile SUBSEP proxy " " frontends " hosts"
+    return profile SUBSEP proxy
+}
+function label(profile) {
+    if (profile == "close") return "close (Connection: close)"
+    if (profile == "https-close") return "https-close (handshake per request)"
+    if (profile == "busy") return "busy (keep-alive, all busy)"
+    if (profile == "ws-echo") return sprintf("ws-echo (messages/s, %d × %d B in flight)", ws_depth, ws_size)
+    return profile
+}
+FNR == 1 && FILENAME ~ /idle/ { held = 1 }
+held {
+    key = $1 SUBSEP $3
+    held_before[key] = $5; held_peak[key] = $6; held_conns[$1] = $4; next
+}
+{
+    key = $1 SUBSEP $3
+    if (!(key in n)) { order[++count] = key; conns[key] = $4 }
+    n[key]++; rps[key] += $5; p50[key] += $6; p99[key] += $7
+    err[key] += $8 + $9; cpu[key] += $11; redis[key] += $13
+    if (!(key in lo) || $5 < lo[key]) lo[key] = $5
+    if ($5 > hi[key]) hi[key] = $5
+    if ($10 > rss[key]) { rss[key] = $10; rss_before[key] = $14 }
+}
+END {
+    if (count > 0) {
+        print "| profile | target | conns | req/s | spread | vs nginx / HAProxy | p50 ms | p99 ms | vs nginx / HAProxy | peak RSS MiB | vs nginx / HAProxy | CPU µs/req | vs nginx / HAProxy | Redis µs/req | errors |"
+        print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    }
+    for (i = 1; i <= count; i++) {
+        key = order[i]; split(key, part, SUBSEP); profile = part[1]; target = part[2]
+        m = n[key]; r = rps[key] / m
+        rn = ref_key(profile, "nginx"); rh = ref_key(profile, "haproxy")
+        vs_r = vs_p = vs_m = vs_c = ""
+        if (target ~ /^(hipache|haproxy)/ && key != rh) {
+            vs_r = both(r, mean(rps, rn), mean(rps, rh))
+            vs_p = both(p99[key] / m, mean(p99, rn), mean(p99, rh))
+            vs_m = both(rss[key], rss[rn], rss[rh])
+            vs_c = both(cpu[key] / m, mean(cpu, rn), mean(cpu, rh))
+            if (target ~ /^haproxy/) { # against nginx only
+                sub(/ \/ .*/, "", vs_r); sub(/ \/ .*/, "", vs_p); sub(/ \/ .*/, "", vs_m); sub(/ \/ .*/, "", vs_c)
+            }
+        }
+        printf "| %s | %s | %d | %.0f | %.0f%% | %s | %.2f | %.2f | %s | %.1f | %s | %.1f | %s | %.1f | %d |\n",
+            label(profile), (target == "direct") ? "direct (origin)" : target, conns[key], r,
+            (r > 0 ? 100 * (hi[key] - lo[key]) / r : 0), vs_r, p50[key] / m / 1000,
+            p99[key] / m / 1000, vs_p, rss[key] / 1024, vs_m, cpu[key] / m, vs_c,
+            redis[key] / m, err[key]
+    }
+    one = "scale" SUBSEP "hipache 1 host"; many = "scale" SUBSEP "hipache " frontends " hosts"
+    if ((one in n) && (many in n))
+        printf "\nscale: hipache with %d frontends / with 1 frontend, same run: %s req/s\n",
+            frontends, ratio(rps[many] / n[many], rps[one] / n[one])
+
+    # Memory, one column per proxy: fresh RSS, with the connections, and the cost of each one.
+    rows = 0
+    if (("mem" SUBSEP "nginx") in held_peak) {
+        c = held_conns["mem"]
+        add_row(sprintf("RSS fresh, MiB (before %d idle connections)", c), "mem", "before", 0)
+        add_row(sprintf("RSS with %d idle keep-alive connections, MiB", c), "mem", "peak", 0)
+        add_row("KiB per idle connection", "mem", "per", c)
+    }
+    if (("busy" SUBSEP "nginx") in n) {
+        add_row(sprintf("RSS fresh, MiB (before %d busy connections)", busy), "busy", "before", 0)
+        add_row(sprintf("peak RSS with %d busy keep-alive connections (wrk -c%d), MiB", busy, busy), "busy", "peak", 0)
+        add_row("KiB per busy connection", "busy", "per", busy)
+    }
+    if (("ws" SUBSEP "nginx") in held_peak) {
+        c = held_conns["ws"]
+        add_row(sprintf("RSS fresh, MiB (before %d WebSocket tunnels)", c), "ws", "before", 0)
+        add_row(sprintf("RSS with %d open WebSocket tunnels, MiB", c), "ws", "peak", 0)
+        add_row("KiB per tunnel", "ws", "per", c)
+    }
+    if (rows > 0) {
+        print "\n| memory | nginx | HAProxy | hipache | hipache vs nginx / HAProxy |"
+        print "|---|---|---|---|---|"
+        for (i = 1; i <= rows; i++) print row[i]
+    }
+}
+function figure(kind, what, proxy, conns_, before, peak) { # KiB
+    if (kind == "busy") { before = rss_before["busy" SUBSEP proxy]; peak = rss["busy" SUBSEP proxy] }
+    else { before = held_before[kind SUBSEP proxy]; peak = held_peak[kind SUBSEP proxy] }
+    if (what == "before") return before
+    if (what == "peak") return peak
+    return (peak - before) / conns_
+}
+function add_row(title, kind, what, conns_, a, b, h, scale) {
+    scale = (what == "per") ? 1 : 1024
+    a = figure(kind, what, "nginx", conns_); b = figure(kind, what, "haproxy", conns_)
+    h = figure(kind, what, "hipache", conns_)
+    row[++rows] = sprintf("| %s | %.1f | %.1f | %.1f | %s |", title, a / scale, b / scale, h / scale, both(h, a, b))
+}

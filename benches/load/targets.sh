@@ -1,0 +1,66 @@
+# Sourced by run.sh: the servers added beside nginx and hipache (HAProxy, the TLS certificate,
+# the WebSocket echo origin). Uses run.sh's fill, free_port, wait_for, answers, die, WORK, PIDS.
+
+make_cert() { # writes $WORK/tls/{cert,key,both}.pem for bench.local; TLS_KEY picks the key type
+    local dir=$WORK/tls
+    mkdir -p "$dir"
+    local -a key_args
+    case $TLS_KEY in
+    ecdsa) key_args=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+    rsa2048) key_args=(-newkey rsa:2048) ;;
+    esac
+    openssl req -x509 "${key_args[@]}" -nodes -days 2 -subj "/CN=$HOST" \
+        -addext "subjectAltName=DNS:$HOST,DNS:ws.$HOST,IP:127.0.0.1" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem" >"$dir/openssl.log" 2>&1 ||
+        die "openssl could not make a $TLS_KEY certificate: $(tail -3 "$dir/openssl.log")"
+    # HAProxy wants the certificate and its key in one file.
+    cat "$dir/cert.pem" "$dir/key.pem" >"$dir/both.pem"
+}
+
+answers_tls() { # answers_tls PORT HOST EXPECTED: GET / over TLS returns EXPECTED
+    [[ $(curl -sk --max-time 2 --resolve "$2:$1:127.0.0.1" "https://$2:$1/") == "$3" ]]
+}
+
+# The ulimit-derived connection limit both reference proxies get (nginx per worker, counting
+# both sides; HAProxy per process, client side), raised by the ws rows for their tunnels.
+proxy_connections() {
+    local want=8192
+    [[ ${WS_RUNNING:-0} == 1 ]] && want=$((2 * WS_CONNS + 1024))
+    echo "$want"
+}
+
+start_haproxy() { # sets PORT_haproxy, TLS_PORT_haproxy, PID_haproxy
+    local dir=$WORK/haproxy port tls_port pid log="no log"
+    mkdir -p "$dir"
+    port=$(free_port)
+    tls_port=$(free_port)
+    # stdout into a file: one write() per line, the same kind of cost as a UDP syslog datagram,
+    # with no syslog process competing for the cores (README.md: "HAProxy's access log").
+    [[ $ACCESS_LOG == on ]] && log='log stdout format raw local0 info\n    option httplog'
+    fill "$HERE/haproxy.cfg.in" "$dir/haproxy.cfg" WORKERS="$WORKERS" DIR="$dir" PORT="$port" \
+        TLS_PORT="$tls_port" TLS_PEM="$WORK/tls/both.pem" ORIGIN_PORT="$PORT_origin" \
+        WS_PORT="$PORT_ws" MAXCONN="$(proxy_connections)" LOG="$log"
+    haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
+        die "haproxy refuses $dir/haproxy.cfg: $(tail -5 "$dir/check.log")"
+    # -db: foreground, one process (threads), so its RSS is that process's.
+    haproxy -db -f "$dir/haproxy.cfg" >"$dir/access.log" 2>"$dir/stderr.log" &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for 10 haproxy answers "$port" "$HOST" hello ||
+        die "haproxy did not answer on port $port: $(tail -5 "$dir/stderr.log")"
+    wait_for 10 "haproxy TLS" answers_tls "$tls_port" "$HOST" hello ||
+        die "haproxy did not answer over TLS on port $tls_port: $(tail -5 "$dir/stderr.log")"
+    PORT_haproxy=$port TLS_PORT_haproxy=$tls_port PID_haproxy=$pid
+}
+
+ws_answers() { # ws_answers PORT: the echo origin (or a proxy in front of it) upgrades
+    python3 "$HERE/ws_client.py" open "$1" 1 0 "ws.$HOST" /ws /dev/null
+}
+
+start_ws_origin() { # sets PID_ws (PORT_ws is chosen before the proxies start)
+    python3 "$HERE/ws_origin.py" "$PORT_ws" >"$WORK/ws-origin.log" 2>&1 &
+    PID_ws=$!
+    PIDS+=("$PID_ws")
+    wait_for 10 "ws origin" ws_answers "$PORT_ws" ||
+        die "the WebSocket echo origin did not upgrade on port $PORT_ws: $(tail -3 "$WORK/ws-origin.log")"
+}
