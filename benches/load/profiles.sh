@@ -85,7 +85,17 @@ profile_https() { # profile_https PROFILE ROUND [wrk headers...]: the proxies' T
     done
 }
 profile_https_ka64() { profile_https https-ka64 "$1"; }
-profile_https_close() { profile_https https-close "$1" -H 'Connection: close'; }
+# A new TCP connection per request, and an abbreviated handshake: wrk resumes its session.
+profile_https_resume() { profile_https https-resume "$1" -H 'Connection: close'; }
+
+profile_https_close() { # a full handshake per request (handshakes.sh: openssl s_time -new)
+    local round=$1 target var
+    for target in $PROXIES; do
+        var=TLS_PORT_$target
+        measure_run https-close "$round" "$target" "$TLS_CLIENTS" "$(pid_of "$target")" \
+            "$HERE/handshakes.sh" "${!var}" "$TLS_CLIENTS" "$WARMUP" "$DURATION" "$HOST"
+    done
+}
 
 profile_ws() {
     local round=$1 target

@@ -7,7 +7,7 @@
 # Environment (defaults in brackets):
 #   DURATION [10]  seconds measured per wrk run      WARMUP [2]  seconds of discarded warm-up
 #   ROUNDS [2]     interleaved rounds                WORKERS [nproc]  nginx and hipache workers
-#   PROFILES ["ka64 ka256 close scale mem busy https-ka64 https-close ws"]
+#   PROFILES ["ka64 ka256 close scale mem busy https-ka64 https-resume https-close ws"]
 #   QUICK=1  2 s runs, 1 round (smoke check)
 #   WRK_THREADS [2]  FRONTENDS [100000]  IDLE_CONNS [1000]  ACCESS_LOG [on|off]
 #   NGINX_KEEPALIVE [64]  HIPACHE_BIN [build with cargo]  RESULTS_TSV [file for raw per-run rows]
@@ -16,7 +16,8 @@
 #                  "hipache 100000 hosts")
 #   SCALE_WARMUP [60; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
-#   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048]  WS_CONNS [10000]  WS_ECHO_CONNS [64]
+#   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048]  TLS_CLIENTS [16] (parallel full handshakes)
+#   WS_CONNS [10000]  WS_ECHO_CONNS [64]
 #   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
 set -euo pipefail
 
@@ -34,9 +35,10 @@ ROUNDS=${ROUNDS:-2}
 IDLE_HOLD=${IDLE_HOLD:-4}
 WORKERS=${WORKERS:-$(nproc)}
 WRK_THREADS=${WRK_THREADS:-2}
-PROFILES=${PROFILES:-ka64 ka256 close scale mem busy https-ka64 https-close ws}
+PROFILES=${PROFILES:-ka64 ka256 close scale mem busy https-ka64 https-resume https-close ws}
 BUSY_CONNS=${BUSY_CONNS:-1000}
 TLS_KEY=${TLS_KEY:-ecdsa}
+TLS_CLIENTS=${TLS_CLIENTS:-16}
 WS_CONNS=${WS_CONNS:-10000}
 WS_ECHO_CONNS=${WS_ECHO_CONNS:-64}
 WS_DEPTH=${WS_DEPTH:-16}
@@ -58,12 +60,12 @@ die() {
 }
 
 for value in "$DURATION" "$WARMUP" "$ROUNDS" "$WORKERS" "$WRK_THREADS" "$FRONTENDS" "$IDLE_CONNS" \
-    "$BUSY_CONNS" "$WS_CONNS" "$WS_ECHO_CONNS" "$WS_DEPTH" "$WS_SIZE"; do
+    "$BUSY_CONNS" "$TLS_CLIENTS" "$WS_CONNS" "$WS_ECHO_CONNS" "$WS_DEPTH" "$WS_SIZE"; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
 for profile in $PROFILES; do
     case $profile in
-    ka64 | ka256 | close | scale | mem | busy | https-ka64 | https-close | ws) ;;
+    ka64 | ka256 | close | scale | mem | busy | https-ka64 | https-resume | https-close | ws) ;;
     *) die "unknown profile '$profile'" ;;
     esac
 done
