@@ -206,8 +206,8 @@ start_hipache() { # sets PORT_hipache and PID_hipache
     PIDS+=("$pid")
     address=
     for ((i = 0; i < 200; i++)); do
-        address=$(grep -v https "$dir/stderr.log" | sed -n 's/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' | head -1)
-        tls_address=$(grep https "$dir/stderr.log" | sed -n 's/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' | head -1)
+        address=$(sed -n '/https/!s/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' "$dir/stderr.log" | head -1)
+        tls_address=$(sed -n '/https/s/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' "$dir/stderr.log" | head -1)
         [[ -n $address && -n $tls_address ]] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

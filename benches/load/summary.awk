@@ -42,14 +42,14 @@ END {
         m = n[key]; r = rps[key] / m
         rn = ref_key(profile, "nginx"); rh = ref_key(profile, "haproxy")
         vs_r = vs_p = vs_m = vs_c = ""
-        if (target ~ /^(hipache|haproxy)/ && key != rh) {
+        if (target ~ /^hipache/) {
             vs_r = both(r, mean(rps, rn), mean(rps, rh))
             vs_p = both(p99[key] / m, mean(p99, rn), mean(p99, rh))
             vs_m = both(rss[key], rss[rn], rss[rh])
             vs_c = both(cpu[key] / m, mean(cpu, rn), mean(cpu, rh))
-            if (target ~ /^haproxy/) { # against nginx only
-                sub(/ \/ .*/, "", vs_r); sub(/ \/ .*/, "", vs_p); sub(/ \/ .*/, "", vs_m); sub(/ \/ .*/, "", vs_c)
-            }
+        } else if (target ~ /^haproxy/) { # the second reference against the first
+            vs_r = ratio(r, mean(rps, rn)); vs_p = ratio(p99[key] / m, mean(p99, rn))
+            vs_m = ratio(rss[key], rss[rn]); vs_c = ratio(cpu[key] / m, mean(cpu, rn))
         }
         printf "| %s | %s | %d | %.0f | %.0f%% | %s | %.2f | %.2f | %s | %.1f | %s | %.1f | %s | %.1f | %d |\n",
             label(profile), (target == "direct") ? "direct (origin)" : target, conns[key], r,

@@ -25,7 +25,9 @@ answers_tls() { # answers_tls PORT HOST EXPECTED: GET / over TLS returns EXPECTE
 # both sides; HAProxy per process, client side), raised by the ws rows for their tunnels.
 proxy_connections() {
     local want=8192
-    [[ ${WS_RUNNING:-0} == 1 ]] && want=$((2 * WS_CONNS + 1024))
+    if [[ ${WS_RUNNING:-0} == 1 ]] && ((2 * WS_CONNS + 1024 > want)); then
+        want=$((2 * WS_CONNS + 1024))
+    fi
     echo "$want"
 }
 
