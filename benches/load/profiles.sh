@@ -66,12 +66,16 @@ profile_mem() { # idle connections on fresh proxies, so earlier profiles' buffer
 }
 
 profile_busy() { # BUSY_CONNS keep-alive connections all busy, on fresh proxies; once
-    local target
+    local target fresh
     ((${1} == 1)) || return 0
     restart_proxies
     for target in $PROXIES; do
+        # Fresh means before wrk's warm-up, which already opens the BUSY_CONNS connections.
+        fresh=$(rss_kib "$(pid_of "$target")")
         measure busy 1 "$target" "$BUSY_CONNS" "$(port_of "$target")" "$(pid_of "$target")" \
             -s "$HERE/report.lua" -H "Host: $HOST"
+        printf 'busy\t1\t%s\t%s\t%s\t%s\n' "$target" "$BUSY_CONNS" "$fresh" \
+            "$(tail -1 "$WORK/results.tsv" | cut -f10)" >>"$WORK/idle.tsv"
     done
 }
 

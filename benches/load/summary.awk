@@ -1,5 +1,6 @@
 # The summary tables of run.sh, from results.tsv (one row per measured run) and idle.tsv (the
-# held-connection memory rows: idle keep-alive connections, WebSocket tunnels).
+# memory rows: kind round target connections fresh_rss_kib rss_with_them_kib, for idle keep-alive
+# connections, busy ones and WebSocket tunnels).
 # Variables: frontends (the scale profile's host count), busy (BUSY_CONNS), ws_depth, ws_size.
 function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "-" }
 function both(a, ref_n, ref_h) { # "vs nginx / vs HAProxy" for one figure
@@ -30,7 +31,7 @@ held {
     err[key] += $8 + $9; cpu[key] += $11; redis[key] += $13
     if (!(key in lo) || $5 < lo[key]) lo[key] = $5
     if ($5 > hi[key]) hi[key] = $5
-    if ($10 > rss[key]) { rss[key] = $10; rss_before[key] = $14 }
+    if ($10 > rss[key]) rss[key] = $10
 }
 END {
     if (count > 0) {
@@ -70,7 +71,7 @@ END {
         add_row(sprintf("RSS with %d idle keep-alive connections, MiB", c), "mem", "peak", 0)
         add_row("KiB per idle connection", "mem", "per", c)
     }
-    if (("busy" SUBSEP "nginx") in n) {
+    if (("busy" SUBSEP "nginx") in held_peak) {
         add_row(sprintf("RSS fresh, MiB (before %d busy connections)", busy), "busy", "before", 0)
         add_row(sprintf("peak RSS with %d busy keep-alive connections (wrk -c%d), MiB", busy, busy), "busy", "peak", 0)
         add_row("KiB per busy connection", "busy", "per", busy)
@@ -87,9 +88,8 @@ END {
         for (i = 1; i <= rows; i++) print row[i]
     }
 }
-function figure(kind, what, proxy, conns_, before, peak) { # KiB
-    if (kind == "busy") { before = rss_before["busy" SUBSEP proxy]; peak = rss["busy" SUBSEP proxy] }
-    else { before = held_before[kind SUBSEP proxy]; peak = held_peak[kind SUBSEP proxy] }
+function figure(kind, what, proxy, conns_, before, peak) { # KiB, or KiB per connection
+    before = held_before[kind SUBSEP proxy]; peak = held_peak[kind SUBSEP proxy]
     if (what == "before") return before
     if (what == "peak") return peak
     return (peak - before) / conns_
