@@ -26,6 +26,13 @@ run() { # run SECONDS TAG: CLIENTS loops in parallel, each one's output in $dir/
     for i in "${pids[@]}"; do wait "$i" || failed=$((failed + 1)); done
 }
 
+# s_time does not look at the answers: check once that this request gets a 200 through the proxy.
+status=$(printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$host" |
+    timeout 10 openssl s_client -quiet -connect "127.0.0.1:$port" 2>/dev/null | head -1 | tr -d '\r' || true)
+[[ $status == "HTTP/1."?" 200"* ]] || {
+    echo "handshakes.sh: GET / HTTP/1.0 over TLS on port $port answered '$status', not 200" >&2
+    exit 1
+}
 ((warmup > 0)) && run "$warmup" warm
 start=$(date +%s%N)
 run "$seconds" run
