@@ -287,7 +287,9 @@ sample_rss() { # sample_rss PID OUT: writes the peak RSS seen to OUT every 0.2 s
     for ((i = 0; i < 1500; i++)); do
         now=$(rss_kib "$pid")
         ((now > peak)) && peak=$now
-        echo "$peak" >"$out"
+        # Written aside and renamed: the reader kills this loop at any moment, and a kill between
+        # the truncation and the write of "$out" would leave it empty (a peak of 0).
+        echo "$peak" >"$out.new" && mv -f "$out.new" "$out"
         sleep 0.2
     done
 }
@@ -333,6 +335,7 @@ measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
         perf_pid=$!
     fi
     before=$(rss_kib "$pid")
+    echo "$before" >"$WORK/rss.peak"
     sample_rss "$pid" "$WORK/rss.peak" &
     sampler=$!
     ticks=$(cpu_ticks "$pid")
