@@ -16,6 +16,7 @@
 //! ```
 
 pub mod access_log;
+mod admin;
 mod ascii;
 mod balancer;
 pub mod cli;
@@ -27,6 +28,7 @@ mod h2;
 pub mod logging;
 pub mod manage;
 pub mod master;
+mod metrics;
 pub mod privileges;
 mod proxy;
 pub mod router;

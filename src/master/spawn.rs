@@ -13,23 +13,29 @@ use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
-use crate::supervision::{self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, WORKER_ID_ENV};
+use crate::supervision::{
+    self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("cannot create the readiness pipe")]
     Pipe(#[source] nix::Error),
+    #[error("cannot create the stats socket")]
+    Stats(#[source] io::Error),
     #[error("cannot make descriptor {0} inheritable")]
     Inherit(i32, #[source] nix::Error),
     #[error("cannot start a worker process")]
     Exec(#[source] io::Error),
 }
 
-/// A started worker and the end of the pipe it reports readiness on.
+/// A started worker, the end of the pipe it reports readiness on and the master's end of its
+/// stats socket.
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) pid: u32,
     pub(crate) ready: pipe::Receiver,
+    pub(crate) stats: std::os::unix::net::UnixStream,
 }
 
 /// Lets children inherit `fd` (Rust opens everything close-on-exec).
@@ -51,6 +57,10 @@ pub(crate) fn spawn_worker<'a>(
     // Only this child may inherit the write end: it is made inheritable here, and closed in the
     // master right after the spawn, before any other child is started.
     make_inheritable(&write_end)?;
+    // Close-on-exec like the pipe; the worker's end is made inheritable and closed here alike.
+    let (stats, worker_stats) =
+        std::os::unix::net::UnixStream::pair().map_err(SpawnError::Stats)?;
+    make_inheritable(&worker_stats)?;
     // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
     // argv[0] stays the master's, so `ps` shows `hipache --worker ...`.
     let name = std::env::args_os()
@@ -63,14 +73,21 @@ pub(crate) fn spawn_worker<'a>(
         .arg(config)
         .env(LISTEN_FDS_ENV, fds)
         .env(READY_FD_ENV, write_end.as_raw_fd().to_string())
+        .env(STATS_FD_ENV, worker_stats.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
         .stdin(Stdio::null())
         .spawn()
         .map_err(SpawnError::Exec)?;
     drop(write_end);
+    drop(worker_stats);
     let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;
     let pid = child.id().unwrap_or(0);
-    Ok(Spawned { child, pid, ready })
+    Ok(Spawned {
+        child,
+        pid,
+        ready,
+        stats,
+    })
 }
 
 /// The next byte a worker reports (`supervision::READY`, `RETIRING`); `None` once it exited.

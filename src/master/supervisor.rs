@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -14,6 +15,7 @@ use super::backoff::Backoff;
 use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Spawned};
 use super::{bind_all, Bound, MasterError};
+use crate::admin::collect::Collector;
 use crate::config::Config;
 use crate::privileges;
 use crate::supervision::{self, exit_code};
@@ -59,10 +61,17 @@ pub(super) struct Supervisor {
     backoff: HashMap<usize, Backoff>,
     events: mpsc::UnboundedSender<Event>,
     inbox: mpsc::UnboundedReceiver<Event>,
+    /// Follows each worker's stats socket, when metrics or the admin page are on.
+    collector: Option<Rc<Collector>>,
 }
 
 impl Supervisor {
-    pub(super) fn new(config_path: PathBuf, config: Config, bound: Vec<Bound>) -> Self {
+    pub(super) fn new(
+        config_path: PathBuf,
+        config: Config,
+        bound: Vec<Bound>,
+        collector: Option<Rc<Collector>>,
+    ) -> Self {
         let (events, inbox) = mpsc::unbounded_channel();
         Self {
             config_path,
@@ -74,6 +83,7 @@ impl Supervisor {
             backoff: HashMap::new(),
             events,
             inbox,
+            collector,
         }
     }
 
@@ -151,7 +161,11 @@ impl Supervisor {
             mut child,
             pid,
             ready,
+            stats,
         } = spawn::spawn_worker(&self.config_path, listeners, &id)?;
+        if let Some(collector) = &self.collector {
+            collector.add(pid, stats);
+        }
         tracing::info!(pid, worker = %id, "worker started");
         let worker = Worker {
             generation,
