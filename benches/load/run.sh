@@ -14,6 +14,10 @@
 #                  "hipache 100000 hosts")
 #   SCALE_WARMUP [60; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
+#   METRICS [off]  on: hipache runs with the seed's `metrics` (statsd to a local UDP sink) and
+#                  `logging.web` sections; both: a second hipache with them ("hipache+metrics")
+#                  is measured right after the first in ka64, ka256 and close, and the summary
+#                  prints CPU per request with metrics over without, same run
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +39,7 @@ FRONTENDS=${FRONTENDS:-100000}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 ACCESS_LOG=${ACCESS_LOG:-on}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
+METRICS=${METRICS:-off}
 RESULTS_TSV=${RESULTS_TSV:-}
 PERF_OUT=${PERF_OUT:-}
 PERF_PROFILE=${PERF_PROFILE:-ka64}
@@ -54,6 +59,7 @@ for profile in $PROFILES; do
     case $profile in ka64 | ka256 | close | scale | mem) ;; *) die "unknown profile '$profile'" ;; esac
 done
 [[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG must be on or off"
+[[ $METRICS == on || $METRICS == off || $METRICS == both ]] || die "METRICS must be on, off or both"
 
 # ---------------------------------------------------------------------------------------------
 # Tools: installed from Debian when missing, so the script runs on a fresh machine.
@@ -87,6 +93,7 @@ WORK=$(mktemp -d -t hipache-bench.XXXXXX)
 declare -a PIDS=()
 # Set by start_redis, start_nginx (through printf -v) and start_hipache.
 REDIS_PORT='' PID_redis='' PORT_origin='' PID_origin='' PORT_nginx='' PID_nginx='' PORT_hipache='' PID_hipache=''
+PORT_hipache_m='' PID_hipache_m='' STATSD_PORT=''
 
 stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
     local pid=$1 i
@@ -168,12 +175,28 @@ start_nginx() { # start_nginx NAME TEMPLATE [KEY=VALUE...]: sets PORT_<NAME> and
     printf -v "PID_$name" '%s' "$pid"
 }
 
-start_hipache() { # sets PORT_hipache and PID_hipache
-    local dir=$WORK/hipache pid address access_log=null i
+start_statsd_sink() { # a UDP port that reads and drops what hipache's statsd sends; sets STATSD_PORT
+    STATSD_PORT=$(free_port)
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    s.recv(65536)' "$STATSD_PORT" >/dev/null 2>&1 &
+    PIDS+=("$!")
+}
+
+start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_<NAME> and PID_<NAME>
+    local name=${1:-hipache} metrics=${2:-off} pid address access_log=null i observability=
+    local dir=$WORK/$name
     mkdir -p "$dir"
     [[ $ACCESS_LOG == on ]] && access_log="\"$dir/access.log\""
+    if [[ $metrics == on ]]; then
+        [[ -n ${STATSD_PORT:-} ]] || start_statsd_sink
+        observability=", \"metrics\": { \"host\": \"127.0.0.1\", \"port\": $STATSD_PORT, \"session\": \"bench\" },"
+        observability+=" \"logging\": { \"web\": { \"host\": \"127.0.0.1\", \"port\": 0 } }"
+    fi
     fill "$HERE/hipache.json.in" "$dir/config.json" WORKERS="$WORKERS" ACCESS_LOG="$access_log" \
-        REDIS_PORT="$REDIS_PORT"
+        REDIS_PORT="$REDIS_PORT" OBSERVABILITY="$observability"
     "$HIPACHE_BIN" --config "$dir/config.json" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     pid=$!
     PIDS+=("$pid")
@@ -185,12 +208,12 @@ start_hipache() { # sets PORT_hipache and PID_hipache
         sleep 0.1
     done
     [[ -n $address ]] || die "hipache logged no 'listening on ... address=' line: $(tail -5 "$dir/stderr.log")"
-    PORT_hipache=${address##*:}
-    PID_hipache=$pid
-    wait_for 10 "hipache ping" answers "$PORT_hipache" __ping__ ok ||
-        die "hipache does not answer Host: __ping__ on $address: $(tail -5 "$dir/stderr.log")"
-    wait_for 10 "hipache route" answers "$PORT_hipache" "$HOST" hello ||
-        die "hipache does not route $HOST to the origin: $(tail -5 "$dir/stderr.log")"
+    printf -v "PORT_$name" '%s' "${address##*:}"
+    printf -v "PID_$name" '%s' "$pid"
+    wait_for 10 "$name ping" answers "${address##*:}" __ping__ ok ||
+        die "$name does not answer Host: __ping__ on $address: $(tail -5 "$dir/stderr.log")"
+    wait_for 10 "$name route" answers "${address##*:}" "$HOST" hello ||
+        die "$name does not route $HOST to the origin: $(tail -5 "$dir/stderr.log")"
 }
 
 stop_target() { # stop_target PID: stops it and forgets it
@@ -206,7 +229,8 @@ start_proxies() {
     # Same batching as hipache's writer: a 64 KiB buffer flushed at least every 100 ms.
     start_nginx nginx "$HERE/nginx-proxy.conf.in" ORIGIN_PORT="$PORT_origin" \
         KEEPALIVE="$NGINX_KEEPALIVE" ACCESS_LOG="$access_log"
-    start_hipache
+    start_hipache hipache "$([[ $METRICS == on ]] && echo on || echo off)"
+    [[ $METRICS != both ]] || start_hipache hipache_m on
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +411,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, ${cpu_model:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "- versions: $(nginx -v 2>&1 | sed 's/nginx version: //'), hipache $rev, $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'), $(redis-server --version | awk '{ print $3 }' | tr -d 'v=' | sed 's/^/redis /')"
     echo "- workers: WORKERS=$WORKERS; nginx runs $nginx_procs processes (master + workers); hipache runs $hipache_procs process(es) with server.workers=$WORKERS$( ((hipache_procs == 1)) && echo ' (one serving process: server.workers not honoured yet)')"
-    echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on both proxies; nginx upstream keepalive $NGINX_KEEPALIVE"
+    echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on both proxies; hipache metrics $METRICS; nginx upstream keepalive $NGINX_KEEPALIVE"
     echo "- origin: nginx, $WORKERS workers, \`return 200 \"hello\"\`; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/header.md"
 cat "$WORK/header.md" >&2
@@ -406,11 +430,18 @@ for ((round = 1; round <= ROUNDS; round++)); do
             measure "$profile" "$round" direct "$conns" "$PORT_origin" "$PID_origin" -s "$HERE/report.lua" -H "Host: $HOST"
             measure "$profile" "$round" nginx "$conns" "$PORT_nginx" "$PID_nginx" -s "$HERE/report.lua" -H "Host: $HOST"
             measure "$profile" "$round" hipache "$conns" "$PORT_hipache" "$PID_hipache" -s "$HERE/report.lua" -H "Host: $HOST"
+            if [[ $METRICS == both ]]; then
+                measure "$profile" "$round" hipache+metrics "$conns" "$PORT_hipache_m" "$PID_hipache_m" \
+                    -s "$HERE/report.lua" -H "Host: $HOST"
+            fi
             ;;
         close)
-            for target in direct nginx hipache; do
+            targets=(direct nginx hipache)
+            [[ $METRICS == both ]] && targets+=(hipache+metrics)
+            for target in "${targets[@]}"; do
                 port_var=PORT_$target pid_var=PID_$target
                 [[ $target == direct ]] && port_var=PORT_origin pid_var=PID_origin
+                [[ $target == hipache+metrics ]] && port_var=PORT_hipache_m pid_var=PID_hipache_m
                 measure close "$round" "$target" 64 "${!port_var}" "${!pid_var}" -s "$HERE/report.lua" \
                     -H "Host: $HOST" -H 'Connection: close'
             done
@@ -438,6 +469,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
             # Fresh proxies, so earlier profiles' buffers do not count; once is enough.
             if ((round == 1)); then
                 stop_target "$PID_hipache"
+                [[ $METRICS != both ]] || stop_target "$PID_hipache_m"
                 stop_target "$PID_nginx"
                 start_proxies
                 scale_warm=0 # fresh workers, empty lookup caches
@@ -493,6 +525,13 @@ done
                 (r > 0 ? 100 * (hi[key] - lo[key]) / r : 0), vs_r, p50[key] / m / 1000,
                 p99[key] / m / 1000, vs_p, rss[key] / 1024, vs_m, cpu[key] / m, vs_c,
                 redis[key] / m, err[key]
+        }
+        for (i = 1; i <= count; i++) {
+            key = order[i]; split(key, part, SUBSEP)
+            off = part[1] SUBSEP "hipache"
+            if (part[2] == "hipache+metrics" && (off in n))
+                printf "\nmetrics on / off, %s, same run: CPU per request %s, req/s %s\n", part[1],
+                    ratio(cpu[key] / n[key], cpu[off] / n[off]), ratio(rps[key] / n[key], rps[off] / n[off])
         }
         one = "scale" SUBSEP "hipache 1 host"; many = "scale" SUBSEP "hipache " frontends " hosts"
         if ((one in n) && (many in n))
