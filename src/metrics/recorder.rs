@@ -282,3 +282,72 @@ impl FrontendEntry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frontend(key: &str) -> Arc<Frontend> {
+        let list = [key.to_owned(), "http://127.0.0.1:1".to_owned()];
+        Arc::new(Frontend::from_list(key, &list, |_, _| {}).unwrap())
+    }
+
+    // Each test runs on its own thread, so each has its own (thread-local) counters.
+    #[test]
+    fn nothing_is_counted_until_enabled() {
+        count(Counter::Requests);
+        answered(
+            &frontend("a.test"),
+            &[],
+            0,
+            200,
+            false,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        let before = snapshot(0);
+        assert_eq!(before.counter(Counter::Requests), 0);
+        assert!(before.frontends.is_empty());
+        enable(Duration::from_secs(30));
+        count(Counter::Requests);
+        answered(
+            &frontend("a.test"),
+            &[],
+            0,
+            200,
+            false,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        let after = snapshot(0);
+        assert_eq!(after.counter(Counter::Requests), 1);
+        assert_eq!(after.counter(Counter::Responses2xx), 1);
+        assert_eq!(after.frontends[0].backends[0].requests, 1);
+    }
+
+    #[test]
+    fn frontends_past_the_cap_are_summed_into_one_entry() {
+        enable(Duration::from_secs(30));
+        for i in 0..MAX_FRONTENDS + 5 {
+            let f = frontend(&format!("h{i}.test"));
+            answered(&f, &[], 0, 200, false, Duration::ZERO, Duration::ZERO);
+        }
+        let s = snapshot(0);
+        assert_eq!(s.frontends.len(), MAX_FRONTENDS + 1);
+        let others = s.frontends.iter().find(|f| f.key.is_empty()).unwrap();
+        assert_eq!(others.requests, 5);
+    }
+
+    #[test]
+    fn a_backend_marked_dead_shows_dead_until_its_ttl() {
+        enable(Duration::from_secs(30));
+        let f = frontend("a.test");
+        attempt_failed(&f, 0, true);
+        failed(&f, &[], Some(502));
+        let s = snapshot(0);
+        let backend = &s.frontends[0].backends[0];
+        assert!(backend.dead);
+        assert_eq!((backend.requests, backend.errors), (1, 1));
+        assert_eq!(s.frontends[0].errors(), 1);
+    }
+}

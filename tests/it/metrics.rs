@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::wait::wait_for;
-use crate::support::{Backend, Config, Hipache, RedisServer, Request};
+use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
 /// The admin listener's address, from its `admin page serving admin=...` log line.
 fn admin_addr(hipache: &Hipache) -> SocketAddr {
@@ -225,4 +225,102 @@ fn hipache_metrics(admin: SocketAddr) -> String {
     let response = Request::get("admin", "/metrics").send(admin);
     assert_eq!(response.status, 200);
     response.text()
+}
+
+fn status_json(admin: SocketAddr) -> Value {
+    let response = Request::get("admin", "/")
+        .header("Accept", "application/json")
+        .send(admin);
+    assert_eq!(response.status, 200);
+    serde_json::from_str(&response.text()).expect("status json")
+}
+
+#[test]
+fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let redis = RedisServer::start();
+    let echo = crate::support::websocket::WebSocketEcho::start();
+    let backend = Backend::named("b1");
+    redis.frontend("ws.test", "ws", &[&echo.url()]);
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    }));
+    let hipache = Hipache::start(config);
+    let admin = admin_addr(&hipache);
+    let gauges = |tunnels: u64, connections: u64| {
+        wait_for(
+            Duration::from_secs(5),
+            &format!("{tunnels} tunnel(s) and {connections} connection(s) open"),
+            || {
+                let status = status_json(admin);
+                (status["tunnels_open"] == tunnels && status["connections_open"] == connections)
+                    .then_some(())
+            },
+        )
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let request = "ws://ws.test/".into_client_request().unwrap();
+        let (mut socket, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+        socket.send(Message::text("hello")).await.unwrap();
+        assert_eq!(
+            socket.next().await.unwrap().unwrap(),
+            Message::text("hello")
+        );
+        gauges(1, 1);
+        socket.close(None).await.unwrap();
+        while socket.next().await.is_some() {}
+    });
+    gauges(0, 0);
+
+    const SENT: u64 = 5;
+    for _ in 0..SENT {
+        assert_eq!(hipache.get("site.test", "/").status, 200);
+    }
+    let before = status_json(admin);
+    assert_eq!(before["requests"], SENT + 1, "{before:#}");
+    assert_eq!(before["responses"]["1xx"], 1, "{before:#}");
+    let worker = hipache.worker_pids()[0];
+    // SAFETY: kill(2) has no memory effects; `worker` is the proxy's worker, a child of ours.
+    #[expect(unsafe_code, reason = "kill(2) to crash the proxy's worker")]
+    let killed = unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(killed, 0);
+    // Pings are not counted: they tell when the replacement serves without adding a request.
+    wait_until(
+        Duration::from_secs(10),
+        "a replacement worker to serve",
+        || {
+            hipache
+                .worker_pids()
+                .first()
+                .is_some_and(|pid| *pid != worker)
+                && Request::get("__ping__", "/")
+                    .try_send(hipache.addr())
+                    .is_ok_and(|r| r.status == 200)
+        },
+    );
+    assert_eq!(hipache.get("site.test", "/").status, 200);
+    let after = status_json(admin);
+    assert_eq!(after["workers"], 1, "{after:#}");
+    assert_eq!(
+        after["requests"],
+        SENT + 2,
+        "the killed worker's counts stay: {after:#}"
+    );
+    let site = after["frontends"]
+        .as_array()
+        .and_then(|all| all.iter().find(|f| f["host"] == "site.test"))
+        .expect("site.test in the status");
+    assert_eq!(site["requests"], SENT + 1, "{after:#}");
 }
