@@ -1,6 +1,8 @@
 //! Frontends as the metrics outputs name them: by identifier (two hosts sharing one add up),
 //! the busiest by name and the rest summed under `other`, for a bounded number of series.
 
+use std::collections::HashMap;
+
 use crate::metrics::names::OTHER_FRONTENDS;
 use crate::metrics::FrontendStats;
 
@@ -13,18 +15,25 @@ pub(crate) struct Labelled {
 /// `frontends` grouped by identifier, busiest first, at most `cap` of them plus `other`.
 pub(crate) fn by_id(frontends: &[FrontendStats], cap: usize) -> Vec<Labelled> {
     let mut grouped: Vec<Labelled> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
     for frontend in frontends {
         let label = if frontend.key.is_empty() {
             OTHER_FRONTENDS
         } else {
             frontend.id.as_str()
         };
-        match grouped.iter_mut().find(|l| l.label == label) {
-            Some(l) => add(&mut l.stats, frontend),
-            None => grouped.push(Labelled {
-                label: label.to_owned(),
-                stats: frontend.clone(),
-            }),
+        match at.get(label) {
+            Some(&i) => grouped[i].stats.add_counts(frontend),
+            None => {
+                at.insert(label, grouped.len());
+                grouped.push(Labelled {
+                    label: label.to_owned(),
+                    stats: FrontendStats {
+                        backends: Vec::new(),
+                        ..frontend.clone()
+                    },
+                });
+            }
         }
     }
     grouped.sort_by(|a, b| {
@@ -39,22 +48,14 @@ pub(crate) fn by_id(frontends: &[FrontendStats], cap: usize) -> Vec<Labelled> {
             stats: FrontendStats::default(),
         };
         for rest in grouped.drain(cap..) {
-            add(&mut other.stats, &rest.stats);
+            other.stats.add_counts(&rest.stats);
         }
         match grouped.iter_mut().find(|l| l.label == OTHER_FRONTENDS) {
-            Some(l) => add(&mut l.stats, &other.stats),
+            Some(l) => l.stats.add_counts(&other.stats),
             None => grouped.push(other),
         }
     }
     grouped
-}
-
-fn add(to: &mut FrontendStats, from: &FrontendStats) {
-    to.requests += from.requests;
-    for (mine, theirs) in to.responses.iter_mut().zip(from.responses) {
-        *mine += theirs;
-    }
-    to.latency.add(&from.latency);
 }
 
 #[cfg(test)]

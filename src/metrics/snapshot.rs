@@ -2,10 +2,16 @@
 //! several of those. Counters only grow, so the master can add the last snapshot of a worker
 //! that exited to what the live ones report and keep every total monotonic.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::histogram::Histogram;
 use super::names::{Counter, COUNTER_COUNT};
+
+/// Frontends a sum lists one by one (the workers' tables may hold different ones, and exited
+/// workers' add up over time); later ones are only counted, together.
+pub(crate) const MAX_SUMMED_FRONTENDS: usize = 10_000;
 
 /// One worker's counts, or a sum of workers' counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -65,16 +71,26 @@ impl Snapshot {
         }
         self.latency.add(&other.latency);
         self.backend_latency.add(&other.backend_latency);
+        let mut at: HashMap<String, usize> = (self.frontends.iter().enumerate())
+            .map(|(i, f)| (f.key.clone(), i))
+            .collect();
         for theirs in &other.frontends {
-            match self.frontends.iter_mut().find(|f| f.key == theirs.key) {
-                Some(mine) => mine.add(theirs, gauges),
-                None => {
-                    let mut added = theirs.clone();
-                    if !gauges {
-                        added.backends.iter_mut().for_each(|b| b.dead = false);
-                    }
-                    self.frontends.push(added);
+            if let Some(&i) = at.get(&theirs.key) {
+                self.frontends[i].add(theirs, gauges);
+            } else if self.frontends.len() < MAX_SUMMED_FRONTENDS {
+                let mut added = theirs.clone();
+                if !gauges {
+                    added.backends.iter_mut().for_each(|b| b.dead = false);
                 }
+                at.insert(added.key.clone(), self.frontends.len());
+                self.frontends.push(added);
+            } else {
+                // Past the cap, frontends are only counted, together, like a worker's overflow.
+                let i = *at.entry(String::new()).or_insert_with(|| {
+                    self.frontends.push(FrontendStats::default());
+                    self.frontends.len() - 1
+                });
+                self.frontends[i].add_counts(theirs);
             }
         }
     }
@@ -86,12 +102,17 @@ impl FrontendStats {
         self.responses[4]
     }
 
-    fn add(&mut self, other: &FrontendStats, states: bool) {
+    /// Adds `other`'s requests, responses and latencies, not its backends.
+    pub(crate) fn add_counts(&mut self, other: &FrontendStats) {
         self.requests += other.requests;
         for (mine, theirs) in self.responses.iter_mut().zip(other.responses) {
             *mine += theirs;
         }
         self.latency.add(&other.latency);
+    }
+
+    fn add(&mut self, other: &FrontendStats, states: bool) {
+        self.add_counts(other);
         if !other.id.is_empty() {
             self.id.clone_from(&other.id);
         }
@@ -166,6 +187,23 @@ mod tests {
         let mut exited_only = Snapshot::default();
         exited_only.add(&worker(5, true), false);
         assert!(!exited_only.frontends[0].backends[0].dead);
+    }
+
+    #[test]
+    fn sums_list_at_most_the_cap_and_count_the_rest_together() {
+        let mut many = Snapshot::default();
+        for i in 0..MAX_SUMMED_FRONTENDS + 3 {
+            many.frontends.push(FrontendStats {
+                key: format!("h{i}.test"),
+                requests: 1,
+                ..FrontendStats::default()
+            });
+        }
+        let mut total = Snapshot::default();
+        total.add(&many, false);
+        assert_eq!(total.frontends.len(), MAX_SUMMED_FRONTENDS + 1);
+        let rest = total.frontends.iter().find(|f| f.key.is_empty()).unwrap();
+        assert_eq!(rest.requests, 3);
     }
 
     #[test]

@@ -143,9 +143,24 @@ fn admin_page_and_prometheus_sum_known_traffic_over_two_workers() {
     let hipache = Hipache::start(config);
     let admin = admin_addr(&hipache);
     const SITE: u64 = 12;
+    const SITE_H2: u64 = 4;
     const DOWN: u64 = 3;
-    for _ in 0..SITE {
+    for _ in 0..SITE - SITE_H2 {
         assert_eq!(hipache.get("site.test", "/").status, 200);
+    }
+    // HTTP/2 (h2c, prior knowledge) goes through the same attempt loop and counts alike.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..SITE_H2 {
+        let (status, _) = runtime.block_on(async {
+            let tcp = tokio::net::TcpStream::connect(hipache.addr())
+                .await
+                .unwrap();
+            crate::h2::get(tcp, "http://site.test/").await
+        });
+        assert_eq!(status, 200);
     }
     for _ in 0..DOWN {
         assert_eq!(hipache.get("down.test", "/").status, 502);
