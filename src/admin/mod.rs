@@ -73,8 +73,6 @@ impl Admin {
                     .collect();
                 let listener = StdTcpListener::bind(&addrs[..]).map_err(fail)?;
                 listener.set_nonblocking(true).map_err(fail)?;
-                let bound = listener.local_addr().map_err(fail)?;
-                tracing::info!(admin = %bound, "admin page serving");
                 Some(listener)
             }
             None => None,
@@ -99,6 +97,9 @@ impl Admin {
         if let Some(listener) = self.listener {
             match TcpListener::from_std(listener) {
                 Ok(listener) => {
+                    if let Ok(address) = listener.local_addr() {
+                        tracing::info!(admin = %address, "admin page serving");
+                    }
                     tokio::task::spawn_local(serve(listener, self.collector));
                 }
                 Err(error) => tracing::error!(%error, "cannot serve the admin page"),
