@@ -21,7 +21,7 @@ pub(crate) const STATS_FD_ENV: &str = "HIPACHE_STATS_FD";
 /// One byte from the master on the stats socket: answer with a snapshot frame.
 pub(crate) const SNAPSHOT_ASK: u8 = b'S';
 /// A snapshot frame is this many bytes of big-endian length, then that many bytes of JSON
-/// (`crate::metrics::Snapshot`). A worker also sends one, unasked, when it has drained.
+/// (the metrics `Snapshot`). A worker also sends one, unasked, when it has drained.
 pub(crate) const FRAME_LENGTH_BYTES: usize = 4;
 /// Larger frames are refused: a worker's table of frontends is bounded well below this.
 pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
