@@ -99,8 +99,8 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             admin.spawn();
             collector
         });
-        supervisor::Supervisor::new(config_path, config, bound, collector)
-            .run()
+        supervisor::Supervisor::new(config_path, config, bound)
+            .run(collector)
             .await
     })
 }

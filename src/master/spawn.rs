@@ -7,12 +7,14 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
+use std::rc::Rc;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
+use crate::admin::collect::Collector;
 use crate::supervision::{
     self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
 };
@@ -29,13 +31,11 @@ pub enum SpawnError {
     Exec(#[source] io::Error),
 }
 
-/// A started worker, the end of the pipe it reports readiness on and the master's end of its
-/// stats socket.
+/// A started worker and the end of the pipe it reports readiness on.
 pub(crate) struct Spawned {
     pub(crate) child: Child,
     pub(crate) pid: u32,
     pub(crate) ready: pipe::Receiver,
-    pub(crate) stats: std::os::unix::net::UnixStream,
 }
 
 /// Lets children inherit `fd` (Rust opens everything close-on-exec).
@@ -46,10 +46,12 @@ pub(crate) fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
         .map_err(|e| SpawnError::Inherit(raw, e))
 }
 
+/// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
 pub(crate) fn spawn_worker<'a>(
     config: &Path,
     listeners: impl IntoIterator<Item = &'a Listener>,
     id: &str,
+    collector: Option<&Rc<Collector>>,
 ) -> Result<Spawned, SpawnError> {
     let fds = supervision::listen_fds(listeners);
     let (read_end, write_end): (OwnedFd, OwnedFd) =
@@ -82,12 +84,10 @@ pub(crate) fn spawn_worker<'a>(
     drop(worker_stats);
     let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;
     let pid = child.id().unwrap_or(0);
-    Ok(Spawned {
-        child,
-        pid,
-        ready,
-        stats,
-    })
+    if let Some(collector) = collector {
+        collector.add(pid, stats);
+    }
+    Ok(Spawned { child, pid, ready })
 }
 
 /// The next byte a worker reports (`supervision::READY`, `RETIRING`); `None` once it exited.

@@ -66,12 +66,7 @@ pub(super) struct Supervisor {
 }
 
 impl Supervisor {
-    pub(super) fn new(
-        config_path: PathBuf,
-        config: Config,
-        bound: Vec<Bound>,
-        collector: Option<Rc<Collector>>,
-    ) -> Self {
+    pub(super) fn new(config_path: PathBuf, config: Config, bound: Vec<Bound>) -> Self {
         let (events, inbox) = mpsc::unbounded_channel();
         Self {
             config_path,
@@ -83,11 +78,12 @@ impl Supervisor {
             backoff: HashMap::new(),
             events,
             inbox,
-            collector,
+            collector: None,
         }
     }
 
-    pub(super) async fn run(mut self) -> Result<(), MasterError> {
+    pub(super) async fn run(mut self, collector: Option<Rc<Collector>>) -> Result<(), MasterError> {
+        self.collector = collector;
         let mut signals = Signals::install().map_err(MasterError::Runtime)?;
         let generation = self.start_generation(self.config.server.workers)?;
         self.generation = generation;
@@ -161,11 +157,7 @@ impl Supervisor {
             mut child,
             pid,
             ready,
-            stats,
-        } = spawn::spawn_worker(&self.config_path, listeners, &id)?;
-        if let Some(collector) = &self.collector {
-            collector.add(pid, stats);
-        }
+        } = spawn::spawn_worker(&self.config_path, listeners, &id, self.collector.as_ref())?;
         tracing::info!(pid, worker = %id, "worker started");
         let worker = Worker {
             generation,
