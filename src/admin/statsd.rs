@@ -161,8 +161,9 @@ impl Statsd {
             if *count == 0 {
                 continue;
             }
-            // The unbounded bucket is sent at the last bound: "at least this slow".
-            let bound = BOUNDS_MICROS[i.min(BOUNDS_MICROS.len() - 1)] / 1000;
+            // Whole milliseconds (cadence's timers), rounded up: the bucket's "at most". The
+            // unbounded bucket is sent at the last bound: "at least this slow".
+            let bound = BOUNDS_MICROS[i.min(BOUNDS_MICROS.len() - 1)].div_ceil(1000);
             let line = self.client.time_with_tags(key, bound);
             let line = if *count > 1 {
                 line.with_sampling_rate(1.0 / *count as f64)

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Upper bounds of the buckets, in microseconds (Prometheus's default buckets); one more bucket
-/// counts everything above the last.
-pub(crate) const BOUNDS_MICROS: [u64; 11] = [
-    5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
-    10_000_000,
+/// Upper bounds of the buckets, in microseconds: Prometheus's default buckets with finer ones
+/// below 5 ms, where a proxy's own latency lives; one more bucket counts everything above.
+pub(crate) const BOUNDS_MICROS: [u64; 14] = [
+    500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
 ];
 /// Buckets, the unbounded one included.
 pub(crate) const BUCKETS: usize = BOUNDS_MICROS.len() + 1;
@@ -92,8 +92,8 @@ mod tests {
         h.record(Duration::from_millis(5));
         h.record(Duration::from_millis(7));
         h.record(Duration::from_secs(60));
-        assert_eq!(h.buckets[0], 2);
-        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[3], 2);
+        assert_eq!(h.buckets[4], 1);
         assert_eq!(h.buckets[BUCKETS - 1], 1);
         assert_eq!(h.sum_micros, 60_015_000);
         let before = h;
