@@ -4,13 +4,16 @@
 //! ::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] "GET /path?q HTTP/1.1" 200 1234 "referer" "user-agent" "frontend-id" 0.012 0.011
 //! ```
 //! Lines are formatted into one buffer and written with a single `write` per batch (a timer or a
-//! full buffer flushes it); `reopen` (SIGUSR1) and `flush` at exit lose nothing.
+//! full buffer flushes it); `reopen` (SIGUSR1) and `flush` at exit lose nothing. With the seed's
+//! `logging.udp`, each line is also sent at once as one datagram (the same bytes, newline
+//! included) on a non-blocking socket: a datagram the socket cannot take is dropped and counted,
+//! never waited for. Either output works without the other.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -18,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::ascii;
+use crate::metrics::{self, names::Counter};
 use crate::routes::Frontend;
 
 /// How long a line may wait in the buffer before it reaches the file.
@@ -91,11 +95,18 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.push(b'\n');
 }
 
-/// A worker's access log file with its pending lines. Single-threaded: owned by one worker.
+/// A worker's access log, its file with pending lines and/or its datagram socket.
+/// Single-threaded: owned by one worker.
 pub struct AccessLog {
+    file: Option<LogFile>,
+    /// `logging.udp`: connected, non-blocking.
+    udp: Option<UdpSocket>,
+    pending: RefCell<Vec<u8>>,
+}
+
+struct LogFile {
     path: PathBuf,
     file: RefCell<File>,
-    pending: RefCell<Vec<u8>>,
 }
 
 impl AccessLog {
@@ -103,16 +114,53 @@ impl AccessLog {
     pub fn open(path: &Path) -> io::Result<Self> {
         let file = open_append(path)?;
         Ok(Self {
-            path: path.to_owned(),
-            file: RefCell::new(file),
+            file: Some(LogFile {
+                path: path.to_owned(),
+                file: RefCell::new(file),
+            }),
+            udp: None,
             pending: RefCell::new(Vec::with_capacity(FLUSH_BYTES)),
         })
+    }
+
+    /// `log` (or, without a file, a log of datagrams only) that also sends each line to
+    /// `host:port`.
+    pub(crate) fn shipping(log: Option<Self>, host: &str, port: u16) -> io::Result<Self> {
+        let target = (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host has no address"))?;
+        let local: (IpAddr, u16) = match target {
+            std::net::SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+            std::net::SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+        };
+        let socket = UdpSocket::bind(local)?;
+        socket.connect(target)?;
+        socket.set_nonblocking(true)?;
+        let mut log = log.unwrap_or_else(|| Self {
+            file: None,
+            udp: None,
+            pending: RefCell::new(Vec::new()),
+        });
+        log.udp = Some(socket);
+        Ok(log)
     }
 
     pub(crate) fn record(&self, entry: &Entry<'_>) {
         let full = {
             let mut pending = self.pending.borrow_mut();
+            let start = pending.len();
             format_line(&mut pending, entry);
+            if let Some(udp) = &self.udp {
+                // Full socket buffer, or nobody listening (ICMP refused): the line is lost for
+                // the collector, never waited for.
+                if udp.send(&pending[start..]).is_err() {
+                    metrics::count(Counter::LogDatagramsDropped);
+                }
+            }
+            if self.file.is_none() {
+                pending.truncate(start);
+            }
             pending.len() >= FLUSH_BYTES
         };
         if full {
@@ -123,12 +171,15 @@ impl AccessLog {
     /// Writes every pending line; an I/O error is logged and the lines are dropped, so a full
     /// disk never grows the worker's memory.
     pub(crate) fn flush(&self) {
+        let Some(log) = &self.file else {
+            return;
+        };
         let mut pending = self.pending.borrow_mut();
         if pending.is_empty() {
             return;
         }
-        if let Err(error) = self.file.borrow_mut().write_all(&pending) {
-            tracing::warn!(path = %self.path.display(), %error, "access log write failed");
+        if let Err(error) = log.file.borrow_mut().write_all(&pending) {
+            tracing::warn!(path = %log.path.display(), %error, "access log write failed");
         }
         pending.clear();
     }
@@ -136,13 +187,16 @@ impl AccessLog {
     /// Flushes, then reopens the file by name (after log rotation moved it away).
     pub(crate) fn reopen(&self) {
         self.flush();
-        match open_append(&self.path) {
+        let Some(log) = &self.file else {
+            return;
+        };
+        match open_append(&log.path) {
             Ok(file) => {
-                *self.file.borrow_mut() = file;
-                tracing::info!(path = %self.path.display(), "access log reopened");
+                *log.file.borrow_mut() = file;
+                tracing::info!(path = %log.path.display(), "access log reopened");
             }
             Err(error) => {
-                tracing::error!(path = %self.path.display(), %error, "access log reopen failed")
+                tracing::error!(path = %log.path.display(), %error, "access log reopen failed")
             }
         }
     }

@@ -3,8 +3,8 @@
 //! Owns the list of start-time checks beyond parsing: the `user`/`group` (looked up as the master
 //! does, so only when running as root), the certificates and keys, the access log (opened for
 //! appending and closed: never truncated, created only where the daemon would create it), the
-//! file driver's routes, and each listening address (bound with the master's options, then
-//! released). It changes nothing a start would not: no socket stays open, no privilege is
+//! file driver's routes, each listening address (bound with the master's options, then
+//! released), and the admin listener and statsd target of `logging.web` and `metrics`. It changes nothing a start would not: no socket stays open, no privilege is
 //! dropped. Rendering the effective configuration is `Config::censored`'s job.
 
 use std::io::{self, Write as _};
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::access_log::AccessLog;
+use crate::admin::{Admin, AdminError};
 use crate::config::{Config, Driver, Loaded};
 use crate::master::listeners::{self, ListenError};
 use crate::privileges::{self, PrivilegeError};
@@ -56,6 +57,9 @@ pub(crate) enum StartCheckError {
     /// The `file:` driver's routes do not load.
     #[error("driver: cannot load the routes")]
     Routes(#[source] FileRoutesError),
+    /// `logging.web` cannot be bound, or `metrics` not resolved.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// `key` is `http.bind` or `https.bind`; the source names the address.
     #[error("{key}")]
     Listen {
@@ -95,5 +99,7 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
         // The socket is closed when the listener drops at the end of this statement.
         listeners::bind(address, tls).map_err(|source| StartCheckError::Listen { key, source })?;
     }
+    // Bound and set up as the master would, then dropped: the socket closes at once.
+    Admin::bind(config)?;
     Ok(())
 }

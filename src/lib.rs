@@ -13,9 +13,12 @@
 //!        on failure routes::*::mark_dead and pick again
 //!   ─▶ the answer relayed (h1::relay, h2::body; proxy::tunnel after a 101)
 //!      or proxy::Proxy::error_answer rendered as the client's protocol ─▶ access_log
+//!   counted on the way in metrics (the worker's cells); the master's admin asks each worker
+//!   for a snapshot and serves /metrics and the status page, and sends statsd
 //! ```
 
 pub mod access_log;
+mod admin;
 mod ascii;
 mod balancer;
 pub mod cli;
@@ -27,6 +30,7 @@ mod h2;
 pub mod logging;
 pub mod manage;
 pub mod master;
+mod metrics;
 pub mod privileges;
 mod proxy;
 pub mod router;

@@ -1,7 +1,8 @@
 //! What the master and its workers say to each other, and nothing else: the listening sockets
 //! handed over (`HIPACHE_LISTEN_FDS`, written by the master, read by a worker), the bytes a
-//! worker reports on its pipe (`HIPACHE_READY_FD`), and the exit codes that say why a worker
-//! left. Both `master` and `worker` import this module; neither imports the other.
+//! worker reports on its pipe (`HIPACHE_READY_FD`), the metrics snapshots it sends when asked
+//! on its stats socket (`HIPACHE_STATS_FD`), and the exit codes that say why a worker left.
+//! Both `master` and `worker` import this module; neither imports the other.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
@@ -14,6 +15,16 @@ pub(crate) const LISTEN_FDS_ENV: &str = "HIPACHE_LISTEN_FDS";
 pub(crate) const READY_FD_ENV: &str = "HIPACHE_READY_FD";
 /// `<generation>.<slot>`, for the worker's log lines.
 pub(crate) const WORKER_ID_ENV: &str = "HIPACHE_WORKER_ID";
+
+/// The worker's end of a Unix socket pair with the master, for metrics snapshots.
+pub(crate) const STATS_FD_ENV: &str = "HIPACHE_STATS_FD";
+/// One byte from the master on the stats socket: answer with a snapshot frame.
+pub(crate) const SNAPSHOT_ASK: u8 = b'S';
+/// A snapshot frame is this many bytes of big-endian length, then that many bytes of JSON
+/// (the metrics `Snapshot`). A worker also sends one, unasked, when it has drained.
+pub(crate) const FRAME_LENGTH_BYTES: usize = 4;
+/// Larger frames are refused: a worker's table of frontends is bounded well below this.
+pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// One byte on the pipe: this worker accepts connections.
 pub(crate) const READY: u8 = b'R';
@@ -30,6 +41,15 @@ pub mod exit_code {
     pub const CONFIG: i32 = 2;
     /// Retired by the memory watchdog.
     pub const RETIRED: i32 = 3;
+}
+
+/// `json` as one snapshot frame.
+pub(crate) fn snapshot_frame(json: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(FRAME_LENGTH_BYTES + json.len());
+    // A snapshot over 4 GiB cannot be built (the frontend table is bounded).
+    frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    frame.extend_from_slice(json);
+    frame
 }
 
 /// A listening socket and what it serves.

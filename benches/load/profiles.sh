@@ -2,16 +2,31 @@
 # here), each running its rows on every target in turn. Uses run.sh's measure, measure_run,
 # measure_idle, restart_proxies and the PORT_/PID_/TLS_PORT_ variables.
 
+# METRICS=both: the second hipache right after the first in every profile but scale (its
+# lookup-cache warm-up and 1-host/N-hosts rows are about hipache's routing, not its metrics).
 PROXIES="nginx haproxy hipache"
+[[ $METRICS != both ]] || PROXIES+=" hipache+metrics"
 
+suffix_of() { # suffix_of TARGET: the <NAME> of TARGET's PORT_, TLS_PORT_ and PID_ variables
+    case $1 in
+    direct) echo origin ;;
+    hipache+metrics) echo hipache_m ;;
+    *) echo "$1" ;;
+    esac
+}
 port_of() { # port_of TARGET: "direct" is the origin
-    local var=PORT_$1
-    [[ $1 == direct ]] && var=PORT_origin
+    local var
+    var=PORT_$(suffix_of "$1")
+    echo "${!var}"
+}
+tls_port_of() {
+    local var
+    var=TLS_PORT_$(suffix_of "$1")
     echo "${!var}"
 }
 pid_of() {
-    local var=PID_$1
-    [[ $1 == direct ]] && var=PID_origin
+    local var
+    var=PID_$(suffix_of "$1")
     echo "${!var}"
 }
 
@@ -80,11 +95,11 @@ profile_busy() { # BUSY_CONNS keep-alive connections all busy, on fresh proxies;
 }
 
 profile_https() { # profile_https PROFILE ROUND [wrk headers...]: the proxies' TLS listeners
-    local profile=$1 round=$2 target var
+    local profile=$1 round=$2 target
     shift 2
     for target in $PROXIES; do
-        var=TLS_PORT_$target
-        measure "$profile" "$round" "$target" 64 "https://127.0.0.1:${!var}" "$(pid_of "$target")" \
+        measure "$profile" "$round" "$target" 64 "https://127.0.0.1:$(tls_port_of "$target")" \
+            "$(pid_of "$target")" \
             -s "$HERE/report.lua" -H "Host: $HOST" "$@"
     done
 }
@@ -93,11 +108,10 @@ profile_https_ka64() { profile_https https-ka64 "$1"; }
 profile_https_resume() { profile_https https-resume "$1" -H 'Connection: close'; }
 
 profile_https_close() { # a full handshake per request (handshakes.sh: openssl s_time -new)
-    local round=$1 target var
+    local round=$1 target
     for target in $PROXIES; do
-        var=TLS_PORT_$target
         measure_run https-close "$round" "$target" "$TLS_CLIENTS" "$(pid_of "$target")" \
-            "$HERE/handshakes.sh" "${!var}" "$TLS_CLIENTS" "$WARMUP" "$DURATION" "$HOST"
+            "$HERE/handshakes.sh" "$(tls_port_of "$target")" "$TLS_CLIENTS" "$WARMUP" "$DURATION" "$HOST"
     done
 }
 

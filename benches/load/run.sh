@@ -19,6 +19,10 @@
 #   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048]  TLS_CLIENTS [16] (parallel full handshakes)
 #   WS_CONNS [10000]  WS_ECHO_CONNS [64]
 #   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
+#   METRICS [off]  on: hipache runs with the seed's `metrics` (statsd to a local UDP sink) and
+#                  `logging.web` sections; both: a second hipache with them ("hipache+metrics")
+#                  is measured right after the first in every profile but scale, and the summary
+#                  prints CPU per request with metrics over without, same run
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +51,7 @@ FRONTENDS=${FRONTENDS:-100000}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 ACCESS_LOG=${ACCESS_LOG:-on}
 NGINX_KEEPALIVE=${NGINX_KEEPALIVE:-64}
+METRICS=${METRICS:-off}
 RESULTS_TSV=${RESULTS_TSV:-}
 PERF_OUT=${PERF_OUT:-}
 PERF_PROFILE=${PERF_PROFILE:-ka64}
@@ -72,6 +77,7 @@ done
 [[ $TLS_KEY == ecdsa || $TLS_KEY == rsa2048 ]] || die "TLS_KEY must be ecdsa or rsa2048"
 ((WS_SIZE > 0 && WS_SIZE < 126)) || die "WS_SIZE must be 1..125 bytes"
 [[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG must be on or off"
+[[ $METRICS == on || $METRICS == off || $METRICS == both ]] || die "METRICS must be on, off or both"
 
 # ---------------------------------------------------------------------------------------------
 # Tools: installed from Debian when missing, so the script runs on a fresh machine.
@@ -111,8 +117,9 @@ WORK=$(mktemp -d -t hipache-bench.XXXXXX)
 declare -a PIDS=()
 # Set by start_redis, start_nginx (through printf -v) and start_hipache.
 REDIS_PORT='' PID_redis='' PORT_origin='' PID_origin='' PORT_nginx='' PID_nginx='' PORT_hipache='' PID_hipache=''
-# Set by start_haproxy, start_ws_origin (targets.sh) and start_proxies.
+# Set by start_haproxy, start_ws_origin, start_statsd_sink (targets.sh) and start_proxies.
 PORT_haproxy='' PID_haproxy='' PORT_ws='' PID_ws='' TLS_PORT_nginx='' TLS_PORT_haproxy='' TLS_PORT_hipache=''
+PORT_hipache_m='' PID_hipache_m='' TLS_PORT_hipache_m='' STATSD_PORT=''
 WS_RUNNING=0
 
 stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
@@ -195,12 +202,19 @@ start_nginx() { # start_nginx NAME TEMPLATE [KEY=VALUE...]: sets PORT_<NAME> and
     printf -v "PID_$name" '%s' "$pid"
 }
 
-start_hipache() { # sets PORT_hipache and PID_hipache
-    local dir=$WORK/hipache pid address tls_address access_log=null i
+start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_ and PID_<NAME>
+    local name=${1:-hipache} metrics=${2:-off} pid address tls_address access_log=null i observability=
+    local dir=$WORK/$name
     mkdir -p "$dir"
     [[ $ACCESS_LOG == on ]] && access_log="\"$dir/access.log\""
+    if [[ $metrics == on ]]; then
+        [[ -n ${STATSD_PORT:-} ]] || start_statsd_sink
+        observability=", \"metrics\": { \"host\": \"127.0.0.1\", \"port\": $STATSD_PORT, \"session\": \"bench\" },"
+        observability+=" \"logging\": { \"web\": { \"host\": \"127.0.0.1\", \"port\": 0 } }"
+    fi
     fill "$HERE/hipache.json.in" "$dir/config.json" WORKERS="$WORKERS" ACCESS_LOG="$access_log" \
-        REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/tls/key.pem" TLS_CERT="$WORK/tls/cert.pem"
+        REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/tls/key.pem" TLS_CERT="$WORK/tls/cert.pem" \
+        OBSERVABILITY="$observability"
     "$HIPACHE_BIN" --config "$dir/config.json" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     pid=$!
     PIDS+=("$pid")
@@ -213,16 +227,16 @@ start_hipache() { # sets PORT_hipache and PID_hipache
         sleep 0.1
     done
     [[ -n $address && -n $tls_address ]] ||
-        die "hipache logged no 'listening on ... address=' line for http and https: $(tail -5 "$dir/stderr.log")"
-    PORT_hipache=${address##*:}
-    TLS_PORT_hipache=${tls_address##*:}
-    PID_hipache=$pid
-    wait_for 10 "hipache ping" answers "$PORT_hipache" __ping__ ok ||
-        die "hipache does not answer Host: __ping__ on $address: $(tail -5 "$dir/stderr.log")"
-    wait_for 10 "hipache route" answers "$PORT_hipache" "$HOST" hello ||
-        die "hipache does not route $HOST to the origin: $(tail -5 "$dir/stderr.log")"
-    wait_for 10 "hipache TLS" answers_tls "$TLS_PORT_hipache" "$HOST" hello ||
-        die "hipache does not answer over TLS on $tls_address: $(tail -5 "$dir/stderr.log")"
+        die "$name logged no 'listening on ... address=' line for http and https: $(tail -5 "$dir/stderr.log")"
+    printf -v "PORT_$name" '%s' "${address##*:}"
+    printf -v "TLS_PORT_$name" '%s' "${tls_address##*:}"
+    printf -v "PID_$name" '%s' "$pid"
+    wait_for 10 "$name ping" answers "${address##*:}" __ping__ ok ||
+        die "$name does not answer Host: __ping__ on $address: $(tail -5 "$dir/stderr.log")"
+    wait_for 10 "$name route" answers "${address##*:}" "$HOST" hello ||
+        die "$name does not route $HOST to the origin: $(tail -5 "$dir/stderr.log")"
+    wait_for 10 "$name TLS" answers_tls "${tls_address##*:}" "$HOST" hello ||
+        die "$name does not answer over TLS on $tls_address: $(tail -5 "$dir/stderr.log")"
 }
 
 stop_target() { # stop_target PID: stops it and forgets it
@@ -244,10 +258,12 @@ start_proxies() {
     wait_for 10 "nginx TLS" answers_tls "$TLS_PORT_nginx" "$HOST" hello ||
         die "nginx does not answer over TLS on port $TLS_PORT_nginx: $(tail -5 "$WORK/nginx/error.log")"
     start_haproxy
-    start_hipache
+    start_hipache hipache "$([[ $METRICS == on ]] && echo on || echo off)"
+    [[ $METRICS != both ]] || start_hipache hipache_m on
 }
 
 restart_proxies() { # fresh processes: nothing earlier profiles allocated counts
+    [[ $METRICS != both ]] || stop_target "$PID_hipache_m"
     stop_target "$PID_hipache"
     stop_target "$PID_haproxy"
     stop_target "$PID_nginx"
@@ -477,7 +493,7 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); machine: $(nproc) cores, ${cpu_model:-unknown CPU}, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
     echo "- versions: $(nginx -v 2>&1 | sed 's/nginx version: //'), $(haproxy -v | awk 'NR == 1 { print "haproxy " $3 }'), hipache $rev, $(openssl version | awk '{ print "openssl " $2 }'), $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'), $(redis-server --version | awk '{ print $3 }' | tr -d 'v=' | sed 's/^/redis /')"
     echo "- workers: WORKERS=$WORKERS; nginx runs $nginx_procs processes (master + workers); haproxy one process with $haproxy_threads threads (nbthread $WORKERS); hipache runs $hipache_procs process(es) with server.workers=$WORKERS$( ((hipache_procs == 1)) && echo ' (one serving process: server.workers not honoured yet)')"
-    echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on every proxy; nginx upstream keepalive $NGINX_KEEPALIVE; TLS key $TLS_KEY"
+    echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on every proxy; hipache metrics $METRICS; nginx upstream keepalive $NGINX_KEEPALIVE; TLS key $TLS_KEY"
     echo "- origin: nginx, $WORKERS workers, \`return 200 \"hello\"\`; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/header.md"
 cat "$WORK/header.md" >&2

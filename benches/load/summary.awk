@@ -22,7 +22,9 @@ function label(profile) {
 FNR == 1 && FILENAME ~ /idle/ { held = 1 }
 held {
     key = $1 SUBSEP $3
-    held_before[key] = $5; held_peak[key] = $6; held_conns[$1] = $4; next
+    held_before[key] = $5; held_peak[key] = $6; held_conns[$1] = $4
+    if ($3 == "hipache+metrics") with_metrics = 1
+    next
 }
 {
     key = $1 SUBSEP $3
@@ -58,6 +60,15 @@ END {
             p99[key] / m / 1000, vs_p, rss[key] / 1024, vs_m, cpu[key] / m, vs_c,
             redis[key] / m, err[key]
     }
+    # METRICS=both: the cost of hipache's metrics, each profile's hipache+metrics row over its
+    # hipache row (measured right after it, so under the same machine load).
+    for (i = 1; i <= count; i++) {
+        key = order[i]; split(key, part, SUBSEP)
+        off = part[1] SUBSEP "hipache"
+        if (part[2] == "hipache+metrics" && (off in n))
+            printf "\nmetrics on / off, %s, same run: CPU per request %s, req/s %s\n", part[1],
+                ratio(cpu[key] / n[key], cpu[off] / n[off]), ratio(rps[key] / n[key], rps[off] / n[off])
+    }
     one = "scale" SUBSEP "hipache 1 host"; many = "scale" SUBSEP "hipache " frontends " hosts"
     if ((one in n) && (many in n))
         printf "\nscale: hipache with %d frontends / with 1 frontend, same run: %s req/s\n",
@@ -83,8 +94,13 @@ END {
         add_row("KiB per tunnel", "ws", "per", c)
     }
     if (rows > 0) {
-        print "\n| memory | nginx | HAProxy | hipache | hipache vs nginx / HAProxy |"
-        print "|---|---|---|---|---|"
+        if (with_metrics) {
+            print "\n| memory | nginx | HAProxy | hipache | hipache vs nginx / HAProxy | hipache+metrics | metrics on / off |"
+            print "|---|---|---|---|---|---|---|"
+        } else {
+            print "\n| memory | nginx | HAProxy | hipache | hipache vs nginx / HAProxy |"
+            print "|---|---|---|---|---|"
+        }
         for (i = 1; i <= rows; i++) print row[i]
     }
 }
@@ -94,9 +110,13 @@ function figure(kind, what, proxy, conns_, before, peak) { # KiB, or KiB per con
     if (what == "peak") return peak
     return (peak - before) / conns_
 }
-function add_row(title, kind, what, conns_, a, b, h, scale) {
+function add_row(title, kind, what, conns_, a, b, h, hm, scale) {
     scale = (what == "per") ? 1 : 1024
     a = figure(kind, what, "nginx", conns_); b = figure(kind, what, "haproxy", conns_)
     h = figure(kind, what, "hipache", conns_)
     row[++rows] = sprintf("| %s | %.1f | %.1f | %.1f | %s |", title, a / scale, b / scale, h / scale, both(h, a, b))
+    if (with_metrics) {
+        hm = figure(kind, what, "hipache+metrics", conns_)
+        row[rows] = row[rows] sprintf(" %.1f | %s |", hm / scale, ratio(hm, h))
+    }
 }

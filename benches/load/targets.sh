@@ -1,5 +1,6 @@
 # Sourced by run.sh: the servers added beside nginx and hipache (HAProxy, the TLS certificate,
-# the WebSocket echo origin). Uses run.sh's fill, free_port, wait_for, answers, die, WORK, PIDS.
+# the WebSocket echo origin, the statsd sink). Uses run.sh's fill, free_port, wait_for, answers,
+# die, WORK, PIDS.
 
 make_cert() { # writes $WORK/tls/{cert,key,both}.pem for bench.local; TLS_KEY picks the key type
     local dir=$WORK/tls
@@ -65,4 +66,14 @@ start_ws_origin() { # sets PID_ws (PORT_ws is chosen before the proxies start)
     PIDS+=("$PID_ws")
     wait_for 10 "ws origin" ws_answers "$PORT_ws" ||
         die "the WebSocket echo origin did not upgrade on port $PORT_ws: $(tail -3 "$WORK/ws-origin.log")"
+}
+
+start_statsd_sink() { # a UDP port that reads and drops what hipache's statsd sends; sets STATSD_PORT
+    STATSD_PORT=$(free_port)
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    s.recv(65536)' "$STATSD_PORT" >/dev/null 2>&1 &
+    PIDS+=("$!")
 }

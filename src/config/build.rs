@@ -58,6 +58,10 @@ pub(super) fn build(
     };
     let driver = driver(raw.driver, &ctx)?;
     let logging = raw.logging.map(|l| logging(l, &ctx)).transpose()?;
+    if let Some(web) = logging.as_ref().and_then(|l| l.web.as_ref()) {
+        let proxied = http.iter().chain(https.iter().map(|l| &l.address));
+        admin_apart(web, proxied, &ctx)?;
+    }
     let metrics = match raw.metrics {
         Some(m) => Some(Metrics {
             endpoint: endpoint(
@@ -259,6 +263,44 @@ fn logging(raw: super::raw::RawLogging, ctx: &Ctx<'_>) -> Result<Logging, Config
             .transpose()?,
         session: raw.session.unwrap_or_else(|| DEFAULT_SESSION.to_owned()),
     })
+}
+
+/// The admin page must not answer on a proxied address, where it would shadow (or be shadowed
+/// by) the frontends: the same port on the same or a wildcard address is refused.
+fn admin_apart<'a>(
+    web: &Endpoint,
+    proxied: impl Iterator<Item = &'a SocketAddr> + Clone,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    if web.port == 0 {
+        return Ok(());
+    }
+    let addrs = (web.host.as_str(), web.port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            ctx.err(
+                "logging.web.host",
+                format!("cannot resolve {:?}: {e}", web.host),
+            )
+        })?;
+    for admin in addrs {
+        let clash = proxied.clone().find(|listener| {
+            listener.port() == admin.port()
+                && (listener.ip() == admin.ip()
+                    || listener.ip().is_unspecified()
+                    || admin.ip().is_unspecified())
+        });
+        if let Some(listener) = clash {
+            return Err(ctx.err(
+                "logging.web",
+                format!(
+                    "{admin} is also a proxied listener ({listener}); \
+                     the admin page needs a port of its own"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn endpoint(raw: RawEndpoint, key: &str, ctx: &Ctx<'_>) -> Result<Endpoint, ConfigError> {

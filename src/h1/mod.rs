@@ -17,3 +17,5 @@ mod client;
 mod forward;
 mod relay;
 pub(crate) mod server;
+
+pub(crate) use client::ClientStream;

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::access_log::AccessLog;
+use crate::admin::{Admin, AdminError};
 use crate::config::Config;
 use crate::privileges::{self, PrivilegeError};
 use crate::supervision::Listener;
@@ -48,6 +49,9 @@ pub enum MasterError {
         #[source]
         source: io::Error,
     },
+    /// The admin listener or statsd could not be set up.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// The runtime could not be built.
     #[error("cannot start the master's runtime")]
     Runtime(#[source] io::Error),
@@ -83,15 +87,22 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
         })?;
     }
     let bound = bind_all(&config, &[])?;
+    let admin = Admin::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(MasterError::Runtime)?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(
-        &runtime,
-        supervisor::Supervisor::new(config_path, config, bound).run(),
-    )
+    local.block_on(&runtime, async move {
+        let collector = admin.map(|admin| {
+            let collector = admin.collector.clone();
+            admin.spawn();
+            collector
+        });
+        supervisor::Supervisor::new(config_path, config, bound)
+            .run(collector)
+            .await
+    })
 }
 
 /// The listeners `config` asks for, at least one socket per worker each: sockets of `existing`

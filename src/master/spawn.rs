@@ -7,18 +7,24 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Stdio;
+use std::rc::Rc;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
-use crate::supervision::{self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, WORKER_ID_ENV};
+use crate::admin::collect::Collector;
+use crate::supervision::{
+    self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("cannot create the readiness pipe")]
     Pipe(#[source] nix::Error),
+    #[error("cannot create the stats socket")]
+    Stats(#[source] io::Error),
     #[error("cannot make descriptor {0} inheritable")]
     Inherit(i32, #[source] nix::Error),
     #[error("cannot start a worker process")]
@@ -40,10 +46,12 @@ pub(crate) fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
         .map_err(|e| SpawnError::Inherit(raw, e))
 }
 
+/// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
 pub(crate) fn spawn_worker<'a>(
     config: &Path,
     listeners: impl IntoIterator<Item = &'a Listener>,
     id: &str,
+    collector: Option<&Rc<Collector>>,
 ) -> Result<Spawned, SpawnError> {
     let fds = supervision::listen_fds(listeners);
     let (read_end, write_end): (OwnedFd, OwnedFd) =
@@ -51,6 +59,10 @@ pub(crate) fn spawn_worker<'a>(
     // Only this child may inherit the write end: it is made inheritable here, and closed in the
     // master right after the spawn, before any other child is started.
     make_inheritable(&write_end)?;
+    // Close-on-exec like the pipe; the worker's end is made inheritable and closed here alike.
+    let (stats, worker_stats) =
+        std::os::unix::net::UnixStream::pair().map_err(SpawnError::Stats)?;
+    make_inheritable(&worker_stats)?;
     // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
     // argv[0] stays the master's, so `ps` shows `hipache --worker ...`.
     let name = std::env::args_os()
@@ -63,13 +75,18 @@ pub(crate) fn spawn_worker<'a>(
         .arg(config)
         .env(LISTEN_FDS_ENV, fds)
         .env(READY_FD_ENV, write_end.as_raw_fd().to_string())
+        .env(STATS_FD_ENV, worker_stats.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
         .stdin(Stdio::null())
         .spawn()
         .map_err(SpawnError::Exec)?;
     drop(write_end);
+    drop(worker_stats);
     let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;
     let pid = child.id().unwrap_or(0);
+    if let Some(collector) = collector {
+        collector.add(pid, stats);
+    }
     Ok(Spawned { child, pid, ready })
 }
 

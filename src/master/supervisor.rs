@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -14,6 +15,7 @@ use super::backoff::Backoff;
 use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Spawned};
 use super::{bind_all, Bound, MasterError};
+use crate::admin::collect::Collector;
 use crate::config::Config;
 use crate::privileges;
 use crate::supervision::{self, exit_code};
@@ -59,6 +61,8 @@ pub(super) struct Supervisor {
     backoff: HashMap<usize, Backoff>,
     events: mpsc::UnboundedSender<Event>,
     inbox: mpsc::UnboundedReceiver<Event>,
+    /// Follows each worker's stats socket, when metrics or the admin page are on.
+    collector: Option<Rc<Collector>>,
 }
 
 impl Supervisor {
@@ -74,10 +78,12 @@ impl Supervisor {
             backoff: HashMap::new(),
             events,
             inbox,
+            collector: None,
         }
     }
 
-    pub(super) async fn run(mut self) -> Result<(), MasterError> {
+    pub(super) async fn run(mut self, collector: Option<Rc<Collector>>) -> Result<(), MasterError> {
+        self.collector = collector;
         let mut signals = Signals::install().map_err(MasterError::Runtime)?;
         let generation = self.start_generation(self.config.server.workers)?;
         self.generation = generation;
@@ -151,7 +157,7 @@ impl Supervisor {
             mut child,
             pid,
             ready,
-        } = spawn::spawn_worker(&self.config_path, listeners, &id)?;
+        } = spawn::spawn_worker(&self.config_path, listeners, &id, self.collector.as_ref())?;
         tracing::info!(pid, worker = %id, "worker started");
         let worker = Worker {
             generation,

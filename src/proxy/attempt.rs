@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::access_log::{LoggedRequest, PendingLine};
 use crate::balancer::Attempts;
+use crate::metrics::{self, names::Counter};
 use crate::routes::{Backend, Frontend, RouteSource};
 use crate::wire::headers::DebugInfo;
 
@@ -95,26 +96,41 @@ impl<S: RouteSource> Proxy<S> {
         let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error);
         let mut failure = None;
         while let Some(backend) = attempts.next(&mut rand::rng()) {
+            if failure.is_some() {
+                metrics::count(Counter::Retries);
+            }
             let backend_start = Instant::now();
             match self.attempt(backend, exchange).await {
                 Ok(answer) => {
                     let status = answer.head.status;
-                    if answer_marks_dead(status, answer.head.retry_after, self.dead_backend_on_500)
-                    {
+                    let dead = answer_marks_dead(
+                        status,
+                        answer.head.retry_after,
+                        self.dead_backend_on_500,
+                    );
+                    if dead {
                         let code = http::StatusCode::from_u16(status);
                         let why = code.as_ref().map_or("5xx", http::StatusCode::as_str);
                         self.mark_dead(&route.host, frontend, backend, why);
                     }
-                    let debug = route.debug.then(|| {
-                        let now = Instant::now();
-                        DebugInfo {
-                            backend_url: backend.url.as_str(),
-                            backend_index: backend.index,
-                            frontend_id: &frontend.id,
-                            host: &route.host,
-                            total_ms: (now - route.start).as_millis(),
-                            backend_ms: (now - backend_start).as_millis(),
-                        }
+                    let now = Instant::now();
+                    let (latency, backend_latency) = (now - route.start, now - backend_start);
+                    metrics::answered(
+                        frontend,
+                        &route.dead,
+                        backend.index,
+                        status,
+                        dead,
+                        latency,
+                        backend_latency,
+                    );
+                    let debug = route.debug.then(|| DebugInfo {
+                        backend_url: backend.url.as_str(),
+                        backend_index: backend.index,
+                        frontend_id: &frontend.id,
+                        host: &route.host,
+                        total_ms: latency.as_millis(),
+                        backend_ms: backend_latency.as_millis(),
                     });
                     let line = logged.map(|logged| {
                         logged.into_pending(status, frontend.clone(), route.start, backend_start)
@@ -127,13 +143,17 @@ impl<S: RouteSource> Proxy<S> {
                     });
                 }
                 Err(Failed::Backend(error)) => {
+                    metrics::attempt_failed(frontend, backend.index, error.marks_dead());
                     self.note_failure(&route.host, frontend, backend, error);
                     failure = Some((error, backend_start));
                     if !attempts.may_retry(error.is_retryable()) {
                         break;
                     }
                 }
-                Err(Failed::Client(failure)) => return Outcome::Client(failure),
+                Err(Failed::Client(failure)) => {
+                    metrics::failed(frontend, &route.dead, None);
+                    return Outcome::Client(failure);
+                }
             }
         }
         let error = match failure {
@@ -141,6 +161,7 @@ impl<S: RouteSource> Proxy<S> {
             None if frontend.backends.is_empty() => ProxyError::BadBackendUrl,
             None => ProxyError::NoLiveBackend,
         };
+        metrics::failed(frontend, &route.dead, Some(error.status().as_u16()));
         let line = match (failure, logged) {
             (Some((_, backend_start)), Some(logged)) => Some(logged.into_pending(
                 error.status().as_u16(),
@@ -204,6 +225,7 @@ impl<S: RouteSource> Proxy<S> {
     /// Hipache marks only when the frontend has another backend to send traffic to.
     fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend, why: &str) {
         tracing::warn!(%host, frontend = %frontend.id, backend = %backend.url, reason = why, "backend is dead");
+        metrics::count(Counter::DeadMarks);
         if frontend.backend_count > 1 {
             self.routes.mark_dead(host, frontend, backend);
         }

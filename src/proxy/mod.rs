@@ -24,6 +24,7 @@ pub(crate) use attempt::{Answered, ClientFailure, Exchange, Outcome, SendError};
 
 use crate::access_log::AccessLog;
 use crate::error_page::{ErrorPages, Generated};
+use crate::metrics::{self, names::Counter};
 use crate::router::{self, HostRequest};
 use crate::routes::{Frontend, Lookup, RouteSource};
 use crate::wire::headers::Forwarded;
@@ -80,12 +81,14 @@ impl<S: RouteSource> Proxy<S> {
     pub(crate) async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
         let start = Instant::now();
         let Some(host_header) = host_header else {
+            metrics::count(Counter::Requests);
             return Routed::Failed(ProxyError::NoHost);
         };
         let host = match router::parse_host(host_header) {
             HostRequest::Ping => return Routed::Ping,
             HostRequest::Route(host) => router::normalize(host).into_owned(),
         };
+        metrics::count(Counter::Requests);
         match self.routes.lookup(&host).await {
             Ok(Some(Lookup { frontend, dead })) => Routed::Found(Route {
                 host,
@@ -106,6 +109,7 @@ impl<S: RouteSource> Proxy<S> {
     /// the `X-Debug-Error` reason when the client asked.
     pub(crate) fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
         let status = error.status();
+        metrics::response(status.as_u16());
         Generated {
             status,
             page: self.pages.body(status, error.reason()),

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use super::metered::Metered;
 use super::prefixed::Prefixed;
 use crate::h1::server::{self as h1, Ended};
 use crate::proxy::open::Connections;
@@ -160,10 +161,11 @@ async fn serve_connection<S: RouteSource>(
     peer: SocketAddr,
     client: Rc<ClientConnection>,
 ) {
+    let _open = crate::metrics::connection_opened();
     let Some(acceptor) = tls else {
         let (proxy, connections) = (shared.proxy.clone(), shared.connections.clone());
         if let Ended::Http2 { stream, read } =
-            h1::serve(proxy, client.clone(), connections, stream, true).await
+            h1::serve(proxy, client.clone(), connections, Metered(stream), true).await
         {
             Box::pin(serve_http2(&shared, client, Prefixed::new(read, stream))).await;
         }
@@ -180,11 +182,11 @@ async fn serve_tls<S: RouteSource>(
     client: Rc<ClientConnection>,
 ) {
     let stream = match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => stream,
+        Ok(Ok(stream)) => Metered(stream),
         Ok(Err(error)) => return tracing::debug!(%peer, %error, "tls handshake failed"),
         Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
     };
-    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+    if stream.0.get_ref().1.alpn_protocol() == Some(b"h2") {
         serve_http2(shared, client, stream).await;
     } else {
         let (proxy, connections) = (shared.proxy.clone(), shared.connections.clone());

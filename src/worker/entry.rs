@@ -46,6 +46,17 @@ fn start_and_serve(config: Config) -> anyhow::Result<i32> {
         ),
         None => None,
     };
+    let access_log = match config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
+        Some(udp) => Some(
+            AccessLog::shipping(access_log, &udp.host, udp.port).with_context(|| {
+                format!(
+                    "cannot send access log lines to logging.udp {}:{}",
+                    udp.host, udp.port
+                )
+            })?,
+        ),
+        None => access_log,
+    };
     match privileges::drop_to(&config.user, &config.group)? {
         Outcome::Dropped => tracing::debug!(user = %config.user, "dropped privileges"),
         Outcome::StayedRoot => tracing::debug!("running as root, as the config asks"),

@@ -1,6 +1,7 @@
 //! The worker's side of the master's hand-off: adopt the listening sockets named in
-//! `HIPACHE_LISTEN_FDS`, and tell the master on the `HIPACHE_READY_FD` pipe when this worker
-//! serves and when it starts retiring (`crate::supervision` has the protocol).
+//! `HIPACHE_LISTEN_FDS` and the stats socket named in `HIPACHE_STATS_FD`, and tell the master
+//! on the `HIPACHE_READY_FD` pipe when this worker serves and when it starts retiring
+//! (`crate::supervision` has the protocol).
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -9,7 +10,7 @@ use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
 use nix::sys::socket::{getsockname, SockaddrStorage};
 
 use crate::supervision::{
-    self, Listener, MalformedEntry, LISTEN_FDS_ENV, READY, READY_FD_ENV, RETIRING,
+    self, Listener, MalformedEntry, LISTEN_FDS_ENV, READY, READY_FD_ENV, RETIRING, STATS_FD_ENV,
 };
 
 /// Why the master's sockets could not be adopted.
@@ -58,17 +59,31 @@ pub struct MasterLink {
     pipe: Option<std::fs::File>,
 }
 
+/// The open descriptor named in `env`, taken into ownership (once: the variable is read at
+/// startup only).
+fn inherited_fd(env: &str) -> Option<OwnedFd> {
+    std::env::var(env)
+        .ok()
+        .and_then(|fd| fd.parse::<RawFd>().ok())
+        .and_then(|fd| {
+            let is_open =
+                fd >= 0 && nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_ok();
+            is_open.then(|| own(fd))
+        })
+}
+
+/// The worker's end of its stats socket (`None` when started by hand).
+pub fn stats_socket() -> Option<std::os::unix::net::UnixStream> {
+    let fd = inherited_fd(STATS_FD_ENV)?;
+    // Checked so that a wrong number never becomes a socket we write frames to.
+    getsockname::<SockaddrStorage>(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok()?;
+    Some(std::os::unix::net::UnixStream::from(fd))
+}
+
 impl MasterLink {
     /// The pipe the master named in `HIPACHE_READY_FD`, if any.
     pub fn inherited() -> Self {
-        let pipe = std::env::var(READY_FD_ENV)
-            .ok()
-            .and_then(|fd| fd.parse::<RawFd>().ok())
-            .and_then(|fd| {
-                let is_open =
-                    fd >= 0 && nix::fcntl::fcntl(borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_ok();
-                is_open.then(|| std::fs::File::from(own(fd)))
-            });
+        let pipe = inherited_fd(READY_FD_ENV).map(std::fs::File::from);
         Self { pipe }
     }
 

@@ -7,12 +7,15 @@
 mod accept;
 pub mod entry;
 pub mod inherit;
+mod metered;
 mod prefixed;
 pub(crate) mod signals;
+mod stats;
 pub(crate) mod watchdog;
 
 use std::future::Future;
 use std::io;
+use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 
 use tokio::task::LocalSet;
@@ -105,34 +108,47 @@ pub fn run(
         }
     };
     let ready = || link.report_ready();
-    LocalSet::new().block_on(
-        &runtime,
-        serve(config, listeners, access_log, certificates, ready, stop),
-    )
+    let stats = inherit::stats_socket();
+    let opened = Opened {
+        listeners,
+        access_log,
+        certificates,
+        stats,
+    };
+    LocalSet::new().block_on(&runtime, serve(config, opened, ready, stop))
+}
+
+/// What a worker's start opened for it before privileges were dropped, or inherited.
+pub(crate) struct Opened {
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) access_log: Option<AccessLog>,
+    pub(crate) certificates: Option<Certificates>,
+    /// The master's stats socket (`crate::supervision`).
+    pub(crate) stats: Option<UnixStream>,
 }
 
 /// Serves until `drain` resolves, then stops accepting, lets in-flight requests finish (at most
-/// `gracefulWait`) and returns what `drain` resolved to. The access log and the certificates are opened by the
-/// caller, before privileges are dropped; `ready` is called once the listeners are being served.
+/// `gracefulWait`) and returns what `drain` resolved to. The access log and the certificates are
+/// opened by the caller, before privileges are dropped; `ready` is called once the listeners
+/// are being served.
 pub(crate) async fn serve<R>(
     config: Config,
-    listeners: Vec<Listener>,
-    access_log: Option<AccessLog>,
-    certificates: Option<Certificates>,
+    opened: Opened,
     ready: impl FnOnce(),
     drain: impl Future<Output = R>,
 ) -> Result<R, WorkerError> {
-    let access_log = access_log.map(Rc::new);
-    let tls = certificates.map(Rc::new);
     let ttl = config.server.dead_backend_ttl;
+    if config.metrics.is_some() || config.logging.as_ref().is_some_and(|l| l.web.is_some()) {
+        crate::metrics::enable(ttl);
+    }
     match &config.driver {
         Driver::Redis { read, write } => {
             let routes = RedisRoutes::new(read, write, ttl, config.server.cache_limits());
-            serve_with(routes, &config, listeners, access_log, tls, ready, drain).await
+            serve_with(routes, &config, opened, ready, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, &config, listeners, access_log, tls, ready, drain).await
+            serve_with(routes, &config, opened, ready, drain).await
         }
     }
 }
@@ -140,12 +156,18 @@ pub(crate) async fn serve<R>(
 async fn serve_with<S: RouteSource, R>(
     routes: S,
     config: &Config,
-    listeners: Vec<Listener>,
-    access_log: Option<Rc<AccessLog>>,
-    tls: Option<Rc<Certificates>>,
+    opened: Opened,
     ready: impl FnOnce(),
     drain: impl Future<Output = R>,
 ) -> Result<R, WorkerError> {
+    let Opened {
+        listeners,
+        access_log,
+        certificates,
+        stats,
+    } = opened;
+    let access_log = access_log.map(Rc::new);
+    let tls = certificates.map(Rc::new);
     let server = &config.server;
     let proxy = Rc::new(Proxy {
         routes,
@@ -193,8 +215,16 @@ async fn serve_with<S: RouteSource, R>(
     };
     let user_signals =
         tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
+    let (drained, stats_end) = tokio::sync::oneshot::channel();
+    let stats = stats.map(|socket| {
+        tokio::task::spawn_local(stats::answer(socket, proxy.tunnels.clone(), stats_end))
+    });
     ready();
     let reason = accept::serve(proxy, adopted, server.graceful_wait, drain).await;
+    let _ = drained.send(());
+    if let Some(stats) = stats {
+        let _ = stats.await;
+    }
     user_signals.abort();
     sweeper.abort();
     if let Some(flusher) = flusher {

@@ -134,6 +134,20 @@ fn taken_port_is_refused() {
 }
 
 #[test]
+fn taken_admin_port_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let web = json!({"logging": {"web": {"host": "127.0.0.1", "port": port}}});
+    let (output, file) = dry(dir.path(), &web);
+    let address = format!("127.0.0.1:{port}");
+    assert_refused(&output, &file, &["logging.web", &address, "in use"]);
+    drop(taken);
+    let (output, _) = dry(dir.path(), &web);
+    assert!(output.status.success(), "free again: {output:?}");
+}
+
+#[test]
 fn certificate_that_does_not_load_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (key, _) = tls::cert(&["a.test"]).write(dir.path(), "a");

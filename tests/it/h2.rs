@@ -12,7 +12,7 @@ use crate::support::tls;
 use crate::support::{Backend, Config, Hipache, RedisServer};
 
 /// Sends `GET uri` over HTTP/2 on `stream`; returns the status and the body.
-async fn get<S>(stream: S, uri: &str) -> (u16, String)
+pub(crate) async fn get<S>(stream: S, uri: &str) -> (u16, String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

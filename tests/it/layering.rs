@@ -9,6 +9,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
         "config",
         &[
             "access_log",
+            "admin",
             "balancer",
             "dry",
             "error_page",
@@ -16,6 +17,7 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
             "h2",
             "manage",
             "master",
+            "metrics",
             "proxy",
             "router",
             "routes",
@@ -34,10 +36,28 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("h1", &["h2", "worker", "master"]),
     ("h2", &["h1", "worker", "master"]),
     ("master", &["worker", "h1", "h2", "proxy"]),
-    ("worker", &["master"]),
+    ("worker", &["master", "admin"]),
     ("router", &["routes", "proxy", "h1", "h2", "wire"]),
     ("balancer", &["proxy", "h1", "h2", "wire"]),
-    ("supervision", &["master", "worker"]),
+    ("supervision", &["master", "worker", "admin", "metrics"]),
+    // Counters are recorded from everywhere: they import nothing that records them.
+    (
+        "metrics",
+        &[
+            "proxy",
+            "h1",
+            "h2",
+            "worker",
+            "master",
+            "admin",
+            "access_log",
+            "manage",
+        ],
+    ),
+    (
+        "admin",
+        &["proxy", "h1", "h2", "worker", "master", "routes"],
+    ),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -36,6 +36,8 @@ mod http1;
 #[cfg(test)]
 mod layering;
 #[cfg(test)]
+mod metrics;
+#[cfg(test)]
 mod processes;
 #[cfg(test)]
 mod redis_outage;

@@ -85,6 +85,23 @@ fn invalid_values_are_errors() {
 }
 
 #[test]
+fn admin_page_on_a_proxied_address_is_refused() {
+    let clash = error(
+        r#"{"http": {"port": 8080, "bind": ["0.0.0.0"]}, "logging": {"web": {"host": "127.0.0.1", "port": 8080}}}"#,
+    );
+    assert_eq!(
+        clash,
+        "config/config.json: logging.web: 127.0.0.1:8080 is also a proxied listener \
+         (0.0.0.0:8080); the admin page needs a port of its own"
+    );
+    let apart =
+        r#"{"http": {"port": 8080}, "logging": {"web": {"host": "127.0.0.1", "port": 8081}}}"#;
+    assert!(parse(apart).config.logging.is_some());
+    let any_port = r#"{"http": {"port": 0}, "logging": {"web": {"port": 0}}}"#;
+    assert!(parse(any_port).config.logging.is_some());
+}
+
+#[test]
 fn invalid_json_names_the_file_with_line_and_column() {
     let e = Config::parse("{\n  \"server\": {}\n", Path::new("config/config.json")).unwrap_err();
     let ConfigError::Syntax { line, column, .. } = &e else {

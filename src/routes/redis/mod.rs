@@ -41,6 +41,7 @@ use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
 use crate::config::{CacheLimits, RedisUrl};
+use crate::metrics::{self, names::Counter};
 use flight::{Flights, Join};
 use hchecker::PassiveChecks;
 pub(crate) use link::client;
@@ -193,11 +194,13 @@ impl RedisRoutes {
         let sent = Instant::now();
         match self.fetch(host, ticket.is_some()).await {
             Ok((answer, ttl)) => {
+                metrics::count(Counter::LookupsRedis);
                 let expires = ttl.map(|ttl| sent + ttl);
                 shared.tracking.store(ticket, host, &answer, expires);
                 Ok(self.to_lookup(host, answer))
             }
             Err(e) => {
+                metrics::count(Counter::RedisErrors);
                 // Reachability is told by the reconnect loop ([`reconnect::Health`]), once per
                 // outage; other failures once per distinct error.
                 if !e.is_connection() && self.first_report("lookup error", &e.to_string()) {
@@ -233,7 +236,10 @@ impl RouteSource for RedisRoutes {
         let shared = &self.shared;
         loop {
             let ticket = match shared.tracking.check(host) {
-                Check::Hit(answer) => return Ok(self.to_lookup(host, answer)),
+                Check::Hit(answer) => {
+                    metrics::count(Counter::LookupsCache);
+                    return Ok(self.to_lookup(host, answer));
+                }
                 Check::Miss(ticket) => ticket,
                 // Without tracking nothing says whether a read in flight is still current.
                 Check::Off => return self.read(host, None).await,

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{debug, info, warn};
 
+use crate::metrics::{self, names::Counter};
 use crate::routes::lock;
 
 /// Delay between connection attempts during the first [`PROMPT_WINDOW`] of an outage.
@@ -159,8 +160,14 @@ impl Health {
         let server = &self.inner.server;
         match std::mem::replace(&mut *lock(&self.inner.reach), Reach::Up) {
             Reach::Unknown => info!(server = %server, "redis connected"),
-            Reach::Down => info!(server = %server, "redis reachable again"),
-            Reach::Up => debug!(server = %server, "redis reconnected"),
+            Reach::Down => {
+                metrics::count(Counter::RedisReconnects);
+                info!(server = %server, "redis reachable again");
+            }
+            Reach::Up => {
+                metrics::count(Counter::RedisReconnects);
+                debug!(server = %server, "redis reconnected");
+            }
         }
     }
 

@@ -1,0 +1,141 @@
+//! The master's collection of worker snapshots: one stats socket per worker (`supervision`
+//! has the frame format), the latest snapshot each sent, and the sum of those of workers that
+//! exited, so that totals only grow across crashes, retirements and reloads.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt as _;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+
+use crate::metrics::Snapshot;
+use crate::supervision::{FRAME_LENGTH_BYTES, MAX_FRAME_BYTES, SNAPSHOT_ASK};
+
+/// How long a worker has to answer an ask; past it, its previous snapshot is used. A worker
+/// answers between two requests, in microseconds; the margin is for a loaded machine.
+pub(crate) const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// Every worker's latest snapshot.
+#[derive(Default)]
+pub(crate) struct Collector {
+    workers: RefCell<HashMap<u32, Worker>>,
+    /// The last snapshots of workers that exited, gauges left out.
+    exited: RefCell<Snapshot>,
+}
+
+struct Worker {
+    ask: OwnedWriteHalf,
+    latest: Option<Snapshot>,
+    /// Counts the frames received, for an ask to wait for the next one.
+    frames: watch::Receiver<u64>,
+}
+
+/// The sum over workers, and how many answered.
+pub(crate) struct Totals {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) workers: usize,
+}
+
+impl Collector {
+    /// Follows the stats socket of worker `pid` until it closes (the worker exited).
+    pub(crate) fn add(self: &Rc<Self>, pid: u32, socket: StdUnixStream) {
+        let socket = match socket
+            .set_nonblocking(true)
+            .and_then(|()| UnixStream::from_std(socket))
+        {
+            Ok(socket) => socket,
+            Err(error) => return tracing::warn!(pid, %error, "cannot follow a worker's stats"),
+        };
+        let (read, ask) = socket.into_split();
+        let (frames_sent, frames) = watch::channel(0);
+        let worker = Worker {
+            ask,
+            latest: None,
+            frames,
+        };
+        self.workers.borrow_mut().insert(pid, worker);
+        tokio::task::spawn_local(self.clone().follow(pid, read, frames_sent));
+    }
+
+    async fn follow(self: Rc<Self>, pid: u32, mut read: OwnedReadHalf, frames: watch::Sender<u64>) {
+        loop {
+            match read_frame(&mut read).await {
+                Ok(Some(snapshot)) => {
+                    if let Some(worker) = self.workers.borrow_mut().get_mut(&pid) {
+                        worker.latest = Some(snapshot);
+                    }
+                    frames.send_modify(|n| *n += 1);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(pid, %error, "unreadable stats from a worker");
+                    break;
+                }
+            }
+        }
+        if let Some(Worker {
+            latest: Some(last), ..
+        }) = self.workers.borrow_mut().remove(&pid)
+        {
+            self.exited.borrow_mut().add(&last, false);
+        }
+    }
+
+    /// Asks every worker for a fresh snapshot (each has [`ANSWER_WAIT`]) and sums them with
+    /// what exited workers had counted.
+    pub(crate) async fn totals(&self) -> Totals {
+        let mut waits = Vec::new();
+        for worker in self.workers.borrow_mut().values_mut() {
+            let mut frames = worker.frames.clone();
+            frames.mark_unchanged();
+            // One byte on an idle socket: it fits, or the worker is far behind and the
+            // answer to its previous ask will do.
+            if worker.ask.try_write(&[SNAPSHOT_ASK]).is_ok() {
+                waits.push(async move {
+                    let _ = frames.changed().await;
+                });
+            }
+        }
+        let _ = tokio::time::timeout(ANSWER_WAIT, join_all(waits)).await;
+        let mut snapshot = self.exited.borrow().clone();
+        let workers = self.workers.borrow();
+        for latest in workers.values().filter_map(|w| w.latest.as_ref()) {
+            snapshot.add(latest, true);
+        }
+        Totals {
+            snapshot,
+            workers: workers.len(),
+        }
+    }
+}
+
+/// Awaits every future (they only wait; no result to keep).
+async fn join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    for future in futures {
+        future.await;
+    }
+}
+
+/// The next frame, `None` at a clean end of stream.
+async fn read_frame(read: &mut OwnedReadHalf) -> std::io::Result<Option<Snapshot>> {
+    let mut length = [0u8; FRAME_LENGTH_BYTES];
+    match read.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > MAX_FRAME_BYTES {
+        return Err(std::io::Error::other(format!("frame of {length} bytes")));
+    }
+    let mut json = vec![0; length];
+    read.read_exact(&mut json).await?;
+    serde_json::from_slice(&json)
+        .map(Some)
+        .map_err(std::io::Error::other)
+}

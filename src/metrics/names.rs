@@ -1,0 +1,188 @@
+//! Every metric name, in one place: the statsd key (sent behind `metrics.session` + `.`) and
+//! the Prometheus family and label that show the same number on the admin listener.
+
+/// A counter's names.
+pub(crate) struct Name {
+    /// The statsd key, without the session prefix.
+    pub(crate) statsd: &'static str,
+    /// The Prometheus family (`_total` included for counters).
+    pub(crate) family: &'static str,
+    /// A label that tells this counter from others of its family, as `name="value"`.
+    pub(crate) label: Option<(&'static str, &'static str)>,
+    /// The `# HELP` text of the family.
+    pub(crate) help: &'static str,
+}
+
+/// Indexes into [`COUNTERS`]: what the recorder counts per worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Requests,
+    Responses1xx,
+    Responses2xx,
+    Responses3xx,
+    Responses4xx,
+    Responses5xx,
+    Retries,
+    DeadMarks,
+    LookupsCache,
+    LookupsRedis,
+    RedisErrors,
+    RedisReconnects,
+    BytesIn,
+    BytesOut,
+    LogDatagramsDropped,
+}
+
+/// How many counters there are.
+pub(crate) const COUNTER_COUNT: usize = Counter::LogDatagramsDropped as usize + 1;
+
+const RESPONSES: &str = "responses by status class, error pages included";
+const LOOKUPS: &str = "route lookups, by where the answer came from";
+
+/// The names of each [`Counter`], in its order.
+pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
+    counter(
+        "requests",
+        "hipache_requests_total",
+        None,
+        "requests routed (pings excluded)",
+    ),
+    counter(
+        "responses.1xx",
+        RESPONSES_FAMILY,
+        Some(("class", "1xx")),
+        RESPONSES,
+    ),
+    counter(
+        "responses.2xx",
+        RESPONSES_FAMILY,
+        Some(("class", "2xx")),
+        RESPONSES,
+    ),
+    counter(
+        "responses.3xx",
+        RESPONSES_FAMILY,
+        Some(("class", "3xx")),
+        RESPONSES,
+    ),
+    counter(
+        "responses.4xx",
+        RESPONSES_FAMILY,
+        Some(("class", "4xx")),
+        RESPONSES,
+    ),
+    counter(
+        "responses.5xx",
+        RESPONSES_FAMILY,
+        Some(("class", "5xx")),
+        RESPONSES,
+    ),
+    counter(
+        "retries",
+        "hipache_retries_total",
+        None,
+        "attempts retried on another backend",
+    ),
+    counter(
+        "dead_marks",
+        "hipache_dead_marks_total",
+        None,
+        "backends found dead",
+    ),
+    counter(
+        "lookups.cache",
+        LOOKUPS_FAMILY,
+        Some(("source", "cache")),
+        LOOKUPS,
+    ),
+    counter(
+        "lookups.redis",
+        LOOKUPS_FAMILY,
+        Some(("source", "redis")),
+        LOOKUPS,
+    ),
+    counter(
+        "redis.errors",
+        "hipache_redis_errors_total",
+        None,
+        "failed redis lookups",
+    ),
+    counter(
+        "redis.reconnects",
+        "hipache_redis_reconnects_total",
+        None,
+        "redis outages ended",
+    ),
+    counter(
+        "bytes.in",
+        "hipache_bytes_in_total",
+        None,
+        "bytes read from clients",
+    ),
+    counter(
+        "bytes.out",
+        "hipache_bytes_out_total",
+        None,
+        "bytes written to clients",
+    ),
+    counter(
+        "log.udp_dropped",
+        "hipache_log_udp_dropped_total",
+        None,
+        "access log datagrams dropped (socket full or unreachable)",
+    ),
+];
+
+const RESPONSES_FAMILY: &str = "hipache_responses_total";
+const LOOKUPS_FAMILY: &str = "hipache_lookups_total";
+
+const fn counter(
+    statsd: &'static str,
+    family: &'static str,
+    label: Option<(&'static str, &'static str)>,
+    help: &'static str,
+) -> Name {
+    Name {
+        statsd,
+        family,
+        label,
+        help,
+    }
+}
+
+/// Gauge: open client connections, summed over workers.
+pub(crate) const CONNECTIONS_OPEN: &str = "connections.open";
+/// Prometheus family of [`CONNECTIONS_OPEN`].
+pub(crate) const CONNECTIONS_OPEN_FAMILY: &str = "hipache_connections_open";
+/// Gauge: open WebSocket (upgrade) tunnels.
+pub(crate) const TUNNELS_OPEN: &str = "tunnels.open";
+/// Prometheus family of [`TUNNELS_OPEN`].
+pub(crate) const TUNNELS_OPEN_FAMILY: &str = "hipache_tunnels_open";
+/// Timer: from a request's head to its answer's head (what the client waits for a first byte).
+pub(crate) const LATENCY: &str = "latency";
+/// Prometheus family of [`LATENCY`].
+pub(crate) const LATENCY_FAMILY: &str = "hipache_latency_seconds";
+/// Timer: from an attempt's start to the backend's answer head (its time to first byte).
+pub(crate) const BACKEND_LATENCY: &str = "backend.latency";
+/// Prometheus family of [`BACKEND_LATENCY`].
+pub(crate) const BACKEND_LATENCY_FAMILY: &str = "hipache_backend_latency_seconds";
+/// `frontend.<id>.requests`: requests per frontend (its identifier, dots made `_`).
+pub(crate) const FRONTEND_REQUESTS: &str = "requests";
+/// Prometheus family of the frontend request counter (label `frontend`).
+pub(crate) const FRONTEND_REQUESTS_FAMILY: &str = "hipache_frontend_requests_total";
+/// Prometheus family of the frontend answers by status class (labels `frontend`, `class`).
+pub(crate) const FRONTEND_RESPONSES_FAMILY: &str = "hipache_frontend_responses_total";
+/// `frontend.<id>.latency`: [`LATENCY`] per frontend.
+pub(crate) const FRONTEND_LATENCY: &str = "latency";
+/// Prometheus family of the frontend latency histogram (label `frontend`).
+pub(crate) const FRONTEND_LATENCY_FAMILY: &str = "hipache_frontend_latency_seconds";
+/// The statsd key prefix of per-frontend metrics.
+pub(crate) const FRONTEND_PREFIX: &str = "frontend.";
+/// Counter: metric lines the statsd queue or socket dropped (reported with the next flush).
+pub(crate) const STATSD_DROPPED: &str = "statsd.dropped";
+/// Gauge: workers whose snapshots are summed.
+pub(crate) const WORKERS_FAMILY: &str = "hipache_workers";
+/// Status classes, as labels and statsd segments.
+pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The frontend label value (and statsd segment) that stands for every frontend past the cap.
+pub(crate) const OTHER_FRONTENDS: &str = "other";

@@ -1,0 +1,217 @@
+//! What one worker has counted since it started, as it travels to the master, and the sum of
+//! several of those. Counters only grow, so the master can add the last snapshot of a worker
+//! that exited to what the live ones report and keep every total monotonic.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::histogram::Histogram;
+use super::names::{Counter, COUNTER_COUNT};
+
+/// Frontends a sum lists one by one (the workers' tables may hold different ones, and exited
+/// workers' add up over time); later ones are only counted, together.
+pub(crate) const MAX_SUMMED_FRONTENDS: usize = 10_000;
+
+/// One worker's counts, or a sum of workers' counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    /// Indexed by [`Counter`].
+    pub(crate) counters: [u64; COUNTER_COUNT],
+    /// Gauges: what is open now.
+    pub(crate) connections_open: u64,
+    pub(crate) tunnels_open: u64,
+    pub(crate) latency: Histogram,
+    pub(crate) backend_latency: Histogram,
+    pub(crate) frontends: Vec<FrontendStats>,
+}
+
+/// One frontend as the workers saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FrontendStats {
+    /// The key that matched (`www.example.com`, `*.example.com`); empty for the entry that
+    /// sums the frontends past a worker's cap.
+    pub(crate) key: String,
+    /// Its identifier (element 0 of the list).
+    pub(crate) id: String,
+    pub(crate) requests: u64,
+    /// Answers by status class, 1xx to 5xx.
+    pub(crate) responses: [u64; 5],
+    pub(crate) latency: Histogram,
+    pub(crate) backends: Vec<BackendStats>,
+}
+
+/// One backend of a frontend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BackendStats {
+    /// Its position in the frontend list (what `dead:<host>` holds).
+    pub(crate) index: usize,
+    pub(crate) url: String,
+    /// Attempts sent to it.
+    pub(crate) requests: u64,
+    /// Attempts that failed or answered as a dead backend does (5xx by Hipache's rules).
+    pub(crate) errors: u64,
+    /// Flagged dead when last seen (a lookup's dead set, or this worker's own mark).
+    pub(crate) dead: bool,
+}
+
+impl Snapshot {
+    pub(crate) fn counter(&self, counter: Counter) -> u64 {
+        self.counters[counter as usize]
+    }
+
+    /// Adds `other` in; with `gauges` false, what is open in `other` is left out (it exited).
+    pub(crate) fn add(&mut self, other: &Snapshot, gauges: bool) {
+        for (mine, theirs) in self.counters.iter_mut().zip(other.counters) {
+            *mine += theirs;
+        }
+        if gauges {
+            self.connections_open += other.connections_open;
+            self.tunnels_open += other.tunnels_open;
+        }
+        self.latency.add(&other.latency);
+        self.backend_latency.add(&other.backend_latency);
+        let mut at: HashMap<String, usize> = (self.frontends.iter().enumerate())
+            .map(|(i, f)| (f.key.clone(), i))
+            .collect();
+        for theirs in &other.frontends {
+            if let Some(&i) = at.get(&theirs.key) {
+                self.frontends[i].add(theirs, gauges);
+            } else if self.frontends.len() < MAX_SUMMED_FRONTENDS {
+                let mut added = theirs.clone();
+                if !gauges {
+                    added.backends.iter_mut().for_each(|b| b.dead = false);
+                }
+                at.insert(added.key.clone(), self.frontends.len());
+                self.frontends.push(added);
+            } else {
+                // Past the cap, frontends are only counted, together, like a worker's overflow.
+                let i = *at.entry(String::new()).or_insert_with(|| {
+                    self.frontends.push(FrontendStats::default());
+                    self.frontends.len() - 1
+                });
+                self.frontends[i].add_counts(theirs);
+            }
+        }
+    }
+}
+
+impl FrontendStats {
+    /// Errors: the 5xx answers the clients got, error pages included.
+    pub(crate) fn errors(&self) -> u64 {
+        self.responses[4]
+    }
+
+    /// Adds `other`'s requests, responses and latencies, not its backends.
+    pub(crate) fn add_counts(&mut self, other: &FrontendStats) {
+        self.requests += other.requests;
+        for (mine, theirs) in self.responses.iter_mut().zip(other.responses) {
+            *mine += theirs;
+        }
+        self.latency.add(&other.latency);
+    }
+
+    fn add(&mut self, other: &FrontendStats, states: bool) {
+        self.add_counts(other);
+        if !other.id.is_empty() {
+            self.id.clone_from(&other.id);
+        }
+        for theirs in &other.backends {
+            match self.backends.iter_mut().find(|b| b.index == theirs.index) {
+                Some(mine) => {
+                    mine.requests += theirs.requests;
+                    mine.errors += theirs.errors;
+                    mine.dead |= states && theirs.dead;
+                    if mine.url != theirs.url && states {
+                        mine.url.clone_from(&theirs.url);
+                    }
+                }
+                None => self.backends.push(BackendStats {
+                    dead: states && theirs.dead,
+                    ..theirs.clone()
+                }),
+            }
+        }
+        self.backends.sort_by_key(|b| b.index);
+    }
+}
+
+/// The class index (0 for 1xx … 4 for 5xx) of a status; anything odd counts as 5xx.
+pub(crate) fn class_of(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(requests: u64, dead: bool) -> Snapshot {
+        let mut s = Snapshot {
+            connections_open: 2,
+            ..Snapshot::default()
+        };
+        s.counters[Counter::Requests as usize] = requests;
+        s.frontends.push(FrontendStats {
+            key: "a.test".into(),
+            id: "a".into(),
+            requests,
+            responses: [0, requests, 0, 0, 0],
+            latency: Histogram::default(),
+            backends: vec![BackendStats {
+                index: 0,
+                url: "http://127.0.0.1:1".into(),
+                requests,
+                errors: 0,
+                dead,
+            }],
+        });
+        s
+    }
+
+    #[test]
+    fn sums_add_counters_and_keep_states_only_of_live_workers() {
+        let mut total = Snapshot::default();
+        total.add(&worker(3, false), true);
+        total.add(&worker(4, true), true);
+        total.add(&worker(5, true), false);
+        assert_eq!(total.counter(Counter::Requests), 12);
+        assert_eq!(total.connections_open, 4);
+        assert_eq!(total.frontends.len(), 1);
+        let frontend = &total.frontends[0];
+        assert_eq!((frontend.requests, frontend.responses[1]), (12, 12));
+        assert_eq!(frontend.backends[0].requests, 12);
+        assert!(frontend.backends[0].dead);
+        let mut exited_only = Snapshot::default();
+        exited_only.add(&worker(5, true), false);
+        assert!(!exited_only.frontends[0].backends[0].dead);
+    }
+
+    #[test]
+    fn sums_list_at_most_the_cap_and_count_the_rest_together() {
+        let mut many = Snapshot::default();
+        for i in 0..MAX_SUMMED_FRONTENDS + 3 {
+            many.frontends.push(FrontendStats {
+                key: format!("h{i}.test"),
+                requests: 1,
+                ..FrontendStats::default()
+            });
+        }
+        let mut total = Snapshot::default();
+        total.add(&many, false);
+        assert_eq!(total.frontends.len(), MAX_SUMMED_FRONTENDS + 1);
+        let rest = total.frontends.iter().find(|f| f.key.is_empty()).unwrap();
+        assert_eq!(rest.requests, 3);
+    }
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(class_of(101), 0);
+        assert_eq!(class_of(200), 1);
+        assert_eq!(class_of(404), 3);
+        assert_eq!(class_of(599), 4);
+        assert_eq!(class_of(42), 4);
+    }
+}
