@@ -215,6 +215,10 @@ start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_
     fill "$HERE/hipache.json.in" "$dir/config.json" WORKERS="$WORKERS" ACCESS_LOG="$access_log" \
         REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/tls/key.pem" TLS_CERT="$WORK/tls/cert.pem" \
         OBSERVABILITY="$observability"
+    # Created here: the background child opens its redirections when it gets to run, and the
+    # loop below may read stderr.log before that (a missing file fails sed, and set -e the script).
+    : >"$dir/stdout.log"
+    : >"$dir/stderr.log"
     "$HIPACHE_BIN" --config "$dir/config.json" >"$dir/stdout.log" 2>"$dir/stderr.log" &
     pid=$!
     PIDS+=("$pid")
