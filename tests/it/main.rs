@@ -30,6 +30,8 @@ mod h2_hosts;
 #[cfg(test)]
 mod h2_websocket;
 #[cfg(test)]
+mod health_check;
+#[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
 mod http1;
