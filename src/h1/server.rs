@@ -128,6 +128,13 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         let host = head
             .host(buf)
             .and_then(|host| std::str::from_utf8(host).ok());
+        let (target, _) = head.origin_form(buf);
+        if let Some(answer) = self
+            .proxy
+            .secure_redirect(self.peer, host, target, head.debug)
+        {
+            return self.answer(&head, &answer).await;
+        }
         match self.proxy.route(host, head.debug).await {
             Routed::Ping => self.answer(&head, &Generated::ping()).await,
             Routed::Failed(error) => {

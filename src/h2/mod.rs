@@ -38,6 +38,12 @@ pub(crate) async fn serve<S: RouteSource>(
         *refused.status_mut() = StatusCode::BAD_REQUEST;
         return refused;
     }
+    // Before the WebSocket branch: an extended CONNECT over h2c gets the redirect too.
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if let Some(answer) = proxy.secure_redirect(&conn, host_of(&request), target.as_bytes(), debug)
+    {
+        return generated(answer);
+    }
     if websocket::is_websocket(&request) {
         return websocket::serve(proxy, conn, request).await;
     }
@@ -129,6 +135,9 @@ fn logged_request<S>(
 /// A response of our own (an error page, `__ping__`'s `ok`) as an HTTP/2 response.
 fn generated(answer: Generated) -> Response<ResponseBody> {
     let mut builder = error_page::response_head(answer.status, &answer.page);
+    if let Some(location) = answer.location.as_deref() {
+        builder = builder.header(header::LOCATION, location);
+    }
     if let Some(reason) = answer.debug_error {
         builder = builder
             .header(headers::X_DEBUG_ERROR, HeaderValue::from_static(reason))

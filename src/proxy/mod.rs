@@ -13,6 +13,7 @@ pub(crate) mod backend;
 pub(crate) mod error;
 pub(crate) mod open;
 pub(crate) mod pool;
+mod redirect;
 pub(crate) mod tunnel;
 
 use std::net::IpAddr;
@@ -46,6 +47,8 @@ pub(crate) struct Proxy<S> {
     /// `tcpTimeout` for an idle client, a body that stops moving, a silent tunnel.
     pub(crate) idle_timeout: Duration,
     pub(crate) tunnels: OpenCount,
+    /// `forceSecure`: the https port plain-HTTP requests are redirected to; `None` when off.
+    pub(crate) force_secure: Option<u16>,
 }
 
 /// Where a request goes, decided from its `Host` alone.
@@ -72,6 +75,8 @@ pub(crate) struct Route {
 /// Facts about one client connection, computed once for all its requests.
 pub(crate) struct ClientConnection {
     pub(crate) peer: IpAddr,
+    /// It came over TLS.
+    pub(crate) tls: bool,
     pub(crate) forwarded: Forwarded,
 }
 
@@ -114,6 +119,26 @@ impl<S: RouteSource> Proxy<S> {
             status,
             page: self.pages.body(status, error.reason()),
             debug_error: debug.then(|| error.reason()),
+            location: None,
         }
+    }
+
+    /// With `forceSecure`, what answers a plain-HTTP request to `host_header` for `target` (its
+    /// path and query), before any routing: a `301` to HTTPS, or a 400 for a host that cannot
+    /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), or when off.
+    pub(crate) fn secure_redirect(
+        &self,
+        conn: &ClientConnection,
+        host_header: Option<&str>,
+        target: &[u8],
+        debug: bool,
+    ) -> Option<Generated> {
+        let port = self.force_secure.filter(|_| !conn.tls)?;
+        Some(
+            match redirect::secure_location(host_header?, target, port) {
+                Some(location) => Generated::moved_permanently(location),
+                None => self.error_answer(ProxyError::NoHost, debug),
+            },
+        )
     }
 }

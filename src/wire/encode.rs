@@ -216,6 +216,9 @@ pub(crate) fn generated_response(
         field(out, name.as_bytes(), value.as_bytes());
     }
     date(out);
+    if let Some(location) = &answer.location {
+        field(out, b"Location", location.as_bytes());
+    }
     if let Some(reason) = answer.debug_error {
         field(
             out,

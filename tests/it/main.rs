@@ -20,6 +20,8 @@ mod file_driver;
 #[cfg(test)]
 mod fleet;
 #[cfg(test)]
+mod force_secure;
+#[cfg(test)]
 mod forwarding;
 #[cfg(test)]
 mod freshness;
