@@ -227,6 +227,7 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         graceful_wait: Duration::from_secs(raw.graceful_wait.unwrap_or(120)),
         force_secure: raw.force_secure.unwrap_or(false),
         sticky_sessions: raw.sticky_sessions.unwrap_or(false),
+        sticky_secret: raw.sticky_secret.filter(|s| !s.is_empty()),
     })
 }
 

@@ -62,6 +62,9 @@ impl Display for Censored<'_> {
         }
         writeln!(f, "server.forceSecure = {}", s.force_secure)?;
         writeln!(f, "server.stickySessions = {}", s.sticky_sessions)?;
+        if s.sticky_secret.is_some() {
+            writeln!(f, "server.stickySecret = {REDACTED}")?;
+        }
         writeln!(f, "http.bind = {}", list(c.http.iter()))?;
         if c.https.is_empty() {
             writeln!(f, "https.bind = (off)")?;

@@ -102,6 +102,9 @@ pub struct Server {
     pub(crate) force_secure: bool,
     /// `stickySessions` (ours): a cookie keeps a client on the backend it was first sent to.
     pub(crate) sticky_sessions: bool,
+    /// `stickySecret` (ours): the cookies' key, the same on every node that shares it; `None`:
+    /// a random key per master.
+    pub(crate) sticky_secret: Option<String>,
 }
 
 /// `server.lruCache`.

@@ -60,6 +60,7 @@ pub(super) struct RawServer {
     // Ours, off by default: redirect plain HTTP to HTTPS, sticky sessions.
     pub(super) force_secure: Option<bool>,
     pub(super) sticky_sessions: Option<bool>,
+    pub(super) sticky_secret: Option<String>,
     // 0.2/0.3 keys, moved by `legacy::upgrade`.
     pub(super) port: Option<u16>,
     pub(super) address: Option<OneOrMany<RawBind>>,

@@ -53,11 +53,13 @@ pub(crate) async fn serve<S: RouteSource>(
         *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         return refused;
     }
-    let route = match proxy.route(host_of(&request), debug).await {
+    let mut route = match proxy.route(host_of(&request), debug).await {
         Routed::Ping => return generated(Generated::ping()),
         Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
         Routed::Found(route) => route,
     };
+    let cookies = request.headers().get_all(header::COOKIE).iter();
+    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
@@ -77,9 +79,13 @@ pub(crate) async fn serve<S: RouteSource>(
             answer,
             debug,
             line,
+            set_cookie,
             ..
         }) => {
             let mut head = response_head(&answer);
+            if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+                head.headers.append(header::SET_COOKIE, cookie);
+            }
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }

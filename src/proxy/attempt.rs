@@ -59,6 +59,8 @@ pub(crate) struct Answered<'r> {
     pub(crate) debug: Option<DebugInfo<'r>>,
     /// The access log line, written by the front end when the answer ends.
     pub(crate) line: Option<PendingLine>,
+    /// With sticky sessions, the `Set-Cookie` value the answer's head must carry.
+    pub(crate) set_cookie: Option<String>,
 }
 
 /// How the attempts of one request ended.
@@ -93,7 +95,13 @@ impl<S: RouteSource> Proxy<S> {
         exchange: &mut impl Exchange,
     ) -> Outcome<'r> {
         let frontend = &route.frontend;
-        let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error);
+        let sticky = self.sticky.as_ref().map(|key| {
+            let chosen = route.sticky.as_ref();
+            let chosen = chosen.and_then(|t| key.backend_of(t, &route.host, &frontend.backends));
+            (key, chosen)
+        });
+        let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error)
+            .preferring(sticky.and_then(|(_, chosen)| chosen));
         let mut failure = None;
         while let Some(backend) = attempts.next(&mut rand::rng()) {
             if failure.is_some() {
@@ -135,11 +143,16 @@ impl<S: RouteSource> Proxy<S> {
                     let line = logged.map(|logged| {
                         logged.into_pending(status, frontend.clone(), route.start, backend_start)
                     });
+                    // A client new to this backend learns to come back to it.
+                    let set_cookie = sticky
+                        .filter(|(_, chosen)| *chosen != Some(backend.index))
+                        .map(|(key, _)| key.set_cookie(&route.host, &backend.url));
                     return Outcome::Answered(Answered {
                         answer,
                         backend,
                         debug,
                         line,
+                        set_cookie,
                     });
                 }
                 Err(Failed::Backend(error)) => {

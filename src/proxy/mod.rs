@@ -14,6 +14,7 @@ pub(crate) mod error;
 pub(crate) mod open;
 pub(crate) mod pool;
 mod redirect;
+pub(crate) mod sticky;
 pub(crate) mod tunnel;
 
 use std::net::IpAddr;
@@ -32,6 +33,7 @@ use crate::wire::headers::Forwarded;
 use error::ProxyError;
 use open::OpenCount;
 use pool::BackendPool;
+use sticky::{StickyKey, Token};
 
 /// What a worker's proxy needs from the configuration, and what it owns.
 pub(crate) struct Proxy<S> {
@@ -49,6 +51,8 @@ pub(crate) struct Proxy<S> {
     pub(crate) tunnels: OpenCount,
     /// `forceSecure`: the https port plain-HTTP requests are redirected to; `None` when off.
     pub(crate) force_secure: Option<u16>,
+    /// `stickySessions`: the key of `hipache_backend` cookies; `None` when off.
+    pub(crate) sticky: Option<StickyKey>,
 }
 
 /// Where a request goes, decided from its `Host` alone.
@@ -70,6 +74,9 @@ pub(crate) struct Route {
     pub(crate) start: Instant,
     /// The client asked for `X-Debug-*` fields.
     pub(crate) debug: bool,
+    /// The backend its `hipache_backend` cookie asks for (set by the front end, see
+    /// [`Proxy::sticky_token`]).
+    pub(crate) sticky: Option<Token>,
 }
 
 /// Facts about one client connection, computed once for all its requests.
@@ -101,6 +108,7 @@ impl<S: RouteSource> Proxy<S> {
                 dead,
                 start,
                 debug,
+                sticky: None,
             }),
             Ok(None) => Routed::Failed(ProxyError::NoFrontend),
             Err(error) => {
@@ -121,6 +129,16 @@ impl<S: RouteSource> Proxy<S> {
             debug_error: debug.then(|| error.reason()),
             location: None,
         }
+    }
+
+    /// With sticky sessions on, the token of the request's `hipache_backend` cookie, read from
+    /// its `Cookie` field values (not read at all when off).
+    pub(crate) fn sticky_token<'a>(
+        &self,
+        cookie_values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<Token> {
+        self.sticky.as_ref()?;
+        sticky::token_in(cookie_values)
     }
 
     /// With `forceSecure`, what answers a plain-HTTP request to `host_header` for `target` (its

@@ -149,6 +149,15 @@ pub(crate) fn chunk_head(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Adds a field to the head just written into `out`, which ends with its blank line.
+pub(crate) fn append_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+        field(out, name, value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// The end of a chunked body: the last chunk, no trailers.
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 

@@ -250,6 +250,7 @@ mod tests {
                 idle_timeout: second,
                 tunnels: Default::default(),
                 force_secure: None,
+                sticky: None,
             });
             let graceful = Rc::new(GracefulShutdown::new());
             let shared = Rc::new(Shared {

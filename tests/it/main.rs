@@ -54,6 +54,8 @@ mod routing;
 #[cfg(test)]
 mod sentinel;
 #[cfg(test)]
+mod sticky;
+#[cfg(test)]
 mod support;
 #[cfg(test)]
 mod tls;
