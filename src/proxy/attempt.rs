@@ -13,7 +13,9 @@ use crate::access_log::{LoggedRequest, PendingLine};
 use crate::balancer::Attempts;
 use crate::metrics::{self, names::Counter};
 use crate::routes::{Backend, Frontend, RouteSource};
+use crate::wire::buffers;
 use crate::wire::headers::DebugInfo;
+use crate::wire::response::ResponseHead;
 
 use super::backend::{read_response_head, Answer, Asked, Unanswered};
 use super::error::ProxyError;
@@ -31,6 +33,12 @@ pub(crate) trait Exchange {
     fn is_idempotent(&self) -> bool;
     /// Writes the request, head and body, to `stream`.
     async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError>;
+    /// Passes an interim answer (`head`, its bytes in `bytes`) on to the client, as it comes;
+    /// only called when [`Exchange::asked`] says the client takes them.
+    async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
+        let _ = (head, bytes);
+        Ok(())
+    }
 }
 
 /// Why a request could not be sent.
@@ -203,9 +211,23 @@ impl<S: RouteSource> Proxy<S> {
                 Ok(()) => {
                     let asked = exchange.asked();
                     let timeout = self.response_timeout;
-                    match read_response_head(&mut stream.stream, asked, timeout, replayable).await {
-                        Ok((buf, head)) => return Ok(Answer { stream, buf, head }),
-                        Err(unanswered) => unanswered,
+                    let (mut buf, mut relayed) = (buffers::take(), false);
+                    loop {
+                        let stream_ = &mut stream.stream;
+                        match read_response_head(stream_, buf, asked, timeout, replayable).await {
+                            Ok((mut rest, head)) if head.is_interim() => {
+                                let interim = exchange.interim(&head, &rest[..head.len]).await;
+                                interim.map_err(Failed::Client)?;
+                                rest.drain(..head.len);
+                                (buf, relayed) = (rest, true);
+                            }
+                            Ok((buf, head)) => return Ok(Answer { stream, buf, head }),
+                            Err(mut unanswered) => {
+                                // The backend spoke: not a stale stream.
+                                unanswered.answered |= relayed;
+                                break unanswered;
+                            }
+                        }
                     }
                 }
                 Err(SendError::Backend { sent }) => Unanswered {
