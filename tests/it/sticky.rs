@@ -162,3 +162,56 @@ fn http2_clients_get_and_honour_the_cookie() {
     });
     assert!(names.iter().all(|n| *n == names[0]), "{names:?}");
 }
+
+#[test]
+fn a_websocket_101_carries_the_cookie_and_later_upgrades_go_to_the_same_backend() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use crate::support::websocket::WebSocketEcho;
+
+    let redis = RedisServer::start();
+    let (e1, e2) = (WebSocketEcho::start(), WebSocketEcho::start());
+    redis.frontend(HOST, "sticky", &[&e1.url(), &e2.url()]);
+    let hipache =
+        Hipache::start(Config::redis(&redis).with(json!({ "server": { "stickySessions": true } })));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut cookie: Option<String> = None;
+        for _ in 0..20 {
+            let tcp = tokio::net::TcpStream::connect(hipache.addr())
+                .await
+                .unwrap();
+            let mut request = format!("ws://{HOST}/socket").into_client_request().unwrap();
+            if let Some(cookie) = &cookie {
+                request
+                    .headers_mut()
+                    .insert("cookie", cookie.parse().unwrap());
+            }
+            let (socket, response) = tokio_tungstenite::client_async(request, tcp)
+                .await
+                .expect("websocket handshake through hipache");
+            assert_eq!(response.status(), 101);
+            let set = response.headers().get("set-cookie");
+            match &cookie {
+                None => {
+                    let set = set
+                        .expect("a Set-Cookie on the first 101")
+                        .to_str()
+                        .unwrap();
+                    cookie = Some(set.split(';').next().unwrap().to_owned());
+                }
+                Some(_) => assert!(set.is_none(), "a known client got a new cookie"),
+            }
+            drop(socket);
+        }
+    });
+    let counts = (e1.handshakes().len(), e2.handshakes().len());
+    assert!(
+        counts == (20, 0) || counts == (0, 20),
+        "upgrades per backend: {counts:?}"
+    );
+}
