@@ -212,3 +212,31 @@ fn unix_now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Option<Settings> {
+        let loaded = Config::parse(text, std::path::Path::new("c.json")).unwrap();
+        Settings::from_config(&loaded.config)
+    }
+
+    #[test]
+    fn marks_outlive_two_intervals_and_writes_use_the_read_prefix() {
+        assert!(settings("{}").is_none());
+        let s = settings(
+            r#"{"driver": ["redis://r:1#app:", "redis://w:2"], "server": {"deadBackendTTL": 30},
+                "healthCheck": {"interval": 20, "timeout": 3}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.ttl, Duration::from_secs(43));
+        assert_eq!(
+            (s.read.prefix.as_str(), s.write.prefix.as_str()),
+            ("app:", "app:")
+        );
+        assert_eq!(s.write.host, "w");
+        let s = settings(r#"{"healthCheck": {"interval": 1, "timeout": 1}}"#).unwrap();
+        assert_eq!(s.ttl, Duration::from_secs(30), "deadBackendTTL when longer");
+    }
+}
