@@ -118,3 +118,23 @@ fn health_check_with_the_file_driver_is_a_config_error() {
 fn flaky_addr(backend: &RawBackend) -> String {
     backend.url().trim_start_matches("http://").to_owned()
 }
+
+#[test]
+fn health_check_added_by_a_reload_starts_checking() {
+    let redis = RedisServer::start();
+    let flaky = flaky_backend(Arc::new(AtomicBool::new(false)));
+    let steady = Backend::named("steady");
+    redis.frontend("reload.local", "reload", &[&flaky.url(), &steady.url()]);
+    let mut hipache = Hipache::start(Config::redis(&redis));
+
+    hipache.rewrite_config(json!({
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 1, "healthy": 1}
+    }));
+    hipache.signal(libc::SIGHUP);
+
+    wait_until(
+        Duration::from_secs(20),
+        "dead:reload.local to hold 0",
+        || redis.smembers("dead:reload.local") == ["0"],
+    );
+}
