@@ -83,9 +83,7 @@ pub(crate) async fn serve<S: RouteSource>(
             ..
         }) => {
             let mut head = response_head(&answer);
-            if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
-                head.headers.append(header::SET_COOKIE, cookie);
-            }
+            add_set_cookie(&mut head, set_cookie);
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
@@ -178,6 +176,13 @@ fn is_ambiguous(request: &Request<Incoming>) -> bool {
         }
     }
     request.uri().path() == "*" && request.method() != http::Method::OPTIONS
+}
+
+/// Sticky sessions: the cookie the attempt loop asked for goes on the answer's head.
+fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) {
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        head.headers.append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// `Host`, or the authority of an HTTP/2 (or absolute-form) request.

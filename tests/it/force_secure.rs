@@ -133,3 +133,40 @@ fn force_secure_without_an_https_listener_is_ignored_with_a_warning() {
         hipache.log_lines()
     );
 }
+
+#[test]
+fn websocket_over_h2c_gets_the_same_redirect() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let hipache = forcing_proxy(&redis, &backend);
+    let https_port = hipache.https_addr().port();
+
+    let (status, location) = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+        tokio::spawn(connection);
+        sender.ready().await.expect("http/2 connection ready");
+        let mut request = hyper::Request::connect("http://www.secure.test/chat?x=1")
+            .header("sec-websocket-version", "13")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let response = sender
+            .send_request(request)
+            .await
+            .expect("CONNECT answered");
+        let location = response.headers().get("location").cloned();
+        (response.status().as_u16(), location)
+    });
+
+    assert_eq!(status, 301);
+    let expected = format!("https://www.secure.test:{https_port}/chat?x=1");
+    assert_eq!(location.unwrap().to_str().unwrap(), expected);
+    assert_eq!(backend.request_count(), 0);
+}

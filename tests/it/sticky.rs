@@ -215,3 +215,59 @@ fn a_websocket_101_carries_the_cookie_and_later_upgrades_go_to_the_same_backend(
         "upgrades per backend: {counts:?}"
     );
 }
+
+#[test]
+fn websocket_over_http2_gets_and_honours_the_cookie() {
+    use crate::support::websocket::WebSocketEcho;
+
+    let redis = RedisServer::start();
+    let (e1, e2) = (WebSocketEcho::start(), WebSocketEcho::start());
+    redis.frontend(HOST, "sticky", &[&e1.url(), &e2.url()]);
+    let hipache =
+        Hipache::start(Config::redis(&redis).with(json!({ "server": { "stickySessions": true } })));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+        tokio::spawn(connection);
+        let mut cookie: Option<String> = None;
+        for _ in 0..10 {
+            sender.ready().await.expect("http/2 connection ready");
+            let mut request = hyper::Request::connect(format!("http://{HOST}/chat"))
+                .header("sec-websocket-version", "13");
+            if let Some(cookie) = &cookie {
+                request = request.header("cookie", cookie);
+            }
+            let mut request = request.body(Empty::<Bytes>::new()).unwrap();
+            request
+                .extensions_mut()
+                .insert(hyper::ext::Protocol::from_static("websocket"));
+            let response = sender
+                .send_request(request)
+                .await
+                .expect("CONNECT answered");
+            assert_eq!(response.status(), 200);
+            let set = response.headers().get("set-cookie").cloned();
+            match &cookie {
+                None => {
+                    let set = set.expect("a Set-Cookie on the first answer");
+                    cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
+                }
+                Some(_) => assert!(set.is_none(), "a known client got a new cookie"),
+            }
+        }
+    });
+    let counts = (e1.handshakes().len(), e2.handshakes().len());
+    assert!(
+        counts == (10, 0) || counts == (0, 10),
+        "upgrades per backend: {counts:?}"
+    );
+}
