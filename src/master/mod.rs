@@ -159,7 +159,11 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
 
 /// Creates the access log at `path` if needed and gives it to the workers' user (SIGUSR1, as
 /// root: the workers may not create files in the log folder).
-pub(super) fn prepare_log_file(path: &std::path::Path, user: &str, group: &str) -> std::io::Result<()> {
+pub(super) fn prepare_log_file(
+    path: &std::path::Path,
+    user: &str,
+    group: &str,
+) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let Ok(Some((uid, gid))) = privileges::target(user, group) else {
         return Ok(());
