@@ -31,6 +31,8 @@ pub(crate) struct Attempts<'a> {
     dead: &'a [usize],
     tried: Vec<usize>,
     retry_on_error: u32,
+    /// A backend to try first while it is live (sticky sessions).
+    preferred: Option<usize>,
 }
 
 impl<'a> Attempts<'a> {
@@ -40,12 +42,28 @@ impl<'a> Attempts<'a> {
             dead,
             tried: Vec::new(),
             retry_on_error,
+            preferred: None,
         }
+    }
+
+    /// Makes the first attempt go to the backend at `index` if it is listed and not dead; the
+    /// later ones are picked as usual.
+    pub(crate) fn preferring(mut self, index: Option<usize>) -> Self {
+        self.preferred = index;
+        self
     }
 
     /// The backend for the next attempt, if any is left.
     pub(crate) fn next(&mut self, rng: &mut impl Rng) -> Option<&'a Backend> {
-        let backend = pick(self.backends, self.dead, &self.tried, rng)?;
+        let preferred = self.preferred.take().and_then(|index| {
+            self.backends
+                .iter()
+                .find(|b| b.index == index && is_candidate(b, self.dead, &self.tried))
+        });
+        let backend = match preferred {
+            Some(backend) => backend,
+            None => pick(self.backends, self.dead, &self.tried, rng)?,
+        };
         self.tried.push(backend.index);
         Some(backend)
     }
@@ -124,6 +142,22 @@ mod tests {
         tried.sort_unstable();
         tried.dedup();
         assert_eq!(tried.len(), 3, "a backend was tried twice");
+    }
+
+    #[test]
+    fn a_preferred_live_backend_goes_first_and_a_dead_one_is_passed_over() {
+        let all = backends(3);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for _ in 0..50 {
+            let mut attempts = Attempts::new(&all, &[], 2).preferring(Some(2));
+            assert_eq!(attempts.next(&mut rng).unwrap().index, 2);
+            assert_ne!(attempts.next(&mut rng).unwrap().index, 2);
+            let mut attempts = Attempts::new(&all, &[2], 2).preferring(Some(2));
+            assert_ne!(attempts.next(&mut rng).unwrap().index, 2);
+        }
+        // Not listed: an ordinary pick.
+        let mut attempts = Attempts::new(&all, &[], 0).preferring(Some(7));
+        assert!(attempts.next(&mut rng).is_some());
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(crate) struct Generated {
     pub(crate) status: StatusCode,
     pub(crate) page: PageBody,
     pub(crate) debug_error: Option<&'static str>,
+    /// The `Location` of a redirect (`server.forceSecure`).
+    pub(crate) location: Option<String>,
 }
 
 impl Generated {
@@ -48,6 +50,17 @@ impl Generated {
             status: StatusCode::OK,
             page: PageBody::Text("ok"),
             debug_error: None,
+            location: None,
+        }
+    }
+
+    /// A `301` to `location`, with no page.
+    pub(crate) fn moved_permanently(location: String) -> Self {
+        Self {
+            status: StatusCode::MOVED_PERMANENTLY,
+            page: PageBody::Text(""),
+            debug_error: None,
+            location: Some(location),
         }
     }
 }

@@ -16,6 +16,9 @@
 //!   counted on the way in metrics (the worker's cells); the master's admin asks each worker
 //!   for a snapshot and serves /metrics and the status page, and sends statsd
 //! ```
+//!
+//! Beside the requests, the master may run `health`, the active health checker, which marks
+//! backends dead in Redis for the workers to read.
 
 pub mod access_log;
 mod admin;
@@ -27,6 +30,7 @@ pub mod dry;
 mod error_page;
 mod h1;
 mod h2;
+mod health;
 pub mod logging;
 pub mod manage;
 pub mod master;

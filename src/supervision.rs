@@ -26,6 +26,25 @@ pub(crate) const FRAME_LENGTH_BYTES: usize = 4;
 /// Larger frames are refused: a worker's table of frontends is bounded well below this.
 pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
+/// The node's secret (hex), drawn by the master and handed to each worker it starts.
+pub(crate) const NODE_SECRET_ENV: &str = "HIPACHE_NODE_SECRET";
+
+/// The node's secret: inherited from the master by a worker, drawn at random (once) by the
+/// master itself. Every worker of one master, across reloads and restarts, has the same one:
+/// it keys sticky-session cookies when `server.stickySecret` sets no key of its own.
+pub(crate) fn node_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        std::env::var(NODE_SECRET_ENV).unwrap_or_else(|_| {
+            let bytes: [u8; 32] = rand::random();
+            bytes.iter().fold(String::with_capacity(64), |mut hex, b| {
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+        })
+    })
+}
+
 /// One byte on the pipe: this worker accepts connections.
 pub(crate) const READY: u8 = b'R';
 /// One byte on the pipe: this worker stops accepting and drains; start its replacement now.

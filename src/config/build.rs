@@ -9,8 +9,13 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawListen, RawServer};
-use super::{Config, ConfigError, Driver, Endpoint, Logging, LruCache, Metrics, RedisUrl, Server};
+use super::raw::{
+    Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawHealthCheck, RawListen, RawServer,
+};
+use super::{
+    Config, ConfigError, Driver, Endpoint, HealthCheck, Logging, LruCache, Metrics, RedisUrl,
+    Server,
+};
 
 const DEFAULT_ACCESS_LOG: &str = "/var/log/hipache/access.log";
 const DEFAULT_HTTP_PORT: u16 = 80;
@@ -45,7 +50,7 @@ pub(super) fn build(
     warnings: &mut Vec<String>,
 ) -> Result<Config, ConfigError> {
     let mut ctx = Ctx { source, warnings };
-    let server = server(raw.server.unwrap_or_default(), &mut ctx)?;
+    let mut server = server(raw.server.unwrap_or_default(), &mut ctx)?;
     let http = http(raw.http.unwrap_or_default(), &ctx)?;
     let (https, cert_dir) = match raw.https {
         Some(section) => {
@@ -56,7 +61,18 @@ pub(super) fn build(
         }
         None => (Vec::new(), None),
     };
+    if server.force_secure && https.is_empty() {
+        ctx.warnings.push(
+            "server.forceSecure ignored: no https listener is configured (https.bind is empty)"
+                .to_owned(),
+        );
+        server.force_secure = false;
+    }
     let driver = driver(raw.driver, &ctx)?;
+    let health_check = raw
+        .health_check
+        .map(|raw| health_check(raw, &driver, &ctx))
+        .transpose()?;
     let logging = raw.logging.map(|l| logging(l, &ctx)).transpose()?;
     if let Some(web) = logging.as_ref().and_then(|l| l.web.as_ref()) {
         let proxied = http.iter().chain(https.iter().map(|l| &l.address));
@@ -87,6 +103,64 @@ pub(super) fn build(
         group: name_or_default(raw.group),
         logging,
         metrics,
+        health_check,
+    })
+}
+
+const DEFAULT_HEALTH_PATH: &str = "/";
+const DEFAULT_HEALTH_INTERVAL_SECS: u64 = 10;
+const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 3;
+const DEFAULT_HEALTH_THRESHOLD: u32 = 2;
+
+fn health_check(
+    raw: RawHealthCheck,
+    driver: &Driver,
+    ctx: &Ctx<'_>,
+) -> Result<HealthCheck, ConfigError> {
+    if let Driver::File(_) = driver {
+        // Workers of the file driver keep dead marks each in its own memory: a checker in the
+        // master would have nowhere to write them that the workers read.
+        return Err(ctx.err(
+            "healthCheck",
+            "needs the redis driver (the file driver has no shared dead sets); remove it or use redis://",
+        ));
+    }
+    let path = raw.path.unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned());
+    if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ctx.err(
+            "healthCheck.path",
+            format!("{path:?}: expected a path starting with / (no spaces)"),
+        ));
+    }
+    let positive = |key: &str, value: Option<u64>, default: u64| match value {
+        Some(0) => Err(ctx.err(key, "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    let interval = positive(
+        "healthCheck.interval",
+        raw.interval,
+        DEFAULT_HEALTH_INTERVAL_SECS,
+    )?;
+    let timeout = positive(
+        "healthCheck.timeout",
+        raw.timeout,
+        DEFAULT_HEALTH_TIMEOUT_SECS,
+    )?;
+    let threshold = |key, value: Option<u32>| {
+        positive(
+            key,
+            value.map(u64::from),
+            u64::from(DEFAULT_HEALTH_THRESHOLD),
+        )
+        .map(|n| n as u32)
+    };
+    Ok(HealthCheck {
+        path,
+        interval: Duration::from_secs(interval),
+        timeout: Duration::from_secs(timeout),
+        unhealthy: threshold("healthCheck.unhealthy", raw.unhealthy)?,
+        healthy: threshold("healthCheck.healthy", raw.healthy)?,
     })
 }
 
@@ -151,6 +225,9 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         memory_limit_bytes,
         memory_check_interval,
         graceful_wait: Duration::from_secs(raw.graceful_wait.unwrap_or(120)),
+        force_secure: raw.force_secure.unwrap_or(false),
+        sticky_sessions: raw.sticky_sessions.unwrap_or(false),
+        sticky_secret: raw.sticky_secret.filter(|s| !s.is_empty()),
     })
 }
 

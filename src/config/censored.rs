@@ -60,6 +60,11 @@ impl Display for Censored<'_> {
                 super::LruCache::DEFAULT_SIZE
             )?,
         }
+        writeln!(f, "server.forceSecure = {}", s.force_secure)?;
+        writeln!(f, "server.stickySessions = {}", s.sticky_sessions)?;
+        if s.sticky_secret.is_some() {
+            writeln!(f, "server.stickySecret = {REDACTED}")?;
+        }
         writeln!(f, "http.bind = {}", list(c.http.iter()))?;
         if c.https.is_empty() {
             writeln!(f, "https.bind = (off)")?;
@@ -84,6 +89,18 @@ impl Display for Censored<'_> {
             Driver::Redis { read, write } if read == write => writeln!(f, "driver = {read}")?,
             Driver::Redis { read, write } => writeln!(f, "driver = read {read}, write {write}")?,
             Driver::File(path) => writeln!(f, "driver = file:{}", path.display())?,
+        }
+        match &c.health_check {
+            Some(h) => writeln!(
+                f,
+                "healthCheck = GET {} every {}s, timeout {}s, dead after {} failures, alive after {} successes",
+                h.path,
+                h.interval.as_secs(),
+                h.timeout.as_secs(),
+                h.unhealthy,
+                h.healthy
+            )?,
+            None => writeln!(f, "healthCheck = (off)")?,
         }
         writeln!(f, "user = {}", c.user)?;
         writeln!(f, "group = {}", c.group)?;

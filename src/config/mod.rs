@@ -54,6 +54,23 @@ pub struct Config {
     pub(crate) logging: Option<Logging>,
     /// The seed's statsd section.
     pub(crate) metrics: Option<Metrics>,
+    /// `healthCheck`: the master's active health checker; `None` (absent) is off.
+    pub(crate) health_check: Option<HealthCheck>,
+}
+
+/// `healthCheck` (ours): what the master's checker probes, how often, and when it changes its mind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HealthCheck {
+    /// Path and query of the probe's `GET`; starts with `/`.
+    pub(crate) path: String,
+    /// Every backend is probed once per interval.
+    pub(crate) interval: Duration,
+    /// Longest one probe may take, connect to status line.
+    pub(crate) timeout: Duration,
+    /// Consecutive failed probes that mark a backend dead.
+    pub(crate) unhealthy: u32,
+    /// Consecutive good probes that clear its mark.
+    pub(crate) healthy: u32,
 }
 
 /// `server.*`.
@@ -80,6 +97,14 @@ pub struct Server {
     pub(crate) memory_check_interval: Duration,
     /// `gracefulWait`: how long a draining worker lets in-flight requests and tunnels finish.
     pub(crate) graceful_wait: Duration,
+    /// `forceSecure` (ours): plain-HTTP requests get a 301 to HTTPS. Already `false` when no
+    /// https listener is configured.
+    pub(crate) force_secure: bool,
+    /// `stickySessions` (ours): a cookie keeps a client on the backend it was first sent to.
+    pub(crate) sticky_sessions: bool,
+    /// `stickySecret` (ours): the cookies' key, the same on every node that shares it; `None`:
+    /// a random key per master.
+    pub(crate) sticky_secret: Option<String>,
 }
 
 /// `server.lruCache`.

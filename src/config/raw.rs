@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub(super) group: Option<Name>,
     pub(super) logging: Option<RawLogging>,
     pub(super) metrics: Option<RawMetrics>,
+    /// Ours: the built-in active health checker, off when absent.
+    pub(super) health_check: Option<RawHealthCheck>,
     // Hipache 0.3's redis settings, read only when `driver` is absent.
     pub(super) redis_host: Option<Name>,
     pub(super) redis_port: Option<Name>,
@@ -55,10 +57,23 @@ pub(super) struct RawServer {
     pub(super) memory_limit: Option<u32>,
     pub(super) memory_check_interval: Option<u32>,
     pub(super) graceful_wait: Option<u64>,
+    // Ours, off by default: redirect plain HTTP to HTTPS, sticky sessions.
+    pub(super) force_secure: Option<bool>,
+    pub(super) sticky_sessions: Option<bool>,
+    pub(super) sticky_secret: Option<String>,
     // 0.2/0.3 keys, moved by `legacy::upgrade`.
     pub(super) port: Option<u16>,
     pub(super) address: Option<OneOrMany<RawBind>>,
     pub(super) https: Option<RawListen>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawHealthCheck {
+    pub(super) path: Option<String>,
+    pub(super) interval: Option<u64>,
+    pub(super) timeout: Option<u64>,
+    pub(super) unhealthy: Option<u32>,
+    pub(super) healthy: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

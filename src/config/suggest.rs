@@ -10,8 +10,8 @@ use std::path::Path;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use super::raw::{
-    RawBindObject, RawConfig, RawEndpoint, RawListen, RawLogging, RawLruCache, RawMetrics,
-    RawServer,
+    RawBindObject, RawConfig, RawEndpoint, RawHealthCheck, RawListen, RawLogging, RawLruCache,
+    RawMetrics, RawServer,
 };
 
 /// `<file>: unknown key <key> ignored`, with `; did you mean <known>?` when one is close.
@@ -53,7 +53,7 @@ pub(super) fn closest_known(key: &str) -> Option<String> {
 
 /// The sections an operator writes keys into, parents first (for the cross-section lookup, the
 /// first of equally near sections wins).
-const SECTIONS: [&str; 12] = [
+const SECTIONS: [&str; 13] = [
     "",
     "server",
     "http",
@@ -66,6 +66,7 @@ const SECTIONS: [&str; 12] = [
     "logging.udp",
     "metrics",
     "server.https",
+    "healthCheck",
 ];
 
 fn section_fields(section: &str) -> &'static [&'static str] {
@@ -80,6 +81,7 @@ fn section_fields(section: &str) -> &'static [&'static str] {
         "logging" => fields::<RawLogging>(),
         "logging.web" | "logging.udp" => fields::<RawEndpoint>(),
         "metrics" => fields::<RawMetrics>(),
+        "healthCheck" => fields::<RawHealthCheck>(),
         _ => &[],
     }
 }

@@ -19,6 +19,7 @@ use crate::wire::chunked::Decoder;
 use crate::wire::encode;
 use crate::wire::headers::Forwarded;
 use crate::wire::request::{Framing, RequestHead};
+use crate::wire::response::ResponseHead;
 
 /// Requests with a body up to this size are kept whole, so that a retry can send them again.
 pub(super) const REPLAY_LIMIT_BYTES: u64 = 64 * 1024;
@@ -170,11 +171,26 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
 }
 
 impl<IO: ClientStream> Exchange for Upload<'_, IO> {
+    async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
+        // The proxy meets `Expect: 100-continue` itself (the field is not forwarded): a
+        // backend's own 100 would be a second one, or one nobody asked for.
+        if head.status == 100 {
+            return Ok(());
+        }
+        let mut out = buffers::take();
+        encode::interim_response(&mut out, bytes, head);
+        let written = self.client.write(&out, self.idle_timeout).await;
+        buffers::give_back(out);
+        written.then_some(()).ok_or(ClientFailure::Gone)
+    }
+
     fn asked(&self) -> Asked {
         let buf = self.client.buf();
         Asked {
             head: self.head.is_head(buf),
             upgrade: self.head.upgrade(buf).is_some(),
+            // HTTP/1.0 clients must not be sent 1xx answers (RFC 9110 §15.2).
+            interim: self.head.minor == 1,
         }
     }
 

@@ -43,6 +43,7 @@ pub(super) async fn relay<S, IO: ClientStream>(
         backend,
         debug,
         mut line,
+        set_cookie,
     } = answered;
     let Answer {
         stream: mut backend_stream,
@@ -61,6 +62,7 @@ pub(super) async fn relay<S, IO: ClientStream>(
             Persistence::Upgrade,
             debug.as_ref(),
         );
+        set_cookie_field(&mut out, set_cookie.as_deref());
         out.extend_from_slice(&backend_buf[response.len..]);
         buffers::give_back(backend_buf);
         let written = client.write(&out, idle).await;
@@ -95,6 +97,7 @@ pub(super) async fn relay<S, IO: ClientStream>(
         persistence,
         debug.as_ref(),
     );
+    set_cookie_field(&mut out, set_cookie.as_deref());
     let mut body_relay = BodyRelay::new(response.framing, dechunk);
     let mut start = response.len;
     let mut head_sent = false;
@@ -148,6 +151,13 @@ pub(super) async fn relay<S, IO: ClientStream>(
         // A response cut short leaves the client nothing to trust on this connection.
         true => Relayed::Whole { keep_alive: !close },
         false => Relayed::Closed,
+    }
+}
+
+/// Sticky sessions: the cookie goes on the head just written.
+fn set_cookie_field(out: &mut Vec<u8>, set_cookie: Option<&str>) {
+    if let Some(value) = set_cookie {
+        encode::append_field(out, b"Set-Cookie", value.as_bytes());
     }
 }
 

@@ -128,6 +128,13 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         let host = head
             .host(buf)
             .and_then(|host| std::str::from_utf8(host).ok());
+        let (target, _) = head.origin_form(buf);
+        if let Some(answer) = self
+            .proxy
+            .secure_redirect(self.peer, host, target, head.debug)
+        {
+            return self.answer(&head, &answer).await;
+        }
         match self.proxy.route(host, head.debug).await {
             Routed::Ping => self.answer(&head, &Generated::ping()).await,
             Routed::Failed(error) => {
@@ -174,8 +181,14 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     }
 
     /// Sends a routed request through the proxy's attempts and relays what comes back.
-    async fn forward(&mut self, head: RequestHead, route: Route) -> Next {
+    async fn forward(&mut self, head: RequestHead, mut route: Route) -> Next {
         let proxy = self.proxy;
+        let buf = self.client.buf();
+        let cookies = head
+            .fields
+            .iter()
+            .filter(|f| f.name(buf).eq_ignore_ascii_case(b"cookie"));
+        route.sticky = proxy.sticky_token(cookies.map(|f| f.value(buf)));
         let logged = self.logged_request(&head);
         let idle = proxy.idle_timeout;
         let body = match forward::read_small_body(&mut self.client, &head, idle).await {

@@ -38,6 +38,12 @@ pub(crate) async fn serve<S: RouteSource>(
         *refused.status_mut() = StatusCode::BAD_REQUEST;
         return refused;
     }
+    // Before the WebSocket branch: an extended CONNECT over h2c gets the redirect too.
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if let Some(answer) = proxy.secure_redirect(&conn, host_of(&request), target.as_bytes(), debug)
+    {
+        return generated(answer);
+    }
     if websocket::is_websocket(&request) {
         return websocket::serve(proxy, conn, request).await;
     }
@@ -47,11 +53,13 @@ pub(crate) async fn serve<S: RouteSource>(
         *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
         return refused;
     }
-    let route = match proxy.route(host_of(&request), debug).await {
+    let mut route = match proxy.route(host_of(&request), debug).await {
         Routed::Ping => return generated(Generated::ping()),
         Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
         Routed::Found(route) => route,
     };
+    let cookies = request.headers().get_all(header::COOKIE).iter();
+    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
@@ -71,9 +79,11 @@ pub(crate) async fn serve<S: RouteSource>(
             answer,
             debug,
             line,
+            set_cookie,
             ..
         }) => {
             let mut head = response_head(&answer);
+            add_set_cookie(&mut head, set_cookie);
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
@@ -129,6 +139,9 @@ fn logged_request<S>(
 /// A response of our own (an error page, `__ping__`'s `ok`) as an HTTP/2 response.
 fn generated(answer: Generated) -> Response<ResponseBody> {
     let mut builder = error_page::response_head(answer.status, &answer.page);
+    if let Some(location) = answer.location.as_deref() {
+        builder = builder.header(header::LOCATION, location);
+    }
     if let Some(reason) = answer.debug_error {
         builder = builder
             .header(headers::X_DEBUG_ERROR, HeaderValue::from_static(reason))
@@ -163,6 +176,13 @@ fn is_ambiguous(request: &Request<Incoming>) -> bool {
         }
     }
     request.uri().path() == "*" && request.method() != http::Method::OPTIONS
+}
+
+/// Sticky sessions: the cookie the attempt loop asked for goes on the answer's head.
+fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) {
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        head.headers.append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// `Host`, or the authority of an HTTP/2 (or absolute-form) request.

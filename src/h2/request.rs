@@ -59,6 +59,8 @@ impl Exchange for Request<'_> {
             head: self.parts.method == http::Method::HEAD,
             // Other HTTP/2 requests have no upgrades: a 101 from the backend is an error.
             upgrade: self.upgrade,
+            // hyper's server cannot send 1xx answers: interim ones are skipped.
+            interim: false,
         }
     }
 

@@ -13,7 +13,9 @@ use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
 use super::request::{self as h2_request, Payload};
-use super::{generated, host_of, logged_request, prepare_for_backend, response_head};
+use super::{
+    add_set_cookie, generated, host_of, logged_request, prepare_for_backend, response_head,
+};
 use crate::error_page::Generated;
 use crate::proxy::backend::write_within;
 use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy, Routed};
@@ -37,11 +39,13 @@ pub(super) async fn serve<S: RouteSource>(
     mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let debug = request.headers().contains_key(headers::X_DEBUG);
-    let route = match proxy.route(host_of(&request), debug).await {
+    let mut route = match proxy.route(host_of(&request), debug).await {
         Routed::Ping => return generated(Generated::ping()),
         Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
         Routed::Found(route) => route,
     };
+    let cookies = request.headers().get_all(header::COOKIE).iter();
+    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
     let upgrade = hyper::upgrade::on(&mut request);
     let (mut parts, _) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
@@ -71,9 +75,11 @@ pub(super) async fn serve<S: RouteSource>(
             answer,
             debug,
             line,
+            set_cookie,
             ..
         }) if answer.head.status == 101 => {
             let mut head = response_head(&answer);
+            add_set_cookie(&mut head, set_cookie);
             head.status = StatusCode::OK;
             for name in [
                 header::SEC_WEBSOCKET_ACCEPT,
@@ -112,9 +118,11 @@ pub(super) async fn serve<S: RouteSource>(
             answer,
             debug,
             line,
+            set_cookie,
             ..
         }) => {
             let mut head = response_head(&answer);
+            add_set_cookie(&mut head, set_cookie);
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }

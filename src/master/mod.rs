@@ -156,3 +156,22 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
     }
     Ok(bound)
 }
+
+/// Creates the access log at `path` if needed and gives it to the workers' user (SIGUSR1, as
+/// root: the workers may not create files in the log folder).
+pub(super) fn prepare_log_file(
+    path: &std::path::Path,
+    user: &str,
+    group: &str,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let Ok(Some((uid, gid))) = privileges::target(user, group) else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(path)?;
+    nix::unistd::fchown(&file, Some(uid), Some(gid)).map_err(std::io::Error::from)
+}

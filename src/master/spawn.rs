@@ -77,6 +77,7 @@ pub(crate) fn spawn_worker<'a>(
         .env(READY_FD_ENV, write_end.as_raw_fd().to_string())
         .env(STATS_FD_ENV, worker_stats.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
+        .env(supervision::NODE_SECRET_ENV, supervision::node_secret())
         .stdin(Stdio::null())
         .spawn()
         .map_err(SpawnError::Exec)?;

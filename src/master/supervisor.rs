@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use super::backoff::Backoff;
 use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Spawned};
-use super::{bind_all, Bound, MasterError};
+use super::{bind_all, prepare_log_file, Bound, MasterError};
 use crate::admin::collect::Collector;
 use crate::config::Config;
-use crate::privileges;
+use crate::health;
 use crate::supervision::{self, exit_code};
 
 /// How long a new generation has to report ready before a reload is abandoned.
@@ -63,6 +63,8 @@ pub(super) struct Supervisor {
     inbox: mpsc::UnboundedReceiver<Event>,
     /// Follows each worker's stats socket, when metrics or the admin page are on.
     collector: Option<Rc<Collector>>,
+    /// The active health checker, when `healthCheck` is set.
+    health: Option<health::Checker>,
 }
 
 impl Supervisor {
@@ -79,12 +81,14 @@ impl Supervisor {
             events,
             inbox,
             collector: None,
+            health: None,
         }
     }
 
     pub(super) async fn run(mut self, collector: Option<Rc<Collector>>) -> Result<(), MasterError> {
         self.collector = collector;
         let mut signals = Signals::install().map_err(MasterError::Runtime)?;
+        health::follow(&mut self.health, &self.config);
         let generation = self.start_generation(self.config.server.workers)?;
         self.generation = generation;
         if self.wait_ready(generation).await {
@@ -336,6 +340,7 @@ impl Supervisor {
         self.signal_generation(old, Signal::SIGTERM);
         self.backoff.clear();
         self.config = loaded.config;
+        health::follow(&mut self.health, &self.config);
         drop(previous);
         tracing::info!(generation = self.generation, "reload done");
     }
@@ -384,17 +389,4 @@ impl Supervisor {
             let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
         }
     }
-}
-
-fn prepare_log_file(path: &std::path::Path, user: &str, group: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let Ok(Some((uid, gid))) = privileges::target(user, group) else {
-        return Ok(());
-    };
-    let file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .open(path)?;
-    nix::unistd::fchown(&file, Some(uid), Some(gid)).map_err(std::io::Error::from)
 }

@@ -13,7 +13,9 @@ use crate::access_log::{LoggedRequest, PendingLine};
 use crate::balancer::Attempts;
 use crate::metrics::{self, names::Counter};
 use crate::routes::{Backend, Frontend, RouteSource};
+use crate::wire::buffers;
 use crate::wire::headers::DebugInfo;
+use crate::wire::response::ResponseHead;
 
 use super::backend::{read_response_head, Answer, Asked, Unanswered};
 use super::error::ProxyError;
@@ -31,6 +33,12 @@ pub(crate) trait Exchange {
     fn is_idempotent(&self) -> bool;
     /// Writes the request, head and body, to `stream`.
     async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError>;
+    /// Passes an interim answer (`head`, its bytes in `bytes`) on to the client, as it comes;
+    /// only called when [`Exchange::asked`] says the client takes them.
+    async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
+        let _ = (head, bytes);
+        Ok(())
+    }
 }
 
 /// Why a request could not be sent.
@@ -59,6 +67,8 @@ pub(crate) struct Answered<'r> {
     pub(crate) debug: Option<DebugInfo<'r>>,
     /// The access log line, written by the front end when the answer ends.
     pub(crate) line: Option<PendingLine>,
+    /// With sticky sessions, the `Set-Cookie` value the answer's head must carry.
+    pub(crate) set_cookie: Option<String>,
 }
 
 /// How the attempts of one request ended.
@@ -93,7 +103,13 @@ impl<S: RouteSource> Proxy<S> {
         exchange: &mut impl Exchange,
     ) -> Outcome<'r> {
         let frontend = &route.frontend;
-        let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error);
+        let sticky = self.sticky.as_ref().map(|key| {
+            let chosen = route.sticky.as_ref();
+            let chosen = chosen.and_then(|t| key.backend_of(t, &route.host, &frontend.backends));
+            (key, chosen)
+        });
+        let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error)
+            .preferring(sticky.and_then(|(_, chosen)| chosen));
         let mut failure = None;
         while let Some(backend) = attempts.next(&mut rand::rng()) {
             if failure.is_some() {
@@ -135,11 +151,16 @@ impl<S: RouteSource> Proxy<S> {
                     let line = logged.map(|logged| {
                         logged.into_pending(status, frontend.clone(), route.start, backend_start)
                     });
+                    // A client new to this backend learns to come back to it.
+                    let set_cookie = sticky
+                        .filter(|(_, chosen)| *chosen != Some(backend.index))
+                        .map(|(key, _)| key.set_cookie(&route.host, &backend.url));
                     return Outcome::Answered(Answered {
                         answer,
                         backend,
                         debug,
                         line,
+                        set_cookie,
                     });
                 }
                 Err(Failed::Backend(error)) => {
@@ -190,9 +211,23 @@ impl<S: RouteSource> Proxy<S> {
                 Ok(()) => {
                     let asked = exchange.asked();
                     let timeout = self.response_timeout;
-                    match read_response_head(&mut stream.stream, asked, timeout, replayable).await {
-                        Ok((buf, head)) => return Ok(Answer { stream, buf, head }),
-                        Err(unanswered) => unanswered,
+                    let (mut buf, mut relayed) = (buffers::take(), false);
+                    loop {
+                        let stream_ = &mut stream.stream;
+                        match read_response_head(stream_, buf, asked, timeout, replayable).await {
+                            Ok((mut rest, head)) if head.is_interim() => {
+                                let interim = exchange.interim(&head, &rest[..head.len]).await;
+                                interim.map_err(Failed::Client)?;
+                                rest.drain(..head.len);
+                                (buf, relayed) = (rest, true);
+                            }
+                            Ok((buf, head)) => return Ok(Answer { stream, buf, head }),
+                            Err(mut unanswered) => {
+                                // The backend spoke: not a stale stream.
+                                unanswered.answered |= relayed;
+                                break unanswered;
+                            }
+                        }
                     }
                 }
                 Err(SendError::Backend { sent }) => Unanswered {

@@ -60,6 +60,9 @@ pub(crate) struct Asked {
     pub(crate) head: bool,
     /// An upgrade request: a 101 is a valid answer (to anything else it is a backend error).
     pub(crate) upgrade: bool,
+    /// The client takes interim answers (1xx but 101): they are handed back one by one
+    /// rather than skipped.
+    pub(crate) interim: bool,
 }
 
 /// A backend's answer whose head is read.
@@ -70,17 +73,34 @@ pub(crate) struct Answer {
     pub(crate) head: ResponseHead,
 }
 
-/// Reads a response head, skipping interim (1xx but 101) ones, within `timeout`.
+/// Reads a response head within `timeout`, starting with the bytes already in `buf`. Interim
+/// answers (1xx but 101) are skipped, or returned like a final one when `asked.interim`.
 pub(crate) async fn read_response_head(
     stream: &mut TcpStream,
+    mut buf: Vec<u8>,
     asked: Asked,
     timeout: std::time::Duration,
     replayable: bool,
 ) -> Result<(Vec<u8>, ResponseHead), Unanswered> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut buf = buffers::take();
-    let mut answered = false;
+    let mut answered = !buf.is_empty();
     loop {
+        let invalid = Unanswered {
+            error: ProxyError::BackendIo { replayable },
+            sent: true,
+            answered,
+        };
+        while !buf.is_empty() {
+            match ResponseHead::parse(&buf, asked.head) {
+                Ok(Some(head)) if head.is_interim() && !asked.interim => {
+                    buf.drain(..head.len);
+                }
+                Ok(Some(head)) if head.status == 101 && !asked.upgrade => return Err(invalid),
+                Ok(Some(head)) => return Ok((buf, head)),
+                Ok(None) => break,
+                Err(_) => return Err(invalid),
+            }
+        }
         buffers::reserve_read(&mut buf);
         let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await;
         let failed = |error| {
@@ -94,22 +114,6 @@ pub(crate) async fn read_response_head(
             Err(_) => return failed(ProxyError::BackendTimeout { replayable }),
             Ok(Ok(0)) | Ok(Err(_)) => return failed(ProxyError::BackendIo { replayable }),
             Ok(Ok(_)) => answered = true,
-        }
-        let invalid = Unanswered {
-            error: ProxyError::BackendIo { replayable },
-            sent: true,
-            answered,
-        };
-        loop {
-            match ResponseHead::parse(&buf, asked.head) {
-                Ok(Some(head)) if head.is_interim() => {
-                    buf.drain(..head.len);
-                }
-                Ok(Some(head)) if head.status == 101 && !asked.upgrade => return Err(invalid),
-                Ok(Some(head)) => return Ok((buf, head)),
-                Ok(None) => break,
-                Err(_) => return Err(invalid),
-            }
         }
     }
 }

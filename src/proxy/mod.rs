@@ -13,6 +13,8 @@ pub(crate) mod backend;
 pub(crate) mod error;
 pub(crate) mod open;
 pub(crate) mod pool;
+mod redirect;
+pub(crate) mod sticky;
 pub(crate) mod tunnel;
 
 use std::net::IpAddr;
@@ -31,6 +33,7 @@ use crate::wire::headers::Forwarded;
 use error::ProxyError;
 use open::OpenCount;
 use pool::BackendPool;
+use sticky::{StickyKey, Token};
 
 /// What a worker's proxy needs from the configuration, and what it owns.
 pub(crate) struct Proxy<S> {
@@ -46,6 +49,10 @@ pub(crate) struct Proxy<S> {
     /// `tcpTimeout` for an idle client, a body that stops moving, a silent tunnel.
     pub(crate) idle_timeout: Duration,
     pub(crate) tunnels: OpenCount,
+    /// `forceSecure`: the https port plain-HTTP requests are redirected to; `None` when off.
+    pub(crate) force_secure: Option<u16>,
+    /// `stickySessions`: the key of `hipache_backend` cookies; `None` when off.
+    pub(crate) sticky: Option<StickyKey>,
 }
 
 /// Where a request goes, decided from its `Host` alone.
@@ -67,11 +74,16 @@ pub(crate) struct Route {
     pub(crate) start: Instant,
     /// The client asked for `X-Debug-*` fields.
     pub(crate) debug: bool,
+    /// The backend its `hipache_backend` cookie asks for (set by the front end, see
+    /// [`Proxy::sticky_token`]).
+    pub(crate) sticky: Option<Token>,
 }
 
 /// Facts about one client connection, computed once for all its requests.
 pub(crate) struct ClientConnection {
     pub(crate) peer: IpAddr,
+    /// It came over TLS.
+    pub(crate) tls: bool,
     pub(crate) forwarded: Forwarded,
 }
 
@@ -96,6 +108,7 @@ impl<S: RouteSource> Proxy<S> {
                 dead,
                 start,
                 debug,
+                sticky: None,
             }),
             Ok(None) => Routed::Failed(ProxyError::NoFrontend),
             Err(error) => {
@@ -114,6 +127,36 @@ impl<S: RouteSource> Proxy<S> {
             status,
             page: self.pages.body(status, error.reason()),
             debug_error: debug.then(|| error.reason()),
+            location: None,
         }
+    }
+
+    /// With sticky sessions on, the token of the request's `hipache_backend` cookie, read from
+    /// its `Cookie` field values (not read at all when off).
+    pub(crate) fn sticky_token<'a>(
+        &self,
+        cookie_values: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<Token> {
+        self.sticky.as_ref()?;
+        sticky::token_in(cookie_values)
+    }
+
+    /// With `forceSecure`, what answers a plain-HTTP request to `host_header` for `target` (its
+    /// path and query), before any routing: a `301` to HTTPS, or a 400 for a host that cannot
+    /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), or when off.
+    pub(crate) fn secure_redirect(
+        &self,
+        conn: &ClientConnection,
+        host_header: Option<&str>,
+        target: &[u8],
+        debug: bool,
+    ) -> Option<Generated> {
+        let port = self.force_secure.filter(|_| !conn.tls)?;
+        Some(
+            match redirect::secure_location(host_header?, target, port) {
+                Some(location) => Generated::moved_permanently(location),
+                None => self.error_answer(ProxyError::NoHost, debug),
+            },
+        )
     }
 }

@@ -149,6 +149,29 @@ pub(crate) fn chunk_head(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// An interim answer (1xx but 101) as an HTTP/1.1 client receives it: the backend's status and
+/// fields, hop-by-hop ones left out.
+pub(crate) fn interim_response(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead) {
+    let reason = match head.reason(buf) {
+        [] => canonical_reason(head.status).as_bytes(),
+        reason => reason,
+    };
+    status_line(out, 1, head.status, reason);
+    for f in head.client_fields(buf) {
+        field(out, f.name(buf), f.value(buf));
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Adds a field to the head just written into `out`, which ends with its blank line.
+pub(crate) fn append_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if out.ends_with(b"\r\n\r\n") {
+        out.truncate(out.len() - 2);
+        field(out, name, value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// The end of a chunked body: the last chunk, no trailers.
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
@@ -216,6 +239,9 @@ pub(crate) fn generated_response(
         field(out, name.as_bytes(), value.as_bytes());
     }
     date(out);
+    if let Some(location) = &answer.location {
+        field(out, b"Location", location.as_bytes());
+    }
     if let Some(reason) = answer.debug_error {
         field(
             out,

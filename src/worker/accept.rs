@@ -131,6 +131,7 @@ async fn accept_loop<S: RouteSource>(
                 let local_port = stream.local_addr().ok().or(local).map_or(0, |a| a.port());
                 let client = Rc::new(ClientConnection {
                     peer: peer.ip().to_canonical(),
+                    tls: tls.is_some(),
                     forwarded: Forwarded::new(peer.ip().to_canonical(), tls.is_some(), local_port),
                 });
                 tokio::task::spawn_local(serve_connection(
@@ -248,6 +249,8 @@ mod tests {
                 response_timeout: second,
                 idle_timeout: second,
                 tunnels: Default::default(),
+                force_secure: None,
+                sticky: None,
             });
             let graceful = Rc::new(GracefulShutdown::new());
             let shared = Rc::new(Shared {
@@ -261,6 +264,7 @@ mod tests {
             let stream = TcpStream::connect(peer).await.unwrap();
             let client = Rc::new(ClientConnection {
                 peer: peer.ip(),
+                tls: false,
                 forwarded: Forwarded::new(peer.ip(), false, peer.port()),
             });
             let task = serve_connection(shared, None, stream, peer, client);

@@ -25,6 +25,7 @@ use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
 use crate::proxy::open::OpenCount;
 use crate::proxy::pool::BackendPool;
+use crate::proxy::sticky::StickyKey;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
@@ -169,6 +170,11 @@ async fn serve_with<S: RouteSource, R>(
     let access_log = access_log.map(Rc::new);
     let tls = certificates.map(Rc::new);
     let server = &config.server;
+    // The port this worker's first https listener really has (`port: 0` picks one at bind).
+    let https_port = listeners
+        .iter()
+        .find(|l| l.https.is_some())
+        .map(|l| l.address.port());
     let proxy = Rc::new(Proxy {
         routes,
         pool: BackendPool::new(
@@ -183,6 +189,15 @@ async fn serve_with<S: RouteSource, R>(
         response_timeout: server.tcp_timeout,
         idle_timeout: server.tcp_timeout,
         tunnels: OpenCount::default(),
+        force_secure: https_port.filter(|_| server.force_secure),
+        sticky: server.sticky_sessions.then(|| {
+            let secret = server.sticky_secret.as_deref();
+            StickyKey::new(
+                secret
+                    .unwrap_or(crate::supervision::node_secret())
+                    .as_bytes(),
+            )
+        }),
     });
     let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
         Vec::with_capacity(listeners.len());

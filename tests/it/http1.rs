@@ -3,7 +3,9 @@
 //! absolute-form targets, HEAD, invalid chunks, CONNECT. Raw backends and the byte-exact client
 //! are in `support::raw_backend`.
 
-use crate::support::raw_backend::{answer, assert_answer, ok, pattern, proxy_to, RawBackend, Wire};
+use crate::support::raw_backend::{
+    answer, assert_answer, ok, pattern, proxy_to, RawBackend, Wire, IO_TIMEOUT,
+};
 use crate::support::{raw_http, Backend, Config, Hipache, RedisServer};
 
 /// A chunked answer with a chunk extension and a trailer, for the decoders to walk over.
@@ -300,4 +302,61 @@ fn connect_is_refused_with_405_and_reaches_no_backend() {
     assert_eq!(client.answer().line, "HTTP/1.1 405 Method Not Allowed");
     client.assert_closed();
     assert_eq!(backend.request_count(), 0);
+}
+
+#[test]
+fn a_backends_early_hints_reach_the_client_before_its_final_answer() {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    let redis = RedisServer::start();
+    // The backend sends its 200 only once the client has read the 103: a proxy that held the
+    // 103 back would leave the client waiting for both.
+    let (seen_hints, hints_seen) = mpsc::channel::<()>();
+    let hints_seen = Mutex::new(hints_seen);
+    let backend = RawBackend::start(move |peer| {
+        if peer.request().is_none() {
+            return;
+        }
+        peer.write(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\
+              Connection: keep-alive\r\n\r\n",
+        );
+        let waited = hints_seen.lock().unwrap().recv_timeout(IO_TIMEOUT);
+        if waited.is_ok() {
+            peer.write(&ok("final"));
+        }
+    });
+    let hipache = proxy_to(&redis, "hints.local", &backend.url());
+
+    let mut wire = Wire::open(hipache.addr());
+    wire.write(b"GET /page HTTP/1.1\r\nHost: hints.local\r\n\r\n");
+    let hints = wire.answer();
+    assert_answer(&hints, "HTTP/1.1 103 Early Hints", "");
+    assert_eq!(hints.header("link"), Some("</style.css>; rel=preload"));
+    assert_eq!(
+        hints.header("connection"),
+        None,
+        "a hop-by-hop field was relayed"
+    );
+    seen_hints.send(()).unwrap();
+    assert_answer(&wire.answer(), "HTTP/1.1 200 OK", "final");
+}
+
+#[test]
+fn interim_answers_are_not_sent_to_http10_clients() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| {
+        peer.answer_each(|_| {
+            [
+                &b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"[..],
+                &ok("final"),
+            ]
+            .concat()
+        })
+    });
+    let hipache = proxy_to(&redis, "hints10.local", &backend.url());
+
+    let mut wire = Wire::open(hipache.addr());
+    wire.write(b"GET / HTTP/1.0\r\nHost: hints10.local\r\n\r\n");
+    assert_answer(&wire.answer(), "HTTP/1.0 200 OK", "final");
 }

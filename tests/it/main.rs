@@ -20,6 +20,8 @@ mod file_driver;
 #[cfg(test)]
 mod fleet;
 #[cfg(test)]
+mod force_secure;
+#[cfg(test)]
 mod forwarding;
 #[cfg(test)]
 mod freshness;
@@ -29,6 +31,8 @@ mod h2;
 mod h2_hosts;
 #[cfg(test)]
 mod h2_websocket;
+#[cfg(test)]
+mod health_check;
 #[cfg(test)]
 mod hipache_suite;
 #[cfg(test)]
@@ -49,6 +53,8 @@ mod route_cli;
 mod routing;
 #[cfg(test)]
 mod sentinel;
+#[cfg(test)]
+mod sticky;
 #[cfg(test)]
 mod support;
 #[cfg(test)]

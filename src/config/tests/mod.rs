@@ -2,6 +2,7 @@
 
 mod driver;
 mod errors;
+mod features;
 mod hipache_files;
 mod legacy;
 mod listeners;

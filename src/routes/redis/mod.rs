@@ -44,11 +44,14 @@ use crate::config::{CacheLimits, RedisUrl};
 use crate::metrics::{self, names::Counter};
 use flight::{Flights, Join};
 use hchecker::PassiveChecks;
+// The master's health checker (`crate::health`) writes the same keys and messages.
+pub(crate) use hchecker::PING_KEY;
 pub(crate) use link::client;
 use link::{Link, LinkError};
-use query::{answer, mark_pipeline, shortest_ttl};
+pub(crate) use query::mark_pipeline;
+use query::{answer, shortest_ttl};
 use reconnect::Health;
-use sentinel::Locator;
+pub(crate) use sentinel::Locator;
 use tracking::{Check, Ticket, Tracking};
 
 /// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per

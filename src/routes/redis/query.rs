@@ -9,7 +9,7 @@ use super::Answer;
 
 /// `MULTI; [SADD dead:<host> <index>; EXPIRE dead:<host> <ttl>;] PUBLISH dead <message>; EXEC`,
 /// the dead-set writes only when `ttl` is given (passive checks on).
-pub(super) fn mark_pipeline(
+pub(crate) fn mark_pipeline(
     prefix: &str,
     host: &str,
     backend: &Backend,

@@ -143,6 +143,7 @@ fn generated_pages_carry_hipache_headers() {
         status: StatusCode::BAD_GATEWAY,
         page: PageBody::Html(bytes::Bytes::from_static(b"<p>no</p>")),
         debug_error: Some("backend error"),
+        location: None,
     };
     generated_response(&mut out, 1, &answer, true);
     let out = String::from_utf8(out).unwrap();
@@ -181,4 +182,21 @@ fn requests_from_http2_parts_and_chunk_heads() {
     chunk_head(&mut out, 255);
     chunk_head(&mut out, 0x1_0000);
     assert_eq!(out, b"0\r\nff\r\n10000\r\n");
+}
+
+#[test]
+fn a_redirect_carries_its_location() {
+    let mut out = Vec::new();
+    let answer = Generated::moved_permanently("https://a.test:8443/p?q".to_owned());
+    generated_response(&mut out, 1, &answer, false);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 301 Moved Permanently\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\r\nLocation: https://a.test:8443/p?q\r\n"),
+        "{out}"
+    );
+    assert!(out.contains("Content-Length: 0\r\n"), "{out}");
 }

@@ -1,0 +1,71 @@
+//! Our additions, each off by default: `healthCheck`, `server.forceSecure`,
+//! `server.stickySessions` and `server.stickySecret`.
+
+use super::*;
+
+#[test]
+fn additions_are_off_in_a_hipache_file() {
+    let c = parse(r#"{"server": {"workers": 2}}"#).config;
+    assert_eq!(c.health_check, None);
+    assert!(!c.server.force_secure && !c.server.sticky_sessions);
+    assert_eq!(c.server.sticky_secret, None);
+}
+
+#[test]
+fn health_check_takes_defaults_and_checks_its_values() {
+    let c = parse(r#"{"healthCheck": {}}"#).config;
+    let check = c.health_check.unwrap();
+    assert_eq!(check.path, "/");
+    assert_eq!(check.interval, Duration::from_secs(10));
+    assert_eq!(check.timeout, Duration::from_secs(3));
+    assert_eq!((check.unhealthy, check.healthy), (2, 2));
+    let c = parse(
+        r#"{"healthCheck": {"path": "/up?x=1", "interval": 5, "timeout": 1, "unhealthy": 3, "healthy": 1}}"#,
+    )
+    .config;
+    let check = c.health_check.unwrap();
+    assert_eq!(
+        (check.path.as_str(), check.unhealthy, check.healthy),
+        ("/up?x=1", 3, 1)
+    );
+
+    let e = error(r#"{"healthCheck": {"interval": 0}}"#);
+    assert!(
+        e.contains("healthCheck.interval") && e.contains("at least 1"),
+        "{e}"
+    );
+    let e = error(r#"{"healthCheck": {"path": "up"}}"#);
+    assert!(e.contains("healthCheck.path"), "{e}");
+    let e = error(r#"{"healthCheck": {"path": "/a b"}}"#);
+    assert!(e.contains("healthCheck.path"), "{e}");
+    let e = error(r#"{"healthCheck": {"healthy": "two"}}"#);
+    assert!(e.contains("healthCheck.healthy"), "{e}");
+    let e = error(r#"{"driver": "file:routes.json", "healthCheck": {}}"#);
+    assert!(
+        e.contains("config/config.json") && e.contains("redis driver"),
+        "{e}"
+    );
+}
+
+#[test]
+fn force_secure_without_https_is_ignored_with_a_warning() {
+    let loaded = parse(r#"{"server": {"forceSecure": true}}"#);
+    assert!(!loaded.config.server.force_secure);
+    let w = loaded.warnings.join("\n");
+    assert!(
+        w.contains("server.forceSecure ignored: no https listener"),
+        "{w}"
+    );
+}
+
+#[test]
+fn sticky_secret_is_never_printed() {
+    let c = parse(r#"{"server": {"stickySessions": true, "stickySecret": "hunter2"}}"#).config;
+    assert!(c.server.sticky_sessions);
+    let shown = c.censored().to_string();
+    assert!(
+        shown.contains("server.stickySecret = <redacted>"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+}

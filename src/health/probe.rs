@@ -1,0 +1,63 @@
+//! One probe: `GET <path>` with `Host: <frontend>` on a fresh connection to a backend, and
+//! whether its status line came back healthy within the timeout.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::routes::BackendUrl;
+
+/// A status line longer than this is no HTTP answer worth waiting for.
+const MAX_STATUS_LINE_BYTES: usize = 1024;
+
+/// Whether `url` answers `GET path` for `host` with a status below 500 within `timeout`: the
+/// same line the proxy draws when it marks a backend on its answer.
+pub(super) async fn probe(url: &BackendUrl, host: &str, path: &str, timeout: Duration) -> bool {
+    let exchange = async {
+        let mut stream = TcpStream::connect((url.host(), url.port())).await.ok()?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hipache-health-check\r\n\
+             Connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = Vec::with_capacity(128);
+        let mut piece = [0u8; 256];
+        while !head.contains(&b'\n') && head.len() < MAX_STATUS_LINE_BYTES {
+            let n = stream.read(&mut piece).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&piece[..n]);
+        }
+        status(&head)
+    };
+    matches!(tokio::time::timeout(timeout, exchange).await, Ok(Some(code)) if code < 500)
+}
+
+/// The status code of `HTTP/1.x NNN ...` (pure).
+fn status(head: &[u8]) -> Option<u16> {
+    let line = head.split(|&b| b == b'\n').next()?;
+    let rest = line.strip_prefix(b"HTTP/1.")?;
+    let code = rest.get(2..5)?;
+    if rest.get(1) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_is_read_from_the_status_line_only() {
+        assert_eq!(status(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(status(b"HTTP/1.0 503 Busy\r\nx: y"), Some(503));
+        assert_eq!(status(b"HTTP/1.1 204\r\n"), Some(204));
+        assert_eq!(status(b"HTTP/2 200\r\n"), None);
+        assert_eq!(status(b"garbage"), None);
+        assert_eq!(status(b"HTTP/1.1 2x0 OK\r\n"), None);
+        assert_eq!(status(b""), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! `server.forceSecure`: every plain-HTTP request (`__ping__` and WebSocket upgrades included,
+//! HTTP/1.x and h2c alike) gets a `301` to the same host, path and query over HTTPS; requests
+//! over TLS are proxied as before.
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+
+use crate::support::tls;
+use crate::support::{Backend, Config, Hipache, RedisServer, Request};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A proxy with a plain and an https listener, forcing HTTPS, in front of `backend` for
+/// `www.secure.test`.
+fn forcing_proxy(redis: &RedisServer, backend: &Backend) -> Hipache {
+    redis.frontend("www.secure.test", "secure", &[&backend.url()]);
+    let config = Config::redis(redis);
+    let (key, cert) = tls::cert(&["www.secure.test"]).write(config.dir(), "server");
+    Hipache::start(config.with(json!({
+        "server": { "forceSecure": true },
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
+    })))
+}
+
+#[test]
+fn plain_http_gets_a_301_to_the_same_host_path_and_query_on_the_https_port() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let hipache = forcing_proxy(&redis, &backend);
+    let https_port = hipache.https_addr().port();
+
+    let response = hipache.get("www.secure.test:8080", "/a/b%20c?x=1&y=two");
+    assert_eq!(response.status, 301);
+    assert_eq!(
+        response.header("location"),
+        Some(format!("https://www.secure.test:{https_port}/a/b%20c?x=1&y=two").as_str())
+    );
+    // The liveness probe and a WebSocket upgrade over plain HTTP get the same answer.
+    let ping = hipache.get("__ping__", "/");
+    assert_eq!(ping.status, 301);
+    assert_eq!(
+        ping.header("location"),
+        Some(format!("https://__ping__:{https_port}/").as_str())
+    );
+    let upgrade = hipache.send(
+        &Request::get("www.secure.test", "/socket?room=1")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    );
+    assert_eq!(upgrade.status, 301);
+    assert_eq!(
+        upgrade.header("location"),
+        Some(format!("https://www.secure.test:{https_port}/socket?room=1").as_str())
+    );
+    assert_eq!(
+        backend.request_count(),
+        0,
+        "a plain request reached the backend"
+    );
+
+    // Over TLS the request is proxied.
+    let response = runtime().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream =
+            tls::connect(hipache.https_addr(), "www.secure.test", &[b"http/1.1"]).await;
+        stream
+            .write_all(b"GET /s HTTP/1.1\r\nHost: www.secure.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(backend.request_count(), 1);
+}
+
+#[test]
+fn h2c_requests_get_the_same_redirect() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let hipache = forcing_proxy(&redis, &backend);
+    let https_port = hipache.https_addr().port();
+
+    let (status, location) = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+        tokio::spawn(connection);
+        let request = hyper::Request::get("http://www.secure.test/h2/path?q=%2F")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("h2c response");
+        let location = response.headers().get("location").cloned();
+        (response.status().as_u16(), location)
+    });
+
+    assert_eq!(status, 301);
+    let expected = format!("https://www.secure.test:{https_port}/h2/path?q=%2F");
+    assert_eq!(location.unwrap().to_str().unwrap(), expected);
+    assert_eq!(backend.request_count(), 0);
+}
+
+#[test]
+fn force_secure_without_an_https_listener_is_ignored_with_a_warning() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("plain.test", "plain", &[&backend.url()]);
+    let hipache =
+        Hipache::start(Config::redis(&redis).with(json!({ "server": { "forceSecure": true } })));
+
+    let response = hipache.get("plain.test", "/");
+    assert_eq!((response.status, response.text().as_str()), (200, "b1"));
+    assert!(
+        hipache
+            .log_lines()
+            .iter()
+            .any(|line| line.contains("server.forceSecure ignored: no https listener")),
+        "{:?}",
+        hipache.log_lines()
+    );
+}
+
+#[test]
+fn websocket_over_h2c_gets_the_same_redirect() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let hipache = forcing_proxy(&redis, &backend);
+    let https_port = hipache.https_addr().port();
+
+    let (status, location) = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2c handshake");
+        tokio::spawn(connection);
+        sender.ready().await.expect("http/2 connection ready");
+        let mut request = hyper::Request::connect("http://www.secure.test/chat?x=1")
+            .header("sec-websocket-version", "13")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let response = sender
+            .send_request(request)
+            .await
+            .expect("CONNECT answered");
+        let location = response.headers().get("location").cloned();
+        (response.status().as_u16(), location)
+    });
+
+    assert_eq!(status, 301);
+    let expected = format!("https://www.secure.test:{https_port}/chat?x=1");
+    assert_eq!(location.unwrap().to_str().unwrap(), expected);
+    assert_eq!(backend.request_count(), 0);
+}

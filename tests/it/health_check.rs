@@ -1,0 +1,140 @@
+//! The built-in active health checker (`healthCheck`): the master probes every backend of every
+//! frontend in Redis and marks and clears them in Hipache's layout, while workers route around.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+
+use crate::support::raw_backend::{answer, ok, RawBackend};
+use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
+
+/// A backend whose `/health` answers 500 while `healthy` is false; every other path answers 200
+/// with its name, so the proxy's own (passive) checks never see it fail.
+fn flaky_backend(healthy: Arc<AtomicBool>) -> RawBackend {
+    RawBackend::start(move |peer| {
+        let healthy = healthy.clone();
+        peer.answer_each(move |request| {
+            if request.line.starts_with("GET /health ") && !healthy.load(Ordering::SeqCst) {
+                answer("500 Internal Server Error", "sick")
+            } else {
+                ok("flaky")
+            }
+        });
+    })
+}
+
+#[test]
+fn health_checker_marks_and_clears_a_backend_while_the_proxy_routes_around_it() {
+    let redis = RedisServer::start();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let flaky = flaky_backend(healthy.clone());
+    let steady = Backend::named("steady");
+    redis.frontend("hc.local", "hc", &[&flaky.url(), &steady.url()]);
+    let subscription = redis.subscribe("dead");
+    let config = Config::redis(&redis).with(json!({
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 2, "healthy": 2}
+    }));
+    let hipache = Hipache::start(config);
+
+    // Two failed probes: marked exactly as the proxy marks, and announced on `dead`.
+    wait_until(Duration::from_secs(15), "dead:hc.local to hold 0", || {
+        redis.smembers("dead:hc.local") == ["0"]
+    });
+    let announced = subscription.wait_for(1);
+    assert_eq!(
+        announced[0],
+        format!("hc.local;http://{}/;0;2", flaky_addr(&flaky))
+    );
+    let ttl = redis.ttl("dead:hc.local");
+    assert!((1..=30).contains(&ttl), "dead:hc.local TTL {ttl}");
+    let probe = flaky
+        .requests()
+        .into_iter()
+        .find(|r| r.line.starts_with("GET /health "))
+        .expect("a probe reached the backend");
+    assert_eq!(probe.header("host"), Some("hc.local"));
+    // The heartbeat that makes the workers' passive checks step aside.
+    let beat: String = redis.query(&["GET", "hchecker_ping"]);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let beat: u64 = beat.parse().expect("hchecker_ping holds unix seconds");
+    assert!(now.abs_diff(beat) <= 30, "hchecker_ping {beat}, now {now}");
+
+    // Marked: every request goes to the other backend.
+    let before = flaky
+        .requests()
+        .iter()
+        .filter(|r| r.line.starts_with("GET /app"))
+        .count();
+    for _ in 0..20 {
+        assert_eq!(hipache.get("hc.local", "/app").text(), "steady");
+    }
+    let after = flaky
+        .requests()
+        .iter()
+        .filter(|r| r.line.starts_with("GET /app"))
+        .count();
+    assert_eq!(before, after, "a marked backend got proxied requests");
+
+    // Healthy again: two good probes remove the mark, and the backend is back in rotation.
+    healthy.store(true, Ordering::SeqCst);
+    wait_until(
+        Duration::from_secs(15),
+        "dead:hc.local to be cleared",
+        || redis.smembers("dead:hc.local").is_empty(),
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the backend to get requests again",
+        || hipache.get("hc.local", "/app").text() == "flaky",
+    );
+}
+
+#[test]
+fn health_check_with_the_file_driver_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let routes = dir.path().join("routes.json");
+    std::fs::write(
+        &routes,
+        r#"{"frontend:a.local": ["a", "http://127.0.0.1:1"]}"#,
+    )
+    .unwrap();
+    let config = Config::file(&routes).with(json!({"healthCheck": {"interval": 5}}));
+    let path = config.write();
+    let output =
+        crate::support::hipache::run_to_exit(&["--dry", "--config", path.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("healthCheck") && stderr.contains("redis driver"),
+        "{stderr}"
+    );
+}
+
+fn flaky_addr(backend: &RawBackend) -> String {
+    backend.url().trim_start_matches("http://").to_owned()
+}
+
+#[test]
+fn health_check_added_by_a_reload_starts_checking() {
+    let redis = RedisServer::start();
+    let flaky = flaky_backend(Arc::new(AtomicBool::new(false)));
+    let steady = Backend::named("steady");
+    redis.frontend("reload.local", "reload", &[&flaky.url(), &steady.url()]);
+    let mut hipache = Hipache::start(Config::redis(&redis));
+
+    hipache.rewrite_config(json!({
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 1, "healthy": 1}
+    }));
+    hipache.signal(libc::SIGHUP);
+
+    wait_until(
+        Duration::from_secs(20),
+        "dead:reload.local to hold 0",
+        || redis.smembers("dead:reload.local") == ["0"],
+    );
+}
