@@ -7,7 +7,7 @@ use std::io;
 use std::ops::Range;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -65,10 +65,10 @@ impl<IO: ClientStream> Client<IO> {
         buffers::give_back(std::mem::take(&mut self.buf));
     }
 
-    /// Waits up to `limit` for the next request's first bytes: `false` if none came.
-    pub(super) async fn wait_readable(&self, limit: Duration) -> bool {
+    /// Waits until `deadline` for the next request's first bytes: `false` if none came.
+    pub(super) async fn wait_readable(&self, deadline: Instant) -> bool {
         matches!(
-            tokio::time::timeout(limit, self.io.ready()).await,
+            tokio::time::timeout_at(deadline, self.io.ready()).await,
             Ok(Ok(()))
         )
     }
@@ -103,6 +103,20 @@ impl<IO: ClientStream> Client<IO> {
         (&mut self.io, early)
     }
 
+    /// The read side with the buffer, and the write side, for an upload moved while its
+    /// answer is relayed.
+    pub(super) fn halves(&mut self) -> (Reading<'_, IO>, WriteHalf<&mut IO>) {
+        if self.buf.capacity() == 0 {
+            self.buf = buffers::take();
+        }
+        let (read, write) = tokio::io::split(&mut self.io);
+        let reading = Reading {
+            io: read,
+            buf: &mut self.buf,
+        };
+        (reading, write)
+    }
+
     /// The stream, to close it.
     pub(super) fn io(&mut self) -> &mut IO {
         &mut self.io
@@ -111,5 +125,30 @@ impl<IO: ClientStream> Client<IO> {
     /// The stream and what was read from it, for the HTTP/2 server.
     pub(super) fn into_parts(self) -> (IO, Vec<u8>) {
         (self.io, self.buf)
+    }
+}
+
+/// The client's read side and its unread bytes, while the write side relays an answer.
+pub(super) struct Reading<'c, IO> {
+    io: ReadHalf<&'c mut IO>,
+    buf: &'c mut Vec<u8>,
+}
+
+impl<IO: ClientStream> Reading<'_, IO> {
+    pub(super) fn buf(&self) -> &[u8] {
+        self.buf
+    }
+
+    /// Reads what the client sent next: 0 once it closed. Cancel-safe: bytes are in the
+    /// buffer as soon as the read returns.
+    pub(super) async fn read_more(&mut self) -> io::Result<usize> {
+        buffers::reserve_read(self.buf);
+        self.io.read_buf(self.buf).await
+    }
+
+    /// Drops `range` of the buffer: body bytes passed on.
+    pub(super) fn consume(&mut self, range: Range<usize>) {
+        let end = range.end.min(self.buf.len());
+        self.buf.drain(range.start.min(end)..end);
     }
 }

@@ -2,16 +2,17 @@
 //! rewritten from the client's bytes, and the body.
 //!
 //! A body up to `REPLAY_LIMIT_BYTES` is read whole before the first attempt so a retry can send
-//! it again; a larger one streams to the first backend and is never resent, and a backend that
-//! answers before it read it all has its answer relayed.
+//! it again; a larger one streams to the first backend and is never resent. Once the backend
+//! starts answering, sending returns and the rest of the body (`pump`) moves alongside the
+//! relay of the answer.
 
 use std::time::Duration;
 
-use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 
 use super::client::{Client, ClientStream};
-use crate::proxy::backend::{is_idempotent, write_within, Asked};
+use super::pump::BodyPump;
+use crate::proxy::backend::{is_idempotent, write_within, Activity, Asked};
 use crate::proxy::pool::BackendStream;
 use crate::proxy::{ClientFailure, Exchange, Proxy, SendError};
 use crate::wire::buffers;
@@ -91,7 +92,8 @@ pub(super) struct Upload<'a, IO> {
     /// `tcpTimeout` for the head's write, and for a body that stops moving.
     response_timeout: Duration,
     idle_timeout: Duration,
-    unread_body: bool,
+    /// A streamed body: where it stands, whichever attempt moves it.
+    pump: Option<BodyPump>,
 }
 
 impl<'a, IO: ClientStream> Upload<'a, IO> {
@@ -110,63 +112,13 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
             keep_alive: proxy.pool.keep_alive(),
             response_timeout: proxy.response_timeout,
             idle_timeout: proxy.idle_timeout,
-            unread_body: false,
+            pump: matches!(body, Body::Stream).then(|| BodyPump::new(head)),
         }
     }
 
-    /// Whether the backend answered (or stopped reading) before the whole body was sent: the
-    /// client is still sending bytes nobody will read.
-    pub(super) fn unread_body(&self) -> bool {
-        self.unread_body
-    }
-
-    /// Copies a body that did not fit the replay limit from the client to the backend, leaving
-    /// the bytes that follow it (a pipelined request) in the buffer after the head.
-    async fn stream_body(
-        &mut self,
-        backend: &mut (impl AsyncWrite + Unpin),
-    ) -> Result<(), SendError> {
-        let head = self.head;
-        let idle = self.idle_timeout;
-        let mut remaining = match head.framing {
-            Framing::Length(n) => Some(n),
-            Framing::Chunked => None,
-        };
-        let mut decoder = Decoder::default();
-        loop {
-            let available = &self.client.buf()[head.len..];
-            let (take, pass, done) = match remaining.as_mut() {
-                Some(left) => {
-                    let take = (*left).min(available.len() as u64) as usize;
-                    *left -= take as u64;
-                    (take, take, *left == 0)
-                }
-                None => {
-                    let progress = decoder
-                        .advance(available, |_| {})
-                        .map_err(|_| SendError::Client(ClientFailure::InvalidBody))?;
-                    (progress.consumed, progress.pass, progress.done)
-                }
-            };
-            // A chunked body's trailer section is held back by the decoder and sent at its end,
-            // checked and without framing fields.
-            let trailers = match (done, remaining) {
-                (true, None) => decoder.trailer_section(),
-                _ => &[],
-            };
-            if !write_within(backend, &available[..pass], idle).await
-                || !(trailers.is_empty() || write_within(backend, trailers, idle).await)
-            {
-                return Err(SendError::Backend { sent: true });
-            }
-            self.client.consume(head.len..head.len + take);
-            if done {
-                return Ok(());
-            }
-            if !self.client.read_more(Instant::now() + idle).await {
-                return Err(SendError::Client(ClientFailure::Gone));
-            }
-        }
+    /// The body still to move once the answer began, if it streams: the relay moves it on.
+    pub(super) fn take_pump(&mut self) -> Option<BodyPump> {
+        self.pump.take()
     }
 }
 
@@ -229,25 +181,27 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
         if head.expects_continue && !self.client.write(encode::CONTINUE, self.idle_timeout).await {
             return Err(SendError::Client(ClientFailure::Gone));
         }
-        // A backend may answer before it read the whole body (413, 401...) and stop reading:
-        // its answer is what the client gets, then, not a 502 for a stalled write. `peek`, not
-        // `readable`: readiness left over from the stream's previous answer must not pass for
-        // a new one.
+        let Some(pump) = self.pump.as_mut() else {
+            return Ok(());
+        };
+        // A backend may answer before it read the whole body: one that refuses it (413, 401)
+        // and stops reading, or one that streams its answer while it reads (an echo). Either
+        // way its answer is read next, and the rest of the body moves alongside its relay.
+        // `peek`, not `readable`: readiness left over from the stream's previous answer must
+        // not pass for a new one.
+        let activity = Activity::new(self.idle_timeout);
+        let (mut reading, _) = self.client.halves();
         let (mut reader, mut writer) = stream.stream.split();
         let mut first = [0u8; 1];
-        let streamed = tokio::select! {
+        let moved = tokio::select! {
             biased;
-            streamed = self.stream_body(&mut writer) => Some(streamed),
+            moved = pump.run(&mut reading, &mut writer, &activity) => Some(moved),
             _ = reader.peek(&mut first) => None,
         };
-        match streamed {
-            Some(Ok(())) => Ok(()),
-            // It answered, or stopped reading (and may have answered before closing): what it
-            // said is read next; without a word it is a 502 as before.
-            None | Some(Err(SendError::Backend { .. })) => {
-                self.unread_body = true;
-                Ok(())
-            }
+        match moved {
+            // Sent whole; or it answered; or it stopped reading (and may have answered before
+            // closing): what it said is read next, and without a word it is a 502 as before.
+            Some(Ok(())) | None | Some(Err(SendError::Backend { .. })) => Ok(()),
             Some(Err(client)) => Err(client),
         }
     }

@@ -11,10 +11,12 @@
 //!   ─▶ proxy::Proxy::forward (the attempt loop) with forward::Upload (how to send: head, body)
 //!   ─▶ relay (answer body, or a tunnel after 101)
 //! client: the stream and its unread bytes, for all three
+//! pump: a streamed upload, moved by forward until an answer begins, then alongside relay
 //! ```
 
 mod client;
 mod forward;
+mod pump;
 mod relay;
 pub(crate) mod server;
 

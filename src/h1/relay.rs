@@ -1,14 +1,21 @@
 //! Relaying a backend's answer to the HTTP/1.x client: its head now, its body as it arrives with
 //! the framing the backend wrote (chunks pass as they are), except to an HTTP/1.0 client, which
 //! gets the payload of a chunked body and a close at its end; or, after a 101, a tunnel.
+//!
+//! A streamed upload the backend had not read whole when it began answering moves on at the
+//! same time (`pump`): the exchange lasts while either direction moves, each side waiting at
+//! most `tcpTimeout` past the last progress of both. An answer that ends cut short is logged.
 
-use tokio::io::AsyncReadExt;
+use std::future::Future;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::client::{Client, ClientStream};
+use super::pump::BodyPump;
 use crate::access_log::PendingLine;
-use crate::proxy::backend::{write_within, Answer, BodyRelay};
-use crate::proxy::{tunnel, Answered, Proxy};
+use crate::proxy::backend::{write_within, Activity, Answer, BodyRelay};
+use crate::proxy::{tunnel, Answered, ClientFailure, Proxy, SendError};
 use crate::wire::buffers;
 use crate::wire::encode::{self, ClientFraming, Persistence};
 use crate::wire::request::RequestHead;
@@ -25,21 +32,36 @@ pub(super) enum Relayed {
     InvalidBody { line: Option<PendingLine> },
 }
 
+/// How the relay of an answer's body ended.
+enum End {
+    Complete,
+    /// The backend's chunks are invalid; `head_sent`: the client already has part of the answer.
+    InvalidChunks {
+        head_sent: bool,
+    },
+    /// The client stopped reading or left.
+    ClientGone,
+    /// The backend closed, failed or went silent before the end, or the client's upload was
+    /// invalid: why.
+    Cut(&'static str),
+}
+
 /// Sends the backend's answer on to the client. `keep_alive`: whether the client's side allows
-/// another request; `unread_body`: the client is still sending a body the backend stopped
-/// reading, so the backend stream cannot be reused; `consumed`: the request's bytes in the
-/// client's buffer (what follows is a tunnel's early bytes).
+/// another request; `pump`: a streamed body, which moves on alongside the answer if the backend
+/// had not read all of it; `consumed`: the request's bytes in the client's buffer (what follows
+/// is a tunnel's early bytes).
 pub(super) async fn relay<S, IO: ClientStream>(
     proxy: &Proxy<S>,
     client: &mut Client<IO>,
     head: &RequestHead,
     answered: Answered<'_>,
     keep_alive: bool,
-    unread_body: bool,
+    mut pump: Option<&mut BodyPump>,
     consumed: usize,
 ) -> Relayed {
     let Answered {
         answer,
+        host,
         backend,
         debug,
         mut line,
@@ -82,8 +104,14 @@ pub(super) async fn relay<S, IO: ClientStream>(
         true => ClientFraming::Coded,
         false => ClientFraming::AsSent,
     };
-    let close =
-        !keep_alive || response.framing == Framing::UntilClose || dechunk || response.status == 101;
+    // An upload not yet sent whole when the head goes out may never be: where the next
+    // request would start is unknown, so the connection is not promised to it.
+    let body_pending = pump.as_ref().is_some_and(|pump| !pump.is_done());
+    let close = !keep_alive
+        || body_pending
+        || response.framing == Framing::UntilClose
+        || dechunk
+        || response.status == 101;
     let persistence = match close {
         true => Persistence::Close,
         false => Persistence::KeepAlive,
@@ -99,18 +127,100 @@ pub(super) async fn relay<S, IO: ClientStream>(
     );
     set_cookie_field(&mut out, set_cookie.as_deref());
     let mut body_relay = BodyRelay::new(response.framing, dechunk);
-    let mut start = response.len;
-    let mut head_sent = false;
-    let complete = loop {
-        let input = &backend_buf[start..];
-        let Ok(taken) = body_relay.take(input, &mut out) else {
-            tracing::warn!(backend = %backend.url, "backend sent invalid chunks");
-            if !head_sent {
-                buffers::give_back(out);
-                buffers::give_back(backend_buf);
-                return Relayed::InvalidBody { line };
+    let activity = Activity::new(idle);
+    let ended = {
+        let (mut reading, mut writing) = client.halves();
+        let (mut from_backend, mut to_backend) = backend_stream.stream.split();
+        let relaying = relay_body(
+            &mut body_relay,
+            &mut out,
+            &mut backend_buf,
+            response.len,
+            &mut from_backend,
+            &mut writing,
+            &activity,
+        );
+        match pump.as_deref_mut() {
+            Some(pump) if pump.is_moving() => {
+                let pumping = pump.run(&mut reading, &mut to_backend, &activity);
+                alongside(relaying, pumping).await
             }
-            break false;
+            _ => relaying.await,
+        }
+    };
+    buffers::give_back(out);
+    buffers::give_back(backend_buf);
+    let complete = match ended {
+        End::Complete => true,
+        End::InvalidChunks { head_sent: false } => return Relayed::InvalidBody { line },
+        End::InvalidChunks { head_sent: true } => {
+            tracing::warn!(%host, backend = %backend.url, "backend sent invalid chunks");
+            false
+        }
+        End::ClientGone => {
+            tracing::debug!(%host, backend = %backend.url, "client left mid-answer");
+            false
+        }
+        End::Cut(why) => {
+            let bytes = body_relay.bytes;
+            tracing::warn!(%host, backend = %backend.url, reason = why, bytes, "answer cut short");
+            false
+        }
+    };
+    if let Some(line) = line {
+        line.write(body_relay.bytes);
+    }
+    let body_sent = pump.is_none_or(|pump| pump.is_done());
+    let whole_exchange = complete && body_sent && !body_relay.overran;
+    if whole_exchange && proxy.pool.keep_alive() && response.reusable {
+        backend_stream.release();
+    }
+    match complete {
+        // A response cut short leaves the client nothing to trust on this connection.
+        true => Relayed::Whole { keep_alive: !close },
+        false => Relayed::Closed,
+    }
+}
+
+/// Relays the answer and moves the upload at once, until the answer ends. An upload that
+/// ends first (done, or stopped by either side) leaves the answer to go on alone; one whose
+/// chunks turn out invalid ends the exchange.
+async fn alongside(
+    relaying: impl Future<Output = End>,
+    pumping: impl Future<Output = Result<(), SendError>>,
+) -> End {
+    let (mut relaying, mut pumping) = (std::pin::pin!(relaying), std::pin::pin!(pumping));
+    let mut pumped = false;
+    loop {
+        tokio::select! {
+            biased;
+            ended = &mut relaying => return ended,
+            moved = &mut pumping, if !pumped => {
+                pumped = true;
+                if let Err(SendError::Client(ClientFailure::InvalidBody)) = moved {
+                    return End::Cut("invalid chunked upload");
+                }
+            }
+        }
+    }
+}
+
+/// Walks the answer's body from the backend to the client: what came with the head (from
+/// `start` in `buf`), then each read, until its framing says it ended.
+async fn relay_body(
+    body: &mut BodyRelay,
+    out: &mut Vec<u8>,
+    buf: &mut Vec<u8>,
+    mut start: usize,
+    backend: &mut (impl AsyncRead + Unpin),
+    client: &mut (impl AsyncWrite + Unpin),
+    activity: &Activity,
+) -> End {
+    let mut head_sent = false;
+    loop {
+        let input = &buf[start..];
+        let Ok(taken) = body.take(input, out) else {
+            return End::InvalidChunks { head_sent };
         };
         head_sent = true;
         // The head and a first piece go out in one write; later pieces straight from the
@@ -121,36 +231,24 @@ pub(super) async fn relay<S, IO: ClientStream>(
             out.extend_from_slice(&input[..taken.pass]);
             &out[..]
         };
-        if !client.write(piece, idle).await {
-            break false;
+        match activity.within(client.write_all(piece)).await {
+            Some(Ok(())) => activity.touch(),
+            _ => return End::ClientGone,
         }
         out.clear();
         if taken.done {
-            break true;
+            return End::Complete;
         }
-        backend_buf.clear();
+        buf.clear();
         start = 0;
-        buffers::reserve_read(&mut backend_buf);
-        let read = tokio::time::timeout(idle, backend_stream.stream.read_buf(&mut backend_buf));
-        match read.await {
-            Ok(Ok(0)) => break body_relay.ends_at_close(),
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => break false,
+        buffers::reserve_read(buf);
+        match activity.within(backend.read_buf(buf)).await {
+            Some(Ok(0)) if body.ends_at_close() => return End::Complete,
+            Some(Ok(0)) => return End::Cut("backend closed mid-answer"),
+            Some(Ok(_)) => activity.touch(),
+            Some(Err(_)) => return End::Cut("backend failed mid-answer"),
+            None => return End::Cut("idle past tcpTimeout"),
         }
-    };
-    buffers::give_back(out);
-    buffers::give_back(backend_buf);
-    if let Some(line) = line {
-        line.write(body_relay.bytes);
-    }
-    let whole_exchange = complete && !unread_body && !body_relay.overran;
-    if whole_exchange && proxy.pool.keep_alive() && response.reusable {
-        backend_stream.release();
-    }
-    match complete {
-        // A response cut short leaves the client nothing to trust on this connection.
-        true => Relayed::Whole { keep_alive: !close },
-        false => Relayed::Closed,
     }
 }
 

@@ -1,5 +1,6 @@
 //! One HTTP/1.x client connection: wait for a request holding no buffer, read its head within
-//! `tcpTimeout` of its first byte, route it, send it through the proxy's attempt loop
+//! one `tcpTimeout` of the moment the wait began (idle time and a trickled head share the one
+//! deadline, as HAProxy's `timeout http-request`), route it, send it through the proxy's attempt loop
 //! (`forward` supplies the sending), relay the answer (`relay`), and loop while both sides keep
 //! the connection.
 //!
@@ -80,14 +81,17 @@ pub(crate) async fn serve<S: RouteSource, IO: ClientStream>(
     };
     let mut first = true;
     loop {
+        // One deadline for the wait and the head: a client silent for most of `tcpTimeout` must
+        // not get another whole `tcpTimeout` to trickle its head in.
+        let deadline = Instant::now() + proxy.idle_timeout;
         if conn.client.buf().is_empty() {
             conn.client.release();
-            if !conn.wait_for_request().await {
+            if !conn.wait_for_request(deadline).await {
                 return Ended::Closed;
             }
         }
         // Boxed: an idle connection keeps only this loop's small state, not a request's.
-        let next = Box::pin(conn.exchange(h2c && first)).await;
+        let next = Box::pin(conn.exchange(h2c && first, deadline)).await;
         first = false;
         match next {
             Next::KeepAlive => {}
@@ -104,19 +108,19 @@ pub(crate) async fn serve<S: RouteSource, IO: ClientStream>(
 
 impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     /// Waits for the next request's first bytes: `false` if the connection should close
-    /// instead (idle past `tcpTimeout`, a drain began, or the client left).
-    async fn wait_for_request(&mut self) -> bool {
+    /// instead (silent past `deadline`, a drain began, or the client left).
+    async fn wait_for_request(&mut self, deadline: Instant) -> bool {
         // Readiness first: a request already waiting when a drain starts is served (with
         // `Connection: close`), not dropped unanswered.
         tokio::select! {
             biased;
-            ready = self.client.wait_readable(self.proxy.idle_timeout) => ready,
+            ready = self.client.wait_readable(deadline) => ready,
             () = self.connections.draining() => false,
         }
     }
 
-    async fn exchange(&mut self, h2c: bool) -> Next {
-        let head = match self.read_head(h2c).await {
+    async fn exchange(&mut self, h2c: bool, deadline: Instant) -> Next {
+        let head = match self.read_head(h2c, deadline).await {
             Ok(head) => head,
             Err(next) => return next,
         };
@@ -145,9 +149,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         }
     }
 
-    /// Reads until a whole head is in the buffer, within `tcpTimeout` of its first byte.
-    async fn read_head(&mut self, h2c: bool) -> Result<RequestHead, Next> {
-        let deadline = Instant::now() + self.proxy.idle_timeout;
+    /// Reads until a whole head is in the buffer, by `deadline`.
+    async fn read_head(&mut self, h2c: bool, deadline: Instant) -> Result<RequestHead, Next> {
         loop {
             let buf = self.client.buf();
             if !buf.is_empty() {
@@ -197,21 +200,24 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         };
         let mut upload = Upload::new(&mut self.client, &head, body, &self.peer.forwarded, proxy);
         let outcome = proxy.forward(&route, logged, &mut upload).await;
-        self.unread_body |= upload.unread_body();
+        let mut pump = upload.take_pump();
         let consumed = body.consumed(&head);
         match outcome {
             Outcome::Answered(answered) => {
-                let keep_alive = self.keeps_alive(&head) && !self.unread_body;
+                let keep_alive = self.keeps_alive(&head);
                 let relayed = relay::relay(
                     proxy,
                     &mut self.client,
                     &head,
                     answered,
                     keep_alive,
-                    self.unread_body,
+                    pump.as_mut(),
                     consumed,
                 )
                 .await;
+                // The client may still be sending a body nobody will read (the backend
+                // answered early): the connection closes after the answer, lingering.
+                self.unread_body |= pump.is_some_and(|pump| !pump.is_done());
                 match relayed {
                     Relayed::Whole { keep_alive } => self.finish(consumed, keep_alive),
                     Relayed::Closed => Next::Close,

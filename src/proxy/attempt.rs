@@ -62,6 +62,8 @@ pub(crate) enum ClientFailure {
 /// A backend answered: its head is read, the rest is for the front end to relay.
 pub(crate) struct Answered<'r> {
     pub(crate) answer: Answer,
+    /// The host the request was routed by, for log lines about the rest of the exchange.
+    pub(crate) host: &'r str,
     pub(crate) backend: &'r Backend,
     /// The `X-Debug-*` fields, when the client asked for them.
     pub(crate) debug: Option<DebugInfo<'r>>,
@@ -157,6 +159,7 @@ impl<S: RouteSource> Proxy<S> {
                         .map(|(key, _)| key.set_cookie(&route.host, &backend.url));
                     return Outcome::Answered(Answered {
                         answer,
+                        host: &route.host,
                         backend,
                         debug,
                         line,

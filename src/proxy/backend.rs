@@ -2,8 +2,13 @@
 //! over a pooled stream with one fresh retry when an idle stream turns out stale, reading the
 //! response head under `tcpTimeout`, and walking the response body's framing.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::time::Duration;
+
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::error::ProxyError;
 use super::pool::BackendStream;
@@ -16,12 +21,49 @@ use crate::wire::response::{self, ResponseHead};
 pub(crate) async fn write_within<W: AsyncWrite + Unpin>(
     io: &mut W,
     bytes: &[u8],
-    limit: std::time::Duration,
+    limit: Duration,
 ) -> bool {
     matches!(
         tokio::time::timeout(limit, io.write_all(bytes)).await,
         Ok(Ok(()))
     )
+}
+
+/// When an exchange last moved, in either direction. An upload and its answer relayed at once
+/// each wait `tcpTimeout` past the last progress of either: a backend that echoes slowly while
+/// the client is still sending is not idle, nor is a client waiting for a long answer.
+pub(crate) struct Activity {
+    last: Cell<Instant>,
+    idle: Duration,
+}
+
+impl Activity {
+    pub(crate) fn new(idle: Duration) -> Self {
+        Self {
+            last: Cell::new(Instant::now()),
+            idle,
+        }
+    }
+
+    /// Bytes moved one way or the other.
+    pub(crate) fn touch(&self) {
+        self.last.set(Instant::now());
+    }
+
+    /// Runs `step` until it ends, or until neither direction moved for `tcpTimeout`: `None`
+    /// then. `step` must be cancel-safe only in the sense that dropping it loses nothing the
+    /// caller needs, as with any timeout.
+    pub(crate) async fn within<F: Future>(&self, step: F) -> Option<F::Output> {
+        let mut step = std::pin::pin!(step);
+        loop {
+            let deadline = self.last.get() + self.idle;
+            match tokio::time::timeout_at(deadline, step.as_mut()).await {
+                Ok(output) => return Some(output),
+                Err(_) if self.last.get() + self.idle <= Instant::now() => return None,
+                Err(_) => {}
+            }
+        }
+    }
 }
 
 /// How an attempt failed, as far as sending the request again is concerned.
@@ -79,10 +121,10 @@ pub(crate) async fn read_response_head(
     stream: &mut TcpStream,
     mut buf: Vec<u8>,
     asked: Asked,
-    timeout: std::time::Duration,
+    timeout: Duration,
     replayable: bool,
 ) -> Result<(Vec<u8>, ResponseHead), Unanswered> {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = Instant::now() + timeout;
     let mut answered = !buf.is_empty();
     loop {
         let invalid = Unanswered {

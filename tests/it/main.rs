@@ -14,6 +14,8 @@ mod config;
 #[cfg(test)]
 mod dry_run;
 #[cfg(test)]
+mod duplex;
+#[cfg(test)]
 mod failures;
 #[cfg(test)]
 mod file_driver;
@@ -39,6 +41,8 @@ mod hipache_suite;
 mod http1;
 #[cfg(test)]
 mod layering;
+#[cfg(test)]
+mod limits;
 #[cfg(test)]
 mod metrics;
 #[cfg(test)]
