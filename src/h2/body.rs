@@ -1,6 +1,10 @@
 //! The body an HTTP/2 client receives: a page of our own, or a backend's body read from its
 //! stream as hyper asks for it.
 //!
+//! A streamed upload the backend had not read whole when it began answering moves on from
+//! here (`pump`), each time hyper asks for more of the answer; the answer is silent only when
+//! neither direction moved for `tcpTimeout`.
+//!
 //! The body also closes the books on a request when it is done: it counts the payload bytes the
 //! client was sent, gives the backend stream back to the pool once the response was read to its
 //! end, and writes the access log line when it is dropped (as Hipache logs on `res.end`).
@@ -16,8 +20,9 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
+use super::pump::UploadPump;
 use crate::access_log::PendingLine;
-use crate::proxy::backend::{Answer, BodyRelay};
+use crate::proxy::backend::{Activity, Answer, BodyRelay};
 use crate::proxy::pool::BackendStream;
 use crate::wire::buffers;
 use crate::wire::response::Framing;
@@ -49,6 +54,9 @@ struct BackendBody {
     /// `tcpTimeout`: a backend that sends nothing for this long ends the body with an error.
     idle: Duration,
     silence: Pin<Box<Sleep>>,
+    /// The rest of a streamed upload, and when either direction last moved.
+    pump: Option<UploadPump>,
+    activity: Activity,
 }
 
 impl ResponseBody {
@@ -60,8 +68,14 @@ impl ResponseBody {
         }
     }
 
-    /// The body of `answer`; the stream is kept for the pool when `keep_alive` allows.
-    pub(crate) fn backend(answer: Answer, keep_alive: bool, idle: Duration) -> Self {
+    /// The body of `answer`; the stream is kept for the pool when `keep_alive` allows and the
+    /// upload (`pump`), if any, reached the backend whole.
+    pub(crate) fn backend(
+        answer: Answer,
+        keep_alive: bool,
+        idle: Duration,
+        pump: Option<UploadPump>,
+    ) -> Self {
         let Answer { stream, buf, head } = answer;
         let body = BackendBody {
             stream: Some(stream),
@@ -73,6 +87,8 @@ impl ResponseBody {
             done: matches!(head.framing, Framing::Empty | Framing::Length(0)),
             idle,
             silence: Box::pin(tokio::time::sleep(idle)),
+            pump,
+            activity: Activity::new(idle),
         };
         Self {
             content: Content::Backend(Box::new(body)),
@@ -122,6 +138,11 @@ impl BackendBody {
             let Some(stream) = self.stream.as_mut() else {
                 return Poll::Ready(None);
             };
+            if let Some(pump) = self.pump.as_mut().filter(|pump| pump.is_moving()) {
+                // Ready means done or stopped, which the pump remembers; pending, it is
+                // woken with this body.
+                let _ = pump.poll_move(cx, &mut stream.stream, &self.activity);
+            }
             // Zeroed once, then reused: reading needs initialised room without `unsafe`.
             if self.buf.len() < buffers::SIZE {
                 self.buf.resize(buffers::SIZE, 0);
@@ -130,6 +151,10 @@ impl BackendBody {
             match Pin::new(&mut stream.stream).poll_read(cx, &mut read) {
                 Poll::Ready(result) => result?,
                 Poll::Pending => {
+                    let quiet_until = self.activity.last() + self.idle;
+                    if quiet_until > self.silence.deadline() {
+                        self.silence.as_mut().reset(quiet_until);
+                    }
                     ready!(self.silence.as_mut().poll(cx));
                     self.stream = None;
                     let silent = io::Error::new(io::ErrorKind::TimedOut, "backend silent mid-body");
@@ -137,6 +162,7 @@ impl BackendBody {
                 }
             }
             let filled = read.filled().len();
+            self.activity.touch();
             self.silence
                 .as_mut()
                 .reset(tokio::time::Instant::now() + self.idle);
@@ -157,7 +183,8 @@ impl BackendBody {
     /// Gives the stream back when it carried exactly this response.
     fn finish(&mut self) {
         if let Some(stream) = self.stream.take() {
-            if self.reusable && !self.relay.overran {
+            let body_sent = self.pump.as_ref().is_none_or(UploadPump::is_done);
+            if self.reusable && body_sent && !self.relay.overran {
                 stream.release();
             }
         }

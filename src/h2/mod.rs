@@ -5,6 +5,7 @@
 //! extended CONNECT (RFC 8441) is tunnelled to the backend as an HTTP/1.1 Upgrade (`websocket`).
 
 pub(crate) mod body;
+mod pump;
 pub(crate) mod request;
 mod websocket;
 
@@ -73,8 +74,11 @@ pub(crate) async fn serve<S: RouteSource>(
         payload,
         timeout: proxy.response_timeout,
         upgrade: false,
+        pump: None,
     };
-    match proxy.forward(&route, logged, &mut exchange).await {
+    let outcome = proxy.forward(&route, logged, &mut exchange).await;
+    let pump = exchange.take_pump();
+    match outcome {
         Outcome::Answered(Answered {
             answer,
             debug,
@@ -87,8 +91,8 @@ pub(crate) async fn serve<S: RouteSource>(
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
-            let mut body =
-                ResponseBody::backend(answer, proxy.pool.keep_alive(), proxy.idle_timeout);
+            let keep_alive = proxy.pool.keep_alive();
+            let mut body = ResponseBody::backend(answer, keep_alive, proxy.idle_timeout, pump);
             if let Some(line) = line {
                 body.log_on_drop(Box::new(line));
             }

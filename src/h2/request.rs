@@ -1,6 +1,8 @@
 //! Sending an HTTP/2 request to a backend as HTTP/1.1 (the front end's part of an attempt):
 //! its head rewritten for the backend, its body kept whole when small enough to be sent again,
-//! streamed once otherwise, in chunks when its length is unknown.
+//! streamed once otherwise, in chunks when its length is unknown. Once the backend starts
+//! answering, sending returns and the rest of a streamed body (`pump`) moves on from the
+//! response body.
 
 use std::time::Duration;
 
@@ -9,7 +11,8 @@ use http::request::Parts;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
-use crate::proxy::backend::{write_within, Asked};
+use super::pump::UploadPump;
+use crate::proxy::backend::{write_within, Activity, Asked};
 use crate::proxy::pool::BackendStream;
 use crate::proxy::{ClientFailure, Exchange, SendError};
 use crate::wire::{buffers, encode};
@@ -51,6 +54,16 @@ pub(crate) struct Request<'a> {
     pub(crate) timeout: Duration,
     /// A WebSocket opened over HTTP/2: a 101 is the answer hoped for.
     pub(crate) upgrade: bool,
+    /// A streamed body once sending began: where it stands.
+    pub(crate) pump: Option<UploadPump>,
+}
+
+impl Request<'_> {
+    /// The body still to move once the answer began, if it streams: the response body moves
+    /// it on.
+    pub(crate) fn take_pump(&mut self) -> Option<UploadPump> {
+        self.pump.take()
+    }
 }
 
 impl Exchange for Request<'_> {
@@ -90,56 +103,37 @@ impl Exchange for Request<'_> {
         if !written {
             return Err(SendError::Backend { sent: false });
         }
-        match &mut self.payload {
-            Payload::Once(incoming) => match incoming.take() {
-                Some(incoming) => stream_body(stream, incoming, chunked, self.timeout).await,
-                None => Ok(()),
-            },
-            Payload::Replayable(_) => Ok(()),
+        let incoming = match &mut self.payload {
+            Payload::Once(incoming) => incoming.take(),
+            Payload::Replayable(_) => None,
+        };
+        if let Some(incoming) = incoming {
+            self.pump = Some(UploadPump::new(incoming, chunked));
+        }
+        let Some(pump) = self.pump.as_mut() else {
+            return Ok(());
+        };
+        // A backend may answer before it read the whole body: one that refuses it, or one that
+        // streams its answer while it reads (an echo). Its answer is read next, and the rest
+        // of the body moves on from the response body. A client that stops sending for
+        // `tcpTimeout` fails the attempt (it holds the backend stream).
+        let activity = Activity::new(self.timeout);
+        let (mut reader, mut writer) = stream.stream.split();
+        let mut first = [0u8; 1];
+        let moving = std::future::poll_fn(|cx| pump.poll_move(cx, &mut writer, &activity));
+        let moved = tokio::select! {
+            biased;
+            moved = activity.within(moving) => Some(moved),
+            _ = reader.peek(&mut first) => None,
+        };
+        match moved {
+            Some(Some(Err(SendError::Client(failure)))) => Err(SendError::Client(failure)),
+            // Nothing moved for `tcpTimeout`: the side it waited for is to blame.
+            Some(None) if pump.waits_for_backend() => Err(SendError::Backend { sent: true }),
+            Some(None) => Err(SendError::Client(ClientFailure::Gone)),
+            // Sent whole; or it answered; or it stopped reading (and may have answered before
+            // closing): what it said is read next.
+            Some(Some(_)) | None => Ok(()),
         }
     }
-}
-
-/// Copies the client's body frames to the backend, in chunks when its length is unknown; a
-/// backend that stops reading for `timeout` fails the attempt, and so does a client that stops
-/// sending (it holds the backend stream).
-async fn stream_body(
-    stream: &mut BackendStream,
-    mut incoming: Incoming,
-    chunked: bool,
-    timeout: Duration,
-) -> Result<(), SendError> {
-    let backend = &mut stream.stream;
-    let backend_failed = SendError::Backend { sent: true };
-    let mut framing = Vec::with_capacity(24);
-    loop {
-        let frame = match tokio::time::timeout(timeout, incoming.frame()).await {
-            Ok(Some(Ok(frame))) => frame,
-            Ok(None) => break,
-            Ok(Some(Err(_))) | Err(_) => return Err(SendError::Client(ClientFailure::Gone)),
-        };
-        let Ok(data) = frame.into_data() else {
-            // Trailers: HTTP/1.1 backends are not sent them.
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        let written = if chunked {
-            framing.clear();
-            encode::chunk_head(&mut framing, data.len());
-            write_within(backend, &framing, timeout).await
-                && write_within(backend, &data, timeout).await
-                && write_within(backend, b"\r\n", timeout).await
-        } else {
-            write_within(backend, &data, timeout).await
-        };
-        if !written {
-            return Err(backend_failed);
-        }
-    }
-    if chunked && !write_within(backend, encode::LAST_CHUNK, timeout).await {
-        return Err(backend_failed);
-    }
-    Ok(())
 }

@@ -69,6 +69,7 @@ pub(super) async fn serve<S: RouteSource>(
         payload: Payload::Replayable(Bytes::new()),
         timeout: proxy.response_timeout,
         upgrade: true,
+        pump: None,
     };
     match proxy.forward(&route, logged, &mut exchange).await {
         Outcome::Answered(Answered {
@@ -126,7 +127,7 @@ pub(super) async fn serve<S: RouteSource>(
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
-            let mut body = ResponseBody::backend(answer, false, proxy.idle_timeout);
+            let mut body = ResponseBody::backend(answer, false, proxy.idle_timeout, None);
             if let Some(line) = line {
                 body.log_on_drop(Box::new(line));
             }

@@ -50,6 +50,11 @@ impl Activity {
         self.last.set(Instant::now());
     }
 
+    /// When either direction last moved.
+    pub(crate) fn last(&self) -> Instant {
+        self.last.get()
+    }
+
     /// Runs `step` until it ends, or until neither direction moved for `tcpTimeout`: `None`
     /// then. `step` must be cancel-safe only in the sense that dropping it loses nothing the
     /// caller needs, as with any timeout.
