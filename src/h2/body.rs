@@ -54,6 +54,8 @@ struct BackendBody {
     /// `tcpTimeout`: a backend that sends nothing for this long ends the body with an error.
     idle: Duration,
     silence: Pin<Box<Sleep>>,
+    /// The host and the backend, for the line that reports an answer cut short.
+    origin: (String, String),
     /// The rest of a streamed upload, and when either direction last moved.
     pump: Option<UploadPump>,
     activity: Activity,
@@ -75,6 +77,7 @@ impl ResponseBody {
         keep_alive: bool,
         idle: Duration,
         pump: Option<UploadPump>,
+        origin: (String, String),
     ) -> Self {
         let Answer { stream, buf, head } = answer;
         let body = BackendBody {
@@ -89,6 +92,7 @@ impl ResponseBody {
             silence: Box::pin(tokio::time::sleep(idle)),
             pump,
             activity: Activity::new(idle),
+            origin,
         };
         Self {
             content: Content::Backend(Box::new(body)),
@@ -123,7 +127,7 @@ impl BackendBody {
                 let taken = self
                     .relay
                     .take(input, &mut payload)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk"))?;
+                    .map_err(|_| self.cut_short("backend sent invalid chunks"))?;
                 let data = match taken.pass {
                     0 => Bytes::from(payload),
                     pass => Bytes::copy_from_slice(&input[..pass]),
@@ -148,8 +152,12 @@ impl BackendBody {
                 self.buf.resize(buffers::SIZE, 0);
             }
             let mut read = ReadBuf::new(&mut self.buf[..]);
-            match Pin::new(&mut stream.stream).poll_read(cx, &mut read) {
-                Poll::Ready(result) => result?,
+            let filled = match Pin::new(&mut stream.stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) => read.filled().len(),
+                Poll::Ready(Err(_)) => {
+                    self.stream = None;
+                    return Poll::Ready(Some(Err(self.cut_short("backend failed mid-answer"))));
+                }
                 Poll::Pending => {
                     let quiet_until = self.activity.last() + self.idle;
                     if quiet_until > self.silence.deadline() {
@@ -157,11 +165,9 @@ impl BackendBody {
                     }
                     ready!(self.silence.as_mut().poll(cx));
                     self.stream = None;
-                    let silent = io::Error::new(io::ErrorKind::TimedOut, "backend silent mid-body");
-                    return Poll::Ready(Some(Err(silent)));
+                    return Poll::Ready(Some(Err(self.cut_short("idle past tcpTimeout"))));
                 }
-            }
-            let filled = read.filled().len();
+            };
             self.activity.touch();
             self.silence
                 .as_mut()
@@ -174,10 +180,18 @@ impl BackendBody {
                     continue;
                 }
                 self.stream = None;
-                let cut = io::Error::new(io::ErrorKind::UnexpectedEof, "backend closed mid-body");
-                return Poll::Ready(Some(Err(cut)));
+                return Poll::Ready(Some(Err(self.cut_short("backend closed mid-answer"))));
             }
         }
+    }
+
+    /// Logs an answer that ends before its framing says, and the error that resets the
+    /// client's stream.
+    fn cut_short(&self, why: &'static str) -> io::Error {
+        let (host, backend) = &self.origin;
+        let bytes = self.relay.bytes;
+        tracing::warn!(%host, %backend, reason = why, bytes, "answer cut short");
+        io::Error::other(why)
     }
 
     /// Gives the stream back when it carried exactly this response.

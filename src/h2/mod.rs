@@ -81,10 +81,11 @@ pub(crate) async fn serve<S: RouteSource>(
     match outcome {
         Outcome::Answered(Answered {
             answer,
+            host,
+            backend,
             debug,
             line,
             set_cookie,
-            ..
         }) => {
             let mut head = response_head(&answer);
             add_set_cookie(&mut head, set_cookie);
@@ -92,7 +93,9 @@ pub(crate) async fn serve<S: RouteSource>(
                 headers::add_debug(&mut head.headers, debug);
             }
             let keep_alive = proxy.pool.keep_alive();
-            let mut body = ResponseBody::backend(answer, keep_alive, proxy.idle_timeout, pump);
+            let origin = (host.to_owned(), backend.url.to_string());
+            let idle = proxy.idle_timeout;
+            let mut body = ResponseBody::backend(answer, keep_alive, idle, pump, origin);
             if let Some(line) = line {
                 body.log_on_drop(Box::new(line));
             }

@@ -117,17 +117,20 @@ pub(super) async fn serve<S: RouteSource>(
         // Any other answer is the backend's refusal: the client gets it as it is.
         Outcome::Answered(Answered {
             answer,
+            host,
+            backend,
             debug,
             line,
             set_cookie,
-            ..
         }) => {
             let mut head = response_head(&answer);
             add_set_cookie(&mut head, set_cookie);
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
-            let mut body = ResponseBody::backend(answer, false, proxy.idle_timeout, None);
+            let origin = (host.to_owned(), backend.url.to_string());
+            let idle = proxy.idle_timeout;
+            let mut body = ResponseBody::backend(answer, false, idle, None, origin);
             if let Some(line) = line {
                 body.log_on_drop(Box::new(line));
             }
