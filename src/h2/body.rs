@@ -23,6 +23,7 @@ use tokio::time::Sleep;
 use super::pump::UploadPump;
 use crate::access_log::PendingLine;
 use crate::proxy::backend::{Activity, Answer, BodyRelay};
+use crate::proxy::open::Open;
 use crate::proxy::pool::BackendStream;
 use crate::wire::buffers;
 use crate::wire::response::Framing;
@@ -32,6 +33,8 @@ pub(crate) struct ResponseBody {
     /// Bytes of a page of our own handed to hyper.
     sent: u64,
     log: Option<Box<PendingLine>>,
+    /// Counts the stream as open on its connection while the body lives.
+    open: Option<Open>,
 }
 
 enum Content {
@@ -67,6 +70,7 @@ impl ResponseBody {
             content: Content::Full(Some(data.into())),
             sent: 0,
             log: None,
+            open: None,
         }
     }
 
@@ -98,7 +102,13 @@ impl ResponseBody {
             content: Content::Backend(Box::new(body)),
             sent: 0,
             log: None,
+            open: None,
         }
+    }
+
+    /// Keeps `open` (the stream's place in its connection's count) until the body is dropped.
+    pub(crate) fn hold(&mut self, open: Open) {
+        self.open = Some(open);
     }
 
     /// Writes `line` to the access log, with the byte count, when this body is dropped.

@@ -25,9 +25,6 @@ use certs::Source;
 pub(crate) use certs::TlsError;
 use sni::{CertSet, Resolver};
 
-/// How long a client may take to complete the TLS handshake.
-pub(crate) const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Every certificate the https listeners serve, re-readable without a restart.
 pub struct Certificates {
     listeners: Vec<Source>,

@@ -1,11 +1,12 @@
 //! Accept loops and per-connection serving, tracked for a graceful drain.
 //!
 //! The accept loop only accepts and spawns; everything else, the TLS handshake (under
-//! `tls::HANDSHAKE_TIMEOUT`) included, happens in the connection's task. HTTP/1.x is served by
+//! `tcpTimeout`) included, happens in the connection's task. HTTP/1.x is served by
 //! our engine (`crate::h1`). HTTP/2 goes to hyper's server: TLS clients that chose it by ALPN,
 //! and plain clients that open with the HTTP/2 preface (h2c prior knowledge), which the engine
 //! hands over with the bytes it read.
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
@@ -23,10 +24,9 @@ use tokio_rustls::TlsAcceptor;
 use super::metered::Metered;
 use super::prefixed::Prefixed;
 use crate::h1::server::{self as h1, Ended};
-use crate::proxy::open::Connections;
+use crate::proxy::open::{Connections, Open, OpenCount};
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
-use crate::tls;
 use crate::wire::headers::Forwarded;
 
 /// How long to pause accepting after an error such as EMFILE, so the loop does not spin.
@@ -182,7 +182,8 @@ async fn serve_tls<S: RouteSource>(
     peer: SocketAddr,
     client: Rc<ClientConnection>,
 ) {
-    let stream = match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+    let handshake = acceptor.accept(stream);
+    let stream = match tokio::time::timeout(shared.proxy.idle_timeout, handshake).await {
         Ok(Ok(stream)) => Metered(stream),
         Ok(Err(error)) => return tracing::debug!(%peer, %error, "tls handshake failed"),
         Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
@@ -206,17 +207,61 @@ where
         return;
     };
     let proxy = shared.proxy.clone();
+    let idle = proxy.idle_timeout;
+    let streams = Streams::default();
+    let counting = streams.clone();
     let service = service_fn(move |request| {
         let (proxy, client) = (proxy.clone(), client.clone());
+        // Open until its answer's body is done with, which may be long after this returns.
+        let open = counting.enter();
         // Boxed: hyper keeps room for one request future per stream, and ours is large.
         let handling = Box::pin(crate::h2::serve(proxy, client, request));
-        async move { Ok::<_, std::convert::Infallible>(handling.await) }
+        async move {
+            let mut response = handling.await;
+            response.body_mut().hold(open);
+            Ok::<_, std::convert::Infallible>(response)
+        }
     });
     let connection = shared.http2.serve_connection(TokioIo::new(stream), service);
     let connection = graceful.watch(connection);
     drop(graceful);
-    if let Err(error) = connection.await {
-        tracing::debug!(%error, "client connection ended with an error");
+    tokio::select! {
+        served = connection => {
+            if let Err(error) = served {
+                tracing::debug!(%error, "client connection ended with an error");
+            }
+        }
+        // Pings keep a silent peer's connection up for ever: with no stream for `tcpTimeout`
+        // it is idle, as an HTTP/1 connection would be, and is closed.
+        () = streams.idle_for(idle) => tracing::debug!("idle http/2 connection closed"),
+    }
+}
+
+/// The streams of one HTTP/2 connection: how many are open, and how many ever started.
+#[derive(Clone, Default)]
+struct Streams {
+    open: OpenCount,
+    started: Rc<Cell<u64>>,
+}
+
+impl Streams {
+    fn enter(&self) -> Open {
+        self.started.set(self.started.get() + 1);
+        self.open.enter()
+    }
+
+    /// Resolves once no stream was open or started for a whole `idle` period (so between
+    /// `idle` and twice that after the last one ended).
+    async fn idle_for(&self, idle: Duration) {
+        let mut seen = self.started.get();
+        loop {
+            tokio::time::sleep(idle).await;
+            let started = self.started.get();
+            if started == seen && self.open.open() == 0 {
+                return;
+            }
+            seen = started;
+        }
     }
 }
 #[cfg(test)]

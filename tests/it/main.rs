@@ -18,6 +18,8 @@ mod duplex;
 #[cfg(test)]
 mod failures;
 #[cfg(test)]
+mod faults;
+#[cfg(test)]
 mod file_driver;
 #[cfg(test)]
 mod fleet;
