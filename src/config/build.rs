@@ -185,6 +185,10 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         raw.memory_check_interval,
         60,
     )? as u64);
+    let max_connections = match raw.max_connections {
+        None => None,
+        Some(n) => Some(at_least_one("server.maxConnections", Some(n), 1)?),
+    };
     let access_log = match raw.access_log {
         None => Some(PathBuf::from(DEFAULT_ACCESS_LOG)),
         Some(path) => path.filter(|p| !p.is_empty()).map(PathBuf::from),
@@ -228,6 +232,7 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         force_secure: raw.force_secure.unwrap_or(false),
         sticky_sessions: raw.sticky_sessions.unwrap_or(false),
         sticky_secret: raw.sticky_secret.filter(|s| !s.is_empty()),
+        max_connections,
     })
 }
 

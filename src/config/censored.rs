@@ -43,6 +43,10 @@ impl Display for Censored<'_> {
         let interval = s.memory_check_interval.as_secs();
         writeln!(f, "server.memoryCheckInterval = {interval}s")?;
         writeln!(f, "server.gracefulWait = {}s", s.graceful_wait.as_secs())?;
+        match s.max_connections {
+            Some(n) => writeln!(f, "server.maxConnections = {n}")?,
+            None => writeln!(f, "server.maxConnections = unlimited")?,
+        }
         match &s.static_dir {
             Some(dir) => writeln!(f, "server.staticDir = {}", dir.display())?,
             None => writeln!(f, "server.staticDir = (bundled pages)")?,

@@ -105,6 +105,9 @@ pub struct Server {
     /// `stickySecret` (ours): the cookies' key, the same on every node that shares it; `None`:
     /// a random key per master.
     pub(crate) sticky_secret: Option<String>,
+    /// `maxConnections`: client connections one worker serves at once; more wait in the
+    /// listen backlog. `None` (the default): as many as the open file limit allows.
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// `server.lruCache`.

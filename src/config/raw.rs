@@ -61,6 +61,7 @@ pub(super) struct RawServer {
     pub(super) force_secure: Option<bool>,
     pub(super) sticky_sessions: Option<bool>,
     pub(super) sticky_secret: Option<String>,
+    pub(super) max_connections: Option<u32>,
     // 0.2/0.3 keys, moved by `legacy::upgrade`.
     pub(super) port: Option<u16>,
     pub(super) address: Option<OneOrMany<RawBind>>,

@@ -8,6 +8,7 @@
 
 pub(crate) mod backoff;
 pub(crate) mod listeners;
+mod open_files;
 mod signals;
 pub(crate) mod spawn;
 mod supervisor;
@@ -86,6 +87,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             source,
         })?;
     }
+    open_files::raise();
     let bound = bind_all(&config, &[])?;
     let admin = Admin::bind(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

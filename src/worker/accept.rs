@@ -10,6 +10,7 @@ use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::server::conn::http2;
@@ -18,7 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::metered::Metered;
@@ -31,6 +32,10 @@ use crate::wire::headers::Forwarded;
 
 /// How long to pause accepting after an error such as EMFILE, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// `server.maxConnections`: places for client connections, shared by the listeners; a
+/// connection holds one for as long as its task lives.
+type Places = Option<Arc<Semaphore>>;
 
 /// Spawns `!Send` futures (HTTP/2 streams) on the worker's `LocalSet`.
 #[derive(Clone, Copy)]
@@ -50,14 +55,17 @@ struct Shared<S> {
     graceful: Weak<GracefulShutdown>,
     /// HTTP/1 connections (tunnels included), drained by the engine.
     connections: Connections,
+    places: Places,
 }
 
 /// Accepts on every listener until `drain` resolves, then drains (at most `drain_wait`, which is
 /// `gracefulWait`) and returns what `drain` resolved to.
+/// Beyond `max_connections` at once, new ones wait in the listen backlog.
 pub(super) async fn serve<S: RouteSource, R>(
     proxy: Rc<Proxy<S>>,
     listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     drain_wait: Duration,
+    max_connections: Option<usize>,
     drain: impl Future<Output = R>,
 ) -> R {
     let mut http2 = http2::Builder::new(LocalExec);
@@ -75,6 +83,7 @@ pub(super) async fn serve<S: RouteSource, R>(
         http2,
         graceful: Rc::downgrade(&graceful),
         connections: connections.clone(),
+        places: max_connections.map(|n| Arc::new(Semaphore::new(n))),
     });
     let (stop, stopped) = watch::channel(false);
     let loops: Vec<_> = listeners
@@ -120,13 +129,27 @@ async fn accept_loop<S: RouteSource>(
     mut stopped: watch::Receiver<bool>,
 ) {
     let local = listener.local_addr().ok();
+    // Accept errors (EMFILE at the open file limit) come back every pause for as long as the
+    // cause lasts: one line when it starts, one with the count when it ends.
+    let mut failed: u64 = 0;
     loop {
+        let place = match &shared.places {
+            Some(places) => tokio::select! {
+                place = places.clone().acquire_owned() => place.ok(),
+                _ = stopped.changed() => return,
+            },
+            None => None,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = stopped.changed() => return,
         };
         match accepted {
             Ok((stream, peer)) => {
+                if failed > 0 {
+                    tracing::warn!(failed, "accepting again");
+                    failed = 0;
+                }
                 let _ = stream.set_nodelay(true);
                 let local_port = stream.local_addr().ok().or(local).map_or(0, |a| a.port());
                 let client = Rc::new(ClientConnection {
@@ -134,16 +157,17 @@ async fn accept_loop<S: RouteSource>(
                     tls: tls.is_some(),
                     forwarded: Forwarded::new(peer.ip().to_canonical(), tls.is_some(), local_port),
                 });
-                tokio::task::spawn_local(serve_connection(
-                    shared.clone(),
-                    tls.clone(),
-                    stream,
-                    peer,
-                    client,
-                ));
+                let serving = serve_connection(shared.clone(), tls.clone(), stream, peer, client);
+                tokio::task::spawn_local(async move {
+                    let _place = place;
+                    serving.await;
+                });
             }
             Err(error) => {
-                tracing::warn!(%error, "accept failed");
+                if failed == 0 {
+                    tracing::warn!(%error, "accept failing; new connections wait until it works");
+                }
+                failed += 1;
                 tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
             }
         }
@@ -303,6 +327,7 @@ mod tests {
                 http2: http2::Builder::new(LocalExec),
                 graceful: Rc::downgrade(&graceful),
                 connections: Connections::default(),
+                places: None,
             });
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let peer = listener.local_addr().unwrap();

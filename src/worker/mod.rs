@@ -235,7 +235,8 @@ async fn serve_with<S: RouteSource, R>(
         tokio::task::spawn_local(stats::answer(socket, proxy.tunnels.clone(), stats_end))
     });
     ready();
-    let reason = accept::serve(proxy, adopted, server.graceful_wait, drain).await;
+    let limit = server.max_connections;
+    let reason = accept::serve(proxy, adopted, server.graceful_wait, limit, drain).await;
     let _ = drained.send(());
     if let Some(stats) = stats {
         let _ = stats.await;

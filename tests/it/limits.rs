@@ -1,14 +1,16 @@
 //! Limits a connection lives under: one `tcpTimeout` for the idle wait and the head together,
-//! and `server.maxConnections`.
+//! the open file limit (raised at start, accept failures at it logged once), and
+//! `server.maxConnections`.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::support::raw_backend::Wire;
 use crate::support::wait::pause;
-use crate::support::{Config, Hipache, RedisServer};
+use crate::support::{wait_until, Config, Hipache, RedisServer};
 
 const TCP_TIMEOUT_SECS: u64 = 3;
 
@@ -52,4 +54,97 @@ fn a_head_trickled_after_an_idle_wait_gets_no_second_timeout() {
         closed_after < (consecutive + shared) / 2,
         "closed after {closed_after:?}"
     );
+}
+
+/// The soft and hard `Max open files` of `pid`, from /proc.
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one_and_logged() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start_under_ulimit(Config::redis(&redis), "-S -n 256");
+
+    let worker = hipache.worker_pids()[0];
+    let (soft, hard) = open_file_limits(worker);
+    assert!(
+        hard > 256,
+        "this test needs a hard limit above 256, not {hard}"
+    );
+    assert_eq!(soft, hard);
+    let log = hipache.log_lines().join("\n");
+    assert!(log.contains(&format!("open_files={hard}")), "{log}");
+}
+
+#[test]
+fn accept_errors_at_the_open_file_limit_are_logged_once_per_episode() {
+    let redis = RedisServer::start();
+    // Soft and hard: nothing to raise. A few dozen connections exhaust it.
+    let hipache = Hipache::start_under_ulimit(Config::redis(&redis), "-n 64");
+    let flood: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(hipache.addr()).unwrap())
+        .collect();
+    let failing = |hipache: &Hipache| {
+        let lines = hipache.log_lines();
+        lines.iter().filter(|l| l.contains("accept fail")).count()
+    };
+    wait_until(Duration::from_secs(10), "accepting to fail", || {
+        failing(&hipache) > 0
+    });
+    // Failed accepts are retried every 50 ms: a line each would be about ten by now.
+    pause(Duration::from_millis(500));
+    assert_eq!(failing(&hipache), 1, "{}", hipache.log_lines().join("\n"));
+
+    drop(flood);
+    wait_until(Duration::from_secs(10), "accepting to work again", || {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("accepting again"))
+    });
+    let mut wire = Wire::open(hipache.addr());
+    wire.write(b"GET / HTTP/1.1\r\nHost: __ping__\r\n\r\n");
+    assert_eq!(wire.answer().text(), "ok");
+}
+
+#[test]
+fn connections_beyond_max_connections_wait_in_the_backlog() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis).with(json!({"server": {"maxConnections": 2}}));
+    let hipache = Hipache::start(config);
+    let held: Vec<Wire> = (0..2).map(|_| Wire::open(hipache.addr())).collect();
+    // Both places taken once the proxy answers on them.
+    let mut held = held;
+    for wire in &mut held {
+        wire.write(b"GET / HTTP/1.1\r\nHost: __ping__\r\n\r\n");
+        assert_eq!(wire.answer().text(), "ok");
+    }
+
+    let mut third = Wire::open(hipache.addr());
+    third.write(b"GET / HTTP/1.1\r\nHost: __ping__\r\n\r\n");
+    let stream = third.0.get_ref();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = stream.peek(&mut byte);
+    assert!(early.is_err(), "answered beyond maxConnections: {early:?}");
+
+    drop(held.pop());
+    third
+        .0
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(third.answer().text(), "ok");
 }

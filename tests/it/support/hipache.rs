@@ -115,9 +115,28 @@ pub(crate) struct Hipache {
 impl Hipache {
     pub(crate) fn start(config: Config) -> Hipache {
         let path = config.write();
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        command.arg("--config").arg(&path);
+        Hipache::spawn(config, command)
+    }
+
+    /// Started under the open-file limits `ulimit` sets with `args` (`-S -n 256`: a soft limit
+    /// of 256, as an init system would leave it; `-n 48`: soft and hard).
+    pub(crate) fn start_under_ulimit(config: Config, args: &str) -> Hipache {
+        let path = config.write();
+        let mut command = Command::new("sh");
+        let script = format!("ulimit {args} && exec \"$0\" \"$@\"");
+        command
+            .arg("-c")
+            .arg(script)
+            .arg(BINARY)
             .arg("--config")
-            .arg(&path)
+            .arg(&path);
+        Hipache::spawn(config, command)
+    }
+
+    fn spawn(config: Config, mut command: Command) -> Hipache {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
