@@ -21,9 +21,19 @@ pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
 }
 
 impl ClientStream for TcpStream {
-    fn ready(&self) -> impl Future<Output = io::Result<()>> {
-        self.readable()
+    async fn ready(&self) -> io::Result<()> {
+        waits_for_bytes(self).await
     }
+}
+
+/// Resolves once a read would return bytes (or the end). Not `readable()`: tokio takes a
+/// freshly accepted stream for readable before the driver said so, and a stream whose last read
+/// did not end on EAGAIN stays so; a peek into one byte on the stack is what clears readiness
+/// that turns out false, where a read would first have taken a buffer (and, behind it, the
+/// request's state) for a connection that sent nothing.
+async fn waits_for_bytes(tcp: &TcpStream) -> io::Result<()> {
+    let mut byte = [0u8; 1];
+    tcp.peek(&mut byte).await.map(|_| ())
 }
 
 impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
@@ -32,7 +42,7 @@ impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
         // With no plaintext left in rustls (each read processes every whole record it has),
         // the next request needs bytes from the socket; otherwise it is already here.
         if tls.wants_read() {
-            tcp.readable().await
+            waits_for_bytes(tcp).await
         } else {
             Ok(())
         }
@@ -150,5 +160,31 @@ impl<IO: ClientStream> Reading<'_, IO> {
     pub(super) fn consume(&mut self, range: Range<usize>) {
         let end = range.end.min(self.buf.len());
         self.buf.drain(range.start.min(end)..end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a fresh connection that has sent nothing waits with: no buffer, until bytes come.
+    #[tokio::test]
+    async fn an_accepted_connection_that_sent_nothing_is_not_taken_for_readable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut remote = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let client = Client::new(accepted);
+
+        let soon = Instant::now() + Duration::from_millis(200);
+        assert!(!client.wait_readable(soon).await, "ready with nothing sent");
+        assert_eq!(client.buf.capacity(), 0);
+
+        tokio::io::AsyncWriteExt::write_all(&mut remote, b"G")
+            .await
+            .unwrap();
+        let later = Instant::now() + Duration::from_secs(10);
+        assert!(client.wait_readable(later).await);
     }
 }
