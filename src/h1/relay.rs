@@ -128,24 +128,37 @@ pub(super) async fn relay<S, IO: ClientStream>(
     set_cookie_field(&mut out, set_cookie.as_deref());
     let mut body_relay = BodyRelay::new(response.framing, dechunk);
     let activity = Activity::new(idle);
-    let ended = {
-        let (mut reading, mut writing) = client.halves();
-        let (mut from_backend, mut to_backend) = backend_stream.stream.split();
-        let relaying = relay_body(
-            &mut body_relay,
-            &mut out,
-            &mut backend_buf,
-            response.len,
-            &mut from_backend,
-            &mut writing,
-            &activity,
-        );
-        match pump.as_deref_mut() {
-            Some(pump) if pump.is_moving() => {
-                let pumping = pump.run(&mut reading, &mut to_backend, &activity);
-                alongside(relaying, pumping).await
-            }
-            _ => relaying.await,
+    let start = response.len;
+    let ended = match pump.as_deref_mut() {
+        Some(pump) if pump.is_moving() => {
+            let (mut reading, mut writing) = client.halves();
+            let (mut from_backend, mut to_backend) = backend_stream.stream.split();
+            let relaying = relay_body(
+                &mut body_relay,
+                &mut out,
+                &mut backend_buf,
+                start,
+                &mut from_backend,
+                &mut writing,
+                &activity,
+            );
+            let pumping = pump.run(&mut reading, &mut to_backend, &activity);
+            alongside(relaying, pumping).await
+        }
+        // The common case, unsplit: nothing moves the other way.
+        _ => {
+            let backend = &mut backend_stream.stream;
+            let (buf, out) = (&mut backend_buf, &mut out);
+            relay_body(
+                &mut body_relay,
+                out,
+                buf,
+                start,
+                backend,
+                client.io(),
+                &activity,
+            )
+            .await
         }
     };
     buffers::give_back(out);
