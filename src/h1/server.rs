@@ -86,7 +86,7 @@ pub(crate) async fn serve<S: RouteSource, IO: ClientStream>(
         let deadline = Instant::now() + proxy.idle_timeout;
         if conn.client.buf().is_empty() {
             conn.client.release();
-            if !conn.wait_for_request(deadline).await {
+            if !conn.wait_for_request(deadline, first).await {
                 return Ended::Closed;
             }
         }
@@ -109,7 +109,13 @@ pub(crate) async fn serve<S: RouteSource, IO: ClientStream>(
 impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
     /// Waits for the next request's first bytes: `false` if the connection should close
     /// instead (silent past `deadline`, a drain began, or the client left).
-    async fn wait_for_request(&mut self, deadline: Instant) -> bool {
+    async fn wait_for_request(&mut self, deadline: Instant, first: bool) -> bool {
+        // A connection accepted just before a drain began was opened to send a request, which
+        // may be on its way: closing it would reset a request no client retries on a fresh
+        // connection. It gets its one request (answered with `Connection: close`).
+        if first {
+            return self.client.wait_readable(deadline).await;
+        }
         // Readiness first: a request already waiting when a drain starts is served (with
         // `Connection: close`), not dropped unanswered.
         tokio::select! {
