@@ -1,6 +1,6 @@
 //! The client's side of an HTTP/1.x connection: its stream, and the bytes read from it that no
 //! request has consumed yet. The buffer is lent (`wire::buffers`) only while a request is in
-//! hand: an idle connection waits for readiness holding none.
+//! hand: an idle connection waits for its next bytes holding none.
 
 use std::future::Future;
 use std::io;
@@ -15,51 +15,11 @@ use crate::proxy::backend::write_within;
 use crate::wire::buffers;
 
 /// A client stream the engine can serve: plain TCP, or TLS that chose HTTP/1.1.
-pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {
-    /// Waits, holding no buffer, until a read would make progress.
-    fn ready(&self) -> impl Future<Output = io::Result<()>>;
-}
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + 'static {}
 
-impl ClientStream for TcpStream {
-    async fn ready(&self) -> io::Result<()> {
-        waits_for_bytes(self).await
-    }
-}
+impl ClientStream for TcpStream {}
 
-/// Resolves once a read would return bytes (or the end). Not `readable()`: tokio takes a
-/// freshly accepted stream for readable before the driver said so, and a stream whose last read
-/// did not end on EAGAIN stays so; a peek into one byte on the stack is what clears readiness
-/// that turns out false, where a read would first have taken a buffer (and, behind it, the
-/// request's state) for a connection that sent nothing.
-///
-/// One peek at most: readiness that follows a peek that found nothing comes from the driver, so
-/// a busy keep-alive connection pays no more syscalls than a read that would have hit EAGAIN.
-async fn waits_for_bytes(tcp: &TcpStream) -> io::Result<()> {
-    tcp.readable().await?;
-    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    let peeked = tcp.try_io(tokio::io::Interest::READABLE, || {
-        socket2::SockRef::from(tcp).peek(&mut byte)
-    });
-    match peeked {
-        Ok(_) => Ok(()),
-        // `try_io` cleared the readiness that turned out false.
-        Err(error) if error.kind() == io::ErrorKind::WouldBlock => tcp.readable().await,
-        Err(error) => Err(error),
-    }
-}
-
-impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
-    async fn ready(&self) -> io::Result<()> {
-        let (tcp, tls) = self.get_ref();
-        // With no plaintext left in rustls (each read processes every whole record it has),
-        // the next request needs bytes from the socket; otherwise it is already here.
-        if tls.wants_read() {
-            waits_for_bytes(tcp).await
-        } else {
-            Ok(())
-        }
-    }
-}
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {}
 
 /// A client stream and its unread bytes.
 pub(super) struct Client<IO> {
@@ -87,12 +47,24 @@ impl<IO: ClientStream> Client<IO> {
         buffers::give_back(std::mem::take(&mut self.buf));
     }
 
-    /// Waits until `deadline` for the next request's first bytes: `false` if none came.
-    pub(super) async fn wait_readable(&self, deadline: Instant) -> bool {
-        matches!(
-            tokio::time::timeout_at(deadline, self.io.ready()).await,
-            Ok(Ok(()))
-        )
+    /// Waits until `deadline` for the next request's first bytes and reads them: `false` if
+    /// none came (silence, the end, an error). The buffer is taken for each read attempt and
+    /// given back while the read waits, so an idle connection holds none; readiness that turns
+    /// out false (a fresh stream, or one whose last read did not end on EAGAIN) costs one read
+    /// that finds nothing, and data already there costs one read, as for any read.
+    pub(super) async fn read_when_ready(&mut self, deadline: Instant) -> bool {
+        let read = std::future::poll_fn(|cx| {
+            if self.buf.capacity() == 0 {
+                self.buf = buffers::take();
+            }
+            buffers::reserve_read(&mut self.buf);
+            let polled = std::pin::pin!(self.io.read_buf(&mut self.buf)).poll(cx);
+            if polled.is_pending() && self.buf.is_empty() {
+                buffers::give_back(std::mem::take(&mut self.buf));
+            }
+            polled
+        });
+        matches!(tokio::time::timeout_at(deadline, read).await, Ok(Ok(n)) if n > 0)
     }
 
     /// Reads what the client sent next, by `deadline`: `false` if it closed, failed or stayed
@@ -187,16 +159,20 @@ mod tests {
             .await
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        let client = Client::new(accepted);
+        let mut client = Client::new(accepted);
 
         let soon = Instant::now() + Duration::from_millis(200);
-        assert!(!client.wait_readable(soon).await, "ready with nothing sent");
+        assert!(
+            !client.read_when_ready(soon).await,
+            "ready with nothing sent"
+        );
         assert_eq!(client.buf.capacity(), 0);
 
         tokio::io::AsyncWriteExt::write_all(&mut remote, b"G")
             .await
             .unwrap();
         let later = Instant::now() + Duration::from_secs(10);
-        assert!(client.wait_readable(later).await);
+        assert!(client.read_when_ready(later).await);
+        assert_eq!(client.buf(), b"G");
     }
 }

@@ -114,13 +114,13 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         // may be on its way: closing it would reset a request no client retries on a fresh
         // connection. It gets its one request (answered with `Connection: close`).
         if first {
-            return self.client.wait_readable(deadline).await;
+            return self.client.read_when_ready(deadline).await;
         }
         // Readiness first: a request already waiting when a drain starts is served (with
         // `Connection: close`), not dropped unanswered.
         tokio::select! {
             biased;
-            ready = self.client.wait_readable(deadline) => ready,
+            ready = self.client.read_when_ready(deadline) => ready,
             () = self.connections.draining() => false,
         }
     }

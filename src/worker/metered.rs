@@ -2,7 +2,6 @@
 //! every protocol and tunnel above it. For TLS it wraps the decrypted side: the counts are HTTP
 //! bytes, the same whatever the transport.
 
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -67,8 +66,4 @@ fn counted(polled: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
     polled
 }
 
-impl<IO: ClientStream> ClientStream for Metered<IO> {
-    fn ready(&self) -> impl Future<Output = io::Result<()>> {
-        self.0.ready()
-    }
-}
+impl<IO: ClientStream> ClientStream for Metered<IO> {}
