@@ -197,33 +197,40 @@ fn with_frontend(
         let Detail {
             frontends, others, ..
         } = &mut *d;
-        let key = frontend.key.as_str();
-        if !frontends.contains_key(key) {
-            if frontends.len() >= MAX_FRONTENDS {
-                return update(others);
-            }
-            frontends.insert(frontend.key.clone(), FrontendEntry::default());
+        // One hash on the request path: the insert below runs once per frontend.
+        if let Some(entry) = frontends.get_mut(frontend.key.as_str()) {
+            return update(refreshed(entry, frontend, dead_set));
         }
-        let Some(entry) = frontends.get_mut(key) else {
-            return;
-        };
-        // Answers built from one cached list share its backends: a pointer says "unchanged".
-        let changed = entry.frontend.as_ref().is_none_or(|seen| {
-            !Arc::ptr_eq(seen, frontend) && !Arc::ptr_eq(&seen.backends, &frontend.backends)
-        });
-        if changed {
-            entry.frontend = Some(frontend.clone());
-            entry
-                .backends
-                .resize(frontend.backend_count, BackendEntry::default());
+        if frontends.len() >= MAX_FRONTENDS {
+            return update(others);
         }
-        if let Some(dead_set) = dead_set {
-            if entry.dead != dead_set {
-                entry.dead = dead_set.to_vec();
-            }
-        }
-        update(entry);
+        let entry = frontends.entry(frontend.key.clone()).or_default();
+        update(refreshed(entry, frontend, dead_set));
     });
+}
+
+/// `entry` with the backends and dead set of the frontend as this request saw it.
+fn refreshed<'a>(
+    entry: &'a mut FrontendEntry,
+    frontend: &Arc<Frontend>,
+    dead_set: Option<&[usize]>,
+) -> &'a mut FrontendEntry {
+    // Answers built from one cached list share its backends: a pointer says "unchanged".
+    let changed = entry.frontend.as_ref().is_none_or(|seen| {
+        !Arc::ptr_eq(seen, frontend) && !Arc::ptr_eq(&seen.backends, &frontend.backends)
+    });
+    if changed {
+        entry.frontend = Some(frontend.clone());
+        entry
+            .backends
+            .resize(frontend.backend_count, BackendEntry::default());
+    }
+    if let Some(dead_set) = dead_set {
+        if entry.dead != dead_set {
+            entry.dead = dead_set.to_vec();
+        }
+    }
+    entry
 }
 
 /// Everything this worker counted; `tunnels_open` is read by the caller from its own count.
