@@ -78,6 +78,19 @@ pub(crate) async fn serve<S: RouteSource>(
     };
     let outcome = proxy.forward(&route, logged, &mut exchange).await;
     let pump = exchange.take_pump();
+    respond(&proxy, outcome, debug, proxy.pool.keep_alive(), pump)
+}
+
+/// The client's response to how the attempts ended: the backend's answer streamed on (its
+/// stream back to the pool afterwards when `keep_alive`; `pump` moves the rest of a streamed
+/// upload), or the page of the error.
+fn respond<S: RouteSource>(
+    proxy: &Proxy<S>,
+    outcome: Outcome<'_>,
+    debug: bool,
+    keep_alive: bool,
+    pump: Option<pump::UploadPump>,
+) -> Response<ResponseBody> {
     match outcome {
         Outcome::Answered(Answered {
             answer,
@@ -92,7 +105,6 @@ pub(crate) async fn serve<S: RouteSource>(
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
-            let keep_alive = proxy.pool.keep_alive();
             let origin = (host.to_owned(), backend.url.to_string());
             let idle = proxy.idle_timeout;
             let mut body = ResponseBody::backend(answer, keep_alive, idle, pump, origin);

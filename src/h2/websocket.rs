@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use super::body::ResponseBody;
 use super::request::{self as h2_request, Payload};
 use super::{
-    add_set_cookie, generated, host_of, logged_request, prepare_for_backend, response_head,
+    add_set_cookie, generated, host_of, logged_request, prepare_for_backend, respond, response_head,
 };
 use crate::error_page::Generated;
 use crate::proxy::backend::write_within;
@@ -115,38 +115,7 @@ pub(super) async fn serve<S: RouteSource>(
             Response::from_parts(head, ResponseBody::full(Bytes::new()))
         }
         // Any other answer is the backend's refusal: the client gets it as it is.
-        Outcome::Answered(Answered {
-            answer,
-            host,
-            backend,
-            debug,
-            line,
-            set_cookie,
-        }) => {
-            let mut head = response_head(&answer);
-            add_set_cookie(&mut head, set_cookie);
-            if let Some(debug) = &debug {
-                headers::add_debug(&mut head.headers, debug);
-            }
-            let origin = (host.to_owned(), backend.url.to_string());
-            let idle = proxy.idle_timeout;
-            let mut body = ResponseBody::backend(answer, false, idle, None, origin);
-            if let Some(line) = line {
-                body.log_on_drop(Box::new(line));
-            }
-            Response::from_parts(head, body)
-        }
-        Outcome::Failed { error, line } => {
-            let mut response = generated(proxy.error_answer(error, debug));
-            if let Some(line) = line {
-                response.body_mut().log_on_drop(Box::new(line));
-            }
-            response
-        }
-        Outcome::Client(_) => generated(proxy.error_answer(
-            crate::proxy::error::ProxyError::BackendIo { replayable: false },
-            debug,
-        )),
+        other => respond(&proxy, other, debug, false, None),
     }
 }
 
