@@ -39,6 +39,19 @@ impl RedisServer {
         replica
     }
 
+    /// A cluster-enabled node, alone until joined (see `support::cluster`); its node table in its
+    /// own temp dir, and a node counted as failing after 1 s so a failover takes seconds.
+    pub(crate) fn start_cluster_node() -> RedisServer {
+        Self::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "1000",
+        ])
+    }
+
     fn start_with(args: &[&str]) -> RedisServer {
         assert!(
             Path::new(REDIS_SERVER).exists(),
