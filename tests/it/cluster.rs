@@ -114,7 +114,11 @@ fn load<'a>(
 #[test]
 fn a_slot_migration_under_load_is_followed_without_a_failed_request() {
     let cluster = RedisCluster::start(3, 0);
-    let (one, two) = (Backend::named("one"), Backend::named("two"));
+    let (one, two, three) = (
+        Backend::named("one"),
+        Backend::named("two"),
+        Backend::named("three"),
+    );
     let (host, source, _) = host_where(&cluster, "m", |_, _| true);
     let target = (source + 1) % 3;
     let key = format!("frontend:{host}");
@@ -139,21 +143,30 @@ fn a_slot_migration_under_load_is_followed_without_a_failed_request() {
         let port = nodes[target].port().to_string();
         let _: String =
             nodes[source].query(&["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS", &key]);
-        // The key is on the target, the slot still the source's: the source answers ASK.
+        // The key is on the target, the slot still the source's: the source answers ASK, and
+        // only the target (asked with ASKING) knows the route changed.
+        let _: ((), String) = ::redis::pipe()
+            .cmd("ASKING")
+            .cmd("LSET")
+            .arg(&key)
+            .arg(1)
+            .arg(two.url())
+            .query(&mut nodes[target].connection())
+            .expect("ASKING LSET on the importing node");
         assert_eq!(
             hipache.get(&host, "/").text(),
-            "one",
+            "two",
             "during the migration"
         );
         for node in [target, source, 3 - target - source] {
             let _: String = nodes[node].query(&["CLUSTER", "SETSLOT", &slot, "NODE", &target_id]);
         }
         // The source answers MOVED; the route is read from the target and changes there.
-        assert_eq!(hipache.get(&host, "/").text(), "one", "after the migration");
-        let _: String = nodes[target].query(&["LSET", &key, "1", &two.url()]);
+        assert_eq!(hipache.get(&host, "/").text(), "two", "after the migration");
+        let _: String = nodes[target].query(&["LSET", &key, "1", &three.url()]);
         assert_eq!(
             hipache.get(&host, "/").text(),
-            "two",
+            "three",
             "changed on the new owner"
         );
         wait_until(Duration::from_secs(5), "requests under load", || {
