@@ -90,6 +90,14 @@ fn dead_marks_land_on_the_node_owning_the_dead_set() {
     assert!(cluster.nodes()[dead].ttl(&format!("dead:{host}")) > 0);
 }
 
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Requests `host` from another thread until stopped; counts those not answered by a backend.
 fn load<'a>(
     scope: &'a std::thread::Scope<'a, '_>,
@@ -135,6 +143,8 @@ fn a_slot_migration_under_load_is_followed_without_a_failed_request() {
     );
     std::thread::scope(|scope| {
         load(scope, &hipache, &host, &stop, &failed, &served);
+        // Stops the load even when an assertion below fails, or the scope would wait forever.
+        let _stop = StopOnDrop(&stop);
         let nodes = cluster.nodes();
         let _: String =
             nodes[target].query(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &source_id]);
