@@ -13,7 +13,13 @@ use crate::support::{pause, wait_until, Backend, Config, Hipache, RedisCluster};
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn proxy(cluster: &RedisCluster) -> Hipache {
-    let config = Config::redis(&cluster.nodes()[0]).with(json!({ "driver": cluster.driver() }));
+    proxy_seeded(cluster, 0)
+}
+
+/// A proxy whose driver names only node `seed`.
+fn proxy_seeded(cluster: &RedisCluster, seed: usize) -> Hipache {
+    let driver = format!("redis-cluster://{}", cluster.nodes()[seed].address());
+    let config = Config::redis(&cluster.nodes()[0]).with(json!({ "driver": driver }));
     Hipache::start(config)
 }
 
@@ -96,6 +102,46 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::SeqCst);
     }
+}
+
+#[test]
+fn hchecker_ping_is_read_from_its_owning_node() {
+    let cluster = RedisCluster::start(3, 0);
+    let (live, refusing) = (
+        Backend::named("live"),
+        Backend::builder().name("refusing").refusing().start(),
+    );
+    let owner = cluster.owner_of("hchecker_ping");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let _: String = cluster.nodes()[owner].query(&["SET", "hchecker_ping", &now]);
+    let (host, frontend, dead) = host_where(&cluster, "h", |_, _| true);
+    cluster.nodes()[frontend].frontend(&host, "h", &[&refusing.url(), &live.url()]);
+    let messages = cluster.nodes()[dead].subscribe("dead");
+    // Seeded with another node, which would answer MOVED for the heartbeat.
+    let hipache = proxy_seeded(&cluster, (owner + 1) % 3);
+    wait_until(Duration::from_secs(10), "the heartbeat read", || {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|line| line.contains("disabling passive checks (active hchecker detected)"))
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the dead backend published",
+        || {
+            assert_eq!(hipache.get(&host, "/").text(), "live");
+            messages
+                .messages()
+                .iter()
+                .any(|m| m.contains(&refusing.url()))
+        },
+    );
+    let set: Vec<String> = cluster.nodes()[dead].smembers(&format!("dead:{host}"));
+    assert!(set.is_empty(), "the checker owns dead sets, yet {set:?}");
 }
 
 /// Requests `host` from another thread until stopped; counts those not answered by a backend.
