@@ -21,7 +21,7 @@ pub(crate) struct RedisUrl {
     pub(crate) sentinel: Option<Box<Sentinel>>,
     /// `redis-cluster://`: the nodes to discover the cluster from (`host` and `port` are the
     /// first of them).
-    pub(crate) cluster: Option<Vec<Address>>,
+    pub(crate) cluster: Option<Box<Seeds>>,
     pub(crate) password: Option<String>,
     pub(crate) database: i64,
     pub(crate) prefix: String,
@@ -33,6 +33,12 @@ pub(crate) struct RedisUrl {
 pub(crate) struct Sentinel {
     pub(crate) sentinels: Vec<Address>,
     pub(crate) master: String,
+}
+
+/// The nodes a `redis-cluster://` URL names, to discover the rest of the cluster from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seeds {
+    pub(crate) nodes: Vec<Address>,
 }
 
 /// A host (name or IP, IPv6 without brackets) and a port.
@@ -112,7 +118,7 @@ impl RedisUrl {
                     .map(|one| address(one, Self::DEFAULT_PORT))
                     .collect::<Result<_, _>>()?;
                 let first = nodes[0].clone(); // cannot fail: `split` yields at least one item
-                cluster = Some(nodes);
+                cluster = Some(Box::new(Seeds { nodes }));
                 (first, None, "")
             }
             Scheme::Direct => (address(hosts, Self::DEFAULT_PORT)?, None, path),
@@ -204,7 +210,7 @@ impl fmt::Display for RedisUrl {
         }
         match &self.sentinel {
             None if self.cluster.is_some() => {
-                let nodes = self.cluster.iter().flatten();
+                let nodes = self.cluster.iter().flat_map(|seeds| &seeds.nodes);
                 for (n, node) in nodes.enumerate() {
                     let separator = if n == 0 { "" } else { "," };
                     write!(f, "{separator}{node}")?;
@@ -331,9 +337,10 @@ mod tests {
             host: host.into(),
             port,
         });
-        assert_eq!(url.cluster.as_deref(), Some(&nodes[..]));
+        let seeds = url.cluster.as_ref().map(|seeds| &seeds.nodes[..]);
+        assert_eq!(seeds, Some(&nodes[..]));
         assert_eq!((url.host.as_str(), url.port), ("n1", 7000));
-        assert_eq!((url.sentinel, url.database), (None, 0));
+        assert_eq!((&url.sentinel, url.database), (&None, 0));
         assert_eq!(
             (url.password.as_deref(), url.prefix.as_str()),
             (Some("pw"), "p:")

@@ -18,7 +18,7 @@ fn proxy(cluster: &RedisCluster) -> Hipache {
 
 /// A proxy whose driver names only node `seed`.
 fn proxy_seeded(cluster: &RedisCluster, seed: usize) -> Hipache {
-    let driver = format!("redis-cluster://{}", cluster.nodes()[seed].address());
+    let driver = cluster.driver(seed);
     let config = Config::redis(&cluster.nodes()[0]).with(json!({ "driver": driver }));
     Hipache::start(config)
 }

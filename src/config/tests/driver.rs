@@ -47,7 +47,7 @@ fn cluster_driver_stands_alone_or_is_refused() {
         panic!()
     };
     assert_eq!(read, write);
-    assert_eq!(read.cluster.map(|nodes| nodes.len()), Some(2));
+    assert_eq!(read.cluster.map(|seeds| seeds.nodes.len()), Some(2));
     let same = r#"{"driver": ["redis-cluster://n:1", "redis-cluster://n:1"]}"#;
     assert!(matches!(parse(same).config.driver, Driver::Redis { .. }));
     for mixed in [

@@ -57,9 +57,9 @@ impl RedisCluster {
         cluster
     }
 
-    /// The proxy's `driver`: one seed node; the rest is for the proxy to discover.
-    pub(crate) fn driver(&self) -> String {
-        format!("redis-cluster://{}", self.nodes[0].address())
+    /// The proxy's `driver`: node `seed` only; the rest is for the proxy to discover.
+    pub(crate) fn driver(&self, seed: usize) -> String {
+        format!("redis-cluster://{}", self.nodes[seed].address())
     }
 
     pub(crate) fn nodes(&self) -> &[RedisServer] {

@@ -78,7 +78,11 @@ impl Cluster {
         let refresh = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             url: url.clone(),
-            seeds: url.cluster.clone().unwrap_or_default(),
+            seeds: url
+                .cluster
+                .as_ref()
+                .map(|seeds| seeds.nodes.clone())
+                .unwrap_or_default(),
             map: watch::Sender::new(Arc::new(SlotMap::default())),
             links: Mutex::new(HashMap::new()),
             refresh: refresh.clone(),
