@@ -141,13 +141,13 @@ impl Cluster {
                 let answers = self.send(&node, &sent, asking).await?;
                 for (index, answer) in indexes.into_iter().zip(answers) {
                     match answer {
-                        Answer::Done(values) => replies[index] = Some(Replies { values }),
-                        Answer::Moved(to) => {
+                        Outcome::Done(values) => replies[index] = Some(Replies { values }),
+                        Outcome::Moved(to) => {
                             redirected = true;
                             self.inner.refresh.notify_one();
                             targets[index] = Target::Moved(to);
                         }
-                        Answer::Ask(to) => {
+                        Outcome::Ask(to) => {
                             redirected = true;
                             targets[index] = Target::Ask(to);
                         }
@@ -175,7 +175,7 @@ impl Cluster {
         node: &Address,
         groups: &[&Group],
         asking: bool,
-    ) -> Result<Vec<Answer>, LinkError> {
+    ) -> Result<Vec<Outcome>, LinkError> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         let mut shapes = Vec::with_capacity(groups.len());
@@ -219,16 +219,16 @@ impl Cluster {
                     .and_then(|queued| queued.iter().find_map(redirect));
                 match (redirect, taken.into_iter().last()) {
                     (Some(redirect), _) => redirect,
-                    (None, Some(Value::Array(results))) => Answer::Done(results),
-                    (None, other) => Answer::Done(vec![other.unwrap_or(Value::Nil); count]),
+                    (None, Some(Value::Array(results))) => Outcome::Done(results),
+                    (None, other) => Outcome::Done(vec![other.unwrap_or(Value::Nil); count]),
                 }
             } else {
                 match taken.iter().find_map(redirect) {
                     Some(redirect) => redirect,
-                    None => Answer::Done(taken),
+                    None => Outcome::Done(taken),
                 }
             };
-            if let Answer::Done(values) = &answer {
+            if let Outcome::Done(values) = &answer {
                 if values.iter().any(is_cluster_down) {
                     self.inner.refresh.notify_one();
                 }
@@ -290,14 +290,15 @@ impl Cluster {
     }
 }
 
-enum Answer {
+/// What a node said to one group.
+enum Outcome {
     Done(Vec<Value>),
     Moved(Address),
     Ask(Address),
 }
 
 /// A MOVED or ASK reply, as where to go.
-fn redirect(value: &Value) -> Option<Answer> {
+fn redirect(value: &Value) -> Option<Outcome> {
     let Value::ServerError(error) = value else {
         return None;
     };
@@ -316,9 +317,9 @@ fn redirect(value: &Value) -> Option<Answer> {
         port: port.parse().ok()?,
     };
     Some(if kind == ServerErrorKind::Moved {
-        Answer::Moved(to)
+        Outcome::Moved(to)
     } else {
-        Answer::Ask(to)
+        Outcome::Ask(to)
     })
 }
 
@@ -343,5 +344,33 @@ async fn keep_map(inner: Weak<Inner>, refresh: Arc<Notify>) {
             }
         }
         sleep(MIN_REFRESH_GAP).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(wire: &str) -> Value {
+        redis::parse_redis_value(wire.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn moved_and_ask_replies_name_the_node_to_go_to() {
+        let to = |host: &str, port| Address {
+            host: host.into(),
+            port,
+        };
+        let moved = redirect(&reply("-MOVED 3999 127.0.0.1:6381\r\n"));
+        assert!(matches!(moved, Some(Outcome::Moved(a)) if a == to("127.0.0.1", 6381)));
+        let ask = redirect(&reply("-ASK 3999 [::1]:7000\r\n"));
+        assert!(matches!(ask, Some(Outcome::Ask(a)) if a == to("::1", 7000)));
+        assert!(redirect(&reply("-ERR wrong\r\n")).is_none());
+        assert!(redirect(&reply("-MOVED nonsense\r\n")).is_none());
+        assert!(redirect(&reply("+OK\r\n")).is_none());
+        assert!(is_cluster_down(&reply(
+            "-CLUSTERDOWN The cluster is down\r\n"
+        )));
+        assert!(!is_cluster_down(&reply("-TRYAGAIN later\r\n")));
     }
 }
