@@ -39,16 +39,16 @@ impl RedisServer {
         replica
     }
 
-    /// A cluster-enabled node, alone until joined (see `support::cluster`); its node table in its
-    /// own temp dir, and a node counted as failing after 1 s so a failover takes seconds.
-    pub(crate) fn start_cluster_node() -> RedisServer {
+    /// A cluster-enabled node, alone until joined (see `support::cluster`), its node table in its
+    /// own temp dir; a node silent for `node_timeout_ms` counts as failing.
+    pub(crate) fn start_cluster_node(node_timeout_ms: u32) -> RedisServer {
         Self::start_with(&[
             "--cluster-enabled",
             "yes",
             "--cluster-config-file",
             "nodes.conf",
             "--cluster-node-timeout",
-            "1000",
+            &node_timeout_ms.to_string(),
         ])
     }
 
