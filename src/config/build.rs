@@ -306,21 +306,29 @@ fn driver(raw: Option<OneOrMany<String>>, ctx: &Ctx<'_>) -> Result<Driver, Confi
     }
     let parse = |url: &String| {
         let text = url.trim();
-        if !text.starts_with("redis:") && !text.starts_with("redis-sentinel:") {
+        let known = ["redis:", "redis-sentinel:", "redis-cluster:"];
+        if !known.iter().any(|scheme| text.starts_with(scheme)) {
             return Err(ctx.err(
                 "driver",
                 format!(
                     "unsupported driver {url:?}: supported drivers are redis://..., \
-                     redis-sentinel://... and file:..."
+                     redis-sentinel://..., redis-cluster://... and file:..."
                 ),
             ));
         }
         RedisUrl::parse(url).map_err(|e| ctx.err("driver", format!("{url:?}: {e}")))
     };
-    Ok(Driver::Redis {
-        read: parse(read)?,
-        write: parse(write)?,
-    })
+    let (read, write) = (parse(read)?, parse(write)?);
+    // Every node of a cluster serves its keys both ways; a split would name two clusters or mix
+    // a cluster with a single server, whose keys could never agree.
+    if (read.cluster.is_some() || write.cluster.is_some()) && read != write {
+        return Err(ctx.err(
+            "driver",
+            "a redis-cluster driver cannot be split into read and write servers: \
+             give one redis-cluster URL",
+        ));
+    }
+    Ok(Driver::Redis { read, write })
 }
 
 /// `file:routes.json` next to `config/config.json` is `config/routes.json`.

@@ -1,11 +1,13 @@
-//! Hipache's driver URL, `redis://:password@host:port/database#prefix`, and our Sentinel form,
-//! `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[/<database>][#prefix]`
-//! (pure).
+//! Hipache's driver URL, `redis://:password@host:port/database#prefix`, our Sentinel form,
+//! `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[/<database>][#prefix]`,
+//! and our Cluster form, `redis-cluster://[:password@]host:port[,host:port...][#prefix]` (pure).
 //!
 //! Every part of the `redis:` form is optional: `redis:` means 127.0.0.1:6379, database 0, no
 //! prefix. In the Sentinel form the addresses are the sentinels' (port 26379 by default), the
-//! master's address is asked of them at run time, and the password is the master's. The prefix is
-//! prepended to every key the proxy reads or writes.
+//! master's address is asked of them at run time, and the password is the master's. In the
+//! Cluster form the addresses are any reachable nodes (port 6379 by default), the rest of the
+//! cluster is discovered from them, and there is no database (a cluster has only database 0). The
+//! prefix is prepended to every key the proxy reads or writes.
 
 use std::fmt;
 
@@ -17,6 +19,9 @@ pub(crate) struct RedisUrl {
     pub(crate) port: u16,
     /// `redis-sentinel://`: whom to ask for the server.
     pub(crate) sentinel: Option<Box<Sentinel>>,
+    /// `redis-cluster://`: the nodes to discover the cluster from (`host` and `port` are the
+    /// first of them).
+    pub(crate) cluster: Option<Box<Seeds>>,
     pub(crate) password: Option<String>,
     pub(crate) database: i64,
     pub(crate) prefix: String,
@@ -30,8 +35,14 @@ pub(crate) struct Sentinel {
     pub(crate) master: String,
 }
 
-/// A host (name or IP, IPv6 without brackets) and a port.
+/// The nodes a `redis-cluster://` URL names, to discover the rest of the cluster from.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seeds {
+    pub(crate) nodes: Vec<Address>,
+}
+
+/// A host (name or IP, IPv6 without brackets) and a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Address {
     pub(crate) host: String,
     pub(crate) port: u16,
@@ -40,7 +51,7 @@ pub(crate) struct Address {
 /// Why a driver URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RedisUrlError {
-    #[error("expected redis://:password@host:port/database#prefix or redis-sentinel://[:password@]host:port[,host:port...]/master[/database][#prefix]")]
+    #[error("expected redis://:password@host:port/database#prefix, redis-sentinel://[:password@]host:port[,host:port...]/master[/database][#prefix] or redis-cluster://[:password@]host:port[,host:port...][#prefix]")]
     NotRedis,
     #[error("invalid port {0:?}")]
     InvalidPort(String),
@@ -48,6 +59,8 @@ pub(crate) enum RedisUrlError {
     InvalidDatabase(String),
     #[error("missing the master name after the sentinel addresses")]
     MissingMaster,
+    #[error("a cluster has no database to select: remove {0:?}")]
+    ClusterDatabase(String),
 }
 
 impl RedisUrl {
@@ -58,13 +71,14 @@ impl RedisUrl {
     /// Parses either form.
     pub(crate) fn parse(text: &str) -> Result<Self, RedisUrlError> {
         let text = text.trim();
-        let (sentinel, rest) = match text.strip_prefix("redis-sentinel:") {
-            Some(rest) => (true, rest),
-            None => (
-                false,
-                text.strip_prefix("redis:").ok_or(RedisUrlError::NotRedis)?,
-            ),
-        };
+        let (scheme, rest) = [
+            ("redis:", Scheme::Direct),
+            ("redis-sentinel:", Scheme::Sentinel),
+            ("redis-cluster:", Scheme::Cluster),
+        ]
+        .into_iter()
+        .find_map(|(name, scheme)| Some((scheme, text.strip_prefix(name)?)))
+        .ok_or(RedisUrlError::NotRedis)?;
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         let (rest, prefix) = rest.split_once('#').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -76,24 +90,38 @@ impl RedisUrl {
             }
             None => (None, authority),
         };
-        let (first, sentinel, database) = if sentinel {
-            let (master, database) = path.split_once('/').unwrap_or((path, ""));
-            if master.is_empty() {
-                return Err(RedisUrlError::MissingMaster);
+        let mut cluster = None;
+        let (first, sentinel, database) = match scheme {
+            Scheme::Sentinel => {
+                let (master, database) = path.split_once('/').unwrap_or((path, ""));
+                if master.is_empty() {
+                    return Err(RedisUrlError::MissingMaster);
+                }
+                let sentinels: Vec<Address> = hosts
+                    .split(',')
+                    .map(|one| address(one, Self::DEFAULT_SENTINEL_PORT))
+                    .collect::<Result<_, _>>()?;
+                let first = sentinels[0].clone(); // cannot fail: `split` yields at least one item
+                let master = master.to_owned();
+                (
+                    first,
+                    Some(Box::new(Sentinel { sentinels, master })),
+                    database,
+                )
             }
-            let sentinels: Vec<Address> = hosts
-                .split(',')
-                .map(|one| address(one, Self::DEFAULT_SENTINEL_PORT))
-                .collect::<Result<_, _>>()?;
-            let first = sentinels[0].clone(); // cannot fail: `split` yields at least one item
-            let master = master.to_owned();
-            (
-                first,
-                Some(Box::new(Sentinel { sentinels, master })),
-                database,
-            )
-        } else {
-            (address(hosts, Self::DEFAULT_PORT)?, None, path)
+            Scheme::Cluster => {
+                if !path.is_empty() {
+                    return Err(RedisUrlError::ClusterDatabase(format!("/{path}")));
+                }
+                let nodes: Vec<Address> = hosts
+                    .split(',')
+                    .map(|one| address(one, Self::DEFAULT_PORT))
+                    .collect::<Result<_, _>>()?;
+                let first = nodes[0].clone(); // cannot fail: `split` yields at least one item
+                cluster = Some(Box::new(Seeds { nodes }));
+                (first, None, "")
+            }
+            Scheme::Direct => (address(hosts, Self::DEFAULT_PORT)?, None, path),
         };
         let database = if database.is_empty() {
             0
@@ -106,11 +134,30 @@ impl RedisUrl {
             host: first.host,
             port: first.port,
             sentinel,
+            cluster,
             password,
             database,
             prefix: prefix.to_owned(),
         })
     }
+
+    /// The URL of one server of this one's cluster: same password and prefix, direct address.
+    pub(crate) fn node(&self, address: &Address) -> Self {
+        Self {
+            host: address.host.clone(),
+            port: address.port,
+            sentinel: None,
+            cluster: None,
+            ..self.clone()
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Scheme {
+    Direct,
+    Sentinel,
+    Cluster,
 }
 
 /// `host[:port]` or `[v6]:port`; an empty host is the default host.
@@ -152,15 +199,23 @@ impl fmt::Display for Address {
 /// Shows the URL with the password censored, for logs and `--dry`.
 impl fmt::Display for RedisUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.sentinel {
-            None => "redis://",
-            Some(_) => "redis-sentinel://",
+        let scheme = match (&self.sentinel, &self.cluster) {
+            (Some(_), _) => "redis-sentinel://",
+            (None, Some(_)) => "redis-cluster://",
+            (None, None) => "redis://",
         };
         f.write_str(scheme)?;
         if self.password.is_some() {
             f.write_str(":<redacted>@")?;
         }
         match &self.sentinel {
+            None if self.cluster.is_some() => {
+                let nodes = self.cluster.iter().flat_map(|seeds| &seeds.nodes);
+                for (n, node) in nodes.enumerate() {
+                    let separator = if n == 0 { "" } else { "," };
+                    write!(f, "{separator}{node}")?;
+                }
+            }
             None => {
                 let address = Address {
                     host: self.host.clone(),
@@ -197,6 +252,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 6379,
                 sentinel: None,
+                cluster: None,
                 password: None,
                 database: 0,
                 prefix: String::new()
@@ -252,6 +308,7 @@ mod tests {
                     sentinels,
                     master: "mymaster".into()
                 })),
+                cluster: None,
                 password: Some("pw".into()),
                 database: 2,
                 prefix: "p:".into()
@@ -269,6 +326,37 @@ mod tests {
         );
         assert!(matches!(
             RedisUrl::parse("redis-sentinel://s1:x/m"),
+            Err(RedisUrlError::InvalidPort(_))
+        ));
+    }
+
+    #[test]
+    fn cluster_form_names_the_seed_nodes() {
+        let url = RedisUrl::parse("redis-cluster://:pw@n1:7000,[::1],n3:7002#p:").unwrap();
+        let nodes = [("n1", 7000), ("::1", 6379), ("n3", 7002)].map(|(host, port)| Address {
+            host: host.into(),
+            port,
+        });
+        let seeds = url.cluster.as_ref().map(|seeds| &seeds.nodes[..]);
+        assert_eq!(seeds, Some(&nodes[..]));
+        assert_eq!((url.host.as_str(), url.port), ("n1", 7000));
+        assert_eq!((&url.sentinel, url.database), (&None, 0));
+        assert_eq!(
+            (url.password.as_deref(), url.prefix.as_str()),
+            (Some("pw"), "p:")
+        );
+        assert_eq!(
+            url.to_string(),
+            "redis-cluster://:<redacted>@n1:7000,[::1]:6379,n3:7002#p:"
+        );
+        let node = url.node(&nodes[2]);
+        assert_eq!(node.to_string(), "redis://:<redacted>@n3:7002/0#p:");
+        assert_eq!(
+            RedisUrl::parse("redis-cluster://n1:7000/1"),
+            Err(RedisUrlError::ClusterDatabase("/1".into()))
+        );
+        assert!(matches!(
+            RedisUrl::parse("redis-cluster://n1:x"),
             Err(RedisUrlError::InvalidPort(_))
         ));
     }

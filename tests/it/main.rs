@@ -10,6 +10,8 @@ mod answer_framing;
 #[cfg(test)]
 mod backend_streams;
 #[cfg(test)]
+mod cluster;
+#[cfg(test)]
 mod config;
 #[cfg(test)]
 mod dry_run;

@@ -39,3 +39,31 @@ fn driver_arrays_and_unsupported_drivers() {
     );
     assert!(error(r#"{"driver": "redis://h:notaport"}"#).contains("driver: "));
 }
+
+#[test]
+fn cluster_driver_stands_alone_or_is_refused() {
+    let one = r#"{"driver": "redis-cluster://127.0.0.1:7000,127.0.0.1:7001#p:"}"#;
+    let Driver::Redis { read, write } = parse(one).config.driver else {
+        panic!()
+    };
+    assert_eq!(read, write);
+    assert_eq!(read.cluster.map(|seeds| seeds.nodes.len()), Some(2));
+    let same = r#"{"driver": ["redis-cluster://n:1", "redis-cluster://n:1"]}"#;
+    assert!(matches!(parse(same).config.driver, Driver::Redis { .. }));
+    for mixed in [
+        r#"{"driver": ["redis-cluster://n:1", "redis://n:2"]}"#,
+        r#"{"driver": ["redis://n:2", "redis-cluster://n:1"]}"#,
+        r#"{"driver": ["redis-cluster://n:1", "redis-cluster://m:1"]}"#,
+    ] {
+        let e = error(mixed);
+        assert!(
+            e.starts_with("config/config.json: driver: a redis-cluster driver cannot be split"),
+            "{e}"
+        );
+    }
+    let e = error(r#"{"driver": "redis-cluster://n:1/2"}"#);
+    assert!(
+        e.contains("driver: ") && e.contains("a cluster has no database"),
+        "{e}"
+    );
+}

@@ -2,7 +2,7 @@
 //!
 //! While the heartbeat is at most 30 s old, the checker owns the `dead:` sets and the proxy stops
 //! writing them (passive checks off); it still publishes on the `dead` channel. The key is read
-//! on the read server, without the driver prefix, at start and every 30 s, like Hipache.
+//! on the read server (in a cluster, on the node owning it), without the driver prefix, at start and every 30 s, like Hipache.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info};
 
-use super::link::Link;
+use super::servers::Servers;
 
 /// The heartbeat key (never prefixed, as in Hipache).
 pub(crate) const PING_KEY: &str = "hchecker_ping";
@@ -35,11 +35,12 @@ pub(crate) struct PassiveChecks {
 }
 
 impl PassiveChecks {
-    /// Starts polling `hchecker_ping` through `link`; passive checks are on until told otherwise.
-    pub(crate) fn watch(link: Link) -> Self {
+    /// Starts polling `hchecker_ping` on the read server (or its node in a cluster); passive
+    /// checks are on until told otherwise.
+    pub(crate) fn watch(servers: Servers) -> Self {
         let on = Arc::new(AtomicBool::new(true));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(poll(link, Arc::downgrade(&on)));
+            runtime.spawn(poll(servers, Arc::downgrade(&on)));
         }
         Self { on }
     }
@@ -51,14 +52,12 @@ impl PassiveChecks {
 
 /// Reads the heartbeat until every handle is gone. A failed read keeps the current state
 /// (Hipache would turn passive checks off on an error reply, by the same `NaN` accident).
-async fn poll(link: Link, on: Weak<AtomicBool>) {
+async fn poll(servers: Servers, on: Weak<AtomicBool>) {
     loop {
-        let reply = link
-            .query::<(Option<String>,)>(redis::pipe().get(PING_KEY))
-            .await;
+        let reply = servers.get(PING_KEY).await;
         let Some(on) = on.upgrade() else { return };
         match reply {
-            Ok((heartbeat,)) => {
+            Ok(heartbeat) => {
                 let passive = passive_checks_on(heartbeat.as_deref(), unix_now_secs());
                 if on.swap(passive, Ordering::Relaxed) != passive {
                     if passive {

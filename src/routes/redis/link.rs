@@ -57,13 +57,16 @@ pub(crate) enum LinkError {
     Down,
     Timeout,
     Redis(redis::RedisError),
+    /// A cluster could not route the command (no slot map yet, no node for a slot, endless
+    /// redirections): unavailable, like a server that is down.
+    Cluster(&'static str),
 }
 
 impl LinkError {
     /// True when the server itself is unreachable or unresponsive (not a bad reply).
     pub(crate) fn is_connection(&self) -> bool {
         match self {
-            Self::Down | Self::Timeout => true,
+            Self::Down | Self::Timeout | Self::Cluster(_) => true,
             Self::Redis(e) => breaks_connection(e),
         }
     }
@@ -75,6 +78,7 @@ impl fmt::Display for LinkError {
             Self::Down => f.write_str("not connected"),
             Self::Timeout => f.write_str("timed out"),
             Self::Redis(e) => write!(f, "{e}"),
+            Self::Cluster(why) => write!(f, "redis cluster: {why}"),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! connections live in [`link`], kept up by the one reconnect loop of [`reconnect`] (which also
 //! tells the operator about outages); the cache kept fresh by Redis's invalidation pushes in
 //! [`tracking`] and [`cache`] (compact answers in [`intern`]); one lookup per host in flight in
-//! [`flight`]; the hchecker heartbeat in [`hchecker`].
+//! [`flight`]; the hchecker heartbeat in [`hchecker`]. Where commands go (one server, a read and a
+//! write server, or the nodes of a cluster owning their keys) is [`servers`]'s; the cluster's
+//! slot map and redirections are [`cluster`]'s.
 //!
 //! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
 //! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
@@ -15,6 +17,7 @@
 mod cache;
 #[cfg(test)]
 mod cache_tests;
+mod cluster;
 mod flight;
 mod hchecker;
 mod intern;
@@ -23,6 +26,7 @@ mod query;
 mod reconnect;
 mod resp;
 mod sentinel;
+mod servers;
 #[cfg(test)]
 pub(crate) mod tests;
 mod tracking;
@@ -42,6 +46,7 @@ use super::{
 };
 use crate::config::{CacheLimits, RedisUrl};
 use crate::metrics::{self, names::Counter};
+use cluster::Cluster;
 use flight::{Flights, Join};
 use hchecker::PassiveChecks;
 // The master's health checker (`crate::health`) writes the same keys and messages.
@@ -52,6 +57,7 @@ pub(crate) use query::mark_pipeline;
 use query::{answer, shortest_ttl};
 use reconnect::Health;
 pub(crate) use sentinel::Locator;
+use servers::{Read, Servers};
 use tracking::{Check, Ticket, Tracking};
 
 /// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per
@@ -65,8 +71,7 @@ pub(crate) struct RedisRoutes {
 }
 
 struct Shared {
-    read: Link,
-    write: Link,
+    servers: Servers,
     prefix: String,
     dead_ttl: Duration,
     passive: PassiveChecks,
@@ -87,32 +92,45 @@ pub(crate) struct Answer {
 
 impl RedisRoutes {
     /// Starts connecting to `read` (lookups, `hchecker_ping`) and `write` (dead marks) in the
-    /// background; pass the same URL twice for a single server. Never blocks nor fails: while
-    /// Redis is down lookups answer [`RouteError::Unavailable`] and connections keep retrying.
-    /// Must be called inside a tokio runtime (otherwise the source stays unavailable).
+    /// background; pass the same URL twice for a single server or a cluster (whose nodes do both;
+    /// the config refuses a split cluster). Never blocks nor fails: while Redis is down lookups
+    /// answer [`RouteError::Unavailable`] and connections keep retrying. Must be called inside a
+    /// tokio runtime (otherwise the source stays unavailable).
     pub(crate) fn new(
         read: &RedisUrl,
         write: &RedisUrl,
         dead_ttl: Duration,
         cache: CacheLimits,
     ) -> Self {
-        let read_health = Health::new(read);
-        let read_locator = Locator::new(read);
-        let read_link = Link::new(read, read_locator.clone(), read_health.clone());
-        let write_link = if write == read {
-            read_link.clone()
+        let (servers, tracking) = if read.cluster.is_some() {
+            let cluster = Cluster::new(read);
+            let maps = cluster.maps();
+            let tracking = Tracking::start_cluster(read, maps, cache.hosts, cache.max_age);
+            (Servers::Cluster(cluster), tracking)
         } else {
-            Link::new(write, Locator::new(write), Health::new(write))
+            let read_health = Health::new(read);
+            let read_locator = Locator::new(read);
+            let read_link = Link::new(read, read_locator.clone(), read_health.clone());
+            let write_link = if write == read {
+                read_link.clone()
+            } else {
+                Link::new(write, Locator::new(write), Health::new(write))
+            };
+            let tracking =
+                Tracking::start(read, read_locator, read_health, cache.hosts, cache.max_age);
+            let servers = Servers::Single {
+                read: read_link,
+                write: write_link,
+            };
+            (servers, tracking)
         };
         if !write.prefix.is_empty() && write.prefix != read.prefix {
             warn!(server = %write, "prefix of the write driver ignored; the read driver's is used");
         }
-        let passive = PassiveChecks::watch(read_link.clone());
-        let tracking = Tracking::start(read, read_locator, read_health, cache.hosts, cache.max_age);
+        let passive = PassiveChecks::watch(servers.clone());
         Self {
             shared: Arc::new(Shared {
-                read: read_link,
-                write: write_link,
+                servers,
                 prefix: read.prefix.clone(),
                 dead_ttl,
                 passive,
@@ -132,12 +150,13 @@ impl RedisRoutes {
     }
 
     /// The lookup transaction. With `ttls`, it also reads the PTTL of every key the answer depends
-    /// on and returns the shortest, after which a cached answer must not be served.
+    /// on and returns the shortest, after which a cached answer must not be served. The flag is
+    /// true when the answer may be cached as fresh (see [`servers`]).
     async fn fetch(
         &self,
         host: &str,
         ttls: bool,
-    ) -> Result<(Option<Answer>, Option<Duration>), LinkError> {
+    ) -> Result<(Option<Answer>, Option<Duration>, bool), LinkError> {
         let shared = &self.shared;
         let candidates = crate::router::candidates(host);
         let mut keys: Vec<String> = candidates
@@ -146,19 +165,11 @@ impl RedisRoutes {
             .collect();
         // Quirk kept from Hipache: the dead set of the request's host, even for a wildcard match.
         keys.push(format!("{}{DEAD_PREFIX}{host}", shared.prefix));
-        let mut pipe = redis::pipe();
-        pipe.atomic();
         let (dead_key, frontend_keys) = keys.split_last().unwrap_or((&keys[0], &[]));
-        for key in frontend_keys {
-            pipe.lrange(key, 0, -1);
-        }
-        pipe.smembers(dead_key);
-        if ttls {
-            for key in &keys {
-                pipe.pttl(key);
-            }
-        }
-        let mut replies: Vec<redis::Value> = shared.read.query(&pipe).await?;
+        let Read {
+            values: mut replies,
+            redirected,
+        } = shared.servers.lookup(frontend_keys, dead_key, ttls).await?;
         let ttl = if ttls {
             let pttls = replies.split_off(keys.len().min(replies.len()));
             shortest_ttl(pttls)
@@ -179,7 +190,7 @@ impl RedisRoutes {
                 warn!(frontend = %key, entry, error = %error, "unusable backend url");
             }
         });
-        Ok((answer, ttl))
+        Ok((answer, ttl, !redirected))
     }
 
     fn first_report(&self, key: &str, entry: &str) -> bool {
@@ -196,9 +207,10 @@ impl RedisRoutes {
         let shared = &self.shared;
         let sent = Instant::now();
         match self.fetch(host, ticket.is_some()).await {
-            Ok((answer, ttl)) => {
+            Ok((answer, ttl, cacheable)) => {
                 metrics::count(Counter::LookupsRedis);
                 let expires = ttl.map(|ttl| sent + ttl);
+                let ticket = ticket.filter(|_| cacheable);
                 shared.tracking.store(ticket, host, &answer, expires);
                 Ok(self.to_lookup(host, answer))
             }
@@ -277,8 +289,9 @@ impl RouteSource for RedisRoutes {
         );
         let shared = shared.clone();
         let host = host.to_owned();
+        let key = format!("{}{DEAD_PREFIX}{host}", shared.prefix);
         tokio::spawn(async move {
-            match shared.write.query::<redis::Value>(&pipe).await {
+            match shared.servers.write(&key, &pipe).await {
                 Ok(_) => shared.write_failing.store(false, Ordering::Relaxed),
                 Err(e) if !shared.write_failing.swap(true, Ordering::Relaxed) => {
                     warn!(host = %host, error = %e, "redis dead mark failed");

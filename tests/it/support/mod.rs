@@ -1,6 +1,7 @@
 //! The integration harness (STYLE.md J): real redis-server, in-process backends, the real binary.
 
 pub(crate) mod backend;
+pub(crate) mod cluster;
 pub(crate) mod hipache;
 pub(crate) mod raw_backend;
 pub(crate) mod raw_http;
@@ -11,6 +12,7 @@ pub(crate) mod wait;
 pub(crate) mod websocket;
 
 pub(crate) use backend::Backend;
+pub(crate) use cluster::RedisCluster;
 pub(crate) use hipache::{Config, Hipache};
 pub(crate) use raw_http::{Body, Request};
 pub(crate) use redis::RedisServer;

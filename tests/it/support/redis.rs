@@ -39,6 +39,19 @@ impl RedisServer {
         replica
     }
 
+    /// A cluster-enabled node, alone until joined (see `support::cluster`), its node table in its
+    /// own temp dir; a node silent for `node_timeout_ms` counts as failing.
+    pub(crate) fn start_cluster_node(node_timeout_ms: u32) -> RedisServer {
+        Self::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            &node_timeout_ms.to_string(),
+        ])
+    }
+
     fn start_with(args: &[&str]) -> RedisServer {
         assert!(
             Path::new(REDIS_SERVER).exists(),

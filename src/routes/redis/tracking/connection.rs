@@ -36,6 +36,8 @@ pub(super) struct TrackingSession {
     pub(super) url: RedisUrl,
     pub(super) locator: Locator,
     pub(super) state: Weak<Mutex<State>>,
+    /// The connection this session keeps in [`State::conns`]; gone once it is not there.
+    pub(super) id: u64,
     pub(super) refused_logged: bool,
 }
 
@@ -73,9 +75,11 @@ impl Session for TrackingSession {
         let Some(shared) = self.state.upgrade() else {
             return Ended::Gone;
         };
-        let generation = lock(&shared).install(socket.clone(), leftover);
+        let generation = lock(&shared).install(self.id, socket.clone(), leftover);
         drop(shared);
-        follow(&socket, &self.state, generation, &mut self.locator).await;
+        if generation != 0 {
+            follow(&socket, &self.state, self.id, generation, &mut self.locator).await;
+        }
         if self.is_gone() {
             Ended::Gone
         } else {
@@ -84,7 +88,9 @@ impl Session for TrackingSession {
     }
 
     fn is_gone(&self) -> bool {
-        self.state.strong_count() == 0
+        self.state
+            .upgrade()
+            .is_none_or(|state| lock(&state).conn(self.id).is_none())
     }
 }
 
@@ -120,6 +126,7 @@ async fn handshake(
 async fn follow(
     socket: &TcpStream,
     state: &Weak<Mutex<State>>,
+    id: u64,
     generation: u64,
     locator: &mut Locator,
 ) {
@@ -131,7 +138,7 @@ async fn follow(
             ready = socket.readable() => {
                 let Some(shared) = state.upgrade() else { return };
                 let mut current = lock(&shared);
-                if !current.is_current(generation) {
+                if !current.is_current(id, generation) {
                     return;
                 }
                 match ready {
@@ -143,33 +150,40 @@ async fn follow(
                             Err::<(), _>(io::ErrorKind::WouldBlock.into())
                         });
                     }
-                    Err(_) => current.lose("poll failed"),
+                    Err(_) => current.lose(id, "poll failed"),
                 }
-                if !current.is_current(generation) {
+                if !current.is_current(id, generation) {
                     return;
                 }
             }
             () = locator.switched() => {
                 if let Some(shared) = state.upgrade() {
-                    lock(&shared).lose("master switched");
+                    lock(&shared).lose(id, "master switched");
                 }
                 return;
             }
             _ = heartbeat.tick() => {
                 let Some(shared) = state.upgrade() else { return };
                 let mut current = lock(&shared);
-                if !current.is_current(generation) || !current.sync() {
+                // Other servers' connections may be down: only this one's state matters here.
+                current.sync();
+                if !current.is_current(id, generation) {
                     return;
                 }
-                if current.awaiting_pong {
-                    current.lose("no answer to ping");
+                let awaiting = current.conn(id).is_some_and(|conn| conn.awaiting_pong);
+                if awaiting {
+                    current.lose(id, "no answer to ping");
                     return;
                 }
                 let ping = resp::command(&["PING"]);
                 match { &*SockRef::from(socket) }.write(&ping) {
-                    Ok(n) if n == ping.len() => current.awaiting_pong = true,
+                    Ok(n) if n == ping.len() => {
+                        if let Some(conn) = current.conn(id) {
+                            conn.awaiting_pong = true;
+                        }
+                    }
                     _ => {
-                        current.lose("ping failed");
+                        current.lose(id, "ping failed");
                         return;
                     }
                 }

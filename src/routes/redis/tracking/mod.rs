@@ -16,10 +16,16 @@
 //! Without tracking (Redis < 6, connection lost, reconnecting) nothing is fresh and lookups go to
 //! Redis each time; the task ([`reconnect::keep`]) reconnects and caching resumes once tracking is
 //! back.
+//!
+//! A cluster has one tracking connection per master, following the slot map ([`nodes`]), and
+//! all of them feed the one cache: tracking is on only while every master's connection is, so
+//! a write on any node reaches the cache, and a new master (a failover, a resharding onto a new
+//! node) makes every answer stale when its connection comes up.
 //! A ping every [`HEARTBEAT`] detects a silent connection. The connection itself (handshake,
 //! following, reconnection) is [`connection`]'s.
 
 mod connection;
+mod nodes;
 
 use std::io::{self, Read as _};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,9 +33,11 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::cache::HostCache;
+use super::cluster::slots::SlotMap;
 use super::reconnect::{self, Health};
 use super::resp::{self, Malformed, Resp};
 use super::sentinel::Locator;
@@ -74,15 +82,35 @@ impl Ticket {
 }
 
 struct State {
-    /// The tracking connection, while tracking is on.
-    socket: Option<Arc<TcpStream>>,
-    buf: Vec<u8>,
+    /// One per tracked server (one, or a cluster's masters); tracking is on while all are up.
+    conns: Vec<Conn>,
     cache: HostCache,
     /// Bumped by every invalidation, connection and loss.
     epoch: u64,
-    /// Bumped by every new connection, so the task knows whether its socket is still the one.
+    /// Bumped by every new connection, so a task knows whether its socket is still the one.
+    generation: u64,
+}
+
+/// One tracking connection, kept up by the session numbered `id`.
+struct Conn {
+    id: u64,
+    /// The connection, while it is up.
+    socket: Option<Arc<TcpStream>>,
+    buf: Vec<u8>,
     generation: u64,
     awaiting_pong: bool,
+}
+
+impl Conn {
+    fn new(id: u64) -> Self {
+        Self {
+            id,
+            socket: None,
+            buf: Vec::new(),
+            generation: 0,
+            awaiting_pong: false,
+        }
+    }
 }
 
 impl Tracking {
@@ -95,22 +123,36 @@ impl Tracking {
         capacity: usize,
         max_age: Option<Duration>,
     ) -> Self {
-        let state = Arc::new(Mutex::new(State {
-            socket: None,
-            buf: Vec::new(),
-            cache: HostCache::new(&url.prefix, capacity, max_age),
-            epoch: 0,
-            generation: 0,
-            awaiting_pong: false,
-        }));
+        let state = State::new(url, capacity, max_age);
+        lock(&state).conns.push(Conn::new(0));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = connection::TrackingSession {
                 url: url.clone(),
                 locator,
                 state: Arc::downgrade(&state),
+                id: 0,
                 refused_logged: false,
             };
             runtime.spawn(reconnect::keep(session, health));
+        }
+        Self { state }
+    }
+
+    /// Like [`Tracking::start`], for the cluster of `url`: one connection per master of the
+    /// slot maps `maps` publishes.
+    pub(crate) fn start_cluster(
+        url: &RedisUrl,
+        maps: watch::Receiver<Arc<SlotMap>>,
+        capacity: usize,
+        max_age: Option<Duration>,
+    ) -> Self {
+        let state = State::new(url, capacity, max_age);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(nodes::follow_masters(
+                url.clone(),
+                maps,
+                Arc::downgrade(&state),
+            ));
         }
         Self { state }
     }
@@ -160,26 +202,59 @@ impl Tracking {
 }
 
 impl State {
-    /// Reads and applies whatever the socket holds. False when tracking is (now) off.
-    fn sync(&mut self) -> bool {
-        let Some(socket) = &self.socket else {
-            return false;
-        };
-        if let Err(why) = read_available(&SockRef::from(&**socket), &mut self.buf) {
-            self.lose(why);
-            return false;
-        }
-        if let Err(why) = self.apply() {
-            self.lose(why);
-            return false;
-        }
-        true
+    fn new(url: &RedisUrl, capacity: usize, max_age: Option<Duration>) -> Arc<Mutex<State>> {
+        Arc::new(Mutex::new(State {
+            conns: Vec::new(),
+            cache: HostCache::new(&url.prefix, capacity, max_age),
+            epoch: 0,
+            generation: 0,
+        }))
     }
 
-    fn apply(&mut self) -> Result<(), &'static str> {
+    /// Reads and applies whatever the sockets hold. False when tracking is (now) off.
+    fn sync(&mut self) -> bool {
+        if self.conns.is_empty() {
+            return false;
+        }
+        let mut on = true;
+        for at in 0..self.conns.len() {
+            let conn = &mut self.conns[at];
+            let Some(socket) = &conn.socket else {
+                on = false;
+                continue;
+            };
+            let mut buf = std::mem::take(&mut conn.buf);
+            let mut outcome = read_available(&SockRef::from(&**socket), &mut buf);
+            if outcome.is_ok() {
+                outcome = self.apply(at, &mut buf);
+            }
+            self.conns[at].buf = buf;
+            if let Err(why) = outcome {
+                let id = self.conns[at].id;
+                self.lose(id, why);
+                on = false;
+            }
+        }
+        on
+    }
+
+    /// Applies the pushes in `buf`, read from connection number `at`, and drops them from it.
+    fn apply(&mut self, at: usize, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+        let mut used_all = 0;
+        let result = self.apply_from(at, buf, &mut used_all);
+        buf.drain(..used_all);
+        result
+    }
+
+    fn apply_from(
+        &mut self,
+        conn: usize,
+        buf: &[u8],
+        used_all: &mut usize,
+    ) -> Result<(), &'static str> {
         let mut at = 0;
         while let Some((value, used)) =
-            resp::parse(&self.buf[at..]).map_err(|Malformed| "malformed push")?
+            resp::parse(&buf[at..]).map_err(|Malformed| "malformed push")?
         {
             at += used;
             match resp::invalidation(&value) {
@@ -190,36 +265,52 @@ impl State {
                         None => self.cache.make_all_stale(),
                     }
                 }
-                None if value == Resp::Text(b"PONG".to_vec()) => self.awaiting_pong = false,
+                None if value == Resp::Text(b"PONG".to_vec()) => {
+                    self.conns[conn].awaiting_pong = false;
+                }
                 None => debug!(reply = ?value, "unexpected reply on the tracking connection"),
             }
+            *used_all = at;
         }
-        self.buf.drain(..at);
         Ok(())
     }
 
-    fn install(&mut self, socket: Arc<TcpStream>, leftover: Vec<u8>) -> u64 {
-        self.socket = Some(socket);
-        self.buf = leftover;
-        self.cache.make_all_stale();
-        self.epoch += 1;
+    fn conn(&mut self, id: u64) -> Option<&mut Conn> {
+        self.conns.iter_mut().find(|conn| conn.id == id)
+    }
+
+    /// Puts `socket` to use for session `id`; returns its generation (0: the session is gone).
+    fn install(&mut self, id: u64, socket: Arc<TcpStream>, leftover: Vec<u8>) -> u64 {
         self.generation += 1;
-        self.awaiting_pong = false;
+        let generation = self.generation;
+        let Some(conn) = self.conn(id) else {
+            return 0;
+        };
+        conn.socket = Some(socket);
+        conn.buf = leftover;
+        conn.generation = generation;
+        conn.awaiting_pong = false;
+        self.cache.make_all_stale();
+        self.epoch += 1;
         info!("redis tracking enabled");
-        self.generation
+        generation
     }
 
-    fn lose(&mut self, why: &'static str) {
-        if self.socket.take().is_some() {
-            warn!(reason = why, "redis tracking lost; querying per request");
+    fn lose(&mut self, id: u64, why: &'static str) {
+        if let Some(conn) = self.conn(id) {
+            conn.buf = Vec::new();
+            if conn.socket.take().is_some() {
+                warn!(reason = why, "redis tracking lost; querying per request");
+            }
         }
-        self.buf = Vec::new();
         self.cache.make_all_stale();
         self.epoch += 1;
     }
 
-    fn is_current(&self, generation: u64) -> bool {
-        self.socket.is_some() && self.generation == generation
+    fn is_current(&self, id: u64, generation: u64) -> bool {
+        self.conns
+            .iter()
+            .any(|conn| conn.id == id && conn.socket.is_some() && conn.generation == generation)
     }
 }
 

@@ -1,0 +1,145 @@
+//! Where the Redis source's commands go: one server (Hipache's, possibly split into a read and a
+//! write server), or a cluster, whose keys are read from and written to the nodes owning them.
+//!
+//! On one server a lookup is one MULTI (Hipache's traffic). In a cluster the keys of a lookup sit
+//! on different slots, which no transaction may span, so each key is read on its own node. Reads
+//! stay consistent enough: a tracking connection per master (see [`super::tracking`]) bumps the
+//! cache epoch for any write on any node, and an answer is cached as fresh only if no
+//! invalidation came between sending its reads and storing it, so an answer mixing an old and a
+//! new key is never served from cache. An answer that needed a redirection is not cached as fresh
+//! at all: the node that gave it may not be tracked yet.
+
+use redis::{Pipeline, Value};
+
+use super::cluster::{Cluster, Group};
+use super::link::{Link, LinkError};
+
+/// Cheap-to-clone handle on the servers of a driver.
+#[derive(Clone)]
+pub(crate) enum Servers {
+    Single { read: Link, write: Link },
+    Cluster(Cluster),
+}
+
+/// The replies of a lookup: one per frontend key (LRANGE), the dead set (SMEMBERS), then with
+/// `ttls` the PTTL of every key.
+pub(crate) struct Read {
+    pub(crate) values: Vec<Value>,
+    /// The answer came through a redirection (cluster only): keep it as last known, not fresh.
+    pub(crate) redirected: bool,
+}
+
+impl Servers {
+    /// Reads the lists at `frontend_keys` and the set at `dead_key`.
+    pub(crate) async fn lookup(
+        &self,
+        frontend_keys: &[String],
+        dead_key: &str,
+        ttls: bool,
+    ) -> Result<Read, LinkError> {
+        let keys = || frontend_keys.iter().map(String::as_str).chain([dead_key]);
+        match self {
+            Self::Single { read, .. } => {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for key in frontend_keys {
+                    pipe.lrange(key, 0, -1);
+                }
+                pipe.smembers(dead_key);
+                if ttls {
+                    for key in keys() {
+                        pipe.pttl(key);
+                    }
+                }
+                let values = read.query(&pipe).await?;
+                Ok(Read {
+                    values,
+                    redirected: false,
+                })
+            }
+            Self::Cluster(cluster) => {
+                let groups: Vec<Group> = keys()
+                    .enumerate()
+                    .map(|(n, key)| {
+                        let read = if n < frontend_keys.len() {
+                            redis::cmd("LRANGE").arg(key).arg(0).arg(-1).to_owned()
+                        } else {
+                            redis::cmd("SMEMBERS").arg(key).to_owned()
+                        };
+                        let mut commands = vec![read];
+                        if ttls {
+                            commands.push(redis::cmd("PTTL").arg(key).to_owned());
+                        }
+                        Group {
+                            key: key.as_bytes().to_vec(),
+                            commands,
+                            atomic: false,
+                        }
+                    })
+                    .collect();
+                let (replies, redirected) = cluster.run(&groups).await?;
+                let mut values = Vec::with_capacity(groups.len() * 2);
+                let mut pttls = Vec::new();
+                for replies in replies {
+                    let mut replies = replies.values.into_iter();
+                    values.push(replies.next().unwrap_or(Value::Nil));
+                    pttls.extend(replies);
+                }
+                values.extend(pttls);
+                Ok(Read { values, redirected })
+            }
+        }
+    }
+
+    /// Runs `pipe` (commands on `key`, or on no key) on the write server, or on `key`'s node.
+    pub(crate) async fn write(&self, key: &str, pipe: &Pipeline) -> Result<(), LinkError> {
+        match self {
+            Self::Single { write, .. } => write.query::<Value>(pipe).await.map(drop),
+            Self::Cluster(cluster) => {
+                let group = Group {
+                    key: key.as_bytes().to_vec(),
+                    commands: pipe.cmd_iter().cloned().collect(),
+                    atomic: pipe.is_transaction(),
+                };
+                let (replies, _) = cluster.run(&[group]).await?;
+                first_error(replies.into_iter().flat_map(|r| r.values))
+            }
+        }
+    }
+
+    /// `GET key` on the read server, or on `key`'s node.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<String>, LinkError> {
+        match self {
+            Self::Single { read, .. } => {
+                let (value,) = read.query(redis::pipe().get(key)).await?;
+                Ok(value)
+            }
+            Self::Cluster(cluster) => {
+                let group = Group {
+                    key: key.as_bytes().to_vec(),
+                    commands: vec![redis::cmd("GET").arg(key).to_owned()],
+                    atomic: false,
+                };
+                let (replies, _) = cluster.run(&[group]).await?;
+                let value = replies
+                    .into_iter()
+                    .flat_map(|r| r.values)
+                    .next()
+                    .unwrap_or(Value::Nil);
+                if let Value::ServerError(e) = value {
+                    return Err(LinkError::Redis(e.into()));
+                }
+                redis::from_redis_value(value).map_err(|e| LinkError::Redis(e.into()))
+            }
+        }
+    }
+}
+
+fn first_error(values: impl IntoIterator<Item = Value>) -> Result<(), LinkError> {
+    for value in values {
+        if let Value::ServerError(e) = value {
+            return Err(LinkError::Redis(e.into()));
+        }
+    }
+    Ok(())
+}
