@@ -125,6 +125,16 @@ fn health_check(
             "needs the redis driver (the file driver has no shared dead sets); remove it or use redis://",
         ));
     }
+    if let Driver::Redis { read, .. } = driver {
+        if read.cluster.is_some() {
+            // Its probes and marks would go to the first node only, which refuses the keys it
+            // does not own: better no checker than one that never marks.
+            return Err(ctx.err(
+                "healthCheck",
+                "does not follow a redis-cluster driver yet; remove it or use redis:// or redis-sentinel://",
+            ));
+        }
+    }
     let path = raw.path.unwrap_or_else(|| DEFAULT_HEALTH_PATH.to_owned());
     if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ctx.err(

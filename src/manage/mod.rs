@@ -122,6 +122,10 @@ pub(crate) enum ManageError {
     Contended { server: String, host: String },
     #[error("{}: {problem}", path.display())]
     File { path: PathBuf, problem: String },
+    /// A `redis-cluster://` driver: an edit spans two keys that a cluster keeps on different
+    /// nodes, where no transaction can hold both.
+    #[error("the route commands do not follow a redis-cluster driver yet (an edit of frontend: and dead: keys needs one transaction, which a cluster refuses across slots)")]
+    Cluster,
     #[error("{}: cannot {action}", path.display())]
     Io {
         path: PathBuf,
@@ -149,6 +153,11 @@ pub fn run(command: &Command, config: &Config) -> ExitCode {
 
 /// Checks the input, then reads or edits the store; returns what to print.
 fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
+    if let Driver::Redis { read, .. } = driver {
+        if read.cluster.is_some() {
+            return Err(ManageError::Cluster);
+        }
+    }
     let (host, edit) = match command {
         Command::Frontend(FrontendCommand::Ls) => {
             return Ok(render::frontends(&Store::open(driver).frontends()?));

@@ -259,6 +259,25 @@ fn bad_urls_are_refused_naming_the_url_and_the_cause() {
 }
 
 #[test]
+fn a_cluster_driver_is_refused_with_a_reason_and_nothing_is_written() {
+    // A real node of this Redis would accept the edit's cross-key transaction; a cluster would
+    // not, so the command must refuse before it talks to any node.
+    let redis = RedisServer::start();
+    let driver = redis.url().replacen("redis://", "redis-cluster://", 1);
+    let config = Config::redis(&redis).with(serde_json::json!({ "driver": driver }));
+    let path = config.write();
+
+    let error = refused(
+        &path,
+        &["frontend", "add", "app.local", "app", "http://h:1"],
+    );
+
+    assert!(error.contains("redis-cluster"), "{error}");
+    let keys: Vec<String> = redis.query(&["KEYS", "*"]);
+    assert!(keys.is_empty(), "{keys:?}");
+}
+
+#[test]
 fn edits_go_to_the_write_server_under_the_read_urls_prefix() {
     let (write, read) = (RedisServer::start(), RedisServer::start());
     let port = write.url().rsplit(':').next().expect("port").to_owned();

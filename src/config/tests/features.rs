@@ -40,6 +40,11 @@ fn health_check_takes_defaults_and_checks_its_values() {
     assert!(e.contains("healthCheck.path"), "{e}");
     let e = error(r#"{"healthCheck": {"healthy": "two"}}"#);
     assert!(e.contains("healthCheck.healthy"), "{e}");
+    let e = error(r#"{"driver": "redis-cluster://127.0.0.1:7000", "healthCheck": {}}"#);
+    assert!(
+        e.contains("healthCheck") && e.contains("redis-cluster"),
+        "{e}"
+    );
     let e = error(r#"{"driver": "file:routes.json", "healthCheck": {}}"#);
     assert!(
         e.contains("config/config.json") && e.contains("redis driver"),
