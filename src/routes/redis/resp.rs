@@ -101,9 +101,11 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Resp, usize)>
     let Some(end) = find_crlf(buf, at) else {
         return Ok(None);
     };
-    let Some(&kind) = buf.get(at) else {
-        return Ok(None);
-    };
+    // A line ends at the first CRLF at or after `at`: an empty one has no type byte.
+    if end == at {
+        return Err(Malformed);
+    }
+    let kind = buf[at];
     let line = &buf[at + 1..end];
     let next = end + 2;
     let value = match kind {
@@ -113,7 +115,7 @@ fn parse_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Resp, usize)>
             let Some(len) = length(line)? else {
                 return Ok(Some((Resp::Null, next)));
             };
-            let Some(stop) = next.checked_add(len) else {
+            let Some(stop) = next.checked_add(len).filter(|stop| *stop < usize::MAX - 2) else {
                 return Err(Malformed);
             };
             if buf.len() < stop + 2 {
@@ -187,6 +189,9 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
         .position(|pair| pair == b"\r\n")
         .map(|i| from + i)
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
