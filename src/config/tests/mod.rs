@@ -6,6 +6,7 @@ mod features;
 mod hipache_files;
 mod legacy;
 mod listeners;
+mod properties;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
