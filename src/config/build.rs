@@ -3,6 +3,7 @@
 //! Owns: defaults (one place), address resolution, HTTPS key/cert inheritance and readability
 //! checks (in `https`), driver URL parsing. Nothing here reads the JSON; `legacy` has already run.
 
+mod backend_tls;
 mod https;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -224,6 +225,8 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         }
         None => None,
     };
+    let (backend_ca, backend_ca_certs) = backend_tls::ca(raw.backend_ca.as_deref(), ctx)?;
+    let backend_tls_verify = backend_tls::verify(raw.backend_tls_verify, ctx);
     Ok(Server {
         debug: raw.debug.unwrap_or(false),
         workers,
@@ -243,6 +246,9 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         sticky_sessions: raw.sticky_sessions.unwrap_or(false),
         sticky_secret: raw.sticky_secret.filter(|s| !s.is_empty()),
         max_connections,
+        backend_ca,
+        backend_ca_certs,
+        backend_tls_verify,
     })
 }
 

@@ -19,6 +19,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+
 pub use error::ConfigError;
 pub(crate) use redis_url::RedisUrl;
 
@@ -108,6 +110,12 @@ pub struct Server {
     /// `maxConnections`: client connections one worker serves at once; more wait in the
     /// listen backlog. `None` (the default): as many as the open file limit allows.
     pub(crate) max_connections: Option<usize>,
+    /// `backendCa` (ours): a PEM file of CAs trusted for `https://` backends besides the
+    /// system's roots; its certificates, read and parsed when the config is loaded.
+    pub(crate) backend_ca: Option<PathBuf>,
+    pub(crate) backend_ca_certs: Vec<CertificateDer<'static>>,
+    /// `backendTlsVerify` (ours, default `true`): `false` accepts any backend certificate.
+    pub(crate) backend_tls_verify: bool,
 }
 
 /// `server.lruCache`.

@@ -62,6 +62,9 @@ pub(super) struct RawServer {
     pub(super) sticky_sessions: Option<bool>,
     pub(super) sticky_secret: Option<String>,
     pub(super) max_connections: Option<u32>,
+    // Ours: trust for `https://` backends.
+    pub(super) backend_ca: Option<String>,
+    pub(super) backend_tls_verify: Option<bool>,
     // 0.2/0.3 keys, moved by `legacy::upgrade`.
     pub(super) port: Option<u16>,
     pub(super) address: Option<OneOrMany<RawBind>>,

@@ -192,11 +192,10 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
         let activity = Activity::new(self.idle_timeout);
         let (mut reading, _) = self.client.halves();
         let (mut reader, mut writer) = stream.stream.split();
-        let mut first = [0u8; 1];
         let moved = tokio::select! {
             biased;
             moved = pump.run(&mut reading, &mut writer, &activity) => Some(moved),
-            _ = reader.peek(&mut first) => None,
+            _ = reader.peek() => None,
         };
         match moved {
             // Sent whole; or it answered; or it stopped reading (and may have answered before

@@ -8,8 +8,8 @@
 
 use std::future::Future;
 
+use crate::proxy::conn::BackendConn;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::client::{Client, ClientStream};
 use super::pump::BodyPump;
@@ -278,7 +278,7 @@ async fn tunnel_to<S, IO: ClientStream>(
     proxy: &Proxy<S>,
     client: &mut Client<IO>,
     consumed: usize,
-    mut backend: TcpStream,
+    mut backend: BackendConn,
 ) {
     let _open = proxy.tunnels.enter();
     let (io, early) = client.take_for_tunnel(consumed);

@@ -119,12 +119,11 @@ impl Exchange for Request<'_> {
         // `tcpTimeout` fails the attempt (it holds the backend stream).
         let activity = Activity::new(self.timeout);
         let (mut reader, mut writer) = stream.stream.split();
-        let mut first = [0u8; 1];
         let moving = std::future::poll_fn(|cx| pump.poll_move(cx, &mut writer, &activity));
         let moved = tokio::select! {
             biased;
             moved = activity.within(moving) => Some(moved),
-            _ = reader.peek(&mut first) => None,
+            _ = reader.peek() => None,
         };
         match moved {
             Some(Some(Err(SendError::Client(failure)))) => Err(SendError::Client(failure)),

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::conn::BackendConn;
 use super::error::ProxyError;
 use super::pool::BackendStream;
 use crate::wire::buffers;
@@ -123,7 +123,7 @@ pub(crate) struct Answer {
 /// Reads a response head within `timeout`, starting with the bytes already in `buf`. Interim
 /// answers (1xx but 101) are skipped, or returned like a final one when `asked.interim`.
 pub(crate) async fn read_response_head(
-    stream: &mut TcpStream,
+    stream: &mut BackendConn,
     mut buf: Vec<u8>,
     asked: Asked,
     timeout: Duration,

@@ -26,6 +26,9 @@ pub(crate) enum ProxyError {
     BackendTimeout { replayable: bool },
     /// `maxSockets` connections to the backend stayed busy for `tcpTimeout`.
     SocketLimit,
+    /// The TLS handshake with an `https://` backend failed (its certificate did not verify, it
+    /// spoke no TLS, or it took longer than `tcpTimeout`): a backend failure, like a refusal.
+    BackendTls,
     /// The connection to the backend failed in another way (reset, bad response, ...).
     BackendIo { replayable: bool },
 }
@@ -40,6 +43,7 @@ impl ProxyError {
             | Self::RouteSourceUnavailable
             | Self::ConnectRefused
             | Self::ConnectTimeout
+            | Self::BackendTls
             | Self::SocketLimit
             | Self::BackendIo { .. } => StatusCode::BAD_GATEWAY,
         }
@@ -49,14 +53,19 @@ impl ProxyError {
     pub(crate) fn marks_dead(self) -> bool {
         matches!(
             self,
-            Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTimeout { .. }
+            Self::ConnectRefused
+                | Self::ConnectTimeout
+                | Self::BackendTls
+                | Self::BackendTimeout { .. }
         )
     }
 
     /// Whether another backend may be tried: nothing was consumed that cannot be sent again.
     pub(crate) fn is_retryable(self) -> bool {
         match self {
-            Self::ConnectRefused | Self::ConnectTimeout | Self::SocketLimit => true,
+            Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTls | Self::SocketLimit => {
+                true
+            }
             Self::BackendTimeout { replayable } | Self::BackendIo { replayable } => replayable,
             Self::NoHost
             | Self::NoFrontend
@@ -77,6 +86,7 @@ impl ProxyError {
             Self::ConnectRefused => "connection refused",
             Self::ConnectTimeout => "connect timeout",
             Self::BackendTimeout { .. } => "backend timeout",
+            Self::BackendTls => "backend tls handshake failed",
             Self::SocketLimit => "too many connections to backend",
             Self::BackendIo { .. } => "backend error",
         }
@@ -100,6 +110,7 @@ mod tests {
             (ConnectTimeout, 502, true, true),
             (BackendTimeout { replayable: true }, 504, true, true),
             (BackendTimeout { replayable: false }, 504, true, false),
+            (BackendTls, 502, true, true),
             (SocketLimit, 502, false, true),
             (BackendIo { replayable: true }, 502, false, true),
             (BackendIo { replayable: false }, 502, false, false),

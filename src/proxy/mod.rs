@@ -10,6 +10,7 @@
 
 mod attempt;
 pub(crate) mod backend;
+pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod open;
 pub(crate) mod pool;

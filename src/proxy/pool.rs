@@ -1,5 +1,5 @@
-//! Connections to backends, for both client protocols: plain TCP streams, opened under
-//! `tcpTimeout`, at most `maxSockets` in use per backend (as Node's agent counts them: an idle
+//! Connections to backends, for both client protocols: plain TCP streams, or TLS over them for
+//! `https://` backends (the handshake bounded by `tcpTimeout` too), opened under `tcpTimeout`, at most `maxSockets` in use per backend (as Node's agent counts them: an idle
 //! stream or a tunnel takes no place), and with `httpKeepAlive` kept idle for the next request
 //! to the same backend (most recently used first).
 //!
@@ -8,7 +8,7 @@
 //! noticed when the stream is taken (`is_open`), and the few that close in the instant between
 //! are retried by the caller on a fresh stream.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -16,11 +16,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsConnector;
 
+use super::conn::BackendConn;
 use super::error::ProxyError;
 use crate::routes::BackendUrl;
+use crate::tls::backend as tls_client;
 
 /// An idle stream older than this is closed rather than reused: backends commonly drop idle
 /// keep-alive connections after 5 s (nginx: 75 s, Node: 5 s), and one that did is a wasted try.
@@ -31,17 +35,42 @@ pub(crate) struct BackendPool {
     max_sockets: usize,
     connect_timeout: Duration,
     backends: RefCell<HashMap<BackendUrl, Rc<Slot>>>,
+    tls: BackendTls,
+}
+
+/// How `https://` backends are trusted; the connector is built at the first one, so a fleet
+/// of plain backends never reads the system's certificates.
+#[derive(Default)]
+pub(crate) struct BackendTls {
+    pub(crate) verify: bool,
+    pub(crate) ca: Vec<CertificateDer<'static>>,
+    connector: OnceCell<TlsConnector>,
+}
+
+impl BackendTls {
+    pub(crate) fn new(verify: bool, ca: Vec<CertificateDer<'static>>) -> Self {
+        Self {
+            verify,
+            ca,
+            connector: OnceCell::new(),
+        }
+    }
+
+    fn connector(&self) -> &TlsConnector {
+        self.connector
+            .get_or_init(|| tls_client::connector(self.verify, &self.ca))
+    }
 }
 
 /// One backend's idle streams and the permits that bound the streams in use.
 struct Slot {
-    idle: RefCell<Vec<(TcpStream, Instant)>>,
+    idle: RefCell<Vec<(BackendConn, Instant)>>,
     permits: Arc<Semaphore>,
 }
 
 /// A stream to a backend in use by a request, holding its place under `maxSockets`.
 pub(crate) struct BackendStream {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: BackendConn,
     /// Taken from the idle list: the backend may have closed it without our knowing.
     pub(crate) reused: bool,
     permit: OwnedSemaphorePermit,
@@ -59,18 +88,24 @@ impl BackendStream {
     }
 
     /// The stream of a tunnel, which takes no place under `maxSockets` while it lasts.
-    pub(crate) fn into_tunnel(self) -> TcpStream {
+    pub(crate) fn into_tunnel(self) -> BackendConn {
         self.stream
     }
 }
 
 impl BackendPool {
-    pub(crate) fn new(keep_alive: bool, max_sockets: usize, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        keep_alive: bool,
+        max_sockets: usize,
+        connect_timeout: Duration,
+        tls: BackendTls,
+    ) -> Self {
         Self {
             keep_alive,
             max_sockets: max_sockets.max(1),
             connect_timeout,
             backends: RefCell::new(HashMap::new()),
+            tls,
         }
     }
 
@@ -123,7 +158,7 @@ impl BackendPool {
     pub(crate) fn sweep(&self) {
         self.backends.borrow_mut().retain(|_, slot| {
             let mut idle = slot.idle.borrow_mut();
-            idle.retain(|(stream, since)| since.elapsed() < IDLE_LIFETIME && is_open(stream));
+            idle.retain_mut(|(stream, since)| since.elapsed() < IDLE_LIFETIME && stream.is_open());
             let in_use = Rc::strong_count(slot) > 1;
             in_use || !idle.is_empty()
         });
@@ -141,6 +176,21 @@ impl BackendPool {
         slot
     }
 
+    /// TLS over a fresh `tcp` to `url`, within `tcpTimeout`: any failure (a certificate that
+    /// does not verify, a backend that speaks no TLS, silence) is the backend's.
+    async fn handshake(&self, url: &BackendUrl, tcp: TcpStream) -> Result<BackendConn, ProxyError> {
+        let name = tls_client::server_name(url.host()).ok_or(ProxyError::BackendTls)?;
+        let handshake = self.tls.connector().connect(name, tcp);
+        match tokio::time::timeout(self.connect_timeout, handshake).await {
+            Ok(Ok(stream)) => Ok(BackendConn::tls(stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(backend = %url, %error, "backend tls handshake failed");
+                Err(ProxyError::BackendTls)
+            }
+            Err(_) => Err(ProxyError::BackendTls),
+        }
+    }
+
     async fn connect(
         &self,
         url: &BackendUrl,
@@ -153,6 +203,11 @@ impl BackendPool {
             .map_err(|error| classify_connect(&error))?;
         // Latency matters more than packet count for a proxy's small writes.
         let _ = stream.set_nodelay(true);
+        let stream = if url.is_tls() {
+            self.handshake(url, stream).await?
+        } else {
+            BackendConn::Plain(stream)
+        };
         Ok(BackendStream {
             stream,
             reused: false,
@@ -163,20 +218,14 @@ impl BackendPool {
 }
 
 /// The most recently used idle stream that is still open; older or closed ones are dropped.
-fn take_idle(slot: &Slot) -> Option<TcpStream> {
+fn take_idle(slot: &Slot) -> Option<BackendConn> {
     let mut idle = slot.idle.borrow_mut();
-    while let Some((stream, since)) = idle.pop() {
-        if since.elapsed() < IDLE_LIFETIME && is_open(&stream) {
+    while let Some((mut stream, since)) = idle.pop() {
+        if since.elapsed() < IDLE_LIFETIME && stream.is_open() {
             return Some(stream);
         }
     }
     None
-}
-
-/// Whether an idle stream is still usable: nothing to read (no EOF, no stray bytes).
-fn is_open(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 async fn open(url: &BackendUrl) -> io::Result<TcpStream> {

@@ -23,6 +23,8 @@ pub(crate) enum BackendUrlError {
 pub(crate) struct BackendUrl {
     host: String,
     port: u16,
+    /// `https://`: reached over TLS (issue 231: Hipache spoke plain HTTP to it).
+    tls: bool,
     normalized: String,
 }
 
@@ -57,9 +59,11 @@ impl BackendUrl {
             Some(port) => format!("{scheme}://{shown_host}:{port}/"),
             None => format!("{scheme}://{shown_host}/"),
         };
+        let tls = scheme == "https";
         Ok(Self {
             host,
-            port: port.unwrap_or(80),
+            port: port.unwrap_or(if tls { 443 } else { 80 }),
+            tls,
             normalized,
         })
     }
@@ -71,6 +75,11 @@ impl BackendUrl {
 
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the backend is reached over TLS (`https://`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
     }
 
     /// Hipache's normalised form, e.g. `http://127.0.0.1:8080/`.
@@ -126,6 +135,18 @@ mod tests {
         let url = BackendUrl::parse("http://Example.COM/some/path").unwrap();
         assert_eq!((url.host(), url.port()), ("example.com", 80));
         assert_eq!(url.as_str(), "http://example.com/");
+    }
+
+    #[test]
+    fn https_is_tls_on_port_443_by_default() {
+        let url = BackendUrl::parse("https://Example.com").unwrap();
+        assert_eq!(
+            (url.host(), url.port(), url.is_tls()),
+            ("example.com", 443, true)
+        );
+        let url = BackendUrl::parse("https://10.0.0.1:8443/").unwrap();
+        assert_eq!((url.port(), url.is_tls()), (8443, true));
+        assert!(!BackendUrl::parse("http://a").unwrap().is_tls());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! Listeners are numbered like `Config::https`: the n-th https listener bound gets
 //! `acceptor(n)`, whose default certificate is that bind's own.
 
+pub(crate) mod backend;
 pub(crate) mod certs;
 pub(crate) mod sni;
 

@@ -310,7 +310,7 @@ mod tests {
             let second = Duration::from_secs(1);
             let proxy = Rc::new(Proxy {
                 routes: FileRoutes::open(&path, second).unwrap(),
-                pool: BackendPool::new(true, 10, second),
+                pool: BackendPool::new(true, 10, second, Default::default()),
                 pages: ErrorPages::bundled(),
                 access_log: None,
                 retry_on_error: 1,

@@ -24,7 +24,7 @@ use crate::access_log::{self, AccessLog};
 use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
 use crate::proxy::open::OpenCount;
-use crate::proxy::pool::BackendPool;
+use crate::proxy::pool::{BackendPool, BackendTls};
 use crate::proxy::sticky::StickyKey;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
@@ -181,6 +181,7 @@ async fn serve_with<S: RouteSource, R>(
             server.http_keep_alive,
             server.max_sockets,
             server.tcp_timeout,
+            BackendTls::new(server.backend_tls_verify, server.backend_ca_certs.clone()),
         ),
         pages: ErrorPages::from_config(server.static_dir.as_deref()),
         access_log: access_log.clone(),
