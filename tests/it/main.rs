@@ -44,6 +44,8 @@ mod hipache_suite;
 #[cfg(test)]
 mod http1;
 #[cfg(test)]
+mod https_backends;
+#[cfg(test)]
 mod layering;
 #[cfg(test)]
 mod limits;

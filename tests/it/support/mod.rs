@@ -8,6 +8,7 @@ pub(crate) mod raw_http;
 pub(crate) mod redis;
 pub(crate) mod sentinel;
 pub(crate) mod tls;
+pub(crate) mod tls_backend;
 pub(crate) mod wait;
 pub(crate) mod websocket;
 

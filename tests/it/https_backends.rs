@@ -1,0 +1,178 @@
+//! `https://` backends (Hipache issue 231): reached over TLS with SNI and the certificate checked
+//! against the URL's host, trusted through `server.backendCa`, refused as a dead backend when
+//! untrusted, accepted unverified with `backendTlsVerify: false`, kept alive, and tunnelled for
+//! WebSocket.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::tls_backend::{self, TestCa, TlsBackend};
+use crate::support::{Config, Hipache, RedisServer, Request};
+
+/// A proxy trusting `ca` for its backends, with `server` merged in.
+fn proxy_trusting(redis: &RedisServer, ca: &TestCa, server: serde_json::Value) -> Hipache {
+    let config = Config::redis(redis);
+    let ca_file = ca.write(config.dir(), "backend-ca");
+    let mut server = server;
+    server["backendCa"] = json!(ca_file);
+    Hipache::start(config.with(json!({ "server": server })))
+}
+
+#[test]
+fn https_backend_trusted_through_backend_ca_is_reached_over_tls_with_its_name_as_sni() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let backend = TlsBackend::start("secure", ca.identity(&["localhost"]));
+    redis.frontend("tls.local", "tls", &[&backend.url("localhost")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({}));
+
+    let response = hipache.get("tls.local", "/over/tls");
+
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.text(), "secure");
+    let handshakes = backend.handshakes();
+    assert_eq!(handshakes.len(), 1, "{handshakes:?}");
+    assert_eq!(handshakes[0].sni.as_deref(), Some("localhost"));
+    assert_eq!(handshakes[0].alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(backend.requests(), vec![("/over/tls".to_owned(), 0)]);
+}
+
+#[test]
+fn untrusted_https_backend_is_marked_dead_and_the_request_retried_on_another() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    // Signed by a CA the proxy does not know.
+    let untrusted = TlsBackend::start("untrusted", TestCa::new().identity(&["localhost"]));
+    let trusted = TlsBackend::start("trusted", ca.identity(&["localhost"]));
+    redis.frontend(
+        "mixed.local",
+        "mixed",
+        &[&untrusted.url("localhost"), &trusted.url("localhost")],
+    );
+    let hipache = proxy_trusting(&redis, &ca, json!({}));
+
+    for _ in 0..50 {
+        let response = hipache.get("mixed.local", "/");
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(response.text(), "trusted");
+        if redis.smembers("dead:mixed.local") == ["0"] {
+            break;
+        }
+    }
+    assert_eq!(redis.smembers("dead:mixed.local"), ["0"]);
+    assert!(untrusted.requests().is_empty());
+}
+
+#[test]
+fn untrusted_https_backend_alone_answers_502_with_the_tls_reason() {
+    let redis = RedisServer::start();
+    let backend = TlsBackend::start("self-signed", tls_backend::self_signed(&["localhost"]));
+    redis.frontend("alone.local", "alone", &[&backend.url("localhost")]);
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    let response = hipache.send(&Request::get("alone.local", "/").header("X-Debug", "1"));
+
+    assert_eq!(response.status, 502, "{response:?}");
+    assert_eq!(
+        response.header("x-debug-error"),
+        Some("backend tls handshake failed"),
+        "{response:?}"
+    );
+    // As for a refused connection, a frontend's only backend is never marked (Hipache's rule).
+    assert!(backend.requests().is_empty());
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let backend = TlsBackend::start("elsewhere", ca.identity(&["elsewhere.test"]));
+    redis.frontend("name.local", "name", &[&backend.url("localhost")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({}));
+
+    assert_eq!(hipache.get("name.local", "/").status, 502);
+    assert!(backend.requests().is_empty());
+}
+
+#[test]
+fn verification_off_accepts_a_self_signed_backend() {
+    let redis = RedisServer::start();
+    let backend = TlsBackend::start("fleet", tls_backend::self_signed(&["other.name"]));
+    redis.frontend("fleet.local", "fleet", &[&backend.url("localhost")]);
+    let config = Config::redis(&redis).with(json!({ "server": { "backendTlsVerify": false } }));
+    let hipache = Hipache::start(config);
+
+    let response = hipache.get("fleet.local", "/");
+
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.text(), "fleet");
+    assert_eq!(backend.handshakes().len(), 1);
+}
+
+#[test]
+fn ip_address_backend_is_verified_against_an_ip_san() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let backend = TlsBackend::start("by-ip", ca.identity(&["127.0.0.1"]));
+    redis.frontend("ip.local", "ip", &[&backend.url("127.0.0.1")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({}));
+
+    let response = hipache.get("ip.local", "/");
+
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.text(), "by-ip");
+    // An IP address is no SNI name: the client sends none.
+    assert_eq!(backend.handshakes()[0].sni, None);
+}
+
+#[test]
+fn keep_alive_reuses_one_tls_connection_for_two_requests() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let backend = TlsBackend::start("kept", ca.identity(&["localhost"]));
+    redis.frontend("kept.local", "kept", &[&backend.url("localhost")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({ "httpKeepAlive": true }));
+
+    for path in ["/one", "/two"] {
+        let response = hipache.get("kept.local", path);
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(response.text(), "kept");
+    }
+
+    assert_eq!(backend.handshakes().len(), 1, "{:?}", backend.handshakes());
+    assert_eq!(
+        backend.requests(),
+        vec![("/one".to_owned(), 0), ("/two".to_owned(), 0)]
+    );
+}
+
+#[test]
+fn websocket_upgrade_is_tunnelled_to_an_https_backend() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let echo = TlsBackend::websocket_echo(ca.identity(&["localhost"]));
+    redis.frontend("ws.local", "ws", &[&echo.url("localhost")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({}));
+
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let tcp = tokio::net::TcpStream::connect(hipache.addr())
+                .await
+                .unwrap();
+            let request = "ws://ws.local/".into_client_request().unwrap();
+            let (mut socket, response) = tokio_tungstenite::client_async(request, tcp)
+                .await
+                .expect("websocket handshake through hipache");
+            assert_eq!(response.status(), 101);
+            for text in ["hello", "over tls"] {
+                socket.send(Message::text(text)).await.unwrap();
+                assert_eq!(socket.next().await.unwrap().unwrap(), Message::text(text));
+            }
+        });
+    assert_eq!(echo.handshakes()[0].sni.as_deref(), Some("localhost"));
+}
