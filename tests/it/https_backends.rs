@@ -92,8 +92,14 @@ fn a_certificate_for_another_name_is_refused() {
     redis.frontend("name.local", "name", &[&backend.url("localhost")]);
     let hipache = proxy_trusting(&redis, &ca, json!({}));
 
-    assert_eq!(hipache.get("name.local", "/").status, 502);
-    assert!(backend.requests().is_empty());
+    let response = hipache.send(&Request::get("name.local", "/").header("X-Debug", "1"));
+
+    assert_eq!(response.status, 502, "{response:?}");
+    assert_eq!(
+        response.header("x-debug-error"),
+        Some("backend tls handshake failed")
+    );
+    assert!(backend.handshakes().is_empty());
 }
 
 #[test]
