@@ -115,6 +115,17 @@ fn verification_off_accepts_a_self_signed_backend() {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.text(), "fleet");
     assert_eq!(backend.handshakes().len(), 1);
+    let warned = hipache
+        .log_lines()
+        .iter()
+        .filter(|line| line.contains("server.backendTlsVerify is false"))
+        .count();
+    assert_eq!(
+        warned,
+        1,
+        "one warning, from the master: {:?}",
+        hipache.log_lines()
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Our additions, each off by default: `healthCheck`, `server.forceSecure`,
-//! `server.stickySessions` and `server.stickySecret`.
+//! `server.stickySessions`, `server.stickySecret`, `server.backendCa` and
+//! `server.backendTlsVerify`.
 
 use super::*;
 
@@ -73,4 +74,75 @@ fn sticky_secret_is_never_printed() {
         "{shown}"
     );
     assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn backend_tls_defaults_to_system_roots_and_verification() {
+    let c = parse(r#"{"server": {}}"#).config;
+    assert_eq!(c.server.backend_ca, None);
+    assert!(c.server.backend_ca_certs.is_empty());
+    assert!(c.server.backend_tls_verify);
+    let shown = c.censored().to_string();
+    assert!(shown.contains("server.backendCa = (none"), "{shown}");
+    assert!(shown.contains("server.backendTlsVerify = true"), "{shown}");
+}
+
+#[test]
+fn backend_ca_is_read_and_parsed_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    let pem = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+        .unwrap()
+        .cert
+        .pem();
+    std::fs::write(&ca, pem).unwrap();
+    let c = parse(&format!(
+        r#"{{"server": {{"backendCa": "{}"}}}}"#,
+        ca.display()
+    ))
+    .config;
+    assert_eq!(c.server.backend_ca.as_deref(), Some(ca.as_path()));
+    assert_eq!(c.server.backend_ca_certs.len(), 1);
+    let shown = c.censored().to_string();
+    assert!(
+        shown.contains(&format!(
+            "server.backendCa = {} (1 certificates)",
+            ca.display()
+        )),
+        "{shown}"
+    );
+
+    let e = error(r#"{"server": {"backendCa": "nope.pem"}}"#);
+    assert_eq!(
+        e,
+        "config/config.json: server.backendCa: cannot read nope.pem"
+    );
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "no pem here\n").unwrap();
+    let e = error(&format!(
+        r#"{{"server": {{"backendCa": "{}"}}}}"#,
+        empty.display()
+    ));
+    assert!(
+        e.starts_with("config/config.json: server.backendCa: ") && e.contains("no certificate"),
+        "{e}"
+    );
+}
+
+#[test]
+fn backend_tls_verify_off_is_warned_about() {
+    let loaded = parse(r#"{"server": {"backendTlsVerify": false}}"#);
+    assert!(!loaded.config.server.backend_tls_verify);
+    let w = loaded.warnings.join("\n");
+    assert!(
+        w.contains(
+            "server.backendTlsVerify is false: certificates of https backends are not verified"
+        ),
+        "{w}"
+    );
+    assert!(loaded
+        .config
+        .censored()
+        .to_string()
+        .contains("server.backendTlsVerify = false"));
 }
