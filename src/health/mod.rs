@@ -13,17 +13,19 @@ mod probe;
 mod store;
 mod tally;
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rustls_pki_types::CertificateDer;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
 use crate::config::{Config, Driver, HealthCheck, RedisUrl};
+use crate::tls::backend as tls_client;
 use store::{Server, Target};
 use tally::{Tally, Verdict};
 
@@ -53,6 +55,9 @@ struct Settings {
     /// How long a mark lives: `deadBackendTTL`, or longer when the interval is, so that a
     /// backend still failing is not revived between two probes.
     ttl: Duration,
+    /// How `https://` backends are trusted: as by the workers.
+    backend_tls_verify: bool,
+    backend_ca: Vec<CertificateDer<'static>>,
 }
 
 impl Settings {
@@ -74,6 +79,8 @@ impl Settings {
             read: read.clone(),
             write,
             ttl,
+            backend_tls_verify: config.server.backend_tls_verify,
+            backend_ca: config.server.backend_ca_certs.clone(),
         })
     }
 }
@@ -125,6 +132,8 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_PROBES));
     let mut tallies: HashMap<(String, usize, String), Tally> = HashMap::new();
     let check = &settings.check;
+    // Built at the first `https://` backend, as in the workers' pools.
+    let tls = OnceCell::new();
     loop {
         let round = Instant::now();
         let Some(targets) = read.targets().await else {
@@ -149,10 +158,17 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
             }
             let (permits, target) = (permits.clone(), target.clone());
             let (path, timeout) = (check.path.clone(), check.timeout);
+            let connector = target.backend.url.is_tls().then(|| {
+                tls.get_or_init(|| {
+                    tls_client::connector(settings.backend_tls_verify, &settings.backend_ca)
+                })
+                .clone()
+            });
             probes.spawn(async move {
                 // cannot fail: the semaphore is never closed
                 let _permit = permits.acquire_owned().await;
-                let ok = probe::probe(&target.backend.url, &target.host, &path, timeout).await;
+                let url = &target.backend.url;
+                let ok = probe::probe(url, &target.host, &path, timeout, connector).await;
                 (i, ok)
             });
         }

@@ -1,38 +1,65 @@
-//! One probe: `GET <path>` with `Host: <frontend>` on a fresh connection to a backend, and
-//! whether its status line came back healthy within the timeout.
+//! One probe: `GET <path>` with `Host: <frontend>` on a fresh connection to a backend (over TLS
+//! for an `https://` one, trusted as the workers trust it), and whether its status line came
+//! back healthy within the timeout. A failed handshake is a failed probe.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use crate::routes::BackendUrl;
+use crate::tls::backend::server_name;
 
 /// A status line longer than this is no HTTP answer worth waiting for.
 const MAX_STATUS_LINE_BYTES: usize = 1024;
 
 /// Whether `url` answers `GET path` for `host` with a status below 500 within `timeout`: the
 /// same line the proxy draws when it marks a backend on its answer.
-pub(super) async fn probe(url: &BackendUrl, host: &str, path: &str, timeout: Duration) -> bool {
+/// `tls` is the connector for an `https://` backend, `None` for a plain one.
+pub(super) async fn probe(
+    url: &BackendUrl,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+    tls: Option<TlsConnector>,
+) -> bool {
     let exchange = async {
-        let mut stream = TcpStream::connect((url.host(), url.port())).await.ok()?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hipache-health-check\r\n\
-             Connection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = Vec::with_capacity(128);
-        let mut piece = [0u8; 256];
-        while !head.contains(&b'\n') && head.len() < MAX_STATUS_LINE_BYTES {
-            let n = stream.read(&mut piece).await.ok()?;
-            if n == 0 {
-                break;
+        let tcp = TcpStream::connect((url.host(), url.port())).await.ok()?;
+        match tls {
+            None => ask(tcp, host, path).await,
+            Some(connector) => {
+                let stream = connector
+                    .connect(server_name(url.host())?, tcp)
+                    .await
+                    .ok()?;
+                ask(stream, host, path).await
             }
-            head.extend_from_slice(&piece[..n]);
         }
-        status(&head)
     };
     matches!(tokio::time::timeout(timeout, exchange).await, Ok(Some(code)) if code < 500)
+}
+
+async fn ask(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    host: &str,
+    path: &str,
+) -> Option<u16> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hipache-health-check\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut head = Vec::with_capacity(128);
+    let mut piece = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < MAX_STATUS_LINE_BYTES {
+        let n = stream.read(&mut piece).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&piece[..n]);
+    }
+    status(&head)
 }
 
 /// The status code of `HTTP/1.x NNN ...` (pure).

@@ -9,7 +9,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::tls_backend::{self, TestCa, TlsBackend};
-use crate::support::{Config, Hipache, RedisServer, Request};
+use std::time::Duration;
+
+use crate::support::{wait_until, Config, Hipache, RedisServer, Request};
 
 /// A proxy trusting `ca` for its backends, with `server` merged in.
 fn proxy_trusting(redis: &RedisServer, ca: &TestCa, server: serde_json::Value) -> Hipache {
@@ -192,4 +194,35 @@ fn websocket_upgrade_is_tunnelled_to_an_https_backend() {
             }
         });
     assert_eq!(echo.handshakes()[0].sni.as_deref(), Some("localhost"));
+}
+
+#[test]
+fn health_checker_probes_https_backends_over_tls_with_the_same_trust() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let untrusted = TlsBackend::start("untrusted", TestCa::new().identity(&["localhost"]));
+    let trusted = TlsBackend::start("trusted", ca.identity(&["localhost"]));
+    redis.frontend(
+        "hc.local",
+        "hc",
+        &[&untrusted.url("localhost"), &trusted.url("localhost")],
+    );
+    let config = Config::redis(&redis);
+    let ca_file = ca.write(config.dir(), "backend-ca");
+    let _hipache = Hipache::start(config.with(json!({
+        "server": { "backendCa": ca_file },
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 2, "healthy": 2}
+    })));
+
+    wait_until(Duration::from_secs(15), "two probes and a mark", || {
+        let probes = trusted
+            .requests()
+            .iter()
+            .filter(|(p, _)| p == "/health")
+            .count();
+        probes >= 2 && redis.smembers("dead:hc.local").contains(&"0".to_owned())
+    });
+    assert_eq!(redis.smembers("dead:hc.local"), ["0"]);
+    assert!(untrusted.requests().is_empty());
+    assert_eq!(trusted.handshakes()[0].sni.as_deref(), Some("localhost"));
 }
