@@ -225,8 +225,6 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         }
         None => None,
     };
-    let (backend_ca, backend_ca_certs) = backend_tls::ca(raw.backend_ca.as_deref(), ctx)?;
-    let backend_tls_verify = backend_tls::verify(raw.backend_tls_verify, ctx);
     Ok(Server {
         debug: raw.debug.unwrap_or(false),
         workers,
@@ -246,9 +244,7 @@ fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
         sticky_sessions: raw.sticky_sessions.unwrap_or(false),
         sticky_secret: raw.sticky_secret.filter(|s| !s.is_empty()),
         max_connections,
-        backend_ca,
-        backend_ca_certs,
-        backend_tls_verify,
+        backend_trust: backend_tls::trust(raw.backend_ca.as_deref(), raw.backend_tls_verify, ctx)?,
     })
 }
 

@@ -69,16 +69,16 @@ impl Display for Censored<'_> {
         if s.sticky_secret.is_some() {
             writeln!(f, "server.stickySecret = {REDACTED}")?;
         }
-        match &s.backend_ca {
+        match &s.backend_trust.ca {
             Some(path) => writeln!(
                 f,
                 "server.backendCa = {} ({} certificates)",
                 path.display(),
-                s.backend_ca_certs.len()
+                s.backend_trust.ca_certs.len()
             )?,
             None => writeln!(f, "server.backendCa = (none: system roots only)")?,
         }
-        writeln!(f, "server.backendTlsVerify = {}", s.backend_tls_verify)?;
+        writeln!(f, "server.backendTlsVerify = {}", s.backend_trust.verify)?;
         writeln!(f, "http.bind = {}", list(c.http.iter()))?;
         if c.https.is_empty() {
             writeln!(f, "https.bind = (off)")?;

@@ -110,12 +110,19 @@ pub struct Server {
     /// `maxConnections`: client connections one worker serves at once; more wait in the
     /// listen backlog. `None` (the default): as many as the open file limit allows.
     pub(crate) max_connections: Option<usize>,
-    /// `backendCa` (ours): a PEM file of CAs trusted for `https://` backends besides the
-    /// system's roots; its certificates, read and parsed when the config is loaded.
-    pub(crate) backend_ca: Option<PathBuf>,
-    pub(crate) backend_ca_certs: Vec<CertificateDer<'static>>,
-    /// `backendTlsVerify` (ours, default `true`): `false` accepts any backend certificate.
-    pub(crate) backend_tls_verify: bool,
+    /// `backendCa` and `backendTlsVerify` (ours): how `https://` backends are trusted.
+    pub(crate) backend_trust: BackendTrust,
+}
+
+/// `server.backendCa` and `server.backendTlsVerify`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BackendTrust {
+    /// A PEM file of CAs trusted besides the system's roots.
+    pub(crate) ca: Option<PathBuf>,
+    /// Its certificates, read and parsed when the config is loaded.
+    pub(crate) ca_certs: Vec<CertificateDer<'static>>,
+    /// `true` by default; `false` accepts any backend certificate.
+    pub(crate) verify: bool,
 }
 
 /// `server.lruCache`.

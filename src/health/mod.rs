@@ -18,13 +18,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustls_pki_types::CertificateDer;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
-use crate::config::{Config, Driver, HealthCheck, RedisUrl};
+use crate::config::{BackendTrust, Config, Driver, HealthCheck, RedisUrl};
 use crate::tls::backend as tls_client;
 use store::{Server, Target};
 use tally::{Tally, Verdict};
@@ -56,8 +55,7 @@ struct Settings {
     /// backend still failing is not revived between two probes.
     ttl: Duration,
     /// How `https://` backends are trusted: as by the workers.
-    backend_tls_verify: bool,
-    backend_ca: Vec<CertificateDer<'static>>,
+    backend_trust: BackendTrust,
 }
 
 impl Settings {
@@ -79,8 +77,7 @@ impl Settings {
             read: read.clone(),
             write,
             ttl,
-            backend_tls_verify: config.server.backend_tls_verify,
-            backend_ca: config.server.backend_ca_certs.clone(),
+            backend_trust: config.server.backend_trust.clone(),
         })
     }
 }
@@ -159,10 +156,8 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
             let (permits, target) = (permits.clone(), target.clone());
             let (path, timeout) = (check.path.clone(), check.timeout);
             let connector = target.backend.url.is_tls().then(|| {
-                tls.get_or_init(|| {
-                    tls_client::connector(settings.backend_tls_verify, &settings.backend_ca)
-                })
-                .clone()
+                tls.get_or_init(|| tls_client::connector(&settings.backend_trust))
+                    .clone()
             });
             probes.spawn(async move {
                 // cannot fail: the semaphore is never closed

@@ -16,13 +16,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use super::conn::BackendConn;
 use super::error::ProxyError;
+use crate::config::BackendTrust;
 use crate::routes::BackendUrl;
 use crate::tls::backend as tls_client;
 
@@ -40,25 +40,22 @@ pub(crate) struct BackendPool {
 
 /// How `https://` backends are trusted; the connector is built at the first one, so a fleet
 /// of plain backends never reads the system's certificates.
-#[derive(Default)]
 pub(crate) struct BackendTls {
-    pub(crate) verify: bool,
-    pub(crate) ca: Vec<CertificateDer<'static>>,
+    trust: BackendTrust,
     connector: OnceCell<TlsConnector>,
 }
 
 impl BackendTls {
-    pub(crate) fn new(verify: bool, ca: Vec<CertificateDer<'static>>) -> Self {
+    pub(crate) fn new(trust: BackendTrust) -> Self {
         Self {
-            verify,
-            ca,
+            trust,
             connector: OnceCell::new(),
         }
     }
 
     fn connector(&self) -> &TlsConnector {
         self.connector
-            .get_or_init(|| tls_client::connector(self.verify, &self.ca))
+            .get_or_init(|| tls_client::connector(&self.trust))
     }
 }
 

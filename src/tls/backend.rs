@@ -13,9 +13,11 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::TlsConnector;
 
+use crate::config::BackendTrust;
+
 /// Builds the connector for `https://` backends from `server.backendTlsVerify` and the
 /// certificates of `server.backendCa`. Cheap to clone; build it once per process.
-pub(crate) fn connector(verify: bool, backend_ca: &[CertificateDer<'static>]) -> TlsConnector {
+pub(crate) fn connector(trust: &BackendTrust) -> TlsConnector {
     let provider = Arc::new(ring::default_provider());
     // The ring provider supports both default protocol versions: this cannot fail.
     let builder = match ClientConfig::builder_with_provider(provider.clone())
@@ -24,9 +26,9 @@ pub(crate) fn connector(verify: bool, backend_ca: &[CertificateDer<'static>]) ->
         Ok(builder) => builder,
         Err(error) => unreachable!("ring supports TLS 1.2 and 1.3: {error}"),
     };
-    let mut config = if verify {
+    let mut config = if trust.verify {
         builder
-            .with_root_certificates(roots(backend_ca))
+            .with_root_certificates(roots(&trust.ca_certs))
             .with_no_client_auth()
     } else {
         builder

@@ -292,7 +292,7 @@ impl Streams {
 mod tests {
     use super::*;
     use crate::error_page::ErrorPages;
-    use crate::proxy::pool::BackendPool;
+    use crate::proxy::pool::{BackendPool, BackendTls};
     use crate::routes::file::FileRoutes;
 
     /// Every open connection holds its task's future for as long as it lives: what a thousand
@@ -310,7 +310,16 @@ mod tests {
             let second = Duration::from_secs(1);
             let proxy = Rc::new(Proxy {
                 routes: FileRoutes::open(&path, second).unwrap(),
-                pool: BackendPool::new(true, 10, second, Default::default()),
+                pool: BackendPool::new(
+                    true,
+                    10,
+                    second,
+                    BackendTls::new(crate::config::BackendTrust {
+                        ca: None,
+                        ca_certs: Vec::new(),
+                        verify: true,
+                    }),
+                ),
                 pages: ErrorPages::bundled(),
                 access_log: None,
                 retry_on_error: 1,

@@ -181,7 +181,7 @@ async fn serve_with<S: RouteSource, R>(
             server.http_keep_alive,
             server.max_sockets,
             server.tcp_timeout,
-            BackendTls::new(server.backend_tls_verify, server.backend_ca_certs.clone()),
+            BackendTls::new(server.backend_trust.clone()),
         ),
         pages: ErrorPages::from_config(server.static_dir.as_deref()),
         access_log: access_log.clone(),

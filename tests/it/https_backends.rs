@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::tls_backend::{self, TestCa, TlsBackend};
 use std::time::Duration;
 
-use crate::support::{wait_until, Config, Hipache, RedisServer, Request};
+use crate::support::{wait_until, Body, Config, Hipache, RedisServer, Request};
 
 /// A proxy trusting `ca` for its backends, with `server` merged in.
 fn proxy_trusting(redis: &RedisServer, ca: &TestCa, server: serde_json::Value) -> Hipache {
@@ -225,4 +225,72 @@ fn health_checker_probes_https_backends_over_tls_with_the_same_trust() {
     assert_eq!(redis.smembers("dead:hc.local"), ["0"]);
     assert!(untrusted.requests().is_empty());
     assert_eq!(trusted.handshakes()[0].sni.as_deref(), Some("localhost"));
+}
+
+#[test]
+fn a_streamed_upload_reaches_an_https_backend_whole() {
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let backend = TlsBackend::start("upload", ca.identity(&["localhost"]));
+    redis.frontend("up.local", "up", &[&backend.url("localhost")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({}));
+
+    let request = Request::new("POST", "up.local", "/up").body(Body::Streamed(4 << 20));
+    let response = hipache.send(&request);
+
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.text(), "upload");
+    assert_eq!(backend.bodies(), [4 << 20]);
+}
+
+#[test]
+fn http2_requests_reach_an_https_backend_on_one_kept_alive_tls_connection() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::client::conn::http2;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let redis = RedisServer::start();
+    let ca = TestCa::new();
+    let backend = TlsBackend::start("h2", ca.identity(&["localhost"]));
+    redis.frontend("h2.local", "h2", &[&backend.url("localhost")]);
+    let hipache = proxy_trusting(&redis, &ca, json!({ "httpKeepAlive": true }));
+
+    let answers = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let tcp = tokio::net::TcpStream::connect(hipache.addr())
+                .await
+                .unwrap();
+            let (mut sender, connection) =
+                http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+                    .await
+                    .expect("http/2 handshake with hipache");
+            tokio::spawn(connection);
+            let mut answers = Vec::new();
+            for _ in 0..2 {
+                // No length and over the replay limit: streamed to the backend.
+                let frames = (0..3).map(|_| {
+                    Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(
+                        vec![b'x'; 100 * 1024],
+                    )))
+                });
+                let body = StreamBody::new(futures_util::stream::iter(frames));
+                let request = hyper::Request::post("http://h2.local/up")
+                    .body(body)
+                    .unwrap();
+                let response = sender.send_request(request).await.expect("http/2 response");
+                let status = response.status().as_u16();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                answers.push((status, String::from_utf8_lossy(&body).into_owned()));
+            }
+            answers
+        });
+
+    let expected = (200, "h2".to_owned());
+    assert_eq!(answers, [expected.clone(), expected]);
+    assert_eq!(backend.bodies(), [300 * 1024, 300 * 1024]);
+    assert_eq!(backend.handshakes().len(), 1);
 }

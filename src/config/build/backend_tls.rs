@@ -8,12 +8,25 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::Ctx;
-use crate::config::ConfigError;
+use crate::config::{BackendTrust, ConfigError};
 
 const KEY: &str = "server.backendCa";
 
+pub(super) fn trust(
+    ca_file: Option<&str>,
+    verify: Option<bool>,
+    ctx: &mut Ctx<'_>,
+) -> Result<BackendTrust, ConfigError> {
+    let (ca, ca_certs) = self::ca(ca_file, ctx)?;
+    Ok(BackendTrust {
+        ca,
+        ca_certs,
+        verify: self::verify(verify, ctx),
+    })
+}
+
 /// The CA file and its certificates: `None` and none when absent or empty.
-pub(super) fn ca(
+fn ca(
     raw: Option<&str>,
     ctx: &Ctx<'_>,
 ) -> Result<(Option<PathBuf>, Vec<CertificateDer<'static>>), ConfigError> {
@@ -40,7 +53,7 @@ pub(super) fn ca(
 }
 
 /// `backendTlsVerify`, `true` unless turned off, which is worth a warning at start.
-pub(super) fn verify(raw: Option<bool>, ctx: &mut Ctx<'_>) -> bool {
+fn verify(raw: Option<bool>, ctx: &mut Ctx<'_>) -> bool {
     let verify = raw.unwrap_or(true);
     if !verify {
         ctx.warnings.push(

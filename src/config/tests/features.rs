@@ -79,9 +79,9 @@ fn sticky_secret_is_never_printed() {
 #[test]
 fn backend_tls_defaults_to_system_roots_and_verification() {
     let c = parse(r#"{"server": {}}"#).config;
-    assert_eq!(c.server.backend_ca, None);
-    assert!(c.server.backend_ca_certs.is_empty());
-    assert!(c.server.backend_tls_verify);
+    assert_eq!(c.server.backend_trust.ca, None);
+    assert!(c.server.backend_trust.ca_certs.is_empty());
+    assert!(c.server.backend_trust.verify);
     let shown = c.censored().to_string();
     assert!(shown.contains("server.backendCa = (none"), "{shown}");
     assert!(shown.contains("server.backendTlsVerify = true"), "{shown}");
@@ -101,8 +101,8 @@ fn backend_ca_is_read_and_parsed_at_load() {
         ca.display()
     ))
     .config;
-    assert_eq!(c.server.backend_ca.as_deref(), Some(ca.as_path()));
-    assert_eq!(c.server.backend_ca_certs.len(), 1);
+    assert_eq!(c.server.backend_trust.ca.as_deref(), Some(ca.as_path()));
+    assert_eq!(c.server.backend_trust.ca_certs.len(), 1);
     let shown = c.censored().to_string();
     assert!(
         shown.contains(&format!(
@@ -132,7 +132,7 @@ fn backend_ca_is_read_and_parsed_at_load() {
 #[test]
 fn backend_tls_verify_off_is_warned_about() {
     let loaded = parse(r#"{"server": {"backendTlsVerify": false}}"#);
-    assert!(!loaded.config.server.backend_tls_verify);
+    assert!(!loaded.config.server.backend_trust.verify);
     let w = loaded.warnings.join("\n");
     assert!(
         w.contains(

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -84,6 +84,8 @@ struct Record {
     handshakes: Vec<Handshake>,
     /// The path of each request, with the index of the TLS connection that carried it.
     requests: Vec<(String, usize)>,
+    /// The body length of each request.
+    bodies: Vec<u64>,
 }
 
 pub(crate) struct TlsBackend {
@@ -151,6 +153,11 @@ impl TlsBackend {
         self.record.lock().expect("record").handshakes.clone()
     }
 
+    /// The body length of each request served.
+    pub(crate) fn bodies(&self) -> Vec<u64> {
+        self.record.lock().expect("record").bodies.clone()
+    }
+
     /// Requests served: path and TLS connection index.
     pub(crate) fn requests(&self) -> Vec<(String, usize)> {
         self.record.lock().expect("record").requests.clone()
@@ -205,14 +212,20 @@ async fn serve(
                 return;
             }
             let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let path = request.uri().path().to_owned();
-                record
-                    .lock()
-                    .expect("record")
-                    .requests
-                    .push((path, connection));
-                let body = Full::new(Bytes::from(name.clone()));
-                async move { Ok::<_, Infallible>(hyper::Response::new(body)) }
+                let (record, name) = (record.clone(), name.clone());
+                async move {
+                    let path = request.uri().path().to_owned();
+                    let mut body = request.into_body();
+                    let mut body_len = 0u64;
+                    while let Some(Ok(frame)) = body.frame().await {
+                        body_len += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    }
+                    let mut seen = record.lock().expect("record");
+                    seen.requests.push((path, connection));
+                    seen.bodies.push(body_len);
+                    let body = Full::new(Bytes::from(name));
+                    Ok::<_, Infallible>(hyper::Response::new(body))
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
