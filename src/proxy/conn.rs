@@ -213,3 +213,6 @@ impl AsyncWrite for WriteHalf<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
