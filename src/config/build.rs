@@ -1,21 +1,20 @@
 //! Raw mirror → typed `Config`: Hipache's defaults, value checks and the cross-field rules.
 //!
 //! Owns: defaults (one place), address resolution, HTTPS key/cert inheritance and readability
-//! checks (in `https`), driver URL parsing. Nothing here reads the JSON; `legacy` has already run.
+//! checks (in `https`), the `server` section (in `server`, its backend TLS trust in
+//! `backend_tls`), driver URL parsing. Nothing here reads the JSON; `legacy` has already run.
 
 mod backend_tls;
 mod https;
+mod server;
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::raw::{
-    Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawHealthCheck, RawListen, RawServer,
-};
+use super::raw::{Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawHealthCheck, RawListen};
 use super::{
     Config, ConfigError, Driver, Endpoint, HealthCheck, Logging, LruCache, Metrics, RedisUrl,
-    Server,
 };
 
 const DEFAULT_ACCESS_LOG: &str = "/var/log/hipache/access.log";
@@ -51,7 +50,7 @@ pub(super) fn build(
     warnings: &mut Vec<String>,
 ) -> Result<Config, ConfigError> {
     let mut ctx = Ctx { source, warnings };
-    let mut server = server(raw.server.unwrap_or_default(), &mut ctx)?;
+    let mut server = server::server(raw.server.unwrap_or_default(), &mut ctx)?;
     let http = http(raw.http.unwrap_or_default(), &ctx)?;
     let (https, cert_dir) = match raw.https {
         Some(section) => {
@@ -179,73 +178,6 @@ fn name_or_default(name: Option<Name>) -> String {
     name.map(|n| n.0)
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| DEFAULT_USER.to_owned())
-}
-
-fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
-    let at_least_one = |key: &str, value: Option<u32>, default: u32| match value {
-        Some(0) => Err(ctx.err(key, "must be at least 1")),
-        Some(n) => Ok(n as usize),
-        None => Ok(default as usize),
-    };
-    let workers = at_least_one("server.workers", raw.workers, 10)?;
-    let max_sockets = at_least_one("server.maxSockets", raw.max_sockets, 100)?;
-    let memory_limit_bytes =
-        at_least_one("server.memoryLimit", raw.memory_limit, 200)? as u64 * 1024 * 1024;
-    let memory_check_interval = Duration::from_secs(at_least_one(
-        "server.memoryCheckInterval",
-        raw.memory_check_interval,
-        60,
-    )? as u64);
-    let max_connections = match raw.max_connections {
-        None => None,
-        Some(n) => Some(at_least_one("server.maxConnections", Some(n), 1)?),
-    };
-    let access_log = match raw.access_log {
-        None => Some(PathBuf::from(DEFAULT_ACCESS_LOG)),
-        Some(path) => path.filter(|p| !p.is_empty()).map(PathBuf::from),
-    };
-    let lru_cache = match raw.lru_cache {
-        Some(lru) => {
-            if lru.size.is_none() {
-                ctx.warnings.push(format!(
-                    "server.lruCache.size missing; using {DEFAULT_LRU_SIZE}"
-                ));
-            }
-            if lru.ttl.is_none() {
-                ctx.warnings.push(format!(
-                    "server.lruCache.ttl missing; using {DEFAULT_LRU_TTL_SECS}"
-                ));
-            }
-            let size = usize::try_from(lru.size.unwrap_or(DEFAULT_LRU_SIZE))
-                .map_err(|_| ctx.err("server.lruCache.size", "too large"))?;
-            Some(LruCache {
-                size,
-                ttl: Duration::from_secs(lru.ttl.unwrap_or(DEFAULT_LRU_TTL_SECS)),
-            })
-        }
-        None => None,
-    };
-    Ok(Server {
-        debug: raw.debug.unwrap_or(false),
-        workers,
-        max_sockets,
-        tcp_timeout: Duration::from_secs(raw.tcp_timeout.unwrap_or(30)),
-        dead_backend_ttl: Duration::from_secs(raw.dead_backend_ttl.unwrap_or(30)),
-        retry_on_error: raw.retry_on_error.unwrap_or(3),
-        access_log,
-        http_keep_alive: raw.http_keep_alive.unwrap_or(false),
-        dead_backend_on_500: raw.dead_backend_on500.unwrap_or(true),
-        static_dir: raw.static_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
-        lru_cache,
-        memory_limit_bytes,
-        memory_check_interval,
-        graceful_wait: Duration::from_secs(raw.graceful_wait.unwrap_or(120)),
-        force_secure: raw.force_secure.unwrap_or(false),
-        sticky_sessions: raw.sticky_sessions.unwrap_or(false),
-        sticky_secret: raw.sticky_secret.filter(|s| !s.is_empty()),
-        max_connections,
-        backend_trust: backend_tls::trust(raw.backend_ca.as_deref(), raw.backend_tls_verify, ctx)?,
-    })
 }
 
 fn http(raw: RawListen, ctx: &Ctx<'_>) -> Result<Vec<SocketAddr>, ConfigError> {
