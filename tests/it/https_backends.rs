@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::support::tls_backend::{self, TestCa, TlsBackend};
 use std::time::Duration;
 
-use crate::support::{wait_until, Body, Config, Hipache, RedisServer, Request};
+use crate::support::{wait_until, Backend, Body, Config, Hipache, RedisServer, Request};
 
 /// A proxy trusting `ca` for its backends, with `server` merged in.
 fn proxy_trusting(redis: &RedisServer, ca: &TestCa, server: serde_json::Value) -> Hipache {
@@ -102,6 +102,25 @@ fn a_certificate_for_another_name_is_refused() {
         Some("backend tls handshake failed")
     );
     assert!(backend.handshakes().is_empty());
+}
+
+#[test]
+fn a_backend_silent_in_the_handshake_fails_it_within_tcp_timeout() {
+    let redis = RedisServer::start();
+    // Accepts the connection, never answers the ClientHello.
+    let silent = Backend::builder().hanging().start();
+    let url = format!("https://127.0.0.1:{}", silent.addr().port());
+    redis.frontend("mute.local", "mute", &[&url]);
+    let config = Config::redis(&redis).with(json!({ "server": { "tcpTimeout": 1 } }));
+    let hipache = Hipache::start(config);
+
+    let response = hipache.send(&Request::get("mute.local", "/").header("X-Debug", "1"));
+
+    assert_eq!(response.status, 502, "{response:?}");
+    assert_eq!(
+        response.header("x-debug-error"),
+        Some("backend tls handshake failed")
+    );
 }
 
 #[test]
