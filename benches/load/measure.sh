@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Measuring, sourced by run.sh: memory and CPU of a target's processes, one wrk (or other client)
+# run into results.tsv, the perf report, and the idle-connection and tunnel memory rows.
+# shellcheck disable=SC2154 # settings and state are run.sh's
+
+# Memory and CPU of a process and its direct children (master + workers).
+tree_pids() {
+    echo "$1"
+    pgrep -P "$1" || true
+}
+
+rss_kib() { # current RSS, summed
+    local sum=0 pid value
+    for pid in $(tree_pids "$1"); do
+        value=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+
+cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
+    local sum=0 pid value
+    for pid in $(tree_pids "$1"); do
+        # Fields after the ")" that ends the command name: utime is the 12th, cstime the 15th.
+        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }' || true)
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+sample_rss() { # sample_rss PID OUT: writes the peak RSS seen to OUT every 0.2 s, at most 5 min
+    local pid=$1 out=$2 peak=0 now i
+    for ((i = 0; i < 1500; i++)); do
+        now=$(rss_kib "$pid")
+        ((now > peak)) && peak=$now
+        # Written aside and renamed: the reader kills this loop at any moment, and a kill between
+        # the truncation and the write of "$out" would leave it empty (a peak of 0).
+        echo "$peak" >"$out.new" && mv -f "$out.new" "$out"
+        sleep 0.2
+    done
+}
+
+# One wrk run (wrk options, then optionally -- and the Lua script's arguments): the warm-up, then
+# measure_run. PORT is a port on 127.0.0.1 (http) or a base URL (https://127.0.0.1:N).
+measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
+    local profile=$1 round=$2 target=$3 conns=$4 port=$5 pid=$6 url
+    shift 6
+    url="http://127.0.0.1:$port/"
+    [[ $port == *://* ]] && url="$port/"
+    # wrk wants the URL before the `--` that starts the Lua script's own arguments.
+    local -a args=(-t "$WRK_THREADS" -c "$conns" --timeout 5s)
+    while (($# > 0)) && [[ $1 != -- ]]; do
+        args+=("$1")
+        shift
+    done
+    args+=("$url" "$@")
+    if ((WARMUP > 0)); then
+        timeout $((WARMUP + 30)) wrk -d "${WARMUP}s" "${args[@]}" >/dev/null 2>&1 || true
+    fi
+    measure_run "$profile" "$round" "$target" "$conns" "$pid" wrk -d "${DURATION}s" "${args[@]}"
+}
+
+# One measured run of a load COMMAND that prints report.lua's RESULT line (wrk, ws_client.py);
+# appends a row to $WORK/results.tsv:
+# profile round target conns req/s p50_us p99_us errors non2xx peak_rss_kib cpu_us_per_req requests
+# redis_cpu_us_per_req rss_before_kib
+measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
+    local profile=$1 round=$2 target=$3 conns=$4 pid=$5 out sampler ticks line before
+    local requests duration p50 p99 errors non2xx redis_ticks
+    shift 5
+    out=$WORK/wrk.out
+    local perf_pid=''
+    if [[ -n $PERF_OUT && $profile == "$PERF_PROFILE" && $target == "$PERF_TARGET" && $round == 1 ]]; then
+        # cpu-clock, not cycles: hardware counters are often missing in VMs. DWARF unwinding,
+        # since the release profile keeps debug info but no frame pointers. The workers serve,
+        # not the master: record the master's children.
+        local recorded
+        recorded=$(pgrep -P "$pid" | paste -sd, -)
+        perf record -e cpu-clock -F 499 --call-graph dwarf,16384 -p "${recorded:-$pid}" -o "$WORK/perf.data" \
+            -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
+        perf_pid=$!
+    fi
+    before=$(rss_kib "$pid")
+    echo "$before" >"$WORK/rss.peak"
+    sample_rss "$pid" "$WORK/rss.peak" &
+    sampler=$!
+    ticks=$(cpu_ticks "$pid")
+    redis_ticks=$(cpu_ticks "$PID_redis")
+    if ! timeout $((WARMUP + DURATION + 60)) "$@" >"$out" 2>&1; then
+        kill "$sampler" 2>/dev/null || true
+        die "$1 failed on $target ($profile): $(tail -5 "$out")"
+    fi
+    ticks=$(($(cpu_ticks "$pid") - ticks))
+    redis_ticks=$(($(cpu_ticks "$PID_redis") - redis_ticks))
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    if [[ -n $perf_pid ]]; then
+        wait "$perf_pid" || log "warning: perf record failed: $(tail -3 "$WORK/perf.log")"
+        write_perf_report
+    fi
+    line=$(grep '^RESULT ' "$out" || true)
+    [[ -n $line ]] || die "$1 printed no result for $target ($profile): $(tail -5 "$out")"
+    read -r _ requests duration p50 p99 errors non2xx <<<"$line"
+    ((requests > 0)) || die "no request succeeded through $target ($profile)"
+    if ((errors + non2xx > requests / 100)); then
+        log "warning: $target ($profile): $errors socket errors, $non2xx non-2xx answers of $requests"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
+        "$(awk -v r="$requests" -v d="$duration" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
+        "$p50" "$p99" "$errors" "$non2xx" "$(cat "$WORK/rss.peak")" \
+        "$(awk -v t="$ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
+        "$requests" \
+        "$(awk -v t="$redis_ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
+        "$before" >>"$WORK/results.tsv"
+    log "  $(tail -1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-11s %-18s c=%-4s %8s req/s  p99 %s us", $1, $3, $4, $5, $7 }')"
+}
+
+write_perf_report() { # the flat profile, then inclusive costs of hipache's and its libraries' code
+    # `head` closes the pipes early: a SIGPIPE'd perf report is expected, hence the `|| true`s.
+    {
+        echo "# perf: $PERF_TARGET, $PERF_PROFILE, round 1 ($(date -u '+%Y-%m-%d %H:%M UTC'), rev $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null))"
+        echo "## self time by shared object"
+        perf report -i "$WORK/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null | grep '%' || true
+        echo "## self time by symbol (top 40)"
+        perf report -i "$WORK/perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+            grep '%' | head -40 || true
+        echo "## inclusive time of hipache, redis and hyper functions (top 60)"
+        perf report -i "$WORK/perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
+            grep '%' | grep -E 'hipache::|redis::|hyper::proto|malloc|free|writev|recv|epoll' | head -60 || true
+    } | sed -e 's/  *$//' -e 's/ *-  *-$//' >"$PERF_OUT"
+    log "perf report written to $PERF_OUT"
+}
+
+# The idle-connection memory profile: fresh proxies, RSS before and with IDLE_CONNS open.
+measure_idle() { # measure_idle TARGET PORT PID
+    local target=$1 port=$2 pid=$3 before peak=0 now ready=$WORK/idle.ready client i
+    rm -f "$ready"
+    before=$(rss_kib "$pid")
+    python3 "$HERE/idle_conns.py" "$port" "$IDLE_CONNS" "$IDLE_HOLD" "$HOST" "$ready" \
+        >"$WORK/idle.log" 2>&1 &
+    client=$!
+    wait_for 70 "idle connections" test -e "$ready" ||
+        die "could not open $IDLE_CONNS connections to $target: $(tail -3 "$WORK/idle.log")"
+    for ((i = 0; i < 10; i++)); do
+        now=$(rss_kib "$pid")
+        ((now > peak)) && peak=$now
+        sleep 0.2
+    done
+    wait "$client" || die "idle connection client failed on $target: $(tail -3 "$WORK/idle.log")"
+    printf 'mem\t1\t%s\t%s\t%s\t%s\n' "$target" "$IDLE_CONNS" "$before" "$peak" >>"$WORK/idle.tsv"
+    log "  mem      $target: $((before / 1024)) MiB idle, $((peak / 1024)) MiB with $IDLE_CONNS connections"
+}
+
+# The WebSocket tunnel memory row: RSS before and with WS_CONNS open tunnels to the echo origin.
+measure_tunnels() { # measure_tunnels TARGET PORT PID
+    local target=$1 port=$2 pid=$3 before peak=0 now ready=$WORK/ws.ready client i
+    rm -f "$ready"
+    before=$(rss_kib "$pid")
+    python3 "$HERE/ws_client.py" open "$port" "$WS_CONNS" "$IDLE_HOLD" "ws.$HOST" /ws "$ready" \
+        >"$WORK/ws-open.log" 2>&1 &
+    client=$!
+    wait_for 300 "WebSocket tunnels" test -e "$ready" ||
+        die "could not open $WS_CONNS tunnels through $target: $(tail -3 "$WORK/ws-open.log")"
+    for ((i = 0; i < 10; i++)); do
+        now=$(rss_kib "$pid")
+        ((now > peak)) && peak=$now
+        sleep 0.2
+    done
+    wait "$client" || die "WebSocket tunnel client failed on $target: $(tail -3 "$WORK/ws-open.log")"
+    printf 'ws\t1\t%s\t%s\t%s\t%s\n' "$target" "$WS_CONNS" "$before" "$peak" >>"$WORK/idle.tsv"
+    log "  ws       $target: $((before / 1024)) MiB before, $((peak / 1024)) MiB with $WS_CONNS tunnels"
+}
