@@ -16,7 +16,7 @@ mod tally;
 use std::cell::{Cell, OnceCell};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
@@ -24,6 +24,7 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
 use crate::config::{BackendTrust, Config, Driver, HealthCheck, RedisUrl};
+use crate::routes::redis::unix_now_secs;
 use crate::tls::backend as tls_client;
 use store::{Server, Target};
 use tally::{Tally, Verdict};
@@ -216,12 +217,6 @@ async fn record(
         // Not written: the next probe decides again rather than believing Redis agrees.
         tallies.remove(&key);
     }
-}
-
-fn unix_now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

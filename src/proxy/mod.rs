@@ -5,7 +5,7 @@
 //! error that answers the client ([`Proxy::error_answer`], the one place a `ProxyError` becomes
 //! a response).
 //!
-//! The front ends (`crate::h1`, `crate::h2`) supply only how to send a request on their
+//! The front ends (`h1`, `h2`) supply only how to send a request on their
 //! protocol (an [`Exchange`]) and how to relay the answer; this module imports neither.
 
 mod attempt;

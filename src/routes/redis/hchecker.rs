@@ -74,7 +74,8 @@ async fn poll(servers: Servers, on: Weak<AtomicBool>) {
     }
 }
 
-fn unix_now_secs() -> u64 {
+/// The clock `hchecker_ping` is written and read in: seconds since the Unix epoch.
+pub(crate) fn unix_now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

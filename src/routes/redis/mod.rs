@@ -50,7 +50,7 @@ use cluster::Cluster;
 use flight::{Flights, Join};
 use hchecker::PassiveChecks;
 // The master's health checker (`crate::health`) writes the same keys and messages.
-pub(crate) use hchecker::PING_KEY;
+pub(crate) use hchecker::{unix_now_secs, PING_KEY};
 pub(crate) use link::client;
 use link::{Link, LinkError};
 pub(crate) use query::mark_pipeline;
