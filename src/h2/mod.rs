@@ -21,7 +21,7 @@ use crate::access_log::LoggedRequest;
 use crate::error_page::{self, Generated, PageBody};
 use crate::proxy::backend::Answer;
 use crate::proxy::error::ProxyError;
-use crate::proxy::{Answered, ClientConnection, Outcome, Proxy, Routed};
+use crate::proxy::{Answered, ClientConnection, Outcome, Proxy, Route, Routed};
 use crate::routes::RouteSource;
 use crate::wire::headers::{self, Forwarded};
 use body::ResponseBody;
@@ -35,9 +35,7 @@ pub(crate) async fn serve<S: RouteSource>(
 ) -> Response<ResponseBody> {
     let debug = request.headers().contains_key(headers::X_DEBUG);
     if is_ambiguous(&request) {
-        let mut refused = Response::new(ResponseBody::full(Bytes::new()));
-        *refused.status_mut() = StatusCode::BAD_REQUEST;
-        return refused;
+        return refused(StatusCode::BAD_REQUEST);
     }
     // Before the WebSocket branch: an extended CONNECT over h2c gets the redirect too.
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -50,17 +48,12 @@ pub(crate) async fn serve<S: RouteSource>(
     }
     if request.method() == http::Method::CONNECT {
         // A reverse proxy tunnels to no address a client names.
-        let mut refused = Response::new(ResponseBody::full(Bytes::new()));
-        *refused.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-        return refused;
+        return refused(StatusCode::METHOD_NOT_ALLOWED);
     }
-    let mut route = match proxy.route(host_of(&request), debug).await {
-        Routed::Ping => return generated(Generated::ping()),
-        Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
-        Routed::Found(route) => route,
+    let route = match routed(&proxy, &request, debug).await {
+        Ok(route) => route,
+        Err(answer) => return answer,
     };
-    let cookies = request.headers().get_all(header::COOKIE).iter();
-    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
@@ -79,6 +72,30 @@ pub(crate) async fn serve<S: RouteSource>(
     let outcome = proxy.forward(&route, logged, &mut exchange).await;
     let pump = exchange.take_pump();
     respond(&proxy, outcome, debug, proxy.pool.keep_alive(), pump)
+}
+
+/// The request's route, with the backend its sticky cookie names; or the answer of our own
+/// (`__ping__`, or the error) when it has none.
+async fn routed<S: RouteSource>(
+    proxy: &Proxy<S>,
+    request: &Request<Incoming>,
+    debug: bool,
+) -> Result<Route, Response<ResponseBody>> {
+    let mut route = match proxy.route(host_of(request), debug).await {
+        Routed::Ping => return Err(generated(Generated::ping())),
+        Routed::Failed(error) => return Err(generated(proxy.error_answer(error, debug))),
+        Routed::Found(route) => route,
+    };
+    let cookies = request.headers().get_all(header::COOKIE).iter();
+    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
+    Ok(route)
+}
+
+/// A bare `status` with no body: the request is refused before any routing.
+fn refused(status: StatusCode) -> Response<ResponseBody> {
+    let mut refused = Response::new(ResponseBody::full(Bytes::new()));
+    *refused.status_mut() = status;
+    refused
 }
 
 /// The client's response to how the attempts ended: the backend's answer streamed on (its

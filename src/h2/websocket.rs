@@ -13,12 +13,9 @@ use hyper_util::rt::TokioIo;
 
 use super::body::ResponseBody;
 use super::request::{self as h2_request, Payload};
-use super::{
-    add_set_cookie, generated, host_of, logged_request, prepare_for_backend, respond, response_head,
-};
-use crate::error_page::Generated;
+use super::{add_set_cookie, logged_request, prepare_for_backend, respond, response_head, routed};
 use crate::proxy::backend::write_within;
-use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy, Routed};
+use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy};
 use crate::routes::RouteSource;
 use crate::wire::headers;
 
@@ -39,13 +36,10 @@ pub(super) async fn serve<S: RouteSource>(
     mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let debug = request.headers().contains_key(headers::X_DEBUG);
-    let mut route = match proxy.route(host_of(&request), debug).await {
-        Routed::Ping => return generated(Generated::ping()),
-        Routed::Failed(error) => return generated(proxy.error_answer(error, debug)),
-        Routed::Found(route) => route,
+    let route = match routed(&proxy, &request, debug).await {
+        Ok(route) => route,
+        Err(answer) => return answer,
     };
-    let cookies = request.headers().get_all(header::COOKIE).iter();
-    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
     let upgrade = hyper::upgrade::on(&mut request);
     let (mut parts, _) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
