@@ -45,7 +45,8 @@ impl Body {
     }
 }
 
-/// Reads a small body whole (answering `100-continue` first if it is still to come).
+/// Reads a small body whole. A body the client holds back until it hears `100 Continue`
+/// streams instead: the backend says whether it wants it, and its `100` goes to the client.
 pub(super) async fn read_small_body<IO: ClientStream>(
     client: &mut Client<IO>,
     head: &RequestHead,
@@ -68,11 +69,8 @@ pub(super) async fn read_small_body<IO: ClientStream>(
         Framing::Length(_) => return Ok(Body::Stream),
     };
     let end = head.len + length;
-    if client.buf().len() < end
-        && head.expects_continue
-        && !client.write(encode::CONTINUE, idle).await
-    {
-        return Err(ClientFailure::Gone);
+    if client.buf().len() < end && head.expects_continue {
+        return Ok(Body::Stream);
     }
     while client.buf().len() < end {
         if !client.read_more(Instant::now() + idle).await {
@@ -89,6 +87,9 @@ pub(super) struct Upload<'a, IO> {
     body: Body,
     forwarded: &'a Forwarded,
     keep_alive: bool,
+    /// The client waits for `100 Continue` before it sends its body: the backend gets the
+    /// `Expect` field and answers it.
+    forwards_expect: bool,
     /// `tcpTimeout` for the head's write, and for a body that stops moving.
     response_timeout: Duration,
     idle_timeout: Duration,
@@ -110,6 +111,7 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
             body,
             forwarded,
             keep_alive: proxy.pool.keep_alive(),
+            forwards_expect: head.expects_continue && matches!(body, Body::Stream),
             response_timeout: proxy.response_timeout,
             idle_timeout: proxy.idle_timeout,
             pump: matches!(body, Body::Stream).then(|| BodyPump::new(head)),
@@ -120,13 +122,39 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
     pub(super) fn take_pump(&mut self) -> Option<BodyPump> {
         self.pump.take()
     }
+
+    /// Moves a streamed body until it ends or the backend starts answering.
+    ///
+    /// A backend may answer before it read the whole body: one that refuses it (413, 401)
+    /// and stops reading, or one that streams its answer while it reads (an echo). Either
+    /// way its answer is read next, and the rest of the body moves alongside its relay.
+    async fn move_until_answer(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
+        let Some(pump) = self.pump.as_mut() else {
+            return Ok(());
+        };
+        // `peek`, not `readable`: readiness left over from the stream's previous answer must
+        // not pass for a new one.
+        let activity = Activity::new(self.idle_timeout);
+        let (mut reading, _) = self.client.halves();
+        let (mut reader, mut writer) = stream.stream.split();
+        let moved = tokio::select! {
+            biased;
+            moved = pump.run(&mut reading, &mut writer, &activity) => Some(moved),
+            _ = reader.peek() => None,
+        };
+        match moved {
+            // Sent whole; or it answered; or it stopped reading (and may have answered before
+            // closing): what it said is read next, and without a word it is a 502 as before.
+            Some(Ok(())) | None | Some(Err(SendError::Backend { .. })) => Ok(()),
+            Some(Err(client)) => Err(client),
+        }
+    }
 }
 
 impl<IO: ClientStream> Exchange for Upload<'_, IO> {
     async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
-        // The proxy meets `Expect: 100-continue` itself (the field is not forwarded): a
-        // backend's own 100 would be a second one, or one nobody asked for.
-        if head.status == 100 {
+        // A `100 Continue` nobody asked for would tell the client nothing (RFC 9110 §15.2.1).
+        if head.status == 100 && !self.forwards_expect {
             return Ok(());
         }
         let mut out = buffers::take();
@@ -134,6 +162,10 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
         let written = self.client.write(&out, self.idle_timeout).await;
         buffers::give_back(out);
         written.then_some(()).ok_or(ClientFailure::Gone)
+    }
+
+    async fn resume(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
+        self.move_until_answer(stream).await
     }
 
     fn asked(&self) -> Asked {
@@ -147,7 +179,12 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
     }
 
     fn is_replayable(&self) -> bool {
-        matches!(self.body, Body::Buffered { .. })
+        match self.body {
+            Body::Buffered { .. } => true,
+            // A streamed body can go to another backend until its first byte left (a client
+            // waiting for `100 Continue` has sent none).
+            Body::Stream => self.pump.as_ref().is_some_and(BodyPump::is_untouched),
+        }
     }
 
     fn is_idempotent(&self) -> bool {
@@ -156,8 +193,13 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
 
     async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
         let (head, buf) = (self.head, self.client.buf());
+        if let Some(pump) = self.pump.as_mut().filter(|pump| pump.is_untouched()) {
+            // An earlier attempt may have walked the body without sending any of it.
+            *pump = BodyPump::new(head);
+        }
         let mut out = buffers::take();
-        encode::request_for_backend(&mut out, buf, head, self.forwarded, self.keep_alive);
+        let expect = self.forwards_expect;
+        encode::request_for_backend(&mut out, buf, head, self.forwarded, self.keep_alive, expect);
         if let Body::Buffered { end } = self.body {
             let body = &buf[head.len..end];
             match head.framing {
@@ -175,33 +217,6 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
         if !written {
             return Err(SendError::Backend { sent: false });
         }
-        if let Body::Buffered { .. } = self.body {
-            return Ok(());
-        }
-        if head.expects_continue && !self.client.write(encode::CONTINUE, self.idle_timeout).await {
-            return Err(SendError::Client(ClientFailure::Gone));
-        }
-        let Some(pump) = self.pump.as_mut() else {
-            return Ok(());
-        };
-        // A backend may answer before it read the whole body: one that refuses it (413, 401)
-        // and stops reading, or one that streams its answer while it reads (an echo). Either
-        // way its answer is read next, and the rest of the body moves alongside its relay.
-        // `peek`, not `readable`: readiness left over from the stream's previous answer must
-        // not pass for a new one.
-        let activity = Activity::new(self.idle_timeout);
-        let (mut reading, _) = self.client.halves();
-        let (mut reader, mut writer) = stream.stream.split();
-        let moved = tokio::select! {
-            biased;
-            moved = pump.run(&mut reading, &mut writer, &activity) => Some(moved),
-            _ = reader.peek() => None,
-        };
-        match moved {
-            // Sent whole; or it answered; or it stopped reading (and may have answered before
-            // closing): what it said is read next, and without a word it is a 502 as before.
-            Some(Ok(())) | None | Some(Err(SendError::Backend { .. })) => Ok(()),
-            Some(Err(client)) => Err(client),
-        }
+        self.move_until_answer(stream).await
     }
 }

@@ -41,6 +41,8 @@ pub(super) struct BodyPump {
     trailer_sent: usize,
     /// The body's end was walked: once `ready` is written, it is done.
     walked_all: bool,
+    /// Some of it reached a backend: it cannot go again to another.
+    sent_any: bool,
     state: State,
 }
 
@@ -57,6 +59,7 @@ impl BodyPump {
             held: 0,
             trailer_sent: 0,
             walked_all: false,
+            sent_any: false,
             state: State::Moving,
         }
     }
@@ -69,6 +72,12 @@ impl BodyPump {
     /// Whether the whole body reached the backend.
     pub(super) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Whether none of the body left yet (it is all still in the client's buffer or on its
+    /// way): a new pump can send it to another backend.
+    pub(super) fn is_untouched(&self) -> bool {
+        !self.sent_any
     }
 
     /// Moves the body until it ends, or until neither direction of the exchange moved for
@@ -108,6 +117,7 @@ impl BodyPump {
                     _ => return Err(SendError::Backend { sent: true }),
                 };
                 activity.touch();
+                self.sent_any = true;
                 client.consume(start..start + written);
                 self.ready -= written;
                 continue;
@@ -143,6 +153,7 @@ impl BodyPump {
             match activity.within(backend.write(section)).await {
                 Some(Ok(n)) if n > 0 => {
                     activity.touch();
+                    self.sent_any = true;
                     self.trailer_sent += n;
                 }
                 _ => return Err(SendError::Backend { sent: true }),

@@ -39,6 +39,13 @@ pub(crate) trait Exchange {
         let _ = (head, bytes);
         Ok(())
     }
+    /// After an interim answer: moves the rest of a streamed body until the backend speaks
+    /// again, as [`Exchange::send`] does after the head. A backend failure here is not an
+    /// error yet: what the backend says (or its silence) is read next.
+    async fn resume(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
+        let _ = stream;
+        Ok(())
+    }
 }
 
 /// Why a request could not be sent.
@@ -209,32 +216,47 @@ impl<S: RouteSource> Proxy<S> {
         let url = &backend.url;
         let mut stream = self.pool.stream(url).await.map_err(Failed::Backend)?;
         loop {
-            let replayable = exchange.is_replayable();
             let unanswered = match exchange.send(&mut stream).await {
                 Ok(()) => {
                     let asked = exchange.asked();
                     let timeout = self.response_timeout;
-                    let (mut buf, mut relayed) = (buffers::take(), false);
+                    let (mut buf, mut spoke) = (buffers::take(), false);
                     loop {
+                        // Asked anew each time: a streamed body can go again until its first
+                        // byte left, which the backend's interim answer may have let happen.
+                        let replayable = exchange.is_replayable();
                         let stream_ = &mut stream.stream;
                         match read_response_head(stream_, buf, asked, timeout, replayable).await {
                             Ok((mut rest, head)) if head.is_interim() => {
-                                let interim = exchange.interim(&head, &rest[..head.len]).await;
-                                interim.map_err(Failed::Client)?;
+                                if asked.interim {
+                                    let interim = exchange.interim(&head, &rest[..head.len]).await;
+                                    interim.map_err(Failed::Client)?;
+                                }
                                 rest.drain(..head.len);
-                                (buf, relayed) = (rest, true);
+                                // Nothing more of the answer yet: the body moves on (a `100
+                                // Continue` is what lets it start) until the backend speaks.
+                                if rest.is_empty() {
+                                    if let Err(SendError::Client(failure)) =
+                                        exchange.resume(&mut stream).await
+                                    {
+                                        return Err(Failed::Client(failure));
+                                    }
+                                }
+                                (buf, spoke) = (rest, true);
                             }
                             Ok((buf, head)) => return Ok(Answer { stream, buf, head }),
                             Err(mut unanswered) => {
                                 // The backend spoke: not a stale stream.
-                                unanswered.answered |= relayed;
+                                unanswered.answered |= spoke;
                                 break unanswered;
                             }
                         }
                     }
                 }
                 Err(SendError::Backend { sent }) => Unanswered {
-                    error: ProxyError::BackendIo { replayable },
+                    error: ProxyError::BackendIo {
+                        replayable: exchange.is_replayable(),
+                    },
                     sent,
                     answered: false,
                 },

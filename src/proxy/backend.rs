@@ -120,8 +120,9 @@ pub(crate) struct Answer {
     pub(crate) head: ResponseHead,
 }
 
-/// Reads a response head within `timeout`, starting with the bytes already in `buf`. Interim
-/// answers (1xx but 101) are skipped, or returned like a final one when `asked.interim`.
+/// Reads a response head within `timeout`, starting with the bytes already in `buf`. An interim
+/// answer (1xx but 101) is returned like a final one: the caller relays or skips it, and moves
+/// the request body on before it reads the next head.
 pub(crate) async fn read_response_head(
     stream: &mut BackendConn,
     mut buf: Vec<u8>,
@@ -137,14 +138,11 @@ pub(crate) async fn read_response_head(
             sent: true,
             answered,
         };
-        while !buf.is_empty() {
+        if !buf.is_empty() {
             match ResponseHead::parse(&buf, asked.head) {
-                Ok(Some(head)) if head.is_interim() && !asked.interim => {
-                    buf.drain(..head.len);
-                }
                 Ok(Some(head)) if head.status == 101 && !asked.upgrade => return Err(invalid),
                 Ok(Some(head)) => return Ok((buf, head)),
-                Ok(None) => break,
+                Ok(None) => {}
                 Err(_) => return Err(invalid),
             }
         }

@@ -43,6 +43,7 @@ pub(crate) fn request_for_backend(
     head: &RequestHead,
     forwarded: &Forwarded,
     keep_alive: bool,
+    forward_expect: bool,
 ) {
     let (path, authority) = head.origin_form(buf);
     out.extend_from_slice(head.method(buf));
@@ -57,8 +58,9 @@ pub(crate) fn request_for_backend(
     }
     let mut length_sent = false;
     for f in &head.fields {
-        // The proxy answers `100-continue` itself and sends the body at once.
-        let expect = f.kind == Kind::Expect && head.expects_continue;
+        // A `100-continue` the client no longer waits on (its body came whole with the
+        // head) is dropped: the body goes with the head.
+        let expect = f.kind == Kind::Expect && head.expects_continue && !forward_expect;
         // Equal `Content-Length` fields were accepted as one: the backend gets that one.
         let repeated_length =
             f.kind == Kind::ContentLength && std::mem::replace(&mut length_sent, true);
@@ -272,9 +274,6 @@ pub(crate) fn refusal(out: &mut Vec<u8>, status: StatusCode) {
     date(out);
     out.extend_from_slice(b"Connection: close\r\n\r\n");
 }
-
-/// `100 Continue`, sent before reading the body of a request that expects it.
-pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A response's own `Transfer-Encoding` fields, as they came: the codings they name (gzip,
 /// then chunked) stay on the body that passes through.

@@ -1,10 +1,10 @@
 //! The HTTP/1.x engine at the edges of the protocol: pipelining, chunked and close-delimited
-//! answers to both HTTP versions, `100-continue`, smuggling shapes, oversized heads,
+//! answers to both HTTP versions, smuggling shapes, oversized heads,
 //! absolute-form targets, HEAD, invalid chunks, CONNECT. Raw backends and the byte-exact client
 //! are in `support::raw_backend`.
 
 use crate::support::raw_backend::{
-    answer, assert_answer, ok, pattern, proxy_to, RawBackend, Wire, IO_TIMEOUT,
+    assert_answer, ok, pattern, proxy_to, RawBackend, Wire, IO_TIMEOUT,
 };
 use crate::support::{raw_http, Backend, Config, Hipache, RedisServer};
 
@@ -94,36 +94,6 @@ fn http10_backend_answer_without_length_runs_to_its_close() {
     assert_eq!(answer.body.len(), body.len());
     assert!(answer.body == body, "the body arrived altered");
     wire.assert_closed();
-}
-
-#[test]
-fn expect_100_continue_gets_continue_then_the_body_reaches_the_backend() {
-    let redis = RedisServer::start();
-    // This backend sends a `100 Continue` of its own too: the client must not get two.
-    let backend = RawBackend::start(|peer| {
-        peer.answer_each(|request| {
-            let created = answer("201 Created", &format!("got {} bytes", request.body.len()));
-            [&b"HTTP/1.1 100 Continue\r\n\r\n"[..], &created].concat()
-        })
-    });
-    let hipache = proxy_to(&redis, "continue.local", &backend.url());
-
-    let mut wire = Wire::open(hipache.addr());
-    wire.write(
-        b"POST /upload HTTP/1.1\r\nHost: continue.local\r\nExpect: 100-continue\r\n\
-          Content-Length: 10\r\n\r\n",
-    );
-    let interim = wire.answer();
-    assert_answer(&interim, "HTTP/1.1 100 Continue", "");
-    assert!(interim.fields.is_empty(), "{interim:?}");
-    wire.write(b"0123456789");
-
-    assert_answer(&wire.answer(), "HTTP/1.1 201 Created", "got 10 bytes");
-    let seen = backend.requests();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].body, b"0123456789");
-    assert_eq!(seen[0].header("content-length"), Some("10"));
-    assert_eq!(seen[0].header("expect"), None, "the proxy met it");
 }
 
 #[test]

@@ -18,6 +18,8 @@ mod dry_run;
 #[cfg(test)]
 mod duplex;
 #[cfg(test)]
+mod expect_continue;
+#[cfg(test)]
 mod failures;
 #[cfg(test)]
 mod faults;

@@ -7,10 +7,33 @@ fn forwarded() -> Forwarded {
 }
 
 fn backend_request(text: &[u8], keep_alive: bool) -> String {
+    backend_request_expecting(text, keep_alive, false)
+}
+
+fn backend_request_expecting(text: &[u8], keep_alive: bool, forward_expect: bool) -> String {
     let head = RequestHead::parse(text).unwrap().unwrap();
     let mut out = Vec::new();
-    request_for_backend(&mut out, text, &head, &forwarded(), keep_alive);
+    request_for_backend(
+        &mut out,
+        text,
+        &head,
+        &forwarded(),
+        keep_alive,
+        forward_expect,
+    );
     String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn expect_100_continue_goes_on_only_while_the_client_waits_for_it() {
+    let text = b"PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    let waiting = backend_request_expecting(text, true, true);
+    assert!(
+        waiting.contains("\r\nExpect: 100-continue\r\n"),
+        "{waiting}"
+    );
+    let sent_whole = backend_request_expecting(text, true, false);
+    assert!(!sent_whole.contains("Expect"), "{sent_whole}");
 }
 
 #[test]

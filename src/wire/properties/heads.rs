@@ -224,10 +224,10 @@ fn is_proxy_written(name: &[u8]) -> bool {
 #[test]
 fn accepted_requests_reach_a_strict_parser_as_the_same_single_message() {
     let forwarded = Forwarded::new("10.0.0.1".parse().unwrap(), false, 80);
-    proptest!(config(1000), |(head in request_head(false), keep_alive in any::<bool>())| {
+    proptest!(config(1000), |(head in request_head(false), keep_alive in any::<bool>(), expect in any::<bool>())| {
         let Ok(Some(parsed)) = RequestHead::parse(&head) else { return Ok(()) };
         let mut out = Vec::new();
-        encode::request_for_backend(&mut out, &head, &parsed, &forwarded, keep_alive);
+        encode::request_for_backend(&mut out, &head, &parsed, &forwarded, keep_alive, expect);
         let text = String::from_utf8_lossy(&out).into_owned();
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut strict = httparse::Request::new(&mut headers);

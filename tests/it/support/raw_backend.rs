@@ -50,6 +50,13 @@ pub(crate) fn read_line(reader: &mut impl BufRead) -> Option<String> {
 /// `answer_to` is the request's method when reading an answer. Without a length or chunking a
 /// request has no body and an answer runs to the close; HEAD, 1xx, 204 and 304 answers have none.
 pub(crate) fn read_message(reader: &mut impl BufRead, answer_to: Option<&str>) -> Option<Message> {
+    let mut message = read_head(reader)?;
+    read_body(reader, &mut message, answer_to)?;
+    Some(message)
+}
+
+/// Reads a head: its line and fields, no body.
+pub(crate) fn read_head(reader: &mut impl BufRead) -> Option<Message> {
     let line = read_line(reader)?;
     let mut message = Message {
         line,
@@ -64,11 +71,20 @@ pub(crate) fn read_message(reader: &mut impl BufRead, answer_to: Option<&str>) -
         let field = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
         message.fields.push(field);
     }
+    Some(message)
+}
+
+/// Reads the body `message`'s head frames (see [`read_message`]).
+pub(crate) fn read_body(
+    reader: &mut impl BufRead,
+    message: &mut Message,
+    answer_to: Option<&str>,
+) -> Option<()> {
     let status = message.line.split(' ').nth(1).unwrap_or_default();
     if answer_to.is_some_and(|method| {
         method == "HEAD" || status.starts_with('1') || matches!(status, "204" | "304")
     }) {
-        return Some(message);
+        return Some(());
     }
     let chunked = message.header("transfer-encoding") == Some("chunked");
     let length = message.header("content-length").map(str::parse);
@@ -93,7 +109,7 @@ pub(crate) fn read_message(reader: &mut impl BufRead, answer_to: Option<&str>) -
         reader.read_to_end(&mut body).ok()?;
     }
     message.body = body;
-    Some(message)
+    Some(())
 }
 
 /// Asserts an answer's status line and body text.
@@ -150,6 +166,19 @@ impl Peer {
     /// Reads and records the next request; `None` once the proxy closed or went quiet.
     pub(crate) fn request(&mut self) -> Option<Message> {
         let mut request = read_message(&mut self.wire.0, None)?;
+        request.connection = self.connection;
+        self.shared.seen.lock().unwrap().push(request.clone());
+        Some(request)
+    }
+
+    /// Like [`Peer::request`], but writes `interim` between the head and the body when the
+    /// head says `Expect: 100-continue`, as a server that wants the body does.
+    pub(crate) fn request_meeting_expect(&mut self, interim: &[u8]) -> Option<Message> {
+        let mut request = read_head(&mut self.wire.0)?;
+        if request.header("expect") == Some("100-continue") {
+            self.write(interim);
+        }
+        read_body(&mut self.wire.0, &mut request, None)?;
         request.connection = self.connection;
         self.shared.seen.lock().unwrap().push(request.clone());
         Some(request)
