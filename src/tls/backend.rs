@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::TlsConnector;
@@ -18,13 +18,13 @@ use crate::config::BackendTrust;
 /// Builds the connector for `https://` backends from `server.backendTlsVerify` and the
 /// certificates of `server.backendCa`. Cheap to clone; build it once per process.
 pub(crate) fn connector(trust: &BackendTrust) -> TlsConnector {
-    let provider = Arc::new(ring::default_provider());
-    // The ring provider supports both default protocol versions: this cannot fail.
+    let provider = super::provider::provider();
+    // Both providers support both default protocol versions: this cannot fail.
     let builder = match ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
     {
         Ok(builder) => builder,
-        Err(error) => unreachable!("ring supports TLS 1.2 and 1.3: {error}"),
+        Err(error) => unreachable!("the provider supports TLS 1.2 and 1.3: {error}"),
     };
     let mut config = if trust.verify {
         builder

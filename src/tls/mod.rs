@@ -1,7 +1,8 @@
 //! HTTPS: the rustls server configuration of each https listener, and its certificates.
 //!
-//! Owns: TLS 1.2 and 1.3 with rustls' default suites (ring provider), ALPN `h2` then
-//! `http/1.1`, SNI over every configured certificate (each `https.bind` key/cert, plus the
+//! Owns: TLS 1.2 and 1.3 with rustls' default suites (`provider`), ALPN `h2` then
+//! `http/1.1`, session resumption by tickets any worker of the node opens (`tickets`) and by
+//! a per-worker session cache, SNI over every configured certificate (each `https.bind` key/cert, plus the
 //! `https.certDir` folder), and `Certificates::reload`, which re-reads all of them and swaps the
 //! set atomically (the old set stays on any error). The handshake itself runs in
 //! `worker::accept`, in the connection's task.
@@ -11,7 +12,9 @@
 
 pub(crate) mod backend;
 pub(crate) mod certs;
+pub(crate) mod provider;
 pub(crate) mod sni;
+pub(crate) mod tickets;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +28,10 @@ use crate::config::Config;
 use certs::Source;
 pub(crate) use certs::TlsError;
 use sni::{CertSet, Resolver};
+pub(crate) use tickets::Tickets;
+
+/// Sessions each worker remembers for resumption by id (a few hundred bytes each).
+const SESSION_CACHE_ENTRIES: usize = 20_000;
 
 /// Every certificate the https listeners serve, re-readable without a restart.
 pub struct Certificates {
@@ -50,7 +57,7 @@ impl Certificates {
                 ca: l.ca.clone(),
             })
             .collect();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = provider::provider();
         let mut certificates = Self {
             listeners,
             cert_dir: config.cert_dir.clone(),
@@ -77,8 +84,13 @@ impl Certificates {
         }
     }
 
-    /// The acceptor of the `listener`-th https listener (config order).
-    pub(crate) fn acceptor(&self, listener: usize) -> Result<TlsAcceptor, TlsError> {
+    /// The acceptor of the `listener`-th https listener (config order), resuming sessions with
+    /// `tickets`.
+    pub(crate) fn acceptor(
+        &self,
+        listener: usize,
+        tickets: Arc<Tickets>,
+    ) -> Result<TlsAcceptor, TlsError> {
         let resolver = Arc::new(Resolver {
             set: self.set.clone(),
             listener,
@@ -89,6 +101,11 @@ impl Certificates {
             .with_no_client_auth()
             .with_cert_resolver(resolver);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.ticketer = tickets;
+        // TLS 1.2 clients without ticket support resume by session id, on the worker that
+        // served them; rustls' default cache holds 256, nginx's `shared:SSL:10m` about 40,000.
+        config.session_storage =
+            rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 

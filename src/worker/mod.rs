@@ -17,6 +17,7 @@ use std::future::Future;
 use std::io;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use tokio::task::LocalSet;
 
@@ -31,7 +32,7 @@ use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
 use crate::supervision::{exit_code, Listener};
-use crate::tls::{Certificates, TlsError};
+use crate::tls::{Certificates, Tickets, TlsError};
 use inherit::MasterLink;
 
 /// Why a worker stopped serving.
@@ -200,6 +201,7 @@ async fn serve_with<S: RouteSource, R>(
             )
         }),
     });
+    let tickets = Arc::new(Tickets::new(crate::supervision::node_secret().as_bytes()));
     let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
         Vec::with_capacity(listeners.len());
     for listener in listeners {
@@ -208,7 +210,8 @@ async fn serve_with<S: RouteSource, R>(
             .map_err(|source| WorkerError::Listener { address, source })?;
         let acceptor = match (&tls, listener.https) {
             (Some(certificates), Some(index)) => {
-                Some(certificates.acceptor(index).map_err(WorkerError::Tls)?)
+                let acceptor = certificates.acceptor(index, tickets.clone());
+                Some(acceptor.map_err(WorkerError::Tls)?)
             }
             _ => None,
         };

@@ -72,6 +72,8 @@ mod support;
 #[cfg(test)]
 mod tls;
 #[cfg(test)]
+mod tls_resumption;
+#[cfg(test)]
 mod websocket;
 
 use support::{Backend, RedisServer, Request};

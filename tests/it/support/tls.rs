@@ -39,9 +39,18 @@ impl TestCert {
 
 /// A client config offering `alpn`, verifying nothing (the tests check names themselves).
 pub(crate) fn client_config(alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    client_config_for(rustls::DEFAULT_VERSIONS, alpn)
+}
+
+/// A client config speaking only `versions`; its sessions are kept for resumption by every
+/// connection made with it.
+pub(crate) fn client_config_for(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("client protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
