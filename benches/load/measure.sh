@@ -41,6 +41,31 @@ sample_rss() { # sample_rss PID OUT: writes the peak RSS seen to OUT every 0.2 s
     done
 }
 
+# How a multi-process target shares the load, halfway through a run: each worker's client
+# connections on PORT and its share of the CPU the workers used meanwhile (one second), e.g.
+# "conns 40/24 cpu 58%/42%". An uneven split is one cause of a wider tail with 2 workers: the
+# busier worker queues its connections' requests behind each other. HAProxy's threads share one
+# process and are not split here.
+worker_spread() { # worker_spread PID PORT
+    local pid=$1 port=$2 worker conns='' cpu='' total=0
+    local -a workers ticks
+    mapfile -t workers < <(pgrep -P "$pid" || true)
+    ((${#workers[@]} > 1)) || return 0
+    for worker in "${workers[@]}"; do ticks+=("$(cpu_ticks "$worker")"); done
+    sleep 1
+    local i
+    for i in "${!workers[@]}"; do
+        ticks[i]=$(($(cpu_ticks "${workers[i]}") - ticks[i]))
+        total=$((total + ticks[i]))
+    done
+    for i in "${!workers[@]}"; do
+        worker=${workers[i]}
+        conns+="${conns:+/}$(ss -tnpH state established "( sport = :$port )" 2>/dev/null | grep -c "pid=$worker," || true)"
+        cpu+="${cpu:+/}$(awk -v t="${ticks[i]}" -v s="$total" 'BEGIN { printf "%d%%", s ? 100 * t / s : 0 }')"
+    done
+    echo "conns $conns cpu $cpu"
+}
+
 # One wrk run (wrk options, then optionally -- and the Lua script's arguments): the warm-up, then
 # measure_run. PORT is a port on 127.0.0.1 (http) or a base URL (https://127.0.0.1:N).
 measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
@@ -58,7 +83,17 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
     if ((WARMUP > 0)); then
         timeout $((WARMUP + 30)) wrk -d "${WARMUP}s" "${args[@]}" >/dev/null 2>&1 || true
     fi
+    local spread='' spreading=''
+    if [[ $port != *://* ]]; then
+        spread=$WORK/spread
+        (sleep $((DURATION / 2)) && worker_spread "$pid" "$port") >"$spread" 2>/dev/null &
+        spreading=$!
+    fi
     measure_run "$profile" "$round" "$target" "$conns" "$pid" wrk -d "${DURATION}s" "${args[@]}"
+    if [[ -n $spread ]]; then
+        wait "$spreading" || true
+        if [[ -s $spread ]]; then log "    $target workers: $(cat "$spread")"; fi
+    fi
 }
 
 # One measured run of a load COMMAND that prints report.lua's RESULT line (wrk, ws_client.py);
