@@ -38,6 +38,8 @@ mod h2;
 #[cfg(test)]
 mod h2_hosts;
 #[cfg(test)]
+mod h2_interim;
+#[cfg(test)]
 mod h2_websocket;
 #[cfg(test)]
 mod health_check;
