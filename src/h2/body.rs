@@ -1,8 +1,8 @@
 //! The body an HTTP/2 client receives: a page of our own, or a backend's body read from its
-//! stream as hyper asks for it.
+//! stream as the stream's task (`stream`) asks for it.
 //!
 //! A streamed upload the backend had not read whole when it began answering moves on from
-//! here (`pump`), each time hyper asks for more of the answer; the answer is silent only when
+//! here (`pump`), each time the task asks for more of the answer; the answer is silent only when
 //! neither direction moved for `tcpTimeout`.
 //!
 //! The body also closes the books on a request when it is done: it counts the payload bytes the
@@ -23,18 +23,15 @@ use tokio::time::Sleep;
 use super::pump::UploadPump;
 use crate::access_log::PendingLine;
 use crate::proxy::backend::{Activity, Answer, BodyRelay};
-use crate::proxy::open::Open;
 use crate::proxy::pool::BackendStream;
 use crate::wire::buffers;
 use crate::wire::response::Framing;
 
 pub(crate) struct ResponseBody {
     content: Content,
-    /// Bytes of a page of our own handed to hyper.
+    /// Bytes of a page of our own handed on.
     sent: u64,
     log: Option<Box<PendingLine>>,
-    /// Counts the stream as open on its connection while the body lives.
-    open: Option<Open>,
 }
 
 enum Content {
@@ -70,7 +67,6 @@ impl ResponseBody {
             content: Content::Full(Some(data.into())),
             sent: 0,
             log: None,
-            open: None,
         }
     }
 
@@ -102,13 +98,7 @@ impl ResponseBody {
             content: Content::Backend(Box::new(body)),
             sent: 0,
             log: None,
-            open: None,
         }
-    }
-
-    /// Keeps `open` (the stream's place in its connection's count) until the body is dropped.
-    pub(crate) fn hold(&mut self, open: Open) {
-        self.open = Some(open);
     }
 
     /// Writes `line` to the access log, with the byte count, when this body is dropped.
@@ -264,7 +254,7 @@ impl Drop for ResponseBody {
     fn drop(&mut self) {
         let bytes = self.bytes_sent();
         if let Some(body) = self.content_backend() {
-            // hyper may stop polling a body it knows is complete: that is an end too.
+            // A body known complete may not be polled again: that is an end too.
             if body.done {
                 body.finish();
             }

@@ -1,66 +1,92 @@
-//! The HTTP/2 front end: hyper serves the connection (TLS with ALPN `h2`, or h2c prior
-//! knowledge) and calls [`serve`] per request. A request is routed and sent through the proxy's
-//! one attempt loop as HTTP/1.1 over the worker's backend pool (`request`), and the answer is
-//! streamed back (`body`), its access log line written when it ends. A WebSocket opened with an
-//! extended CONNECT (RFC 8441) is tunnelled to the backend as an HTTP/1.1 Upgrade (`websocket`).
+//! The HTTP/2 front end, on the `h2` crate: `connection` serves a connection (TLS with ALPN
+//! `h2`, or h2c prior knowledge) and runs each stream in a task of its own (`stream`), which
+//! calls [`serve`]. A request is routed and sent through the proxy's one attempt loop as
+//! HTTP/1.1 over the worker's backend pool (`request`), the backend's interim answers are
+//! relayed as they come, and the answer is streamed back (`body`), its access log line written
+//! when it ends. A WebSocket opened with an extended CONNECT (RFC 8441) is tunnelled to the
+//! backend as an HTTP/1.1 Upgrade (`websocket`).
 
 pub(crate) mod body;
+pub(crate) mod connection;
 mod pump;
 pub(crate) mod request;
+mod stream;
+mod stream_io;
 mod websocket;
 
+use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use ::h2::server::SendResponse;
+use ::h2::RecvStream;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
+use http::{Response, StatusCode, Uri};
 
 use crate::access_log::LoggedRequest;
 use crate::error_page::{self, Generated, PageBody};
-use crate::proxy::backend::Answer;
 use crate::proxy::error::ProxyError;
 use crate::proxy::{Answered, ClientConnection, Outcome, Proxy, Route, Routed};
 use crate::routes::RouteSource;
 use crate::wire::headers::{self, Forwarded};
+use crate::wire::response::ResponseHead;
 use body::ResponseBody;
 use request::Payload;
 
-/// Serves one HTTP/2 request.
-pub(crate) async fn serve<S: RouteSource>(
+/// A request as the client sent it.
+type Request = http::Request<RecvStream>;
+
+/// What a stream's task sends once [`serve`] is done: an answer, or the head that opens a
+/// WebSocket tunnel and the tunnel.
+enum Reply {
+    Answer(Response<ResponseBody>),
+    Tunnel(websocket::Tunnel),
+}
+
+/// Serves one HTTP/2 request; interim answers are sent on `respond` as they come, the rest is
+/// left to the caller.
+async fn serve<S: RouteSource>(
     proxy: Rc<Proxy<S>>,
     conn: Rc<ClientConnection>,
-    request: Request<Incoming>,
-) -> Response<ResponseBody> {
+    request: Request,
+    respond: &RefCell<SendResponse<Bytes>>,
+) -> Reply {
     let debug = request.headers().contains_key(headers::X_DEBUG);
     if is_ambiguous(&request) {
-        return refused(StatusCode::BAD_REQUEST);
+        return Reply::Answer(refused(StatusCode::BAD_REQUEST));
     }
     // Before the WebSocket branch: an extended CONNECT over h2c gets the redirect too.
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
     if let Some(answer) = proxy.secure_redirect(&conn, host_of(&request), target.as_bytes(), debug)
     {
-        return generated(answer);
+        return Reply::Answer(generated(answer));
     }
     if websocket::is_websocket(&request) {
-        return websocket::serve(proxy, conn, request).await;
+        return websocket::serve(proxy, conn, request, respond).await;
     }
     if request.method() == http::Method::CONNECT {
         // A reverse proxy tunnels to no address a client names.
-        return refused(StatusCode::METHOD_NOT_ALLOWED);
+        return Reply::Answer(refused(StatusCode::METHOD_NOT_ALLOWED));
     }
     let route = match routed(&proxy, &request, debug).await {
         Ok(route) => route,
-        Err(answer) => return answer,
+        Err(answer) => return Reply::Answer(answer),
     };
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
-    let Some(payload) = Payload::from_incoming(body, proxy.idle_timeout).await else {
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let length = parts.headers.get(header::CONTENT_LENGTH);
+    let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
+    let idle = proxy.idle_timeout;
+    let Some(payload) = Payload::from_client(body, length, expects_continue, idle).await else {
         // The client went away while sending its body: nobody is left to answer.
         let error = ProxyError::BackendIo { replayable: false };
-        return generated(proxy.error_answer(error, debug));
+        return Reply::Answer(generated(proxy.error_answer(error, debug)));
     };
     let mut exchange = request::Request {
         parts: &parts,
@@ -68,17 +94,25 @@ pub(crate) async fn serve<S: RouteSource>(
         timeout: proxy.response_timeout,
         upgrade: false,
         pump: None,
+        respond,
+        expects_continue,
     };
     let outcome = proxy.forward(&route, logged, &mut exchange).await;
     let pump = exchange.take_pump();
-    respond(&proxy, outcome, debug, proxy.pool.keep_alive(), pump)
+    Reply::Answer(respond_with(
+        &proxy,
+        outcome,
+        debug,
+        proxy.pool.keep_alive(),
+        pump,
+    ))
 }
 
 /// The request's route, with the backend its sticky cookie names; or the answer of our own
 /// (`__ping__`, or the error) when it has none.
 async fn routed<S: RouteSource>(
     proxy: &Proxy<S>,
-    request: &Request<Incoming>,
+    request: &Request,
     debug: bool,
 ) -> Result<Route, Response<ResponseBody>> {
     let mut route = match proxy.route(host_of(request), debug).await {
@@ -101,7 +135,7 @@ fn refused(status: StatusCode) -> Response<ResponseBody> {
 /// The client's response to how the attempts ended: the backend's answer streamed on (its
 /// stream back to the pool afterwards when `keep_alive`; `pump` moves the rest of a streamed
 /// upload), or the page of the error.
-fn respond<S: RouteSource>(
+fn respond_with<S: RouteSource>(
     proxy: &Proxy<S>,
     outcome: Outcome<'_>,
     debug: bool,
@@ -117,7 +151,7 @@ fn respond<S: RouteSource>(
             line,
             set_cookie,
         }) => {
-            let mut head = response_head(&answer);
+            let mut head = head_of(&answer.head, &answer.buf);
             add_set_cookie(&mut head, set_cookie);
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
@@ -196,7 +230,7 @@ fn generated(answer: Generated) -> Response<ResponseBody> {
 /// two `host` fields (routing takes the first, a backend may take the last and serve another
 /// tenant), a `host` that names another authority than `:authority` (compared ASCII
 /// case-insensitively, ports as written), or `:path *` on anything but OPTIONS.
-fn is_ambiguous(request: &Request<Incoming>) -> bool {
+fn is_ambiguous(request: &Request) -> bool {
     let mut hosts = request.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -222,7 +256,7 @@ fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) 
 }
 
 /// `Host`, or the authority of an HTTP/2 (or absolute-form) request.
-fn host_of(request: &Request<Incoming>) -> Option<&str> {
+fn host_of(request: &Request) -> Option<&str> {
     match request.headers().get(header::HOST) {
         Some(value) => value.to_str().ok(),
         None => request.uri().authority().map(|a| a.as_str()),
@@ -245,9 +279,9 @@ fn prepare_for_backend(parts: &mut http::request::Parts, forwarded: &Forwarded, 
     headers::rewrite_request(&mut parts.headers, forwarded, keep_alive);
 }
 
-/// The backend's status and fields (hop-by-hop ones left out) as the client's response head.
-fn response_head(answer: &Answer) -> http::response::Parts {
-    let (head, buf) = (&answer.head, &answer.buf);
+/// A backend's status and fields (hop-by-hop ones left out) as the client's response head; `buf`
+/// holds the head's bytes.
+fn head_of(head: &ResponseHead, buf: &[u8]) -> http::response::Parts {
     let mut response = Response::new(());
     *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response.headers_mut();

@@ -10,9 +10,8 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use ::h2::{FlowControl, RecvStream};
 use bytes::{Buf, Bytes};
-use http_body::Body as _;
-use hyper::body::Incoming;
 use tokio::io::AsyncWrite;
 
 use crate::proxy::backend::Activity;
@@ -21,11 +20,15 @@ use crate::wire::encode;
 
 pub(crate) struct UploadPump {
     /// `None` once the client's body ended.
-    incoming: Option<Incoming>,
+    incoming: Option<RecvStream>,
     /// Without a `content-length`, the body goes to the backend in chunks.
     chunked: bool,
-    /// Framing and data taken from the client, not yet written to the backend.
-    pending: VecDeque<Bytes>,
+    /// Framing and data taken from the client, not yet written to the backend; `true` marks
+    /// the client's data, whose bytes are given back to its flow-control window once written.
+    pending: VecDeque<(Bytes, bool)>,
+    /// Where the client's window is given back, still once `incoming` ended: the connection's
+    /// window is shared by every stream.
+    window: FlowControl,
     state: State,
 }
 
@@ -38,8 +41,9 @@ enum State {
 }
 
 impl UploadPump {
-    pub(crate) fn new(incoming: Incoming, chunked: bool) -> Self {
+    pub(crate) fn new(mut incoming: RecvStream, chunked: bool) -> Self {
         Self {
+            window: incoming.flow_control().clone(),
             incoming: Some(incoming),
             chunked,
             pending: VecDeque::new(),
@@ -89,11 +93,16 @@ impl UploadPump {
         activity: &Activity,
     ) -> Poll<Result<(), SendError>> {
         loop {
-            if let Some(front) = self.pending.front_mut() {
+            if let Some((front, data)) = self.pending.front_mut() {
                 match Pin::new(&mut *backend).poll_write(cx, front) {
                     Poll::Ready(Ok(n)) if n > 0 => {
                         activity.touch();
                         front.advance(n);
+                        // The client may send as much again: the backend took these bytes,
+                        // so a client never runs more than a window ahead of it.
+                        if *data {
+                            let _ = self.window.release_capacity(n);
+                        }
                         if front.is_empty() {
                             self.pending.pop_front();
                         }
@@ -106,31 +115,28 @@ impl UploadPump {
             let Some(incoming) = self.incoming.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            match Pin::new(incoming).poll_frame(cx) {
+            // Trailers: HTTP/1.1 backends are not sent them, and they are not waited for.
+            match incoming.poll_data(cx) {
                 Poll::Ready(None) => {
                     self.incoming = None;
                     if self.chunked {
                         self.pending
-                            .push_back(Bytes::from_static(encode::LAST_CHUNK));
+                            .push_back((Bytes::from_static(encode::LAST_CHUNK), false));
                     }
                 }
-                Poll::Ready(Some(Ok(frame))) => {
+                Poll::Ready(Some(Ok(data))) => {
                     activity.touch();
-                    // Trailers: HTTP/1.1 backends are not sent them.
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
                     if data.is_empty() {
                         continue;
                     }
                     if self.chunked {
                         let mut head = Vec::with_capacity(24);
                         encode::chunk_head(&mut head, data.len());
-                        self.pending.push_back(Bytes::from(head));
-                        self.pending.push_back(data);
-                        self.pending.push_back(Bytes::from_static(b"\r\n"));
+                        self.pending.push_back((Bytes::from(head), false));
+                        self.pending.push_back((data, true));
+                        self.pending.push_back((Bytes::from_static(b"\r\n"), false));
                     } else {
-                        self.pending.push_back(data);
+                        self.pending.push_back((data, true));
                     }
                 }
                 Poll::Ready(Some(Err(_))) => {

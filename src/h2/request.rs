@@ -2,19 +2,22 @@
 //! its head rewritten for the backend, its body kept whole when small enough to be sent again,
 //! streamed once otherwise, in chunks when its length is unknown. Once the backend starts
 //! answering, sending returns and the rest of a streamed body (`pump`) moves on from the
-//! response body.
+//! response body. The backend's interim answers go to the client as HTTP/2 informational
+//! responses as they come (`interim`).
 
+use std::cell::RefCell;
 use std::time::Duration;
 
-use bytes::Bytes;
+use ::h2::server::SendResponse;
+use ::h2::RecvStream;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 
 use super::pump::UploadPump;
 use crate::proxy::backend::{write_within, Activity, Asked};
 use crate::proxy::pool::BackendStream;
 use crate::proxy::{ClientFailure, Exchange, SendError};
+use crate::wire::response::ResponseHead;
 use crate::wire::{buffers, encode};
 
 /// Requests with a body up to this size are kept whole, so that a retry can send them again.
@@ -25,24 +28,49 @@ pub(crate) enum Payload {
     /// Held in memory: can be sent any number of times.
     Replayable(Bytes),
     /// Streamed from the client: `None` once sent.
-    Once(Option<Incoming>),
+    Once(Option<RecvStream>),
 }
 
 impl Payload {
-    /// Keeps small bodies whole; a client that goes away while sending one, or sends nothing
-    /// of it for `idle`, yields `None`.
-    pub(crate) async fn from_incoming(body: Incoming, idle: Duration) -> Option<Self> {
-        use http_body::Body as _;
-        match body.size_hint().exact() {
-            Some(0) => Some(Self::Replayable(Bytes::new())),
-            Some(n) if n <= REPLAY_LIMIT_BYTES => tokio::time::timeout(idle, body.collect())
-                .await
-                .ok()?
-                .ok()
-                .map(|collected| Self::Replayable(collected.to_bytes())),
+    /// Keeps small bodies whole (`length` is the request's `content-length`); a client that
+    /// goes away while sending one, or sends nothing of it for `idle`, yields `None`.
+    ///
+    /// A client that expects `100 Continue` sends its body only once a backend said so: its
+    /// body is streamed, never waited for here, whatever its size.
+    pub(crate) async fn from_client(
+        mut body: RecvStream,
+        length: Option<u64>,
+        expects_continue: bool,
+        idle: Duration,
+    ) -> Option<Self> {
+        if body.is_end_stream() {
+            return Some(Self::Replayable(Bytes::new()));
+        }
+        match length {
+            Some(n) if n <= REPLAY_LIMIT_BYTES && !expects_continue => {
+                tokio::time::timeout(idle, whole(&mut body))
+                    .await
+                    .ok()?
+                    .map(Self::Replayable)
+            }
             _ => Some(Self::Once(Some(body))),
         }
     }
+}
+
+/// All of a body, its window given back as it comes; `None` if the client reset it.
+async fn whole(body: &mut RecvStream) -> Option<Bytes> {
+    let mut all = BytesMut::new();
+    while let Some(data) = body.data().await {
+        let data = data.ok()?;
+        let _ = body.flow_control().release_capacity(data.len());
+        if all.is_empty() && body.is_end_stream() {
+            // The usual case, one DATA frame: kept as it came.
+            return Some(data);
+        }
+        all.extend_from_slice(&data);
+    }
+    Some(all.freeze())
 }
 
 /// An HTTP/2 request on its way to a backend.
@@ -56,6 +84,10 @@ pub(crate) struct Request<'a> {
     pub(crate) upgrade: bool,
     /// A streamed body once sending began: where it stands.
     pub(crate) pump: Option<UploadPump>,
+    /// Where the client's answer goes: interim ones are sent on it as they come.
+    pub(crate) respond: &'a RefCell<SendResponse<Bytes>>,
+    /// The client sent `expect: 100-continue`: the backend's `100` is relayed to it.
+    pub(crate) expects_continue: bool,
 }
 
 impl Request<'_> {
@@ -72,8 +104,7 @@ impl Exchange for Request<'_> {
             head: self.parts.method == http::Method::HEAD,
             // Other HTTP/2 requests have no upgrades: a 101 from the backend is an error.
             upgrade: self.upgrade,
-            // hyper's server cannot send 1xx answers: interim ones are skipped.
-            interim: false,
+            interim: true,
         }
     }
 
@@ -110,7 +141,29 @@ impl Exchange for Request<'_> {
         if let Some(incoming) = incoming {
             self.pump = Some(UploadPump::new(incoming, chunked));
         }
-        let Some(pump) = self.pump.as_mut() else {
+        self.move_body(stream).await
+    }
+
+    async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
+        // A `100` nobody asked for would tell the client to send what it is sending already.
+        if head.status == 100 && !self.expects_continue {
+            return Ok(());
+        }
+        let interim = http::Response::from_parts(super::head_of(head, bytes), ());
+        let sent = self.respond.borrow_mut().send_informational(interim);
+        sent.map_err(|_| ClientFailure::Gone)
+    }
+
+    async fn resume(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
+        // After a `100`, the body the client held back comes now; after a `103`, more of it.
+        self.move_body(stream).await
+    }
+}
+
+impl Request<'_> {
+    /// Moves the streamed body, if any, until it is sent whole or the backend speaks.
+    async fn move_body(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
+        let Some(pump) = self.pump.as_mut().filter(|pump| pump.is_moving()) else {
             return Ok(());
         };
         // A backend may answer before it read the whole body: one that refuses it, or one that

@@ -3,45 +3,47 @@
 //! backend answers 101, the client gets a 200 and its HTTP/2 stream is spliced with the backend
 //! connection, as an HTTP/1.1 tunnel is.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use ::h2::server::SendResponse;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::{Method, Response, StatusCode};
 
-use super::body::ResponseBody;
 use super::request::{self as h2_request, Payload};
-use super::{add_set_cookie, logged_request, prepare_for_backend, respond, response_head, routed};
+use super::stream_io::StreamIo;
+use super::{add_set_cookie, head_of, logged_request, prepare_for_backend, respond_with, routed};
+use super::{Reply, Request};
 use crate::proxy::backend::write_within;
+use crate::proxy::conn::BackendConn;
 use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy};
 use crate::routes::RouteSource;
 use crate::wire::headers;
 
 /// Whether `request` is an extended CONNECT for a WebSocket (RFC 8441 §4).
-pub(super) fn is_websocket(request: &Request<Incoming>) -> bool {
+pub(super) fn is_websocket(request: &Request) -> bool {
     request.method() == Method::CONNECT
         && request
             .extensions()
-            .get::<hyper::ext::Protocol>()
+            .get::<::h2::ext::Protocol>()
             .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
 }
 
-/// Serves one WebSocket over HTTP/2: routes it, opens it on a backend as an HTTP/1.1 Upgrade,
-/// and splices once the backend accepted.
+/// Serves one WebSocket over HTTP/2: routes it and opens it on a backend as an HTTP/1.1
+/// Upgrade; once the backend accepted, the tunnel is the reply.
 pub(super) async fn serve<S: RouteSource>(
     proxy: Rc<Proxy<S>>,
     conn: Rc<ClientConnection>,
-    mut request: Request<Incoming>,
-) -> Response<ResponseBody> {
+    request: Request,
+    respond: &RefCell<SendResponse<Bytes>>,
+) -> Reply {
     let debug = request.headers().contains_key(headers::X_DEBUG);
     let route = match routed(&proxy, &request, debug).await {
         Ok(route) => route,
-        Err(answer) => return answer,
+        Err(answer) => return Reply::Answer(answer),
     };
-    let upgrade = hyper::upgrade::on(&mut request);
-    let (mut parts, _) = request.into_parts();
+    let (mut parts, client) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
     parts.method = Method::GET;
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
@@ -64,6 +66,8 @@ pub(super) async fn serve<S: RouteSource>(
         timeout: proxy.response_timeout,
         upgrade: true,
         pump: None,
+        respond,
+        expects_continue: false,
     };
     match proxy.forward(&route, logged, &mut exchange).await {
         Outcome::Answered(Answered {
@@ -73,7 +77,7 @@ pub(super) async fn serve<S: RouteSource>(
             set_cookie,
             ..
         }) if answer.head.status == 101 => {
-            let mut head = response_head(&answer);
+            let mut head = head_of(&answer.head, &answer.buf);
             add_set_cookie(&mut head, set_cookie);
             head.status = StatusCode::OK;
             for name in [
@@ -91,25 +95,55 @@ pub(super) async fn serve<S: RouteSource>(
                 line.write(0);
             }
             let early = answer.buf[answer.head.len..].to_vec();
-            let backend = answer.stream.into_tunnel();
-            let proxy = proxy.clone();
-            tokio::task::spawn_local(async move {
-                let _open = proxy.tunnels.enter();
-                let Ok(upgraded) = upgrade.await else {
-                    return;
-                };
-                let mut client = TokioIo::new(upgraded);
-                let mut backend = backend;
-                if !early.is_empty() && !write_within(&mut client, &early, proxy.idle_timeout).await
-                {
-                    return;
-                }
-                tunnel::splice_streams(&mut client, &mut backend, proxy.response_timeout).await;
-            });
-            Response::from_parts(head, ResponseBody::full(Bytes::new()))
+            Reply::Tunnel(Tunnel {
+                head: Response::from_parts(head, ()),
+                client,
+                backend: answer.stream.into_tunnel(),
+                early,
+                open: proxy.tunnels.enter(),
+                idle: proxy.idle_timeout,
+                timeout: proxy.response_timeout,
+            })
         }
         // Any other answer is the backend's refusal: the client gets it as it is.
-        other => respond(&proxy, other, debug, false, None),
+        other => Reply::Answer(respond_with(&proxy, other, debug, false, None)),
+    }
+}
+
+/// A WebSocket the backend accepted: the client's `200` to send, then the splice.
+pub(super) struct Tunnel {
+    head: Response<()>,
+    client: ::h2::RecvStream,
+    backend: BackendConn,
+    /// What the backend sent after its 101, for the client before anything else.
+    early: Vec<u8>,
+    /// Counts the tunnel for a drain while it lives.
+    open: crate::proxy::open::Open,
+    idle: std::time::Duration,
+    timeout: std::time::Duration,
+}
+
+impl Tunnel {
+    pub(super) async fn run(self, respond: &mut SendResponse<Bytes>) {
+        let Self {
+            mut head,
+            client,
+            mut backend,
+            early,
+            open,
+            idle,
+            timeout,
+        } = self;
+        super::stream::add_date(head.headers_mut());
+        let Ok(send) = respond.send_response(head, false) else {
+            return;
+        };
+        let _open = open;
+        let mut client = StreamIo::new(client, send);
+        if !early.is_empty() && !write_within(&mut client, &early, idle).await {
+            return;
+        }
+        tunnel::splice_streams(&mut client, &mut backend, timeout).await;
     }
 }
 

@@ -2,21 +2,17 @@
 //!
 //! The accept loop only accepts and spawns; everything else, the TLS handshake (under
 //! `tcpTimeout`) included, happens in the connection's task. HTTP/1.x is served by
-//! our engine (`crate::h1`). HTTP/2 goes to hyper's server: TLS clients that chose it by ALPN,
+//! our engine (`crate::h1`). HTTP/2 goes to `crate::h2`: TLS clients that chose it by ALPN,
 //! and plain clients that open with the HTTP/2 preface (h2c prior knowledge), which the engine
-//! hands over with the bytes it read.
+//! hands over with the bytes it read. Both kinds count in one `Connections`, which a drain
+//! tells to close (HTTP/2 with a GOAWAY) and waits for.
 
-use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -25,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use super::metered::Metered;
 use super::prefixed::Prefixed;
 use crate::h1::server::{self as h1, Ended};
-use crate::proxy::open::{Connections, Open, OpenCount};
+use crate::proxy::open::Connections;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
 use crate::wire::headers::Forwarded;
@@ -37,23 +33,11 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// connection holds one for as long as its task lives.
 type Places = Option<Arc<Semaphore>>;
 
-/// Spawns `!Send` futures (HTTP/2 streams) on the worker's `LocalSet`.
-#[derive(Clone, Copy)]
-struct LocalExec;
-
-impl<F: Future + 'static> hyper::rt::Executor<F> for LocalExec {
-    fn execute(&self, future: F) {
-        tokio::task::spawn_local(future);
-    }
-}
-
 /// What every connection task of a worker shares.
 struct Shared<S> {
     proxy: Rc<Proxy<S>>,
-    http2: http2::Builder<LocalExec>,
-    /// HTTP/2 connections, drained by hyper; weak so the drain can take the last strong one.
-    graceful: Weak<GracefulShutdown>,
-    /// HTTP/1 connections (tunnels included), drained by the engine.
+    http2: ::h2::server::Builder,
+    /// Client connections of both protocols (HTTP/1 tunnels included), drained by theirs.
     connections: Connections,
     places: Places,
 }
@@ -68,20 +52,10 @@ pub(super) async fn serve<S: RouteSource, R>(
     max_connections: Option<usize>,
     drain: impl Future<Output = R>,
 ) -> R {
-    let mut http2 = http2::Builder::new(LocalExec);
-    // A peer that stops answering pings within `tcpTimeout` is gone: its streams are closed.
-    http2
-        .timer(TokioTimer::new())
-        .keep_alive_interval(proxy.idle_timeout)
-        .keep_alive_timeout(proxy.idle_timeout)
-        // WebSocket over HTTP/2 (RFC 8441): extended CONNECT is offered in SETTINGS.
-        .enable_connect_protocol();
-    let graceful = Rc::new(GracefulShutdown::new());
     let connections = Connections::default();
     let shared = Rc::new(Shared {
         proxy: proxy.clone(),
-        http2,
-        graceful: Rc::downgrade(&graceful),
+        http2: crate::h2::connection::builder(),
         connections: connections.clone(),
         places: max_connections.map(|n| Arc::new(Semaphore::new(n))),
     });
@@ -99,20 +73,13 @@ pub(super) async fn serve<S: RouteSource, R>(
     }
     connections.start_draining();
     tracing::info!(
-        connections = connections.count.open() + graceful.count(),
+        connections = connections.count.open(),
         tunnels = proxy.tunnels.open(),
         "draining"
     );
     drop(shared);
     // Connections and tunnels share one deadline: `gracefulWait` bounds the whole drain.
-    let drained = async {
-        // The accept loops are done and connection tasks hold only weak references (upgraded
-        // for an instant, never across an await), so this is the last strong one.
-        if let Ok(graceful) = Rc::try_unwrap(graceful) {
-            graceful.shutdown().await;
-        }
-        connections.count.all_closed().await;
-    };
+    let drained = connections.count.all_closed();
     if tokio::time::timeout(drain_wait, drained).await.is_err() {
         tracing::warn!(
             tunnels = proxy.tunnels.open(),
@@ -220,74 +187,16 @@ async fn serve_tls<S: RouteSource>(
     }
 }
 
-/// Serves HTTP/2 on `stream` with hyper, watched for the drain; a connection that arrives once
-/// draining started is dropped.
+/// Serves HTTP/2 on `stream`, counted with the other connections for the drain.
 async fn serve_http2<S, I>(shared: &Shared<S>, client: Rc<ClientConnection>, stream: I)
 where
     S: RouteSource,
     I: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    let Some(graceful) = shared.graceful.upgrade() else {
-        return;
-    };
     let proxy = shared.proxy.clone();
-    let idle = proxy.idle_timeout;
-    let streams = Streams::default();
-    let counting = streams.clone();
-    let service = service_fn(move |request| {
-        let (proxy, client) = (proxy.clone(), client.clone());
-        // Open until its answer's body is done with, which may be long after this returns.
-        let open = counting.enter();
-        // Boxed: hyper keeps room for one request future per stream, and ours is large.
-        let handling = Box::pin(crate::h2::serve(proxy, client, request));
-        async move {
-            let mut response = handling.await;
-            response.body_mut().hold(open);
-            Ok::<_, std::convert::Infallible>(response)
-        }
-    });
-    let connection = shared.http2.serve_connection(TokioIo::new(stream), service);
-    let connection = graceful.watch(connection);
-    drop(graceful);
-    tokio::select! {
-        served = connection => {
-            if let Err(error) = served {
-                tracing::debug!(%error, "client connection ended with an error");
-            }
-        }
-        // Pings keep a silent peer's connection up for ever: with no stream for `tcpTimeout`
-        // it is idle, as an HTTP/1 connection would be, and is closed.
-        () = streams.idle_for(idle) => tracing::debug!("idle http/2 connection closed"),
-    }
+    crate::h2::connection::serve(&shared.http2, proxy, client, &shared.connections, stream).await;
 }
 
-/// The streams of one HTTP/2 connection: how many are open, and how many ever started.
-#[derive(Clone, Default)]
-struct Streams {
-    open: OpenCount,
-    started: Rc<Cell<u64>>,
-}
-
-impl Streams {
-    fn enter(&self) -> Open {
-        self.started.set(self.started.get() + 1);
-        self.open.enter()
-    }
-
-    /// Resolves once no stream was open or started for a whole `idle` period (so between
-    /// `idle` and twice that after the last one ended).
-    async fn idle_for(&self, idle: Duration) {
-        let mut seen = self.started.get();
-        loop {
-            tokio::time::sleep(idle).await;
-            let started = self.started.get();
-            if started == seen && self.open.open() == 0 {
-                return;
-            }
-            seen = started;
-        }
-    }
-}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,11 +239,9 @@ mod tests {
                 force_secure: None,
                 sticky: None,
             });
-            let graceful = Rc::new(GracefulShutdown::new());
             let shared = Rc::new(Shared {
                 proxy,
-                http2: http2::Builder::new(LocalExec),
-                graceful: Rc::downgrade(&graceful),
+                http2: crate::h2::connection::builder(),
                 connections: Connections::default(),
                 places: None,
             });
