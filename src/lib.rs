@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x, heads read by wire::request)
-//!                                  or h2::serve (HTTP/2 on hyper)
+//!                                  or h2::connection (HTTP/2 on the h2 crate)
 //!   ─▶ proxy::Proxy::route ─▶ router::candidates ─▶ routes::*::lookup
 //!   ─▶ proxy::Proxy::forward, the one attempt loop: balancer::Attempts picks,
 //!        proxy::pool gives a backend stream, the front end sends (h1::forward, h2::request;

@@ -1,6 +1,6 @@
 //! A stream whose first bytes were already read by someone else: they are read again first.
 //! The HTTP/1 engine reads the start of every plain connection; one that turns out to open with
-//! the HTTP/2 preface goes to hyper's HTTP/2 server this way, preface included.
+//! the HTTP/2 preface goes to the HTTP/2 front end this way, preface included.
 
 use std::io;
 use std::pin::Pin;

@@ -8,6 +8,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::support::raw_backend::{ok, RawBackend, IO_TIMEOUT};
 use crate::support::tls;
 use crate::support::{Backend, Config, Hipache, RedisServer};
 
@@ -194,4 +195,64 @@ fn http2_answers_with_an_empty_length_end_at_once() {
     assert_eq!((status, body.as_str()), (302, ""));
     drop(hipache);
     answering.join().unwrap();
+}
+
+#[test]
+fn an_http2_request_in_flight_completes_while_the_proxy_drains_and_its_connection_closes() {
+    use std::sync::{mpsc, Mutex};
+    let redis = RedisServer::start();
+    let (release, released) = mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    let backend = RawBackend::start(move |peer| {
+        if peer.request().is_some() && released.lock().unwrap().recv_timeout(IO_TIMEOUT).is_ok() {
+            peer.write(&ok("late"));
+        }
+    });
+    redis.frontend("drain2.test", "drain2", &[&backend.url()]);
+    let mut hipache = Hipache::start(Config::redis(&redis));
+
+    let (status, body) = runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        let connection = tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = hyper::Request::get("http://drain2.test/slow")
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        until("the request at the backend", || {
+            backend.requests().len() == 1
+        })
+        .await;
+        hipache.signal(libc::SIGTERM);
+        let draining = || hipache.log_lines().iter().any(|l| l.contains("draining"));
+        until("the worker to start draining", draining).await;
+        release.send(()).unwrap();
+        let response = response.await.expect("the answer in flight");
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(data) = body.data().await {
+            text.extend_from_slice(&data.unwrap());
+        }
+        // GOAWAY: once its stream ended, the connection closes, well before gracefulWait.
+        let closed = tokio::time::timeout(IO_TIMEOUT, connection).await;
+        let _ = closed.expect("the connection closed after its last stream");
+        (status, text)
+    });
+
+    assert_eq!((status, &body[..]), (200, &b"late"[..]));
+    let status = hipache.stop();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// Waits for `done` without blocking the runtime, which drives the client's connection.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < IO_TIMEOUT, "waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
