@@ -76,10 +76,15 @@ async fn serve<S: RouteSource>(
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
-    let expects_continue = parts
+    let mut expects_continue = parts
         .headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue && body.is_end_stream() {
+        // No body is held back: nothing for a backend to say `100 Continue` to.
+        parts.headers.remove(header::EXPECT);
+        expects_continue = false;
+    }
     let length = parts.headers.get(header::CONTENT_LENGTH);
     let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
     let idle = proxy.idle_timeout;

@@ -29,6 +29,8 @@ pub(crate) struct UploadPump {
     /// Where the client's window is given back, still once `incoming` ended: the connection's
     /// window is shared by every stream.
     window: FlowControl,
+    /// Some of the body (or its end) was taken from the client.
+    taken: bool,
     state: State,
 }
 
@@ -47,6 +49,7 @@ impl UploadPump {
             incoming: Some(incoming),
             chunked,
             pending: VecDeque::new(),
+            taken: false,
             state: State::Moving,
         }
     }
@@ -57,6 +60,12 @@ impl UploadPump {
 
     pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Whether nothing was taken from the client yet: the pump can start again on another
+    /// backend stream, behind a new head.
+    pub(crate) fn is_untouched(&self) -> bool {
+        self.state == State::Moving && !self.taken
     }
 
     /// Whether it holds bytes the backend has not taken yet (rather than waiting for the
@@ -119,6 +128,7 @@ impl UploadPump {
             match incoming.poll_data(cx) {
                 Poll::Ready(None) => {
                     self.incoming = None;
+                    self.taken = true;
                     if self.chunked {
                         self.pending
                             .push_back((Bytes::from_static(encode::LAST_CHUNK), false));
@@ -129,6 +139,7 @@ impl UploadPump {
                     if data.is_empty() {
                         continue;
                     }
+                    self.taken = true;
                     if self.chunked {
                         let mut head = Vec::with_capacity(24);
                         encode::chunk_head(&mut head, data.len());

@@ -109,7 +109,12 @@ impl Exchange for Request<'_> {
     }
 
     fn is_replayable(&self) -> bool {
-        matches!(self.payload, Payload::Replayable(_))
+        match self.payload {
+            Payload::Replayable(_) => true,
+            // A streamed body can go to another backend until its first byte was taken from
+            // the client (one waiting for `100 Continue` has sent none).
+            Payload::Once(_) => self.pump.as_ref().is_none_or(UploadPump::is_untouched),
+        }
     }
 
     fn is_idempotent(&self) -> bool {
@@ -119,7 +124,7 @@ impl Exchange for Request<'_> {
     async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
         // An HTTP/2 request's length is its `content-length`, if any; otherwise it goes in
         // chunks.
-        let chunked = !self.is_replayable()
+        let chunked = matches!(self.payload, Payload::Once(_))
             && !self
                 .parts
                 .headers
