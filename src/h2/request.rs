@@ -104,6 +104,7 @@ impl Exchange for Request<'_> {
             head: self.parts.method == http::Method::HEAD,
             // Other HTTP/2 requests have no upgrades: a 101 from the backend is an error.
             upgrade: self.upgrade,
+            // Any HTTP/2 response may be preceded by informational ones (RFC 9113 §8.1).
             interim: true,
         }
     }

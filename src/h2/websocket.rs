@@ -80,10 +80,12 @@ pub(super) async fn serve<S: RouteSource>(
             let mut head = head_of(&answer.head, &answer.buf);
             add_set_cookie(&mut head, set_cookie);
             head.status = StatusCode::OK;
+            // A 2xx to a CONNECT has no content (RFC 9110 §9.3.6): the tunnel's bytes follow.
             for name in [
                 header::SEC_WEBSOCKET_ACCEPT,
                 header::UPGRADE,
                 header::CONNECTION,
+                header::CONTENT_LENGTH,
             ] {
                 head.headers.remove(name);
             }
