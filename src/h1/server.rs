@@ -5,7 +5,7 @@
 //! the connection.
 //!
 //! Requests are handled one at a time; pipelined bytes wait in the buffer for their turn. A
-//! plain connection that opens with the HTTP/2 preface is handed back to the caller for hyper's
+//! plain connection that opens with the HTTP/2 preface is handed back to the caller for our
 //! HTTP/2 server, with the bytes already read.
 
 use std::rc::Rc;
