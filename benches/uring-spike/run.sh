@@ -82,7 +82,8 @@ wait_for() { # wait_for SECONDS WHAT COMMAND...
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
-    die "timed out after ${seconds}s waiting for $what"
+    log "timed out after ${seconds}s waiting for $what"
+    return 1
 }
 answers() { [[ $(curl -s --max-time 2 -H "Host: $2" "http://127.0.0.1:$1/") == "$3" ]]; }
 fill() { # fill TEMPLATE OUT KEY=VALUE...: substitutes @KEY@
@@ -112,14 +113,15 @@ fill "$LOAD/nginx-origin.conf.in" "$WORK/origin/nginx.conf" WORKERS="$ORIGIN_WOR
     DIR="$WORK/origin" PORT="$ORIGIN_PORT"
 nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" -e "$WORK/origin/error.log" >/dev/null 2>&1 &
 PIDS+=("$!")
-wait_for 10 "the nginx origin" answers "$ORIGIN_PORT" "$HOST" hello
+wait_for 10 "the nginx origin" answers "$ORIGIN_PORT" "$HOST" hello ||
+    die "nginx: $(tail -3 "$WORK/origin/error.log" 2>/dev/null)"
 
 REDIS_PORT=$(free_port)
 mkdir -p "$WORK/redis"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" \
     >"$WORK/redis/log" 2>&1 &
 PIDS+=("$!")
-wait_for 10 redis redis-cli -p "$REDIS_PORT" ping
+wait_for 10 redis redis-cli -p "$REDIS_PORT" ping || die "redis: $(tail -3 "$WORK/redis/log")"
 redis-cli -p "$REDIS_PORT" rpush "frontend:$HOST" bench "http://127.0.0.1:$ORIGIN_PORT" >/dev/null
 # hipache's config template wants an HTTPS listener; it is not measured here.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=$HOST" \
@@ -143,7 +145,8 @@ start_hipache() { # start_hipache WORKERS
     done
     [[ -n $address ]] || die "hipache did not log its address: $(tail -3 "$dir/stderr.log")"
     PORT[hipache]=${address##*:}
-    wait_for 10 "hipache routing $HOST" answers "${PORT[hipache]}" "$HOST" hello
+    wait_for 10 "hipache routing $HOST" answers "${PORT[hipache]}" "$HOST" hello ||
+        die "hipache: $(tail -3 "$dir/stderr.log")"
 }
 start_spike() { # start_spike VARIANT WORKERS
     local port
@@ -153,7 +156,8 @@ start_spike() { # start_spike VARIANT WORKERS
     PID[$1]=$!
     PIDS+=("$!")
     PORT[$1]=$port
-    wait_for 10 "the $1 spike" answers "$port" "$HOST" hello
+    # The uring variant stops here where io_uring is missing or forbidden (seccomp, sysctl).
+    wait_for 10 "the $1 spike" answers "$port" "$HOST" hello || die "$1: $(tail -3 "$WORK/$1-$2.log")"
 }
 stop_targets() {
     local target kept=() p
