@@ -16,7 +16,7 @@ use crate::{Config, BUF_SIZE};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 const ACCEPT: u64 = u64::MAX;
 /// IORING_RECVSEND_POLL_FIRST: the receive waits for readiness before its first try. Every
@@ -387,16 +387,8 @@ fn close_fd(fd: RawFd) {
 }
 
 fn set_nodelay(fd: RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a pointer to a live c_int of the size given; a failure only costs
-    // latency, so it is ignored.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    // SAFETY: `fd` is a socket this worker just opened or accepted and still holds.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    // A failure only costs latency.
+    let _ = socket2::SockRef::from(&fd).set_tcp_nodelay(true);
 }
