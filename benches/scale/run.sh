@@ -10,10 +10,16 @@
 #   APPS [1000]          distinct frontend ids (applications); every frontend has the one origin
 #   WORKERS [2]          hipache (and origin nginx) workers
 #   LRU_SIZE [unset]     server.lruCache.size; unset: no lruCache section (the default cache)
-#   WARMUP [120]         seconds of uniform traffic before measuring, so each worker's cache has
-#                        seen the hosts (steady state, not a cold start)
+#   WARMUP [600]         most seconds of warm-up before measuring: sweeps over every host, in
+#                        WARM_CHUNK [20] second runs, until one ran with fewer than WARM_MISSES
+#                        [0.001] cache misses per request, so each worker's cache has seen the
+#                        hosts (steady state, not a cold start)
 #   DURATION [20]        seconds per measured run        CONNS [64]  WRK_THREADS [2]
+#   DISTRIBUTIONS [one uniform zipf]  the runs, in order; ratios are to the first one's req/s
+#                        (e.g. "one uniform zipf one" to see the drift of a noisy machine)
 #   HIPACHE_BIN [cargo build --release]                  QUICK=1: 20,000 frontends, 3 s runs
+#   PERF [unset]         a directory: perf record (cpu-clock, call graphs) of hipache's workers
+#                        during each measured run, into PERF/<distribution>.data
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,10 +32,14 @@ FRONTENDS=${FRONTENDS:-1000000}
 APPS=${APPS:-1000}
 WORKERS=${WORKERS:-2}
 LRU_SIZE=${LRU_SIZE:-}
-WARMUP=${WARMUP:-120}
+WARMUP=${WARMUP:-600}
+WARM_CHUNK=${WARM_CHUNK:-20}
+WARM_MISSES=${WARM_MISSES:-0.001}
 DURATION=${DURATION:-20}
 CONNS=${CONNS:-64}
 WRK_THREADS=${WRK_THREADS:-2}
+DISTRIBUTIONS=${DISTRIBUTIONS:-one uniform zipf}
+export WRK_THREADS # hosts.lua interleaves the threads' sweeps
 
 log() { printf '%s\n' "$*" >&2; }
 die() {
@@ -37,10 +47,11 @@ die() {
     exit 1
 }
 
-for value in "$FRONTENDS" "$APPS" "$WORKERS" "$WARMUP" "$DURATION" "$CONNS" "$WRK_THREADS" ${LRU_SIZE:+"$LRU_SIZE"}; do
+for value in "$FRONTENDS" "$APPS" "$WORKERS" "$WARMUP" "$WARM_CHUNK" "$DURATION" "$CONNS" "$WRK_THREADS" ${LRU_SIZE:+"$LRU_SIZE"}; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
-((FRONTENDS > 0 && APPS > 0)) || die "FRONTENDS and APPS must be positive"
+((FRONTENDS > 0 && APPS > 0 && WARM_CHUNK > 0)) || die "FRONTENDS, APPS and WARM_CHUNK must be positive"
+[[ $WARM_MISSES =~ ^[0-9]*\.?[0-9]+$ ]] || die "WARM_MISSES: a number expected, got '$WARM_MISSES'"
 
 # Tools: installed from Debian when missing, as benches/load/run.sh does.
 apt_updated=0
@@ -62,6 +73,7 @@ need nginx nginx
 need wrk wrk
 need curl curl
 need python3 python3
+need /usr/bin/time time
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # Processes we start, stopped (TERM, then KILL) and the temp dir removed on any exit.
@@ -110,6 +122,19 @@ rss_kib() { # RSS of a process and its direct children, summed
     done
     echo "$sum"
 }
+cpu_ticks() { # CPU time (user + system, clock ticks) of a process and its direct children
+    local sum=0 pid fields
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        # Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+        fields=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null || true)
+        [[ -n $fields ]] && sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$fields")))
+    done
+    echo "$sum"
+}
+redis_lookups() { # lookups the workers answered with a Redis round trip (admin /metrics)
+    curl -s --max-time 5 "http://$ADMIN/metrics" |
+        awk '/^hipache_lookups_total\{source="redis"\}/ { print $2; found = 1 } END { if (!found) print 0 }'
+}
 redis_calls() { # commands Redis ran so far (INFO commandstats, all commands)
     redis-cli -p "$REDIS_PORT" info commandstats |
         awk -F'[=,]' '/^cmdstat_/ { sum += $2 } END { print sum + 0 }'
@@ -136,7 +161,8 @@ sed -e "s|@WORKERS@|$WORKERS|g" -e "s|@DIR@|$WORK/origin|g" -e "s|@PORT@|$ORIGIN
     "$HERE/../load/nginx-origin.conf.in" >"$WORK/origin/nginx.conf"
 nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" -e "$WORK/origin/error.log" \
     >"$WORK/origin/stdout.log" 2>&1 &
-PIDS+=("$!")
+PID_origin=$!
+PIDS+=("$PID_origin")
 wait_for 10 origin answers "$ORIGIN_PORT" any hello || die "origin nginx did not start"
 
 log "loading $FRONTENDS frontends ($APPS applications) into Redis"
@@ -161,6 +187,7 @@ cat >"$WORK/hipache/config.json" <<JSON
               "tcpTimeout": 30$lru },
   "http": { "port": 0, "bind": ["127.0.0.1"] },
   "driver": "redis://127.0.0.1:$REDIS_PORT",
+  "logging": { "web": { "host": "127.0.0.1", "port": 0 } },
   "user": "root"
 }
 JSON
@@ -175,40 +202,89 @@ for ((i = 0; i < 200; i++)); do
 done
 [[ -n $address ]] || die "hipache did not start: $(tail -5 "$WORK/hipache/stderr.log")"
 PORT=${address##*:}
+ADMIN=$(sed -n 's/.*admin page serving.*admin=\([0-9.]*:[0-9]*\).*/\1/p' "$WORK/hipache/stderr.log" | head -1)
+[[ -n $ADMIN ]] || die "hipache logged no admin address: $(tail -5 "$WORK/hipache/stderr.log")"
 wait_for 10 "hipache route" answers "$PORT" "h$FRONTENDS.scale.local" hello ||
     die "hipache does not route the frontends: $(tail -5 "$WORK/hipache/stderr.log")"
 
-# One wrk run with hosts.lua; prints "req/s calls/req rss_kib" (RSS after the run).
-run() { # run SECONDS DISTRIBUTION
+# One wrk run with hosts.lua; prints "req/s calls/req misses/req hipache_us wrk_us redis_us
+# origin_us rss_kib": Redis commands and cache misses (lookups answered by Redis) per request, CPU
+# time per request in microseconds of hipache (master and workers), wrk, redis-server, nginx (user +
+# system; on a shared machine these move far less than req/s), RSS after the run.
+run() { # run SECONDS DISTRIBUTION [START]
     local seconds=$1 distribution=$2 before after line requests duration errors non2xx
+    local lookups_before lookups_after cpu_before cpu_after redis_before redis_after wrk_cpu
+    local origin_before origin_after
     before=$(redis_calls)
-    timeout $((seconds + 120)) wrk -t "$WRK_THREADS" -c "$CONNS" -d "${seconds}s" --timeout 5s \
-        -s "$HERE/hosts.lua" "http://127.0.0.1:$PORT/" -- "$FRONTENDS" "$distribution" \
+    lookups_before=$(redis_lookups)
+    cpu_before=$(cpu_ticks "$PID_hipache")
+    redis_before=$(cpu_ticks "$PID_redis")
+    origin_before=$(cpu_ticks "$PID_origin")
+    local perf_pid=''
+    if [[ -n ${PERF:-} && $distribution != sweep ]]; then
+        perf record -q -e cpu-clock -F 999 -g -p "$(pgrep -d, -P "$PID_hipache")" \
+            -o "$PERF/$distribution.data" -- sleep "$seconds" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    /usr/bin/time -f '%U %S' -o "$WORK/wrk.time" \
+        timeout $((seconds + 120)) wrk -t "$WRK_THREADS" -c "$CONNS" -d "${seconds}s" --timeout 5s \
+        -s "$HERE/hosts.lua" "http://127.0.0.1:$PORT/" -- "$FRONTENDS" "$distribution" "${3:-0}" \
         >"$WORK/wrk.out" 2>&1 || die "wrk failed ($distribution): $(tail -5 "$WORK/wrk.out")"
+    cpu_after=$(cpu_ticks "$PID_hipache")
+    [[ -n $perf_pid ]] && wait "$perf_pid"
+    redis_after=$(cpu_ticks "$PID_redis")
+    origin_after=$(cpu_ticks "$PID_origin")
     after=$(redis_calls)
+    lookups_after=$(redis_lookups)
+    wrk_cpu=$(awk 'END { print $1 + $2 }' "$WORK/wrk.time")
     line=$(grep '^RESULT ' "$WORK/wrk.out") || die "wrk printed no result: $(tail -5 "$WORK/wrk.out")"
     read -r _ requests duration errors non2xx <<<"$line"
     ((requests > 0)) || die "no request succeeded ($distribution)"
     ((errors + non2xx <= requests / 100)) ||
         log "warning: $distribution: $errors socket errors, $non2xx non-2xx of $requests"
-    awk -v r="$requests" -v d="$duration" -v c=$((after - before)) -v m="$(rss_kib "$PID_hipache")" \
-        'BEGIN { printf "%.0f %.3f %d\n", r / (d / 1e6), c / r, m }'
+    awk -v r="$requests" -v d="$duration" -v c=$((after - before)) \
+        -v l="$((lookups_after - lookups_before))" -v h=$((cpu_after - cpu_before)) \
+        -v w="$wrk_cpu" -v s=$((redis_after - redis_before)) \
+        -v o=$((origin_after - origin_before)) -v tick="$(getconf CLK_TCK)" \
+        -v m="$(rss_kib "$PID_hipache")" 'BEGIN {
+            printf "%.0f %.3f %.4f %.1f %.1f %.1f %.1f %d\n", r / (d / 1e6), c / r, l / r,
+                h / tick / r * 1e6, w / r * 1e6, s / tick / r * 1e6, o / tick / r * 1e6, m
+        }'
 }
 
-log "warming up: ${WARMUP}s of uniform traffic over $FRONTENDS hosts"
-run "$WARMUP" uniform >/dev/null
+# Warm: every worker has seen (almost) every host, as a long-running proxy has. Sweeps ask for
+# each host once per pass on whichever connection is free, so a host a worker has not seen yet is
+# about one in 2^passes; sweep until a chunk's lookups needed Redis for fewer than WARM_MISSES of
+# its requests (or WARMUP seconds have passed: then the table says how cold it still was).
+log "warming up: sweeps over $FRONTENDS hosts until misses/request < $WARM_MISSES (at most ${WARMUP}s)"
+warmed=0 start=0
+while ((warmed < WARMUP)); do
+    chunk=$((WARM_CHUNK < WARMUP - warmed ? WARM_CHUNK : WARMUP - warmed))
+    read -r rps _ misses _ <<<"$(run "$chunk" sweep "$start")"
+    warmed=$((warmed + chunk))
+    # The next sweep goes on about where this one stopped, so passes cover the hosts evenly.
+    start=$(((start + rps * chunk) % FRONTENDS))
+    log "  ${warmed}s: $rps req/s, $misses misses/request"
+    awk -v m="$misses" -v t="$WARM_MISSES" 'BEGIN { exit !(m < t) }' && break
+done
 
 printf '# hipache scale benchmark: %s frontends (%s apps), %s workers, %s conns, %ss runs\n' \
     "$FRONTENDS" "$APPS" "$WORKERS" "$CONNS" "$DURATION"
 printf '# %s, %s cores, hipache %s, lruCache.size %s, Redis holds %s MiB\n' \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "${LRU_SIZE:-default}" "$redis_mib"
-printf '%-8s %10s %8s %14s %12s\n' hosts req/s ratio redis/request "RSS MiB"
+printf '# load average before the runs: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' hosts req/s ratio redis/req \
+    misses/req "hipache" wrk redis origin "RSS MiB"
+printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' '' '' '' '' '' "CPU us" "CPU us" "CPU us" "CPU us" 
 base=''
-for distribution in one uniform zipf; do
-    read -r rps calls rss <<<"$(run "$DURATION" "$distribution")"
+for distribution in $DISTRIBUTIONS; do
+    read -r rps calls misses hipache_us wrk_us redis_us origin_us rss \
+        <<<"$(run "$DURATION" "$distribution")"
     base=${base:-$rps}
-    printf '%-8s %10s %8s %14s %12s\n' "$distribution" "$rps" \
-        "$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$calls" \
+    printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' "$distribution" "$rps" \
+        "$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$calls" "$misses" \
+        "$hipache_us" "$wrk_us" "$redis_us" "$origin_us" \
         "$(awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }')"
 done
+printf '# load average after the runs: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
