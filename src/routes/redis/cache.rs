@@ -14,17 +14,19 @@
 //! candidates hold it: one pass over the entries, for a rare write); `frontend:*` and any key not
 //! understood touch everything.
 //!
-//! Layout: the entries live in one `Vec` of slots (the CLOCK ring), and the index is a
-//! [`HashTable`] of 4-byte slot numbers hashed by the slot's host, so a host is stored once.
+//! Layout: the entries live in one `Vec` of slots (the CLOCK ring), one cache line each with the
+//! host's name inside it when short (most are), and the index is a [`HostIndex`] of slot numbers,
+//! so a host is stored once. With a million hosts a hit is a cache miss at every dependent read,
+//! so the layout keeps them to two: the index entry, then the slot (a `hashbrown` index of slot
+//! numbers over slots holding a boxed name took four: control byte, slot number, slot, name).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashbrown::HashTable;
-
 use super::super::{DEAD_PREFIX, FRONTEND_PREFIX};
+use super::host_index::HostIndex;
 use super::intern::{Interner, Template};
 use super::Answer;
 
@@ -32,7 +34,7 @@ use super::Answer;
 const STALE: u32 = 0;
 
 pub(crate) struct HostCache {
-    index: HashTable<u32>,
+    index: HostIndex,
     slots: Vec<Slot>,
     hasher: RandomState,
     capacity: usize,
@@ -48,8 +50,10 @@ pub(crate) struct HostCache {
     dead_prefix: String,
 }
 
+/// One cache line (on x86-64), so a hit reads one line of the ring.
+#[repr(align(64))]
 struct Slot {
-    host: Box<str>,
+    host: HostName,
     /// `None`: no frontend matched this host.
     answer: Option<Arc<Template>>,
     /// Milliseconds after `origin` when the answer stops being fresh; 0: never.
@@ -59,15 +63,47 @@ struct Slot {
     referenced: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
+
+/// Longest host name kept inside its slot; longer ones are boxed.
+const INLINE: usize = 38;
+
+/// A host name, inside the slot when it fits, so comparing it reads no other memory.
+enum HostName {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Boxed(Box<[u8]>),
+}
+
+impl HostName {
+    fn new(host: &str) -> Self {
+        let name = host.as_bytes();
+        match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..name.len()].copy_from_slice(name);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Boxed(name.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Boxed(name) => name,
+        }
+    }
+}
+
 impl HostCache {
     /// An empty cache for keys under the driver `prefix`, holding at most `capacity` hosts (0:
     /// cache nothing), each answer served at most `max_age` when given.
     pub(crate) fn new(prefix: &str, capacity: usize, max_age: Option<Duration>) -> Self {
         Self {
-            index: HashTable::new(),
+            index: HostIndex::new(),
             slots: Vec::new(),
             hasher: RandomState::new(),
-            capacity,
+            capacity: capacity.min(HostIndex::MAX_SLOTS),
             hand: 0,
             generation: STALE + 1,
             max_age,
@@ -130,7 +166,7 @@ impl HostCache {
             return;
         }
         let slot = Slot {
-            host: host.into(),
+            host: HostName::new(host),
             answer,
             expires_ms,
             generation,
@@ -154,11 +190,7 @@ impl HostCache {
             self.slots[at] = slot;
             at
         };
-        let hash = self.hasher.hash_one(host);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(hash, at as u32, |&i| {
-            hasher.hash_one(&*slots[i as usize].host)
-        });
+        self.index.insert(self.hash(host.as_bytes()), at as u32);
     }
 
     /// Makes stale every answer that depended on the Redis key `key` (prefix included).
@@ -174,7 +206,8 @@ impl HostCache {
             } else if let Some(suffix) = name.strip_prefix('*') {
                 // `suffix` starts with `.`: hosts below it, and a host literally named `name`.
                 for slot in &mut self.slots {
-                    if &*slot.host == name || slot.host.ends_with(suffix) {
+                    let host = slot.host.as_bytes();
+                    if host == name.as_bytes() || host.ends_with(suffix.as_bytes()) {
                         slot.generation = STALE;
                     }
                 }
@@ -208,12 +241,16 @@ impl HostCache {
     }
 
     fn find(&self, host: &str) -> Option<usize> {
-        let hash = self.hasher.hash_one(host);
+        let host = host.as_bytes();
         let slots = &self.slots;
-        let at = self
-            .index
-            .find(hash, |&i| &*slots[i as usize].host == host)?;
-        Some(*at as usize)
+        let at = self.index.find(self.hash(host), |i| {
+            slots[i as usize].host.as_bytes() == host
+        })?;
+        Some(at as usize)
+    }
+
+    fn hash(&self, host: &[u8]) -> u64 {
+        self.hasher.hash_one(host)
     }
 
     /// The slot to reuse: the first under the hand not referenced since the hand last passed.
@@ -229,10 +266,8 @@ impl HostCache {
     }
 
     fn unindex(&mut self, at: usize) {
-        let hash = self.hasher.hash_one(&*self.slots[at].host);
-        if let Ok(entry) = self.index.find_entry(hash, |&i| i as usize == at) {
-            entry.remove();
-        }
+        let hash = self.hash(self.slots[at].host.as_bytes());
+        self.index.remove(hash, at as u32);
     }
 
     fn millis(&self, at: Instant) -> u64 {

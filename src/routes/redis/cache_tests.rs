@@ -1,6 +1,7 @@
 //! Unit tests of the lookup cache: invalidation by key, freshness generations, expiry, the size
 //! bound and CLOCK's eviction order.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,6 +154,34 @@ fn size_is_bounded_and_clock_evicts_unreferenced_hosts_first() {
     assert_eq!((none.len(), none.get("a", now)), (0, None));
 }
 
+#[test]
+fn names_too_long_for_a_slot_are_found_invalidated_and_evicted_like_short_ones() {
+    let now = Instant::now();
+    // 38 bytes fit inside a slot; 39 and 300 do not; the short ones share their first 38 bytes.
+    let fits = format!("{}.fits.test", "a".repeat(28));
+    let longer = format!("{}.fits.test", "a".repeat(29));
+    let longest = format!("{}.fits.test", "a".repeat(290));
+    let hosts = [fits.as_str(), longer.as_str(), longest.as_str()];
+    assert_eq!(fits.len(), 38);
+    let mut cache = HostCache::new("", 3, None);
+    for host in hosts {
+        cache.insert(host, &answer(host, host), true, None, now);
+    }
+    assert_eq!(fresh(&mut cache, &hosts), hosts);
+    assert!(cache
+        .get(&format!("{}.fits.test", "a".repeat(30)), now)
+        .is_none());
+    cache.invalidate(format!("frontend:{longer}").as_bytes());
+    assert_eq!(fresh(&mut cache, &hosts), [fits.as_str(), longest.as_str()]);
+    cache.invalidate(b"frontend:*.fits.test");
+    assert!(fresh(&mut cache, &hosts).is_empty());
+    assert_eq!(held(&cache, &hosts), hosts);
+    // Full: a new host evicts one (none referenced since the hand passed), the rest stay found.
+    cache.insert("new.test", &answer("new.test", "new"), true, None, now);
+    assert_eq!(held(&cache, &hosts).len(), 2);
+    assert!(cache.get("new.test", now).is_some());
+}
+
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let kib: u64 = status
@@ -193,4 +222,58 @@ fn bytes_per_host() {
         (after - before) / HOSTS as u64,
         (after - before) >> 20
     );
+}
+
+/// Nanoseconds per cache hit with 1M hosts cached: always one host, then uniformly random hosts
+/// (the scale benchmark's two ends: one hot entry, or one cold entry per lookup).
+/// `cargo test --release --lib hit_nanoseconds -- --ignored --nocapture`
+#[test]
+#[ignore = "measurement, not a test"]
+fn hit_nanoseconds() {
+    const HOSTS: usize = 1_000_000;
+    const LOOKUPS: usize = 2_000_000;
+    let now = Instant::now();
+    let hosts: Vec<String> = (0..HOSTS).map(|n| format!("h{n}.scale.local")).collect();
+    let mut cache = HostCache::new("", HOSTS, None);
+    for (n, host) in hosts.iter().enumerate() {
+        cache.insert(
+            host,
+            &answer(host, &format!("app{}", n % 1_000)),
+            true,
+            None,
+            now,
+        );
+    }
+    // A fixed pseudo-random order (xorshift), the same in every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let order: Vec<usize> = (0..LOOKUPS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % HOSTS as u64) as usize
+        })
+        .collect();
+    // The name is written into one reused buffer, hot as a request's Host field is.
+    let mut host = String::new();
+    for (name, pick) in [
+        ("one", false),
+        ("uniform", true),
+        ("one", false),
+        ("uniform", true),
+    ] {
+        let started = Instant::now();
+        let mut found = 0;
+        for &n in &order {
+            host.clear();
+            write!(host, "h{}.scale.local", if pick { n } else { 1 }).unwrap();
+            found += usize::from(cache.get(&host, now).is_some());
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(found, LOOKUPS);
+        eprintln!(
+            "{name}: {:.0} ns per hit",
+            elapsed.as_nanos() as f64 / LOOKUPS as f64
+        );
+    }
 }

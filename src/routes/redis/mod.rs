@@ -20,6 +20,7 @@ mod cache_tests;
 mod cluster;
 mod flight;
 mod hchecker;
+mod host_index;
 mod intern;
 mod link;
 mod query;
