@@ -276,7 +276,7 @@ printf '# %s, %s cores, hipache %s, lruCache.size %s, Redis holds %s MiB\n' \
 printf '# load average before the runs: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' hosts req/s ratio redis/req \
     misses/req "hipache" wrk redis origin "RSS MiB"
-printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' '' '' '' '' '' "CPU us" "CPU us" "CPU us" "CPU us" 
+printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' '' '' '' '' '' "CPU us" "CPU us" "CPU us" "CPU us" ''
 base=''
 for distribution in $DISTRIBUTIONS; do
     read -r rps calls misses hipache_us wrk_us redis_us origin_us rss \
