@@ -145,6 +145,9 @@ if [[ -z ${HIPACHE_BIN:-} ]]; then
     log "building hipache (cargo build --release)"
     (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
     HIPACHE_BIN=$ROOT/target/release/hipache
+    built_from=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+else
+    built_from=$HIPACHE_BIN # a binary given: the checkout's commit may not be what it runs
 fi
 [[ -x $HIPACHE_BIN ]] || die "no hipache binary at $HIPACHE_BIN"
 
@@ -272,7 +275,7 @@ printf '# hipache scale benchmark: %s frontends (%s apps), %s workers, %s conns,
     "$FRONTENDS" "$APPS" "$WORKERS" "$CONNS" "$DURATION"
 printf '# %s, %s cores, hipache %s, lruCache.size %s, Redis holds %s MiB\n' \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "${LRU_SIZE:-default}" "$redis_mib"
+    "$built_from" "${LRU_SIZE:-default}" "$redis_mib"
 printf '# load average before the runs: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' hosts req/s ratio redis/req \
     misses/req "hipache" wrk redis origin "RSS MiB"
