@@ -55,7 +55,7 @@ impl<IO: ClientStream> Client<IO> {
     pub(super) async fn read_when_ready(&mut self, deadline: Instant) -> bool {
         let read = std::future::poll_fn(|cx| {
             if self.buf.capacity() == 0 {
-                self.buf = buffers::take();
+                self.buf = buffers::take(buffers::HEAD);
             }
             buffers::reserve_read(&mut self.buf);
             let polled = std::pin::pin!(self.io.read_buf(&mut self.buf)).poll(cx);
@@ -71,7 +71,7 @@ impl<IO: ClientStream> Client<IO> {
     /// silent.
     pub(super) async fn read_more(&mut self, deadline: Instant) -> bool {
         if self.buf.capacity() == 0 {
-            self.buf = buffers::take();
+            self.buf = buffers::take(buffers::HEAD);
         }
         buffers::reserve_read(&mut self.buf);
         let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await;
@@ -101,12 +101,13 @@ impl<IO: ClientStream> Client<IO> {
     /// answer is relayed.
     pub(super) fn halves(&mut self) -> (Reading<'_, IO>, WriteHalf<&mut IO>) {
         if self.buf.capacity() == 0 {
-            self.buf = buffers::take();
+            self.buf = buffers::take(buffers::HEAD);
         }
         let (read, write) = tokio::io::split(&mut self.io);
         let reading = Reading {
             io: read,
             buf: &mut self.buf,
+            filled: false,
         };
         (reading, write)
     }
@@ -126,6 +127,8 @@ impl<IO: ClientStream> Client<IO> {
 pub(super) struct Reading<'c, IO> {
     io: ReadHalf<&'c mut IO>,
     buf: &'c mut Vec<u8>,
+    /// The last read filled the room it had: the body comes faster than the buffer takes it.
+    filled: bool,
 }
 
 impl<IO: ClientStream> Reading<'_, IO> {
@@ -136,8 +139,11 @@ impl<IO: ClientStream> Reading<'_, IO> {
     /// Reads what the client sent next: 0 once it closed. Cancel-safe: bytes are in the
     /// buffer as soon as the read returns.
     pub(super) async fn read_more(&mut self) -> io::Result<usize> {
-        buffers::reserve_read(self.buf);
-        self.io.read_buf(self.buf).await
+        buffers::reserve_stream_read(self.buf, self.filled);
+        let room = self.buf.capacity() - self.buf.len();
+        let read = self.io.read_buf(self.buf).await;
+        self.filled = matches!(read, Ok(n) if n == room);
+        read
     }
 
     /// Drops `range` of the buffer: body bytes passed on.
@@ -174,5 +180,34 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(10);
         assert!(client.read_when_ready(later).await);
         assert_eq!(client.buf(), b"G");
+    }
+
+    /// A busy connection holds a buffer sized for a usual head, not for the largest one.
+    #[tokio::test]
+    async fn a_short_head_is_read_into_a_small_buffer_and_a_long_one_grows_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut remote = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let mut client = Client::new(accepted);
+        let later = Instant::now() + Duration::from_secs(10);
+
+        let short = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        tokio::io::AsyncWriteExt::write_all(&mut remote, short)
+            .await
+            .unwrap();
+        assert!(client.read_when_ready(later).await);
+        assert_eq!(client.buf(), short);
+        assert!(client.buf.capacity() <= buffers::HEAD);
+
+        let long = vec![b'a'; 5 * buffers::HEAD];
+        tokio::io::AsyncWriteExt::write_all(&mut remote, &long)
+            .await
+            .unwrap();
+        while client.buf().len() < short.len() + long.len() {
+            assert!(client.read_more(later).await);
+        }
+        assert_eq!(&client.buf()[short.len()..], &long[..]);
     }
 }

@@ -157,7 +157,7 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
         if head.status == 100 && !self.forwards_expect {
             return Ok(());
         }
-        let mut out = buffers::take();
+        let mut out = buffers::take(bytes.len() + buffers::FIELDS);
         encode::interim_response(&mut out, bytes, head);
         let written = self.client.write(&out, self.idle_timeout).await;
         buffers::give_back(out);
@@ -197,7 +197,7 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
             // An earlier attempt may have walked the body without sending any of it.
             *pump = BodyPump::new(head);
         }
-        let mut out = buffers::take();
+        let mut out = buffers::take(self.body.consumed(head) + buffers::FIELDS);
         let expect = self.forwards_expect;
         encode::request_for_backend(&mut out, buf, head, self.forwarded, self.keep_alive, expect);
         if let Body::Buffered { end } = self.body {

@@ -73,7 +73,7 @@ pub(super) async fn relay<S, IO: ClientStream>(
         head: response,
     } = answer;
     let idle = proxy.idle_timeout;
-    let mut out = buffers::take();
+    let mut out = buffers::take(backend_buf.len() + buffers::FIELDS);
     if response.status == 101 && head.upgrade(client.buf()).is_some() {
         encode::response_for_client(
             &mut out,
@@ -252,9 +252,10 @@ async fn relay_body(
         if taken.done {
             return End::Complete;
         }
+        let filled = buf.len() == buf.capacity();
         buf.clear();
         start = 0;
-        buffers::reserve_read(buf);
+        buffers::reserve_stream_read(buf, filled);
         match activity.within(backend.read_buf(buf)).await {
             Some(Ok(0)) if body.ends_at_close() => return End::Complete,
             Some(Ok(0)) => return End::Cut("backend closed mid-answer"),

@@ -301,7 +301,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         answer: &Generated,
         close: bool,
     ) -> bool {
-        let mut out = buffers::take();
+        let mut out = buffers::take(answer.page.size() + buffers::FIELDS);
         encode::generated_response(&mut out, head.minor, answer, close);
         if head.is_head(self.client.buf()) {
             out.truncate(out.len() - answer.page.size());

@@ -148,8 +148,8 @@ impl BackendBody {
                 let _ = pump.poll_move(cx, &mut stream.stream, &self.activity);
             }
             // Zeroed once, then reused: reading needs initialised room without `unsafe`.
-            if self.buf.len() < buffers::SIZE {
-                self.buf.resize(buffers::SIZE, 0);
+            if self.buf.len() < buffers::LARGE {
+                self.buf.resize(buffers::LARGE, 0);
             }
             let mut read = ReadBuf::new(&mut self.buf[..]);
             let filled = match Pin::new(&mut stream.stream).poll_read(cx, &mut read) {

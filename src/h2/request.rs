@@ -130,7 +130,11 @@ impl Exchange for Request<'_> {
                 .parts
                 .headers
                 .contains_key(http::header::CONTENT_LENGTH);
-        let mut out = buffers::take();
+        let body = match &self.payload {
+            Payload::Replayable(bytes) => bytes.len(),
+            Payload::Once(_) => 0,
+        };
+        let mut out = buffers::take(buffers::ANSWER + body);
         encode::request_from_parts(&mut out, self.parts, chunked);
         if let Payload::Replayable(bytes) = &self.payload {
             out.extend_from_slice(bytes);

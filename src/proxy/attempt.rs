@@ -220,7 +220,7 @@ impl<S: RouteSource> Proxy<S> {
                 Ok(()) => {
                     let asked = exchange.asked();
                     let timeout = self.response_timeout;
-                    let (mut buf, mut spoke) = (buffers::take(), false);
+                    let (mut buf, mut spoke) = (buffers::take(buffers::ANSWER), false);
                     loop {
                         // Asked anew each time: a streamed body can go again until its first
                         // byte left, which the backend's interim answer may have let happen.

@@ -10,6 +10,8 @@ mod answer_framing;
 #[cfg(test)]
 mod backend_streams;
 #[cfg(test)]
+mod buffers;
+#[cfg(test)]
 mod cluster;
 #[cfg(test)]
 mod config;
