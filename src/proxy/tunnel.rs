@@ -5,16 +5,23 @@
 //! Routing, retries and error pages happen before, like for any request (the attempt loop); the
 //! front end that relays the 101 counts the tunnel for a drain and writes its access log line
 //! when the 101 is sent (0 bytes), not when it closes.
+//!
+//! Each direction borrows a buffer (`wire::buffers`) only while bytes move through it: a tunnel
+//! waiting for its next message holds none (`copy_bidirectional` holds two zeroed 8 KiB buffers
+//! for the tunnel's whole life, most of an open tunnel's memory).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
+
+use crate::wire::buffers;
 
 /// Splices `client` and `backend` until one side closes or both are idle for `idle_timeout`.
 pub(crate) async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
@@ -43,7 +50,15 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let copy = tokio::io::copy_bidirectional(a, b);
+    let (mut up, mut down) = (Direction::default(), Direction::default());
+    let copy = std::future::poll_fn(|cx| {
+        let up_done = up.poll_copy(cx, a, b)?.is_ready();
+        let down_done = down.poll_copy(cx, b, a)?.is_ready();
+        match up_done && down_done {
+            true => Poll::Ready(Ok::<_, io::Error>((up.bytes, down.bytes))),
+            false => Poll::Pending,
+        }
+    });
     tokio::pin!(copy);
     loop {
         let deadline = last.get() + idle_timeout;
@@ -55,6 +70,91 @@ where
                 }
             }
         }
+    }
+}
+
+/// One direction of a tunnel: what was read and not yet written, and how far it went.
+#[derive(Default)]
+struct Direction {
+    /// Bytes read and not yet all written; no allocation while the direction waits to read.
+    buf: Vec<u8>,
+    /// Bytes of `buf` written.
+    written: usize,
+    /// The last read filled its buffer: the next one gets a large buffer.
+    filled: bool,
+    /// Written since the last flush.
+    unflushed: bool,
+    /// The reader ended; the writer is shut down next.
+    ended: bool,
+    done: bool,
+    bytes: u64,
+}
+
+impl Direction {
+    /// Moves bytes from `from` to `to` until `from` ends and `to` is shut down (ready), or
+    /// neither can move now (pending, holding no buffer unless bytes wait to be written).
+    fn poll_copy<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut R,
+        to: &mut W,
+    ) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            if self.written < self.buf.len() {
+                let wrote = std::task::ready!(
+                    Pin::new(&mut *to).poll_write(cx, &self.buf[self.written..])
+                )?;
+                if wrote == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.written += wrote;
+                self.bytes += wrote as u64;
+                self.unflushed = true;
+                continue;
+            }
+            if self.ended {
+                std::task::ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
+                self.done = true;
+                continue;
+            }
+            (self.buf, self.written) = (self.lend(), 0);
+            let room = self.buf.capacity();
+            match std::pin::pin!(from.read_buf(&mut self.buf)).poll(cx)? {
+                Poll::Ready(0) => self.ended = true,
+                Poll::Ready(read) => self.filled = read == room,
+                Poll::Pending => {
+                    buffers::give_back(std::mem::take(&mut self.buf));
+                    // What was written may sit in the writer (TLS records): out it goes
+                    // before the wait.
+                    if self.unflushed && Pin::new(&mut *to).poll_flush(cx)?.is_ready() {
+                        self.unflushed = false;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    /// An empty buffer for the next read: the one held, or one lent; larger if the last read
+    /// filled its buffer.
+    fn lend(&mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if buf.capacity() == 0 {
+            return buffers::take(match self.filled {
+                true => buffers::LARGE,
+                false => buffers::ANSWER,
+            });
+        }
+        buffers::reserve_stream_read(&mut buf, self.filled);
+        buf
     }
 }
 
@@ -148,6 +248,29 @@ mod tests {
             assert!(outcome.unwrap().is_none());
             // Traffic at 20 s pushed the deadline to 50 s.
             assert!(Instant::now() >= talked_at + idle);
+        });
+    }
+
+    /// An open tunnel waiting for its next message holds no buffer, in either direction.
+    #[test]
+    fn a_waiting_direction_holds_no_buffer() {
+        rt().block_on(async {
+            let (mut client, mut proxy_client) = duplex(64 * 1024);
+            let (mut proxy_backend, mut backend) = duplex(64 * 1024);
+            let mut up = Direction::default();
+            let (from, to) = (&mut proxy_client, &mut proxy_backend);
+            let poll = std::future::poll_fn(|cx| Poll::Ready(up.poll_copy(cx, from, to)));
+            assert!(poll.await.is_pending());
+            assert_eq!(up.buf.capacity(), 0);
+
+            let message = vec![7u8; 40 * 1024];
+            client.write_all(&message).await.unwrap();
+            let poll = std::future::poll_fn(|cx| Poll::Ready(up.poll_copy(cx, from, to)));
+            assert!(poll.await.is_pending());
+            assert_eq!(up.buf.capacity(), 0);
+            let mut got = vec![0u8; message.len()];
+            backend.read_exact(&mut got).await.unwrap();
+            assert_eq!((got, up.bytes), (message, 40 * 1024));
         });
     }
 
