@@ -201,7 +201,9 @@ impl BackendPool {
         // Latency matters more than packet count for a proxy's small writes.
         let _ = stream.set_nodelay(true);
         let stream = if url.is_tls() {
-            self.handshake(url, stream).await?
+            // Boxed: a TLS handshake's state (about 1.2 KiB) would otherwise be room every
+            // request to every backend keeps while it waits for a stream.
+            Box::pin(self.handshake(url, stream)).await?
         } else {
             BackendConn::Plain(stream)
         };
