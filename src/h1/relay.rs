@@ -95,7 +95,13 @@ pub(super) async fn relay<S, IO: ClientStream>(
         }
         if written {
             // A tunnel is no request: it leaves its place under maxSockets at once.
-            Box::pin(tunnel_to(proxy, client, consumed, backend_stream.into_tunnel())).await;
+            Box::pin(tunnel_to(
+                proxy,
+                client,
+                consumed,
+                backend_stream.into_tunnel(),
+            ))
+            .await;
         }
         return Relayed::Closed;
     }

@@ -151,7 +151,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 let answer = self.proxy.error_answer(error, head.debug);
                 self.answer(&head, &answer).await
             }
-            Routed::Found(route) => self.forward(head, route).await,
+            Routed::Found(mut route) => self.forward(&head, &mut route).await,
         }
     }
 
@@ -189,8 +189,9 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         }
     }
 
-    /// Sends a routed request through the proxy's attempts and relays what comes back.
-    async fn forward(&mut self, head: RequestHead, mut route: Route) -> Next {
+    /// Sends a routed request through the proxy's attempts and relays what comes back. `head`
+    /// and `route` come by reference: the request's future holds them once, not twice.
+    async fn forward(&mut self, head: &RequestHead, route: &mut Route) -> Next {
         let proxy = self.proxy;
         let buf = self.client.buf();
         let cookies = head
@@ -198,23 +199,26 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             .iter()
             .filter(|f| f.name(buf).eq_ignore_ascii_case(b"cookie"));
         route.sticky = proxy.sticky_token(cookies.map(|f| f.value(buf)));
-        let logged = self.logged_request(&head);
+        let logged = self.logged_request(head);
         let idle = proxy.idle_timeout;
-        let body = match forward::read_small_body(&mut self.client, &head, idle).await {
+        let body = match forward::read_small_body(&mut self.client, head, idle).await {
             Ok(body) => body,
             Err(failure) => return self.give_up(failure).await,
         };
-        let mut upload = Upload::new(&mut self.client, &head, body, &self.peer.forwarded, proxy);
-        let outcome = proxy.forward(&route, logged, &mut upload).await;
-        let mut pump = upload.take_pump();
-        let consumed = body.consumed(&head);
+        // In a block: the upload's room is not kept while the answer is relayed.
+        let (outcome, mut pump) = {
+            let mut upload = Upload::new(&mut self.client, head, body, &self.peer.forwarded, proxy);
+            let outcome = proxy.forward(route, logged, &mut upload).await;
+            (outcome, upload.take_pump())
+        };
+        let consumed = body.consumed(head);
         match outcome {
             Outcome::Answered(answered) => {
-                let keep_alive = self.keeps_alive(&head);
+                let keep_alive = self.keeps_alive(head);
                 let relayed = relay::relay(
                     proxy,
                     &mut self.client,
-                    &head,
+                    head,
                     answered,
                     keep_alive,
                     pump.as_mut(),
@@ -231,7 +235,7 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                         // Nothing reached the client yet: it can still have an honest answer.
                         let error = ProxyError::BackendIo { replayable: false };
                         let answer = proxy.error_answer(error, head.debug);
-                        self.write_generated(&head, &answer, true).await;
+                        self.write_generated(head, &answer, true).await;
                         if let Some(mut line) = line {
                             line.set_status(error.status().as_u16());
                             line.write(answer.page.size() as u64);
@@ -242,9 +246,9 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
             }
             Outcome::Failed { error, line } => {
                 // A streamed body was partly read: where the next request starts is unknown.
-                let close = matches!(body, Body::Stream) || !self.keeps_alive(&head);
+                let close = matches!(body, Body::Stream) || !self.keeps_alive(head);
                 let answer = proxy.error_answer(error, head.debug);
-                let written = self.write_generated(&head, &answer, close).await;
+                let written = self.write_generated(head, &answer, close).await;
                 if let Some(line) = line {
                     line.write(answer.page.size() as u64);
                 }

@@ -7,7 +7,7 @@
 //! What comes back is an answer with its X-Debug fields and access log line, or the error
 //! that answers the client: the front end then relays or renders it in its protocol.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::access_log::{LoggedRequest, PendingLine};
 use crate::balancer::Attempts;
@@ -154,8 +154,8 @@ impl<S: RouteSource> Proxy<S> {
                         backend_index: backend.index,
                         frontend_id: &frontend.id,
                         host: &route.host,
-                        total_ms: latency.as_millis(),
-                        backend_ms: backend_latency.as_millis(),
+                        total_ms: millis(latency),
+                        backend_ms: millis(backend_latency),
                     });
                     let line = logged.map(|logged| {
                         logged.into_pending(status, frontend.clone(), route.start, backend_start)
@@ -290,6 +290,11 @@ impl<S: RouteSource> Proxy<S> {
             self.routes.mark_dead(host, frontend, backend);
         }
     }
+}
+
+/// Whole milliseconds of `elapsed`, for the X-Debug fields.
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whether a backend's answer means it is failing: 5xx (500 only with `deadBackendOn500`),
