@@ -157,15 +157,20 @@ impl<IO: ClientStream> Reading<'_, IO> {
 mod tests {
     use super::*;
 
-    /// What a fresh connection that has sent nothing waits with: no buffer, until bytes come.
-    #[tokio::test]
-    async fn an_accepted_connection_that_sent_nothing_is_not_taken_for_readable() {
+    /// A client connection as the worker accepts it, and the peer's end.
+    async fn connected() -> (TcpStream, Client<TcpStream>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut remote = TcpStream::connect(listener.local_addr().unwrap())
+        let remote = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (accepted, _) = listener.accept().await.unwrap();
-        let mut client = Client::new(accepted);
+        (remote, Client::new(accepted))
+    }
+
+    /// What a fresh connection that has sent nothing waits with: no buffer, until bytes come.
+    #[tokio::test]
+    async fn an_accepted_connection_that_sent_nothing_is_not_taken_for_readable() {
+        let (mut remote, mut client) = connected().await;
 
         let soon = Instant::now() + Duration::from_millis(200);
         assert!(
@@ -185,12 +190,7 @@ mod tests {
     /// A busy connection holds a buffer sized for a usual head, not for the largest one.
     #[tokio::test]
     async fn a_short_head_is_read_into_a_small_buffer_and_a_long_one_grows_it() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut remote = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let mut client = Client::new(accepted);
+        let (mut remote, mut client) = connected().await;
         let later = Instant::now() + Duration::from_secs(10);
 
         let short = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
