@@ -17,7 +17,7 @@
 #   SCALE_WARMUP [60; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
 #   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048]  TLS_CLIENTS [16] (parallel full handshakes)
-#   WS_CONNS [10000]  WS_ECHO_CONNS [64]
+#   WS_CONNS [10000; at most (hard nofile limit - 1024) / 2]  WS_ECHO_CONNS [64]
 #   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
 #   METRICS [off]  on: hipache runs with the seed's `metrics` (statsd to a local UDP sink) and
 #                  `logging.web` sections; both: a second hipache with them ("hipache+metrics")

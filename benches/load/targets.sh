@@ -32,6 +32,15 @@ proxy_connections() {
     echo "$want"
 }
 
+# HAProxy's one process asks for about two descriptors per connection of maxconn and refuses
+# to start beyond the hard limit: its maxconn stays where that fits.
+haproxy_connections() {
+    local want fit
+    want=$(proxy_connections)
+    fit=$((($(ulimit -n) - 200) / 2))
+    echo $((want < fit ? want : fit))
+}
+
 start_haproxy() { # sets PORT_haproxy, TLS_PORT_haproxy, PID_haproxy
     local dir=$WORK/haproxy port tls_port pid log="no log"
     mkdir -p "$dir"
@@ -42,7 +51,7 @@ start_haproxy() { # sets PORT_haproxy, TLS_PORT_haproxy, PID_haproxy
     [[ $ACCESS_LOG == on ]] && log='log stdout format raw local0 info\n    option httplog'
     fill "$HERE/haproxy.cfg.in" "$dir/haproxy.cfg" WORKERS="$WORKERS" DIR="$dir" PORT="$port" \
         TLS_PORT="$tls_port" TLS_PEM="$WORK/tls/both.pem" ORIGIN_PORT="$PORT_origin" \
-        WS_PORT="$PORT_ws" MAXCONN="$(proxy_connections)" LOG="$log"
+        WS_PORT="$PORT_ws" MAXCONN="$(haproxy_connections)" LOG="$log"
     haproxy -c -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
         die "haproxy refuses $dir/haproxy.cfg: $(tail -5 "$dir/check.log")"
     # -db: foreground, one process (threads), so its RSS is that process's.
