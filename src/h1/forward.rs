@@ -153,10 +153,6 @@ impl<'a, IO: ClientStream> Upload<'a, IO> {
 
 impl<IO: ClientStream> Exchange for Upload<'_, IO> {
     async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
-        // A `100 Continue` nobody asked for would tell the client nothing (RFC 9110 §15.2.1).
-        if head.status == 100 && !self.forwards_expect {
-            return Ok(());
-        }
         let mut out = buffers::take(bytes.len() + buffers::FIELDS);
         encode::interim_response(&mut out, bytes, head);
         let written = self.client.write(&out, self.idle_timeout).await;
@@ -175,6 +171,7 @@ impl<IO: ClientStream> Exchange for Upload<'_, IO> {
             upgrade: self.head.upgrade(buf).is_some(),
             // HTTP/1.0 clients must not be sent 1xx answers (RFC 9110 §15.2).
             interim: self.head.minor == 1,
+            continue_awaited: self.forwards_expect,
         }
     }
 

@@ -106,6 +106,7 @@ impl Exchange for Request<'_> {
             upgrade: self.upgrade,
             // Any HTTP/2 response may be preceded by informational ones (RFC 9113 §8.1).
             interim: true,
+            continue_awaited: self.expects_continue,
         }
     }
 
@@ -155,10 +156,6 @@ impl Exchange for Request<'_> {
     }
 
     async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
-        // A `100` nobody asked for would tell the client to send what it is sending already.
-        if head.status == 100 && !self.expects_continue {
-            return Ok(());
-        }
         let interim = http::Response::from_parts(super::head_of(head, bytes), ());
         let sent = self.respond.borrow_mut().send_informational(interim);
         sent.map_err(|_| ClientFailure::Gone)

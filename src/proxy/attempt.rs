@@ -34,7 +34,8 @@ pub(crate) trait Exchange {
     /// Writes the request, head and body, to `stream`.
     async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError>;
     /// Passes an interim answer (`head`, its bytes in `bytes`) on to the client, as it comes;
-    /// only called when [`Exchange::asked`] says the client takes them.
+    /// only called when [`Exchange::asked`] says the client takes them (and, for a `100`,
+    /// waits for it).
     async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
         let _ = (head, bytes);
         Ok(())
@@ -228,7 +229,7 @@ impl<S: RouteSource> Proxy<S> {
                         let stream_ = &mut stream.stream;
                         match read_response_head(stream_, buf, asked, timeout, replayable).await {
                             Ok((mut rest, head)) if head.is_interim() => {
-                                if asked.interim {
+                                if asked.interim && (head.status != 100 || asked.continue_awaited) {
                                     let interim = exchange.interim(&head, &rest[..head.len]).await;
                                     interim.map_err(Failed::Client)?;
                                 }

@@ -110,6 +110,10 @@ pub(crate) struct Asked {
     /// The client takes interim answers (1xx but 101): they are handed back one by one
     /// rather than skipped.
     pub(crate) interim: bool,
+    /// The client waits for `100 Continue` and the backend was asked for it: a `100` is
+    /// relayed only then, since one nobody asked for tells the client nothing (RFC 9110
+    /// §15.2.1).
+    pub(crate) continue_awaited: bool,
 }
 
 /// A backend's answer whose head is read.

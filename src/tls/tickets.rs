@@ -44,15 +44,16 @@ impl Tickets {
         let info = [&info[..]];
         // AES-256-GCM's key length is what `expand` is asked for, and HKDF-SHA256 can give up
         // to 8,160 bytes: neither step can fail.
-        let okm = self.secret.expand(&info, &aead::AES_256_GCM);
         let mut bytes = [0u8; 32];
-        let filled = okm.and_then(|okm| okm.fill(&mut bytes));
-        debug_assert!(filled.is_ok());
-        let unbound = UnboundKey::new(&aead::AES_256_GCM, &bytes);
+        let unbound = self
+            .secret
+            .expand(&info, &aead::AES_256_GCM)
+            .and_then(|okm| okm.fill(&mut bytes))
+            .and_then(|()| UnboundKey::new(&aead::AES_256_GCM, &bytes));
         bytes.fill(0);
         match unbound {
             Ok(key) => LessSafeKey::new(key),
-            Err(_) => unreachable!("a 32-byte key is what AES-256-GCM takes"),
+            Err(_) => unreachable!("HKDF-SHA256 gives 32 bytes, and AES-256-GCM takes them"),
         }
     }
 
