@@ -164,3 +164,21 @@ fn an_interim_answer_in_the_middle_of_an_upload_does_not_stop_it() {
     wire.write(&pattern(length));
     assert_answer(&wire.answer(), "HTTP/1.1 200 OK", &format!("got {length}"));
 }
+
+#[test]
+fn a_100_continue_nobody_waits_for_is_not_relayed() {
+    let redis = RedisServer::start();
+    // Some servers send `100 Continue` to every request with a body, asked or not.
+    let backend = RawBackend::start(|peer| {
+        peer.answer_each(|request| {
+            let created = answer("201 Created", &format!("got {}", request.body.len()));
+            [BACKENDS_CONTINUE, &created].concat()
+        })
+    });
+    redis.frontend("eager.local", "eager", &[&backend.url()]);
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    let mut wire = Wire::open(hipache.addr());
+    wire.write(b"POST /up HTTP/1.1\r\nHost: eager.local\r\nContent-Length: 3\r\n\r\nabc");
+    assert_answer(&wire.answer(), "HTTP/1.1 201 Created", "got 3");
+}
