@@ -95,6 +95,14 @@ async fn every_write_to_a_watched_key_invalidates_the_cached_lookup() {
     run::<()>(c, &["RPUSH", "p:frontend:a.test", "again", "http://h:1"]).await;
     assert_eq!(id_of(&routes, "a.test").await.as_deref(), Some("again"));
     run::<()>(c, &["FLUSHALL"]).await;
+    // Redis queues a flush's push while it runs the command, so unlike a key's push (queued after
+    // the command, written first) it is written after the writer's reply: the proxy sees it
+    // microseconds after the acknowledgement (module doc of `tracking`), and it then applies.
+    let deadline = Instant::now() + DEADLINE;
+    while state(&routes, "a.test").await.is_some() {
+        assert!(Instant::now() < deadline, "flushed route still served");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert_eq!(cached_state(&routes, c, "a.test").await, None);
     assert_eq!(cached_state(&routes, c, "b.test").await, None);
 }
@@ -251,6 +259,39 @@ async fn lookup_right_after_the_acknowledgement_is_fresh() {
             "write {i}, cached"
         );
     }
+}
+
+/// A reply on the tracking connection would queue it in Redis ahead of a writer served in the same
+/// event-loop turn, and the push for that write would leave after the writer's reply (module doc
+/// of `tracking`). So after its handshake the connection sends nothing, not even a liveness ping
+/// (the kernel's keepalive probes instead): its last command stays `CLIENT TRACKING`.
+#[tokio::test]
+async fn the_tracking_connection_sends_no_command_after_its_handshake() {
+    let redis = RedisServer::start(&[]).await;
+    let mut conn = redis.connection(0).await;
+    let url = redis.url("");
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS);
+    wait_for_tracking(&routes, true).await;
+    let keepalive = routes.shared.tracking.keepalive_times();
+    assert_eq!(
+        keepalive,
+        [Some(Duration::from_secs(2))],
+        "keepalive idle time"
+    );
+    // Long enough for any periodic command to have gone out at least once (the ping it replaces
+    // went every 2 s).
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let clients: String = run(&mut conn, &["CLIENT", "LIST"]).await;
+    let tracking: Vec<_> = clients
+        .lines()
+        .filter(|line| line.contains(" flags=t") || line.contains(" flags=Pt"))
+        .collect();
+    assert_eq!(tracking.len(), 1, "one tracking connection in {clients}");
+    assert!(
+        tracking[0].contains(" cmd=client|tracking "),
+        "last command of the tracking connection: {}",
+        tracking[0]
+    );
 }
 
 /// Time per lookup, cached and per request (debug build: compare the ratio, not the figures).

@@ -1,17 +1,25 @@
 //! Server-assisted client-side caching: a dedicated RESP3 connection in `CLIENT TRACKING ON BCAST`
 //! mode for the `frontend:` and `dead:` prefixes, and the host cache it keeps fresh.
 //!
-//! Freshness: Redis queues an invalidation push while it runs the write, before the writer's reply.
-//! Both go out in the same event-loop turn, but to two sockets, so our task may not have read the
-//! push when the writer's next request reaches the proxy. So a lookup never trusts the cache
-//! before draining, synchronously, whatever the tracking socket already holds (one non-blocking
-//! `recv` straight on the socket, bypassing tokio's cached readiness, which lags on a busy
-//! current-thread runtime). An answer read from Redis is cached only if no invalidation, loss or
-//! reconnection happened between sending the read and storing it (the epoch of a [`Ticket`]).
-//! What remains is the gap between Redis's two `write`s of that turn (for a single command the
-//! writer's reply goes first): a client would have to read its reply and reach the proxy within
-//! those microseconds. `tests/it/freshness.rs` (thousands of write-then-request rounds) never
-//! sees it; closing it for certain would cost a round trip per request.
+//! Freshness: in `BCAST` mode Redis queues the invalidation push of a write in `beforeSleep`,
+//! after the command, and writes its pending output newest-queued first: the push leaves before
+//! the writer's reply (seen with `strace` on Redis 7.0: the tracking socket's `write` precedes the
+//! writer's). On loopback or one LAN hop the push is then in our socket's receive queue before the
+//! writer can act on its reply, but our task may not have read it yet when the writer's next
+//! request reaches the proxy. So a lookup never trusts the cache before draining, synchronously,
+//! whatever the tracking socket already holds (one non-blocking `recv` straight on the socket,
+//! bypassing tokio's cached readiness, which lags on a busy current-thread runtime). An answer
+//! read from Redis is cached only if no invalidation, loss or reconnection happened between
+//! sending the read and storing it (the epoch of a [`Ticket`]).
+//!
+//! Two writes have no such order, and a request sent the moment the writer has its reply may
+//! still get the old answer, for the microseconds until the push arrives:
+//! - `FLUSHALL` / `FLUSHDB`: Redis queues their push while the command runs, so it is written
+//!   after the writer's reply.
+//! - Any write, with Redis's `io-threads-do-writes`: the I/O threads write replies and pushes in
+//!   parallel.
+//!
+//! Closing those for certain would cost a round trip per request.
 //!
 //! Without tracking (Redis < 6, connection lost, reconnecting) nothing is fresh and lookups go to
 //! Redis each time; the task ([`reconnect::keep`]) reconnects and caching resumes once tracking is
@@ -21,7 +29,11 @@
 //! all of them feed the one cache: tracking is on only while every master's connection is, so
 //! a write on any node reaches the cache, and a new master (a failover, a resharding onto a new
 //! node) makes every answer stale when its connection comes up.
-//! A ping every [`HEARTBEAT`] detects a silent connection. The connection itself (handshake,
+//! Nothing is sent on a tracking connection after its handshake: a command's reply would put
+//! the connection in Redis's queue of pending output ahead of a writer that comes in the same
+//! event-loop turn, and the push for that write would then leave after the writer's reply (seen
+//! with a `PING` and a `SET` in one turn). TCP keepalive ([`KEEPALIVE_IDLE`]) detects a silent
+//! peer instead. The connection itself (handshake,
 //! following, reconnection) is [`connection`]'s.
 
 mod connection;
@@ -39,7 +51,7 @@ use tracing::{debug, info, warn};
 use super::cache::HostCache;
 use super::cluster::slots::SlotMap;
 use super::reconnect::{self, Health};
-use super::resp::{self, Malformed, Resp};
+use super::resp::{self, Malformed};
 use super::sentinel::Locator;
 use super::Answer;
 use crate::config::RedisUrl;
@@ -48,8 +60,11 @@ use crate::routes::lock;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry delay after Redis refused tracking (too old, or a bad password).
 const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
-/// Interval of the liveness ping; a ping still unanswered at the next one means the link is lost.
-pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Idle time before the kernel probes a silent tracking connection; with [`KEEPALIVE_INTERVAL`]
+/// and [`KEEPALIVE_PROBES`] a peer gone without a word is noticed within about 4 s.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+const KEEPALIVE_PROBES: u32 = 2;
 /// Most unparsed bytes held; past it the stream is deemed broken.
 const MAX_BUFFERED: usize = 16 << 20;
 
@@ -98,7 +113,6 @@ struct Conn {
     socket: Option<Arc<TcpStream>>,
     buf: Vec<u8>,
     generation: u64,
-    awaiting_pong: bool,
 }
 
 impl Conn {
@@ -108,7 +122,6 @@ impl Conn {
             socket: None,
             buf: Vec::new(),
             generation: 0,
-            awaiting_pong: false,
         }
     }
 }
@@ -196,6 +209,25 @@ impl Tracking {
         self.lock().sync()
     }
 
+    /// Each tracking socket's keepalive idle time, `None` where the socket is down or has no
+    /// keepalive (for tests).
+    #[cfg(test)]
+    pub(crate) fn keepalive_times(&self) -> Vec<Option<Duration>> {
+        let state = self.lock();
+        let idle = |socket: &Arc<TcpStream>| {
+            let socket = SockRef::from(&**socket);
+            socket
+                .keepalive()
+                .ok()?
+                .then(|| socket.tcp_keepalive_time().ok())?
+        };
+        state
+            .conns
+            .iter()
+            .map(|conn| conn.socket.as_ref().and_then(idle))
+            .collect()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -226,7 +258,7 @@ impl State {
             let mut buf = std::mem::take(&mut conn.buf);
             let mut outcome = read_available(&SockRef::from(&**socket), &mut buf);
             if outcome.is_ok() {
-                outcome = self.apply(at, &mut buf);
+                outcome = self.apply(&mut buf);
             }
             self.conns[at].buf = buf;
             if let Err(why) = outcome {
@@ -238,20 +270,15 @@ impl State {
         on
     }
 
-    /// Applies the pushes in `buf`, read from connection number `at`, and drops them from it.
-    fn apply(&mut self, at: usize, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+    /// Applies the pushes in `buf` and drops them from it.
+    fn apply(&mut self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
         let mut used_all = 0;
-        let result = self.apply_from(at, buf, &mut used_all);
+        let result = self.apply_from(buf, &mut used_all);
         buf.drain(..used_all);
         result
     }
 
-    fn apply_from(
-        &mut self,
-        conn: usize,
-        buf: &[u8],
-        used_all: &mut usize,
-    ) -> Result<(), &'static str> {
+    fn apply_from(&mut self, buf: &[u8], used_all: &mut usize) -> Result<(), &'static str> {
         let mut at = 0;
         while let Some((value, used)) =
             resp::parse(&buf[at..]).map_err(|Malformed| "malformed push")?
@@ -264,9 +291,6 @@ impl State {
                         Some(keys) => keys.iter().for_each(|key| self.cache.invalidate(key)),
                         None => self.cache.make_all_stale(),
                     }
-                }
-                None if value == Resp::Text(b"PONG".to_vec()) => {
-                    self.conns[conn].awaiting_pong = false;
                 }
                 None => debug!(reply = ?value, "unexpected reply on the tracking connection"),
             }
@@ -289,7 +313,6 @@ impl State {
         conn.socket = Some(socket);
         conn.buf = leftover;
         conn.generation = generation;
-        conn.awaiting_pong = false;
         self.cache.make_all_stale();
         self.epoch += 1;
         info!("redis tracking enabled");
