@@ -19,9 +19,10 @@ port_of() { # port_of TARGET: "direct" is the origin
     var=PORT_$(suffix_of "$1")
     echo "${!var}"
 }
-tls_port_of() {
-    local var
-    var=TLS_PORT_$(suffix_of "$1")
+tls_port_of() { # tls_port_of TARGET [KEY]: the listener with KEY's certificate (TLS_KEY's by default)
+    local var=TLS_PORT_
+    [[ ${2:-$TLS_KEY} == "$TLS_KEY" ]] || var=TLS_ALT_PORT_
+    var=$var$(suffix_of "$1")
     echo "${!var}"
 }
 pid_of() {
@@ -107,11 +108,27 @@ profile_https_ka64() { profile_https https-ka64 "$1"; }
 # A new TCP connection per request, and an abbreviated handshake: wrk resumes its session.
 profile_https_resume() { profile_https https-resume "$1" -H 'Connection: close'; }
 
-profile_https_close() { # a full handshake per request (handshakes.sh: openssl s_time -new)
-    local round=$1 target
-    for target in $PROXIES; do
-        measure_run https-close "$round" "$target" "$TLS_CLIENTS" "$(pid_of "$target")" \
-            "$HERE/handshakes.sh" "$(tls_port_of "$target")" "$TLS_CLIENTS" "$WARMUP" "$DURATION" "$HOST"
+# A full handshake per request (handshakes.sh: tls-load, or openssl s_time -new), a row per key
+# type of TLS_CLOSE_KEYS, each on the proxies' listener with that key's certificate. The client's
+# own CPU per connection goes beside the target's into tls-client.tsv: the row measures the proxy
+# only while the client's figure stays well below it.
+profile_https_close() {
+    local round=$1 key target client signature
+    for key in $TLS_CLOSE_KEYS; do
+        for target in $PROXIES; do
+            measure_run "https-close-$key" "$round" "$target" "$TLS_CLIENTS" "$(pid_of "$target")" \
+                "$HERE/handshakes.sh" "$(tls_port_of "$target" "$key")" "$TLS_CLIENTS" "$WARMUP" \
+                "$DURATION" "$HOST"
+            IFS=$'\t' read -r _ _ signature client < <(tail -1 "$TLS_CLIENT_LOG")
+            # tls-load says which key signed: a listener with the other certificate is a bad row.
+            case $key:$signature in
+            ecdsa:ECDSA_* | rsa2048:RSA_* | *:-) ;;
+            *) die "https-close-$key: $target's port $(tls_port_of "$target" "$key") signed with $signature" ;;
+            esac
+            printf 'https-close-%s\t%s\t%s\t%s\t%s\n' "$key" "$round" "$target" "$client" \
+                "$(tail -1 "$WORK/results.tsv" | cut -f11)" >>"$WORK/tls-clients.tsv"
+            log "    client CPU µs/connection: $client ($TLS_CLIENT), $target's: $(tail -1 "$WORK/results.tsv" | cut -f11)"
+        done
     done
 }
 

@@ -16,7 +16,11 @@
 #                  "hipache 100000 hosts")
 #   SCALE_WARMUP [60; 3 with QUICK]  seconds of random-host traffic that fill hipache's lookup
 #                  caches before the first scale round (steady state, not a cold start)
-#   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048]  TLS_CLIENTS [16] (parallel full handshakes)
+#   BUSY_CONNS [1000]  TLS_KEY [ecdsa|rsa2048] (the certificate of https-ka64 and https-resume)
+#   TLS_CLIENTS [16]  full handshakes in flight (https-close)
+#   TLS_CLOSE_KEYS ["ecdsa rsa2048"]  the key types https-close measures, a row each
+#   TLS_CLIENT [tls-load|s_time]  https-close's client (handshakes.sh)  TLS_VERSION [1.3|1.2]
+#   TLS_LOAD_BIN [build benches/tls-load with cargo]  TLS_LOAD_THREADS [2]  (tls-load's threads)
 #   WS_CONNS [10000; at most (hard nofile limit - 1024) / 2]  WS_ECHO_CONNS [64]
 #   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
 #   METRICS [off]  on: hipache runs with the seed's `metrics` (statsd to a local UDP sink) and
@@ -43,6 +47,10 @@ PROFILES=${PROFILES:-ka64 ka256 close scale mem busy https-ka64 https-resume htt
 BUSY_CONNS=${BUSY_CONNS:-1000}
 TLS_KEY=${TLS_KEY:-ecdsa}
 TLS_CLIENTS=${TLS_CLIENTS:-16}
+TLS_CLOSE_KEYS=${TLS_CLOSE_KEYS:-ecdsa rsa2048}
+TLS_CLIENT=${TLS_CLIENT:-tls-load}
+TLS_VERSION=${TLS_VERSION:-1.3}
+TLS_LOAD_THREADS=${TLS_LOAD_THREADS:-2}
 WS_CONNS=${WS_CONNS:-10000}
 WS_ECHO_CONNS=${WS_ECHO_CONNS:-64}
 WS_DEPTH=${WS_DEPTH:-16}
@@ -65,7 +73,7 @@ die() {
 }
 
 for value in "$DURATION" "$WARMUP" "$ROUNDS" "$WORKERS" "$WRK_THREADS" "$FRONTENDS" "$IDLE_CONNS" \
-    "$BUSY_CONNS" "$TLS_CLIENTS" "$WS_CONNS" "$WS_ECHO_CONNS" "$WS_DEPTH" "$WS_SIZE"; do
+    "$BUSY_CONNS" "$TLS_CLIENTS" "$TLS_LOAD_THREADS" "$WS_CONNS" "$WS_ECHO_CONNS" "$WS_DEPTH" "$WS_SIZE"; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
 for profile in $PROFILES; do
@@ -75,6 +83,11 @@ for profile in $PROFILES; do
     esac
 done
 [[ $TLS_KEY == ecdsa || $TLS_KEY == rsa2048 ]] || die "TLS_KEY must be ecdsa or rsa2048"
+for key in $TLS_CLOSE_KEYS; do
+    [[ $key == ecdsa || $key == rsa2048 ]] || die "TLS_CLOSE_KEYS: '$key' is not ecdsa or rsa2048"
+done
+[[ $TLS_CLIENT == tls-load || $TLS_CLIENT == s_time ]] || die "TLS_CLIENT must be tls-load or s_time"
+[[ $TLS_VERSION == 1.3 || $TLS_VERSION == 1.2 ]] || die "TLS_VERSION must be 1.3 or 1.2"
 ((WS_SIZE > 0 && WS_SIZE < 126)) || die "WS_SIZE must be 1..125 bytes"
 [[ $ACCESS_LOG == on || $ACCESS_LOG == off ]] || die "ACCESS_LOG must be on or off"
 [[ $METRICS == on || $METRICS == off || $METRICS == both ]] || die "METRICS must be on, off or both"
@@ -120,6 +133,8 @@ REDIS_PORT='' PID_redis='' PORT_origin='' PID_origin='' PORT_nginx='' PID_nginx=
 # Set by start_haproxy, start_ws_origin, start_statsd_sink (targets.sh) and start_proxies.
 PORT_haproxy='' PID_haproxy='' PORT_ws='' PID_ws='' TLS_PORT_nginx='' TLS_PORT_haproxy='' TLS_PORT_hipache=''
 PORT_hipache_m='' PID_hipache_m='' TLS_PORT_hipache_m='' STATSD_PORT=''
+# The TLS listeners with the other key type's certificate (targets.sh, other_key).
+TLS_ALT_PORT_nginx='' TLS_ALT_PORT_haproxy='' TLS_ALT_PORT_hipache='' TLS_ALT_PORT_hipache_m=''
 WS_RUNNING=0
 
 stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
@@ -202,8 +217,10 @@ start_nginx() { # start_nginx NAME TEMPLATE [KEY=VALUE...]: sets PORT_<NAME> and
     printf -v "PID_$name" '%s' "$pid"
 }
 
-start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_ and PID_<NAME>
+start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_, TLS_ALT_PORT_, PID_<NAME>
     local name=${1:-hipache} metrics=${2:-off} pid address tls_address access_log=null i observability=
+    local alt_port
+    alt_port=$(free_port)
     local dir=$WORK/$name
     mkdir -p "$dir"
     [[ $ACCESS_LOG == on ]] && access_log="\"$dir/access.log\""
@@ -214,6 +231,7 @@ start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_
     fi
     fill "$HERE/hipache.json.in" "$dir/config.json" WORKERS="$WORKERS" ACCESS_LOG="$access_log" \
         REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/tls/key.pem" TLS_CERT="$WORK/tls/cert.pem" \
+        TLS_ALT_PORT="$alt_port" TLS_ALT_KEY="$WORK/tls/alt/key.pem" TLS_ALT_CERT="$WORK/tls/alt/cert.pem" \
         OBSERVABILITY="$observability"
     # Created here: the background child opens its redirections when it gets to run, and the
     # loop below may read stderr.log before that (a missing file fails sed, and set -e the script).
@@ -225,7 +243,8 @@ start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_
     address=
     for ((i = 0; i < 200; i++)); do
         address=$(sed -n '/https/!s/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' "$dir/stderr.log" | head -1)
-        tls_address=$(sed -n '/https/s/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' "$dir/stderr.log" | head -1)
+        tls_address=$(sed -n '/https/s/.*listening on.*address=\([0-9.]*:[0-9]*\).*/\1/p' "$dir/stderr.log" |
+            awk -v alt="127.0.0.1:$alt_port" '$0 != alt' | head -1)
         [[ -n $address && -n $tls_address ]] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
@@ -234,6 +253,7 @@ start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_
         die "$name logged no 'listening on ... address=' line for http and https: $(tail -5 "$dir/stderr.log")"
     printf -v "PORT_$name" '%s' "${address##*:}"
     printf -v "TLS_PORT_$name" '%s' "${tls_address##*:}"
+    printf -v "TLS_ALT_PORT_$name" '%s' "$alt_port"
     printf -v "PID_$name" '%s' "$pid"
     wait_for 10 "$name ping" answers "${address##*:}" __ping__ ok ||
         die "$name does not answer Host: __ping__ on $address: $(tail -5 "$dir/stderr.log")"
@@ -241,6 +261,8 @@ start_hipache() { # start_hipache [NAME [METRICS on|off]]: sets PORT_, TLS_PORT_
         die "$name does not route $HOST to the origin: $(tail -5 "$dir/stderr.log")"
     wait_for 10 "$name TLS" answers_tls "${tls_address##*:}" "$HOST" hello ||
         die "$name does not answer over TLS on $tls_address: $(tail -5 "$dir/stderr.log")"
+    wait_for 10 "$name TLS ($(other_key))" answers_tls "$alt_port" "$HOST" hello ||
+        die "$name does not answer over TLS on 127.0.0.1:$alt_port: $(tail -5 "$dir/stderr.log")"
 }
 
 stop_target() { # stop_target PID: stops it and forgets it
@@ -255,12 +277,16 @@ start_proxies() {
     [[ $ACCESS_LOG == on ]] && access_log="access_log $WORK/nginx/access.log combined buffer=64k flush=100ms;"
     # Same batching as hipache's writer: a 64 KiB buffer flushed at least every 100 ms.
     TLS_PORT_nginx=$(free_port)
+    TLS_ALT_PORT_nginx=$(free_port)
     start_nginx nginx "$HERE/nginx-proxy.conf.in" ORIGIN_PORT="$PORT_origin" \
         KEEPALIVE="$NGINX_KEEPALIVE" ACCESS_LOG="$access_log" TLS_PORT="$TLS_PORT_nginx" \
         TLS_CERT="$WORK/tls/cert.pem" TLS_KEY="$WORK/tls/key.pem" WS_PORT="$PORT_ws" \
-        CONNECTIONS="$(proxy_connections)"
+        TLS_ALT_PORT="$TLS_ALT_PORT_nginx" TLS_ALT_CERT="$WORK/tls/alt/cert.pem" \
+        TLS_ALT_KEY="$WORK/tls/alt/key.pem" CONNECTIONS="$(proxy_connections)"
     wait_for 10 "nginx TLS" answers_tls "$TLS_PORT_nginx" "$HOST" hello ||
         die "nginx does not answer over TLS on port $TLS_PORT_nginx: $(tail -5 "$WORK/nginx/error.log")"
+    wait_for 10 "nginx TLS ($(other_key))" answers_tls "$TLS_ALT_PORT_nginx" "$HOST" hello ||
+        die "nginx does not answer over TLS on port $TLS_ALT_PORT_nginx: $(tail -5 "$WORK/nginx/error.log")"
     start_haproxy
     start_hipache hipache "$([[ $METRICS == on ]] && echo on || echo off)"
     [[ $METRICS != both ]] || start_hipache hipache_m on
@@ -286,6 +312,14 @@ if [[ -z ${HIPACHE_BIN:-} ]]; then
     HIPACHE_BIN=$ROOT/target/release/hipache
 fi
 [[ -x $HIPACHE_BIN ]] || die "no hipache binary at $HIPACHE_BIN"
+if [[ " $PROFILES " == *" https-close "* && $TLS_CLIENT == tls-load && -z ${TLS_LOAD_BIN:-} ]]; then
+    log "building the tls-load client (cargo build --release --manifest-path benches/tls-load/Cargo.toml)"
+    cargo build --release --quiet --manifest-path "$ROOT/benches/tls-load/Cargo.toml" ||
+        die "cargo build of benches/tls-load failed"
+    TLS_LOAD_BIN=$ROOT/benches/tls-load/target/release/tls-load
+fi
+# handshakes.sh's settings; TLS_CLIENT_LOG collects the client's own CPU per connection.
+export TLS_CLIENT TLS_VERSION TLS_LOAD_THREADS TLS_LOAD_BIN="${TLS_LOAD_BIN:-}" TLS_CLIENT_LOG=$WORK/tls-client.tsv
 
 # shellcheck source=targets.sh
 source "$HERE/targets.sh"
@@ -331,6 +365,12 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     echo "- versions: $(nginx -v 2>&1 | sed 's/nginx version: //'), $(haproxy -v | awk 'NR == 1 { print "haproxy " $3 }'), hipache $rev, $(openssl version | awk '{ print "openssl " $2 }'), $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'), $(redis-server --version | awk '{ print $3 }' | tr -d 'v=' | sed 's/^/redis /')"
     echo "- workers: WORKERS=$WORKERS; nginx runs $nginx_procs processes (master + workers); haproxy one process with $haproxy_threads threads (nbthread $WORKERS); hipache runs $hipache_procs process(es) with server.workers=$WORKERS$( ((hipache_procs == 1)) && echo ' (one serving process: server.workers not honoured yet)')"
     echo "- wrk: $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s measured, $ROUNDS interleaved round(s); access log $ACCESS_LOG on every proxy; hipache metrics $METRICS; nginx upstream keepalive $NGINX_KEEPALIVE; TLS key $TLS_KEY"
+    if [[ " $PROFILES " == *" https-close "* ]]; then
+        tls_client="openssl s_time -new, $TLS_CLIENTS processes"
+        [[ $TLS_CLIENT == s_time ]] ||
+            tls_client="tls-load (rustls, no resumption), $TLS_CLIENTS connections on $TLS_LOAD_THREADS threads"
+        echo "- https-close: $tls_client, TLS $TLS_VERSION, keys: $TLS_CLOSE_KEYS"
+    fi
     echo "- origin: nginx, $WORKERS workers, \`return 200 \"hello\"\`; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/header.md"
 cat "$WORK/header.md" >&2
@@ -364,4 +404,13 @@ done
     echo "RSS: sum over master + workers, sampled every 0.2 s; spread: (max - min) / mean of req/s over rounds;"
     echo "vs nginx / HAProxy: this row over nginx's / HAProxy's row of the same profile (above 1× is better"
     echo "for req/s, worse for the others); ws-echo: messages/s, p50/p99 of a round trip of $WS_DEPTH messages."
+    if [[ -s $WORK/tls-clients.tsv ]]; then
+        # The https-close rows measure the proxy only while the client needs less CPU than it.
+        echo
+        echo "https-close, the load client's own CPU µs per connection ($TLS_CLIENT) / the target's, means over rounds:"
+        awk -F'\t' '{ k = $1 " " $3; if (!(k in n)) o[++c] = k; n[k]++; cl[k] += $4; t[k] += $5 }
+            END { for (i = 1; i <= c; i++) { k = o[i]
+                printf "- %s: %.0f / %.0f (%.2f×)\n", k, cl[k] / n[k], t[k] / n[k], t[k] ? cl[k] / t[k] : 0 } }' \
+            "$WORK/tls-clients.tsv"
+    fi
 }

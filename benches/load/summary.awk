@@ -14,7 +14,8 @@ function ref_key(profile, proxy) { # the reference row for PROFILE: nginx's or h
 function label(profile) {
     if (profile == "close") return "close (Connection: close)"
     if (profile == "https-resume") return "https-resume (resumed handshake per request)"
-    if (profile == "https-close") return "https-close (full handshake per request)"
+    if (profile == "https-close-ecdsa") return "https-close, ECDSA P-256 (full handshake per request)"
+    if (profile == "https-close-rsa2048") return "https-close, RSA 2048 (full handshake per request)"
     if (profile == "busy") return "busy (keep-alive, all busy)"
     if (profile == "ws-echo") return sprintf("ws-echo (messages/s, %d × %d B in flight)", ws_depth, ws_size)
     return profile

@@ -1,15 +1,17 @@
 //! tls-load: full TLS handshakes per second against one loopback HTTPS port, for the https-close
-//! rows of benches/load/run.sh. CLIENTS connection loops on one thread, each one connecting,
+//! rows of benches/load/run.sh. CLIENTS connection loops on one thread (or N), each one connecting,
 //! handshaking (never resuming), sending one `GET /` with `Connection: close` and reading the
 //! answer to the end, over and over: WARMUP_SECONDS uncounted, then SECONDS counted.
 //!
-//! Usage: tls-load PORT CLIENTS WARMUP_SECONDS SECONDS HOST [--tls12]
+//! Usage: tls-load PORT CLIENTS WARMUP_SECONDS SECONDS HOST [--tls12] [--threads=N]
 //!
 //! Prints report.lua's line, `RESULT connections duration_us p50_us p99_us errors non_200` (the
 //! latencies are of a whole connection: connect, handshake, request, answer), then
-//! `CLIENT provider P version V cpu_us_per_connection N`, its own CPU over the counted seconds.
+//! `CLIENT provider P version V signature S cpu_us_per_connection N`: the server's handshake
+//! signature scheme (which key type answered) and the client's own CPU over the counted seconds.
 
 mod conn;
+mod load;
 mod tls;
 
 #[cfg(not(any(feature = "ring", feature = "aws-lc")))]
@@ -18,16 +20,13 @@ compile_error!(
 );
 
 use std::process::ExitCode;
-use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use tokio::time::{timeout_at, Instant};
+use tokio::time::timeout_at;
 
 use conn::{Outcome, Target};
 use tls::Version;
-
-/// A connection still going after this is counted as failed.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Args {
     port: u16,
@@ -36,21 +35,32 @@ struct Args {
     seconds: Duration,
     host: String,
     version: Version,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut version = Version::Tls13;
+    let mut threads = 1;
     let mut positional = Vec::new();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--tls12" => version = Version::Tls12,
             "--tls13" => version = Version::Tls13,
+            s if s.starts_with("--threads=") => {
+                threads = s["--threads=".len()..]
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("{s}: a whole number above 0 expected"))?;
+            }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => positional.push(arg),
         }
     }
     let [port, clients, warmup, seconds, host] = positional.as_slice() else {
-        return Err("expected PORT CLIENTS WARMUP_SECONDS SECONDS HOST [--tls12]".into());
+        return Err(
+            "expected PORT CLIENTS WARMUP_SECONDS SECONDS HOST [--tls12] [--threads=N]".into(),
+        );
     };
     let number = |what: &str, v: &str| -> Result<u64, String> {
         v.parse()
@@ -69,75 +79,8 @@ fn parse_args() -> Result<Args, String> {
         seconds: Duration::from_secs(seconds),
         host: host.clone(),
         version,
+        threads,
     })
-}
-
-/// What one connection loop counted in the measured seconds.
-#[derive(Default)]
-struct Tally {
-    /// Microseconds per connection that got its answer (any status).
-    latencies_us: Vec<u32>,
-    errors: u64,
-    not_200: u64,
-    /// The first error and the first unexpected status line, for the message on stderr.
-    first_problem: Option<String>,
-}
-
-/// Connections back to back until `end`; those that finish in [`counted_from`, `end`] are counted.
-async fn client_loop(target: Rc<Target>, counted_from: Instant, end: Instant) -> Tally {
-    let mut tally = Tally::default();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let start = Instant::now();
-        if start >= end {
-            return tally;
-        }
-        // Cut at `end`: a connection in flight then is neither counted nor waited for.
-        let deadline = end.min(start + CONNECTION_TIMEOUT);
-        let result = timeout_at(deadline, target.once(&mut buf)).await;
-        let done = Instant::now();
-        if done >= end {
-            return tally;
-        }
-        let counted = done >= counted_from;
-        let us = u32::try_from(done.duration_since(start).as_micros()).unwrap_or(u32::MAX);
-        let failed = match result {
-            Ok(Ok(Outcome::Ok)) => {
-                if counted {
-                    tally.latencies_us.push(us);
-                }
-                false
-            }
-            Ok(Ok(Outcome::NotOk(line))) => {
-                if counted {
-                    tally.latencies_us.push(us);
-                    tally.not_200 += 1;
-                    tally
-                        .first_problem
-                        .get_or_insert(format!("answer: {line:?}"));
-                }
-                false
-            }
-            Ok(Err(e)) => {
-                if counted {
-                    tally.errors += 1;
-                    tally.first_problem.get_or_insert(format!("error: {e}"));
-                }
-                true
-            }
-            Err(_) => {
-                if counted {
-                    tally.errors += 1;
-                    tally.first_problem.get_or_insert("error: timed out".into());
-                }
-                true
-            }
-        };
-        if failed {
-            // No hot loop of instant failures against a port that refuses.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 /// User + system CPU of this process so far, in microseconds.
@@ -161,50 +104,60 @@ fn percentile(sorted: &[u32], p: usize) -> u32 {
     sorted[((sorted.len() - 1) * p / 100).min(sorted.len() - 1)]
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let config = tls::config(args.version).map_err(|e| format!("TLS configuration: {e}"))?;
-    let target = Rc::new(Target::new(args.port, &args.host, config)?);
-    // One connection first: a wrong port or route fails here with its cause, not as a count.
+/// One connection before the load: a wrong port, route or certificate fails here with its
+/// cause instead of as a count.
+fn probe(target: &Target) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
     let mut buf = vec![0u8; 16 * 1024];
-    let probe = timeout_at(Instant::now() + CONNECTION_TIMEOUT, target.once(&mut buf)).await;
-    match probe {
-        Ok(Ok(Outcome::Ok)) => {}
-        Ok(Ok(Outcome::NotOk(line))) => {
-            return Err(format!(
-                "GET / on 127.0.0.1:{} answered {line:?}, not 200",
-                args.port
-            ))
+    let port = target.address.port();
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + load::CONNECTION_TIMEOUT;
+        match timeout_at(deadline, target.once(&mut buf)).await {
+            Ok(Ok(Outcome::Ok)) => Ok(()),
+            Ok(Ok(Outcome::NotOk(line))) => Err(format!(
+                "GET / over TLS on 127.0.0.1:{port} answered {line:?}, not 200"
+            )),
+            Ok(Err(e)) => Err(format!("GET / over TLS on 127.0.0.1:{port}: {e}")),
+            Err(_) => Err(format!("GET / over TLS on 127.0.0.1:{port} timed out")),
         }
-        Ok(Err(e)) => return Err(format!("GET / over TLS on 127.0.0.1:{}: {e}", args.port)),
-        Err(_) => {
-            return Err(format!(
-                "GET / over TLS on 127.0.0.1:{} timed out",
-                args.port
-            ))
-        }
-    }
+    })
+}
 
-    let counted_from = Instant::now() + args.warmup;
-    let end = counted_from + args.seconds;
-    let loops: Vec<_> = (0..args.clients)
-        .map(|_| tokio::task::spawn_local(client_loop(target.clone(), counted_from, end)))
+fn run(args: Args) -> Result<(), String> {
+    let (config, seen) =
+        tls::config(args.version).map_err(|e| format!("TLS configuration: {e}"))?;
+    let target = Arc::new(Target::new(args.port, &args.host, config));
+    probe(&target)?;
+
+    let from = Instant::now() + args.warmup;
+    let end = from + args.seconds;
+    let threads = args.threads.min(args.clients);
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            // CLIENTS spread evenly: the first CLIENTS % THREADS threads take one more.
+            let loops = args.clients / threads + usize::from(i < args.clients % threads);
+            let target = target.clone();
+            std::thread::spawn(move || load::thread(target, loops, from, end))
+        })
         .collect();
-    tokio::time::sleep_until(counted_from).await;
+    // The main thread runs no tasks: blocking it until the counted window opens stalls nothing.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(from.saturating_duration_since(Instant::now()));
     let cpu_before = cpu_us();
-    let mut total = Tally::default();
-    for handle in loops {
-        let tally = handle
-            .await
-            .map_err(|e| format!("a client loop failed: {e}"))?;
-        total.latencies_us.extend(tally.latencies_us);
-        total.errors += tally.errors;
-        total.not_200 += tally.not_200;
-        if total.first_problem.is_none() {
-            total.first_problem = tally.first_problem;
-        }
+    let mut tallies = Vec::new();
+    for worker in workers {
+        tallies.push(
+            worker
+                .join()
+                .map_err(|_| "a client thread panicked".to_owned())?,
+        );
     }
     let cpu = cpu_us().saturating_sub(cpu_before);
-    let duration_us = end.duration_since(counted_from).as_micros();
+    let total = load::merge(tallies);
+    let duration_us = end.duration_since(from).as_micros();
 
     let mut latencies = total.latencies_us;
     latencies.sort_unstable();
@@ -227,8 +180,9 @@ async fn run(args: Args) -> Result<(), String> {
         Version::Tls13 => "1.3",
     };
     println!(
-        "CLIENT provider {} version {version} cpu_us_per_connection {:.1}",
+        "CLIENT provider {} version {version} signature {} cpu_us_per_connection {:.1}",
         tls::PROVIDER,
+        seen.get().map_or("none".into(), |s| format!("{s:?}")),
         if connections > 0 {
             cpu as f64 / connections as f64
         } else {
@@ -246,18 +200,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tls-load: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    match local.block_on(&runtime, run(args)) {
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tls-load: {e}");

@@ -1,6 +1,7 @@
 //! The client's TLS configuration: every connection a full handshake, and as little client-side
 //! crypto as a TLS client can do, so that the server's share of the CPU is what is measured.
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -60,23 +61,46 @@ pub(crate) const PROVIDER: &str = if cfg!(feature = "ring") {
     "aws-lc-rs"
 };
 
-pub(crate) fn config(version: Version) -> Result<Arc<ClientConfig>, Error> {
+/// The signature scheme of the last handshake the server signed: which key type answered on the
+/// port (ECDSA_* or RSA_*), so a port with the wrong certificate is seen, not measured.
+#[derive(Debug, Default)]
+pub(crate) struct SeenScheme(AtomicU16);
+
+impl SeenScheme {
+    pub(crate) fn get(&self) -> Option<SignatureScheme> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(SignatureScheme::from(n)),
+        }
+    }
+
+    fn set(&self, scheme: SignatureScheme) {
+        self.0.store(u16::from(scheme), Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn config(version: Version) -> Result<(Arc<ClientConfig>, Arc<SeenScheme>), Error> {
     let provider = Arc::new(base_provider());
     let versions: &[&'static rustls::SupportedProtocolVersion] = match version {
         Version::Tls12 => &[&rustls::version::TLS12],
         Version::Tls13 => &[&rustls::version::TLS13],
     };
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
+    let seen = Arc::new(SeenScheme::default());
+    let verifier = AcceptAnything {
+        provider: provider.clone(),
+        seen: seen.clone(),
+    };
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     // No session cache and no TLS 1.2 tickets: every connection is a full handshake (ECDHE and
     // the server's certificate signature), never a resumption. The server's own tickets and
     // session cache stay on; this client never offers what they issue.
     config.resumption = Resumption::disabled();
     config.enable_early_data = false;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), seen))
 }
 
 /// DANGEROUS, and only acceptable because this is a benchmark client that talks to a proxy on
@@ -85,7 +109,10 @@ pub(crate) fn config(version: Version) -> Result<Arc<ClientConfig>, Error> {
 /// being measured); the client skips checking it so that its own CPU per handshake stays well
 /// below the server's on a machine where both share the cores. Never use this against a network.
 #[derive(Debug)]
-struct AcceptAnything(Arc<CryptoProvider>);
+struct AcceptAnything {
+    provider: Arc<CryptoProvider>,
+    seen: Arc<SeenScheme>,
+}
 
 impl ServerCertVerifier for AcceptAnything {
     fn verify_server_cert(
@@ -103,8 +130,9 @@ impl ServerCertVerifier for AcceptAnything {
         &self,
         _message: &[u8],
         _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
+        dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.seen.set(dss.scheme);
         Ok(HandshakeSignatureValid::assertion())
     }
 
@@ -112,14 +140,17 @@ impl ServerCertVerifier for AcceptAnything {
         &self,
         _message: &[u8],
         _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
+        dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.seen.set(dss.scheme);
         Ok(HandshakeSignatureValid::assertion())
     }
 
     /// Every scheme the provider knows, so the server signs with whatever key it has (ECDSA or
     /// RSA, PSS in TLS 1.3) exactly as it would for a browser.
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
