@@ -312,11 +312,14 @@ if [[ -z ${HIPACHE_BIN:-} ]]; then
     HIPACHE_BIN=$ROOT/target/release/hipache
 fi
 [[ -x $HIPACHE_BIN ]] || die "no hipache binary at $HIPACHE_BIN"
-if [[ " $PROFILES " == *" https-close "* && $TLS_CLIENT == tls-load && -z ${TLS_LOAD_BIN:-} ]]; then
-    log "building the tls-load client (cargo build --release --manifest-path benches/tls-load/Cargo.toml)"
-    cargo build --release --quiet --manifest-path "$ROOT/benches/tls-load/Cargo.toml" ||
-        die "cargo build of benches/tls-load failed"
-    TLS_LOAD_BIN=$ROOT/benches/tls-load/target/release/tls-load
+if [[ " $PROFILES " == *" https-close "* && $TLS_CLIENT == tls-load ]]; then
+    if [[ -z ${TLS_LOAD_BIN:-} ]]; then
+        log "building the tls-load client (cargo build --release --manifest-path benches/tls-load/Cargo.toml)"
+        cargo build --release --quiet --manifest-path "$ROOT/benches/tls-load/Cargo.toml" ||
+            die "cargo build of benches/tls-load failed"
+        TLS_LOAD_BIN=$ROOT/benches/tls-load/target/release/tls-load
+    fi
+    [[ -x $TLS_LOAD_BIN ]] || die "no tls-load binary at $TLS_LOAD_BIN"
 fi
 # handshakes.sh's settings; TLS_CLIENT_LOG collects the client's own CPU per connection.
 export TLS_CLIENT TLS_VERSION TLS_LOAD_THREADS TLS_LOAD_BIN="${TLS_LOAD_BIN:-}" TLS_CLIENT_LOG=$WORK/tls-client.tsv
