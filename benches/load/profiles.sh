@@ -110,8 +110,8 @@ profile_https_resume() { profile_https https-resume "$1" -H 'Connection: close';
 
 # A full handshake per request (handshakes.sh: tls-load, or openssl s_time -new), a row per key
 # type of TLS_CLOSE_KEYS, each on the proxies' listener with that key's certificate. The client's
-# own CPU per connection goes beside the target's into tls-client.tsv: the row measures the proxy
-# only while the client's figure stays well below it.
+# own CPU per connection (handshakes.sh's line in TLS_CLIENT_LOG) goes beside the target's into
+# tls-client-cpu.tsv: the row measures the proxy only while the client's figure stays below it.
 profile_https_close() {
     local round=$1 key target client signature
     for key in $TLS_CLOSE_KEYS; do
@@ -126,7 +126,7 @@ profile_https_close() {
             *) die "https-close-$key: $target's port $(tls_port_of "$target" "$key") signed with $signature" ;;
             esac
             printf 'https-close-%s\t%s\t%s\t%s\t%s\n' "$key" "$round" "$target" "$client" \
-                "$(tail -1 "$WORK/results.tsv" | cut -f11)" >>"$WORK/tls-clients.tsv"
+                "$(tail -1 "$WORK/results.tsv" | cut -f11)" >>"$WORK/tls-client-cpu.tsv"
             log "    client CPU µs/connection: $client ($TLS_CLIENT), $target's: $(tail -1 "$WORK/results.tsv" | cut -f11)"
         done
     done

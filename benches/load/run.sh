@@ -322,7 +322,7 @@ if [[ " $PROFILES " == *" https-close "* && $TLS_CLIENT == tls-load ]]; then
     [[ -x $TLS_LOAD_BIN ]] || die "no tls-load binary at $TLS_LOAD_BIN"
 fi
 # handshakes.sh's settings; TLS_CLIENT_LOG collects the client's own CPU per connection.
-export TLS_CLIENT TLS_VERSION TLS_LOAD_THREADS TLS_LOAD_BIN="${TLS_LOAD_BIN:-}" TLS_CLIENT_LOG=$WORK/tls-client.tsv
+export TLS_CLIENT TLS_VERSION TLS_LOAD_THREADS TLS_LOAD_BIN="${TLS_LOAD_BIN:-}" TLS_CLIENT_LOG=$WORK/handshakes-client.tsv
 
 # shellcheck source=targets.sh
 source "$HERE/targets.sh"
@@ -407,13 +407,13 @@ done
     echo "RSS: sum over master + workers, sampled every 0.2 s; spread: (max - min) / mean of req/s over rounds;"
     echo "vs nginx / HAProxy: this row over nginx's / HAProxy's row of the same profile (above 1× is better"
     echo "for req/s, worse for the others); ws-echo: messages/s, p50/p99 of a round trip of $WS_DEPTH messages."
-    if [[ -s $WORK/tls-clients.tsv ]]; then
+    if [[ -s $WORK/tls-client-cpu.tsv ]]; then
         # The https-close rows measure the proxy only while the client needs less CPU than it.
         echo
         echo "https-close, the load client's own CPU µs per connection ($TLS_CLIENT) / the target's, means over rounds:"
         awk -F'\t' '{ k = $1 " " $3; if (!(k in n)) o[++c] = k; n[k]++; cl[k] += $4; t[k] += $5 }
             END { for (i = 1; i <= c; i++) { k = o[i]
                 printf "- %s: %.0f / %.0f (%.2f×)\n", k, cl[k] / n[k], t[k] / n[k], t[k] ? cl[k] / t[k] : 0 } }' \
-            "$WORK/tls-clients.tsv"
+            "$WORK/tls-client-cpu.tsv"
     fi
 }
