@@ -27,7 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use certs::Source;
 pub(crate) use certs::TlsError;
-use sni::{CertSet, Resolver};
+use sni::{CertSet, Names, Own, Resolver};
 pub(crate) use tickets::Tickets;
 
 /// Sessions each worker remembers for resumption by id (a few hundred bytes each).
@@ -113,10 +113,15 @@ impl Certificates {
         let mut set = CertSet::default();
         for source in &self.listeners {
             let loaded = certs::load(source, &self.provider)?;
+            let mut own = Names::default();
             for name in &loaded.names {
                 set.names.insert(name, loaded.key.clone());
+                own.insert(name, ());
             }
-            set.defaults.push(loaded.key);
+            set.own.push(Own {
+                names: own,
+                key: loaded.key,
+            });
         }
         if let Some(dir) = &self.cert_dir {
             for source in certs::folder(dir)? {

@@ -1,6 +1,7 @@
-//! Which certificate a handshake gets: the one whose name matches the requested server name
-//! exactly, else one for the wildcard one level up (`*.example.com` for `a.example.com`), else
-//! the listener's own (default) certificate.
+//! Which certificate a handshake gets: the listener's own when it covers the requested server
+//! name (as in Hipache, where each bind is its own server with its own certificate), else the
+//! first loaded whose name matches exactly, else one for the wildcard one level up
+//! (`*.example.com` for `a.example.com`), else the listener's own (default) certificate.
 //!
 //! The set lives behind an `ArcSwap` so a reload replaces it whole while handshakes read it
 //! without a lock.
@@ -66,12 +67,19 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// Every certificate of one generation: by name, and each listener's default.
+/// Every certificate of one generation: by name, and each listener's own.
 #[derive(Debug, Default)]
 pub(crate) struct CertSet {
     pub(crate) names: Names<Arc<CertifiedKey>>,
     /// Indexed like the config's https listeners.
-    pub(crate) defaults: Vec<Arc<CertifiedKey>>,
+    pub(crate) own: Vec<Own>,
+}
+
+/// A listener's own certificate and the names it covers.
+#[derive(Debug)]
+pub(crate) struct Own {
+    pub(crate) names: Names<()>,
+    pub(crate) key: Arc<CertifiedKey>,
 }
 
 impl CertSet {
@@ -80,9 +88,14 @@ impl CertSet {
         server_name: Option<&str>,
         listener: usize,
     ) -> Option<Arc<CertifiedKey>> {
-        server_name
-            .and_then(|name| self.names.find(name))
-            .or_else(|| self.defaults.get(listener))
+        let own = self.own.get(listener);
+        let Some(name) = server_name else {
+            return own.map(|own| own.key.clone());
+        };
+        own.filter(|own| own.names.find(name).is_some())
+            .map(|own| &own.key)
+            .or_else(|| self.names.find(name))
+            .or_else(|| own.map(|own| &own.key))
             .cloned()
     }
 }

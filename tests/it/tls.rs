@@ -55,6 +55,36 @@ fn sni_picks_each_hosts_certificate_and_the_default_otherwise() {
     assert_eq!(names_for(&hipache, "127.0.0.1"), ["default.test"]);
 }
 
+/// Two binds with their own certificates for one name (an RSA and an ECDSA one, say): each
+/// serves its own, as each bind is its own server in Hipache; a name only the other covers still
+/// gets the other's.
+#[test]
+fn each_bind_serves_its_own_certificate_for_a_name_both_cover() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let (key_a, cert_a) = tls::cert(&["same.test", "a-only.test"]).write(config.dir(), "a");
+    let (key_b, cert_b) = tls::cert(&["same.test", "b-only.test"]).write(config.dir(), "b");
+    // A port of its own: binds on one address and port are one listener.
+    let port = crate::support::redis::free_port();
+    let second = json!({ "address": "127.0.0.1", "port": port, "key": key_b, "cert": cert_b });
+    let hipache = Hipache::start(config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1", second], "key": key_a, "cert": cert_a }
+    })));
+    let [first, second] = hipache.https_addrs(2)[..] else {
+        unreachable!("https_addrs returns as many as asked")
+    };
+    let names = |addr, server_name| {
+        runtime().block_on(async {
+            let stream = tls::connect(addr, server_name, &[b"http/1.1"]).await;
+            tls::peer_names(&stream)
+        })
+    };
+    assert_eq!(names(first, "same.test"), ["same.test", "a-only.test"]);
+    assert_eq!(names(second, "same.test"), ["same.test", "b-only.test"]);
+    assert_eq!(names(second, "a-only.test"), ["same.test", "a-only.test"]);
+    assert_eq!(names(second, "other.test"), ["same.test", "b-only.test"]);
+}
+
 #[test]
 fn certificates_are_reloaded_on_sighup() {
     let redis = RedisServer::start();

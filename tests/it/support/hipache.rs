@@ -213,15 +213,24 @@ impl Hipache {
 
     /// The first https listener, from its `listening on ... scheme="https"` line.
     pub(crate) fn https_addr(&self) -> SocketAddr {
+        self.https_addrs(1)[0]
+    }
+
+    /// The first `count` https listeners, in the config's order, from their `listening on` lines.
+    pub(crate) fn https_addrs(&self, count: usize) -> Vec<SocketAddr> {
         // Logged before the worker answers pings, but the reader thread may still be behind.
         wait_for(
             Duration::from_secs(5),
-            "an https `listening on` line",
+            "the https `listening on` lines",
             || {
-                self.log_lines()
+                let addrs: Vec<_> = self
+                    .log_lines()
                     .iter()
                     .filter(|line| line.contains("listening on") && line.contains("https"))
-                    .find_map(|line| listening_address(line))
+                    .filter_map(|line| listening_address(line))
+                    .take(count)
+                    .collect();
+                (addrs.len() == count).then_some(addrs)
             },
         )
     }
