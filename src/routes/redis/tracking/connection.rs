@@ -1,11 +1,10 @@
-//! The tracking connection itself: the handshake (`HELLO 3`, `CLIENT TRACKING ON BCAST`, TCP
-//! keepalive), following its pushes, and the [`Session`] the reconnect loop keeps up. What the pushes
+//! The tracking connection itself: the handshake (`HELLO 3`, `CLIENT TRACKING ON BCAST`), following
+//! its pushes and heartbeat, and the [`Session`] the reconnect loop keeps up. What the pushes
 //! do to the cache is the parent module's.
 
 use std::io;
 use std::sync::{Arc, Mutex, Weak};
 
-use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncWriteExt as _, Interest};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -14,9 +13,7 @@ use tracing::{debug, info};
 use super::super::reconnect::{Attempt, Ended, Session};
 use super::super::resp::{self, Resp};
 use super::super::sentinel::Locator;
-use super::{
-    State, CONNECT_TIMEOUT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES, REFUSED_BACKOFF,
-};
+use super::{State, CONNECT_TIMEOUT, HEARTBEAT, REFUSED_BACKOFF};
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
@@ -97,19 +94,13 @@ impl Session for TrackingSession {
 }
 
 /// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes, on
-/// the server at `address`, with TCP keepalive on. Returns the stream and any bytes read past the
-/// last reply.
+/// the server at `address`. Returns the stream and any bytes read past the last reply.
 async fn handshake(
     url: &RedisUrl,
     address: &Address,
 ) -> Result<(TcpStream, Vec<u8>), HandshakeError> {
     let mut stream = TcpStream::connect((address.host.as_str(), address.port)).await?;
     stream.set_nodelay(true)?;
-    let keepalive = TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
     let mut hello = vec!["HELLO", "3"];
     if let Some(password) = &url.password {
         hello.extend(["AUTH", "default", password]);
@@ -130,7 +121,7 @@ async fn handshake(
     Ok((stream, buf))
 }
 
-/// Applies pushes as they come, until tracking is lost or every handle is gone.
+/// Applies pushes as they come and pings, until tracking is lost or every handle is gone.
 async fn follow(
     socket: &TcpStream,
     state: &Weak<Mutex<State>>,
@@ -138,6 +129,9 @@ async fn follow(
     generation: u64,
     locator: &mut Locator,
 ) {
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
     loop {
         tokio::select! {
             ready = socket.readable() => {
@@ -148,7 +142,7 @@ async fn follow(
                 }
                 match ready {
                     // Drain inside `try_io`, whose `WouldBlock` clears tokio's readiness flag
-                    // unless bytes came in meanwhile. A keepalive timeout shows as a read error.
+                    // unless bytes came in meanwhile.
                     Ok(()) => {
                         let _ = socket.try_io(Interest::READABLE, || {
                             current.sync();
@@ -166,6 +160,19 @@ async fn follow(
                     lock(&shared).lose(id, "master switched");
                 }
                 return;
+            }
+            _ = heartbeat.tick() => {
+                let Some(shared) = state.upgrade() else { return };
+                let mut current = lock(&shared);
+                // Other servers' connections may be down: only this one's state matters here.
+                current.sync();
+                if !current.is_current(id, generation) {
+                    return;
+                }
+                if let Err(why) = current.ping(id) {
+                    current.lose(id, why);
+                    return;
+                }
             }
         }
     }

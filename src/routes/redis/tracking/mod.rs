@@ -2,24 +2,25 @@
 //! mode for the `frontend:` and `dead:` prefixes, and the host cache it keeps fresh.
 //!
 //! Freshness: in `BCAST` mode Redis queues the invalidation push of a write in `beforeSleep`,
-//! after the command, and writes its pending output newest-queued first: the push leaves before
-//! the writer's reply (seen with `strace` on Redis 7.0: the tracking socket's `write` precedes the
-//! writer's). On loopback or one LAN hop the push is then in our socket's receive queue before the
-//! writer can act on its reply, but our task may not have read it yet when the writer's next
-//! request reaches the proxy. So a lookup never trusts the cache before draining, synchronously,
-//! whatever the tracking socket already holds (one non-blocking `recv` straight on the socket,
-//! bypassing tokio's cached readiness, which lags on a busy current-thread runtime). An answer
-//! read from Redis is cached only if no invalidation, loss or reconnection happened between
-//! sending the read and storing it (the epoch of a [`Ticket`]).
+//! after the command, and writes pending output newest-queued first: the push leaves before the
+//! writer's reply (seen with `strace` on Redis 7.0: the tracking socket's `write` precedes the
+//! writer's). So the push is in our socket's receive queue before the writer can act on its
+//! reply, but our task may not have read it yet when the writer's next request reaches the proxy.
+//! So a lookup never trusts the cache before draining, synchronously, whatever the tracking socket
+//! already holds (one non-blocking `recv` straight on the socket, bypassing tokio's cached
+//! readiness, which lags on a busy current-thread runtime). An answer read from Redis is cached
+//! only if no invalidation, loss or reconnection happened between sending the read and storing it
+//! (the epoch of a [`Ticket`]).
 //!
-//! Two writes have no such order, and a request sent the moment the writer has its reply may
-//! still get the old answer, for the microseconds until the push arrives:
+//! Our liveness `PING` breaks that order: Redis queues its reply when it reads it, so a write in
+//! the same event-loop turn gets its reply written first and its push goes out behind the `PONG`.
+//! So while a ping is unanswered no cached answer is served: lookups read Redis (about 50 µs every
+//! [`HEARTBEAT`] on loopback). Two writes keep a window of microseconds after the reply, which
+//! closing for certain would cost a round trip per request:
 //! - `FLUSHALL` / `FLUSHDB`: Redis queues their push while the command runs, so it is written
 //!   after the writer's reply.
 //! - Any write, with Redis's `io-threads-do-writes`: the I/O threads write replies and pushes in
 //!   parallel.
-//!
-//! Closing those for certain would cost a round trip per request.
 //!
 //! Without tracking (Redis < 6, connection lost, reconnecting) nothing is fresh and lookups go to
 //! Redis each time; the task ([`reconnect::keep`]) reconnects and caching resumes once tracking is
@@ -29,17 +30,13 @@
 //! all of them feed the one cache: tracking is on only while every master's connection is, so
 //! a write on any node reaches the cache, and a new master (a failover, a resharding onto a new
 //! node) makes every answer stale when its connection comes up.
-//! Nothing is sent on a tracking connection after its handshake: a command's reply would put
-//! the connection in Redis's queue of pending output ahead of a writer that comes in the same
-//! event-loop turn, and the push for that write would then leave after the writer's reply (seen
-//! with a `PING` and a `SET` in one turn). TCP keepalive ([`KEEPALIVE_IDLE`]) detects a silent
-//! peer instead. The connection itself (handshake,
+//! A ping every [`HEARTBEAT`] detects a silent connection. The connection itself (handshake,
 //! following, reconnection) is [`connection`]'s.
 
 mod connection;
 mod nodes;
 
-use std::io::{self, Read as _};
+use std::io::{self, Read as _, Write as _};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -51,7 +48,7 @@ use tracing::{debug, info, warn};
 use super::cache::HostCache;
 use super::cluster::slots::SlotMap;
 use super::reconnect::{self, Health};
-use super::resp::{self, Malformed};
+use super::resp::{self, Malformed, Resp};
 use super::sentinel::Locator;
 use super::Answer;
 use crate::config::RedisUrl;
@@ -60,11 +57,8 @@ use crate::routes::lock;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry delay after Redis refused tracking (too old, or a bad password).
 const REFUSED_BACKOFF: Duration = Duration::from_secs(30);
-/// Idle time before the kernel probes a silent tracking connection; with [`KEEPALIVE_INTERVAL`]
-/// and [`KEEPALIVE_PROBES`] a peer gone without a word is noticed within about 4 s.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(2);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
-const KEEPALIVE_PROBES: u32 = 2;
+/// Interval of the liveness ping; a ping still unanswered at the next one means the link is lost.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Most unparsed bytes held; past it the stream is deemed broken.
 const MAX_BUFFERED: usize = 16 << 20;
 
@@ -113,6 +107,7 @@ struct Conn {
     socket: Option<Arc<TcpStream>>,
     buf: Vec<u8>,
     generation: u64,
+    awaiting_pong: bool,
 }
 
 impl Conn {
@@ -122,6 +117,7 @@ impl Conn {
             socket: None,
             buf: Vec::new(),
             generation: 0,
+            awaiting_pong: false,
         }
     }
 }
@@ -176,6 +172,10 @@ impl Tracking {
         if !state.sync() {
             return Check::Off;
         }
+        if state.is_pinging() {
+            // An invalidation may be held behind the `PONG` (module doc): read Redis.
+            return Check::Miss(Ticket(state.epoch));
+        }
         match state.cache.get(host, Instant::now()) {
             Some(answer) => Check::Hit(answer),
             None => Check::Miss(Ticket(state.epoch)),
@@ -203,29 +203,20 @@ impl Tracking {
         self.lock().cache.last_known(host)
     }
 
+    /// Sends the liveness ping now on every connection, as the heartbeat does (for tests).
+    #[cfg(test)]
+    pub(crate) fn ping_now(&self) {
+        let mut state = self.lock();
+        let ids: Vec<u64> = state.conns.iter().map(|conn| conn.id).collect();
+        for id in ids {
+            state.ping(id).expect("ping sent");
+        }
+    }
+
     /// True while answers are cached (for tests).
     #[cfg(test)]
     pub(crate) fn is_on(&self) -> bool {
         self.lock().sync()
-    }
-
-    /// Each tracking socket's keepalive idle time, `None` where the socket is down or has no
-    /// keepalive (for tests).
-    #[cfg(test)]
-    pub(crate) fn keepalive_times(&self) -> Vec<Option<Duration>> {
-        let state = self.lock();
-        let idle = |socket: &Arc<TcpStream>| {
-            let socket = SockRef::from(&**socket);
-            socket
-                .keepalive()
-                .ok()?
-                .then(|| socket.tcp_keepalive_time().ok())?
-        };
-        state
-            .conns
-            .iter()
-            .map(|conn| conn.socket.as_ref().and_then(idle))
-            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -258,7 +249,7 @@ impl State {
             let mut buf = std::mem::take(&mut conn.buf);
             let mut outcome = read_available(&SockRef::from(&**socket), &mut buf);
             if outcome.is_ok() {
-                outcome = self.apply(&mut buf);
+                outcome = self.apply(at, &mut buf);
             }
             self.conns[at].buf = buf;
             if let Err(why) = outcome {
@@ -270,15 +261,20 @@ impl State {
         on
     }
 
-    /// Applies the pushes in `buf` and drops them from it.
-    fn apply(&mut self, buf: &mut Vec<u8>) -> Result<(), &'static str> {
+    /// Applies the pushes in `buf`, read from connection number `at`, and drops them from it.
+    fn apply(&mut self, at: usize, buf: &mut Vec<u8>) -> Result<(), &'static str> {
         let mut used_all = 0;
-        let result = self.apply_from(buf, &mut used_all);
+        let result = self.apply_from(at, buf, &mut used_all);
         buf.drain(..used_all);
         result
     }
 
-    fn apply_from(&mut self, buf: &[u8], used_all: &mut usize) -> Result<(), &'static str> {
+    fn apply_from(
+        &mut self,
+        conn: usize,
+        buf: &[u8],
+        used_all: &mut usize,
+    ) -> Result<(), &'static str> {
         let mut at = 0;
         while let Some((value, used)) =
             resp::parse(&buf[at..]).map_err(|Malformed| "malformed push")?
@@ -292,11 +288,41 @@ impl State {
                         None => self.cache.make_all_stale(),
                     }
                 }
+                None if value == Resp::Text(b"PONG".to_vec()) => {
+                    self.conns[conn].awaiting_pong = false;
+                }
                 None => debug!(reply = ?value, "unexpected reply on the tracking connection"),
             }
             *used_all = at;
         }
         Ok(())
+    }
+
+    /// Sends a liveness ping on connection `id`; an error when the last one is still unanswered
+    /// or the ping cannot be sent.
+    fn ping(&mut self, id: u64) -> Result<(), &'static str> {
+        let Some(conn) = self.conn(id) else {
+            return Ok(());
+        };
+        let Some(socket) = &conn.socket else {
+            return Ok(());
+        };
+        if conn.awaiting_pong {
+            return Err("no answer to ping");
+        }
+        let ping = resp::command(&["PING"]);
+        match { &*SockRef::from(&**socket) }.write(&ping) {
+            Ok(n) if n == ping.len() => {
+                conn.awaiting_pong = true;
+                Ok(())
+            }
+            _ => Err("ping failed"),
+        }
+    }
+
+    /// Whether a liveness ping is unanswered on any connection.
+    fn is_pinging(&self) -> bool {
+        self.conns.iter().any(|conn| conn.awaiting_pong)
     }
 
     fn conn(&mut self, id: u64) -> Option<&mut Conn> {
@@ -313,6 +339,7 @@ impl State {
         conn.socket = Some(socket);
         conn.buf = leftover;
         conn.generation = generation;
+        conn.awaiting_pong = false;
         self.cache.make_all_stale();
         self.epoch += 1;
         info!("redis tracking enabled");
