@@ -18,6 +18,20 @@ rss_kib() { # current RSS, summed
     echo "$sum"
 }
 
+# Proportional set size, summed: each shared page counted once over all the processes mapping it
+# (the binary's text, shared by master and workers, counts once, where the RSS sum counts it per
+# process). Reading smaps_rollup walks the process's page tables under its mmap lock, much dearer
+# than VmRSS from status: callers read it at the moments that matter (fresh, and whenever the
+# sampled RSS reaches a new peak), not on every sample.
+pss_kib() {
+    local sum=0 pid value
+    for pid in $(tree_pids "$1"); do
+        value=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+
 cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
     local sum=0 pid value
     for pid in $(tree_pids "$1"); do
@@ -29,14 +43,20 @@ cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-sample_rss() { # sample_rss PID OUT: writes the peak RSS seen to OUT every 0.2 s, at most 5 min
-    local pid=$1 out=$2 peak=0 now i
+# sample_rss PID OUT: writes "peak_rss_kib pss_kib" to OUT every 0.2 s, at most 5 min. PSS is read
+# only when RSS reaches a new peak (pss_kib above: dear), so it is the PSS at the peak-RSS moment,
+# not the highest PSS (the two peak together: the load's buffers are private, anonymous pages).
+sample_rss() {
+    local pid=$1 out=$2 peak=0 pss=0 now i
     for ((i = 0; i < 1500; i++)); do
         now=$(rss_kib "$pid")
-        ((now > peak)) && peak=$now
+        if ((now > peak)); then
+            peak=$now
+            pss=$(pss_kib "$pid")
+        fi
         # Written aside and renamed: the reader kills this loop at any moment, and a kill between
         # the truncation and the write of "$out" would leave it empty (a peak of 0).
-        echo "$peak" >"$out.new" && mv -f "$out.new" "$out"
+        echo "$peak $pss" >"$out.new" && mv -f "$out.new" "$out"
         sleep 0.2
     done
 }
@@ -99,10 +119,10 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
 # One measured run of a load COMMAND that prints report.lua's RESULT line (wrk, ws_client.py);
 # appends a row to $WORK/results.tsv:
 # profile round target conns req/s p50_us p99_us errors non2xx peak_rss_kib cpu_us_per_req requests
-# redis_cpu_us_per_req rss_before_kib
+# redis_cpu_us_per_req rss_before_kib peak_pss_kib (PSS at the peak-RSS sample)
 measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
     local profile=$1 round=$2 target=$3 conns=$4 pid=$5 out sampler ticks line before
-    local requests duration p50 p99 errors non2xx redis_ticks
+    local requests duration p50 p99 errors non2xx redis_ticks peak peak_pss
     shift 5
     out=$WORK/wrk.out
     local perf_pid=''
@@ -117,7 +137,7 @@ measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
         perf_pid=$!
     fi
     before=$(rss_kib "$pid")
-    echo "$before" >"$WORK/rss.peak"
+    echo "$before $(pss_kib "$pid")" >"$WORK/rss.peak"
     sample_rss "$pid" "$WORK/rss.peak" &
     sampler=$!
     ticks=$(cpu_ticks "$pid")
@@ -137,17 +157,18 @@ measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
     line=$(grep '^RESULT ' "$out" || true)
     [[ -n $line ]] || die "$1 printed no result for $target ($profile): $(tail -5 "$out")"
     read -r _ requests duration p50 p99 errors non2xx <<<"$line"
+    read -r peak peak_pss <"$WORK/rss.peak"
     ((requests > 0)) || die "no request succeeded through $target ($profile)"
     if ((errors + non2xx > requests / 100)); then
         log "warning: $target ($profile): $errors socket errors, $non2xx non-2xx answers of $requests"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
         "$(awk -v r="$requests" -v d="$duration" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
-        "$p50" "$p99" "$errors" "$non2xx" "$(cat "$WORK/rss.peak")" \
+        "$p50" "$p99" "$errors" "$non2xx" "$peak" \
         "$(awk -v t="$ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
         "$requests" \
         "$(awk -v t="$redis_ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
-        "$before" >>"$WORK/results.tsv"
+        "$before" "$peak_pss" >>"$WORK/results.tsv"
     log "  $(tail -1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-11s %-18s c=%-4s %8s req/s  p99 %s us", $1, $3, $4, $5, $7 }')"
 }
 
@@ -167,42 +188,66 @@ write_perf_report() { # the flat profile, then inclusive costs of hipache's and 
     log "perf report written to $PERF_OUT"
 }
 
+# The peak over 2 s while connections are held: "rss_kib pss_kib", PSS read at each new RSS peak.
+held_peak() { # held_peak PID
+    local pid=$1 peak=0 pss=0 now i
+    for ((i = 0; i < 10; i++)); do
+        now=$(rss_kib "$pid")
+        if ((now > peak)); then
+            peak=$now
+            pss=$(pss_kib "$pid")
+        fi
+        sleep 0.2
+    done
+    echo "$peak $pss"
+}
+
+# A row of idle.tsv: kind round target conns fresh_rss peak_rss fresh_pss peak_pss (KiB).
+held_row() { # held_row KIND TARGET CONNS FRESH_RSS FRESH_PSS PEAK_RSS PEAK_PSS
+    printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$6" "$5" "$7" >>"$WORK/idle.tsv"
+}
+
 # The idle-connection memory profile: fresh proxies, RSS before and with IDLE_CONNS open.
 measure_idle() { # measure_idle TARGET PORT PID
-    local target=$1 port=$2 pid=$3 before peak=0 now ready=$WORK/idle.ready client i
+    local target=$1 port=$2 pid=$3 before before_pss peak peak_pss ready=$WORK/idle.ready client
     rm -f "$ready"
-    before=$(rss_kib "$pid")
+    before=$(rss_kib "$pid") before_pss=$(pss_kib "$pid")
     python3 "$HERE/idle_conns.py" "$port" "$IDLE_CONNS" "$IDLE_HOLD" "$HOST" "$ready" \
         >"$WORK/idle.log" 2>&1 &
     client=$!
     wait_for 70 "idle connections" test -e "$ready" ||
         die "could not open $IDLE_CONNS connections to $target: $(tail -3 "$WORK/idle.log")"
-    for ((i = 0; i < 10; i++)); do
-        now=$(rss_kib "$pid")
-        ((now > peak)) && peak=$now
-        sleep 0.2
-    done
+    read -r peak peak_pss < <(held_peak "$pid")
     wait "$client" || die "idle connection client failed on $target: $(tail -3 "$WORK/idle.log")"
-    printf 'mem\t1\t%s\t%s\t%s\t%s\n' "$target" "$IDLE_CONNS" "$before" "$peak" >>"$WORK/idle.tsv"
-    log "  mem      $target: $((before / 1024)) MiB idle, $((peak / 1024)) MiB with $IDLE_CONNS connections"
+    held_row mem "$target" "$IDLE_CONNS" "$before" "$before_pss" "$peak" "$peak_pss"
+    log "  mem      $target: $((before / 1024)) MiB idle, $((peak / 1024)) MiB with $IDLE_CONNS connections (PSS $((before_pss / 1024)) -> $((peak_pss / 1024)) MiB)"
+}
+
+# How many of PORT's established client connections each of PID's processes holds ("5003/4997"):
+# a proxy whose workers split the tunnels unevenly needs more descriptors in the busier one.
+conns_per_process() { # conns_per_process PID PORT
+    local pid=$1 port=$2 proc out=''
+    for proc in $(tree_pids "$pid"); do
+        local held
+        held=$(ss -tnpH state established "( sport = :$port )" 2>/dev/null | grep -c "pid=$proc," || true)
+        ((held > 0)) && out+="${out:+/}$held"
+    done
+    echo "${out:-?}"
 }
 
 # The WebSocket tunnel memory row: RSS before and with WS_CONNS open tunnels to the echo origin.
 measure_tunnels() { # measure_tunnels TARGET PORT PID
-    local target=$1 port=$2 pid=$3 before peak=0 now ready=$WORK/ws.ready client i
+    local target=$1 port=$2 pid=$3 before before_pss peak peak_pss ready=$WORK/ws.ready client split
     rm -f "$ready"
-    before=$(rss_kib "$pid")
+    before=$(rss_kib "$pid") before_pss=$(pss_kib "$pid")
     python3 "$HERE/ws_client.py" open "$port" "$WS_CONNS" "$IDLE_HOLD" "ws.$HOST" /ws "$ready" \
         >"$WORK/ws-open.log" 2>&1 &
     client=$!
     wait_for 300 "WebSocket tunnels" test -e "$ready" ||
         die "could not open $WS_CONNS tunnels through $target: $(tail -3 "$WORK/ws-open.log")"
-    for ((i = 0; i < 10; i++)); do
-        now=$(rss_kib "$pid")
-        ((now > peak)) && peak=$now
-        sleep 0.2
-    done
+    split=$(conns_per_process "$pid" "$port") # first: the client holds them IDLE_HOLD s only
+    read -r peak peak_pss < <(held_peak "$pid")
     wait "$client" || die "WebSocket tunnel client failed on $target: $(tail -3 "$WORK/ws-open.log")"
-    printf 'ws\t1\t%s\t%s\t%s\t%s\n' "$target" "$WS_CONNS" "$before" "$peak" >>"$WORK/idle.tsv"
-    log "  ws       $target: $((before / 1024)) MiB before, $((peak / 1024)) MiB with $WS_CONNS tunnels"
+    held_row ws "$target" "$WS_CONNS" "$before" "$before_pss" "$peak" "$peak_pss"
+    log "  ws       $target: $((before / 1024)) MiB before, $((peak / 1024)) MiB with $WS_CONNS tunnels (PSS $((before_pss / 1024)) -> $((peak_pss / 1024)) MiB; tunnels per process $split)"
 }

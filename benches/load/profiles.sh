@@ -82,16 +82,17 @@ profile_mem() { # idle connections on fresh proxies, so earlier profiles' buffer
 }
 
 profile_busy() { # BUSY_CONNS keep-alive connections all busy, on fresh proxies; once
-    local target fresh
+    local target fresh fresh_pss
     ((${1} == 1)) || return 0
     restart_proxies
     for target in $PROXIES; do
         # Fresh means before wrk's warm-up, which already opens the BUSY_CONNS connections.
-        fresh=$(rss_kib "$(pid_of "$target")")
+        fresh=$(rss_kib "$(pid_of "$target")") fresh_pss=$(pss_kib "$(pid_of "$target")")
         measure busy 1 "$target" "$BUSY_CONNS" "$(port_of "$target")" "$(pid_of "$target")" \
             -s "$HERE/report.lua" -H "Host: $HOST"
-        printf 'busy\t1\t%s\t%s\t%s\t%s\n' "$target" "$BUSY_CONNS" "$fresh" \
-            "$(tail -1 "$WORK/results.tsv" | cut -f10)" >>"$WORK/idle.tsv"
+        # results.tsv: peak RSS is field 10, PSS at that peak field 15.
+        held_row busy "$target" "$BUSY_CONNS" "$fresh" "$fresh_pss" \
+            "$(tail -1 "$WORK/results.tsv" | cut -f10)" "$(tail -1 "$WORK/results.tsv" | cut -f15)"
     done
 }
 

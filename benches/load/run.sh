@@ -21,7 +21,8 @@
 #   TLS_CLOSE_KEYS ["ecdsa rsa2048"]  the key types https-close measures, a row each
 #   TLS_CLIENT [tls-load|s_time]  https-close's client (handshakes.sh)  TLS_VERSION [1.3|1.2]
 #   TLS_LOAD_BIN [build benches/tls-load with cargo]  TLS_LOAD_THREADS [2]  (tls-load's threads)
-#   WS_CONNS [10000; at most (hard nofile limit - 1024) / 2]  WS_ECHO_CONNS [64]
+#   WS_CONNS [10000; per process at most: nofile limit - 512 (the Python ends), and
+#                  (nofile limit - 512) / 2 tunnels per proxy worker]  WS_ECHO_CONNS [64]
 #   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
 #   METRICS [off]  on: hipache runs with the seed's `metrics` (statsd to a local UDP sink) and
 #                  `logging.web` sections; both: a second hipache with them ("hipache+metrics")
@@ -117,11 +118,25 @@ need curl curl
 need python3 python3
 [[ -z $PERF_OUT ]] || need perf linux-perf
 
-# 1,000 idle connections plus wrk's need more descriptors than the usual 1024; WS_CONNS tunnels
-# need two per tunnel in each proxy (client and origin side).
+# 1,000 idle connections plus wrk's need more descriptors than the usual 1024. The limit is per
+# process: a tunnel costs two descriptors (client and origin side) in the one proxy process that
+# carries it, and one in each Python end (ws_client.py holds every client socket, ws_origin.py
+# every origin one). nginx's and hipache's WORKERS workers split the tunnels between them (the
+# kernel picks: a shared listening socket woken one worker at a time, SO_REUSEPORT hashing), so a
+# worker needs two per tunnel of its share only; the check allows a share 25 % over an even
+# split, and the ws row logs the split it got. hipache's master raises its soft limit to the hard
+# one (src/master/open_files.rs), nginx gets worker_rlimit_nofile; HAProxy is one process holding
+# every tunnel's two sockets: its maxconn is capped to what fits (targets.sh) and the ws row
+# leaves it out beyond that.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-if [[ " $PROFILES " == *" ws "* ]] && (($(ulimit -n) < 2 * WS_CONNS + 512)); then
-    die "WS_CONNS=$WS_CONNS needs $((2 * WS_CONNS + 512)) file descriptors per proxy, the limit here is $(ulimit -n) (hard: $(ulimit -Hn)): lower WS_CONNS or raise the hard limit (ulimit -Hn as root, or the container's nofile limit)"
+ws_worker_share=$(((WS_CONNS * 5 / 4 + WORKERS - 1) / WORKERS))
+((ws_worker_share <= WS_CONNS)) || ws_worker_share=$WS_CONNS
+if [[ " $PROFILES " == *" ws "* ]]; then
+    for need in "$((2 * ws_worker_share + 512)) per proxy worker ($WORKERS workers, up to $ws_worker_share tunnels each)" \
+        "$((WS_CONNS + 512)) for each Python end (client, origin)"; do
+        (($(ulimit -n) >= ${need%% *})) ||
+            die "WS_CONNS=$WS_CONNS needs $need file descriptors, the limit here is $(ulimit -n) (hard: $(ulimit -Hn)): lower WS_CONNS, raise WORKERS, or raise the hard limit (ulimit -Hn as root, or the container's nofile limit)"
+    done
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -404,7 +419,9 @@ done
     echo
     echo "CPU µs/req: CPU time of the target's processes (the origin's for direct) over requests served;"
     echo "Redis µs/req: CPU time redis-server spent during the run per request (hipache's lookups; 0 for the others);"
-    echo "RSS: sum over master + workers, sampled every 0.2 s; spread: (max - min) / mean of req/s over rounds;"
+    echo "RSS: sum over master + workers, sampled every 0.2 s; PSS (memory table): the same processes'"
+    echo "proportional set size from smaps_rollup, read fresh and at each new RSS peak (pages shared by"
+    echo "master and workers, such as the binary's text, counted once); spread: (max - min) / mean of req/s over rounds;"
     echo "vs nginx / HAProxy: this row over nginx's / HAProxy's row of the same profile (above 1× is better"
     echo "for req/s, worse for the others); ws-echo: messages/s, p50/p99 of a round trip of $WS_DEPTH messages."
     if [[ -s $WORK/tls-client-cpu.tsv ]]; then

@@ -1,8 +1,10 @@
 # The summary tables of run.sh, from results.tsv (one row per measured run) and idle.tsv (the
-# memory rows: kind round target connections fresh_rss_kib rss_with_them_kib, for idle keep-alive
-# connections, busy ones and WebSocket tunnels).
+# memory rows: kind round target connections fresh_rss_kib rss_with_them_kib fresh_pss_kib
+# pss_with_them_kib, for idle keep-alive connections, busy ones and WebSocket tunnels). PSS beside
+# RSS: an RSS sum counts the pages master and workers share (the binary's text) once per process,
+# PSS divides each shared page among the processes mapping it.
 # Variables: frontends (the scale profile's host count), busy (BUSY_CONNS), ws_depth, ws_size.
-function ratio(a, b) { return (b > 0) ? sprintf("%.2f×", a / b) : "-" }
+function ratio(a, b) { return (a != "" && b > 0) ? sprintf("%.2f×", a / b) : "-" }
 function both(a, ref_n, ref_h) { # "vs nginx / vs HAProxy" for one figure
     return ratio(a, ref_n) " / " ratio(a, ref_h)
 }
@@ -24,6 +26,7 @@ FNR == 1 && FILENAME ~ /idle/ { held = 1 }
 held {
     key = $1 SUBSEP $3
     held_before[key] = $5; held_peak[key] = $6; held_conns[$1] = $4
+    held_before_pss[key] = $7; held_peak_pss[key] = $8
     if ($3 == "hipache+metrics") with_metrics = 1
     next
 }
@@ -81,18 +84,27 @@ END {
         c = held_conns["mem"]
         add_row(sprintf("RSS fresh, MiB (before %d idle connections)", c), "mem", "before", 0)
         add_row(sprintf("RSS with %d idle keep-alive connections, MiB", c), "mem", "peak", 0)
-        add_row("KiB per idle connection", "mem", "per", c)
+        add_row("KiB per idle connection (RSS)", "mem", "per", c)
+        add_row("PSS fresh, MiB", "mem", "before_pss", 0)
+        add_row(sprintf("PSS with %d idle keep-alive connections, MiB", c), "mem", "peak_pss", 0)
+        add_row("KiB per idle connection (PSS)", "mem", "per_pss", c)
     }
     if (("busy" SUBSEP "nginx") in held_peak) {
         add_row(sprintf("RSS fresh, MiB (before %d busy connections)", busy), "busy", "before", 0)
         add_row(sprintf("peak RSS with %d busy keep-alive connections (wrk -c%d), MiB", busy, busy), "busy", "peak", 0)
-        add_row("KiB per busy connection", "busy", "per", busy)
+        add_row("KiB per busy connection (RSS)", "busy", "per", busy)
+        add_row("PSS fresh, MiB", "busy", "before_pss", 0)
+        add_row(sprintf("PSS at the RSS peak with %d busy connections, MiB", busy), "busy", "peak_pss", 0)
+        add_row("KiB per busy connection (PSS)", "busy", "per_pss", busy)
     }
     if (("ws" SUBSEP "nginx") in held_peak) {
         c = held_conns["ws"]
         add_row(sprintf("RSS fresh, MiB (before %d WebSocket tunnels)", c), "ws", "before", 0)
         add_row(sprintf("RSS with %d open WebSocket tunnels, MiB", c), "ws", "peak", 0)
-        add_row("KiB per tunnel", "ws", "per", c)
+        add_row("KiB per tunnel (RSS)", "ws", "per", c)
+        add_row("PSS fresh, MiB", "ws", "before_pss", 0)
+        add_row(sprintf("PSS with %d open WebSocket tunnels, MiB", c), "ws", "peak_pss", 0)
+        add_row("KiB per tunnel (PSS)", "ws", "per_pss", c)
     }
     if (rows > 0) {
         if (with_metrics) {
@@ -103,21 +115,28 @@ END {
             print "|---|---|---|---|---|"
         }
         for (i = 1; i <= rows; i++) print row[i]
+        if ((("ws" SUBSEP "nginx") in held_peak) && !(("ws" SUBSEP "haproxy") in held_peak))
+            printf "\nHAProxy: no tunnel rows (-): its one process holds both sockets of every tunnel, more than its descriptor limit allows at %d tunnels.\n", held_conns["ws"]
     }
 }
-function figure(kind, what, proxy, conns_, before, peak) { # KiB, or KiB per connection
-    before = held_before[kind SUBSEP proxy]; peak = held_peak[kind SUBSEP proxy]
-    if (what == "before") return before
-    if (what == "peak") return peak
-    return (peak - before) / conns_
+function figure(kind, what, proxy, conns_, key) { # KiB, KiB per connection, "" if not measured
+    key = kind SUBSEP proxy
+    if (!(key in held_peak)) return ""
+    if (what == "before") return held_before[key]
+    if (what == "peak") return held_peak[key]
+    if (what == "before_pss") return held_before_pss[key]
+    if (what == "peak_pss") return held_peak_pss[key]
+    if (what == "per_pss") return (held_peak_pss[key] - held_before_pss[key]) / conns_
+    return (held_peak[key] - held_before[key]) / conns_
 }
+function shown(x, scale) { return (x == "") ? "-" : sprintf("%.1f", x / scale) }
 function add_row(title, kind, what, conns_, a, b, h, hm, scale) {
-    scale = (what == "per") ? 1 : 1024
+    scale = (what ~ /^per/) ? 1 : 1024
     a = figure(kind, what, "nginx", conns_); b = figure(kind, what, "haproxy", conns_)
     h = figure(kind, what, "hipache", conns_)
-    row[++rows] = sprintf("| %s | %.1f | %.1f | %.1f | %s |", title, a / scale, b / scale, h / scale, both(h, a, b))
+    row[++rows] = sprintf("| %s | %s | %s | %s | %s |", title, shown(a, scale), shown(b, scale), shown(h, scale), both(h, a, b))
     if (with_metrics) {
         hm = figure(kind, what, "hipache+metrics", conns_)
-        row[rows] = row[rows] sprintf(" %.1f | %s |", hm / scale, ratio(hm, h))
+        row[rows] = row[rows] sprintf(" %s | %s |", shown(hm, scale), ratio(hm, h))
     }
 }
