@@ -202,9 +202,24 @@ held_peak() { # held_peak PID
     echo "$peak $pss"
 }
 
-# A row of idle.tsv: kind round target conns fresh_rss peak_rss fresh_pss peak_pss (KiB).
-held_row() { # held_row KIND TARGET CONNS FRESH_RSS FRESH_PSS PEAK_RSS PEAK_PSS
-    printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$6" "$5" "$7" >>"$WORK/idle.tsv"
+# A row of idle.tsv: kind round target conns fresh_rss peak_rss fresh_pss peak_pss after_rss
+# (KiB; after: RSS once the connections have closed, what the allocator kept of the burst).
+held_row() { # held_row KIND TARGET CONNS FRESH_RSS FRESH_PSS PEAK_RSS PEAK_PSS AFTER_RSS
+    printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$6" "$5" "$7" "$8" >>"$WORK/idle.tsv"
+}
+
+# RSS once the connections the client held have closed: polled for up to 5 s until it stops
+# falling (the proxy notices each close on its next read; tunnels close both sides).
+rss_after() { # rss_after PID
+    local pid=$1 last now i
+    last=$(rss_kib "$pid")
+    for ((i = 0; i < 10; i++)); do
+        sleep 0.5
+        now=$(rss_kib "$pid")
+        ((now < last)) || break
+        last=$now
+    done
+    echo "$last"
 }
 
 # The idle-connection memory profile: fresh proxies, RSS before and with IDLE_CONNS open.
@@ -219,7 +234,7 @@ measure_idle() { # measure_idle TARGET PORT PID
         die "could not open $IDLE_CONNS connections to $target: $(tail -3 "$WORK/idle.log")"
     read -r peak peak_pss < <(held_peak "$pid")
     wait "$client" || die "idle connection client failed on $target: $(tail -3 "$WORK/idle.log")"
-    held_row mem "$target" "$IDLE_CONNS" "$before" "$before_pss" "$peak" "$peak_pss"
+    held_row mem "$target" "$IDLE_CONNS" "$before" "$before_pss" "$peak" "$peak_pss" "$(rss_after "$pid")"
     log "  mem      $target: $((before / 1024)) MiB idle, $((peak / 1024)) MiB with $IDLE_CONNS connections (PSS $((before_pss / 1024)) -> $((peak_pss / 1024)) MiB)"
 }
 
@@ -248,6 +263,6 @@ measure_tunnels() { # measure_tunnels TARGET PORT PID
     split=$(conns_per_process "$pid" "$port") # first: the client holds them IDLE_HOLD s only
     read -r peak peak_pss < <(held_peak "$pid")
     wait "$client" || die "WebSocket tunnel client failed on $target: $(tail -3 "$WORK/ws-open.log")"
-    held_row ws "$target" "$WS_CONNS" "$before" "$before_pss" "$peak" "$peak_pss"
+    held_row ws "$target" "$WS_CONNS" "$before" "$before_pss" "$peak" "$peak_pss" "$(rss_after "$pid")"
     log "  ws       $target: $((before / 1024)) MiB before, $((peak / 1024)) MiB with $WS_CONNS tunnels (PSS $((before_pss / 1024)) -> $((peak_pss / 1024)) MiB; tunnels per process $split)"
 }

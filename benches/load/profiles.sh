@@ -92,7 +92,8 @@ profile_busy() { # BUSY_CONNS keep-alive connections all busy, on fresh proxies;
             -s "$HERE/report.lua" -H "Host: $HOST"
         # results.tsv: peak RSS is field 10, PSS at that peak field 15.
         held_row busy "$target" "$BUSY_CONNS" "$fresh" "$fresh_pss" \
-            "$(tail -1 "$WORK/results.tsv" | cut -f10)" "$(tail -1 "$WORK/results.tsv" | cut -f15)"
+            "$(tail -1 "$WORK/results.tsv" | cut -f10)" "$(tail -1 "$WORK/results.tsv" | cut -f15)" \
+            "$(rss_after "$(pid_of "$target")")"
     done
 }
 

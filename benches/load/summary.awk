@@ -1,6 +1,6 @@
 # The summary tables of run.sh, from results.tsv (one row per measured run) and idle.tsv (the
 # memory rows: kind round target connections fresh_rss_kib rss_with_them_kib fresh_pss_kib
-# pss_with_them_kib, for idle keep-alive connections, busy ones and WebSocket tunnels). PSS beside
+# pss_with_them_kib rss_after_they_closed_kib, for idle keep-alive connections, busy ones and WebSocket tunnels). PSS beside
 # RSS: an RSS sum counts the pages master and workers share (the binary's text) once per process,
 # PSS divides each shared page among the processes mapping it.
 # Variables: frontends (the scale profile's host count), busy (BUSY_CONNS), ws_depth, ws_size.
@@ -26,7 +26,7 @@ FNR == 1 && FILENAME ~ /idle/ { held = 1 }
 held {
     key = $1 SUBSEP $3
     held_before[key] = $5; held_peak[key] = $6; held_conns[$1] = $4
-    held_before_pss[key] = $7; held_peak_pss[key] = $8
+    held_before_pss[key] = $7; held_peak_pss[key] = $8; held_after[key] = $9
     if ($3 == "hipache+metrics") with_metrics = 1
     next
 }
@@ -88,6 +88,7 @@ END {
         add_row("PSS fresh, MiB", "mem", "before_pss", 0)
         add_row(sprintf("PSS with %d idle keep-alive connections, MiB", c), "mem", "peak_pss", 0)
         add_row("KiB per idle connection (PSS)", "mem", "per_pss", c)
+        add_row("RSS once they have closed, MiB", "mem", "after", 0)
     }
     if (("busy" SUBSEP "nginx") in held_peak) {
         add_row(sprintf("RSS fresh, MiB (before %d busy connections)", busy), "busy", "before", 0)
@@ -96,6 +97,7 @@ END {
         add_row("PSS fresh, MiB", "busy", "before_pss", 0)
         add_row(sprintf("PSS at the RSS peak with %d busy connections, MiB", busy), "busy", "peak_pss", 0)
         add_row("KiB per busy connection (PSS)", "busy", "per_pss", busy)
+        add_row("RSS once they have closed, MiB", "busy", "after", 0)
     }
     if (("ws" SUBSEP "nginx") in held_peak) {
         c = held_conns["ws"]
@@ -105,6 +107,7 @@ END {
         add_row("PSS fresh, MiB", "ws", "before_pss", 0)
         add_row(sprintf("PSS with %d open WebSocket tunnels, MiB", c), "ws", "peak_pss", 0)
         add_row("KiB per tunnel (PSS)", "ws", "per_pss", c)
+        add_row("RSS once they have closed, MiB", "ws", "after", 0)
     }
     if (rows > 0) {
         if (with_metrics) {
@@ -126,6 +129,7 @@ function figure(kind, what, proxy, conns_, key) { # KiB, KiB per connection, "" 
     if (what == "peak") return held_peak[key]
     if (what == "before_pss") return held_before_pss[key]
     if (what == "peak_pss") return held_peak_pss[key]
+    if (what == "after") return held_after[key]
     if (what == "per_pss") return (held_peak_pss[key] - held_before_pss[key]) / conns_
     return (held_peak[key] - held_before[key]) / conns_
 }
