@@ -208,18 +208,18 @@ held_row() { # held_row KIND TARGET CONNS FRESH_RSS FRESH_PSS PEAK_RSS PEAK_PSS 
     printf '%s\t1\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$6" "$5" "$7" "$8" >>"$WORK/idle.tsv"
 }
 
-# RSS once the connections the client held have closed: polled for up to 5 s until it stops
-# falling (the proxy notices each close on its next read; tunnels close both sides).
+# RSS once the connections the client held have closed: the lowest seen over 6 s, longer than
+# hipache's 5 s between looks at what malloc holds free (src/worker/trim.rs), time enough for
+# every proxy to notice the closes and free what they held.
 rss_after() { # rss_after PID
-    local pid=$1 last now i
-    last=$(rss_kib "$pid")
-    for ((i = 0; i < 10; i++)); do
+    local pid=$1 low now i
+    low=$(rss_kib "$pid")
+    for ((i = 0; i < 12; i++)); do
         sleep 0.5
         now=$(rss_kib "$pid")
-        ((now < last)) || break
-        last=$now
+        ((now < low)) && low=$now
     done
-    echo "$last"
+    echo "$low"
 }
 
 # The idle-connection memory profile: fresh proxies, RSS before and with IDLE_CONNS open.
