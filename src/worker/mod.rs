@@ -11,6 +11,7 @@ mod metered;
 mod prefixed;
 pub(crate) mod signals;
 mod stats;
+mod trim;
 pub(crate) mod watchdog;
 
 use std::future::Future;
@@ -232,6 +233,7 @@ async fn serve_with<S: RouteSource, R>(
             }
         })
     };
+    let trimmer = tokio::task::spawn_local(trim::run());
     let user_signals =
         tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
     let (drained, stats_end) = tokio::sync::oneshot::channel();
@@ -246,6 +248,7 @@ async fn serve_with<S: RouteSource, R>(
         let _ = stats.await;
     }
     user_signals.abort();
+    trimmer.abort();
     sweeper.abort();
     if let Some(flusher) = flusher {
         flusher.abort();
