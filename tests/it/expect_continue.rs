@@ -94,9 +94,13 @@ fn a_body_still_held_back_goes_to_the_next_backend_when_the_first_fails() {
     redis.frontend("retry.local", "retry", &[&hangs_up.url(), &counting.url()]);
     let hipache = Hipache::start(Config::redis(&redis));
 
-    // The pick is random and a hang-up marks nothing dead: a few requests meet it first.
+    // The pick is random and a hang-up marks nothing dead: requests go until one met it first
+    // (each with even odds: 64 misses in a row are as good as impossible).
     let length = 200 * 1024;
-    for _ in 0..8 {
+    for _ in 0..64 {
+        if hangs_up.connections() > 0 {
+            break;
+        }
         let mut wire = Wire::open(hipache.addr());
         wire.write(&expecting_head("retry.local", length));
         let interim = wire.answer();
