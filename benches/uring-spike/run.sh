@@ -133,7 +133,8 @@ start_hipache() { # start_hipache WORKERS
     mkdir -p "$dir"
     # No access log: the spike writes none, and the comparison is about the I/O loop.
     fill "$LOAD/hipache.json.in" "$dir/config.json" WORKERS="$1" ACCESS_LOG=null \
-        REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/key.pem" TLS_CERT="$WORK/cert.pem" OBSERVABILITY=
+        REDIS_PORT="$REDIS_PORT" TLS_KEY="$WORK/key.pem" TLS_CERT="$WORK/cert.pem" OBSERVABILITY= \
+        TLS_ALT_PORT="$(free_port)" TLS_ALT_KEY="$WORK/key.pem" TLS_ALT_CERT="$WORK/cert.pem"
     : >"$dir/stderr.log"
     "$HIPACHE_BIN" --config "$dir/config.json" >/dev/null 2>"$dir/stderr.log" &
     PID[hipache]=$!
