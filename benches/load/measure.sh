@@ -9,28 +9,23 @@ tree_pids() {
     pgrep -P "$1" || true
 }
 
-rss_kib() { # current RSS, summed
+tree_kib() { # tree_kib PID FIELD FILE: a "FIELD: N kB" line of /proc/<pid>/FILE, summed over the tree
     local sum=0 pid value
     for pid in $(tree_pids "$1"); do
-        value=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+        value=$(awk -v field="$2:" '$1 == field { print $2 }' "/proc/$pid/$3" 2>/dev/null || true)
         sum=$((sum + ${value:-0}))
     done
     echo "$sum"
 }
+
+rss_kib() { tree_kib "$1" VmRSS status; } # current RSS, summed
 
 # Proportional set size, summed: each shared page counted once over all the processes mapping it
 # (the binary's text, shared by master and workers, counts once, where the RSS sum counts it per
 # process). Reading smaps_rollup walks the process's page tables under its mmap lock, much dearer
 # than VmRSS from status: callers read it at the moments that matter (fresh, and whenever the
 # sampled RSS reaches a new peak), not on every sample.
-pss_kib() {
-    local sum=0 pid value
-    for pid in $(tree_pids "$1"); do
-        value=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || true)
-        sum=$((sum + ${value:-0}))
-    done
-    echo "$sum"
-}
+pss_kib() { tree_kib "$1" Pss smaps_rollup; }
 
 cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
     local sum=0 pid value
