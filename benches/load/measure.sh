@@ -3,40 +3,6 @@
 # run into results.tsv, the perf report, and the idle-connection and tunnel memory rows.
 # shellcheck disable=SC2154 # settings and state are run.sh's
 
-# Memory and CPU of a process and its direct children (master + workers).
-tree_pids() {
-    echo "$1"
-    pgrep -P "$1" || true
-}
-
-tree_kib() { # tree_kib PID FIELD FILE: a "FIELD: N kB" line of /proc/<pid>/FILE, summed over the tree
-    local sum=0 pid value
-    for pid in $(tree_pids "$1"); do
-        value=$(awk -v field="$2:" '$1 == field { print $2 }' "/proc/$pid/$3" 2>/dev/null || true)
-        sum=$((sum + ${value:-0}))
-    done
-    echo "$sum"
-}
-
-rss_kib() { tree_kib "$1" VmRSS status; } # current RSS, summed
-
-# Proportional set size, summed: each shared page counted once over all the processes mapping it
-# (the binary's text, shared by master and workers, counts once, where the RSS sum counts it per
-# process). Reading smaps_rollup walks the process's page tables under its mmap lock, much dearer
-# than VmRSS from status: callers read it at the moments that matter (fresh, and whenever the
-# sampled RSS reaches a new peak), not on every sample.
-pss_kib() { tree_kib "$1" Pss smaps_rollup; }
-
-cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
-    local sum=0 pid value
-    for pid in $(tree_pids "$1"); do
-        # Fields after the ")" that ends the command name: utime is the 12th, cstime the 15th.
-        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }' || true)
-        sum=$((sum + ${value:-0}))
-    done
-    echo "$sum"
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # sample_rss PID OUT: writes "peak_rss_kib pss_kib" to OUT every 0.2 s, at most 5 min. PSS is read
 # only when RSS reaches a new peak (pss_kib above: dear), so it is the PSS at the peak-RSS moment,

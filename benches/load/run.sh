@@ -32,6 +32,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../common.sh
+source "$ROOT/benches/common.sh"
 
 if [[ ${QUICK:-0} == 1 ]]; then
     DURATION=${DURATION:-2} WARMUP=${WARMUP:-1} ROUNDS=${ROUNDS:-1} IDLE_HOLD=${IDLE_HOLD:-2}
@@ -67,12 +69,6 @@ PERF_PROFILE=${PERF_PROFILE:-ka64}
 PERF_TARGET=${PERF_TARGET:-hipache}
 HOST=bench.local
 
-log() { printf '%s\n' "$*" >&2; }
-die() {
-    log "run.sh: error: $*"
-    exit 1
-}
-
 for value in "$DURATION" "$WARMUP" "$ROUNDS" "$WORKERS" "$WRK_THREADS" "$FRONTENDS" "$IDLE_CONNS" \
     "$BUSY_CONNS" "$TLS_CLIENTS" "$TLS_LOAD_THREADS" "$WS_CONNS" "$WS_ECHO_CONNS" "$WS_DEPTH" "$WS_SIZE"; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
@@ -94,19 +90,7 @@ done
 [[ $METRICS == on || $METRICS == off || $METRICS == both ]] || die "METRICS must be on, off or both"
 
 # ---------------------------------------------------------------------------------------------
-# Tools: installed from Debian when missing, so the script runs on a fresh machine.
-apt_updated=0
-need() { # need COMMAND PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
-    [[ $(id -u) == 0 ]] || die "$1 is missing: apt-get install $2 (as root)"
-    log "installing $2 (for $1)"
-    if [[ $apt_updated == 0 ]]; then
-        apt-get update -qq >/dev/null
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
-}
+# Tools: installed from Debian when missing (common.sh `need`), so the script runs on a fresh machine.
 export PATH="$PATH:/usr/sbin:/sbin" # nginx lives in /usr/sbin
 need redis-server redis-server
 need redis-cli redis-tools
@@ -152,55 +136,8 @@ PORT_hipache_m='' PID_hipache_m='' TLS_PORT_hipache_m='' STATSD_PORT=''
 TLS_ALT_PORT_nginx='' TLS_ALT_PORT_haproxy='' TLS_ALT_PORT_hipache='' TLS_ALT_PORT_hipache_m=''
 WS_RUNNING=0
 
-stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${PIDS[i]}"
-    done
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s
-    local seconds=$1 what=$2 i
-    shift 2
-    for ((i = 0; i < seconds * 10; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    log "timed out after ${seconds}s waiting for $what"
-    return 1
-}
-
-answers() { # answers PORT HOST EXPECTED: GET / returns EXPECTED
-    [[ $(curl -s --max-time 2 -H "Host: $2" "http://127.0.0.1:$1/") == "$3" ]]
-}
-
-fill() { # fill TEMPLATE OUT KEY=VALUE...: substitutes @KEY@
-    local template=$1 out=$2 pair script=()
-    shift 2
-    for pair in "$@"; do
-        script+=(-e "s|@${pair%%=*}@|${pair#*=}|g")
-    done
-    sed "${script[@]}" "$template" >"$out"
-}
 
 # ---------------------------------------------------------------------------------------------
 # The servers.

@@ -24,6 +24,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../common.sh
+source "$ROOT/benches/common.sh"
 
 if [[ ${QUICK:-0} == 1 ]]; then
     FRONTENDS=${FRONTENDS:-20000} WARMUP=${WARMUP:-3} DURATION=${DURATION:-3}
@@ -41,31 +43,13 @@ WRK_THREADS=${WRK_THREADS:-2}
 DISTRIBUTIONS=${DISTRIBUTIONS:-one uniform zipf}
 export WRK_THREADS # hosts.lua interleaves the threads' sweeps
 
-log() { printf '%s\n' "$*" >&2; }
-die() {
-    log "run.sh: error: $*"
-    exit 1
-}
-
 for value in "$FRONTENDS" "$APPS" "$WORKERS" "$WARMUP" "$WARM_CHUNK" "$DURATION" "$CONNS" "$WRK_THREADS" ${LRU_SIZE:+"$LRU_SIZE"}; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
 ((FRONTENDS > 0 && APPS > 0 && WARM_CHUNK > 0)) || die "FRONTENDS, APPS and WARM_CHUNK must be positive"
 [[ $WARM_MISSES =~ ^[0-9]*\.?[0-9]+$ ]] || die "WARM_MISSES: a number expected, got '$WARM_MISSES'"
 
-# Tools: installed from Debian when missing, as benches/load/run.sh does.
-apt_updated=0
-need() { # need COMMAND PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
-    [[ $(id -u) == 0 ]] || die "$1 is missing: apt-get install $2 (as root)"
-    log "installing $2 (for $1)"
-    if [[ $apt_updated == 0 ]]; then
-        apt-get update -qq >/dev/null
-        apt_updated=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
-}
+# Tools: installed from Debian when missing (common.sh `need`).
 export PATH="$PATH:/usr/sbin:/sbin"
 need redis-server redis-server
 need redis-cli redis-tools
@@ -79,58 +63,9 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # Processes we start, stopped (TERM, then KILL) and the temp dir removed on any exit.
 WORK=$(mktemp -d -t hipache-scale.XXXXXX)
 declare -a PIDS=()
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_for() { # wait_for SECONDS WHAT COMMAND...
-    local seconds=$1 what=$2 i
-    shift 2
-    for ((i = 0; i < seconds * 10; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    log "timed out after ${seconds}s waiting for $what"
-    return 1
-}
-answers() { # answers PORT HOST EXPECTED
-    [[ $(curl -s --max-time 2 -H "Host: $2" "http://127.0.0.1:$1/") == "$3" ]]
-}
-rss_kib() { # RSS of a process and its direct children, summed
-    local sum=0 pid value
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        value=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-        sum=$((sum + ${value:-0}))
-    done
-    echo "$sum"
-}
-cpu_ticks() { # CPU time (user + system, clock ticks) of a process and its direct children
-    local sum=0 pid fields
-    for pid in "$1" $(pgrep -P "$1" || true); do
-        # Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
-        fields=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null || true)
-        [[ -n $fields ]] && sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$fields")))
-    done
-    echo "$sum"
-}
 redis_lookups() { # lookups the workers answered with a Redis round trip (admin /metrics)
     curl -s --max-time 5 "http://$ADMIN/metrics" |
         awk '/^hipache_lookups_total\{source="redis"\}/ { print $2; found = 1 } END { if (!found) print 0 }'

@@ -14,6 +14,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# shellcheck source=SCRIPTDIR/../common.sh
+source "$ROOT/benches/common.sh"
 LOAD=$ROOT/benches/load
 
 if [[ ${QUICK:-0} == 1 ]]; then
@@ -30,11 +32,6 @@ RESULTS_TSV=${RESULTS_TSV:-}
 HOST=bench.local
 TARGETS=(hipache epoll uring)
 
-log() { printf '%s\n' "$*" >&2; }
-die() {
-    log "run.sh: error: $*"
-    exit 1
-}
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a number of seconds, got '$WARMUP'"
 for value in "$DURATION" "$ROUNDS" "$ORIGIN_WORKERS" "$SYSCALL_SECONDS" $WORKERS_LIST $CONNS_LIST; do
     [[ $value =~ ^[1-9][0-9]*$ ]] || die "positive number expected, got '$value'"
@@ -54,44 +51,8 @@ ulimit -n 65536 2>/dev/null || true
 
 WORK=$(mktemp -d -t uring-spike.XXXXXX)
 declare -a PIDS=()
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-wait_for() { # wait_for SECONDS WHAT COMMAND...
-    local seconds=$1 what=$2 i
-    shift 2
-    for ((i = 0; i < seconds * 10; i++)); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    log "timed out after ${seconds}s waiting for $what"
-    return 1
-}
-answers() { [[ $(curl -s --max-time 2 -H "Host: $2" "http://127.0.0.1:$1/") == "$3" ]]; }
-fill() { # fill TEMPLATE OUT KEY=VALUE...: substitutes @KEY@
-    local template=$1 out=$2 pair script=()
-    shift 2
-    for pair in "$@"; do script+=(-e "s|@${pair%%=*}@|${pair#*=}|g"); done
-    sed "${script[@]}" "$template" >"$out"
-}
 
 # --- Binaries -----------------------------------------------------------------------------------
 if [[ -z ${SPIKE_BIN:-} ]]; then
@@ -170,16 +131,6 @@ stop_targets() {
 }
 
 # --- Measuring ----------------------------------------------------------------------------------
-tree_pids() { echo "$1"; pgrep -P "$1" || true; }
-cpu_ticks() { # utime+stime (+ reaped children) of a process and its children, in clock ticks
-    local sum=0 pid value
-    for pid in $(tree_pids "$1"); do
-        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }' || true)
-        sum=$((sum + ${value:-0}))
-    done
-    echo "$sum"
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 # wrk's summary: "requests req/s p99_us errors"
 wrk_summary() {
     awk '/requests in/ { req = $1 }

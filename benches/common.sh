@@ -1,0 +1,107 @@
+# Shell helpers shared by the benchmark scripts (benches/load, benches/scale, benches/uring-spike),
+# sourced right after `set -euo pipefail`. A script lists the processes it starts in PIDS and
+# its temp dir in WORK, then installs `cleanup` as its EXIT trap.
+# shellcheck shell=bash disable=SC2034 # apt_updated and TICK_US are read by the callers
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    log "run.sh: error: $*"
+    exit 1
+}
+
+# Tools are installed from Debian when missing, so a script runs on a fresh machine.
+apt_updated=0
+need() { # need COMMAND PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    [[ $(id -u) == 0 ]] || die "$1 is missing: apt-get install $2 (as root)"
+    log "installing $2 (for $1)"
+    if [[ $apt_updated == 0 ]]; then
+        apt-get update -qq >/dev/null
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 is still not on PATH"
+}
+
+stop_pid() { # stop_pid PID: TERM, wait up to 10 s, then KILL
+    local pid=$1 i
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() { # stops PIDS, newest first, and removes WORK
+    local i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+        stop_pid "${PIDS[i]}"
+    done
+    rm -rf "$WORK"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.1 s
+    local seconds=$1 what=$2 i
+    shift 2
+    for ((i = 0; i < seconds * 10; i++)); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    log "timed out after ${seconds}s waiting for $what"
+    return 1
+}
+
+answers() { # answers PORT HOST EXPECTED: GET / returns EXPECTED
+    [[ $(curl -s --max-time 2 -H "Host: $2" "http://127.0.0.1:$1/") == "$3" ]]
+}
+
+fill() { # fill TEMPLATE OUT KEY=VALUE...: substitutes @KEY@
+    local template=$1 out=$2 pair script=()
+    shift 2
+    for pair in "$@"; do
+        script+=(-e "s|@${pair%%=*}@|${pair#*=}|g")
+    done
+    sed "${script[@]}" "$template" >"$out"
+}
+
+# Memory and CPU of a process and its direct children (master + workers).
+tree_pids() {
+    echo "$1"
+    pgrep -P "$1" || true
+}
+
+tree_kib() { # tree_kib PID FIELD FILE: a "FIELD: N kB" line of /proc/<pid>/FILE, summed over the tree
+    local sum=0 pid value
+    for pid in $(tree_pids "$1"); do
+        value=$(awk -v field="$2:" '$1 == field { print $2 }' "/proc/$pid/$3" 2>/dev/null || true)
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+
+rss_kib() { tree_kib "$1" VmRSS status; } # current RSS, summed
+
+# Proportional set size, summed: each shared page counted once over all the processes mapping it
+# (the binary's text, shared by master and workers, counts once, where the RSS sum counts it per
+# process). Reading smaps_rollup walks the process's page tables under its mmap lock, much dearer
+# than VmRSS from status: callers read it at the moments that matter (fresh, and whenever the
+# sampled RSS reaches a new peak), not on every sample.
+pss_kib() { tree_kib "$1" Pss smaps_rollup; }
+
+cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
+    local sum=0 pid value
+    for pid in $(tree_pids "$1"); do
+        # Fields after the ")" that ends the command name: utime is the 12th, cstime the 15th.
+        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }' || true)
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
