@@ -3,13 +3,13 @@
 //! its body.
 
 use std::future::poll_fn;
-use std::sync::mpsc;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
-use crate::support::raw_backend::{ok, proxy_to, read_head, RawBackend, IO_TIMEOUT};
+use crate::support::raw_backend::{
+    early_hints_backend, ok, proxy_to, read_head, RawBackend, IO_TIMEOUT,
+};
 use crate::support::{Config, Hipache, RedisServer};
 
 /// An HTTP/2 (h2c prior knowledge) connection to the proxy, its driver running beside the test.
@@ -34,22 +34,7 @@ fn block_on<F: std::future::Future>(test: F) -> F::Output {
 #[test]
 fn a_backends_early_hints_reach_an_http2_client_before_the_answer() {
     let redis = RedisServer::start();
-    // The backend sends its 200 only once the client has read the 103: a proxy that held the
-    // 103 back would leave the client waiting for both.
-    let (seen_hints, hints_seen) = mpsc::channel::<()>();
-    let hints_seen = Mutex::new(hints_seen);
-    let backend = RawBackend::start(move |peer| {
-        if peer.request().is_none() {
-            return;
-        }
-        peer.write(
-            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\
-              Connection: keep-alive\r\n\r\n",
-        );
-        if hints_seen.lock().unwrap().recv_timeout(IO_TIMEOUT).is_ok() {
-            peer.write(&ok("final"));
-        }
-    });
+    let (backend, seen_hints) = early_hints_backend();
     let hipache = proxy_to(&redis, "hints2.local", &backend.url());
 
     let (hints, status, body) = block_on(async {

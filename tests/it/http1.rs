@@ -4,7 +4,7 @@
 //! are in `support::raw_backend`.
 
 use crate::support::raw_backend::{
-    assert_answer, ok, pattern, proxy_to, RawBackend, Wire, IO_TIMEOUT,
+    assert_answer, early_hints_backend, ok, pattern, proxy_to, RawBackend, Wire,
 };
 use crate::support::{raw_http, Backend, Config, Hipache, RedisServer};
 
@@ -276,26 +276,8 @@ fn connect_is_refused_with_405_and_reaches_no_backend() {
 
 #[test]
 fn a_backends_early_hints_reach_the_client_before_its_final_answer() {
-    use std::sync::mpsc;
-    use std::sync::Mutex;
     let redis = RedisServer::start();
-    // The backend sends its 200 only once the client has read the 103: a proxy that held the
-    // 103 back would leave the client waiting for both.
-    let (seen_hints, hints_seen) = mpsc::channel::<()>();
-    let hints_seen = Mutex::new(hints_seen);
-    let backend = RawBackend::start(move |peer| {
-        if peer.request().is_none() {
-            return;
-        }
-        peer.write(
-            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\
-              Connection: keep-alive\r\n\r\n",
-        );
-        let waited = hints_seen.lock().unwrap().recv_timeout(IO_TIMEOUT);
-        if waited.is_ok() {
-            peer.write(&ok("final"));
-        }
-    });
+    let (backend, seen_hints) = early_hints_backend();
     let hipache = proxy_to(&redis, "hints.local", &backend.url());
 
     let mut wire = Wire::open(hipache.addr());

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -289,6 +289,27 @@ pub(crate) fn ok(body: &str) -> Vec<u8> {
 pub(crate) fn pattern(len: usize) -> Vec<u8> {
     let byte = |i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8;
     (0..len as u32).map(byte).collect()
+}
+
+/// A backend that answers a request with `103 Early Hints` (a `Link` field and a hop-by-hop
+/// `Connection` one), then with `200` and `final` once the test sends on the returned channel that
+/// its client has read the 103: a proxy that held the 103 back would leave both sides waiting.
+pub(crate) fn early_hints_backend() -> (RawBackend, mpsc::Sender<()>) {
+    let (seen_hints, hints_seen) = mpsc::channel::<()>();
+    let hints_seen = Mutex::new(hints_seen);
+    let backend = RawBackend::start(move |peer| {
+        if peer.request().is_none() {
+            return;
+        }
+        peer.write(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\
+              Connection: keep-alive\r\n\r\n",
+        );
+        if hints_seen.lock().unwrap().recv_timeout(IO_TIMEOUT).is_ok() {
+            peer.write(&ok("final"));
+        }
+    });
+    (backend, seen_hints)
 }
 
 pub(crate) fn proxy_to(redis: &RedisServer, host: &str, url: &str) -> Hipache {
