@@ -104,4 +104,18 @@ cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
     done
     echo "$sum"
 }
+
+user_ticks() { # utime plus reaped children's, summed (clock ticks): cpu_ticks without the kernel's
+    local sum=0 pid value
+    for pid in $(tree_pids "$1"); do
+        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $14 }' || true)
+        sum=$((sum + ${value:-0}))
+    done
+    echo "$sum"
+}
+
+# Busy clock ticks of the whole machine, all CPUs (user, nice, system, irq, softirq, steal): the
+# kernel's network work for loopback traffic runs in softirq, which the sending process's stime
+# also counts (no IRQ time accounting) but which belongs to no process when it runs elsewhere.
+machine_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))

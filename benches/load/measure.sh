@@ -77,13 +77,21 @@ measure() { # measure PROFILE ROUND TARGET CONNS PORT PID [wrk args...]
     fi
 }
 
+per_request() { # per_request TICKS REQUESTS: microseconds of CPU per request
+    awk -v t="$1" -v u="$TICK_US" -v r="$2" 'BEGIN { printf "%.1f", t * u / r }'
+}
+
 # One measured run of a load COMMAND that prints report.lua's RESULT line (wrk, ws_client.py);
 # appends a row to $WORK/results.tsv:
 # profile round target conns req/s p50_us p99_us errors non2xx peak_rss_kib cpu_us_per_req requests
 # redis_cpu_us_per_req rss_before_kib peak_pss_kib (PSS at the peak-RSS sample)
+# user_us_per_req (the target's user-space share of cpu_us_per_req) origin_cpu_us_per_req
+# machine_busy_us_per_req (every CPU's busy time: target, origin, Redis, the load client, and
+# whatever else ran)
 measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
     local profile=$1 round=$2 target=$3 conns=$4 pid=$5 out sampler ticks line before
     local requests duration p50 p99 errors non2xx redis_ticks peak peak_pss
+    local user origin machine
     shift 5
     out=$WORK/wrk.out
     local perf_pid=''
@@ -103,12 +111,15 @@ measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
     sampler=$!
     ticks=$(cpu_ticks "$pid")
     redis_ticks=$(cpu_ticks "$PID_redis")
+    user=$(user_ticks "$pid") origin=$(cpu_ticks "$PID_origin") machine=$(machine_busy_ticks)
     if ! timeout $((WARMUP + DURATION + 60)) "$@" >"$out" 2>&1; then
         kill "$sampler" 2>/dev/null || true
         die "$1 failed on $target ($profile): $(tail -5 "$out")"
     fi
     ticks=$(($(cpu_ticks "$pid") - ticks))
     redis_ticks=$(($(cpu_ticks "$PID_redis") - redis_ticks))
+    user=$(($(user_ticks "$pid") - user)) origin=$(($(cpu_ticks "$PID_origin") - origin))
+    machine=$(($(machine_busy_ticks) - machine))
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
     if [[ -n $perf_pid ]]; then
@@ -123,13 +134,15 @@ measure_run() { # measure_run PROFILE ROUND TARGET CONNS PID COMMAND...
     if ((errors + non2xx > requests / 100)); then
         log "warning: $target ($profile): $errors socket errors, $non2xx non-2xx answers of $requests"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$round" "$target" "$conns" \
         "$(awk -v r="$requests" -v d="$duration" 'BEGIN { printf "%.0f", r / (d / 1e6) }')" \
         "$p50" "$p99" "$errors" "$non2xx" "$peak" \
-        "$(awk -v t="$ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
+        "$(per_request "$ticks" "$requests")" \
         "$requests" \
-        "$(awk -v t="$redis_ticks" -v u="$TICK_US" -v r="$requests" 'BEGIN { printf "%.1f", t * u / r }')" \
-        "$before" "$peak_pss" >>"$WORK/results.tsv"
+        "$(per_request "$redis_ticks" "$requests")" \
+        "$before" "$peak_pss" \
+        "$(per_request "$user" "$requests")" "$(per_request "$origin" "$requests")" \
+        "$(per_request "$machine" "$requests")" >>"$WORK/results.tsv"
     log "  $(tail -1 "$WORK/results.tsv" | awk -F'\t' '{ printf "%-11s %-18s c=%-4s %8s req/s  p99 %s us", $1, $3, $4, $5, $7 }')"
 }
 

@@ -361,6 +361,11 @@ done
     echo "master and workers, such as the binary's text, counted once); spread: (max - min) / mean of req/s over rounds;"
     echo "vs nginx / HAProxy: this row over nginx's / HAProxy's row of the same profile (above 1× is better"
     echo "for req/s, worse for the others); ws-echo: messages/s, p50/p99 of a round trip of $WS_DEPTH messages."
+    echo "Machine busy µs/req: every CPU's busy time (/proc/stat: user, system, irq, softirq, steal) over requests;"
+    echo "user space: the target's utime (the rest of its time is the kernel's, loopback TCP for both ends of"
+    echo "each send); client and rest: machine busy time neither the target's nor the origin's (wrk, Redis, other);"
+    echo "req/s with a free user space: req/s x busy / (busy - user space), the most any user-space work could"
+    echo "reach on this machine, the kernel's share staying."
     if [[ -s $WORK/tls-client-cpu.tsv ]]; then
         # The https-close rows measure the proxy only while the client needs less CPU than it.
         echo

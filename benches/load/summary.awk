@@ -35,6 +35,7 @@ held {
     if (!(key in n)) { order[++count] = key; conns[key] = $4 }
     n[key]++; rps[key] += $5; p50[key] += $6; p99[key] += $7
     err[key] += $8 + $9; cpu[key] += $11; redis[key] += $13
+    user[key] += $16; origin[key] += $17; machine[key] += $18
     if (!(key in lo) || $5 < lo[key]) lo[key] = $5
     if ($5 > hi[key]) hi[key] = $5
     if ($10 > rss[key]) rss[key] = $10
@@ -72,6 +73,25 @@ END {
         if (part[2] == "hipache+metrics" && (off in n))
             printf "\nmetrics on / off, %s, same run: CPU per request %s, req/s %s\n", part[1],
                 ratio(cpu[key] / n[key], cpu[off] / n[off]), ratio(rps[key] / n[key], rps[off] / n[off])
+    }
+    # Where the machine's CPU goes per request, for the plain keep-alive and close rows: the
+    # target's share (its user space apart), the origin's, and the rest (the load client, Redis,
+    # anything else). The bound: req/s had the target's user space cost nothing, the machine
+    # staying as busy; no user-space work brings a target past it, since the kernel's share
+    # (loopback TCP, which the sender pays for both ends) stays.
+    shown_cpu = 0
+    for (i = 1; i <= count; i++) {
+        key = order[i]; split(key, part, SUBSEP); profile = part[1]; target = part[2]
+        if (profile !~ /^(ka64|ka256|close)$/ || target == "direct" || machine[key] <= 0) continue
+        if (!shown_cpu++) {
+            print "\n| profile | target | req/s | machine busy µs/req | target µs/req | of which user space | origin µs/req | client and rest µs/req | req/s with a free user space | vs nginx / HAProxy req/s |"
+            print "|---|---|---|---|---|---|---|---|---|---|"
+        }
+        m = n[key]; r = rps[key] / m; busy = machine[key] / m; own = cpu[key] / m; u = user[key] / m
+        bound = (busy > u) ? r * busy / (busy - u) : 0
+        vs = (target ~ /^hipache/) ? both(bound, mean(rps, ref_key(profile, "nginx")), mean(rps, ref_key(profile, "haproxy"))) : "-"
+        printf "| %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %s |\n", profile, target, r,
+            busy, own, u, origin[key] / m, busy - own - origin[key] / m, bound, vs
     }
     one = "scale" SUBSEP "hipache 1 host"; many = "scale" SUBSEP "hipache " frontends " hosts"
     if ((one in n) && (many in n))
