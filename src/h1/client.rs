@@ -5,11 +5,13 @@
 use std::future::Future;
 use std::io;
 use std::ops::Range;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::proxy::backend::write_within;
 use crate::wire::buffers;
@@ -26,6 +28,11 @@ pub(super) struct Client<IO> {
     io: IO,
     /// Read and not yet consumed; empty (no allocation) while idle.
     buf: Vec<u8>,
+    /// The deadline of every wait for the client's bytes, made once with the connection's first
+    /// wait: each wait resets it, which moves a registered timer later with one atomic write
+    /// (tokio re-files it in its wheel only when the old time comes), where a timeout per wait
+    /// would file a new timer in the wheel and take it out again, each request.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<IO: ClientStream> Client<IO> {
@@ -33,6 +40,7 @@ impl<IO: ClientStream> Client<IO> {
         Self {
             io,
             buf: Vec::new(),
+            timer: None,
         }
     }
 
@@ -53,18 +61,19 @@ impl<IO: ClientStream> Client<IO> {
     /// out false (a fresh stream, or one whose last read did not end on EAGAIN) costs one read
     /// that finds nothing, and data already there costs one read, as for any read.
     pub(super) async fn read_when_ready(&mut self, deadline: Instant) -> bool {
+        let Self { io, buf, timer } = self;
         let read = std::future::poll_fn(|cx| {
-            if self.buf.capacity() == 0 {
-                self.buf = buffers::take(buffers::HEAD);
+            if buf.capacity() == 0 {
+                *buf = buffers::take(buffers::HEAD);
             }
-            buffers::reserve_read(&mut self.buf);
-            let polled = std::pin::pin!(self.io.read_buf(&mut self.buf)).poll(cx);
-            if polled.is_pending() && self.buf.is_empty() {
-                buffers::give_back(std::mem::take(&mut self.buf));
+            buffers::reserve_read(buf);
+            let polled = std::pin::pin!(io.read_buf(buf)).poll(cx);
+            if polled.is_pending() && buf.is_empty() {
+                buffers::give_back(std::mem::take(buf));
             }
             polled
         });
-        matches!(tokio::time::timeout_at(deadline, read).await, Ok(Ok(n)) if n > 0)
+        matches!(by(timer, deadline, read).await, Some(Ok(n)) if n > 0)
     }
 
     /// Reads what the client sent next, by `deadline`: `false` if it closed, failed or stayed
@@ -74,8 +83,8 @@ impl<IO: ClientStream> Client<IO> {
             self.buf = buffers::take(buffers::HEAD);
         }
         buffers::reserve_read(&mut self.buf);
-        let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf)).await;
-        matches!(read, Ok(Ok(n)) if n > 0)
+        let read = self.io.read_buf(&mut self.buf);
+        matches!(by(&mut self.timer, deadline, read).await, Some(Ok(n)) if n > 0)
     }
 
     /// Writes all of `bytes` unless the client stops reading for `limit`.
@@ -121,6 +130,31 @@ impl<IO: ClientStream> Client<IO> {
     pub(super) fn into_parts(self) -> (IO, Vec<u8>) {
         (self.io, self.buf)
     }
+}
+
+/// `work`'s output, or `None` once `deadline` passed first, timed by the connection's `timer`
+/// (made here the first time). `work` is polled first, as `tokio::time::timeout_at` does: what is
+/// already there is taken even past the deadline.
+async fn by<F: Future>(
+    timer: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Instant,
+    work: F,
+) -> Option<F::Output> {
+    let timer = match timer {
+        Some(timer) => {
+            timer.as_mut().reset(deadline);
+            timer
+        }
+        None => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+    };
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// The client's read side and its unread bytes, while the write side relays an answer.
@@ -185,6 +219,37 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(10);
         assert!(client.read_when_ready(later).await);
         assert_eq!(client.buf(), b"G");
+    }
+
+    /// Every wait ends at its own deadline, though all of a connection's waits share one timer:
+    /// a deadline later than the armed one moves it on, an earlier one brings it back.
+    #[tokio::test(start_paused = true)]
+    async fn each_wait_ends_at_its_own_deadline_though_they_share_one_timer() {
+        let (mut remote, mut client) = connected().await;
+        let ms = Duration::from_millis;
+        let ended_at = |start: Instant| Instant::now().duration_since(start);
+
+        // Answered at once: the timer stays armed for 1 s.
+        tokio::io::AsyncWriteExt::write_all(&mut remote, b"G")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        assert!(client.read_when_ready(start + ms(1_000)).await);
+        client.consume(0..1);
+        // Later: silence ends the wait at 10 s, not when the timer was first armed for.
+        assert!(!client.read_when_ready(start + ms(10_000)).await);
+        let waited = ended_at(start);
+        assert!(waited >= ms(10_000) && waited < ms(10_100), "{waited:?}");
+
+        // Armed for 100 s by a wait that got its bytes, then a wait to 2 s ends at 2 s.
+        tokio::io::AsyncWriteExt::write_all(&mut remote, b"E")
+            .await
+            .unwrap();
+        let start = Instant::now();
+        assert!(client.read_more(start + ms(100_000)).await);
+        assert!(!client.read_more(start + ms(2_000)).await);
+        let waited = ended_at(start);
+        assert!(waited >= ms(2_000) && waited < ms(2_100), "{waited:?}");
     }
 
     /// A busy connection holds a buffer sized for a usual head, not for the largest one.
