@@ -87,11 +87,12 @@ END {
             print "\n| profile | target | req/s | machine busy µs/req | target µs/req | of which user space | origin µs/req | client and rest µs/req | req/s with a free user space | vs nginx / HAProxy req/s |"
             print "|---|---|---|---|---|---|---|---|---|---|"
         }
-        m = n[key]; r = rps[key] / m; busy = machine[key] / m; own = cpu[key] / m; u = user[key] / m
-        bound = (busy > u) ? r * busy / (busy - u) : 0
+        # (`busy` is taken: BUSY_CONNS, for the memory rows below.)
+        m = n[key]; r = rps[key] / m; all_busy = machine[key] / m; own = cpu[key] / m; u = user[key] / m
+        bound = (all_busy > u) ? r * all_busy / (all_busy - u) : 0
         vs = (target ~ /^hipache/) ? both(bound, mean(rps, ref_key(profile, "nginx")), mean(rps, ref_key(profile, "haproxy"))) : "-"
         printf "| %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %s |\n", profile, target, r,
-            busy, own, u, origin[key] / m, busy - own - origin[key] / m, bound, vs
+            all_busy, own, u, origin[key] / m, all_busy - own - origin[key] / m, bound, vs
     }
     one = "scale" SUBSEP "hipache 1 host"; many = "scale" SUBSEP "hipache " frontends " hosts"
     if ((one in n) && (many in n))
