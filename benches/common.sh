@@ -95,24 +95,22 @@ rss_kib() { tree_kib "$1" VmRSS status; } # current RSS, summed
 # sampled RSS reaches a new peak), not on every sample.
 pss_kib() { tree_kib "$1" Pss smaps_rollup; }
 
-cpu_ticks() { # utime + stime, plus reaped children's, summed (clock ticks)
+# Clock ticks from /proc/<pid>/stat, summed over the process tree: EXPR adds up fields counted
+# after the ")" that ends the command name (utime is the 12th, stime the 13th, the reaped
+# children's cutime and cstime the 14th and 15th).
+tree_ticks() { # tree_ticks PID EXPR
     local sum=0 pid value
     for pid in $(tree_pids "$1"); do
-        # Fields after the ")" that ends the command name: utime is the 12th, cstime the 15th.
-        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }' || true)
+        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk "{ print $2 }" || true)
         sum=$((sum + ${value:-0}))
     done
     echo "$sum"
 }
 
-user_ticks() { # utime plus reaped children's, summed (clock ticks): cpu_ticks without the kernel's
-    local sum=0 pid value
-    for pid in $(tree_pids "$1"); do
-        value=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $14 }' || true)
-        sum=$((sum + ${value:-0}))
-    done
-    echo "$sum"
-}
+# shellcheck disable=SC2016 # awk's fields, not the shell's
+cpu_ticks() { tree_ticks "$1" '$12 + $13 + $14 + $15'; } # user + system, reaped children's too
+# shellcheck disable=SC2016
+user_ticks() { tree_ticks "$1" '$12 + $14'; }            # cpu_ticks without the kernel's
 
 # Busy clock ticks of the whole machine, all CPUs (user, nice, system, irq, softirq, steal): the
 # kernel's network work for loopback traffic runs in softirq, which the sending process's stime
