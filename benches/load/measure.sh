@@ -4,12 +4,13 @@
 # shellcheck disable=SC2154 # settings and state are run.sh's
 
 
-# sample_rss PID OUT: writes "peak_rss_kib pss_kib" to OUT every 0.2 s, at most 5 min. PSS is read
-# only when RSS reaches a new peak (pss_kib above: dear), so it is the PSS at the peak-RSS moment,
-# not the highest PSS (the two peak together: the load's buffers are private, anonymous pages).
+# sample_rss PID OUT [SAMPLES]: writes "peak_rss_kib pss_kib" to OUT every 0.2 s, SAMPLES times
+# (1500 by default: 5 min). PSS is read only when RSS reaches a new peak (pss_kib above: dear), so
+# it is the PSS at the peak-RSS moment, not the highest PSS (the two peak together: the load's
+# buffers are private, anonymous pages).
 sample_rss() {
-    local pid=$1 out=$2 peak=0 pss=0 now i
-    for ((i = 0; i < 1500; i++)); do
+    local pid=$1 out=$2 samples=${3:-1500} peak=0 pss=0 now i
+    for ((i = 0; i < samples; i++)); do
         now=$(rss_kib "$pid")
         if ((now > peak)); then
             peak=$now
@@ -164,16 +165,8 @@ write_perf_report() { # the flat profile, then inclusive costs of hipache's and 
 
 # The peak over 2 s while connections are held: "rss_kib pss_kib", PSS read at each new RSS peak.
 held_peak() { # held_peak PID
-    local pid=$1 peak=0 pss=0 now i
-    for ((i = 0; i < 10; i++)); do
-        now=$(rss_kib "$pid")
-        if ((now > peak)); then
-            peak=$now
-            pss=$(pss_kib "$pid")
-        fi
-        sleep 0.2
-    done
-    echo "$peak $pss"
+    sample_rss "$1" "$WORK/held.peak" 10
+    cat "$WORK/held.peak"
 }
 
 # A row of idle.tsv: kind round target conns fresh_rss peak_rss fresh_pss peak_pss after_rss
