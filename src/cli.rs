@@ -127,7 +127,10 @@ fn first_existing(candidates: Vec<PathBuf>, exists: impl Fn(&Path) -> bool) -> P
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
     use super::*;
+    use crate::manage::{BackendCommand, Command, FrontendCommand};
 
     #[test]
     fn default_path_is_config_json() {
@@ -227,5 +230,61 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("SETTINGS_FLAVOR"), "{help}");
         assert!(help.contains("--dry"), "{help}");
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hipache").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn subcommands_parse_with_config_before_or_after() {
+        let cli = parse(&[
+            "-c",
+            "x.json",
+            "frontend",
+            "add",
+            "h",
+            "id",
+            "http://a:1",
+            "http://b:2",
+        ])
+        .unwrap();
+        assert_eq!(cli.config, Some("x.json".into()));
+        assert_eq!(
+            cli.command,
+            Some(Command::Frontend(FrontendCommand::Add {
+                host: "h".into(),
+                id: "id".into(),
+                urls: vec!["http://a:1".into(), "http://b:2".into()],
+                replace: false,
+            }))
+        );
+        let cli = parse(&["backend", "rm", "h", "http://a:1", "--config", "y.json"]).unwrap();
+        assert_eq!(cli.config, Some("y.json".into()));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Backend(BackendCommand::Rm { .. }))
+        ));
+    }
+
+    #[test]
+    fn the_daemons_command_line_is_unchanged() {
+        for args in [
+            &[][..],
+            &["-c", "f.json"],
+            &["--dry"],
+            &["--worker", "-c", "f"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.command, None, "{args:?}");
+        }
+        assert!(parse(&["--worker"]).unwrap().worker);
+    }
+
+    #[test]
+    fn incomplete_or_mixed_command_lines_are_refused() {
+        assert!(parse(&["frontend", "add", "h", "id"]).is_err());
+        assert!(parse(&["frontend", "show"]).is_err());
+        assert!(parse(&["route"]).is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! Owns the recording (`recorder`: thread-local counters of the worker's one thread, written on
 //! the request path with no lock and no system call), the fixed-bucket latency histograms, the
 //! [`Snapshot`] a worker hands its master, and every metric name (`names`). It does not send
-//! anything anywhere: the master collects snapshots and ships them (`crate::admin`).
+//! anything anywhere: the master collects snapshots and ships them (the admin module).
 //!
 //! Why the master collects, rather than each worker talking to statsd or a shared memory
 //! segment: statsd gauges (open connections) cannot be summed by statsd when each worker sends

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::histogram::Histogram;
 use super::names::{Counter, COUNTER_COUNT};
 use super::snapshot::{class_of, BackendStats, FrontendStats, Snapshot};
-use crate::routes::Frontend;
+use crate::frontend::Frontend;
 
 /// Frontends a worker tracks one by one; later ones are summed into one entry.
 pub(crate) const MAX_FRONTENDS: usize = 1_000;

@@ -1,64 +1,43 @@
-//! The import rules of the source tree (STYLE.md B), checked on the files themselves: a lower
-//! module never imports a higher one, so the folders stay the data flow.
+//! The import rule of the source tree, checked on the files themselves: every top-level module
+//! sits on a layer, and a module names (in code or in a doc link) only modules of lower layers.
+//! Modules on one layer never name each other, so no two modules can form a cycle, and a new
+//! top-level module fails the test until it is given a layer.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// (importing module, modules it must not import).
-const FORBIDDEN: &[(&str, &[&str])] = &[
-    (
+/// Lowest first. A module may use `crate::<m>` only for `m` on an earlier line.
+const LAYERS: &[&[&str]] = &[
+    // Leaves: configuration, pure helpers, the process log, the master–worker protocol, and the
+    // frontend type that route sources build and everyone else reads.
+    &[
+        "ascii",
         "config",
-        &[
-            "access_log",
-            "admin",
-            "balancer",
-            "dry",
-            "error_page",
-            "h1",
-            "h2",
-            "manage",
-            "master",
-            "metrics",
-            "proxy",
-            "router",
-            "routes",
-            "supervision",
-            "tls",
-            "wire",
-            "worker",
-        ],
-    ),
-    (
-        "routes",
-        &["proxy", "h1", "h2", "worker", "master", "manage"],
-    ),
-    ("wire", &["proxy", "h1", "h2", "routes", "worker", "master"]),
-    ("proxy", &["h1", "h2", "worker", "master"]),
-    ("h1", &["h2", "worker", "master"]),
-    ("h2", &["h1", "worker", "master"]),
-    ("master", &["worker", "h1", "h2", "proxy"]),
-    ("worker", &["master", "admin"]),
-    ("router", &["routes", "proxy", "h1", "h2", "wire"]),
-    ("balancer", &["proxy", "h1", "h2", "wire"]),
-    ("supervision", &["master", "worker", "admin", "metrics"]),
-    // Counters are recorded from everywhere: they import nothing that records them.
-    (
-        "metrics",
-        &[
-            "proxy",
-            "h1",
-            "h2",
-            "worker",
-            "master",
-            "admin",
-            "access_log",
-            "manage",
-        ],
-    ),
-    (
-        "admin",
-        &["proxy", "h1", "h2", "worker", "master", "routes"],
-    ),
+        "error_page",
+        "frontend",
+        "logging",
+        "privileges",
+        "supervision",
+    ],
+    // Pure decisions and the wire format; counters; TLS configuration.
+    &["metrics", "router", "tls", "wire"],
+    // Where routes come from (Redis, file).
+    &["routes"],
+    // Users of routes that are not the request path, and the request path's leaves.
+    &["access_log", "admin", "balancer", "health", "manage"],
+    // The request path: routing, the attempt loop, backends, tunnels.
+    &["proxy"],
+    // Front ends: framing only.
+    &["h1", "h2"],
+    // Processes.
+    &["master", "worker"],
+    // Entry points that the binary's `main` dispatches to.
+    &["cli", "dry"],
 ];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|layer| layer.contains(&module))
+}
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -78,36 +57,125 @@ fn module_of(src: &Path, file: &Path) -> String {
     first.to_string_lossy().trim_end_matches(".rs").to_owned()
 }
 
-#[test]
-fn lower_modules_never_import_higher_ones() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// Every top-level module `line` names: `crate::<module>`, or each first name of a
+/// `crate::{a, b::c}` group.
+fn named_modules(line: &str) -> Vec<&str> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut names = Vec::new();
+    for (at, _) in line.match_indices("crate::") {
+        let rest = &line[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let group = &group[..group.find('}').unwrap_or(group.len())];
+            for item in group.split(',') {
+                let item = item.trim();
+                names.push(&item[..item.find(|c| !is_name(c)).unwrap_or(item.len())]);
+            }
+        } else {
+            names.push(&rest[..rest.find(|c| !is_name(c)).unwrap_or(rest.len())]);
+        }
+    }
+    names
+}
+
+/// The imports against the layering in `src`, as `file:line: module uses target`.
+fn violations(src: &Path) -> (usize, Vec<String>) {
     let mut files = Vec::new();
-    sources(&src, &mut files);
+    sources(src, &mut files);
     let mut broken = Vec::new();
     for file in &files {
-        let module = module_of(&src, file);
-        let Some((_, forbidden)) = FORBIDDEN.iter().find(|(m, _)| *m == module) else {
+        let module = module_of(src, file);
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let shown = file.strip_prefix(src).unwrap().display().to_string();
+        let Some(own) = layer_of(&module) else {
+            broken.push(format!("{shown}: module {module} has no layer in LAYERS"));
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap();
         for (number, line) in text.lines().enumerate() {
-            for target in *forbidden {
-                let path = format!("crate::{target}");
-                let imports = line.match_indices(&path).any(|(at, _)| {
-                    let next = line[at + path.len()..].chars().next();
-                    matches!(next, None | Some(':' | ';' | ',' | '}' | ' '))
-                });
-                if imports {
-                    let shown = file.strip_prefix(&src).unwrap().display();
-                    broken.push(format!("{shown}:{}: {module} uses {target}", number + 1));
+            for target in named_modules(line) {
+                if target == module {
+                    continue;
+                }
+                match layer_of(target) {
+                    Some(theirs) if theirs < own => {}
+                    Some(_) => broken.push(format!(
+                        "{shown}:{}: {module} uses {target}, which is not below it",
+                        number + 1
+                    )),
+                    None => {}
                 }
             }
         }
     }
-    assert!(files.len() > 50, "found only {} source files", files.len());
+    (files.len(), broken)
+}
+
+#[test]
+fn every_module_names_only_modules_below_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (files, broken) = violations(&src);
+    assert!(files > 50, "found only {files} source files");
     assert!(
         broken.is_empty(),
         "imports against the layering:\n{}",
         broken.join("\n")
     );
+}
+
+#[test]
+fn every_top_level_module_has_a_layer_and_only_one() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|entry| module_of(&src, &entry.unwrap().path()))
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
+    let listed: Vec<&str> = LAYERS
+        .iter()
+        .flat_map(|layer| layer.iter().copied())
+        .collect();
+    let unique: BTreeSet<String> = listed.iter().map(|m| m.to_string()).collect();
+    assert_eq!(listed.len(), unique.len(), "a module is on two layers");
+    assert_eq!(on_disk, unique, "LAYERS and src/ disagree");
+}
+
+#[test]
+fn a_planted_import_of_a_module_not_below_is_caught_in_every_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = LAYERS[LAYERS.len() - 1];
+    let modules: Vec<&str> = LAYERS
+        .iter()
+        .flat_map(|layer| layer.iter().copied())
+        .collect();
+    for module in &modules {
+        // A module of the top layer other than itself: above every other module, beside the
+        // top layer's own. Planted both as a path and inside a group.
+        let target = top.iter().find(|m| *m != module).unwrap();
+        let planted = dir.path().join(module);
+        std::fs::create_dir_all(&planted).unwrap();
+        std::fs::write(
+            planted.join("path.rs"),
+            format!("use crate::{target}::Thing;\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            planted.join("group.rs"),
+            format!("use crate::{{ascii, {target}::Thing}};\n"),
+        )
+        .unwrap();
+    }
+    let (_, broken) = violations(dir.path());
+    for module in &modules {
+        for file in ["path.rs", "group.rs"] {
+            assert!(
+                broken
+                    .iter()
+                    .any(|b| b.starts_with(&format!("{module}/{file}:1: "))),
+                "planted import in {module}/{file} not caught:\n{}",
+                broken.join("\n")
+            );
+        }
+    }
 }

@@ -50,7 +50,7 @@ use crate::metrics::{self, names::Counter};
 use cluster::Cluster;
 use flight::{Flights, Join};
 use hchecker::PassiveChecks;
-// The master's health checker (`crate::health`) writes the same keys and messages.
+// The master's health checker (the `health` module) writes the same keys and messages.
 pub(crate) use hchecker::{unix_now_secs, PING_KEY};
 pub(crate) use link::client;
 use link::{Link, LinkError};
