@@ -26,6 +26,7 @@ mod ascii;
 mod balancer;
 pub mod cli;
 pub mod config;
+mod crypto;
 pub mod dry;
 mod error_page;
 mod frontend;

@@ -8,7 +8,7 @@
 //! key nobody can tell which address a token stands for. Stale tokens (a backend removed, a
 //! new secret) simply match nothing, and the client gets a fresh pick and a new cookie.
 
-use ring::hmac;
+use crate::crypto::hmac;
 
 use crate::routes::{Backend, BackendUrl};
 

@@ -18,7 +18,7 @@ use crate::config::BackendTrust;
 /// Builds the connector for `https://` backends from `server.backendTlsVerify` and the
 /// certificates of `server.backendCa`. Cheap to clone; build it once per process.
 pub(crate) fn connector(trust: &BackendTrust) -> TlsConnector {
-    let provider = super::provider::provider();
+    let provider = crate::crypto::tls_provider();
     // Both providers support both default protocol versions: this cannot fail.
     let builder = match ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

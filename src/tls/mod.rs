@@ -1,6 +1,6 @@
 //! HTTPS: the rustls server configuration of each https listener, and its certificates.
 //!
-//! Owns: TLS 1.2 and 1.3 with rustls' default suites (`provider`), ALPN `h2` then
+//! Owns: TLS 1.2 and 1.3 with rustls' default suites (the provider `crate::crypto` chooses), ALPN `h2` then
 //! `http/1.1`, session resumption by tickets any worker of the node opens (`tickets`) and by
 //! a per-worker session cache, SNI over every configured certificate (each `https.bind` key/cert, plus the
 //! `https.certDir` folder), and `Certificates::reload`, which re-reads all of them and swaps the
@@ -12,7 +12,6 @@
 
 pub(crate) mod backend;
 pub(crate) mod certs;
-pub(crate) mod provider;
 pub(crate) mod sni;
 pub(crate) mod tickets;
 
@@ -57,7 +56,7 @@ impl Certificates {
                 ca: l.ca.clone(),
             })
             .collect();
-        let provider = provider::provider();
+        let provider = crate::crypto::tls_provider();
         let mut certificates = Self {
             listeners,
             cert_dir: config.cert_dir.clone(),

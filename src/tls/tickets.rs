@@ -13,8 +13,8 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
-use ring::hkdf;
+use crate::crypto::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
+use crate::crypto::hkdf;
 use rustls::server::ProducesTickets;
 
 /// How long one key seals new tickets.

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may use `crate::<m>` only for `m` on an earlier line.
 const LAYERS: &[&[&str]] = &[
-    // Leaves: configuration, pure helpers, the process log, the master–worker protocol, and the
+    // Leaves: configuration, the crypto library, pure helpers, the process log, the master–worker protocol, and the
     // frontend type that route sources build and everyone else reads.
     &[
         "ascii",
         "config",
+        "crypto",
         "error_page",
         "frontend",
         "logging",

@@ -37,6 +37,16 @@ impl TestCert {
     }
 }
 
+/// The crypto provider of the library the crate is built with (its `aws-lc` or `ring` feature),
+/// so that a test build compiles one library, like the proxy's.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[cfg(feature = "aws-lc")]
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
+    let provider = rustls::crypto::ring::default_provider();
+    Arc::new(provider)
+}
+
 /// A client config offering `alpn`, verifying nothing (the tests check names themselves).
 pub(crate) fn client_config(alpn: &[&[u8]]) -> Arc<ClientConfig> {
     client_config_for(rustls::DEFAULT_VERSIONS, alpn)
@@ -48,7 +58,7 @@ pub(crate) fn client_config_for(
     versions: &[&'static rustls::SupportedProtocolVersion],
     alpn: &[&[u8]],
 ) -> Arc<ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider();
     let mut config = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .expect("client protocol versions")

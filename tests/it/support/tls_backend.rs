@@ -116,7 +116,7 @@ impl TlsBackend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind tls backend");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("tls backend address");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = super::tls::provider();
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("server protocol versions")
