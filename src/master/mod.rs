@@ -8,6 +8,7 @@
 
 pub(crate) mod backoff;
 pub(crate) mod listeners;
+mod notify;
 mod open_files;
 mod signals;
 pub(crate) mod spawn;

@@ -78,6 +78,8 @@ pub(crate) fn spawn_worker<'a>(
         .env(STATS_FD_ENV, worker_stats.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
         .env(supervision::NODE_SECRET_ENV, supervision::node_secret())
+        // Only the master speaks for the service (`notify`).
+        .env_remove(super::notify::NOTIFY_SOCKET_ENV)
         .stdin(Stdio::null())
         .spawn()
         .map_err(SpawnError::Exec)?;

@@ -12,6 +12,7 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
+use super::notify::{Notifier, State};
 use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Spawned};
 use super::{bind_all, prepare_log_file, Bound, MasterError};
@@ -65,6 +66,11 @@ pub(super) struct Supervisor {
     collector: Option<Rc<Collector>>,
     /// The active health checker, when `healthCheck` is set.
     health: Option<health::Checker>,
+    /// The service manager's socket, when it gave one.
+    notifier: Option<Notifier>,
+    /// Whether `READY=1` went out: a first generation that was not all ready at once (a worker
+    /// crashed at start and came back) is announced when it is.
+    announced: bool,
 }
 
 impl Supervisor {
@@ -82,6 +88,8 @@ impl Supervisor {
             inbox,
             collector: None,
             health: None,
+            notifier: Notifier::from_env(),
+            announced: false,
         }
     }
 
@@ -97,6 +105,7 @@ impl Supervisor {
                 generation,
                 "workers ready"
             );
+            self.notify_ready();
         } else {
             tracing::error!(
                 generation,
@@ -113,8 +122,28 @@ impl Supervisor {
                 Some(event) = self.inbox.recv() => self.handle(event),
             }
         }
+        if let Some(notifier) = &self.notifier {
+            notifier.send(State::Stopping);
+        }
         self.stop_all().await;
         Ok(())
+    }
+
+    /// Tells the service manager the current generation serves, and where.
+    fn notify_ready(&mut self) {
+        self.announced = true;
+        let Some(notifier) = &self.notifier else {
+            return;
+        };
+        let listening: Vec<String> = self
+            .bound
+            .iter()
+            .filter_map(|bound| bound.sockets.first())
+            .map(|listener| format!("{}://{}", listener.scheme(), listener.address))
+            .collect();
+        notifier.send(State::Ready {
+            listening: &listening,
+        });
     }
 
     /// Starts `count` workers under a new generation number.
@@ -127,13 +156,18 @@ impl Supervisor {
         Ok(generation)
     }
 
+    /// Whether `generation` has workers and every one of them reported ready.
+    fn generation_ready(&self, generation: u64) -> bool {
+        let of_generation = self.workers.values().filter(|w| w.generation == generation);
+        of_generation.clone().all(|w| w.ready) && of_generation.count() > 0
+    }
+
     /// Handles events until every worker of `generation` is ready (`true`), or one of them
     /// exits before being ready, or the deadline passes (`false`).
     async fn wait_ready(&mut self, generation: u64) -> bool {
         let deadline = tokio::time::Instant::now() + READY_DEADLINE;
         loop {
-            let of_generation = self.workers.values().filter(|w| w.generation == generation);
-            if of_generation.clone().all(|w| w.ready) && of_generation.count() > 0 {
+            if self.generation_ready(generation) {
                 return true;
             }
             let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.inbox.recv()).await else {
@@ -212,6 +246,9 @@ impl Supervisor {
             supervision::READY => {
                 worker.ready = true;
                 tracing::debug!(pid, "worker ready");
+                if !self.announced && self.generation_ready(current) {
+                    self.notify_ready();
+                }
             }
             supervision::RETIRING if worker.generation == current && !worker.retiring => {
                 worker.retiring = true;
@@ -287,9 +324,19 @@ impl Supervisor {
         });
     }
 
+    /// A reload, framed for the service manager by `RELOADING=1` and `READY=1`.
+    async fn reload(&mut self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.send(State::Reloading);
+        }
+        self.reload_generation().await;
+        // Whether or not the reload took, the service is ready again on what it now serves.
+        self.notify_ready();
+    }
+
     /// Loads the file again; on success starts a new generation and drains the old one once the
     /// new one is ready. Any failure keeps the running workers and configuration.
-    async fn reload(&mut self) {
+    async fn reload_generation(&mut self) {
         tracing::info!(path = %self.config_path.display(), "reloading");
         let loaded = match Config::load(&self.config_path) {
             Ok(loaded) => loaded,

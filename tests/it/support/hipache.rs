@@ -1,8 +1,11 @@
-//! The real binary: config written into a per-test temp dir, `http.port: 0`, address read from
-//! the `listening on ... address=<ip:port>` log line, ready once `Host: __ping__` answers `ok`.
+//! The real binary: config written into a per-test temp dir, `http.port: 0`, started with
+//! `NOTIFY_SOCKET` pointing at a datagram socket of the test's own. The master's `READY=1`
+//! says every worker serves, and its `STATUS=serving <scheme>://<address> ...` line gives the
+//! addresses the ports were bound to, in the config's order.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -13,7 +16,7 @@ use tempfile::TempDir;
 
 use super::raw_http::{Request, Response};
 use super::redis::RedisServer;
-use super::wait::{pause, wait_for, wait_until};
+use super::wait::{pause, wait_for};
 
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_hipache");
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +111,8 @@ fn merge(target: &mut Value, patch: Value) {
 pub(crate) struct Hipache {
     child: Option<Child>,
     addr: SocketAddr,
+    /// The https listeners, in the config's order.
+    https: Vec<SocketAddr>,
     config: Config,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -136,7 +141,11 @@ impl Hipache {
     }
 
     fn spawn(config: Config, mut command: Command) -> Hipache {
+        let notify_path = config.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind the notify socket");
         let mut child = command
+            .env("NOTIFY_SOCKET", &notify_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -144,46 +153,38 @@ impl Hipache {
             .unwrap_or_else(|e| panic!("spawning {BINARY}: {e}"));
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (found, address) = mpsc::channel();
         let lines = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { return };
-                if line.contains("listening on") {
-                    if let Some(addr) = listening_address(&line) {
-                        let _ = found.send(addr);
-                    }
-                }
                 lines.lock().expect("hipache log").push(line);
             }
         });
-        let addr = address.recv_timeout(START_TIMEOUT);
         let mut hipache = Hipache {
             child: Some(child),
             addr: "127.0.0.1:1".parse().expect("placeholder address"),
+            https: Vec::new(),
             config,
             log,
         };
-        hipache.addr = match addr {
-            Ok(addr) => addr,
-            Err(_) => {
-                let status = hipache
-                    .child
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten());
-                panic!(
-                    "hipache exited or logged no `listening on ... address=<ip:port>` line within \
-                     {START_TIMEOUT:?} (exit status so far: {status:?}); stderr:\n{}",
-                    hipache.log_text()
-                );
-            }
+        let Some(serving) = ready_status(&notify, START_TIMEOUT) else {
+            let status = hipache
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            panic!(
+                "hipache exited or sent no READY=1 within {START_TIMEOUT:?} (exit status so far: \
+                 {status:?}); stderr:\n{}",
+                hipache.log_text()
+            );
         };
-        // With `server.forceSecure` a plain `__ping__` gets the 301 to HTTPS instead.
-        wait_until(START_TIMEOUT, "`Host: __ping__` to answer 200 ok", || {
-            Request::get("__ping__", "/")
-                .try_send(hipache.addr)
-                .is_ok_and(|r| (r.status == 200 && r.text() == "ok") || r.status == 301)
-        });
+        for (scheme, address) in serving {
+            match scheme.as_str() {
+                "http" if hipache.addr.port() == 1 => hipache.addr = address,
+                "https" => hipache.https.push(address),
+                _ => {}
+            }
+        }
         hipache
     }
 
@@ -211,28 +212,19 @@ impl Hipache {
         pids
     }
 
-    /// The first https listener, from its `listening on ... scheme="https"` line.
+    /// The first https listener.
     pub(crate) fn https_addr(&self) -> SocketAddr {
         self.https_addrs(1)[0]
     }
 
-    /// The first `count` https listeners, in the config's order, from their `listening on` lines.
+    /// The first `count` https listeners, in the config's order.
     pub(crate) fn https_addrs(&self, count: usize) -> Vec<SocketAddr> {
-        // Logged before the worker answers pings, but the reader thread may still be behind.
-        wait_for(
-            Duration::from_secs(5),
-            "the https `listening on` lines",
-            || {
-                let addrs: Vec<_> = self
-                    .log_lines()
-                    .iter()
-                    .filter(|line| line.contains("listening on") && line.contains("https"))
-                    .filter_map(|line| listening_address(line))
-                    .take(count)
-                    .collect();
-                (addrs.len() == count).then_some(addrs)
-            },
-        )
+        assert!(
+            self.https.len() >= count,
+            "{count} https listeners asked for, the proxy serves {:?}",
+            self.https
+        );
+        self.https[..count].to_vec()
     }
 
     pub(crate) fn port(&self) -> u16 {
@@ -336,10 +328,32 @@ impl Drop for Hipache {
 }
 
 /// Parses `address=<ip:port>` out of a `listening on` log line (quotes tolerated).
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let start = line.find("address=")? + "address=".len();
-    let token = line[start..].split_whitespace().next()?;
-    token.trim_matches(['"', ',']).parse().ok()
+/// Reads the master's notifications until `READY=1` (within `timeout`): the listeners of its
+/// `STATUS=serving ...` line, as (scheme, address).
+fn ready_status(notify: &UnixDatagram, timeout: Duration) -> Option<Vec<(String, SocketAddr)>> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        notify
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        let n = notify.recv(&mut buf).ok()?;
+        let message = String::from_utf8_lossy(&buf[..n]);
+        if !message.lines().any(|line| line == "READY=1") {
+            continue;
+        }
+        let status = message
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS=serving "))?;
+        return status
+            .split_whitespace()
+            .map(|url| {
+                let (scheme, address) = url.split_once("://")?;
+                Some((scheme.to_owned(), address.parse().ok()?))
+            })
+            .collect();
+    }
 }
 
 fn read_lines(path: &Path) -> Vec<String> {
