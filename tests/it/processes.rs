@@ -14,7 +14,7 @@ use crate::support::backend::Backend;
 use crate::support::hipache::{Config, Hipache};
 use crate::support::raw_http::Request;
 use crate::support::redis::RedisServer;
-use crate::support::wait::{pause, wait_until};
+use crate::support::wait::wait_until;
 
 /// A bounded client loop: one request per connection, counting answers that are not 200.
 struct Load {
@@ -207,7 +207,8 @@ fn memory_watchdog_retires_workers_while_requests_keep_succeeding() {
     wait_until(Duration::from_secs(20), "two retirements", || {
         retired(&hipache) >= 2
     });
-    pause(Duration::from_millis(200));
+    // Traffic after the retirements too: the replacements serve.
+    load.wait_for_more(20);
     let (sent, failed) = load.finish();
     eprintln!(
         "watchdog retirements ({}): {sent} requests sent, {failed} failed",

@@ -266,7 +266,7 @@ async fn lookup_right_after_the_acknowledgement_is_fresh() {
 /// unanswered a lookup reads Redis, even for a cached host; caching resumes with the `PONG`.
 #[tokio::test]
 async fn no_cached_answer_is_served_while_a_ping_is_unanswered() {
-    let redis = RedisServer::start(&["--enable-debug-command", "yes"]).await;
+    let redis = RedisServer::start(&[]).await;
     let mut conn = redis.connection(0).await;
     let mut sleeper = redis.connection(0).await;
     let url = redis.url("");
@@ -280,14 +280,11 @@ async fn no_cached_answer_is_served_while_a_ping_is_unanswered() {
     let cached = cached_state(&routes, &mut conn, "ping.test").await;
     assert_eq!(cached, Some((1, vec![])));
     let before = transactions(&mut conn).await;
-    // Redis sleeps, so the `PONG` cannot come back before the lookup.
-    let sleep = tokio::spawn(async move {
-        run::<()>(&mut sleeper, &["DEBUG", "SLEEP", "0.2"]).await;
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Redis holds every client's commands for 200 ms from the moment it answers `OK`, so the
+    // `PONG` cannot come back before the lookup.
+    run::<()>(&mut sleeper, &["CLIENT", "PAUSE", "200", "ALL"]).await;
     routes.shared.tracking.ping_now();
     assert_eq!(state(&routes, "ping.test").await, cached);
-    sleep.await.unwrap();
     assert_eq!(
         transactions(&mut conn).await,
         before + 1,
