@@ -1,11 +1,12 @@
 //! `hipache [-c FILE] [-d]`: parse the command line, load the config, then hand off to the master,
 //! to a worker (the master re-executes this binary with `--worker`), to `--dry`, or to route
-//! management (`hipache frontend ...`, `hipache backend ...`).
+//! management (`hipache frontend ...`, `hipache backend ...`); or print the manual or the shell
+//! completions.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use hipache::cli::Cli;
+use hipache::cli::{self, Cli, Command};
 use hipache::config::{Config, ConfigError};
 use hipache::supervision::exit_code;
 use hipache::worker;
@@ -13,6 +14,21 @@ use hipache::{dry, logging, master};
 
 fn main() -> ExitCode {
     let cli = Cli::from_env();
+    // Neither needs a configuration.
+    let printed = match &cli.command {
+        Some(Command::Completions { shell }) => Some(cli::print_completions(*shell)),
+        Some(Command::Man) => Some(cli::print_manual()),
+        _ => None,
+    };
+    if let Some(result) = printed {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("hipache: cannot write to standard output: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let path = cli.config_path();
     let loaded = match Config::load(&path) {
         Ok(loaded) => loaded,
@@ -26,7 +42,7 @@ fn main() -> ExitCode {
             return exit(exit_code::CONFIG);
         }
     };
-    if let Some(command) = &cli.command {
+    if let Some(Command::Routes(command)) = &cli.command {
         return hipache::manage::run(command, &loaded.config);
     }
     if cli.dry {

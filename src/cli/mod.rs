@@ -5,9 +5,13 @@
 //! Resolution is split into pure functions over candidate paths so it is testable without
 //! touching the environment or the disk.
 
+mod manual;
+
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+pub use manual::{print_completions, print_manual};
 
 const AFTER_HELP: &str = "\
 Without --config, the file is config/config.json, or config/config_<flavor>.json when the
@@ -15,9 +19,20 @@ SETTINGS_FLAVOR environment variable is set (e.g. SETTINGS_FLAVOR=test uses conf
 It is looked up in the current directory first, then next to the installation (the folder above
 the executable's, or the one above that).";
 
+/// `--version`'s long form: what the binary is made of.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("HIPACHE_COMMIT"),
+    "\ncrypto: ",
+    env!("HIPACHE_CRYPTO"),
+    " (rustls)\nfeatures: ",
+    env!("HIPACHE_FEATURES"),
+);
+
 /// Hipache: a distributed HTTP and WebSocket proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "hipache", version, about, after_help = AFTER_HELP)]
+#[command(name = "hipache", version, long_version = LONG_VERSION, about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Location of the configuration file
     #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
@@ -28,9 +43,24 @@ pub struct Cli {
     /// Internal: run as a worker process started by the master (listeners are inherited).
     #[arg(long = "worker", hide = true)]
     pub worker: bool,
-    /// Route management instead of running the proxy.
+    /// Route management, or the manual and completions, instead of running the proxy.
     #[command(subcommand)]
-    pub command: Option<crate::manage::Command>,
+    pub command: Option<Command>,
+}
+
+/// What `hipache <subcommand>` does instead of running the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Route management (`frontend ...`, `backend ...`).
+    #[command(flatten)]
+    Routes(crate::manage::Command),
+    /// Print the shell completion script for SHELL
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `hipache man | man -l -` shows it)
+    Man,
 }
 
 /// `config/config.json`, or `config/config_<flavor>.json` for a non-empty flavor.
@@ -130,7 +160,7 @@ mod tests {
     use clap::Parser as _;
 
     use super::*;
-    use crate::manage::{BackendCommand, Command, FrontendCommand};
+    use crate::manage::{self, BackendCommand, FrontendCommand};
 
     #[test]
     fn default_path_is_config_json() {
@@ -252,18 +282,22 @@ mod tests {
         assert_eq!(cli.config, Some("x.json".into()));
         assert_eq!(
             cli.command,
-            Some(Command::Frontend(FrontendCommand::Add {
-                host: "h".into(),
-                id: "id".into(),
-                urls: vec!["http://a:1".into(), "http://b:2".into()],
-                replace: false,
-            }))
+            Some(Command::Routes(manage::Command::Frontend(
+                FrontendCommand::Add {
+                    host: "h".into(),
+                    id: "id".into(),
+                    urls: vec!["http://a:1".into(), "http://b:2".into()],
+                    replace: false,
+                }
+            )))
         );
         let cli = parse(&["backend", "rm", "h", "http://a:1", "--config", "y.json"]).unwrap();
         assert_eq!(cli.config, Some("y.json".into()));
         assert!(matches!(
             cli.command,
-            Some(Command::Backend(BackendCommand::Rm { .. }))
+            Some(Command::Routes(manage::Command::Backend(
+                BackendCommand::Rm { .. }
+            )))
         ));
     }
 
