@@ -27,7 +27,7 @@ use http::{Response, StatusCode, Uri};
 use crate::access_log::LoggedRequest;
 use crate::error_page::{self, Generated, PageBody};
 use crate::proxy::error::ProxyError;
-use crate::proxy::{Answered, ClientConnection, Outcome, Proxy, Route, Routed};
+use crate::proxy::{Answered, ClientConnection, ClientFailure, Outcome, Proxy, Route, Routed};
 use crate::routes::RouteSource;
 use crate::wire::headers::{self, Forwarded};
 use crate::wire::response::ResponseHead;
@@ -75,6 +75,12 @@ async fn serve<S: RouteSource>(
     };
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
+    // Read before `te` goes as a hop-by-hop field.
+    let trailers_expected = parts
+        .headers
+        .get_all(header::TE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
     let mut expects_continue = parts
         .headers
@@ -88,10 +94,10 @@ async fn serve<S: RouteSource>(
     let length = parts.headers.get(header::CONTENT_LENGTH);
     let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
     let idle = proxy.idle_timeout;
-    let Some(payload) = Payload::from_client(body, length, expects_continue, idle).await else {
-        // The client went away while sending its body: nobody is left to answer.
-        let error = ProxyError::BackendIo { replayable: false };
-        return Reply::Answer(generated(proxy.error_answer(error, debug)));
+    let payload = Payload::from_client(body, length, trailers_expected, expects_continue, idle);
+    let payload = match payload.await {
+        Ok(payload) => payload,
+        Err(failure) => return Reply::Answer(given_up(&proxy, failure, debug)),
     };
     let mut exchange = request::Request {
         parts: &parts,
@@ -176,8 +182,21 @@ fn respond_with<S: RouteSource>(
             }
             response
         }
-        // The client stopped sending its body: nobody is left to read an answer.
-        Outcome::Client(_) => {
+        Outcome::Client(failure) => given_up(proxy, failure, debug),
+    }
+}
+
+/// The answer to a request whose client broke it: a 400 for a malformed body (its trailers),
+/// before anything was sent; otherwise the client stopped sending its body and nobody is left
+/// to read an answer.
+fn given_up<S: RouteSource>(
+    proxy: &Proxy<S>,
+    failure: ClientFailure,
+    debug: bool,
+) -> Response<ResponseBody> {
+    match failure {
+        ClientFailure::InvalidBody => refused(StatusCode::BAD_REQUEST),
+        ClientFailure::Gone => {
             let error = ProxyError::BackendIo { replayable: false };
             generated(proxy.error_answer(error, debug))
         }

@@ -67,7 +67,7 @@ pub(super) async fn serve<S: RouteSource>(
     }
     let mut exchange = h2_request::Request {
         parts: &parts,
-        payload: Payload::Replayable(Bytes::new()),
+        payload: Payload::empty(),
         timeout: proxy.response_timeout,
         upgrade: true,
         pump: None,

@@ -23,6 +23,8 @@ pub(crate) struct Message {
     /// Names lowercased, in arrival order.
     pub(crate) fields: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// A chunked body's trailer fields, names lowercased.
+    pub(crate) trailers: Vec<(String, String)>,
     /// At a raw backend: which accepted connection carried it (0, 1, ...).
     pub(crate) connection: usize,
 }
@@ -94,7 +96,14 @@ pub(crate) fn read_body(
             let line = read_line(reader)?;
             let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
             if size == 0 {
-                while !read_line(reader)?.is_empty() {}
+                loop {
+                    let line = read_line(reader)?;
+                    let Some((name, value)) = line.split_once(':') else {
+                        break;
+                    };
+                    let field = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                    message.trailers.push(field);
+                }
                 break;
             }
             let mut chunk = vec![0; size + 2];
