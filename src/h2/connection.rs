@@ -16,16 +16,26 @@ use crate::proxy::open::{Connections, Open, OpenCount};
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
 
+/// The header list size `h2` decodes before it answers a stream 431 itself, which it also
+/// advertises (SETTINGS_MAX_HEADER_LIST_SIZE). It sits well above our own head limits, which
+/// `serve` applies per stream with the HTTP/1 front end's 431, because `h2` ends the whole
+/// connection (GOAWAY ENHANCE_YOUR_CALM) for a block decoded to over 4 times this, or spread
+/// over more CONTINUATION frames than 1.25 times this over the frame size (at least 5): at
+/// 256 KiB, a 100 KiB field in frames of 16 KiB (or 8 KiB) is decoded and refused alone, while
+/// one stream's head still costs at most this much memory.
+const HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 /// The SETTINGS and limits of our HTTP/2 connections: hyper's server defaults, which this front
 /// end had before it spoke `h2` directly (a 1 MiB window per stream and per connection rather
-/// than the spec's 64 KiB, which holds uploads back on any link with latency).
+/// than the spec's 64 KiB, which holds uploads back on any link with latency), but for the
+/// header list size (`HEADER_LIST_BYTES`).
 pub(crate) fn builder() -> Builder {
     let mut builder = Builder::new();
     builder
         .initial_window_size(1024 * 1024)
         .initial_connection_window_size(1024 * 1024)
         .max_frame_size(16 * 1024)
-        .max_header_list_size(16 * 1024)
+        .max_header_list_size(HEADER_LIST_BYTES)
         .max_concurrent_streams(200)
         .max_local_error_reset_streams(Some(1024))
         .max_send_buffer_size(400 * 1024)

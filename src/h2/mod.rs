@@ -53,6 +53,10 @@ async fn serve<S: RouteSource>(
     respond: &RefCell<SendResponse<Bytes>>,
 ) -> Reply {
     let debug = request.headers().contains_key(headers::X_DEBUG);
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if headers::is_over_head_limits(request.method().as_str(), target, request.headers()) {
+        return Reply::Answer(refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+    }
     if is_ambiguous(&request) {
         return Reply::Answer(refused(StatusCode::BAD_REQUEST));
     }

@@ -42,6 +42,8 @@ mod h2_hosts;
 #[cfg(test)]
 mod h2_interim;
 #[cfg(test)]
+mod h2_limits;
+#[cfg(test)]
 mod h2_trailers;
 #[cfg(test)]
 mod h2_websocket;

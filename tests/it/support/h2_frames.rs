@@ -15,6 +15,7 @@ pub(crate) const RST_STREAM: u8 = 0x3;
 pub(crate) const SETTINGS: u8 = 0x4;
 pub(crate) const PING: u8 = 0x6;
 pub(crate) const GOAWAY: u8 = 0x7;
+pub(crate) const CONTINUATION: u8 = 0x9;
 
 pub(crate) const END_STREAM: u8 = 0x1;
 pub(crate) const ACK: u8 = 0x1;
@@ -97,6 +98,35 @@ impl H2Raw {
     pub(crate) fn headers(&mut self, stream: u32, fields: &[(&str, &str)], end_stream: bool) {
         let flags = END_HEADERS | if end_stream { END_STREAM } else { 0 };
         self.send(HEADERS, flags, stream, &block(fields));
+    }
+
+    /// A header block too large for one frame: a HEADERS frame and CONTINUATION frames of
+    /// at most `frame` bytes each, the last one ending the headers.
+    pub(crate) fn large_headers(&mut self, stream: u32, block: &[u8], frame: usize) {
+        let mut pieces = block.chunks(frame).peekable();
+        let mut kind = HEADERS;
+        let mut flags = END_STREAM;
+        while let Some(piece) = pieces.next() {
+            let last = if pieces.peek().is_none() {
+                END_HEADERS
+            } else {
+                0
+            };
+            self.send(kind, flags | last, stream, piece);
+            (kind, flags) = (CONTINUATION, 0);
+        }
+    }
+
+    /// `GET /` for `host` on `stream` with `extra` fields, no body: its header block.
+    pub(crate) fn get_block(host: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        let mut fields = vec![
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", host),
+            (":path", "/"),
+        ];
+        fields.extend_from_slice(extra);
+        block(&fields)
     }
 
     /// The next frame; `None` once the proxy closed the connection (or went quiet).
