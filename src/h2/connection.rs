@@ -1,7 +1,7 @@
-//! One HTTP/2 client connection on the `h2` crate: the handshake with our SETTINGS, the loop
-//! that accepts streams and runs each in a task of its own (`stream`), keep-alive pings, the
-//! close of an idle connection, and the graceful close (GOAWAY, then the open streams end)
-//! when the worker drains.
+//! One HTTP/2 client connection on the `h2` crate (its bytes checked on the way in by
+//! `frame_check`): the handshake with our SETTINGS, the loop that accepts streams and runs each
+//! in a task of its own (`stream`), keep-alive pings, the close of an idle connection, and the
+//! graceful close (GOAWAY, then the open streams end) when the worker drains.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -12,6 +12,7 @@ use ::h2::{Ping, PingPong};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::frame_check::FrameCheck;
 use crate::proxy::open::{Connections, Open, OpenCount};
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
@@ -62,7 +63,7 @@ pub(crate) async fn serve<S, I>(
     }
     let _open = connections.count.enter();
     let idle = proxy.idle_timeout;
-    let handshake = builder.handshake::<_, Bytes>(io);
+    let handshake = builder.handshake::<_, Bytes>(FrameCheck::new(io));
     let mut connection = match tokio::time::timeout(idle, handshake).await {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => return tracing::debug!(%error, "http/2 handshake failed"),

@@ -8,6 +8,7 @@
 
 pub(crate) mod body;
 pub(crate) mod connection;
+mod frame_check;
 mod pump;
 pub(crate) mod request;
 mod stream;

@@ -38,6 +38,8 @@ mod freshness;
 #[cfg(test)]
 mod h2;
 #[cfg(test)]
+mod h2_errors;
+#[cfg(test)]
 mod h2_hosts;
 #[cfg(test)]
 mod h2_interim;

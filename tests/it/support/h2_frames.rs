@@ -11,10 +11,12 @@ use super::raw_backend::IO_TIMEOUT;
 
 pub(crate) const DATA: u8 = 0x0;
 pub(crate) const HEADERS: u8 = 0x1;
+pub(crate) const PRIORITY: u8 = 0x2;
 pub(crate) const RST_STREAM: u8 = 0x3;
 pub(crate) const SETTINGS: u8 = 0x4;
 pub(crate) const PING: u8 = 0x6;
 pub(crate) const GOAWAY: u8 = 0x7;
+pub(crate) const WINDOW_UPDATE: u8 = 0x8;
 pub(crate) const CONTINUATION: u8 = 0x9;
 
 pub(crate) const END_STREAM: u8 = 0x1;
@@ -23,6 +25,8 @@ pub(crate) const END_HEADERS: u8 = 0x4;
 
 /// Error codes (RFC 9113 §7).
 pub(crate) const PROTOCOL_ERROR: u32 = 0x1;
+pub(crate) const FLOW_CONTROL_ERROR: u32 = 0x3;
+pub(crate) const FRAME_SIZE_ERROR: u32 = 0x6;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Frame {
@@ -164,6 +168,18 @@ impl H2Raw {
                 }
                 PING if frame.flags & ACK == 0 => self.send(PING, ACK, 0, &frame.payload),
                 _ => {}
+            }
+        }
+    }
+}
+
+impl H2Raw {
+    /// Reads until the proxy sends a GOAWAY (its code) or closes the connection (`None`).
+    pub(crate) fn goaway(&mut self) -> Option<u32> {
+        loop {
+            let frame = self.read()?;
+            if frame.kind == GOAWAY {
+                return frame.error_code();
             }
         }
     }
