@@ -6,7 +6,7 @@ use crate::support::h2_frames::{
     Ending, H2Raw, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, PING, PRIORITY, RST_STREAM, SETTINGS,
     WINDOW_UPDATE,
 };
-use crate::support::raw_backend::{ok, proxy_to, RawBackend};
+use crate::support::raw_backend::{ok, unprivileged_proxy_to, RawBackend};
 use crate::support::RedisServer;
 
 /// What is sent (a frame's type, flags, stream and payload), and the code of the GOAWAY.
@@ -16,7 +16,7 @@ type Case = (&'static str, u8, u8, u32, Vec<u8>, u32);
 fn malformed_frames_end_the_connection_with_the_rfcs_error_code() {
     let redis = RedisServer::start();
     let backend = RawBackend::start(|peer| peer.answer_each(|_| ok("fine")));
-    let hipache = proxy_to(&redis, "frames2.test", &backend.url());
+    let hipache = unprivileged_proxy_to(&redis, "frames2.test", &backend.url());
     let cases: [Case; 8] = [
         (
             "SETTINGS of 5 bytes",

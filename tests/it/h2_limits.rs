@@ -3,7 +3,7 @@
 //! the connection go on.
 
 use crate::support::h2_frames::{Ending, H2Raw};
-use crate::support::raw_backend::{ok, proxy_to, RawBackend};
+use crate::support::raw_backend::{ok, unprivileged_proxy_to, RawBackend};
 use crate::support::RedisServer;
 
 /// A head's fields, the size of the frames it is sent in, and the status it gets.
@@ -13,7 +13,7 @@ type Case<'a> = (&'a [(&'a str, &'a str)], usize, u16);
 fn an_http2_head_over_the_http1_limits_gets_431_and_the_connection_goes_on() {
     let redis = RedisServer::start();
     let backend = RawBackend::start(|peer| peer.answer_each(|_| ok("fine")));
-    let hipache = proxy_to(&redis, "limits2.test", &backend.url());
+    let hipache = unprivileged_proxy_to(&redis, "limits2.test", &backend.url());
     let big = |len: usize| "v".repeat(len);
     let many: Vec<(String, String)> = (0..150).map(|i| (format!("x-f{i}"), "1".into())).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use tokio::net::TcpStream;
 
 use crate::support::h2_frames::{self, Ending, H2Raw, END_HEADERS, END_STREAM, HEADERS};
-use crate::support::raw_backend::{ok, pattern, proxy_to, RawBackend, IO_TIMEOUT};
+use crate::support::raw_backend::{ok, pattern, unprivileged_proxy_to, RawBackend, IO_TIMEOUT};
 use crate::support::RedisServer;
 
 async fn connect(addr: std::net::SocketAddr) -> h2::client::SendRequest<Bytes> {
@@ -53,7 +53,7 @@ fn a_backends_chunked_trailers_reach_an_http2_client_as_trailing_headers() {
             );
         }
     });
-    let hipache = proxy_to(&redis, "trail2.test", &backend.url());
+    let hipache = unprivileged_proxy_to(&redis, "trail2.test", &backend.url());
 
     let (status, body, trailers) = block_on(async {
         let mut client = connect(hipache.addr()).await;
@@ -83,7 +83,7 @@ fn a_backends_chunked_trailers_reach_an_http2_client_as_trailing_headers() {
 fn an_http2_clients_trailers_reach_the_backend_at_the_end_of_a_chunked_body() {
     let redis = RedisServer::start();
     let backend = recording_backend();
-    let hipache = proxy_to(&redis, "trail2up.test", &backend.url());
+    let hipache = unprivileged_proxy_to(&redis, "trail2up.test", &backend.url());
     let big = Bytes::from(pattern(200 * 1024));
     // A body kept whole (with a length), one streamed without a length, and one streamed with a
     // length whose client deals in trailers.
@@ -130,7 +130,7 @@ fn an_http2_clients_trailers_reach_the_backend_at_the_end_of_a_chunked_body() {
 fn malformed_http2_trailers_are_refused_and_never_reach_the_backend() {
     let redis = RedisServer::start();
     let backend = recording_backend();
-    let hipache = proxy_to(&redis, "bad2.test", &backend.url());
+    let hipache = unprivileged_proxy_to(&redis, "bad2.test", &backend.url());
     // A body kept whole (refused before anything was sent: 400), and one streamed (reset).
     let cases = [(b"small".to_vec(), Some("5")), (pattern(100 * 1024), None)];
     let bad_trailers: [&[(&str, &str)]; 3] = [

@@ -325,3 +325,19 @@ pub(crate) fn proxy_to(redis: &RedisServer, host: &str, url: &str) -> Hipache {
     redis.frontend(host, host, &[url]);
     Hipache::start(Config::redis(redis))
 }
+
+/// [`proxy_to`] in the shape production runs: a root master, workers as `nobody`.
+pub(crate) fn unprivileged_proxy_to(redis: &RedisServer, host: &str, url: &str) -> Hipache {
+    redis.frontend(host, host, &[url]);
+    let hipache =
+        Hipache::start(Config::redis(redis).with(serde_json::json!({ "user": "nobody" })));
+    let workers = hipache.worker_pids();
+    assert!(!workers.is_empty(), "hipache has workers");
+    for pid in workers {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+        let real = uid.and_then(|ids| ids.split_whitespace().next());
+        assert_ne!(real, Some("0"), "worker {pid} runs as root");
+    }
+    hipache
+}
