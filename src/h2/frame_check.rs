@@ -1,15 +1,22 @@
 //! The frame checks whose error code RFC 9113 names and the `h2` crate answers otherwise: it
 //! ends the connection with PROTOCOL_ERROR for a SETTINGS, PING, RST_STREAM, PRIORITY or
-//! WINDOW_UPDATE frame of the wrong length (RFC 9113 §6: FRAME_SIZE_ERROR) and for an
-//! `INITIAL_WINDOW_SIZE` over 2^31-1 (§6.5.2: FLOW_CONTROL_ERROR). A client's bytes pass through
+//! WINDOW_UPDATE frame of the wrong length (RFC 9113 §6: FRAME_SIZE_ERROR), for an
+//! `INITIAL_WINDOW_SIZE` over 2^31-1 (§6.5.2: FLOW_CONTROL_ERROR), and for DATA or HEADERS on a
+//! stream the client already ended (§5.1: STREAM_CLOSED; a stream error while the stream is
+//! half-closed, which §5.4.1 lets an endpoint treat as a connection error, and a connection
+//! error once it is closed). A client's bytes pass through
 //! [`FrameCheck`] on their way to `h2`, which reads the frame heads (and the entries of SETTINGS
 //! frames) as they go by: such a frame is held back whole, and the connection is ended with a
 //! GOAWAY carrying the RFC's code, written between two of `h2`'s frames. Every other frame, and
 //! every other decision, stays `h2`'s.
 //!
 //! Only the 9-byte frame heads are read; payloads are skipped, but for SETTINGS (at most one
-//! frame size, 16 KiB, of 6-byte entries), so the cost is a few comparisons per frame.
+//! frame size, 16 KiB, of 6-byte entries), so the cost is a few comparisons per frame, and a
+//! scan of the streams the client ended last (`ENDED_STREAMS`, above the 200 that may be open
+//! at once) per DATA or HEADERS frame. A frame on a stream ended before those is left to `h2`,
+//! which resets it with STREAM_CLOSED once it forgot the stream.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -20,6 +27,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 const PREFACE_BYTES: usize = 24;
 const HEAD_BYTES: usize = 9;
 
+/// How many of the streams a client ended last are remembered.
+const ENDED_STREAMS: usize = 256;
+
+const DATA: u8 = 0x0;
 const PRIORITY: u8 = 0x2;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
@@ -28,11 +39,13 @@ const GOAWAY: u8 = 0x7;
 const WINDOW_UPDATE: u8 = 0x8;
 const HEADERS: u8 = 0x1;
 const ACK: u8 = 0x1;
+const END_STREAM: u8 = 0x1;
 const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 const MAX_WINDOW: u32 = (1 << 31) - 1;
 
 /// Error codes (RFC 9113 §7).
 const FLOW_CONTROL_ERROR: u32 = 0x3;
+const STREAM_CLOSED: u32 = 0x5;
 const FRAME_SIZE_ERROR: u32 = 0x6;
 
 /// Where a stream of frames stands: in the preface, in a frame's head, or in its payload.
@@ -48,6 +61,8 @@ struct Frames {
     entry_len: usize,
     /// The highest stream a client's HEADERS frame opened, for the GOAWAY.
     last_stream: u32,
+    /// The streams the client ended last (END_STREAM seen), oldest first.
+    ended: VecDeque<u32>,
 }
 
 impl Frames {
@@ -116,6 +131,17 @@ impl Frames {
         };
         if wrong_length {
             return Some(FRAME_SIZE_ERROR);
+        }
+        if matches!(kind, DATA | HEADERS) && stream % 2 == 1 {
+            if self.ended.contains(&stream) {
+                return Some(STREAM_CLOSED);
+            }
+            if flags & END_STREAM != 0 {
+                if self.ended.len() == ENDED_STREAMS {
+                    self.ended.pop_front();
+                }
+                self.ended.push_back(stream);
+            }
         }
         if kind == HEADERS && stream % 2 == 1 {
             self.last_stream = self.last_stream.max(stream);
@@ -301,6 +327,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for FrameCheck<I> {
 mod tests {
     use super::*;
 
+    const END_HEADERS_AND_STREAM: u8 = 0x5;
+
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
         out.extend_from_slice(&[kind, flags]);
@@ -329,7 +357,7 @@ mod tests {
             frame(SETTINGS, 0, 0, &[0, 4, 0, 1, 0, 0, 0, 3, 0, 0, 0, 100]),
             frame(SETTINGS, ACK, 0, &[]),
             frame(HEADERS, 0x5, 1, &[0x82, 0x86, 0x84]),
-            frame(0x0, 0x1, 1, &[0; 300]),
+            frame(DATA, 0x1, 3, &[0; 300]),
             frame(PING, 0, 0, &[0; 8]),
             frame(PRIORITY, 0, 3, &[0; 5]),
             frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]),
@@ -360,6 +388,30 @@ mod tests {
             let found = verdict(&[ok.clone(), bad.clone()]);
             assert_eq!(found, Some((preface + ok.len() + at, code)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn frames_on_a_stream_the_client_ended_are_stream_closed() {
+        let get = frame(HEADERS, END_HEADERS_AND_STREAM, 1, &[0x82]);
+        let post = frame(HEADERS, 0x4, 3, &[0x83]);
+        let last_data = frame(DATA, END_STREAM, 3, &[0; 10]);
+        for (after, at) in [
+            (frame(DATA, 0, 1, &[0; 4]), 8),
+            (frame(HEADERS, 0x5, 1, &[0x82]), 8),
+            (frame(DATA, 0, 3, &[0; 4]), 8),
+        ] {
+            let frames = [get.clone(), post.clone(), last_data.clone(), after.clone()];
+            let before: usize = 24 + get.len() + post.len() + last_data.len();
+            assert_eq!(
+                verdict(&frames),
+                Some((before + at, STREAM_CLOSED)),
+                "{after:?}"
+            );
+        }
+        // Other streams, and trailers that end a stream, go on.
+        let trailers = frame(HEADERS, 0x5, 3, &[0x40]);
+        let frames = [get, post, frame(DATA, 0, 3, &[0; 4]), trailers];
+        assert_eq!(verdict(&frames), None);
     }
 
     #[test]

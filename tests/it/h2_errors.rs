@@ -1,10 +1,11 @@
 //! Connection errors over HTTP/2 carry the code RFC 9113 names: a frame of the wrong length is a
 //! FRAME_SIZE_ERROR (§4.2, §6), an initial window over 2^31-1 a FLOW_CONTROL_ERROR (§6.5.2),
-//! whether or not a stream was served before on the connection.
+//! whether or not a stream was served before on the connection; DATA or HEADERS on a stream the
+//! client ended is a STREAM_CLOSED (§5.1).
 
 use crate::support::h2_frames::{
-    Ending, H2Raw, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, PING, PRIORITY, RST_STREAM, SETTINGS,
-    WINDOW_UPDATE,
+    block, Ending, H2Raw, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
+    HEADERS, PING, PRIORITY, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE,
 };
 use crate::support::raw_backend::{ok, unprivileged_proxy_to, RawBackend};
 use crate::support::RedisServer;
@@ -92,6 +93,39 @@ fn malformed_frames_end_the_connection_with_the_rfcs_error_code() {
     raw.send(SETTINGS, 0, 0, &[0, 4, 0x7f, 0xff, 0xff, 0xff]);
     raw.headers(1, &request("frames2.test"), true);
     assert_eq!(raw.ending(1), Ending::Status(200));
+}
+
+#[test]
+fn data_or_headers_on_a_stream_the_client_ended_are_stream_closed() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| peer.answer_each(|_| ok("fine")));
+    let hipache = unprivileged_proxy_to(&redis, "ended2.test", &backend.url());
+    let get = block(&request("ended2.test"));
+    let trailers = block(&[("x-late", "1")]);
+    let cases: [(&str, u8, u8, &[u8]); 3] = [
+        ("DATA", DATA, 0, b"late"),
+        ("DATA ending it again", DATA, END_STREAM, b"late"),
+        ("HEADERS", HEADERS, END_HEADERS | END_STREAM, &trailers),
+    ];
+
+    for (what, kind, flags, payload) in cases {
+        // Half-closed: the frame comes right behind the request, before any answer.
+        let mut raw = H2Raw::open(hipache.addr());
+        raw.send(HEADERS, END_HEADERS | END_STREAM, 1, &get);
+        raw.send(kind, flags, 1, payload);
+        assert_eq!(
+            raw.goaway(),
+            Some(STREAM_CLOSED),
+            "{what} while half-closed"
+        );
+
+        // Closed: the stream was answered first.
+        let mut raw = H2Raw::open(hipache.addr());
+        raw.send(HEADERS, END_HEADERS | END_STREAM, 1, &get);
+        assert_eq!(raw.ending(1), Ending::Status(200), "{what}");
+        raw.send(kind, flags, 1, payload);
+        assert_eq!(raw.goaway(), Some(STREAM_CLOSED), "{what} once closed");
+    }
 }
 
 fn request(host: &str) -> [(&str, &str); 4] {

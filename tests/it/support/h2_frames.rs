@@ -25,6 +25,7 @@ pub(crate) const END_HEADERS: u8 = 0x4;
 
 /// Error codes (RFC 9113 §7).
 pub(crate) const PROTOCOL_ERROR: u32 = 0x1;
+pub(crate) const STREAM_CLOSED: u32 = 0x5;
 pub(crate) const FLOW_CONTROL_ERROR: u32 = 0x3;
 pub(crate) const FRAME_SIZE_ERROR: u32 = 0x6;
 
