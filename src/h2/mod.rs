@@ -1,10 +1,12 @@
 //! The HTTP/2 front end, on the `h2` crate: `connection` serves a connection (TLS with ALPN
-//! `h2`, or h2c prior knowledge) and runs each stream in a task of its own (`stream`), which
-//! calls [`serve`]. A request is routed and sent through the proxy's one attempt loop as
-//! HTTP/1.1 over the worker's backend pool (`request`), the backend's interim answers are
-//! relayed as they come, and the answer is streamed back (`body`), its access log line written
-//! when it ends. A WebSocket opened with an extended CONNECT (RFC 8441) is tunnelled to the
-//! backend as an HTTP/1.1 Upgrade (`websocket`).
+//! `h2`, or h2c prior knowledge; the frames that come in checked by `frame_check` where the
+//! crate would answer with another code than the RFC's) and runs each stream in a task of its
+//! own (`stream`), which calls [`serve`]. A request held to the HTTP/1 head limits is routed and
+//! sent through the proxy's one attempt loop as HTTP/1.1 over the worker's backend pool
+//! (`request`, trailers at the end of its chunks), the backend's interim answers are relayed as
+//! they come, and the answer is streamed back (`body`, trailers as a last HEADERS frame), its
+//! access log line written when it ends. A WebSocket opened with an extended CONNECT (RFC 8441)
+//! is tunnelled to the backend as an HTTP/1.1 Upgrade (`websocket`).
 
 pub(crate) mod body;
 pub(crate) mod connection;
