@@ -98,11 +98,13 @@ pub(crate) fn read_body(
             if size == 0 {
                 loop {
                     let line = read_line(reader)?;
-                    let Some((name, value)) = line.split_once(':') else {
+                    if line.is_empty() {
                         break;
-                    };
-                    let field = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
-                    message.trailers.push(field);
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        let field = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                        message.trailers.push(field);
+                    }
                 }
                 break;
             }
