@@ -10,12 +10,13 @@
 //! end, and writes the access log line when it is dropped (as Hipache logs on `res.end`).
 
 use std::future::Future;
-use std::io;
+use std::io::{self, ErrorKind};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
@@ -24,8 +25,9 @@ use super::pump::UploadPump;
 use crate::access_log::PendingLine;
 use crate::proxy::backend::{Activity, Answer, BodyRelay};
 use crate::proxy::pool::BackendStream;
-use crate::wire::buffers;
+use crate::proxy::{ClientFailure, SendError};
 use crate::wire::response::Framing;
+use crate::wire::{buffers, trailers};
 
 pub(crate) struct ResponseBody {
     content: Content,
@@ -40,7 +42,8 @@ enum Content {
 }
 
 /// A backend's body: what was read with the head, then the stream, walked by its framing. HTTP/2
-/// has its own framing, so chunks are decoded and only payload goes on.
+/// has its own framing, so chunks are decoded and only payload goes on, then the trailer fields
+/// as a frame of their own.
 struct BackendBody {
     stream: Option<BackendStream>,
     buf: Vec<u8>,
@@ -59,6 +62,8 @@ struct BackendBody {
     /// The rest of a streamed upload, and when either direction last moved.
     pump: Option<UploadPump>,
     activity: Activity,
+    /// A chunked body's trailer fields, once it ended with some: sent after the data.
+    trailers: Option<HeaderMap>,
 }
 
 impl ResponseBody {
@@ -93,6 +98,7 @@ impl ResponseBody {
             pump,
             activity: Activity::new(idle),
             origin,
+            trailers: None,
         };
         Self {
             content: Content::Backend(Box::new(body)),
@@ -134,6 +140,10 @@ impl BackendBody {
                 };
                 self.start = self.end;
                 self.done = taken.done;
+                if taken.done {
+                    let trailers = trailers::to_map(self.relay.trailer_section());
+                    self.trailers = (!trailers.is_empty()).then_some(trailers);
+                }
                 if !data.is_empty() {
                     return Poll::Ready(Some(Ok(data)));
                 }
@@ -144,8 +154,17 @@ impl BackendBody {
             };
             if let Some(pump) = self.pump.as_mut().filter(|pump| pump.is_moving()) {
                 // Ready means done or stopped, which the pump remembers; pending, it is
-                // woken with this body.
-                let _ = pump.poll_move(cx, &mut stream.stream, &self.activity);
+                // woken with this body. A request found malformed at its end (its trailers)
+                // was not sent whole, and its answer is not given: the stream is reset.
+                let moved = pump.poll_move(cx, &mut stream.stream, &self.activity);
+                if let Poll::Ready(Err(SendError::Client(ClientFailure::InvalidBody))) = moved {
+                    self.stream = None;
+                    let malformed = "client sent malformed trailers";
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        ErrorKind::InvalidData,
+                        malformed,
+                    ))));
+                }
             }
             // Zeroed once, then reused: reading needs initialised room without `unsafe`.
             if self.buf.len() < buffers::LARGE {
@@ -229,14 +248,17 @@ impl Body for ResponseBody {
                 this.sent += d.len() as u64;
                 Ok(Frame::data(d))
             })),
-            Content::Backend(body) => body.poll_data(cx).map(|d| d.map(|d| d.map(Frame::data))),
+            Content::Backend(body) => match ready!(body.poll_data(cx)) {
+                Some(data) => Poll::Ready(Some(data.map(Frame::data))),
+                None => Poll::Ready(body.trailers.take().map(|t| Ok(Frame::trailers(t)))),
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.content {
             Content::Full(data) => data.is_none(),
-            Content::Backend(body) => body.done,
+            Content::Backend(body) => body.done && body.trailers.is_none(),
         }
     }
 

@@ -1,7 +1,7 @@
-//! One HTTP/2 client connection on the `h2` crate: the handshake with our SETTINGS, the loop
-//! that accepts streams and runs each in a task of its own (`stream`), keep-alive pings, the
-//! close of an idle connection, and the graceful close (GOAWAY, then the open streams end)
-//! when the worker drains.
+//! One HTTP/2 client connection on the `h2` crate (its bytes checked on the way in by
+//! `frame_check`): the handshake with our SETTINGS, the loop that accepts streams and runs each
+//! in a task of its own (`stream`), keep-alive pings, the close of an idle connection, and the
+//! graceful close (GOAWAY, then the open streams end) when the worker drains.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -12,20 +12,31 @@ use ::h2::{Ping, PingPong};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::frame_check::FrameCheck;
 use crate::proxy::open::{Connections, Open, OpenCount};
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
 
+/// The header list size `h2` decodes before it answers a stream 431 itself, which it also
+/// advertises (SETTINGS_MAX_HEADER_LIST_SIZE). It sits well above our own head limits, which
+/// `serve` applies per stream with the HTTP/1 front end's 431, because `h2` ends the whole
+/// connection (GOAWAY ENHANCE_YOUR_CALM) for a block decoded to over 4 times this, or spread
+/// over more CONTINUATION frames than 1.25 times this over the frame size (at least 5): at
+/// 256 KiB, a 100 KiB field in frames of 16 KiB (or 8 KiB) is decoded and refused alone, while
+/// one stream's head still costs at most this much memory.
+const HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 /// The SETTINGS and limits of our HTTP/2 connections: hyper's server defaults, which this front
 /// end had before it spoke `h2` directly (a 1 MiB window per stream and per connection rather
-/// than the spec's 64 KiB, which holds uploads back on any link with latency).
+/// than the spec's 64 KiB, which holds uploads back on any link with latency), but for the
+/// header list size (`HEADER_LIST_BYTES`).
 pub(crate) fn builder() -> Builder {
     let mut builder = Builder::new();
     builder
         .initial_window_size(1024 * 1024)
         .initial_connection_window_size(1024 * 1024)
         .max_frame_size(16 * 1024)
-        .max_header_list_size(16 * 1024)
+        .max_header_list_size(HEADER_LIST_BYTES)
         .max_concurrent_streams(200)
         .max_local_error_reset_streams(Some(1024))
         .max_send_buffer_size(400 * 1024)
@@ -52,7 +63,7 @@ pub(crate) async fn serve<S, I>(
     }
     let _open = connections.count.enter();
     let idle = proxy.idle_timeout;
-    let handshake = builder.handshake::<_, Bytes>(io);
+    let handshake = builder.handshake::<_, Bytes>(FrameCheck::new(io));
     let mut connection = match tokio::time::timeout(idle, handshake).await {
         Ok(Ok(connection)) => connection,
         Ok(Err(error)) => return tracing::debug!(%error, "http/2 handshake failed"),

@@ -1,13 +1,16 @@
 //! The HTTP/2 front end, on the `h2` crate: `connection` serves a connection (TLS with ALPN
-//! `h2`, or h2c prior knowledge) and runs each stream in a task of its own (`stream`), which
-//! calls [`serve`]. A request is routed and sent through the proxy's one attempt loop as
-//! HTTP/1.1 over the worker's backend pool (`request`), the backend's interim answers are
-//! relayed as they come, and the answer is streamed back (`body`), its access log line written
-//! when it ends. A WebSocket opened with an extended CONNECT (RFC 8441) is tunnelled to the
-//! backend as an HTTP/1.1 Upgrade (`websocket`).
+//! `h2`, or h2c prior knowledge; the frames that come in checked by `frame_check` where the
+//! crate would answer with another code than the RFC's) and runs each stream in a task of its
+//! own (`stream`), which calls [`serve`]. A request held to the HTTP/1 head limits is routed and
+//! sent through the proxy's one attempt loop as HTTP/1.1 over the worker's backend pool
+//! (`request`, trailers at the end of its chunks), the backend's interim answers are relayed as
+//! they come, and the answer is streamed back (`body`, trailers as a last HEADERS frame), its
+//! access log line written when it ends. A WebSocket opened with an extended CONNECT (RFC 8441)
+//! is tunnelled to the backend as an HTTP/1.1 Upgrade (`websocket`).
 
 pub(crate) mod body;
 pub(crate) mod connection;
+mod frame_check;
 mod pump;
 pub(crate) mod request;
 mod stream;
@@ -27,7 +30,7 @@ use http::{Response, StatusCode, Uri};
 use crate::access_log::LoggedRequest;
 use crate::error_page::{self, Generated, PageBody};
 use crate::proxy::error::ProxyError;
-use crate::proxy::{Answered, ClientConnection, Outcome, Proxy, Route, Routed};
+use crate::proxy::{Answered, ClientConnection, ClientFailure, Outcome, Proxy, Route, Routed};
 use crate::routes::RouteSource;
 use crate::wire::headers::{self, Forwarded};
 use crate::wire::response::ResponseHead;
@@ -53,6 +56,10 @@ async fn serve<S: RouteSource>(
     respond: &RefCell<SendResponse<Bytes>>,
 ) -> Reply {
     let debug = request.headers().contains_key(headers::X_DEBUG);
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    if headers::is_over_head_limits(request.method().as_str(), target, request.headers()) {
+        return Reply::Answer(refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+    }
     if is_ambiguous(&request) {
         return Reply::Answer(refused(StatusCode::BAD_REQUEST));
     }
@@ -75,6 +82,12 @@ async fn serve<S: RouteSource>(
     };
     let (mut parts, body) = request.into_parts();
     let logged = logged_request(&proxy, &parts, conn.peer);
+    // Read before `te` goes as a hop-by-hop field.
+    let trailers_expected = parts
+        .headers
+        .get_all(header::TE)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
     let mut expects_continue = parts
         .headers
@@ -88,10 +101,10 @@ async fn serve<S: RouteSource>(
     let length = parts.headers.get(header::CONTENT_LENGTH);
     let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
     let idle = proxy.idle_timeout;
-    let Some(payload) = Payload::from_client(body, length, expects_continue, idle).await else {
-        // The client went away while sending its body: nobody is left to answer.
-        let error = ProxyError::BackendIo { replayable: false };
-        return Reply::Answer(generated(proxy.error_answer(error, debug)));
+    let payload = Payload::from_client(body, length, trailers_expected, expects_continue, idle);
+    let payload = match payload.await {
+        Ok(payload) => payload,
+        Err(failure) => return Reply::Answer(given_up(&proxy, failure, debug)),
     };
     let mut exchange = request::Request {
         parts: &parts,
@@ -176,8 +189,21 @@ fn respond_with<S: RouteSource>(
             }
             response
         }
-        // The client stopped sending its body: nobody is left to read an answer.
-        Outcome::Client(_) => {
+        Outcome::Client(failure) => given_up(proxy, failure, debug),
+    }
+}
+
+/// The answer to a request whose client broke it: a 400 for a malformed body (its trailers),
+/// before anything was sent; otherwise the client stopped sending its body and nobody is left
+/// to read an answer.
+fn given_up<S: RouteSource>(
+    proxy: &Proxy<S>,
+    failure: ClientFailure,
+    debug: bool,
+) -> Response<ResponseBody> {
+    match failure {
+        ClientFailure::InvalidBody => refused(StatusCode::BAD_REQUEST),
+        ClientFailure::Gone => {
             let error = ProxyError::BackendIo { replayable: false };
             generated(proxy.error_answer(error, debug))
         }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use ::h2::{FlowControl, RecvStream};
 use bytes::{Buf, Bytes};
@@ -16,12 +16,12 @@ use tokio::io::AsyncWrite;
 
 use crate::proxy::backend::Activity;
 use crate::proxy::{ClientFailure, SendError};
-use crate::wire::encode;
+use crate::wire::{encode, trailers};
 
 pub(crate) struct UploadPump {
     /// `None` once the client's body ended.
     incoming: Option<RecvStream>,
-    /// Without a `content-length`, the body goes to the backend in chunks.
+    /// The body goes to the backend in chunks (its length unknown, or trailers may follow).
     chunked: bool,
     /// Framing and data taken from the client, not yet written to the backend; `true` marks
     /// the client's data, whose bytes are given back to its flow-control window once written.
@@ -124,14 +124,24 @@ impl UploadPump {
             let Some(incoming) = self.incoming.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            // Trailers: HTTP/1.1 backends are not sent them, and they are not waited for.
             match incoming.poll_data(cx) {
                 Poll::Ready(None) => {
+                    // Trailers end the chunks; a body sent with its length cannot carry them,
+                    // and they are dropped (RFC 9110 §6.5.1 lets a proxy).
+                    let trailers = match ready!(incoming.poll_trailers(cx)) {
+                        Ok(trailers) => trailers,
+                        Err(_) => return Poll::Ready(Err(SendError::Client(ClientFailure::Gone))),
+                    };
                     self.incoming = None;
                     self.taken = true;
                     if self.chunked {
-                        self.pending
-                            .push_back((Bytes::from_static(encode::LAST_CHUNK), false));
+                        let mut end = Vec::new();
+                        let fields = trailers.unwrap_or_default();
+                        if trailers::last_chunk(&mut end, &fields).is_err() {
+                            let failure = ClientFailure::InvalidBody;
+                            return Poll::Ready(Err(SendError::Client(failure)));
+                        }
+                        self.pending.push_back((Bytes::from(end), false));
                     }
                 }
                 Poll::Ready(Some(Ok(data))) => {

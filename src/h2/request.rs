@@ -1,9 +1,9 @@
 //! Sending an HTTP/2 request to a backend as HTTP/1.1 (the front end's part of an attempt):
 //! its head rewritten for the backend, its body kept whole when small enough to be sent again,
-//! streamed once otherwise, in chunks when its length is unknown. Once the backend starts
-//! answering, sending returns and the rest of a streamed body (`pump`) moves on from the
-//! response body. The backend's interim answers go to the client as HTTP/2 informational
-//! responses as they come (`interim`).
+//! streamed once otherwise, in chunks when its length is unknown or trailers may follow it
+//! (which then end the chunks). Once the backend starts answering, sending returns and the rest
+//! of a streamed body (`pump`) moves on from the response body. The backend's interim answers
+//! go to the client as HTTP/2 informational responses as they come (`interim`).
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -18,59 +18,97 @@ use crate::proxy::backend::{write_within, Activity, Asked};
 use crate::proxy::pool::BackendStream;
 use crate::proxy::{ClientFailure, Exchange, SendError};
 use crate::wire::response::ResponseHead;
-use crate::wire::{buffers, encode};
+use crate::wire::{buffers, encode, trailers};
 
 /// Requests with a body up to this size are kept whole, so that a retry can send them again.
 pub(crate) const REPLAY_LIMIT_BYTES: u64 = 64 * 1024;
 
 /// The client's request body, as far as retries are concerned.
 pub(crate) enum Payload {
-    /// Held in memory: can be sent any number of times.
-    Replayable(Bytes),
-    /// Streamed from the client: `None` once sent.
-    Once(Option<RecvStream>),
+    /// Held in memory: can be sent any number of times. `end`: the last chunk with the
+    /// client's trailers, when it sent some (the body then goes in chunks to carry them).
+    Replayable { body: Bytes, end: Option<Vec<u8>> },
+    /// Streamed from the client: `None` once sent. `chunked`: it goes to the backend in chunks,
+    /// which carry its trailers if it sends some.
+    Once {
+        body: Option<RecvStream>,
+        chunked: bool,
+    },
 }
 
 impl Payload {
-    /// Keeps small bodies whole (`length` is the request's `content-length`); a client that
-    /// goes away while sending one, or sends nothing of it for `idle`, yields `None`.
+    /// No body.
+    pub(crate) fn empty() -> Self {
+        Self::Replayable {
+            body: Bytes::new(),
+            end: None,
+        }
+    }
+
+    /// Keeps small bodies whole with their trailers (`length` is the request's
+    /// `content-length`); a client that goes away while sending one, or sends nothing of it for
+    /// `idle`, is `Gone`, and one whose trailers HTTP/2 forbids sent an `InvalidBody`.
+    ///
+    /// A body streamed goes in chunks when its length is unknown, or when the client says it
+    /// deals in trailers (`te: trailers`), so that trailers it sends can follow the body.
     ///
     /// A client that expects `100 Continue` sends its body only once a backend said so: its
     /// body is streamed, never waited for here, whatever its size.
     pub(crate) async fn from_client(
         mut body: RecvStream,
         length: Option<u64>,
+        trailers_expected: bool,
         expects_continue: bool,
         idle: Duration,
-    ) -> Option<Self> {
+    ) -> Result<Self, ClientFailure> {
         if body.is_end_stream() {
-            return Some(Self::Replayable(Bytes::new()));
+            return Ok(Self::empty());
         }
         match length {
             Some(n) if n <= REPLAY_LIMIT_BYTES && !expects_continue => {
                 tokio::time::timeout(idle, whole(&mut body))
                     .await
-                    .ok()?
-                    .map(Self::Replayable)
+                    .map_err(|_| ClientFailure::Gone)?
             }
-            _ => Some(Self::Once(Some(body))),
+            _ => Ok(Self::Once {
+                body: Some(body),
+                chunked: length.is_none() || trailers_expected,
+            }),
         }
     }
 }
 
-/// All of a body, its window given back as it comes; `None` if the client reset it.
-async fn whole(body: &mut RecvStream) -> Option<Bytes> {
+/// All of a body, its window given back as it comes, and the end of its chunked form when it
+/// has trailers.
+async fn whole(body: &mut RecvStream) -> Result<Payload, ClientFailure> {
     let mut all = BytesMut::new();
+    let mut first = None;
     while let Some(data) = body.data().await {
-        let data = data.ok()?;
+        let data = data.map_err(|_| ClientFailure::Gone)?;
         let _ = body.flow_control().release_capacity(data.len());
-        if all.is_empty() && body.is_end_stream() {
+        if first.is_none() && all.is_empty() {
             // The usual case, one DATA frame: kept as it came.
-            return Some(data);
+            first = Some(data);
+            continue;
+        }
+        if let Some(first) = first.take() {
+            all.extend_from_slice(&first);
         }
         all.extend_from_slice(&data);
     }
-    Some(all.freeze())
+    let body_bytes = first.unwrap_or_else(|| all.freeze());
+    let end = match body.trailers().await.map_err(|_| ClientFailure::Gone)? {
+        Some(fields) => {
+            let mut end = Vec::new();
+            trailers::last_chunk(&mut end, &fields).map_err(|_| ClientFailure::InvalidBody)?;
+            Some(end)
+        }
+        None => None,
+    };
+    Ok(Payload::Replayable {
+        body: body_bytes,
+        end,
+    })
 }
 
 /// An HTTP/2 request on its way to a backend.
@@ -112,10 +150,10 @@ impl Exchange for Request<'_> {
 
     fn is_replayable(&self) -> bool {
         match self.payload {
-            Payload::Replayable(_) => true,
+            Payload::Replayable { .. } => true,
             // A streamed body can go to another backend until its first byte was taken from
             // the client (one waiting for `100 Continue` has sent none).
-            Payload::Once(_) => self.pump.as_ref().is_none_or(UploadPump::is_untouched),
+            Payload::Once { .. } => self.pump.as_ref().is_none_or(UploadPump::is_untouched),
         }
     }
 
@@ -124,21 +162,25 @@ impl Exchange for Request<'_> {
     }
 
     async fn send(&mut self, stream: &mut BackendStream) -> Result<(), SendError> {
-        // An HTTP/2 request's length is its `content-length`, if any; otherwise it goes in
-        // chunks.
-        let chunked = matches!(self.payload, Payload::Once(_))
-            && !self
-                .parts
-                .headers
-                .contains_key(http::header::CONTENT_LENGTH);
-        let body = match &self.payload {
-            Payload::Replayable(bytes) => bytes.len(),
-            Payload::Once(_) => 0,
+        let chunked = match &self.payload {
+            Payload::Replayable { end, .. } => end.is_some(),
+            Payload::Once { chunked, .. } => *chunked,
         };
-        let mut out = buffers::take(buffers::ANSWER + body);
+        let (body, end) = match &self.payload {
+            Payload::Replayable { body, end } => (&body[..], end.as_deref()),
+            Payload::Once { .. } => (&[][..], None),
+        };
+        let mut out = buffers::take(buffers::ANSWER + body.len() + end.map_or(0, <[u8]>::len));
         encode::request_from_parts(&mut out, self.parts, chunked);
-        if let Payload::Replayable(bytes) = &self.payload {
-            out.extend_from_slice(bytes);
+        if let Some(end) = end {
+            if !body.is_empty() {
+                encode::chunk_head(&mut out, body.len());
+                out.extend_from_slice(body);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(end);
+        } else {
+            out.extend_from_slice(body);
         }
         let written = write_within(&mut stream.stream, &out, self.timeout).await;
         buffers::give_back(out);
@@ -146,8 +188,8 @@ impl Exchange for Request<'_> {
             return Err(SendError::Backend { sent: false });
         }
         let incoming = match &mut self.payload {
-            Payload::Once(incoming) => incoming.take(),
-            Payload::Replayable(_) => None,
+            Payload::Once { body, .. } => body.take(),
+            Payload::Replayable { .. } => None,
         };
         if let Some(incoming) = incoming {
             self.pump = Some(UploadPump::new(incoming, chunked));

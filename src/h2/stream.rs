@@ -95,8 +95,16 @@ fn poll_pipe(
         }
         match ready!(std::pin::Pin::new(&mut *body).poll_frame(cx)) {
             Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
+                let data = match frame.into_data() {
+                    Ok(data) => data,
+                    // The last frame: trailers end the stream.
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(trailers) => match out.send_trailers(trailers) {
+                            Ok(()) => return Poll::Ready(Ok(())),
+                            Err(_) => return Poll::Ready(Err(Reason::CANCEL)),
+                        },
+                        Err(_) => continue,
+                    },
                 };
                 let end = body.is_end_stream();
                 if out.send_data(data, end).is_err() {
@@ -105,6 +113,10 @@ fn poll_pipe(
                 if end {
                     return Poll::Ready(Ok(()));
                 }
+            }
+            // The client's own request was malformed (RFC 9113 §8.1.1).
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Poll::Ready(Err(Reason::PROTOCOL_ERROR))
             }
             Some(Err(_)) => return Poll::Ready(Err(Reason::INTERNAL_ERROR)),
             None => {

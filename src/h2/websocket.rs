@@ -1,7 +1,9 @@
 //! WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol websocket` becomes an
 //! HTTP/1.1 Upgrade to the backend, through the same attempt loop as any request. When the
-//! backend answers 101, the client gets a 200 and its HTTP/2 stream is spliced with the backend
-//! connection, as an HTTP/1.1 tunnel is.
+//! backend answers 101 with the `Sec-WebSocket-Accept` our key calls for, the client gets a 200
+//! and its HTTP/2 stream is spliced with the backend connection, as an HTTP/1.1 tunnel is. Any
+//! other answer is a 502: a 2xx to a CONNECT means the tunnel is open (RFC 9110 §9.3.6), so a
+//! backend's own 200 and its body cannot be passed on.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,9 +19,11 @@ use super::{add_set_cookie, head_of, logged_request, prepare_for_backend, respon
 use super::{Reply, Request};
 use crate::proxy::backend::write_within;
 use crate::proxy::conn::BackendConn;
+use crate::proxy::error::ProxyError;
 use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy};
 use crate::routes::RouteSource;
 use crate::wire::headers;
+use crate::wire::response::ResponseHead;
 
 /// Whether `request` is an extended CONNECT for a WebSocket (RFC 8441 §4).
 pub(super) fn is_websocket(request: &Request) -> bool {
@@ -57,12 +61,13 @@ pub(super) async fn serve<S: RouteSource>(
     parts
         .headers
         .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(key) = HeaderValue::from_str(&handshake_key()) {
-        parts.headers.insert(header::SEC_WEBSOCKET_KEY, key);
+    let key = handshake_key();
+    if let Ok(value) = HeaderValue::from_str(&key) {
+        parts.headers.insert(header::SEC_WEBSOCKET_KEY, value);
     }
     let mut exchange = h2_request::Request {
         parts: &parts,
-        payload: Payload::Replayable(Bytes::new()),
+        payload: Payload::empty(),
         timeout: proxy.response_timeout,
         upgrade: true,
         pump: None,
@@ -76,7 +81,7 @@ pub(super) async fn serve<S: RouteSource>(
             line,
             set_cookie,
             ..
-        }) if answer.head.status == 101 => {
+        }) if is_accepted(&answer.head, &answer.buf, &key) => {
             let mut head = head_of(&answer.head, &answer.buf);
             add_set_cookie(&mut head, set_cookie);
             head.status = StatusCode::OK;
@@ -92,8 +97,10 @@ pub(super) async fn serve<S: RouteSource>(
             if let Some(debug) = &debug {
                 headers::add_debug(&mut head.headers, debug);
             }
-            // A tunnel's line is written when the answer is sent, with 0 bytes.
-            if let Some(line) = line {
+            // A tunnel's line is written when the answer is sent, with 0 bytes and the status
+            // the client got.
+            if let Some(mut line) = line {
+                line.set_status(StatusCode::OK.as_u16());
                 line.write(0);
             }
             let early = answer.buf[answer.head.len..].to_vec();
@@ -107,9 +114,50 @@ pub(super) async fn serve<S: RouteSource>(
                 timeout: proxy.response_timeout,
             })
         }
-        // Any other answer is the backend's refusal: the client gets it as it is.
+        // The backend's stream is dropped with its answer, so the connection closes: what it
+        // sent after its head is no answer to anything we asked.
+        Outcome::Answered(Answered { line, .. }) => {
+            let error = ProxyError::UpgradeRefused;
+            let line = line.map(|mut line| {
+                line.set_status(error.status().as_u16());
+                line
+            });
+            let refused = Outcome::Failed { error, line };
+            Reply::Answer(respond_with(&proxy, refused, debug, false, None))
+        }
         other => Reply::Answer(respond_with(&proxy, other, debug, false, None)),
     }
+}
+
+/// Whether the backend's answer opens the WebSocket asked for with `key`: a 101 to `websocket`
+/// whose `Sec-WebSocket-Accept` is the one `key` calls for (RFC 6455 §4.2.2), which proves the
+/// backend read our handshake rather than answering something else with a 101.
+fn is_accepted(head: &ResponseHead, buf: &[u8], key: &str) -> bool {
+    let upgrade = head.upgrade(buf);
+    if head.status != 101 || !upgrade.is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")) {
+        return false;
+    }
+    let expected = accept_for(key);
+    let mut accepts = head.fields.iter().filter(|field| {
+        field
+            .name(buf)
+            .eq_ignore_ascii_case(header::SEC_WEBSOCKET_ACCEPT.as_str().as_bytes())
+    });
+    // One field, with exactly the value: two could be read two ways.
+    match (accepts.next(), accepts.next()) {
+        (Some(field), None) => field.value(buf) == expected.as_bytes(),
+        _ => false,
+    }
+}
+
+/// The `Sec-WebSocket-Accept` a server answers `key` with: base64 of the SHA-1 of the key and
+/// the protocol's GUID (RFC 6455 §4.2.2).
+fn accept_for(key: &str) -> String {
+    const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    let mut context = crate::crypto::digest::Context::new(&crate::crypto::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    context.update(key.as_bytes());
+    context.update(GUID.as_bytes());
+    base64(context.finish().as_ref())
 }
 
 /// A WebSocket the backend accepted: the client's `200` to send, then the splice.
@@ -151,9 +199,14 @@ impl Tunnel {
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1).
 fn handshake_key() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes: [u8; 16] = rand::random();
-    let mut key = String::with_capacity(24);
+    base64(&bytes)
+}
+
+/// `bytes` in base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut key = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let n = chunk
             .iter()
@@ -183,5 +236,12 @@ mod tests {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'));
         assert_ne!(key, handshake_key());
+    }
+
+    #[test]
+    fn the_accept_value_is_the_one_of_rfc_6455() {
+        // RFC 6455 §1.3's example.
+        let accept = accept_for("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }

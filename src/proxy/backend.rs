@@ -244,6 +244,15 @@ impl BodyRelay {
         Ok(Taken { pass, done })
     }
 
+    /// The trailer section of a chunked body that ended, checked and rewritten (`\r\n` when it
+    /// had no field, and for other framings).
+    pub(crate) fn trailer_section(&self) -> &[u8] {
+        match self.framing {
+            response::Framing::Chunked => self.decoder.trailer_section(),
+            _ => b"\r\n",
+        }
+    }
+
     /// Whether the backend closing now ends the body properly.
     pub(crate) fn ends_at_close(&self) -> bool {
         self.framing == response::Framing::UntilClose

@@ -31,6 +31,9 @@ pub(crate) enum ProxyError {
     BackendTls,
     /// The connection to the backend failed in another way (reset, bad response, ...).
     BackendIo { replayable: bool },
+    /// A WebSocket the proxy opens for an HTTP/2 client was not accepted: the backend answered
+    /// other than 101, or its 101 did not prove it read our handshake.
+    UpgradeRefused,
 }
 
 impl ProxyError {
@@ -45,7 +48,8 @@ impl ProxyError {
             | Self::ConnectTimeout
             | Self::BackendTls
             | Self::SocketLimit
-            | Self::BackendIo { .. } => StatusCode::BAD_GATEWAY,
+            | Self::BackendIo { .. }
+            | Self::UpgradeRefused => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -71,7 +75,8 @@ impl ProxyError {
             | Self::NoFrontend
             | Self::NoLiveBackend
             | Self::BadBackendUrl
-            | Self::RouteSourceUnavailable => false,
+            | Self::RouteSourceUnavailable
+            | Self::UpgradeRefused => false,
         }
     }
 
@@ -89,6 +94,7 @@ impl ProxyError {
             Self::BackendTls => "backend tls handshake failed",
             Self::SocketLimit => "too many connections to backend",
             Self::BackendIo { .. } => "backend error",
+            Self::UpgradeRefused => "backend refused the websocket",
         }
     }
 }
@@ -114,6 +120,7 @@ mod tests {
             (SocketLimit, 502, false, true),
             (BackendIo { replayable: true }, 502, false, true),
             (BackendIo { replayable: false }, 502, false, false),
+            (UpgradeRefused, 502, false, false),
         ];
         for (error, status, dead, retry) in rows {
             assert_eq!(error.status().as_u16(), status, "{error:?}");

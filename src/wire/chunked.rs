@@ -15,6 +15,7 @@
 
 use super::fields::{Kind, MAX_LENGTH};
 use super::request::MAX_HEADERS;
+use super::trailers::may_trail;
 
 /// Longest chunk-size line accepted (hex digits plus extensions).
 const MAX_SIZE_LINE: u32 = 4096;
@@ -298,12 +299,6 @@ impl Decoder {
         self.held = kept;
         Ok(())
     }
-}
-
-/// Whether a field of this kind may go on in a trailer: not one that frames the message, that
-/// describes this connection, or that routes it (RFC 9110 §6.5.1).
-fn may_trail(kind: Kind) -> bool {
-    !(kind.is_hop_by_hop() || matches!(kind, Kind::ContentLength | Kind::Host))
 }
 
 fn expect(byte: u8, wanted: u8) -> Result<(), InvalidChunk> {

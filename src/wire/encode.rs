@@ -106,7 +106,8 @@ pub(crate) fn request_for_backend(
 
 /// An HTTP/2 client's request as an HTTP/1.1 backend receives it. `parts` is already prepared
 /// (origin-form URI, `Host`, hop-by-hop fields removed, forwarding headers added); `chunked`
-/// says the body streams in chunks because its length is unknown.
+/// says the body goes in chunks (its length unknown, or trailers to carry), in place of any
+/// `content-length`.
 pub(crate) fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunked: bool) {
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
@@ -114,7 +115,9 @@ pub(crate) fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in &parts.headers {
-        if name != http::header::COOKIE {
+        // A chunked body has no length: both would frame it two ways.
+        let length = chunked && name == http::header::CONTENT_LENGTH;
+        if name != http::header::COOKIE && !length {
             field(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
@@ -173,9 +176,6 @@ pub(crate) fn append_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
         out.extend_from_slice(b"\r\n");
     }
 }
-
-/// The end of a chunked body: the last chunk, no trailers.
-pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The backend's response head as the client receives it, in the client's HTTP version.
 pub(crate) fn response_for_client(

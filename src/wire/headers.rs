@@ -1,12 +1,13 @@
 //! Header names and rewriting between client and backend (pure): hop-by-hop removal (RFC 9110
 //! §7.6.1) over a `HeaderMap`, Hipache's `X-Forwarded-*` / `X-Real-IP` added only when absent,
-//! and the `X-Debug-*` response fields.
+//! the `X-Debug-*` response fields, and the HTTP/1 head limits applied to an HTTP/2 head.
 
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::fields::{self, ConnectionToken, Kind};
+use super::request::{MAX_HEADERS, MAX_HEAD_BYTES};
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -85,6 +86,22 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
     }
     *headers = kept;
+}
+
+/// Whether an HTTP/2 request's head is over the limits an HTTP/1 head has (`MAX_HEADERS` fields,
+/// `MAX_HEAD_BYTES`), measured as the HTTP/1.1 head it would be: the same request gets the same
+/// 431 whichever protocol it came in.
+pub(crate) fn is_over_head_limits(method: &str, target: &str, headers: &HeaderMap) -> bool {
+    if headers.len() > MAX_HEADERS {
+        return true;
+    }
+    // `METHOD target HTTP/1.1\r\n`, `name: value\r\n` per field, the blank line.
+    let line = method.len() + 1 + target.len() + 11;
+    let fields: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    line + fields + 2 > MAX_HEAD_BYTES
 }
 
 /// Prepares a client's request headers for the backend.
@@ -176,6 +193,26 @@ mod tests {
             );
         }
         headers
+    }
+
+    #[test]
+    fn http2_heads_are_held_to_the_http1_limits() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_over_head_limits("GET", "/", &headers));
+        for i in 0..MAX_HEADERS {
+            headers.append(HeaderName::from_static("x-n"), HeaderValue::from(i));
+        }
+        assert!(!is_over_head_limits("GET", "/", &headers));
+        headers.append(HeaderName::from_static("x-n"), HeaderValue::from(0));
+        assert!(is_over_head_limits("GET", "/", &headers));
+
+        // A head that is exactly `MAX_HEAD_BYTES` as HTTP/1.1, then one byte more.
+        let mut headers = HeaderMap::new();
+        let room = MAX_HEAD_BYTES - "GET / HTTP/1.1\r\n".len() - "x: \r\n\r\n".len();
+        let value = HeaderValue::try_from("a".repeat(room)).unwrap();
+        headers.insert(HeaderName::from_static("x"), value);
+        assert!(!is_over_head_limits("GET", "/", &headers));
+        assert!(is_over_head_limits("GET", "/a", &headers));
     }
 
     #[test]

@@ -38,9 +38,15 @@ mod freshness;
 #[cfg(test)]
 mod h2;
 #[cfg(test)]
+mod h2_errors;
+#[cfg(test)]
 mod h2_hosts;
 #[cfg(test)]
 mod h2_interim;
+#[cfg(test)]
+mod h2_limits;
+#[cfg(test)]
+mod h2_trailers;
 #[cfg(test)]
 mod h2_websocket;
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub(crate) struct Message {
     /// Names lowercased, in arrival order.
     pub(crate) fields: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// A chunked body's trailer fields, names lowercased.
+    pub(crate) trailers: Vec<(String, String)>,
     /// At a raw backend: which accepted connection carried it (0, 1, ...).
     pub(crate) connection: usize,
 }
@@ -94,7 +96,16 @@ pub(crate) fn read_body(
             let line = read_line(reader)?;
             let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
             if size == 0 {
-                while !read_line(reader)?.is_empty() {}
+                loop {
+                    let line = read_line(reader)?;
+                    if line.is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        let field = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                        message.trailers.push(field);
+                    }
+                }
                 break;
             }
             let mut chunk = vec![0; size + 2];
@@ -315,4 +326,20 @@ pub(crate) fn early_hints_backend() -> (RawBackend, mpsc::Sender<()>) {
 pub(crate) fn proxy_to(redis: &RedisServer, host: &str, url: &str) -> Hipache {
     redis.frontend(host, host, &[url]);
     Hipache::start(Config::redis(redis))
+}
+
+/// [`proxy_to`] in the shape production runs: a root master, workers as `nobody`.
+pub(crate) fn unprivileged_proxy_to(redis: &RedisServer, host: &str, url: &str) -> Hipache {
+    redis.frontend(host, host, &[url]);
+    let hipache =
+        Hipache::start(Config::redis(redis).with(serde_json::json!({ "user": "nobody" })));
+    let workers = hipache.worker_pids();
+    assert!(!workers.is_empty(), "hipache has workers");
+    for pid in workers {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
+        let real = uid.and_then(|ids| ids.split_whitespace().next());
+        assert_ne!(real, Some("0"), "worker {pid} runs as root");
+    }
+    hipache
 }
