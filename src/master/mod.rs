@@ -90,6 +90,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
     open_files::raise();
     let bound = bind_all(&config, &[])?;
     let admin = Admin::bind(&config)?;
+    let lifeline = spawn::Lifeline::new()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -101,7 +102,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             admin.spawn();
             collector
         });
-        supervisor::Supervisor::new(config_path, config, bound)
+        supervisor::Supervisor::new(config_path, config, bound, lifeline)
             .run(collector)
             .await
     })

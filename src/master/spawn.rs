@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 
 use crate::admin::collect::Collector;
 use crate::supervision::{
-    self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
+    self, Listener, LIFELINE_FD_ENV, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,31 @@ pub enum SpawnError {
     Inherit(i32, #[source] nix::Error),
     #[error("cannot start a worker process")]
     Exec(#[source] io::Error),
+}
+
+/// The master's side of the lifeline every worker watches (`supervision::LIFELINE_FD_ENV`).
+///
+/// A pipe rather than `PR_SET_PDEATHSIG`: the kernel clears the parent-death signal when the
+/// worker drops privileges, ties it to the thread that forked rather than to the master, and
+/// misses a master that died before the worker asked for it. The lifeline's write end lives in
+/// the master alone (close-on-exec, so no child gets it), and the kernel closes it however the
+/// master ends (SIGKILL, the OOM killer, an abort): every worker's read end then sees
+/// end-of-file, even one that starts watching after the master died.
+pub(crate) struct Lifeline {
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+impl Lifeline {
+    pub(crate) fn new() -> Result<Self, SpawnError> {
+        let (read, write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
+        make_inheritable(&read)?;
+        Ok(Self {
+            read,
+            _write: write,
+        })
+    }
 }
 
 /// A started worker and the end of the pipe it reports readiness on.
@@ -51,6 +76,7 @@ pub(crate) fn spawn_worker<'a>(
     config: &Path,
     listeners: impl IntoIterator<Item = &'a Listener>,
     id: &str,
+    lifeline: &Lifeline,
     collector: Option<&Rc<Collector>>,
 ) -> Result<Spawned, SpawnError> {
     let fds = supervision::listen_fds(listeners);
@@ -76,6 +102,7 @@ pub(crate) fn spawn_worker<'a>(
         .env(LISTEN_FDS_ENV, fds)
         .env(READY_FD_ENV, write_end.as_raw_fd().to_string())
         .env(STATS_FD_ENV, worker_stats.as_raw_fd().to_string())
+        .env(LIFELINE_FD_ENV, lifeline.read.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
         .env(supervision::NODE_SECRET_ENV, supervision::node_secret())
         .stdin(Stdio::null())

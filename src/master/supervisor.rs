@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
 use super::signals::{MasterSignal, Signals};
-use super::spawn::{self, Spawned};
+use super::spawn::{self, Lifeline, Spawned};
 use super::{bind_all, prepare_log_file, Bound, MasterError};
 use crate::admin::collect::Collector;
 use crate::config::Config;
@@ -65,10 +65,17 @@ pub(super) struct Supervisor {
     collector: Option<Rc<Collector>>,
     /// The active health checker, when `healthCheck` is set.
     health: Option<health::Checker>,
+    /// Ends with this process; every worker watches it.
+    lifeline: Lifeline,
 }
 
 impl Supervisor {
-    pub(super) fn new(config_path: PathBuf, config: Config, bound: Vec<Bound>) -> Self {
+    pub(super) fn new(
+        config_path: PathBuf,
+        config: Config,
+        bound: Vec<Bound>,
+        lifeline: Lifeline,
+    ) -> Self {
         let (events, inbox) = mpsc::unbounded_channel();
         Self {
             config_path,
@@ -82,6 +89,7 @@ impl Supervisor {
             inbox,
             collector: None,
             health: None,
+            lifeline,
         }
     }
 
@@ -161,7 +169,13 @@ impl Supervisor {
             mut child,
             pid,
             ready,
-        } = spawn::spawn_worker(&self.config_path, listeners, &id, self.collector.as_ref())?;
+        } = spawn::spawn_worker(
+            &self.config_path,
+            listeners,
+            &id,
+            &self.lifeline,
+            self.collector.as_ref(),
+        )?;
         tracing::info!(pid, worker = %id, "worker started");
         let worker = Worker {
             generation,
