@@ -132,7 +132,6 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
                 source,
             };
             let duplicate = socket.socket.try_clone().map_err(fail)?;
-            spawn::make_inheritable(&duplicate)?;
             // The https index follows the new config, which may list the entries in another order.
             sockets.push(Listener {
                 socket: duplicate,
@@ -146,7 +145,6 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
                 .first()
                 .map_or(configured, |first: &Listener| first.address);
             let listener = listeners::bind(address, https)?;
-            spawn::make_inheritable(&listener.socket)?;
             if sockets.is_empty() {
                 tracing::info!(address = %listener.address, scheme = listener.scheme(), "listening on");
             }

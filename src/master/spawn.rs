@@ -4,12 +4,12 @@
 //! What the worker is told is `crate::supervision`'s protocol.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::rc::Rc;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::OFlag;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
@@ -25,8 +25,6 @@ pub enum SpawnError {
     Pipe(#[source] nix::Error),
     #[error("cannot create the stats socket")]
     Stats(#[source] io::Error),
-    #[error("cannot make descriptor {0} inheritable")]
-    Inherit(i32, #[source] nix::Error),
     #[error("cannot start a worker process")]
     Exec(#[source] io::Error),
 }
@@ -36,7 +34,7 @@ pub enum SpawnError {
 /// A pipe rather than `PR_SET_PDEATHSIG`: the kernel clears the parent-death signal when the
 /// worker drops privileges, ties it to the thread that forked rather than to the master, and
 /// misses a master that died before the worker asked for it. The lifeline's write end lives in
-/// the master alone (close-on-exec, so no child gets it), and the kernel closes it however the
+/// the master alone (close-on-exec, and never named to a child), and the kernel closes it however the
 /// master ends (SIGKILL, the OOM killer, an abort): every worker's read end then sees
 /// end-of-file, even one that starts watching after the master died.
 pub(crate) struct Lifeline {
@@ -48,7 +46,6 @@ impl Lifeline {
     pub(crate) fn new() -> Result<Self, SpawnError> {
         let (read, write) =
             nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
-        make_inheritable(&read)?;
         Ok(Self {
             read,
             _write: write,
@@ -63,15 +60,14 @@ pub(crate) struct Spawned {
     pub(crate) ready: pipe::Receiver,
 }
 
-/// Lets children inherit `fd` (Rust opens everything close-on-exec).
-pub(crate) fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
-    let raw = fd.as_fd().as_raw_fd();
-    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
-        .map(drop)
-        .map_err(|e| SpawnError::Inherit(raw, e))
-}
-
 /// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
+///
+/// Everything the master opens stays close-on-exec (Rust's default); only the worker being
+/// started gets, between its fork and its exec, the descriptors it is named in its environment:
+/// its generation's listeners for its slot, its ends of the readiness pipe and of the stats
+/// socket, and the lifeline. A descriptor made inheritable in the master would reach every later
+/// worker too, such as the listeners of a port a reload dropped, held open by workers that never
+/// accept on them.
 pub(crate) fn spawn_worker<'a>(
     config: &Path,
     listeners: impl IntoIterator<Item = &'a Listener>,
@@ -79,22 +75,28 @@ pub(crate) fn spawn_worker<'a>(
     lifeline: &Lifeline,
     collector: Option<&Rc<Collector>>,
 ) -> Result<Spawned, SpawnError> {
-    let fds = supervision::listen_fds(listeners);
+    let listeners: Vec<&Listener> = listeners.into_iter().collect();
+    let fds = supervision::listen_fds(listeners.iter().copied());
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
-    // Only this child may inherit the write end: it is made inheritable here, and closed in the
-    // master right after the spawn, before any other child is started.
-    make_inheritable(&write_end)?;
-    // Close-on-exec like the pipe; the worker's end is made inheritable and closed here alike.
     let (stats, worker_stats) =
         std::os::unix::net::UnixStream::pair().map_err(SpawnError::Stats)?;
-    make_inheritable(&worker_stats)?;
+    let inherited: Vec<RawFd> = listeners
+        .iter()
+        .map(|listener| listener.socket.as_raw_fd())
+        .chain([
+            write_end.as_raw_fd(),
+            worker_stats.as_raw_fd(),
+            lifeline.read.as_raw_fd(),
+        ])
+        .collect();
     // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
     // argv[0] stays the master's, so `ps` shows `hipache --worker ...`.
     let name = std::env::args_os()
         .next()
         .unwrap_or_else(|| "hipache".into());
-    let child = Command::new("/proc/self/exe")
+    let mut command = Command::new("/proc/self/exe");
+    command
         .arg0(name)
         .arg("--worker")
         .arg("--config")
@@ -105,9 +107,22 @@ pub(crate) fn spawn_worker<'a>(
         .env(LIFELINE_FD_ENV, lifeline.read.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
         .env(supervision::NODE_SECRET_ENV, supervision::node_secret())
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(SpawnError::Exec)?;
+        .stdin(Stdio::null());
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec; it only calls fcntl(2), which is
+    // async-signal-safe, on descriptors the master holds open for the whole spawn, and it
+    // allocates nothing (`inherited` is built before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            for &fd in &inherited {
+                if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(SpawnError::Exec)?;
     drop(write_end);
     drop(worker_stats);
     let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;

@@ -3,13 +3,14 @@
 //! moves a port leaves nothing listening on the old one, and a start refuses what its workers
 //! could not set up.
 
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::support::hipache::{Config, Hipache};
-use crate::support::procfs::{is_running, listeners_on};
-use crate::support::redis::RedisServer;
+use crate::support::procfs::{is_running, listeners_on, listening_ports_of};
+use crate::support::redis::{free_port, RedisServer};
 use crate::support::wait::wait_until;
 
 /// Root master, two workers as `nobody`, routes from `redis`.
@@ -23,6 +24,11 @@ fn production(redis: &RedisServer) -> Config {
 
 fn on_port(config: Config, port: u16) -> Config {
     config.with(json!({ "http": { "port": port } }))
+}
+
+fn is_refused(port: u16) -> bool {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    matches!(TcpStream::connect(address), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
 #[test]
@@ -48,4 +54,51 @@ fn workers_of_a_killed_master_exit_and_a_restarted_master_is_the_only_listener()
         listeners.iter().all(|pid| ours.contains(pid)),
         "port {port} held by {listeners:?}, the new master and its workers are {ours:?}"
     );
+}
+
+/// Waits for the reload to finish and for the previous generation to exit.
+fn reload(hipache: &mut Hipache, port: u16) {
+    let before = hipache.worker_pids();
+    let done = hipache
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("reload done"))
+        .count();
+    hipache.rewrite_config(json!({ "http": { "port": port } }));
+    hipache.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the reload to finish", || {
+        hipache
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("reload done"))
+            .count()
+            > done
+    });
+    wait_until(Duration::from_secs(10), "the old workers to exit", || {
+        !before.iter().any(|pid| is_running(*pid))
+    });
+}
+
+#[test]
+fn a_port_left_by_a_reload_refuses_connections_and_no_worker_keeps_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (free_port(), free_port());
+    let mut hipache = Hipache::start(on_port(production(&redis), a));
+    reload(&mut hipache, b);
+    assert!(is_refused(a), "port {a} still accepts after moving to {b}");
+    for worker in hipache.worker_pids() {
+        // Two workers, two sockets on the port: each worker holds its own, and nothing else.
+        assert_eq!(listening_ports_of(worker), [b], "worker {worker}");
+    }
+    reload(&mut hipache, a);
+    assert!(
+        is_refused(b),
+        "port {b} still accepts after moving back to {a}"
+    );
+    for worker in hipache.worker_pids() {
+        assert_eq!(listening_ports_of(worker), [a], "worker {worker}");
+    }
+    let back = SocketAddr::from(([127, 0, 0, 1], a));
+    let ping = crate::support::Request::get("__ping__", "/").send(back);
+    assert_eq!(ping.status, 200);
 }

@@ -78,3 +78,15 @@ pub(crate) fn listeners_on(port: u16) -> Vec<u32> {
     pids.sort_unstable();
     pids
 }
+
+/// The ports of the listening sockets `pid` holds, one entry per socket, sorted.
+pub(crate) fn listening_ports_of(pid: u32) -> Vec<u16> {
+    let held = socket_inodes(pid);
+    let mut ports: Vec<u16> = listening_sockets()
+        .into_iter()
+        .filter(|(inode, _)| held.contains(inode))
+        .map(|(_, port)| port)
+        .collect();
+    ports.sort_unstable();
+    ports
+}
