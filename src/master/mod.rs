@@ -9,6 +9,7 @@
 pub(crate) mod backoff;
 pub(crate) mod listeners;
 mod open_files;
+mod port_holder;
 mod signals;
 pub(crate) mod spawn;
 mod supervisor;
@@ -120,14 +121,24 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
             .enumerate()
             .map(|(i, https)| (https.address, Some(i))),
     );
+    let reused = |configured: SocketAddr, https: Option<usize>| {
+        existing.iter().find(move |b| {
+            b.configured == configured && b.sockets[0].https.is_some() == https.is_some()
+        })
+    };
+    // Every new address is probed before any is bound: the config's own addresses may overlap
+    // (`0.0.0.0:80` and `127.0.0.1:80`), which the probe must not take for another process.
+    for (configured, https) in wanted.clone() {
+        if reused(configured, https).is_none() {
+            listeners::probe(configured)?;
+        }
+    }
     let mut bound = Vec::new();
     for (configured, https) in wanted {
         let mut sockets = Vec::new();
-        let reused = existing.iter().find(|b| {
-            b.configured == configured && b.sockets[0].https.is_some() == https.is_some()
-        });
+        let reused = reused(configured, https);
         for socket in reused.map_or(&[][..], |b| &b.sockets[..]) {
-            let fail = |source| ListenError {
+            let fail = |source| ListenError::Bind {
                 address: configured,
                 source,
             };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::hipache::{Config, Hipache};
+use crate::support::hipache::{run_to_exit, Config, Hipache};
 use crate::support::procfs::{is_running, listeners_on, listening_ports_of};
 use crate::support::redis::{free_port, RedisServer};
 use crate::support::wait::wait_until;
@@ -56,7 +56,35 @@ fn workers_of_a_killed_master_exit_and_a_restarted_master_is_the_only_listener()
     );
 }
 
-/// Waits for the reload to finish and for the previous generation to exit.
+#[test]
+fn a_second_instance_on_a_served_port_exits_naming_the_port() {
+    let redis = RedisServer::start();
+    let running = Hipache::start(production(&redis));
+    let port = running.port();
+    let mut holders = running.worker_pids();
+    holders.push(running.pid());
+    let second = on_port(production(&redis), port);
+    let path = second.write();
+    let path = path.to_str().expect("utf-8 temp path");
+    for args in [&["--config", path][..], &["--dry", "--config", path][..]] {
+        let output = run_to_exit(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("port {port}")),
+            "{args:?}:\n{stderr}"
+        );
+        assert!(
+            holders
+                .iter()
+                .any(|pid| stderr.contains(&format!("pid {pid} (hipache)"))),
+            "{args:?} names one of {holders:?}:\n{stderr}"
+        );
+    }
+    assert_eq!(running.get("__ping__", "/").status, 200);
+}
+
+/// Waits for the reload to finish and for the previous generation to be gone.
 fn reload(hipache: &mut Hipache, port: u16) {
     let before = hipache.worker_pids();
     let done = hipache
@@ -74,9 +102,12 @@ fn reload(hipache: &mut Hipache, port: u16) {
             .count()
             > done
     });
-    wait_until(Duration::from_secs(10), "the old workers to exit", || {
-        !before.iter().any(|pid| is_running(*pid))
-    });
+    // Reaped by the master, not only exited: a zombie still counts as its child.
+    wait_until(
+        Duration::from_secs(10),
+        "the old workers to be reaped",
+        || !hipache.worker_pids().iter().any(|pid| before.contains(pid)),
+    );
 }
 
 #[test]
