@@ -18,7 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{self, AccessLog, ShippingError};
 use crate::admin::{Admin, AdminError};
 use crate::config::Config;
 use crate::privileges::{self, PrivilegeError};
@@ -51,6 +51,9 @@ pub enum MasterError {
         #[source]
         source: io::Error,
     },
+    /// `logging.udp` cannot be resolved or reached.
+    #[error(transparent)]
+    Shipping(#[from] ShippingError),
     /// The admin listener or statsd could not be set up.
     #[error(transparent)]
     Admin(#[from] AdminError),
@@ -88,6 +91,7 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             source,
         })?;
     }
+    check_shipping(&config)?;
     open_files::raise();
     let bound = bind_all(&config, &[])?;
     let admin = Admin::bind(&config)?;
@@ -107,6 +111,15 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             .run(collector)
             .await
     })
+}
+
+/// Refuses a `logging.udp` target that cannot be resolved or reached, at start and on reload:
+/// the workers would serve without shipping, which nobody asked for.
+fn check_shipping(config: &Config) -> Result<(), ShippingError> {
+    match config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
+        Some(udp) => access_log::ship_to(&udp.host, udp.port).map(drop),
+        None => Ok(()),
+    }
 }
 
 /// The listeners `config` asks for, at least one socket per worker each: sockets of `existing`

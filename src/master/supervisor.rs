@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::backoff::Backoff;
 use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Lifeline, Spawned};
-use super::{bind_all, prepare_log_file, Bound, MasterError};
+use super::{bind_all, check_shipping, prepare_log_file, Bound, MasterError};
 use crate::admin::collect::Collector;
 use crate::config::Config;
 use crate::health;
@@ -319,6 +319,11 @@ impl Supervisor {
             tracing::warn!("{warning}");
         }
         if let Err(error) = crate::tls::Certificates::from_config(&loaded.config) {
+            let error = crate::logging::chain(&error);
+            tracing::error!(error, "reload failed; keeping the running configuration");
+            return;
+        }
+        if let Err(error) = check_shipping(&loaded.config) {
             let error = crate::logging::chain(&error);
             tracing::error!(error, "reload failed; keeping the running configuration");
             return;

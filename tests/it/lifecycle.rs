@@ -133,3 +133,23 @@ fn a_port_left_by_a_reload_refuses_connections_and_no_worker_keeps_it() {
     let ping = crate::support::Request::get("__ping__", "/").send(back);
     assert_eq!(ping.status, 200);
 }
+
+#[test]
+fn an_unresolvable_logging_udp_host_is_refused_by_dry_and_start() {
+    let redis = RedisServer::start();
+    let config = production(&redis).with(json!({
+        "logging": { "udp": { "host": "no-such-host.invalid", "port": 5001 } }
+    }));
+    let path = config.write();
+    let path = path.to_str().expect("utf-8 temp path");
+    for args in [&["--dry", "--config", path][..], &["--config", path][..]] {
+        let output = run_to_exit(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started:\n{stderr}");
+        assert!(stderr.contains("logging.udp.host"), "{args:?}:\n{stderr}");
+        assert!(
+            stderr.contains("no-such-host.invalid"),
+            "{args:?}:\n{stderr}"
+        );
+    }
+}
