@@ -84,6 +84,37 @@ fn a_second_instance_on_a_served_port_exits_naming_the_port() {
     assert_eq!(running.get("__ping__", "/").status, 200);
 }
 
+/// The master's own ports are not probed on reload (it serves them already), a new one is:
+/// another process listening there with `SO_REUSEPORT` would otherwise share it silently.
+#[test]
+fn a_reload_to_a_port_another_process_serves_keeps_the_running_configuration() {
+    let redis = RedisServer::start();
+    let mut hipache = Hipache::start(production(&redis));
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other.set_reuse_port(true).unwrap();
+    other
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    other.listen(16).unwrap();
+    let taken = other.local_addr().unwrap().as_socket().unwrap().port();
+    let workers = hipache.worker_pids();
+    hipache.rewrite_config(json!({ "http": { "port": taken } }));
+    hipache.signal(libc::SIGHUP);
+    let refused = format!(
+        "port {taken} is already in use by pid {}",
+        std::process::id()
+    );
+    wait_until(Duration::from_secs(10), "the reload to be refused", || {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("reload failed") && l.contains(&refused))
+    });
+    assert_eq!(hipache.worker_pids(), workers);
+    assert_eq!(listeners_on(taken), [std::process::id()]);
+    assert_eq!(hipache.get("__ping__", "/").status, 200);
+}
+
 /// Waits for the reload to finish and for the previous generation to be gone.
 fn reload(hipache: &mut Hipache, port: u16) {
     let before = hipache.worker_pids();
