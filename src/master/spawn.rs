@@ -62,7 +62,8 @@ pub(crate) struct Spawned {
 
 /// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
 ///
-/// Everything the master opens stays close-on-exec (Rust's default); only the worker being
+/// Everything the master opens stays close-on-exec (Rust's default), and so, in the worker,
+/// does everything the master inherited beyond stdin, stdout and stderr; only the worker being
 /// started gets, between its fork and its exec, the descriptors it is named in its environment:
 /// its generation's listeners for its slot, its ends of the readiness pipe and of the stats
 /// socket, and the lifeline. A descriptor made inheritable in the master would reach every later
@@ -109,11 +110,21 @@ pub(crate) fn spawn_worker<'a>(
         .env(supervision::NODE_SECRET_ENV, supervision::node_secret())
         .stdin(Stdio::null());
     #[allow(unsafe_code)]
-    // SAFETY: the closure runs in the forked child before exec; it only calls fcntl(2), which is
-    // async-signal-safe, on descriptors the master holds open for the whole spawn, and it
+    // SAFETY: the closure runs in the forked child before exec; it only makes the close_range(2)
+    // and fcntl(2) system calls, which are async-signal-safe, on descriptors the master holds open for the whole spawn, and it
     // allocates nothing (`inherited` is built before the fork).
     unsafe {
         command.pre_exec(move || {
+            // What the master itself inherited without close-on-exec (a shell's or a deploy
+            // tool's pipe, an open file) stops here too: a worker holding a pipe open would keep
+            // its reader waiting for as long as the worker lives. Kernels before 5.11 lack
+            // close_range; there only the master's own descriptors are kept from the worker.
+            let _ = nix::libc::syscall(
+                nix::libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                nix::libc::CLOSE_RANGE_CLOEXEC,
+            );
             for &fd in &inherited {
                 if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
                     return Err(io::Error::last_os_error());

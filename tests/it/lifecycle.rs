@@ -4,6 +4,7 @@
 //! could not set up.
 
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
@@ -163,6 +164,39 @@ fn a_port_left_by_a_reload_refuses_connections_and_no_worker_keeps_it() {
     let back = SocketAddr::from(([127, 0, 0, 1], a));
     let ping = crate::support::Request::get("__ping__", "/").send(back);
     assert_eq!(ping.status, 200);
+}
+
+/// The links of `pid`'s open descriptors (`/proc/<pid>/fd`).
+fn open_files_of(pid: u32) -> Vec<PathBuf> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .collect()
+}
+
+/// A descriptor the master inherited from whoever started it (here a shell, in production a
+/// deploy tool's pipe) is not passed on to the workers.
+#[test]
+fn a_descriptor_the_master_inherited_does_not_reach_the_workers() {
+    let redis = RedisServer::start();
+    let config = production(&redis);
+    let marker = config.dir().join("inherited-by-the-master");
+    let prelude = format!("exec 9>>'{}'", marker.display());
+    let hipache = Hipache::start_after_shell(config, &prelude);
+    assert!(open_files_of(hipache.pid()).contains(&marker));
+    wait_until(Duration::from_secs(10), "two workers", || {
+        hipache.worker_pids().len() == 2
+    });
+    for worker in hipache.worker_pids() {
+        let files = open_files_of(worker);
+        assert!(
+            !files.is_empty(),
+            "worker {worker}'s descriptors are readable"
+        );
+        assert!(!files.contains(&marker), "worker {worker} holds {files:?}");
+    }
 }
 
 #[test]
