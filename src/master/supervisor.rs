@@ -332,7 +332,8 @@ impl Supervisor {
         self.bound = match bind_all(&loaded.config, &previous) {
             Ok(bound) => bound,
             Err(error) => {
-                tracing::error!(error = %error, "reload failed; keeping the running configuration");
+                let error = crate::logging::chain(&error);
+                tracing::error!(error, "reload failed; keeping the running configuration");
                 self.bound = previous;
                 return;
             }
