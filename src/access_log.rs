@@ -121,8 +121,7 @@ pub enum ShippingError {
 }
 
 /// A non-blocking UDP socket connected to `host:port` (`logging.udp`). The master and `--dry`
-/// call it at start, so that a target that cannot be resolved or reached stops the start; a
-/// worker that calls it later and fails serves without shipping.
+/// call it at start, so that a target that cannot be resolved or reached stops the start.
 pub(crate) fn ship_to(host: &str, port: u16) -> Result<UdpSocket, ShippingError> {
     let resolve = |source| ShippingError::Resolve {
         host: host.to_owned(),
@@ -173,16 +172,29 @@ impl AccessLog {
         })
     }
 
-    /// `log` (or, without a file, a log of datagrams only) that also sends each line on
-    /// `socket` (from `ship_to`).
-    pub(crate) fn shipping(log: Option<Self>, socket: UdpSocket) -> Self {
+    /// `log` (or, without a file, a log of datagrams only) that also sends each line to
+    /// `host:port` (`logging.udp`). A worker calls it after the master checked the target; one
+    /// that fails now (a DNS outage at a restart or reload) costs the datagrams, never the
+    /// serving: it is logged, and `log` is returned as it was.
+    pub(crate) fn shipping(log: Option<Self>, host: &str, port: u16) -> Option<Self> {
+        let socket = match ship_to(host, port) {
+            Ok(socket) => socket,
+            Err(error) => {
+                let error = crate::logging::chain(&error);
+                tracing::warn!(
+                    error,
+                    "access log lines not shipped; serving without logging.udp"
+                );
+                return log;
+            }
+        };
         let mut log = log.unwrap_or_else(|| Self {
             file: None,
             udp: None,
             pending: RefCell::new(Vec::new()),
         });
         log.udp = Some(socket);
-        log
+        Some(log)
     }
 
     pub(crate) fn record(&self, entry: &Entry<'_>) {
@@ -345,6 +357,17 @@ fn open_append(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shipping_target_that_fails_in_a_worker_leaves_the_file_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = AccessLog::open(&dir.path().join("access.log")).unwrap();
+        let log = AccessLog::shipping(Some(file), "no-such-host.invalid", 5001).unwrap();
+        assert!(log.file.is_some() && log.udp.is_none());
+        assert!(AccessLog::shipping(None, "no-such-host.invalid", 5001).is_none());
+        let shipped = AccessLog::shipping(None, "127.0.0.1", 5001).unwrap();
+        assert!(shipped.file.is_none() && shipped.udp.is_some());
+    }
 
     fn entry(uri: &[u8]) -> Entry<'_> {
         Entry {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::{exit_code, inherit};
-use crate::access_log::{self, AccessLog};
+use crate::access_log::AccessLog;
 use crate::config::Config;
 use crate::privileges::{self, Outcome};
 use crate::tls;
@@ -40,20 +40,8 @@ fn start_and_serve(config: Config) -> anyhow::Result<i32> {
         ),
         None => None,
     };
-    // The master refused a target it could not resolve at start; one that fails now (a DNS
-    // outage at a restart or reload) costs the datagrams, never the serving.
     let access_log = match config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
-        Some(udp) => match access_log::ship_to(&udp.host, udp.port) {
-            Ok(socket) => Some(AccessLog::shipping(access_log, socket)),
-            Err(error) => {
-                let error = crate::logging::chain(&error);
-                tracing::warn!(
-                    error,
-                    "access log lines not shipped; serving without logging.udp"
-                );
-                access_log
-            }
-        },
+        Some(udp) => AccessLog::shipping(access_log, &udp.host, udp.port),
         None => access_log,
     };
     match privileges::drop_to(&config.user, &config.group)? {
