@@ -31,7 +31,7 @@ pub(crate) fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
         .lines()
         .skip(1)
         .filter_map(|line| {
-            // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+            // sl local_address rem_address st queues timer retransmits uid timeout inode
             let fields: Vec<&str> = line.split_whitespace().collect();
             let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
             let (_, local_port) = local.rsplit_once(':')?;

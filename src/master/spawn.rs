@@ -34,9 +34,9 @@ pub enum SpawnError {
 /// A pipe rather than `PR_SET_PDEATHSIG`: the kernel clears the parent-death signal when the
 /// worker drops privileges, ties it to the thread that forked rather than to the master, and
 /// misses a master that died before the worker asked for it. The lifeline's write end lives in
-/// the master alone (close-on-exec, and never named to a child), and the kernel closes it however the
-/// master ends (SIGKILL, the OOM killer, an abort): every worker's read end then sees
-/// end-of-file, even one that starts watching after the master died.
+/// the master alone (close-on-exec, and never named to a child), and the kernel closes it
+/// however the master ends (SIGKILL, the OOM killer, an abort): every worker's read end then
+/// sees end-of-file, even one that starts watching after the master died.
 pub(crate) struct Lifeline {
     read: OwnedFd,
     _write: OwnedFd,
@@ -111,8 +111,8 @@ pub(crate) fn spawn_worker<'a>(
         .stdin(Stdio::null());
     #[allow(unsafe_code)]
     // SAFETY: the closure runs in the forked child before exec; it only makes the close_range(2)
-    // and fcntl(2) system calls, which are async-signal-safe, on descriptors the master holds open for the whole spawn, and it
-    // allocates nothing (`inherited` is built before the fork).
+    // and fcntl(2) system calls, which are async-signal-safe, on descriptors the master holds
+    // open for the whole spawn, and it allocates nothing (`inherited` is built before the fork).
     unsafe {
         command.pre_exec(move || {
             // What the master itself inherited without close-on-exec (a shell's or a deploy

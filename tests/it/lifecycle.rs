@@ -29,7 +29,8 @@ fn on_port(config: Config, port: u16) -> Config {
 
 fn is_refused(port: u16) -> bool {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
-    matches!(TcpStream::connect(address), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
+    let refused = std::io::ErrorKind::ConnectionRefused;
+    matches!(TcpStream::connect(address), Err(e) if e.kind() == refused)
 }
 
 #[test]
