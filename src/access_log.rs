@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 
-use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -95,6 +95,55 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.push(b'\n');
 }
 
+/// Why access log lines cannot be sent to `logging.udp`.
+#[derive(Debug, thiserror::Error)]
+pub enum ShippingError {
+    /// The host has no address.
+    #[error("logging.udp.host: cannot resolve {host}:{port}")]
+    Resolve {
+        /// `logging.udp.host`.
+        host: String,
+        /// `logging.udp.port`.
+        port: u16,
+        /// The resolver's error.
+        #[source]
+        source: io::Error,
+    },
+    /// No socket can send to its address.
+    #[error("logging.udp: cannot send to {target}")]
+    Connect {
+        /// The address `logging.udp.host` resolved to.
+        target: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A non-blocking UDP socket connected to `host:port` (`logging.udp`). The master and `--dry`
+/// call it at start, so that a target that cannot be resolved or reached stops the start.
+pub(crate) fn ship_to(host: &str, port: u16) -> Result<UdpSocket, ShippingError> {
+    let resolve = |source| ShippingError::Resolve {
+        host: host.to_owned(),
+        port,
+        source,
+    };
+    let target = (host, port)
+        .to_socket_addrs()
+        .map_err(resolve)?
+        .next()
+        .ok_or_else(|| resolve(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+    let connect = |source| ShippingError::Connect { target, source };
+    let local: (IpAddr, u16) = match target {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+    };
+    let socket = UdpSocket::bind(local).map_err(connect)?;
+    socket.connect(target).map_err(connect)?;
+    socket.set_nonblocking(true).map_err(connect)?;
+    Ok(socket)
+}
+
 /// A worker's access log, its file with pending lines and/or its datagram socket.
 /// Single-threaded: owned by one worker.
 pub struct AccessLog {
@@ -124,26 +173,28 @@ impl AccessLog {
     }
 
     /// `log` (or, without a file, a log of datagrams only) that also sends each line to
-    /// `host:port`.
-    pub(crate) fn shipping(log: Option<Self>, host: &str, port: u16) -> io::Result<Self> {
-        let target = (host, port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host has no address"))?;
-        let local: (IpAddr, u16) = match target {
-            std::net::SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
-            std::net::SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+    /// `host:port` (`logging.udp`). A worker calls it after the master checked the target; one
+    /// that fails now (a DNS outage at a restart or reload) costs the datagrams, never the
+    /// serving: it is logged, and `log` is returned as it was.
+    pub(crate) fn shipping(log: Option<Self>, host: &str, port: u16) -> Option<Self> {
+        let socket = match ship_to(host, port) {
+            Ok(socket) => socket,
+            Err(error) => {
+                let error = crate::logging::chain(&error);
+                tracing::warn!(
+                    error,
+                    "access log lines not shipped; serving without logging.udp"
+                );
+                return log;
+            }
         };
-        let socket = UdpSocket::bind(local)?;
-        socket.connect(target)?;
-        socket.set_nonblocking(true)?;
         let mut log = log.unwrap_or_else(|| Self {
             file: None,
             udp: None,
             pending: RefCell::new(Vec::new()),
         });
         log.udp = Some(socket);
-        Ok(log)
+        Some(log)
     }
 
     pub(crate) fn record(&self, entry: &Entry<'_>) {
@@ -306,6 +357,17 @@ fn open_append(path: &Path) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shipping_target_that_fails_in_a_worker_leaves_the_file_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = AccessLog::open(&dir.path().join("access.log")).unwrap();
+        let log = AccessLog::shipping(Some(file), "no-such-host.invalid", 5001).unwrap();
+        assert!(log.file.is_some() && log.udp.is_none());
+        assert!(AccessLog::shipping(None, "no-such-host.invalid", 5001).is_none());
+        let shipped = AccessLog::shipping(None, "127.0.0.1", 5001).unwrap();
+        assert!(shipped.file.is_none() && shipped.udp.is_some());
+    }
 
     fn entry(uri: &[u8]) -> Entry<'_> {
         Entry {

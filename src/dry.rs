@@ -3,15 +3,17 @@
 //! Owns the list of start-time checks beyond parsing: the `user`/`group` (looked up as the master
 //! does, so only when running as root), the certificates and keys, the access log (opened for
 //! appending and closed: never truncated, created only where the daemon would create it), the
-//! file driver's routes, each listening address (bound with the master's options, then
-//! released), and the admin listener and statsd target of `logging.web` and `metrics`. It changes nothing a start would not: no socket stays open, no privilege is
-//! dropped. Rendering the effective configuration is `Config::censored`'s job.
+//! `logging.udp` target (resolved and connected), the file driver's routes, each listening
+//! address (refused when another process listens on its port, as the master's start refuses it;
+//! then bound with the master's options and released), and the admin listener and statsd target
+//! of `logging.web` and `metrics`. It changes nothing a start would not: no socket stays open, no
+//! privilege is dropped. Rendering the effective configuration is `Config::censored`'s job.
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{self, AccessLog, ShippingError};
 use crate::admin::{Admin, AdminError};
 use crate::config::{Config, Driver, Loaded};
 use crate::master::listeners::{self, ListenError};
@@ -54,6 +56,9 @@ pub(crate) enum StartCheckError {
         #[source]
         source: io::Error,
     },
+    /// `logging.udp` cannot be resolved or reached.
+    #[error(transparent)]
+    Shipping(#[from] ShippingError),
     /// The `file:` driver's routes do not load.
     #[error("driver: cannot load the routes")]
     Routes(#[source] FileRoutesError),
@@ -82,6 +87,9 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
             source,
         })?;
     }
+    if let Some(udp) = config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
+        access_log::ship_to(&udp.host, udp.port)?;
+    }
     if let Driver::File(path) = &config.driver {
         FileRoutes::open(path, config.server.dead_backend_ttl).map_err(StartCheckError::Routes)?;
     }
@@ -97,7 +105,9 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
     for (key, address, tls) in http.chain(https) {
         // Port 0 binds some free port, as the start would: it can only fail for the address.
         // The socket is closed when the listener drops at the end of this statement.
-        listeners::bind(address, tls).map_err(|source| StartCheckError::Listen { key, source })?;
+        let fail = |source| StartCheckError::Listen { key, source };
+        listeners::probe(address).map_err(fail)?;
+        listeners::bind(address, tls).map_err(fail)?;
     }
     // Bound and set up as the master would, then dropped: the socket closes at once.
     Admin::bind(config)?;

@@ -1,7 +1,8 @@
 //! What the master and its workers say to each other, and nothing else: the listening sockets
 //! handed over (`HIPACHE_LISTEN_FDS`, written by the master, read by a worker), the bytes a
-//! worker reports on its pipe (`HIPACHE_READY_FD`), the metrics snapshots it sends when asked
-//! on its stats socket (`HIPACHE_STATS_FD`), and the exit codes that say why a worker left.
+//! worker reports on its pipe (`HIPACHE_READY_FD`), the master's lifeline whose end tells a
+//! worker that the master is gone (`HIPACHE_LIFELINE_FD`), the metrics snapshots it sends when
+//! asked on its stats socket (`HIPACHE_STATS_FD`), and the exit codes that say why a worker left.
 //! Both `master` and `worker` import this module; neither imports the other.
 
 use std::fmt::Write as _;
@@ -13,6 +14,9 @@ use std::os::fd::{AsRawFd as _, RawFd};
 pub(crate) const LISTEN_FDS_ENV: &str = "HIPACHE_LISTEN_FDS";
 /// The write end of the worker's pipe to the master.
 pub(crate) const READY_FD_ENV: &str = "HIPACHE_READY_FD";
+/// The read end of the master's lifeline: a pipe whose only write end the master holds and never
+/// hands on, so that the read end sees end-of-file once the master is gone, however it went.
+pub(crate) const LIFELINE_FD_ENV: &str = "HIPACHE_LIFELINE_FD";
 /// `<generation>.<slot>`, for the worker's log lines.
 pub(crate) const WORKER_ID_ENV: &str = "HIPACHE_WORKER_ID";
 

@@ -8,17 +8,64 @@ use std::net::{SocketAddr, TcpListener};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::port_holder::{self, Holder};
 use crate::supervision::Listener;
 
 /// Connections the kernel queues before a worker accepts them (nginx's default is 511).
 const BACKLOG: i32 = 1024;
 
+/// Why an address cannot be served.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {address}")]
-pub struct ListenError {
-    pub(crate) address: SocketAddr,
-    #[source]
-    pub(crate) source: io::Error,
+pub enum ListenError {
+    /// The socket could not be set up, bound or put to listen.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// The configured address.
+        address: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Another process listens on the port already.
+    #[error("cannot listen on {address}: port {} is already in use by {}", address.port(),
+        holder.as_ref().map_or("another process".to_owned(), Holder::to_string))]
+    Taken {
+        /// The configured address.
+        address: SocketAddr,
+        /// Who holds it, where /proc tells.
+        holder: Option<Holder>,
+    },
+}
+
+/// Refuses `address` when some process listens on its port already, before the master binds it
+/// with `SO_REUSEPORT`: with that option two independent instances (same user) would both bind
+/// and share the connections without a word. A plain bind (`SO_REUSEADDR` only, so that
+/// connections in TIME_WAIT do not count) fails on a port anything listens on, as nginx's does.
+/// Port 0 is never taken. Only for addresses this master does not serve yet: its own sockets,
+/// shared across a reload, would fail the probe.
+pub(crate) fn probe(address: SocketAddr) -> Result<(), ListenError> {
+    if address.port() == 0 {
+        return Ok(());
+    }
+    let fail = |source| ListenError::Bind { address, source };
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true).map_err(fail)?;
+    }
+    match socket.bind(&address.into()) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::AddrInUse => Err(ListenError::Taken {
+            address,
+            holder: port_holder::find(address.port()),
+        }),
+        Err(source) => Err(ListenError::Bind { address, source }),
+    }
 }
 
 /// Binds `address` with `SO_REUSEADDR` (restarts do not wait for TIME_WAIT), `SO_REUSEPORT` (one
@@ -26,7 +73,7 @@ pub struct ListenError {
 /// sharing one socket let whichever wakes first take a whole burst) and, for IPv6,
 /// `IPV6_V6ONLY` so that `0.0.0.0` and `::` can both be listed.
 pub(crate) fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener, ListenError> {
-    let fail = |source| ListenError { address, source };
+    let fail = |source| ListenError::Bind { address, source };
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,

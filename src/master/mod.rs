@@ -10,6 +10,7 @@ pub(crate) mod backoff;
 pub(crate) mod listeners;
 mod notify;
 mod open_files;
+mod port_holder;
 mod signals;
 pub(crate) mod spawn;
 mod supervisor;
@@ -18,7 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{self, AccessLog, ShippingError};
 use crate::admin::{Admin, AdminError};
 use crate::config::Config;
 use crate::privileges::{self, PrivilegeError};
@@ -51,6 +52,9 @@ pub enum MasterError {
         #[source]
         source: io::Error,
     },
+    /// `logging.udp` cannot be resolved or reached.
+    #[error(transparent)]
+    Shipping(#[from] ShippingError),
     /// The admin listener or statsd could not be set up.
     #[error(transparent)]
     Admin(#[from] AdminError),
@@ -88,9 +92,11 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             source,
         })?;
     }
+    check_shipping(&config)?;
     open_files::raise();
     let bound = bind_all(&config, &[])?;
     let admin = Admin::bind(&config)?;
+    let lifeline = spawn::Lifeline::new()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,10 +108,19 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
             admin.spawn();
             collector
         });
-        supervisor::Supervisor::new(config_path, config, bound)
+        supervisor::Supervisor::new(config_path, config, bound, lifeline)
             .run(collector)
             .await
     })
+}
+
+/// Refuses a `logging.udp` target that cannot be resolved or reached, at start and on reload:
+/// the workers would serve without shipping, which nobody asked for.
+fn check_shipping(config: &Config) -> Result<(), ShippingError> {
+    match config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
+        Some(udp) => access_log::ship_to(&udp.host, udp.port).map(drop),
+        None => Ok(()),
+    }
 }
 
 /// The listeners `config` asks for, at least one socket per worker each: sockets of `existing`
@@ -120,19 +135,28 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
             .enumerate()
             .map(|(i, https)| (https.address, Some(i))),
     );
+    let reused = |configured: SocketAddr, https: Option<usize>| {
+        existing.iter().find(move |b| {
+            b.configured == configured && b.sockets[0].https.is_some() == https.is_some()
+        })
+    };
+    // Every new address is probed before any is bound: the config's own addresses may overlap
+    // (`0.0.0.0:80` and `127.0.0.1:80`), which the probe must not take for another process.
+    for (configured, https) in wanted.clone() {
+        if reused(configured, https).is_none() {
+            listeners::probe(configured)?;
+        }
+    }
     let mut bound = Vec::new();
     for (configured, https) in wanted {
         let mut sockets = Vec::new();
-        let reused = existing.iter().find(|b| {
-            b.configured == configured && b.sockets[0].https.is_some() == https.is_some()
-        });
+        let reused = reused(configured, https);
         for socket in reused.map_or(&[][..], |b| &b.sockets[..]) {
-            let fail = |source| ListenError {
+            let fail = |source| ListenError::Bind {
                 address: configured,
                 source,
             };
             let duplicate = socket.socket.try_clone().map_err(fail)?;
-            spawn::make_inheritable(&duplicate)?;
             // The https index follows the new config, which may list the entries in another order.
             sockets.push(Listener {
                 socket: duplicate,
@@ -146,7 +170,6 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
                 .first()
                 .map_or(configured, |first: &Listener| first.address);
             let listener = listeners::bind(address, https)?;
-            spawn::make_inheritable(&listener.socket)?;
             if sockets.is_empty() {
                 tracing::info!(address = %listener.address, scheme = listener.scheme(), "listening on");
             }

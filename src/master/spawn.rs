@@ -4,19 +4,19 @@
 //! What the worker is told is `crate::supervision`'s protocol.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::rc::Rc;
 
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::OFlag;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::unix::pipe;
 use tokio::process::{Child, Command};
 
 use crate::admin::collect::Collector;
 use crate::supervision::{
-    self, Listener, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
+    self, Listener, LIFELINE_FD_ENV, LISTEN_FDS_ENV, READY_FD_ENV, STATS_FD_ENV, WORKER_ID_ENV,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +25,32 @@ pub enum SpawnError {
     Pipe(#[source] nix::Error),
     #[error("cannot create the stats socket")]
     Stats(#[source] io::Error),
-    #[error("cannot make descriptor {0} inheritable")]
-    Inherit(i32, #[source] nix::Error),
     #[error("cannot start a worker process")]
     Exec(#[source] io::Error),
+}
+
+/// The master's side of the lifeline every worker watches (`supervision::LIFELINE_FD_ENV`).
+///
+/// A pipe rather than `PR_SET_PDEATHSIG`: the kernel clears the parent-death signal when the
+/// worker drops privileges, ties it to the thread that forked rather than to the master, and
+/// misses a master that died before the worker asked for it. The lifeline's write end lives in
+/// the master alone (close-on-exec, and never named to a child), and the kernel closes it
+/// however the master ends (SIGKILL, the OOM killer, an abort): every worker's read end then
+/// sees end-of-file, even one that starts watching after the master died.
+pub(crate) struct Lifeline {
+    read: OwnedFd,
+    _write: OwnedFd,
+}
+
+impl Lifeline {
+    pub(crate) fn new() -> Result<Self, SpawnError> {
+        let (read, write) =
+            nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
+        Ok(Self {
+            read,
+            _write: write,
+        })
+    }
 }
 
 /// A started worker and the end of the pipe it reports readiness on.
@@ -38,37 +60,44 @@ pub(crate) struct Spawned {
     pub(crate) ready: pipe::Receiver,
 }
 
-/// Lets children inherit `fd` (Rust opens everything close-on-exec).
-pub(crate) fn make_inheritable(fd: impl AsFd) -> Result<(), SpawnError> {
-    let raw = fd.as_fd().as_raw_fd();
-    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))
-        .map(drop)
-        .map_err(|e| SpawnError::Inherit(raw, e))
-}
-
 /// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
+///
+/// Everything the master opens stays close-on-exec (Rust's default), and so, in the worker,
+/// does everything the master inherited beyond stdin, stdout and stderr; only the worker being
+/// started gets, between its fork and its exec, the descriptors it is named in its environment:
+/// its generation's listeners for its slot, its ends of the readiness pipe and of the stats
+/// socket, and the lifeline. A descriptor made inheritable in the master would reach every later
+/// worker too, such as the listeners of a port a reload dropped, held open by workers that never
+/// accept on them.
 pub(crate) fn spawn_worker<'a>(
     config: &Path,
     listeners: impl IntoIterator<Item = &'a Listener>,
     id: &str,
+    lifeline: &Lifeline,
     collector: Option<&Rc<Collector>>,
 ) -> Result<Spawned, SpawnError> {
-    let fds = supervision::listen_fds(listeners);
+    let listeners: Vec<&Listener> = listeners.into_iter().collect();
+    let fds = supervision::listen_fds(listeners.iter().copied());
     let (read_end, write_end): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(SpawnError::Pipe)?;
-    // Only this child may inherit the write end: it is made inheritable here, and closed in the
-    // master right after the spawn, before any other child is started.
-    make_inheritable(&write_end)?;
-    // Close-on-exec like the pipe; the worker's end is made inheritable and closed here alike.
     let (stats, worker_stats) =
         std::os::unix::net::UnixStream::pair().map_err(SpawnError::Stats)?;
-    make_inheritable(&worker_stats)?;
+    let inherited: Vec<RawFd> = listeners
+        .iter()
+        .map(|listener| listener.socket.as_raw_fd())
+        .chain([
+            write_end.as_raw_fd(),
+            worker_stats.as_raw_fd(),
+            lifeline.read.as_raw_fd(),
+        ])
+        .collect();
     // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
     // argv[0] stays the master's, so `ps` shows `hipache --worker ...`.
     let name = std::env::args_os()
         .next()
         .unwrap_or_else(|| "hipache".into());
-    let child = Command::new("/proc/self/exe")
+    let mut command = Command::new("/proc/self/exe");
+    command
         .arg0(name)
         .arg("--worker")
         .arg("--config")
@@ -76,13 +105,37 @@ pub(crate) fn spawn_worker<'a>(
         .env(LISTEN_FDS_ENV, fds)
         .env(READY_FD_ENV, write_end.as_raw_fd().to_string())
         .env(STATS_FD_ENV, worker_stats.as_raw_fd().to_string())
+        .env(LIFELINE_FD_ENV, lifeline.read.as_raw_fd().to_string())
         .env(WORKER_ID_ENV, id)
         .env(supervision::NODE_SECRET_ENV, supervision::node_secret())
         // Only the master speaks for the service (`notify`).
         .env_remove(super::notify::NOTIFY_SOCKET_ENV)
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(SpawnError::Exec)?;
+        .stdin(Stdio::null());
+    #[allow(unsafe_code)]
+    // SAFETY: the closure runs in the forked child before exec; it only makes the close_range(2)
+    // and fcntl(2) system calls, which are async-signal-safe, on descriptors the master holds
+    // open for the whole spawn, and it allocates nothing (`inherited` is built before the fork).
+    unsafe {
+        command.pre_exec(move || {
+            // What the master itself inherited without close-on-exec (a shell's or a deploy
+            // tool's pipe, an open file) stops here too: a worker holding a pipe open would keep
+            // its reader waiting for as long as the worker lives. Kernels before 5.11 lack
+            // close_range; there only the master's own descriptors are kept from the worker.
+            let _ = nix::libc::syscall(
+                nix::libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                nix::libc::CLOSE_RANGE_CLOEXEC,
+            );
+            for &fd in &inherited {
+                if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn().map_err(SpawnError::Exec)?;
     drop(write_end);
     drop(worker_stats);
     let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use super::backoff::Backoff;
 use super::notify::{Notifier, State};
 use super::signals::{MasterSignal, Signals};
-use super::spawn::{self, Spawned};
-use super::{bind_all, prepare_log_file, Bound, MasterError};
+use super::spawn::{self, Lifeline, Spawned};
+use super::{bind_all, check_shipping, prepare_log_file, Bound, MasterError};
 use crate::admin::collect::Collector;
 use crate::config::Config;
 use crate::health;
@@ -71,10 +71,17 @@ pub(super) struct Supervisor {
     /// Whether `READY=1` went out: a first generation that was not all ready at once (a worker
     /// crashed at start and came back) is announced when it is.
     announced: bool,
+    /// Ends with this process; every worker watches it.
+    lifeline: Lifeline,
 }
 
 impl Supervisor {
-    pub(super) fn new(config_path: PathBuf, config: Config, bound: Vec<Bound>) -> Self {
+    pub(super) fn new(
+        config_path: PathBuf,
+        config: Config,
+        bound: Vec<Bound>,
+        lifeline: Lifeline,
+    ) -> Self {
         let (events, inbox) = mpsc::unbounded_channel();
         Self {
             config_path,
@@ -90,6 +97,7 @@ impl Supervisor {
             health: None,
             notifier: Notifier::from_env(),
             announced: false,
+            lifeline,
         }
     }
 
@@ -195,7 +203,13 @@ impl Supervisor {
             mut child,
             pid,
             ready,
-        } = spawn::spawn_worker(&self.config_path, listeners, &id, self.collector.as_ref())?;
+        } = spawn::spawn_worker(
+            &self.config_path,
+            listeners,
+            &id,
+            &self.lifeline,
+            self.collector.as_ref(),
+        )?;
         tracing::info!(pid, worker = %id, "worker started");
         let worker = Worker {
             generation,
@@ -356,11 +370,17 @@ impl Supervisor {
             tracing::error!(error, "reload failed; keeping the running configuration");
             return;
         }
+        if let Err(error) = check_shipping(&loaded.config) {
+            let error = crate::logging::chain(&error);
+            tracing::error!(error, "reload failed; keeping the running configuration");
+            return;
+        }
         let previous = std::mem::take(&mut self.bound);
         self.bound = match bind_all(&loaded.config, &previous) {
             Ok(bound) => bound,
             Err(error) => {
-                tracing::error!(error = %error, "reload failed; keeping the running configuration");
+                let error = crate::logging::chain(&error);
+                tracing::error!(error, "reload failed; keeping the running configuration");
                 self.bound = previous;
                 return;
             }

@@ -26,12 +26,6 @@ pub fn main(config: Config) -> ExitCode {
 }
 
 fn start_and_serve(config: Config) -> anyhow::Result<i32> {
-    // If the master dies, so do we: an orphaned worker would keep the ports with no supervisor.
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
-        .context("cannot ask to be stopped with the master")?;
-    if nix::unistd::getppid() == nix::unistd::Pid::from_raw(1) {
-        anyhow::bail!("the master exited before this worker started");
-    }
     // Started as /proc/self/exe, the kernel names us `exe`: `top` and `pkill hipache` should
     // find workers by the name operators know. A failure only costs the name.
     let _ = nix::sys::prctl::set_name(c"hipache");
@@ -47,14 +41,7 @@ fn start_and_serve(config: Config) -> anyhow::Result<i32> {
         None => None,
     };
     let access_log = match config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
-        Some(udp) => Some(
-            AccessLog::shipping(access_log, &udp.host, udp.port).with_context(|| {
-                format!(
-                    "cannot send access log lines to logging.udp {}:{}",
-                    udp.host, udp.port
-                )
-            })?,
-        ),
+        Some(udp) => AccessLog::shipping(access_log, &udp.host, udp.port),
         None => access_log,
     };
     match privileges::drop_to(&config.user, &config.group)? {

@@ -1,6 +1,7 @@
 //! The worker's side of the master's hand-off: adopt the listening sockets named in
 //! `HIPACHE_LISTEN_FDS` and the stats socket named in `HIPACHE_STATS_FD`, and tell the master
-//! on the `HIPACHE_READY_FD` pipe when this worker serves and when it starts retiring
+//! on the `HIPACHE_READY_FD` pipe when this worker serves and when it starts retiring, and
+//! watch the master's lifeline (`HIPACHE_LIFELINE_FD`) for the master's end
 //! (`crate::supervision` has the protocol).
 
 use std::io::Write as _;
@@ -8,9 +9,12 @@ use std::net::TcpListener;
 use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
 
 use nix::sys::socket::{getsockname, SockaddrStorage};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::unix::pipe;
 
 use crate::supervision::{
-    self, Listener, MalformedEntry, LISTEN_FDS_ENV, READY, READY_FD_ENV, RETIRING, STATS_FD_ENV,
+    self, Listener, MalformedEntry, LIFELINE_FD_ENV, LISTEN_FDS_ENV, READY, READY_FD_ENV, RETIRING,
+    STATS_FD_ENV,
 };
 
 /// Why the master's sockets could not be adopted.
@@ -54,9 +58,11 @@ fn adopt(fd: RawFd) -> TcpListener {
     unsafe { TcpListener::from_raw_fd(fd) }
 }
 
-/// The worker's end of its pipe to the master (absent when started by hand, as in tests).
+/// The worker's end of its pipe to the master and of the master's lifeline (both absent when
+/// started by hand, as in tests).
 pub struct MasterLink {
     pipe: Option<std::fs::File>,
+    lifeline: Option<OwnedFd>,
 }
 
 /// The open descriptor named in `env`, taken into ownership (once: the variable is read at
@@ -84,7 +90,38 @@ impl MasterLink {
     /// The pipe the master named in `HIPACHE_READY_FD`, if any.
     pub fn inherited() -> Self {
         let pipe = inherited_fd(READY_FD_ENV).map(std::fs::File::from);
-        Self { pipe }
+        let lifeline = inherited_fd(LIFELINE_FD_ENV);
+        Self { pipe, lifeline }
+    }
+
+    /// Resolves once the master is gone (its lifeline reads end-of-file); never without a
+    /// lifeline, or when it cannot be watched (logged).
+    pub(crate) async fn master_gone(&self) {
+        let watched = self
+            .lifeline
+            .as_ref()
+            .map(|fd| fd.try_clone().and_then(pipe::Receiver::from_owned_fd));
+        let mut lifeline = match watched {
+            Some(Ok(lifeline)) => lifeline,
+            Some(Err(error)) => {
+                tracing::error!(%error, "cannot watch the master's lifeline");
+                return std::future::pending().await;
+            }
+            None => return std::future::pending().await,
+        };
+        // Nothing is ever written: the only outcome is end-of-file (or an error, which says
+        // nothing about the master).
+        let mut byte = [0u8; 1];
+        loop {
+            match lifeline.read(&mut byte).await {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(%error, "cannot watch the master's lifeline");
+                    return std::future::pending().await;
+                }
+            }
+        }
     }
 
     pub(crate) fn report_ready(&self) {

@@ -81,8 +81,9 @@ pub enum WorkerError {
     },
 }
 
-/// Runs a worker on the current thread until SIGTERM/SIGINT or the memory watchdog, then
-/// drains and returns why. The master hears through `link` when it serves and when it retires.
+/// Runs a worker on the current thread until SIGTERM/SIGINT, the memory watchdog or the end of
+/// its master (an orphan would keep serving the ports beside the next master), then drains and
+/// returns why. The master hears through `link` when it serves and when it retires.
 pub fn run(
     config: Config,
     listeners: Vec<Listener>,
@@ -102,6 +103,10 @@ pub fn run(
     let stop = async move {
         tokio::select! {
             () = signals::terminated() => Exit::Drained,
+            () = link.master_gone() => {
+                tracing::warn!("master gone; draining");
+                Exit::Drained
+            }
             rss_bytes = watchdog::exceeded(limit, interval) => {
                 tracing::warn!(rss_bytes, limit_bytes = limit, "memory limit reached; retiring");
                 // The master starts the replacement while this worker drains.

@@ -60,6 +60,8 @@ mod https_backends;
 #[cfg(test)]
 mod layering;
 #[cfg(test)]
+mod lifecycle;
+#[cfg(test)]
 mod limits;
 #[cfg(test)]
 mod metrics;

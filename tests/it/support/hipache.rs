@@ -128,9 +128,15 @@ impl Hipache {
     /// Started under the open-file limits `ulimit` sets with `args` (`-S -n 256`: a soft limit
     /// of 256, as an init system would leave it; `-n 48`: soft and hard).
     pub(crate) fn start_under_ulimit(config: Config, args: &str) -> Hipache {
+        Hipache::start_after_shell(config, &format!("ulimit {args}"))
+    }
+
+    /// Started by a shell that runs `prelude` first, then execs the binary (so the binary keeps
+    /// what `prelude` set up: limits, open descriptors).
+    pub(crate) fn start_after_shell(config: Config, prelude: &str) -> Hipache {
         let path = config.write();
         let mut command = Command::new("sh");
-        let script = format!("ulimit {args} && exec \"$0\" \"$@\"");
+        let script = format!("{prelude} && exec \"$0\" \"$@\"");
         command
             .arg("-c")
             .arg(script)
@@ -327,7 +333,6 @@ impl Drop for Hipache {
     }
 }
 
-/// Parses `address=<ip:port>` out of a `listening on` log line (quotes tolerated).
 /// Reads the master's notifications until `READY=1` (within `timeout`): the listeners of its
 /// `STATUS=serving ...` line, as (scheme, address).
 fn ready_status(notify: &UnixDatagram, timeout: Duration) -> Option<Vec<(String, SocketAddr)>> {
