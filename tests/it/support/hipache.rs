@@ -178,11 +178,10 @@ impl Hipache {
                 );
             }
         };
-        // With `server.forceSecure` a plain `__ping__` gets the 301 to HTTPS instead.
         wait_until(START_TIMEOUT, "`Host: __ping__` to answer 200 ok", || {
             Request::get("__ping__", "/")
                 .try_send(hipache.addr)
-                .is_ok_and(|r| (r.status == 200 && r.text() == "ok") || r.status == 301)
+                .is_ok_and(|r| r.status == 200 && r.text() == "ok")
         });
         hipache
     }
