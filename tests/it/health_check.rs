@@ -138,3 +138,32 @@ fn health_check_added_by_a_reload_starts_checking() {
         || redis.smembers("dead:reload.local") == ["0"],
     );
 }
+
+#[test]
+fn a_backend_that_closes_mid_head_fails_its_probe() {
+    let redis = RedisServer::start();
+    // A status line, then half a field, then the end: the proxy answers 502 for this backend.
+    let cut = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(b"HTTP/1.1 200 OK\r\nContent-Le");
+        }
+    });
+    let steady = Backend::named("steady");
+    redis.frontend("cut.local", "cut", &[&cut.url(), &steady.url()]);
+    // Production shape: the master (which runs the checker) as root, workers as nobody.
+    let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 2, "healthy": 2}
+    }));
+    let _hipache = Hipache::start(config);
+
+    wait_until(Duration::from_secs(15), "dead:cut.local to hold 0", || {
+        redis.smembers("dead:cut.local") == ["0"]
+    });
+    assert!(
+        cut.requests()
+            .iter()
+            .any(|r| r.line.starts_with("GET /health ")),
+        "no probe reached the backend"
+    );
+}
