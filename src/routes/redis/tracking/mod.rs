@@ -51,6 +51,7 @@ use super::reconnect::{self, Health};
 use super::resp::{self, Malformed, Resp};
 use super::sentinel::Locator;
 use super::Answer;
+use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 use crate::routes::lock;
 
@@ -103,6 +104,8 @@ struct State {
 /// One tracking connection, kept up by the session numbered `id`.
 struct Conn {
     id: u64,
+    /// The cluster node it tracks (`None`: the one server, wherever Sentinel says it is).
+    node: Option<Address>,
     /// The connection, while it is up.
     socket: Option<Arc<TcpStream>>,
     buf: Vec<u8>,
@@ -111,9 +114,10 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(id: u64) -> Self {
+    fn new(id: u64, node: Option<Address>) -> Self {
         Self {
             id,
+            node,
             socket: None,
             buf: Vec::new(),
             generation: 0,
@@ -133,7 +137,7 @@ impl Tracking {
         max_age: Option<Duration>,
     ) -> Self {
         let state = State::new(url, capacity, max_age);
-        lock(&state).conns.push(Conn::new(0));
+        lock(&state).conns.push(Conn::new(0, None));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = connection::TrackingSession {
                 url: url.clone(),
@@ -182,17 +186,26 @@ impl Tracking {
         }
     }
 
-    /// Records `answer` for `host`: fresh until `expires` when read under a `ticket` and no
-    /// invalidation (or loss of tracking) came in since; otherwise as its last known answer.
+    /// Records `answer` for `host`, read from the cluster `nodes` (none: the one server): fresh
+    /// until `expires` when read under a `ticket`, no invalidation (or loss of tracking) came in
+    /// since, and every node is tracked; otherwise as its last known answer.
+    ///
+    /// A node tracked now with the epoch unchanged since the ticket was tracked when the read
+    /// went out (a connection coming up moves the epoch): a write there after the read reaches
+    /// the cache. A node not tracked (the slot map moved on before the tracking connections
+    /// followed) could change the answer unseen, so its answer is not kept as fresh.
     pub(crate) fn store(
         &self,
         ticket: Option<Ticket>,
+        nodes: &[Address],
         host: &str,
         answer: &Option<Answer>,
         expires: Option<Instant>,
     ) {
         let mut state = self.lock();
-        let fresh = state.sync() && ticket.is_some_and(|t| t.0 == state.epoch);
+        let fresh = state.sync()
+            && ticket.is_some_and(|t| t.0 == state.epoch)
+            && nodes.iter().all(|node| state.tracks(node));
         state
             .cache
             .insert(host, answer, fresh, expires, Instant::now());
@@ -320,6 +333,13 @@ impl State {
         }
     }
 
+    /// Whether the cluster node `node` has its tracking connection up.
+    fn tracks(&self, node: &Address) -> bool {
+        self.conns
+            .iter()
+            .any(|conn| conn.node.as_ref() == Some(node) && conn.socket.is_some())
+    }
+
     /// Whether a liveness ping is unanswered on any connection.
     fn is_pinging(&self) -> bool {
         self.conns.iter().any(|conn| conn.awaiting_pong)
@@ -379,5 +399,67 @@ fn read_available(socket: &socket2::Socket, buf: &mut Vec<u8>) -> Result<(), &'s
         if buf.len() > MAX_BUFFERED {
             return Err("push too large");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(host: &str) -> Address {
+        Address {
+            host: host.to_owned(),
+            port: 7000,
+        }
+    }
+
+    /// A cluster's tracking with the connection of `tracked` up (a loopback socket stands in for
+    /// it: nothing comes on it), and that socket's peer, to keep it open.
+    async fn tracking_of(tracked: &Address) -> (Tracking, TcpStream) {
+        let url = RedisUrl::parse("redis-cluster://127.0.0.1:1").unwrap();
+        let state = State::new(&url, 16, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        {
+            let mut current = lock(&state);
+            current.conns.push(Conn::new(1, Some(tracked.clone())));
+            current.install(1, Arc::new(socket), Vec::new());
+        }
+        (Tracking { state }, peer)
+    }
+
+    fn miss(tracking: &Tracking, host: &str) -> Ticket {
+        match tracking.check(host) {
+            Check::Miss(ticket) => ticket,
+            Check::Hit(_) => panic!("{host}: a fresh answer"),
+            Check::Off => panic!("tracking off"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_reply_from_a_node_not_tracked_is_not_kept_fresh() {
+        let (tracked, other) = (node("10.0.0.1"), node("10.0.0.2"));
+        let (tracking, _peer) = tracking_of(&tracked).await;
+
+        let ticket = miss(&tracking, "x.test");
+        tracking.store(
+            Some(ticket),
+            &[tracked.clone(), other],
+            "x.test",
+            &None,
+            None,
+        );
+        let ticket = miss(&tracking, "x.test");
+        assert_eq!(
+            tracking.last_known("x.test"),
+            Some(None),
+            "kept as last known"
+        );
+
+        tracking.store(Some(ticket), &[tracked], "x.test", &None, None);
+        assert!(matches!(tracking.check("x.test"), Check::Hit(None)));
     }
 }
