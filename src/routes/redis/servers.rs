@@ -30,8 +30,8 @@ pub(crate) struct Read {
     pub(crate) values: Vec<Value>,
     /// The answer came through a redirection (cluster only): keep it as last known, not fresh.
     pub(crate) redirected: bool,
-    /// The cluster nodes the replies came from (empty for one server, which its one tracking
-    /// connection covers): the answer is fresh only if each was tracked before the read.
+    /// The servers the replies came from (the cluster's nodes, or the one server where Sentinel
+    /// said the master was): the answer is fresh only if each was tracked before the read.
     pub(crate) nodes: Vec<Address>,
 }
 
@@ -57,11 +57,11 @@ impl Servers {
                         pipe.pttl(key);
                     }
                 }
-                let values = read.query(&pipe).await?;
+                let (values, server) = read.query_at(&pipe).await?;
                 Ok(Read {
                     values,
                     redirected: false,
-                    nodes: Vec::new(),
+                    nodes: vec![server],
                 })
             }
             Self::Cluster(cluster) => {

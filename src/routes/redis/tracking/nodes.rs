@@ -65,7 +65,7 @@ fn update(
         changed = true;
         ids.insert(node.clone(), next_id);
         // Until this connection is up, tracking is off: a master we do not hear from yet.
-        current.conns.push(Conn::new(next_id, Some(node.clone())));
+        current.conns.push(Conn::new(next_id));
         let node_url = url.node(&node);
         let session = TrackingSession {
             locator: Locator::new(&node_url),
