@@ -87,6 +87,18 @@ impl<IO: ClientStream> Client<IO> {
         matches!(by(&mut self.timer, deadline, read).await, Some(Ok(n)) if n > 0)
     }
 
+    /// Reads what the client already sent, without waiting: `false` when nothing was ready
+    /// (or it closed, or failed).
+    pub(super) async fn read_ready(&mut self) -> bool {
+        let Self { io, buf, .. } = self;
+        buffers::reserve_read(buf);
+        std::future::poll_fn(|cx| {
+            let polled = std::pin::pin!(io.read_buf(buf)).poll(cx);
+            Poll::Ready(matches!(polled, Poll::Ready(Ok(n)) if n > 0))
+        })
+        .await
+    }
+
     /// Writes all of `bytes` unless the client stops reading for `limit`.
     pub(super) async fn write(&mut self, bytes: &[u8], limit: Duration) -> bool {
         write_within(&mut self.io, bytes, limit).await

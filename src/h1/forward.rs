@@ -54,18 +54,7 @@ pub(super) async fn read_small_body<IO: ClientStream>(
 ) -> Result<Body, ClientFailure> {
     let length = match head.framing {
         Framing::Length(n) if n <= REPLAY_LIMIT_BYTES => n as usize,
-        Framing::Chunked => {
-            let mut decoder = Decoder::default();
-            let whole = decoder
-                .advance(&client.buf()[head.len..], |_| {})
-                .map_err(|_| ClientFailure::InvalidBody)?;
-            return Ok(match whole.done {
-                true => Body::Buffered {
-                    end: head.len + whole.consumed,
-                },
-                false => Body::Stream,
-            });
-        }
+        Framing::Chunked => return check_sent_chunks(client, head).await,
         Framing::Length(_) => return Ok(Body::Stream),
     };
     let end = head.len + length;
@@ -78,6 +67,33 @@ pub(super) async fn read_small_body<IO: ClientStream>(
         }
     }
     Ok(Body::Buffered { end })
+}
+
+/// Walks the chunked body the client already sent, before anything goes to a backend: a
+/// broken chunk line there is refused while no backend has seen the request. A line cut at the
+/// end of what was read is completed from bytes that are ready, without waiting for more: a
+/// client that sent its head and a 100 KB extension at once gets its 400 at the 4 KiB line
+/// bound, and one still composing its body is not held up. The body is kept whole when it
+/// ended there.
+async fn check_sent_chunks<IO: ClientStream>(
+    client: &mut Client<IO>,
+    head: &RequestHead,
+) -> Result<Body, ClientFailure> {
+    let mut decoder = Decoder::default();
+    let mut walked = head.len;
+    loop {
+        let progress = decoder
+            .advance(&client.buf()[walked..], |_| {})
+            .map_err(|_| ClientFailure::InvalidBody)?;
+        walked += progress.consumed;
+        if progress.done {
+            return Ok(Body::Buffered { end: walked });
+        }
+        let bounded = (walked - head.len) as u64 <= REPLAY_LIMIT_BYTES;
+        if !(bounded && decoder.is_inside_size_line() && client.read_ready().await) {
+            return Ok(Body::Stream);
+        }
+    }
 }
 
 /// An HTTP/1.x request on its way to a backend.

@@ -2,10 +2,13 @@
 //! of the workers, in the role Hipache left to `hchecker`.
 //!
 //! Each interval it lists the frontends in Redis (`store`), probes every backend of each with
-//! `GET <path>` and `Host: <frontend>` (`probe`), spread evenly over the interval and at most
-//! [`MAX_CONCURRENT_PROBES`] at once, and counts the results per backend (`tally`): a backend
-//! failing `unhealthy` probes in a row is marked dead exactly as the proxy marks one, and its
-//! mark is removed after `healthy` good probes. Meanwhile it keeps `hchecker_ping` fresh, so the
+//! `GET <path>` and `Host: <frontend>` (`probe`), and counts the results per backend (`tally`):
+//! a backend failing `unhealthy` probes in a row is marked dead exactly as the proxy marks one,
+//! and its mark is removed after `healthy` good probes. A round fits its interval: each probe
+//! gets at most the interval ([`Plan`]), and the probes start spread over what is left of it, at
+//! most [`MAX_CONCURRENT_PROBES`] at once, so even a fleet of hanging backends is probed within
+//! the interval; a fleet too large for that stretches the round, and the marks then live longer
+//! by as much, so a mark always outlives the round that renews it. Meanwhile it keeps `hchecker_ping` fresh, so the
 //! workers stop writing dead sets themselves, as they do for Hipache's own checker. It owns no
 //! request and never touches the workers: they see its marks through Redis.
 
@@ -29,8 +32,9 @@ use crate::tls::backend as tls_client;
 use store::{Server, Target};
 use tally::{Tally, Verdict};
 
-/// Probes in flight at once, whatever the number of backends.
-const MAX_CONCURRENT_PROBES: usize = 64;
+/// Probes in flight at once, whatever the number of backends: enough for a thousand hanging
+/// backends probed within one interval, bounded so that the master's open files are too.
+const MAX_CONCURRENT_PROBES: usize = 1024;
 /// How often `hchecker_ping` is written: well inside the 30 s the workers allow it.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -123,6 +127,40 @@ async fn heartbeat(mut server: Server, working: &Cell<bool>) {
     }
 }
 
+/// How one round of `targets` probes is run (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    /// Each probe's timeout: the configured one, but never past the interval.
+    timeout: Duration,
+    /// Between two probe starts: the probes start over the interval less one timeout, so the
+    /// last one is over by the end of the interval.
+    spacing: Duration,
+    /// How long the round takes at most: the interval, unless more probes hang than
+    /// [`MAX_CONCURRENT_PROBES`] can hold within it.
+    span: Duration,
+    /// How long a mark written in this round lives: past this round and the next one's probe
+    /// of the same backend.
+    ttl: Duration,
+}
+
+impl Plan {
+    fn new(targets: usize, check: &HealthCheck, ttl: Duration) -> Self {
+        let timeout = check.timeout.min(check.interval);
+        let window = check.interval - timeout;
+        let spacing = window / u32::try_from(targets.max(1)).unwrap_or(u32::MAX);
+        // Waves of probes that all hang until their timeout, if the cap is what holds them.
+        let waves = targets.div_ceil(MAX_CONCURRENT_PROBES);
+        let held = timeout * u32::try_from(waves).unwrap_or(u32::MAX);
+        let span = check.interval.max(held);
+        Self {
+            timeout,
+            spacing,
+            span,
+            ttl: ttl.max(span * 2 + timeout),
+        }
+    }
+}
+
 /// The rounds: list, probe (spread and bounded), record, write what changed.
 async fn check(settings: &Settings, working: &Cell<bool>) {
     let mut read = Server::new(settings.read.clone());
@@ -142,20 +180,20 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
         if !working.replace(true) {
             write.heartbeat(unix_now_secs()).await;
         }
-        let spacing = check.interval / targets.len().max(1) as u32;
+        let plan = Plan::new(targets.len(), check, settings.ttl);
         let mut probes = JoinSet::new();
         for (i, target) in targets.iter().enumerate() {
-            let start = round + spacing * i as u32;
+            let start = round + plan.spacing * u32::try_from(i).unwrap_or(u32::MAX);
             loop {
                 tokio::select! {
                     () = sleep_until(start) => break,
                     Some(Ok((i, ok))) = probes.join_next() => {
-                        record(&mut tallies, &targets[i], ok, settings, &mut write).await;
+                        record(&mut tallies, &targets[i], ok, check, plan.ttl, &mut write).await;
                     }
                 }
             }
             let (permits, target) = (permits.clone(), target.clone());
-            let (path, timeout) = (check.path.clone(), check.timeout);
+            let (path, timeout) = (check.path.clone(), plan.timeout);
             let connector = target.backend.url.is_tls().then(|| {
                 tls.get_or_init(|| tls_client::connector(&settings.backend_trust))
                     .clone()
@@ -170,7 +208,7 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
         }
         while let Some(done) = probes.join_next().await {
             if let Ok((i, ok)) = done {
-                record(&mut tallies, &targets[i], ok, settings, &mut write).await;
+                record(&mut tallies, &targets[i], ok, check, plan.ttl, &mut write).await;
             }
         }
         // Backends no longer listed are forgotten: a list edit starts them afresh.
@@ -187,7 +225,8 @@ async fn record(
     tallies: &mut HashMap<(String, usize, String), Tally>,
     target: &Target,
     ok: bool,
-    settings: &Settings,
+    check: &HealthCheck,
+    ttl: Duration,
     write: &mut Server,
 ) {
     let key = (
@@ -196,16 +235,15 @@ async fn record(
         target.backend.url.as_str().to_owned(),
     );
     let tally = tallies.entry(key.clone()).or_default();
-    let check = &settings.check;
     let verdict = tally.record(ok, check.unhealthy, check.healthy);
     let (host, backend) = (&target.host, &target.backend.url);
     let written = match verdict {
         Verdict::Keep => true,
         Verdict::MarkDead => {
             warn!(%host, %backend, "backend failed its health checks; marked dead");
-            write.mark_dead(target, settings.ttl).await
+            write.mark_dead(target, ttl).await
         }
-        Verdict::Renew => write.renew(target, settings.ttl).await,
+        Verdict::Renew => write.renew(target, ttl).await,
         Verdict::Clear { revived } => {
             if revived {
                 info!(%host, %backend, "backend passed its health checks; mark removed");
@@ -244,5 +282,29 @@ mod tests {
         assert_eq!(s.write.host, "w");
         let s = settings(r#"{"healthCheck": {"interval": 1, "timeout": 1}}"#).unwrap();
         assert_eq!(s.ttl, Duration::from_secs(30), "deadBackendTTL when longer");
+    }
+
+    fn check(interval: u64, timeout: u64) -> HealthCheck {
+        let text =
+            format!(r#"{{"healthCheck": {{"interval": {interval}, "timeout": {timeout}}}}}"#);
+        settings(&text).unwrap().check
+    }
+
+    #[test]
+    fn a_round_fits_its_interval_and_its_marks_outlive_it() {
+        let secs = Duration::from_secs;
+        // 1000 backends, 10 s, 3 s: starts over 7 s, every probe over by the end.
+        let plan = Plan::new(1000, &check(10, 3), secs(30));
+        assert_eq!(plan.timeout, secs(3));
+        assert_eq!(plan.spacing, Duration::from_millis(7));
+        assert_eq!((plan.span, plan.ttl), (secs(10), secs(30)));
+        // A timeout longer than the interval is cut to it; the probes then start at once.
+        let plan = Plan::new(1000, &check(1, 3), secs(5));
+        assert_eq!((plan.timeout, plan.spacing), (secs(1), Duration::ZERO));
+        assert_eq!((plan.span, plan.ttl), (secs(1), secs(5)));
+        // More hanging backends than the cap holds in one interval: the marks live longer.
+        let plan = Plan::new(MAX_CONCURRENT_PROBES * 3, &check(1, 1), secs(3));
+        assert_eq!((plan.span, plan.ttl), (secs(3), secs(7)));
+        assert_eq!(Plan::new(0, &check(10, 3), secs(30)).spacing, secs(7));
     }
 }

@@ -1,6 +1,8 @@
 //! One probe: `GET <path>` with `Host: <frontend>` on a fresh connection to a backend (over TLS
-//! for an `https://` one, trusted as the workers trust it), and whether its status line came
-//! back healthy within the timeout. A failed handshake is a failed probe.
+//! for an `https://` one, trusted as the workers trust it), and whether a whole answer head came
+//! back healthy within the timeout, read by the proxy's own head parser: a backend whose answers
+//! the proxy would refuse (a head cut short, a malformed field) fails its probe. A failed
+//! handshake is a failed probe.
 
 use std::time::Duration;
 
@@ -10,9 +12,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::routes::BackendUrl;
 use crate::tls::backend::server_name;
-
-/// A status line longer than this is no HTTP answer worth waiting for.
-const MAX_STATUS_LINE_BYTES: usize = 1024;
+use crate::wire::response::{InvalidResponse, ResponseHead};
 
 /// Whether `url` answers `GET path` for `host` with a status below 500 within `timeout`: the
 /// same line the proxy draws when it marks a backend on its answer.
@@ -50,41 +50,76 @@ async fn ask(
          Connection: close\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.ok()?;
-    let mut head = Vec::with_capacity(128);
-    let mut piece = [0u8; 256];
-    while !head.contains(&b'\n') && head.len() < MAX_STATUS_LINE_BYTES {
+    let mut buf = Vec::with_capacity(512);
+    let mut piece = [0u8; 1024];
+    loop {
+        match final_status(&mut buf) {
+            Head::Final(status) => return Some(status),
+            Head::Invalid => return None,
+            Head::Partial => {}
+        }
         let n = stream.read(&mut piece).await.ok()?;
         if n == 0 {
-            break;
+            // Closed before a whole head: the proxy would answer 502 for it.
+            return None;
         }
-        head.extend_from_slice(&piece[..n]);
+        buf.extend_from_slice(&piece[..n]);
     }
-    status(&head)
 }
 
-/// The status code of `HTTP/1.x NNN ...` (pure).
-fn status(head: &[u8]) -> Option<u16> {
-    let line = head.split(|&b| b == b'\n').next()?;
-    let rest = line.strip_prefix(b"HTTP/1.")?;
-    let code = rest.get(2..5)?;
-    if rest.get(1) != Some(&b' ') || !code.iter().all(u8::is_ascii_digit) {
-        return None;
+/// What the bytes read so far say.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// A whole, valid final answer head, with its status.
+    Final(u16),
+    /// Not a valid answer head: the proxy would answer 502 for it.
+    Invalid,
+    /// More bytes are needed.
+    Partial,
+}
+
+/// Reads `buf` with the proxy's own response-head parser, dropping interim (1xx) heads from it
+/// (pure). A probe passes only on an answer head the proxy would relay.
+fn final_status(buf: &mut Vec<u8>) -> Head {
+    loop {
+        match ResponseHead::parse(buf, false) {
+            Ok(Some(head)) if head.is_interim() => {
+                buf.drain(..head.len);
+            }
+            Ok(Some(head)) => return Head::Final(head.status),
+            Ok(None) => return Head::Partial,
+            Err(InvalidResponse) => return Head::Invalid,
+        }
     }
-    std::str::from_utf8(code).ok()?.parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn read(bytes: &[u8]) -> Head {
+        final_status(&mut bytes.to_vec())
+    }
+
     #[test]
-    fn status_is_read_from_the_status_line_only() {
-        assert_eq!(status(b"HTTP/1.1 200 OK\r\n"), Some(200));
-        assert_eq!(status(b"HTTP/1.0 503 Busy\r\nx: y"), Some(503));
-        assert_eq!(status(b"HTTP/1.1 204\r\n"), Some(204));
-        assert_eq!(status(b"HTTP/2 200\r\n"), None);
-        assert_eq!(status(b"garbage"), None);
-        assert_eq!(status(b"HTTP/1.1 2x0 OK\r\n"), None);
-        assert_eq!(status(b""), None);
+    fn only_a_whole_valid_final_head_counts() {
+        assert_eq!(
+            read(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            Head::Final(200)
+        );
+        assert_eq!(read(b"HTTP/1.0 503 Busy\r\n\r\nbody"), Head::Final(503));
+        assert_eq!(
+            read(b"HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\nHTTP/1.1 204\r\n\r\n"),
+            Head::Final(204)
+        );
+        assert_eq!(read(b"HTTP/1.1 200 OK\r\n"), Head::Partial);
+        assert_eq!(read(b"HTTP/1.1 200 OK\r\nContent-Le"), Head::Partial);
+        assert_eq!(read(b""), Head::Partial);
+        assert_eq!(read(b"HTTP/2 200\r\n\r\n"), Head::Invalid);
+        assert_eq!(read(b"garbage\r\n\r\n"), Head::Invalid);
+        assert_eq!(
+            read(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n"),
+            Head::Invalid
+        );
     }
 }

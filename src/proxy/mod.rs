@@ -144,7 +144,8 @@ impl<S: RouteSource> Proxy<S> {
 
     /// With `forceSecure`, what answers a plain-HTTP request to `host_header` for `target` (its
     /// path and query), before any routing: a `301` to HTTPS, or a 400 for a host that cannot
-    /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), or when off.
+    /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), for the
+    /// `__ping__` probe, or when off.
     pub(crate) fn secure_redirect(
         &self,
         conn: &ClientConnection,
@@ -153,11 +154,10 @@ impl<S: RouteSource> Proxy<S> {
         debug: bool,
     ) -> Option<Generated> {
         let port = self.force_secure.filter(|_| !conn.tls)?;
-        Some(
-            match redirect::secure_location(host_header?, target, port) {
-                Some(location) => Generated::moved_permanently(location),
-                None => self.error_answer(ProxyError::NoHost, debug),
-            },
-        )
+        match redirect::decide(host_header?, target, port) {
+            redirect::Secure::Exempt => None,
+            redirect::Secure::MovedTo(location) => Some(Generated::moved_permanently(location)),
+            redirect::Secure::BadHost => Some(self.error_answer(ProxyError::NoHost, debug)),
+        }
     }
 }

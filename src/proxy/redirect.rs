@@ -3,14 +3,32 @@
 
 use crate::router::{self, HostRequest};
 
-/// The `Location` for a request to `host_header` (port stripped, `__ping__` included) and
-/// `target` (its path and query), on the HTTPS listener's `https_port`. `None` for a host that
-/// could not stand in a URL as is, which must not be echoed into a header.
-pub(crate) fn secure_location(host_header: &str, target: &[u8], https_port: u16) -> Option<String> {
-    let host = match router::parse_host(host_header) {
-        HostRequest::Ping => router::PING_HOST,
-        HostRequest::Route(host) => host,
-    };
+/// What `forceSecure` does with a plain-HTTP request for `host_header`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Secure {
+    /// Not redirected: the `__ping__` probe, which load balancers send over plain HTTP and
+    /// which must answer `200` there.
+    Exempt,
+    /// A `301` to this URL.
+    MovedTo(String),
+    /// A host that could not stand in a URL as is, which must not be echoed into a header.
+    BadHost,
+}
+
+/// The forceSecure decision for a plain-HTTP request to `host_header` and `target` (its path
+/// and query), on the HTTPS listener's `https_port`.
+pub(crate) fn decide(host_header: &str, target: &[u8], https_port: u16) -> Secure {
+    match router::parse_host(host_header) {
+        HostRequest::Ping => Secure::Exempt,
+        HostRequest::Route(host) => {
+            secure_location(host, target, https_port).map_or(Secure::BadHost, Secure::MovedTo)
+        }
+    }
+}
+
+/// The `Location` for `host` (port already stripped) and `target`, or `None` for a host or
+/// target that cannot be written into the URL as is.
+fn secure_location(host: &str, target: &[u8], https_port: u16) -> Option<String> {
     let is_host_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
     let bracketed_ip = host.starts_with('[')
         && host.ends_with(']')
@@ -42,8 +60,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ping_is_never_redirected() {
+        assert_eq!(decide("__ping__", b"/", 443), Secure::Exempt);
+        assert_eq!(decide("__ping__", b"/anything?x", 8443), Secure::Exempt);
+    }
+
+    #[test]
     fn location_keeps_host_path_and_query_and_names_a_port_other_than_443() {
-        let at = |host, target: &str, port| secure_location(host, target.as_bytes(), port);
+        let at = |host, target: &str, port| match decide(host, target.as_bytes(), port) {
+            Secure::MovedTo(location) => Some(location),
+            _ => None,
+        };
         assert_eq!(
             at("www.example.com:8080", "/a/b?c=1&d", 443).as_deref(),
             Some("https://www.example.com/a/b?c=1&d")
@@ -56,17 +83,13 @@ mod tests {
             at("[::1]:80", "?q", 443).as_deref(),
             Some("https://[::1]/?q")
         );
-        assert_eq!(
-            at("__ping__", "/", 443).as_deref(),
-            Some("https://__ping__/")
-        );
         assert_eq!(at("a.test", "*", 443).as_deref(), Some("https://a.test/"));
     }
 
     #[test]
     fn hosts_that_could_change_the_url_are_refused() {
         for host in ["evil.com/x", "a b", "user@host", "", "a.com#", "[::1"] {
-            assert_eq!(secure_location(host, b"/", 443), None, "{host:?}");
+            assert_eq!(decide(host, b"/", 443), Secure::BadHost, "{host:?}");
         }
     }
 }

@@ -4,8 +4,9 @@
 //! {"frontend:www.example.com": ["mysite", "http://127.0.0.1:8080"], "dead:www.example.com": [0]}
 //! ```
 //!
-//! It owns loading and validating that file, watching it (a background task polls its mtime and
-//! length; a change is picked up within a second), and answering lookups from a prebuilt map.
+//! It owns loading and validating that file, watching it (a background task polls its mtime,
+//! length, inode and ctime; a change is picked up within a second), and answering lookups from a
+//! prebuilt map.
 //! Dead marks only live in this process ([`DeadMarks`]): the file is never written.
 
 use std::collections::HashMap;
@@ -64,8 +65,10 @@ struct Table {
     dead: HashMap<String, Vec<usize>>,
 }
 
-/// What tells the watcher the file changed.
-type Signature = (Option<SystemTime>, u64);
+/// What tells the watcher the file changed: its mtime and length, and its inode and ctime,
+/// which move even when a replacement keeps the first two (a file renamed over it that was
+/// copied with its timestamps, a rewrite within the file system's mtime granularity).
+type Signature = (Option<SystemTime>, u64, u64, (i64, i64));
 
 impl FileRoutes {
     /// Loads `path` and, inside a tokio runtime, starts watching it for changes.
@@ -167,9 +170,15 @@ async fn watch(shared: Weak<Shared>, path: PathBuf, mut seen: Signature) {
 }
 
 fn signature(metadata: std::io::Result<std::fs::Metadata>) -> Signature {
+    use std::os::unix::fs::MetadataExt as _;
     match metadata {
-        Ok(m) => (m.modified().ok(), m.len()),
-        Err(_) => (None, u64::MAX),
+        Ok(m) => (
+            m.modified().ok(),
+            m.len(),
+            m.ino(),
+            (m.ctime(), m.ctime_nsec()),
+        ),
+        Err(_) => (None, u64::MAX, 0, (0, 0)),
     }
 }
 

@@ -157,6 +157,16 @@ impl Decoder {
         Ok(progress.consumed)
     }
 
+    /// The input so far ends inside a chunk-size line: its end (or what breaks it) is in bytes
+    /// not walked yet.
+    pub(crate) fn is_inside_size_line(&self) -> bool {
+        self.line > 0
+            && matches!(
+                self.state,
+                State::Size { .. } | State::SizeSpace | State::Extension | State::SizeLf
+            )
+    }
+
     fn in_trailers(&self) -> bool {
         matches!(
             self.state,

@@ -203,6 +203,10 @@ pub(crate) struct BodyFields {
     pub(crate) chunked: bool,
     /// Every `Transfer-Encoding` value is exactly `chunked`: the one coding a request may have.
     pub(crate) only_chunked: bool,
+    /// `chunked` list elements across every `Transfer-Encoding` field (saturating): more than
+    /// one is a message whose framing two parsers may read differently (RFC 9112 §7.1.3 allows
+    /// chunked once).
+    pub(crate) chunked_codings: u8,
 }
 
 /// A `Content-Length` that is not a number below 2^63, or two that disagree.
@@ -225,6 +229,12 @@ impl BodyFields {
                 self.only_chunked = exact && (self.codings == 0 || self.only_chunked);
                 self.codings = self.codings.saturating_add(1);
                 self.chunked = ends_with_chunked(value);
+                let named = value
+                    .split(|&b| b == b',')
+                    .filter(|coding| trim(coding).eq_ignore_ascii_case(b"chunked"))
+                    .count();
+                let named = u8::try_from(named).unwrap_or(u8::MAX);
+                self.chunked_codings = self.chunked_codings.saturating_add(named);
             }
             _ => {}
         }
@@ -322,6 +332,12 @@ mod tests {
         assert!(twice.only_chunked);
         twice.add(Kind::TransferEncoding, b"chunked").unwrap();
         assert!(twice.only_chunked && twice.codings == 2);
+        assert_eq!(twice.chunked_codings, 2);
+        let mut listed = BodyFields::default();
+        listed
+            .add(Kind::TransferEncoding, b"chunked, gzip, Chunked")
+            .unwrap();
+        assert_eq!((listed.codings, listed.chunked_codings), (1, 2));
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! A backend's response head, parsed in place with what relaying it needs (pure): its status,
 //! how its body is delimited (RFC 9112 §6.3), and whether the backend connection can be reused.
+//!
+//! Ambiguous framing is a backend error (a 502, and the backend connection closed), never
+//! passed on: two `Content-Length`s that disagree, or `chunked` named more than once (two
+//! fields or `chunked, chunked`), which the request parser refuses with a 400 for the same
+//! reason. Other transfer codings (`gzip, chunked`) pass on as the backend wrote them.
 
 use super::fields::{self, BadLength, BodyFields, ConnectionTokens, Field, Kind};
 use super::request::MAX_HEADERS;
@@ -92,6 +97,9 @@ impl ResponseHead {
                 _ => {}
             }
             head.fields.push(field);
+        }
+        if body.chunked_codings > 1 {
+            return Err(InvalidResponse);
         }
         // RFC 9112 §6.1, RFC 9110 §8.6: no body framing on a 1xx or 204, and no transfer
         // coding on a 304 either (there is no body it could describe to this client).
@@ -257,6 +265,23 @@ mod tests {
                 InvalidResponse
             );
         }
+    }
+
+    #[test]
+    fn chunked_named_twice_is_refused() {
+        for text in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(
+                ResponseHead::parse(text, false).unwrap_err(),
+                InvalidResponse
+            );
+        }
+        let gzip =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(parse(gzip, false).framing, Framing::Chunked);
     }
 
     #[test]

@@ -49,6 +49,28 @@ fn numbers_a_signed_parser_would_misread_get_502() {
 }
 
 #[test]
+fn chunked_named_twice_by_a_backend_gets_502() {
+    let redis = RedisServer::start();
+    let answers = [
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n0\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ];
+    for answer in answers {
+        let backend = answering(answer);
+        let hipache = proxy_to(&redis, "te.local", &backend.url());
+        let got = fetch(&hipache, "te.local");
+        assert_eq!(status_line(&got), "HTTP/1.1 502 Bad Gateway", "{got}");
+        assert!(
+            !head(&got)
+                .to_ascii_lowercase()
+                .contains("transfer-encoding"),
+            "{got}"
+        );
+    }
+}
+
+#[test]
 fn equal_content_lengths_from_a_backend_reach_the_client_as_one() {
     let redis = RedisServer::start();
     let backend = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok");

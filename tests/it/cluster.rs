@@ -73,6 +73,51 @@ fn routes_on_every_master_are_served_and_a_change_on_any_master_reaches_the_next
 }
 
 #[test]
+fn hosts_on_every_node_are_found_from_the_first_request_after_a_start() {
+    const STARTS: usize = 20;
+    let cluster = RedisCluster::start(3, 0);
+    let backend = Backend::named("b");
+    // Ten hosts whose `frontend:` key each master owns.
+    let hosts: Vec<String> = (0..3)
+        .flat_map(|master| {
+            let mut found = Vec::new();
+            for n in 0..1_000 {
+                let host = format!("h{master}-{n}.test");
+                if cluster.owner_of(&format!("frontend:{host}")) == master {
+                    cluster.nodes()[master].frontend(&host, &host, &[&backend.url()]);
+                    found.push(host);
+                    if found.len() == 10 {
+                        break;
+                    }
+                }
+            }
+            assert_eq!(found.len(), 10, "hosts on node {master}");
+            found
+        })
+        .collect();
+    for start in 0..STARTS {
+        // Production shape: the master as root, its workers as nobody.
+        let config = Config::redis(&cluster.nodes()[0]).with(json!({
+            "driver": cluster.driver(0),
+            "user": "nobody",
+            "server": { "workers": 2 }
+        }));
+        let hipache = Hipache::start(config);
+        // From the moment the proxy says it is ready, while its tracking connections come up,
+        // and after: an existing host is never "not configured".
+        for round in 0..3 {
+            for host in &hosts {
+                let response = hipache.get(host, "/");
+                assert_ne!(
+                    response.status, 400,
+                    "start {start}, round {round}: {host} answered 400"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn dead_marks_land_on_the_node_owning_the_dead_set() {
     let cluster = RedisCluster::start(3, 0);
     let (live, refusing) = (

@@ -87,3 +87,32 @@ fn routes_file_changes_are_picked_up_without_restart() {
     );
     assert_eq!(hipache.get("added.local", "/").text(), "new");
 }
+
+#[test]
+fn a_replacement_keeping_length_and_mtime_is_picked_up() {
+    let backend = Backend::named("b");
+    let routes = RoutesFile::new(&json!({"frontend:old.local": ["app", backend.url()]}));
+    let hipache = Hipache::start(Config::file(&routes.path()));
+    assert_eq!(hipache.get("new.local", "/").status, 400);
+
+    // Same length, and the old file's mtime kept (as `cp -p` or `rsync -t` would), renamed over.
+    let mtime = std::fs::metadata(routes.path())
+        .unwrap()
+        .modified()
+        .unwrap();
+    let aside = routes.dir.path().join("routes.json.new");
+    let text = json!({"frontend:new.local": ["app", backend.url()]}).to_string();
+    std::fs::write(&aside, &text).unwrap();
+    let file = std::fs::File::options().write(true).open(&aside).unwrap();
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    assert_eq!(
+        std::fs::metadata(&aside).unwrap().len(),
+        std::fs::metadata(routes.path()).unwrap().len()
+    );
+    std::fs::rename(&aside, routes.path()).unwrap();
+
+    wait_until(Duration::from_secs(5), "new.local to be routed", || {
+        hipache.get("new.local", "/").status == 200
+    });
+}

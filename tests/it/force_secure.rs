@@ -1,6 +1,7 @@
-//! `server.forceSecure`: every plain-HTTP request (`__ping__` and WebSocket upgrades included,
-//! HTTP/1.x and h2c alike) gets a `301` to the same host, path and query over HTTPS; requests
-//! over TLS are proxied as before.
+//! `server.forceSecure`: every plain-HTTP request (WebSocket upgrades included, HTTP/1.x and h2c
+//! alike) gets a `301` to the same host, path and query over HTTPS, except the `__ping__` probe,
+//! which load balancers send over plain HTTP and which answers `200`; requests over TLS are
+//! proxied as before.
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -43,13 +44,7 @@ fn plain_http_gets_a_301_to_the_same_host_path_and_query_on_the_https_port() {
         response.header("location"),
         Some(format!("https://www.secure.test:{https_port}/a/b%20c?x=1&y=two").as_str())
     );
-    // The liveness probe and a WebSocket upgrade over plain HTTP get the same answer.
-    let ping = hipache.get("__ping__", "/");
-    assert_eq!(ping.status, 301);
-    assert_eq!(
-        ping.header("location"),
-        Some(format!("https://__ping__:{https_port}/").as_str())
-    );
+    // A WebSocket upgrade over plain HTTP gets the same answer.
     let upgrade = hipache.send(
         &Request::get("www.secure.test", "/socket?room=1")
             .header("Connection", "Upgrade")
@@ -83,6 +78,40 @@ fn plain_http_gets_a_301_to_the_same_host_path_and_query_on_the_https_port() {
     });
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert_eq!(backend.request_count(), 1);
+}
+
+/// The status and body of a `GET /` for `host` over h2c (prior knowledge) to `addr`.
+async fn h2c_get(addr: std::net::SocketAddr, host: &str) -> (u16, Bytes) {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .expect("h2c handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(format!("http://{host}/"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.expect("h2c response");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("h2c body");
+    (status, body.to_bytes())
+}
+
+#[test]
+fn ping_answers_200_over_plain_http1_and_h2c() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let hipache = forcing_proxy(&redis, &backend);
+
+    let ping = hipache.get("__ping__", "/");
+    assert_eq!((ping.status, ping.header("location")), (200, None));
+    let (status, body) = runtime().block_on(h2c_get(hipache.addr(), "__ping__"));
+    assert_eq!(status, 200);
+    assert_eq!(body, ping.text().as_bytes());
+    // Any other host on the same connection kinds is still redirected.
+    let (status, _) = runtime().block_on(h2c_get(hipache.addr(), "www.secure.test"));
+    assert_eq!(status, 301);
+    assert_eq!(backend.request_count(), 0);
 }
 
 #[test]

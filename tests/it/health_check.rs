@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::support::raw_backend::{answer, ok, RawBackend};
-use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
+use crate::support::{pause, wait_until, Backend, Config, Hipache, RedisServer};
 
 /// A backend whose `/health` answers 500 while `healthy` is false; every other path answers 200
 /// with its name, so the proxy's own (passive) checks never see it fail.
@@ -137,4 +137,80 @@ fn health_check_added_by_a_reload_starts_checking() {
         "dead:reload.local to hold 0",
         || redis.smembers("dead:reload.local") == ["0"],
     );
+}
+
+#[test]
+fn a_backend_that_closes_mid_head_fails_its_probe() {
+    let redis = RedisServer::start();
+    // A status line, then half a field, then the end: the proxy answers 502 for this backend.
+    let cut = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(b"HTTP/1.1 200 OK\r\nContent-Le");
+        }
+    });
+    let steady = Backend::named("steady");
+    redis.frontend("cut.local", "cut", &[&cut.url(), &steady.url()]);
+    // Production shape: the master (which runs the checker) as root, workers as nobody.
+    let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 2, "healthy": 2}
+    }));
+    let _hipache = Hipache::start(config);
+
+    wait_until(Duration::from_secs(15), "dead:cut.local to hold 0", || {
+        redis.smembers("dead:cut.local") == ["0"]
+    });
+    assert!(
+        cut.requests()
+            .iter()
+            .any(|r| r.line.starts_with("GET /health ")),
+        "no probe reached the backend"
+    );
+}
+
+#[test]
+fn hundreds_of_hanging_backends_stay_marked_dead_at_every_moment() {
+    const HOSTS: usize = 150;
+    let redis = RedisServer::start();
+    // Listening sockets nobody accepts on: a probe connects, asks, and hears nothing.
+    let hanging: Vec<std::net::TcpListener> = (0..HOSTS * 2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let url =
+        |listener: &std::net::TcpListener| format!("http://{}", listener.local_addr().unwrap());
+    let hosts: Vec<String> = (0..HOSTS).map(|n| format!("hang{n}.local")).collect();
+    for (host, pair) in hosts.iter().zip(hanging.chunks(2)) {
+        redis.frontend(host, host, &[&url(&pair[0]), &url(&pair[1])]);
+    }
+    let interval = Duration::from_secs(1);
+    let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
+        "server": { "deadBackendTTL": 1 },
+        "healthCheck": {"path": "/", "interval": 1, "timeout": 1, "unhealthy": 1, "healthy": 1}
+    }));
+    let _hipache = Hipache::start(config);
+
+    let mut conn = redis.connection();
+    let mut unmarked = || {
+        let mut pipe = ::redis::pipe();
+        for host in &hosts {
+            pipe.smembers(format!("dead:{host}"));
+        }
+        let sets: Vec<Vec<String>> = pipe.query(&mut conn).unwrap();
+        sets.iter().filter(|set| set.len() != 2).count()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "every hanging backend marked dead",
+        || unmarked() == 0,
+    );
+    // Over two intervals (and the rounds in them), no mark lapses before it is renewed.
+    let observed = std::time::Instant::now();
+    let mut observations = 0;
+    while observed.elapsed() < interval * 2 {
+        assert_eq!(unmarked(), 0, "marks lapsed after {:?}", observed.elapsed());
+        observations += 1;
+        pause(Duration::from_millis(20));
+    }
+    assert!(observations > 1);
 }

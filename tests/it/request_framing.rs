@@ -150,6 +150,27 @@ fn numbers_and_chunk_lines_a_signed_or_lenient_parser_would_misread_get_400() {
 }
 
 #[test]
+fn a_chunk_line_over_the_bound_sent_with_the_head_never_reaches_the_backend() {
+    let redis = RedisServer::start();
+    let (backend, _) = recording_backend();
+    let hipache = proxy_to(&redis, "ext.local", &backend.url());
+    // One write: the head, and a chunk line whose 100 KB extension passes the 4 KiB bound
+    // long before its end.
+    let body = [b"1;".as_slice(), &[b'e'; 100 * 1024], b"\r\nx\r\n0\r\n\r\n"].concat();
+    let request = chunked_post("ext.local", "chunked", &body);
+    assert_eq!(status_of(&hipache, &request), "HTTP/1.1 400 Bad Request");
+    // The backend accepts in order: once a later request was answered, any connection the
+    // refused one opened has been counted before it.
+    let later = b"GET /later HTTP/1.1\r\nHost: ext.local\r\nConnection: close\r\n\r\n";
+    assert_eq!(status_of(&hipache, later), "HTTP/1.1 200 OK");
+    assert_eq!(
+        backend.connections(),
+        1,
+        "the head of a refused body reached the backend"
+    );
+}
+
+#[test]
 fn trailer_fields_refused_in_a_head_get_400_and_never_reach_the_backend() {
     let redis = RedisServer::start();
     let (backend, _) = recording_backend();

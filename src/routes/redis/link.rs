@@ -44,6 +44,8 @@ enum State {
     Up {
         generation: u64,
         connection: MultiplexedConnection,
+        /// The server it is connected to (where Sentinel said the master was).
+        address: Address,
     },
     /// Attempt number `attempt` failed; the next one comes after a backoff, or at once when a
     /// request kicks (only when nothing listened: a restart in progress, where the next attempt
@@ -126,17 +128,26 @@ impl Link {
     /// on the keeper's next connection, so the restart costs no stale answer. Every pipeline we
     /// send may run twice: reads, and dead marks (SADD, EXPIRE, PUBLISH) whose repeat is harmless.
     pub(crate) async fn query<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, LinkError> {
+        self.query_at(pipe).await.map(|(value, _)| value)
+    }
+
+    /// Like [`Link::query`], also naming the server that answered.
+    pub(crate) async fn query_at<T: FromRedisValue>(
+        &self,
+        pipe: &Pipeline,
+    ) -> Result<(T, Address), LinkError> {
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let mut state = self.state.clone();
-        let (generation, connection) = self.connection(&mut state, None, deadline).await?;
+        let (generation, connection, address) = self.connection(&mut state, None, deadline).await?;
         match self.send(pipe, generation, connection, deadline).await {
             Err(LinkError::Redis(e)) if breaks_connection(&e) => {
-                let (generation, connection) = self
+                let (generation, connection, address) = self
                     .connection(&mut state, Some(generation), deadline)
                     .await?;
-                self.send(pipe, generation, connection, deadline).await
+                let value = self.send(pipe, generation, connection, deadline).await?;
+                Ok((value, address))
             }
-            result => result,
+            result => result.map(|value| (value, address)),
         }
     }
 
@@ -147,7 +158,7 @@ impl Link {
         state: &mut watch::Receiver<State>,
         dead: Option<u64>,
         deadline: Instant,
-    ) -> Result<(u64, MultiplexedConnection), LinkError> {
+    ) -> Result<(u64, MultiplexedConnection, Address), LinkError> {
         let usable = |s: &State| match s {
             State::Connecting => false,
             State::Up { generation, .. } => Some(*generation) != dead,
@@ -162,7 +173,8 @@ impl Link {
             State::Up {
                 generation,
                 connection,
-            } => Ok((generation, connection)),
+                address,
+            } => Ok((generation, connection, address)),
             State::Down {
                 attempt,
                 kickable: true,
@@ -197,7 +209,7 @@ impl Link {
         state: &mut watch::Receiver<State>,
         failed: u64,
         deadline: Instant,
-    ) -> Result<(u64, MultiplexedConnection), LinkError> {
+    ) -> Result<(u64, MultiplexedConnection, Address), LinkError> {
         self.kick.notify_one();
         let outcome = timeout_at(
             deadline,
@@ -215,7 +227,8 @@ impl Link {
                 State::Up {
                     generation,
                     connection,
-                } => Ok((*generation, connection.clone())),
+                    address,
+                } => Ok((*generation, connection.clone(), address.clone())),
                 State::Connecting | State::Down { .. } => Err(LinkError::Down),
             },
         }
@@ -249,9 +262,9 @@ struct LinkSession {
 }
 
 impl Session for LinkSession {
-    type Conn = MultiplexedConnection;
+    type Conn = (MultiplexedConnection, Address);
 
-    async fn connect(&mut self) -> Attempt<MultiplexedConnection> {
+    async fn connect(&mut self) -> Attempt<Self::Conn> {
         self.attempt += 1;
         let (why, kickable) = match self.locator.locate().await {
             Err(why) => (why, false),
@@ -262,7 +275,7 @@ impl Session for LinkSession {
                         .await
                 };
                 match timeout(CONNECT_TIMEOUT, attempt).await {
-                    Ok(Ok(connection)) => return Attempt::Connected(connection),
+                    Ok(Ok(connection)) => return Attempt::Connected((connection, address)),
                     Ok(Err(e)) => (e.to_string(), e.is_connection_refusal()),
                     Err(_) => ("connect timed out".to_owned(), false),
                 }
@@ -276,12 +289,13 @@ impl Session for LinkSession {
         Attempt::Failed(why)
     }
 
-    async fn serve(&mut self, connection: MultiplexedConnection) -> Ended {
+    async fn serve(&mut self, (connection, address): Self::Conn) -> Ended {
         self.generation += 1;
         let generation = self.generation;
         self.state.send_replace(State::Up {
             generation,
             connection,
+            address,
         });
         loop {
             tokio::select! {

@@ -45,6 +45,7 @@ use super::dead::DeadMarks;
 use super::{
     lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
 };
+use crate::config::redis_url::Address;
 use crate::config::{CacheLimits, RedisUrl};
 use crate::metrics::{self, names::Counter};
 use cluster::Cluster;
@@ -82,6 +83,14 @@ struct Shared {
     /// Set by a failed dead-mark write, so an outage warns once rather than per mark.
     write_failing: AtomicBool,
     reported: Mutex<HashSet<(String, String)>>,
+}
+
+/// Where a lookup's answer came from.
+enum Source {
+    /// Through a redirection: from a node tracking may not cover yet.
+    Redirected,
+    /// From these cluster nodes (none: the one server).
+    Nodes(Vec<Address>),
 }
 
 /// What Redis said about a host: the matched frontend and the `dead:<host>` set.
@@ -151,13 +160,14 @@ impl RedisRoutes {
     }
 
     /// The lookup transaction. With `ttls`, it also reads the PTTL of every key the answer depends
-    /// on and returns the shortest, after which a cached answer must not be served. The flag is
-    /// true when the answer may be cached as fresh (see [`servers`]).
+    /// on and returns the shortest, after which a cached answer must not be served. The last
+    /// part says where the answer came from, for whether it may be cached as fresh (see
+    /// [`servers`]).
     async fn fetch(
         &self,
         host: &str,
         ttls: bool,
-    ) -> Result<(Option<Answer>, Option<Duration>, bool), LinkError> {
+    ) -> Result<(Option<Answer>, Option<Duration>, Source), LinkError> {
         let shared = &self.shared;
         let candidates = crate::router::candidates(host);
         let mut keys: Vec<String> = candidates
@@ -170,6 +180,7 @@ impl RedisRoutes {
         let Read {
             values: mut replies,
             redirected,
+            nodes,
         } = shared.servers.lookup(frontend_keys, dead_key, ttls).await?;
         let ttl = if ttls {
             let pttls = replies.split_off(keys.len().min(replies.len()));
@@ -191,7 +202,11 @@ impl RedisRoutes {
                 warn!(frontend = %key, entry, error = %error, "unusable backend url");
             }
         });
-        Ok((answer, ttl, !redirected))
+        let source = match redirected {
+            true => Source::Redirected,
+            false => Source::Nodes(nodes),
+        };
+        Ok((answer, ttl, source))
     }
 
     fn first_report(&self, key: &str, entry: &str) -> bool {
@@ -208,11 +223,16 @@ impl RedisRoutes {
         let shared = &self.shared;
         let sent = Instant::now();
         match self.fetch(host, ticket.is_some()).await {
-            Ok((answer, ttl, cacheable)) => {
+            Ok((answer, ttl, source)) => {
                 metrics::count(Counter::LookupsRedis);
                 let expires = ttl.map(|ttl| sent + ttl);
-                let ticket = ticket.filter(|_| cacheable);
-                shared.tracking.store(ticket, host, &answer, expires);
+                let (ticket, nodes) = match source {
+                    Source::Redirected => (None, Vec::new()),
+                    Source::Nodes(nodes) => (ticket, nodes),
+                };
+                shared
+                    .tracking
+                    .store(ticket, &nodes, host, &answer, expires);
                 Ok(self.to_lookup(host, answer))
             }
             Err(e) => {

@@ -7,12 +7,15 @@
 //! cache epoch for any write on any node, and an answer is cached as fresh only if no
 //! invalidation came between sending its reads and storing it, so an answer mixing an old and a
 //! new key is never served from cache. An answer that needed a redirection is not cached as fresh
-//! at all: the node that gave it may not be tracked yet.
+//! at all, nor one with a reply from a node whose tracking connection was not up before the read
+//! went out (a master the slot map names before its tracking connection is made): no write
+//! there would reach the cache.
 
 use redis::{Pipeline, Value};
 
 use super::cluster::{Cluster, Group};
 use super::link::{Link, LinkError};
+use crate::config::redis_url::Address;
 
 /// Cheap-to-clone handle on the servers of a driver.
 #[derive(Clone)]
@@ -27,6 +30,9 @@ pub(crate) struct Read {
     pub(crate) values: Vec<Value>,
     /// The answer came through a redirection (cluster only): keep it as last known, not fresh.
     pub(crate) redirected: bool,
+    /// The servers the replies came from (the cluster's nodes, or the one server where Sentinel
+    /// said the master was): the answer is fresh only if each was tracked before the read.
+    pub(crate) nodes: Vec<Address>,
 }
 
 impl Servers {
@@ -51,10 +57,11 @@ impl Servers {
                         pipe.pttl(key);
                     }
                 }
-                let values = read.query(&pipe).await?;
+                let (values, server) = read.query_at(&pipe).await?;
                 Ok(Read {
                     values,
                     redirected: false,
+                    nodes: vec![server],
                 })
             }
             Self::Cluster(cluster) => {
@@ -80,13 +87,21 @@ impl Servers {
                 let (replies, redirected) = cluster.run(&groups).await?;
                 let mut values = Vec::with_capacity(groups.len() * 2);
                 let mut pttls = Vec::new();
+                let mut nodes: Vec<Address> = Vec::new();
                 for replies in replies {
+                    if !nodes.contains(&replies.node) {
+                        nodes.push(replies.node);
+                    }
                     let mut replies = replies.values.into_iter();
                     values.push(replies.next().unwrap_or(Value::Nil));
                     pttls.extend(replies);
                 }
                 values.extend(pttls);
-                Ok(Read { values, redirected })
+                Ok(Read {
+                    values,
+                    redirected,
+                    nodes,
+                })
             }
         }
     }

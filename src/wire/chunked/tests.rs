@@ -128,3 +128,20 @@ fn long_extensions_on_tiny_chunks_run_out_of_allowance() {
     body.extend_from_slice(format!("0{signature}\r\n\r\n").as_bytes());
     assert_eq!(run(&body, 4096).map(|r| r.2), Ok(true));
 }
+
+#[test]
+fn input_that_stops_inside_a_size_line_says_so() {
+    let inside = |input: &[u8]| {
+        let mut decoder = Decoder::default();
+        decoder.advance(input, |_| {}).unwrap();
+        decoder.is_inside_size_line()
+    };
+    assert!(!inside(b""));
+    assert!(inside(b"5"));
+    assert!(inside(b"5;ext"));
+    assert!(inside(b"5\r"));
+    assert!(!inside(b"5\r\nhel"));
+    assert!(!inside(b"5\r\nhello\r\n"));
+    assert!(inside(b"5\r\nhello\r\n1;e"));
+    assert!(!inside(b"0\r\nX-T"));
+}

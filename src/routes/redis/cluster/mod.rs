@@ -72,6 +72,8 @@ enum Target {
 pub(crate) struct Replies {
     /// One reply per command (a server error as [`Value::ServerError`]).
     pub(crate) values: Vec<Value>,
+    /// The node that gave them: the one whose tracking must cover an answer built on them.
+    pub(crate) node: Address,
 }
 
 impl Cluster {
@@ -145,10 +147,13 @@ impl Cluster {
                 async move { self.send(node, &sent, *asking).await }
             });
             let outcomes = join_all(sends.collect()).await;
-            for ((_, _, indexes), answers) in by_node.into_iter().zip(outcomes) {
+            for ((node, _, indexes), answers) in by_node.into_iter().zip(outcomes) {
                 for (index, answer) in indexes.into_iter().zip(answers?) {
                     match answer {
-                        Outcome::Done(values) => replies[index] = Some(Replies { values }),
+                        Outcome::Done(values) => {
+                            let node = node.clone();
+                            replies[index] = Some(Replies { values, node });
+                        }
                         Outcome::Moved(to) => {
                             redirected = true;
                             self.inner.refresh.notify_one();

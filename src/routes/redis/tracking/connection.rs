@@ -41,7 +41,7 @@ pub(super) struct TrackingSession {
 }
 
 impl Session for TrackingSession {
-    type Conn = (TcpStream, Vec<u8>);
+    type Conn = (TcpStream, Vec<u8>, Address);
 
     async fn connect(&mut self) -> Attempt<Self::Conn> {
         let address = match self.locator.locate().await {
@@ -49,9 +49,9 @@ impl Session for TrackingSession {
             Err(why) => return Attempt::Failed(why),
         };
         let why = match timeout(CONNECT_TIMEOUT, handshake(&self.url, &address)).await {
-            Ok(Ok(connected)) => {
+            Ok(Ok((stream, leftover))) => {
                 self.refused_logged = false;
-                return Attempt::Connected(connected);
+                return Attempt::Connected((stream, leftover, address));
             }
             Ok(Err(HandshakeError::Refused(reply))) => {
                 if !self.refused_logged {
@@ -69,12 +69,12 @@ impl Session for TrackingSession {
         Attempt::Failed(why)
     }
 
-    async fn serve(&mut self, (socket, leftover): Self::Conn) -> Ended {
+    async fn serve(&mut self, (socket, leftover, address): Self::Conn) -> Ended {
         let socket = Arc::new(socket);
         let Some(shared) = self.state.upgrade() else {
             return Ended::Gone;
         };
-        let generation = lock(&shared).install(self.id, socket.clone(), leftover);
+        let generation = lock(&shared).install(self.id, address, socket.clone(), leftover);
         drop(shared);
         if generation != 0 {
             follow(&socket, &self.state, self.id, generation, &mut self.locator).await;

@@ -51,6 +51,7 @@ use super::reconnect::{self, Health};
 use super::resp::{self, Malformed, Resp};
 use super::sentinel::Locator;
 use super::Answer;
+use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 use crate::routes::lock;
 
@@ -103,6 +104,9 @@ struct State {
 /// One tracking connection, kept up by the session numbered `id`.
 struct Conn {
     id: u64,
+    /// The server it tracks, once connected: the cluster node, or where Sentinel said the
+    /// master was.
+    node: Option<Address>,
     /// The connection, while it is up.
     socket: Option<Arc<TcpStream>>,
     buf: Vec<u8>,
@@ -114,6 +118,7 @@ impl Conn {
     fn new(id: u64) -> Self {
         Self {
             id,
+            node: None,
             socket: None,
             buf: Vec::new(),
             generation: 0,
@@ -182,17 +187,28 @@ impl Tracking {
         }
     }
 
-    /// Records `answer` for `host`: fresh until `expires` when read under a `ticket` and no
-    /// invalidation (or loss of tracking) came in since; otherwise as its last known answer.
+    /// Records `answer` for `host`, read from the servers `nodes`: fresh until `expires` when
+    /// read under a `ticket`, no invalidation (or loss of tracking) came in since, and every
+    /// server is tracked; otherwise as its last known answer.
+    ///
+    /// A server tracked now with the epoch unchanged since the ticket was tracked when the read
+    /// went out (a connection coming up moves the epoch): a write there after the read reaches
+    /// the cache. A server not tracked (a cluster's slot map moved on before the tracking
+    /// connections followed; the command link reached the master Sentinel names now while
+    /// tracking still holds the old one) could change the answer unseen, so its answer is not
+    /// kept as fresh.
     pub(crate) fn store(
         &self,
         ticket: Option<Ticket>,
+        nodes: &[Address],
         host: &str,
         answer: &Option<Answer>,
         expires: Option<Instant>,
     ) {
         let mut state = self.lock();
-        let fresh = state.sync() && ticket.is_some_and(|t| t.0 == state.epoch);
+        let fresh = state.sync()
+            && ticket.is_some_and(|t| t.0 == state.epoch)
+            && nodes.iter().all(|node| state.tracks(node));
         state
             .cache
             .insert(host, answer, fresh, expires, Instant::now());
@@ -320,6 +336,13 @@ impl State {
         }
     }
 
+    /// Whether the server `node` has its tracking connection up.
+    fn tracks(&self, node: &Address) -> bool {
+        self.conns
+            .iter()
+            .any(|conn| conn.node.as_ref() == Some(node) && conn.socket.is_some())
+    }
+
     /// Whether a liveness ping is unanswered on any connection.
     fn is_pinging(&self) -> bool {
         self.conns.iter().any(|conn| conn.awaiting_pong)
@@ -329,13 +352,21 @@ impl State {
         self.conns.iter_mut().find(|conn| conn.id == id)
     }
 
-    /// Puts `socket` to use for session `id`; returns its generation (0: the session is gone).
-    fn install(&mut self, id: u64, socket: Arc<TcpStream>, leftover: Vec<u8>) -> u64 {
+    /// Puts `socket`, connected to `node`, to use for session `id`; returns its generation (0:
+    /// the session is gone).
+    fn install(
+        &mut self,
+        id: u64,
+        node: Address,
+        socket: Arc<TcpStream>,
+        leftover: Vec<u8>,
+    ) -> u64 {
         self.generation += 1;
         let generation = self.generation;
         let Some(conn) = self.conn(id) else {
             return 0;
         };
+        conn.node = Some(node);
         conn.socket = Some(socket);
         conn.buf = leftover;
         conn.generation = generation;
@@ -379,5 +410,66 @@ fn read_available(socket: &socket2::Socket, buf: &mut Vec<u8>) -> Result<(), &'s
         if buf.len() > MAX_BUFFERED {
             return Err("push too large");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(host: &str) -> Address {
+        Address {
+            host: host.to_owned(),
+            port: 7000,
+        }
+    }
+
+    /// Tracking with the connection to `tracked` up (a loopback socket stands in for
+    /// it: nothing comes on it), and that socket's peer, to keep it open.
+    async fn tracking_of(tracked: &Address) -> (Tracking, TcpStream) {
+        let url = RedisUrl::parse("redis-cluster://127.0.0.1:1").unwrap();
+        let state = State::new(&url, 16, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let socket = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().await.unwrap();
+        {
+            let mut current = lock(&state);
+            current.conns.push(Conn::new(1));
+            current.install(1, tracked.clone(), Arc::new(socket), Vec::new());
+        }
+        (Tracking { state }, peer)
+    }
+
+    fn miss(tracking: &Tracking, host: &str) -> Ticket {
+        match tracking.check(host) {
+            Check::Miss(ticket) => ticket,
+            Check::Hit(_) => panic!("{host}: a fresh answer"),
+            Check::Off => panic!("tracking off"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_reply_from_a_server_not_tracked_is_not_kept_fresh() {
+        // A cluster master the tracking connections do not follow yet; or the master Sentinel
+        // names now while tracking still holds the old one.
+        let (tracked, other) = (node("10.0.0.1"), node("10.0.0.2"));
+        let (tracking, _peer) = tracking_of(&tracked).await;
+
+        let ticket = miss(&tracking, "x.test");
+        let both = [tracked.clone(), other.clone()];
+        tracking.store(Some(ticket), &both, "x.test", &None, None);
+        let ticket = miss(&tracking, "x.test");
+        tracking.store(Some(ticket), &[other], "x.test", &None, None);
+        let ticket = miss(&tracking, "x.test");
+        assert_eq!(
+            tracking.last_known("x.test"),
+            Some(None),
+            "kept as last known"
+        );
+
+        tracking.store(Some(ticket), &[tracked], "x.test", &None, None);
+        assert!(matches!(tracking.check("x.test"), Check::Hit(None)));
     }
 }
