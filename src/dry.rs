@@ -106,7 +106,19 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
         // Port 0 binds some free port, as the start would: it can only fail for the address.
         // The socket is closed when the listener drops at the end of this statement.
         let fail = |source| StartCheckError::Listen { key, source };
-        listeners::probe(address).map_err(fail)?;
+        match listeners::probe(address) {
+            Ok(()) => {}
+            // `--dry` before a reload: the port is this file's running instance's, which the
+            // reload keeps. Any other holder would make the start fail.
+            Err(ListenError::Taken {
+                holder: Some(holder),
+                ..
+            }) if holder.runs_config(&config.source) => {
+                eprintln!("hipache: {key}: {address} is served by the running instance of this file ({holder}); a reload keeps it");
+                continue;
+            }
+            Err(error) => return Err(fail(error)),
+        }
         listeners::bind(address, tls).map_err(fail)?;
     }
     // Bound and set up as the master would, then dropped: the socket closes at once.

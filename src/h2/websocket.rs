@@ -154,7 +154,8 @@ fn is_accepted(head: &ResponseHead, buf: &[u8], key: &str) -> bool {
 /// the protocol's GUID (RFC 6455 §4.2.2).
 fn accept_for(key: &str) -> String {
     const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    let mut context = crate::crypto::digest::Context::new(&crate::crypto::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    let mut context =
+        crate::crypto::digest::Context::new(&crate::crypto::digest::SHA1_FOR_LEGACY_USE_ONLY);
     context.update(key.as_bytes());
     context.update(GUID.as_bytes());
     base64(context.finish().as_ref())

@@ -10,7 +10,7 @@ pub(crate) mod backoff;
 pub(crate) mod listeners;
 mod notify;
 mod open_files;
-mod port_holder;
+pub(crate) mod port_holder;
 mod signals;
 pub(crate) mod spawn;
 mod supervisor;

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// The TCP tables listing every socket with its state and inode.
 const TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
@@ -39,6 +40,41 @@ pub(crate) fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
             listening.then(|| inode.parse().ok()).flatten()
         })
         .collect()
+}
+
+impl Holder {
+    /// Whether the holder is a hipache started with `--config` naming `config` (the same file,
+    /// wherever the path was written from): the running instance of that file, which `--dry`
+    /// checks before a reload, not a second instance.
+    pub(crate) fn runs_config(&self, config: &Path) -> bool {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", self.pid)) else {
+            return false;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let Some(given) = config_argument(&args) else {
+            return false;
+        };
+        let cwd = std::fs::read_link(format!("/proc/{}/cwd", self.pid)).unwrap_or_default();
+        let theirs = std::fs::canonicalize(cwd.join(given));
+        let ours = std::fs::canonicalize(config);
+        matches!((theirs, ours), (Ok(theirs), Ok(ours)) if theirs == ours)
+    }
+}
+
+/// The value of `--config FILE`, `--config=FILE` or `-c FILE` in a command line (pure).
+fn config_argument(args: &[&[u8]]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = |bytes: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if *arg == b"--config" || *arg == b"-c" {
+            return args.next().map(|value| path(value));
+        }
+        if let Some(value) = arg.strip_prefix(b"--config=") {
+            return Some(path(value));
+        }
+    }
+    None
 }
 
 /// The first process found holding a socket that listens on `port`.
@@ -90,6 +126,20 @@ mod tests {
    1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 41300 1 0000000000000000 20 4 30 10 -1
    2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 41235 1 0000000000000000 100 0 0 10 0
    3: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 41236 1 0000000000000000 100 0 0 10 0";
+
+    #[test]
+    fn the_config_argument_is_read_in_every_spelling() {
+        let read = |line: &[&str]| {
+            let args: Vec<&[u8]> = line.iter().map(|a| a.as_bytes()).collect();
+            config_argument(&args)
+        };
+        let etc = Some(PathBuf::from("/etc/h.json"));
+        assert_eq!(read(&["hipache", "--config", "/etc/h.json"]), etc);
+        assert_eq!(read(&["hipache", "--worker", "-c", "/etc/h.json"]), etc);
+        assert_eq!(read(&["hipache", "--config=/etc/h.json"]), etc);
+        assert_eq!(read(&["hipache", "--dry"]), None);
+        assert_eq!(read(&["hipache", "--config"]), None);
+    }
 
     #[test]
     fn only_listening_sockets_on_the_port_are_found() {

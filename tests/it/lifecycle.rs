@@ -86,6 +86,36 @@ fn a_second_instance_on_a_served_port_exits_naming_the_port() {
     assert_eq!(running.get("__ping__", "/").status, 200);
 }
 
+/// `--dry` before a reload checks the file of the running instance: its ports are that
+/// instance's, which the reload keeps, so they pass; the same config under another name is a
+/// second instance and is refused.
+#[test]
+fn dry_passes_the_running_instances_own_file_and_refuses_a_copy() {
+    let redis = RedisServer::start();
+    let mut running = Hipache::start(production(&redis));
+    let port = running.port();
+    // The file now names the port it serves, as an operator's would.
+    running.rewrite_config(json!({ "http": { "port": port } }));
+    let own = running.config_path();
+    let output = run_to_exit(&["--dry", "--config", own.to_str().expect("utf-8 temp path")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("served by the running instance"),
+        "{stderr}"
+    );
+
+    let copy = on_port(production(&redis), port);
+    let copy_path = copy.write();
+    let output = run_to_exit(&["--dry", "--config", copy_path.to_str().expect("utf-8 path")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} is already in use")),
+        "{stderr}"
+    );
+}
+
 /// The master's own ports are not probed on reload (it serves them already), a new one is:
 /// another process listening there with `SO_REUSEPORT` would otherwise share it silently.
 #[test]

@@ -198,6 +198,11 @@ impl Hipache {
         self.addr
     }
 
+    /// The running proxy's config file.
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.config.dir.path().join("config.json")
+    }
+
     /// Merges `patch` into the running proxy's config file (then send SIGHUP to apply it).
     pub(crate) fn rewrite_config(&mut self, patch: Value) {
         merge(&mut self.config.value, patch);
