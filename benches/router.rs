@@ -1,7 +1,7 @@
 //! `router::candidates`: the frontend keys built for every request, from the `Host` header.
 //!
 //! Run with `cargo bench --bench router`. Hosts go from the common two labels to the long one of
-//! HIPACHE.md, where only the last six labels are kept.
+//! Hipache, where only the last six labels are kept (COMPATIBILITY.md).
 
 use std::hint::black_box;
 

@@ -24,7 +24,7 @@
 #   WS_CONNS [10000; per process at most: nofile limit - 512 (the Python ends), and
 #                  (nofile limit - 512) / 2 tunnels per proxy worker]  WS_ECHO_CONNS [64]
 #   WS_DEPTH [16]  WS_SIZE [32]  (messages in flight per tunnel and their size for ws-echo)
-#   METRICS [off]  on: hipache runs with the seed's `metrics` (statsd to a local UDP sink) and
+#   METRICS [off]  on: hipache runs with the `metrics` section (statsd to a local UDP sink) and
 #                  `logging.web` sections; both: a second hipache with them ("hipache+metrics")
 #                  is measured right after the first in every profile but scale, and the summary
 #                  prints CPU per request with metrics over without, same run

@@ -1,4 +1,4 @@
-//! The seed's `metrics` section: every [`FLUSH_INTERVAL`], the master sums the workers'
+//! The `metrics` section (statsd): every [`FLUSH_INTERVAL`], the master sums the workers'
 //! snapshots and sends what changed to statsd through cadence, every name behind the session
 //! and a dot. Counters go as deltas (`|c`), open connections and tunnels as gauges (`|g`), and
 //! latencies as timers (`|ms`): one line per histogram bucket that moved, at the bucket's upper

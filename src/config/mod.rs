@@ -52,9 +52,9 @@ pub struct Config {
     pub user: String,
     /// `group`: the group workers run as.
     pub group: String,
-    /// The seed's log-shipping section, kept for the observability work.
+    /// The `logging` section (hipache-raft's log shipping).
     pub(crate) logging: Option<Logging>,
-    /// The seed's statsd section.
+    /// The `metrics` section (hipache-raft's statsd).
     pub(crate) metrics: Option<Metrics>,
     /// `healthCheck`: the master's active health checker; `None` (absent) is off.
     pub(crate) health_check: Option<HealthCheck>,
@@ -183,7 +183,7 @@ pub(crate) enum Driver {
     File(PathBuf),
 }
 
-/// `logging` (the seed's log shipping section).
+/// `logging` (hipache-raft's log shipping section).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Logging {
     pub(crate) web: Option<Endpoint>,

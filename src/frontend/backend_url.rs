@@ -23,7 +23,7 @@ pub(crate) enum BackendUrlError {
 pub(crate) struct BackendUrl {
     host: String,
     port: u16,
-    /// `https://`: reached over TLS (issue 231: Hipache spoke plain HTTP to it).
+    /// `https://`: reached over TLS (Hipache spoke plain HTTP to it: its issue 231).
     tls: bool,
     normalized: String,
 }

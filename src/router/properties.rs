@@ -1,4 +1,4 @@
-//! Property tests of `Host` parsing and frontend candidates (issue 13), bounded for `cargo test`.
+//! Property tests of `Host` parsing and frontend candidates, bounded for `cargo test`.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;

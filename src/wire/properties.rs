@@ -1,4 +1,4 @@
-//! Property tests of the wire parsers (issue 13), bounded so that `cargo test` stays quick:
+//! Property tests of the wire parsers, bounded so that `cargo test` stays quick:
 //! no panic on arbitrary bytes; a message we accept, written by our encoder, reads as the same
 //! single message to a strict parser (httparse for heads, our decoder for chunks); and our
 //! request-head parser against httparse on generated heads.

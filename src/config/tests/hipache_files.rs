@@ -1,4 +1,4 @@
-//! Hipache's own files load with its defaults: the seed README sample, the config files of
+//! Hipache's own files load with its defaults: the README sample of hipache-raft, the config files of
 //! Hipache 0.4, an empty object, and the typed values of `server.*`, `user` and `--dry`.
 
 use super::*;

@@ -1,4 +1,4 @@
-//! Property tests of the config loader (issue 13), bounded for `cargo test`: documents built
+//! Property tests of the config loader, bounded for `cargo test`: documents built
 //! from Hipache's keys (both generations and ours) holding values of every JSON type never make
 //! it panic, and a refusal always names the file.
 

@@ -1,4 +1,4 @@
-//! Property tests of backend URLs (issue 13), bounded for `cargo test`: no panic on any text,
+//! Property tests of backend URLs, bounded for `cargo test`: no panic on any text,
 //! and the normalised form reads back as the same backend.
 
 use proptest::prelude::*;

@@ -1,4 +1,4 @@
-//! The Redis route source, in Hipache's exact key layout and traffic (see HIPACHE.md).
+//! The Redis route source, in Hipache's exact key layout and traffic (COMPATIBILITY.md).
 //!
 //! It owns: the lookup transaction (one round trip, done only on a cache miss or while tracking
 //! is off), stale-if-error answers when Redis is unreachable, local dead marks, and the dead-mark

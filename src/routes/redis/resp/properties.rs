@@ -1,4 +1,4 @@
-//! Property tests of the RESP reader (issue 13), bounded for `cargo test`: no panic on any bytes,
+//! Property tests of the RESP reader, bounded for `cargo test`: no panic on any bytes,
 //! and every value written in the protocol is read back whole, the same, from any prefix only
 //! once it is complete.
 
