@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod dry;
 mod error_page;
+mod escape;
 mod h1;
 mod h2;
 mod health;

@@ -195,3 +195,24 @@ fn sigusr1_reopens_the_access_log() {
     let old = std::fs::read_to_string(&rotated).expect("rotated log");
     assert!(old.contains("GET /before HTTP/1.1"), "rotated file: {old}");
 }
+
+#[test]
+fn a_frontend_id_or_header_with_a_newline_or_quote_cannot_forge_a_line() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let forged = "::ffff:6.6.6.6 - - [24/Nov/2026:02:30:12 +0000] \"GET /forged HTTP/1.1\" 200 0";
+    let hipache = proxy_to(&redis, "log.local", &format!("app\n{forged}"), &backend);
+
+    let request = Request::get("log.local", "/real").header("User-Agent", "ua\" \"quoted");
+    assert_eq!(hipache.send(&request).status, 200);
+
+    let lines = hipache.wait_access_log_lines(1);
+    assert_eq!(lines.len(), 1, "one request, one line: {lines:?}");
+    let line = parse(&lines[0]);
+    assert_eq!(line.request, "GET /real HTTP/1.1");
+    assert_eq!(line.user_agent, "ua\\x22 \\x22quoted");
+    assert_eq!(
+        line.frontend,
+        "app\\x0A::ffff:6.6.6.6 - - [24/Nov/2026:02:30:12 +0000] \\x22GET /forged HTTP/1.1\\x22 200 0"
+    );
+}
