@@ -24,6 +24,7 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
 use crate::config::{BackendTrust, Config, Driver, HealthCheck, RedisUrl};
+use crate::escape::Escaped;
 use crate::routes::redis::unix_now_secs;
 use crate::tls::backend as tls_client;
 use store::{Server, Target};
@@ -202,13 +203,13 @@ async fn record(
     let written = match verdict {
         Verdict::Keep => true,
         Verdict::MarkDead => {
-            warn!(%host, %backend, "backend failed its health checks; marked dead");
+            warn!(host = %Escaped(host), backend = %Escaped(backend.as_str()), "backend failed its health checks; marked dead");
             write.mark_dead(target, settings.ttl).await
         }
         Verdict::Renew => write.renew(target, settings.ttl).await,
         Verdict::Clear { revived } => {
             if revived {
-                info!(%host, %backend, "backend passed its health checks; mark removed");
+                info!(host = %Escaped(host), backend = %Escaped(backend.as_str()), "backend passed its health checks; mark removed");
             }
             write.clear(target).await
         }

@@ -27,6 +27,7 @@ pub(crate) use attempt::{Answered, ClientFailure, Exchange, Outcome, SendError};
 
 use crate::access_log::AccessLog;
 use crate::error_page::{ErrorPages, Generated};
+use crate::escape::Escaped;
 use crate::metrics::{self, names::Counter};
 use crate::router::{self, HostRequest};
 use crate::routes::{Frontend, Lookup, RouteSource};
@@ -113,7 +114,7 @@ impl<S: RouteSource> Proxy<S> {
             }),
             Ok(None) => Routed::Failed(ProxyError::NoFrontend),
             Err(error) => {
-                tracing::debug!(%host, %error, "lookup failed");
+                tracing::debug!(host = %Escaped(&host), %error, "lookup failed");
                 Routed::Failed(ProxyError::RouteSourceUnavailable)
             }
         }

@@ -23,6 +23,7 @@ use tokio_rustls::TlsConnector;
 use super::conn::BackendConn;
 use super::error::ProxyError;
 use crate::config::BackendTrust;
+use crate::escape::Escaped;
 use crate::routes::BackendUrl;
 use crate::tls::backend as tls_client;
 
@@ -181,7 +182,7 @@ impl BackendPool {
         match tokio::time::timeout(self.connect_timeout, handshake).await {
             Ok(Ok(stream)) => Ok(BackendConn::tls(stream)),
             Ok(Err(error)) => {
-                tracing::debug!(backend = %url, %error, "backend tls handshake failed");
+                tracing::debug!(backend = %Escaped(url.as_str()), %error, "backend tls handshake failed");
                 Err(ProxyError::BackendTls)
             }
             Err(_) => Err(ProxyError::BackendTls),

@@ -216,3 +216,36 @@ fn a_frontend_id_or_header_with_a_newline_or_quote_cannot_forge_a_line() {
         "app\\x0A::ffff:6.6.6.6 - - [24/Nov/2026:02:30:12 +0000] \\x22GET /forged HTTP/1.1\\x22 200 0"
     );
 }
+
+#[test]
+fn a_frontend_id_with_a_newline_cannot_forge_a_process_log_line() {
+    let redis = RedisServer::start();
+    let refusing = Backend::builder().refusing().start();
+    redis.frontend(
+        "dead.local",
+        "app\nFORGED ERROR hipache: root",
+        &[&refusing.url()],
+    );
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    assert_eq!(hipache.get("dead.local", "/").status, 502);
+
+    wait_until(
+        Duration::from_secs(5),
+        "the backend-is-dead warning",
+        || {
+            hipache
+                .log_lines()
+                .iter()
+                .any(|l| l.contains("backend is dead"))
+        },
+    );
+    let lines = hipache.log_lines();
+    assert!(lines.iter().all(|l| !l.starts_with("FORGED")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("frontend=app\\x0AFORGED ERROR hipache: root")),
+        "{lines:#?}"
+    );
+}
