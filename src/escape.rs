@@ -57,6 +57,26 @@ fn ascii_text(text: &[u8]) -> &str {
     std::str::from_utf8(text).unwrap_or_default()
 }
 
+/// Displays its text with only control characters (C0, DEL, C1) written `\xHH`, for a message
+/// whose own quotes must stay, such as an error chain printed on a terminal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Controls<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Controls<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some((at, c)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+            f.write_str(&rest[..at])?;
+            let mut bytes = [0; 4];
+            for &byte in c.encode_utf8(&mut bytes).as_bytes() {
+                f.write_str(ascii_text(&hex(byte)))?;
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
+    }
+}
+
 /// `text` escaped, as an owned string (for column widths and joins).
 pub(crate) fn escaped(text: &str) -> String {
     Escaped(text).to_string()
@@ -92,6 +112,14 @@ mod tests {
         assert_eq!(
             escaped("id\n1.2.3.4 - - \"GET\" é"),
             "id\\x0A1.2.3.4 - - \\x22GET\\x22 \\xC3\\xA9"
+        );
+    }
+
+    #[test]
+    fn controls_alone_keeps_quotes_and_letters() {
+        assert_eq!(
+            Controls("\"é\"\r\n\x1b[2J\u{9b}").to_string(),
+            "\"é\"\\x0D\\x0A\\x1B[2J\\xC2\\x9B"
         );
     }
 }

@@ -32,6 +32,7 @@ mod escape;
 mod h1;
 mod h2;
 mod health;
+mod host_name;
 pub mod logging;
 pub mod manage;
 pub mod master;
