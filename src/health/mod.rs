@@ -27,6 +27,7 @@ use crate::config::{BackendTrust, Config, Driver, HealthCheck, RedisUrl};
 use crate::escape::Escaped;
 use crate::routes::redis::unix_now_secs;
 use crate::tls::backend as tls_client;
+use probe::ProbeFailure;
 use store::{Server, Target};
 use tally::{Tally, Verdict};
 
@@ -150,8 +151,8 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
             loop {
                 tokio::select! {
                     () = sleep_until(start) => break,
-                    Some(Ok((i, ok))) = probes.join_next() => {
-                        record(&mut tallies, &targets[i], ok, settings, &mut write).await;
+                    Some(Ok((i, outcome))) = probes.join_next() => {
+                        record(&mut tallies, &targets[i], outcome, settings, &mut write).await;
                     }
                 }
             }
@@ -165,13 +166,13 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
                 // cannot fail: the semaphore is never closed
                 let _permit = permits.acquire_owned().await;
                 let url = &target.backend.url;
-                let ok = probe::probe(url, &target.host, &path, timeout, connector).await;
-                (i, ok)
+                let outcome = probe::probe(url, &target.host, &path, timeout, connector).await;
+                (i, outcome)
             });
         }
         while let Some(done) = probes.join_next().await {
-            if let Ok((i, ok)) = done {
-                record(&mut tallies, &targets[i], ok, settings, &mut write).await;
+            if let Ok((i, outcome)) = done {
+                record(&mut tallies, &targets[i], outcome, settings, &mut write).await;
             }
         }
         // Backends no longer listed are forgotten: a list edit starts them afresh.
@@ -187,7 +188,7 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
 async fn record(
     tallies: &mut HashMap<(String, usize, String), Tally>,
     target: &Target,
-    ok: bool,
+    outcome: Result<(), ProbeFailure>,
     settings: &Settings,
     write: &mut Server,
 ) {
@@ -198,12 +199,14 @@ async fn record(
     );
     let tally = tallies.entry(key.clone()).or_default();
     let check = &settings.check;
-    let verdict = tally.record(ok, check.unhealthy, check.healthy);
+    let verdict = tally.record(outcome.is_ok(), check.unhealthy, check.healthy);
     let (host, backend) = (&target.host, &target.backend.url);
     let written = match verdict {
         Verdict::Keep => true,
         Verdict::MarkDead => {
-            warn!(host = %Escaped(host), backend = %Escaped(backend.as_str()), "backend failed its health checks; marked dead");
+            // The last probe's failure: the one that tipped the count.
+            let reason = outcome.err().map_or(String::new(), |why| why.to_string());
+            warn!(host = %Escaped(host), backend = %Escaped(backend.as_str()), %reason, "backend failed its health checks; marked dead");
             write.mark_dead(target, settings.ttl).await
         }
         Verdict::Renew => write.renew(target, settings.ttl).await,

@@ -1,7 +1,8 @@
 //! One probe: `GET <path>` with `Host: <frontend>` on a fresh connection to a backend (over TLS
 //! for an `https://` one, trusted as the workers trust it), and whether its status line came
-//! back healthy within the timeout. A failed handshake is a failed probe.
+//! back healthy within the timeout, or why not. A failed handshake is a failed probe.
 
+use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -14,6 +15,25 @@ use crate::tls::backend::server_name;
 /// A status line longer than this is no HTTP answer worth waiting for.
 const MAX_STATUS_LINE_BYTES: usize = 1024;
 
+/// Why a probe failed; the warning that marks a backend dead carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ProbeFailure {
+    #[error("connection refused")]
+    Refused,
+    #[error("connect failed")]
+    ConnectFailed,
+    #[error("timeout")]
+    Timeout,
+    #[error("tls handshake failed")]
+    TlsHandshake,
+    #[error("connection failed mid-exchange")]
+    Io,
+    #[error("bad status {0}")]
+    BadStatus(u16),
+    #[error("invalid head (no HTTP/1.x status line)")]
+    InvalidHead,
+}
+
 /// Whether `url` answers `GET path` for `host` with a status below 500 within `timeout`: the
 /// same line the proxy draws when it marks a backend on its answer.
 /// `tls` is the connector for an `https://` backend, `None` for a plain one.
@@ -23,43 +43,63 @@ pub(super) async fn probe(
     path: &str,
     timeout: Duration,
     tls: Option<TlsConnector>,
-) -> bool {
+) -> Result<(), ProbeFailure> {
     let exchange = async {
-        let tcp = TcpStream::connect((url.host(), url.port())).await.ok()?;
+        let tcp =
+            TcpStream::connect((url.host(), url.port()))
+                .await
+                .map_err(|error| match error.kind() {
+                    io::ErrorKind::ConnectionRefused => ProbeFailure::Refused,
+                    _ => ProbeFailure::ConnectFailed,
+                })?;
         match tls {
             None => ask(tcp, host, path).await,
             Some(connector) => {
+                let name = server_name(url.host()).ok_or(ProbeFailure::TlsHandshake)?;
                 let stream = connector
-                    .connect(server_name(url.host())?, tcp)
+                    .connect(name, tcp)
                     .await
-                    .ok()?;
+                    .map_err(|_| ProbeFailure::TlsHandshake)?;
                 ask(stream, host, path).await
             }
         }
     };
-    matches!(tokio::time::timeout(timeout, exchange).await, Ok(Some(code)) if code < 500)
+    let code = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ProbeFailure::Timeout)??;
+    if code < 500 {
+        Ok(())
+    } else {
+        Err(ProbeFailure::BadStatus(code))
+    }
 }
 
 async fn ask(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     host: &str,
     path: &str,
-) -> Option<u16> {
+) -> Result<u16, ProbeFailure> {
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: hipache-health-check\r\n\
          Connection: close\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.ok()?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|_| ProbeFailure::Io)?;
     let mut head = Vec::with_capacity(128);
     let mut piece = [0u8; 256];
     while !head.contains(&b'\n') && head.len() < MAX_STATUS_LINE_BYTES {
-        let n = stream.read(&mut piece).await.ok()?;
+        let n = stream
+            .read(&mut piece)
+            .await
+            .map_err(|_| ProbeFailure::Io)?;
         if n == 0 {
             break;
         }
         head.extend_from_slice(&piece[..n]);
     }
-    status(&head)
+    status(&head).ok_or(ProbeFailure::InvalidHead)
 }
 
 /// The status code of `HTTP/1.x NNN ...` (pure).
