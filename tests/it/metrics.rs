@@ -339,3 +339,49 @@ fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
         .expect("site.test in the status");
     assert_eq!(site["requests"], SENT + 1, "{after:#}");
 }
+
+/// `hipache_redis_reconnects_total` as `/metrics` shows it.
+fn redis_reconnects(admin: SocketAddr) -> u64 {
+    let text = hipache_metrics(admin);
+    text.lines()
+        .find_map(|line| line.strip_prefix("hipache_redis_reconnects_total "))
+        .unwrap_or_else(|| panic!("no reconnect count in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a whole count")
+}
+
+#[test]
+fn redis_reconnects_count_connections_lost_and_made_again_not_new_workers() {
+    let mut redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({
+        "server": { "workers": 2 },
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    }));
+    let hipache = Hipache::start(config);
+    let admin = admin_addr(&hipache);
+    assert_eq!(hipache.get("site.test", "/").status, 200);
+
+    // A reload replaces both workers; each new one connects for the first time.
+    let first = hipache.worker_pids();
+    hipache.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "a new generation serving", || {
+        let now = hipache.worker_pids();
+        now.len() == 2
+            && now.iter().all(|pid| !first.contains(pid))
+            && hipache.get("site.test", "/").status == 200
+    });
+    assert_eq!(redis_reconnects(admin), 0);
+
+    // A real loss: the server restarts, and the connections come back.
+    redis.stop();
+    redis.restart();
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    wait_until(
+        Duration::from_secs(10),
+        "reconnects after the restart",
+        || redis_reconnects(admin) >= 2,
+    );
+}
