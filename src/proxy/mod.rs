@@ -146,6 +146,7 @@ impl<S: RouteSource> Proxy<S> {
     /// With `forceSecure`, what answers a plain-HTTP request to `host_header` for `target` (its
     /// path and query), before any routing: a `301` to HTTPS, or a 400 for a host that cannot
     /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), or when off.
+    /// The answer is counted in the request and response metrics like any other.
     pub(crate) fn secure_redirect(
         &self,
         conn: &ClientConnection,
@@ -154,11 +155,20 @@ impl<S: RouteSource> Proxy<S> {
         debug: bool,
     ) -> Option<Generated> {
         let port = self.force_secure.filter(|_| !conn.tls)?;
-        Some(
-            match redirect::secure_location(host_header?, target, port) {
-                Some(location) => Generated::moved_permanently(location),
-                None => self.error_answer(ProxyError::NoHost, debug),
-            },
-        )
+        let host_header = host_header?;
+        // Counted as routing counts: a request and its answer, the liveness probe neither.
+        let counted = router::parse_host(host_header) != HostRequest::Ping;
+        if counted {
+            metrics::count(Counter::Requests);
+        }
+        Some(match redirect::secure_location(host_header, target, port) {
+            Some(location) => {
+                if counted {
+                    metrics::response(301);
+                }
+                Generated::moved_permanently(location)
+            }
+            None => self.error_answer(ProxyError::NoHost, debug),
+        })
     }
 }

@@ -385,3 +385,32 @@ fn redis_reconnects_count_connections_lost_and_made_again_not_new_workers() {
         || redis_reconnects(admin) >= 2,
     );
 }
+
+#[test]
+fn a_force_secure_redirect_is_counted_as_a_3xx_answer() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("www.secure.test", "secure", &[&backend.url()]);
+    let config = Config::redis(&redis);
+    let (key, cert) = crate::support::tls::cert(&["www.secure.test"]).write(config.dir(), "server");
+    let hipache = Hipache::start(config.with(json!({
+        "server": { "forceSecure": true },
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert },
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    })));
+    let admin = admin_addr(&hipache);
+
+    for _ in 0..2 {
+        assert_eq!(hipache.get("www.secure.test", "/").status, 301);
+    }
+
+    let status = status_json(admin);
+    assert_eq!(status["responses"]["3xx"], 2, "{status:#}");
+    assert_eq!(status["requests"], 2, "{status:#}");
+    let text = hipache_metrics(admin);
+    assert!(
+        text.lines()
+            .any(|l| l == "hipache_responses_total{class=\"3xx\"} 2"),
+        "{text}"
+    );
+}
