@@ -201,7 +201,12 @@ fn a_frontend_id_or_header_with_a_newline_or_quote_cannot_forge_a_line() {
     let redis = RedisServer::start();
     let backend = Backend::named("b1");
     let forged = "::ffff:6.6.6.6 - - [24/Nov/2026:02:30:12 +0000] \"GET /forged HTTP/1.1\" 200 0";
-    let hipache = proxy_to(&redis, "log.local", &format!("app\n{forged}"), &backend);
+    redis.frontend("log.local", &format!("app\n{forged}"), &[&backend.url()]);
+    // Production shape: a root master with unprivileged workers, which write the log.
+    let hipache = Hipache::start(Config::redis(&redis).with(serde_json::json!({
+        "user": "nobody",
+        "group": "nogroup"
+    })));
 
     let request = Request::get("log.local", "/real").header("User-Agent", "ua\" \"quoted");
     assert_eq!(hipache.send(&request).status, 200);

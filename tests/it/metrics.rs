@@ -356,9 +356,12 @@ fn redis_reconnects_count_connections_lost_and_made_again_not_new_workers() {
     let mut redis = RedisServer::start();
     let backend = Backend::named("b1");
     redis.frontend("site.test", "site", &[&backend.url()]);
+    // Production shape: a root master with unprivileged workers.
     let config = Config::redis(&redis).with(json!({
         "server": { "workers": 2 },
-        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } },
+        "user": "nobody",
+        "group": "nogroup"
     }));
     let hipache = Hipache::start(config);
     let admin = admin_addr(&hipache);
