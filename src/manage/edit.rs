@@ -85,6 +85,24 @@ pub(crate) fn host(text: &str) -> Result<String, ManageError> {
     }
 }
 
+/// The key part of an existing `frontend:<host>`, for `show` and the removals: whatever was
+/// written (by `redis-cli`, an older tool), lowercased as a lookup would be; only an empty text
+/// or control characters are refused.
+pub(crate) fn existing_host(text: &str) -> Result<String, ManageError> {
+    let bad = |problem: &str| ManageError::BadHost {
+        host: text.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let host = text.trim();
+    if host.is_empty() {
+        return Err(bad("empty host"));
+    }
+    if host.chars().any(char::is_control) {
+        return Err(bad("control characters are not allowed"));
+    }
+    Ok(router::normalize(host).into_owned())
+}
+
 /// The frontend id to store: any text but an empty one, and no control characters (it is
 /// written into log lines and terminals).
 pub(crate) fn frontend_id(text: &str) -> Result<String, ManageError> {

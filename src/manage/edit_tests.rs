@@ -61,6 +61,13 @@ fn hosts_no_lookup_could_produce_are_refused_with_the_reason() {
 }
 
 #[test]
+fn a_key_written_by_other_means_can_still_be_shown_or_removed() {
+    assert_eq!(existing_host(" Bad_Host..com ").unwrap(), "bad_host..com");
+    assert!(existing_host("").is_err());
+    assert!(existing_host("a\nb").is_err());
+}
+
+#[test]
 fn frontend_ids_with_controls_are_refused() {
     assert_eq!(frontend_id("my app").unwrap(), "my app");
     for bad in ["", " ", "a\r\nb", "a\x1b[2J"] {

@@ -176,7 +176,7 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
             return Ok(render::frontends(&Store::open(driver).frontends()?));
         }
         Command::Frontend(FrontendCommand::Show { host }) => {
-            let host = edit::host(host)?;
+            let host = edit::existing_host(host)?;
             let routes = Store::open(driver).read(&host)?;
             if !routes.exists() {
                 return Err(ManageError::UnknownHost { host });
@@ -210,7 +210,11 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
             (host, Edit::RemoveBackend { url: url.clone() })
         }
     };
-    let host = edit::host(host)?;
+    let host = match edit {
+        Edit::AddFrontend { .. } | Edit::AddBackend { .. } => edit::host(host)?,
+        // A key written by other means stays reachable, to be shown or removed.
+        Edit::RemoveFrontend | Edit::RemoveBackend { .. } => edit::existing_host(host)?,
+    };
     Store::open(driver).apply(&host, &edit)?;
     Ok(render::done(&host, &edit))
 }

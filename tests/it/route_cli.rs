@@ -489,3 +489,20 @@ fn ls_and_show_escape_what_redis_holds() {
     );
     assert!(shown.contains("http://10.0.0.1:80\\x1B[2J"), "{shown:?}");
 }
+
+#[test]
+fn a_frontend_the_cli_would_refuse_to_add_can_still_be_shown_and_removed() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let path = config.write();
+    redis.frontend("bad_host..com", "old", &["http://10.0.0.1:80"]);
+
+    let shown = ok(&path, &["frontend", "show", "bad_host..com"]);
+    assert!(shown.starts_with("bad_host..com  id old\n"), "{shown}");
+    assert_eq!(
+        ok(&path, &["frontend", "rm", "bad_host..com"]),
+        "removed frontend:bad_host..com and its dead marks\n"
+    );
+    let keys: Vec<String> = redis.query(&["KEYS", "*"]);
+    assert!(keys.is_empty(), "{keys:?}");
+}
