@@ -117,6 +117,50 @@ fn status(head: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
+    /// A one-connection server on loopback that answers `reply` (or nothing, holding the
+    /// connection open), and the backend URL to reach it.
+    async fn server(reply: Option<&'static [u8]>) -> BackendUrl {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = BackendUrl::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 512];
+            let _ = stream.read(&mut request).await;
+            match reply {
+                Some(reply) => stream.write_all(reply).await.unwrap(),
+                None => std::future::pending().await,
+            }
+        });
+        url
+    }
+
+    async fn probe_of(url: &BackendUrl) -> Result<(), ProbeFailure> {
+        probe(url, "a.test", "/", Duration::from_secs(3), None).await
+    }
+
+    #[tokio::test]
+    async fn each_failure_says_why() {
+        let healthy = server(Some(b"HTTP/1.1 204 No Content\r\n\r\n")).await;
+        assert_eq!(probe_of(&healthy).await, Ok(()));
+        let sick = server(Some(b"HTTP/1.1 503 Busy\r\n\r\n")).await;
+        assert_eq!(probe_of(&sick).await, Err(ProbeFailure::BadStatus(503)));
+        let garbage = server(Some(b"SSH-2.0-OpenSSH\r\n")).await;
+        assert_eq!(probe_of(&garbage).await, Err(ProbeFailure::InvalidHead));
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = BackendUrl::parse(&format!("http://{}", closed.local_addr().unwrap()));
+        drop(closed);
+        assert_eq!(
+            probe_of(&refused.unwrap()).await,
+            Err(ProbeFailure::Refused)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_backend_is_a_timeout() {
+        let silent = server(None).await;
+        assert_eq!(probe_of(&silent).await, Err(ProbeFailure::Timeout));
+    }
+
     #[test]
     fn status_is_read_from_the_status_line_only() {
         assert_eq!(status(b"HTTP/1.1 200 OK\r\n"), Some(200));
