@@ -136,7 +136,7 @@ pub(crate) enum ManageError {
     },
 }
 
-/// An argument as an error message shows it: escaped, and cut after 80 bytes (a 10 KB host
+/// An argument as an error message shows it: escaped, and cut after 80 characters (a 10 KB host
 /// would bury the reason).
 fn shown(text: &str) -> String {
     const SHOWN: usize = 80;
