@@ -20,9 +20,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::ascii;
 use crate::metrics::{self, names::Counter};
 use crate::routes::Frontend;
+use crate::{ascii, escape};
 
 /// How long a line may wait in the buffer before it reaches the file.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -62,7 +62,9 @@ thread_local! {
     static LOG_TIME: ascii::PerSecond<20> = const { ascii::PerSecond::new(ascii::log_time) };
 }
 
-/// Appends one line, newline included, to `out`.
+/// Appends one line, newline included, to `out`. Every field a client or Redis wrote is escaped
+/// as nginx escapes log fields (`"`, `\`, controls and bytes from 0x7f up as `\xHH`), so no
+/// field can end the line or its quotes early; printable ASCII is written as Hipache wrote it.
 pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     ascii::client_address(out, entry.client);
     out.extend_from_slice(b" - - [");
@@ -72,9 +74,9 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
         .map_or(0, |d| d.as_secs());
     LOG_TIME.with(|time| time.write(out, secs));
     out.extend_from_slice(b" +0000] \"");
-    out.extend_from_slice(entry.method);
+    escape::log_field(out, entry.method);
     out.push(b' ');
-    out.extend_from_slice(entry.uri);
+    escape::log_field(out, entry.uri);
     out.extend_from_slice(b" HTTP/");
     out.extend_from_slice(entry.version.as_bytes());
     out.extend_from_slice(b"\" ");
@@ -82,11 +84,11 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.push(b' ');
     ascii::decimal(out, entry.bytes);
     out.extend_from_slice(b" \"");
-    out.extend_from_slice(entry.referer);
+    escape::log_field(out, entry.referer);
     out.extend_from_slice(b"\" \"");
-    out.extend_from_slice(entry.user_agent);
+    escape::log_field(out, entry.user_agent);
     out.extend_from_slice(b"\" \"");
-    out.extend_from_slice(entry.frontend_id.as_bytes());
+    escape::log_field(out, entry.frontend_id.as_bytes());
     out.extend_from_slice(b"\" ");
     // Hipache prints `milliseconds / 1000` as a JavaScript number: `0`, `0.012`, `1.5`.
     ascii::seconds_from_millis(out, entry.total.as_millis() as u64);
@@ -413,6 +415,22 @@ mod tests {
         assert!(
             line.ends_with("\"\" \"\" \"vhost-identifier\" 1.5 0\n"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn fields_from_clients_and_redis_cannot_forge_a_line() {
+        let mut e = entry(b"/a\"b\xc3\xa9");
+        e.frontend_id = "id\n::ffff:6.6.6.6 - - [x] \"GET /forged HTTP/1.1\" 200 0";
+        e.referer = b"r\\\x7f";
+        e.user_agent = b"ua\" \"\x1b[2J\r";
+        let mut out = Vec::new();
+        format_line(&mut out, &e);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] \"GET /a\\x22b\\xC3\\xA9 HTTP/1.1\" \
+             200 1234 \"r\\x5C\\x7F\" \"ua\\x22 \\x22\\x1B[2J\\x0D\" \
+             \"id\\x0A::ffff:6.6.6.6 - - [x] \\x22GET /forged HTTP/1.1\\x22 200 0\" 0.012 0.011\n"
         );
     }
 

@@ -127,9 +127,46 @@ pub(crate) fn html(totals: &Totals) -> String {
     out
 }
 
+/// Text from Redis (hosts, ids, backend URLs) as HTML: markup characters as entities, and
+/// control characters as `\xHH` (`escape`), so nothing written into Redis becomes markup.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
+    crate::escape::Controls(text)
+        .to_string()
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Snapshot;
+
+    #[test]
+    fn text_from_redis_is_escaped_on_the_page() {
+        let mut frontend = FrontendStats {
+            key: "<b>a.test</b>".into(),
+            id: "<script>alert('x')</script>\r\n".into(),
+            ..FrontendStats::default()
+        };
+        frontend.backends.push(Default::default());
+        frontend.backends[0].url = "http://a/\"><img src=x onerror='y'>".into();
+        let snapshot = Snapshot {
+            frontends: vec![frontend],
+            ..Snapshot::default()
+        };
+        let page = html(&Totals {
+            snapshot,
+            workers: 1,
+        });
+        for raw in ["<script>", "<b>", "<img", "'", "\r"] {
+            assert!(!page.contains(raw), "{raw:?} in {page}");
+        }
+        assert!(
+            page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;\\x0D\\x0A"),
+            "{page}"
+        );
+    }
 }

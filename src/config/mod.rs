@@ -276,6 +276,7 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>, source: &Path) -
     let message = inner.to_string();
     let position = format!(" at line {} column {}", inner.line(), inner.column());
     let problem = hide_raw_names(message.strip_suffix(&position).unwrap_or(&message));
+    let problem = name_the_unit(&problem, &path);
     if path == "." {
         let problem = "the top level must be a JSON object".to_owned();
         ConfigError::Document {
@@ -289,6 +290,27 @@ fn json_error(e: serde_path_to_error::Error<serde_json::Error>, source: &Path) -
             problem,
         }
     }
+}
+
+/// serde speaks Rust (`expected u64`); the operator needs the unit the key counts in.
+fn name_the_unit(problem: &str, key: &str) -> String {
+    let Some((before, rust_type)) = problem.rsplit_once(", expected ") else {
+        return problem.to_owned();
+    };
+    if !matches!(rust_type, "u8" | "u16" | "u32" | "u64") {
+        return problem.to_owned();
+    }
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let leaf = leaf.split('[').next().unwrap_or(leaf);
+    let section = key.split('.').next().unwrap_or(key);
+    let wanted = match (section, leaf) {
+        (_, "tcpTimeout" | "deadBackendTTL" | "gracefulWait" | "memoryCheckInterval" | "ttl")
+        | ("healthCheck", "interval" | "timeout") => "a whole number of seconds",
+        (_, "memoryLimit") => "a whole number of MiB",
+        (_, "port") => "a port number (0 to 65535)",
+        _ => "a whole number",
+    };
+    format!("{before}, expected {wanted}")
 }
 
 /// serde names our mirror types (`expected struct RawServer`); the operator wrote an object.

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::client::{Client, ClientStream};
 use super::pump::BodyPump;
 use crate::access_log::PendingLine;
+use crate::escape::Escaped;
 use crate::proxy::backend::{write_within, Activity, Answer, BodyRelay};
 use crate::proxy::{tunnel, Answered, ClientFailure, Proxy, SendError};
 use crate::wire::buffers;
@@ -176,16 +177,16 @@ pub(super) async fn relay<S, IO: ClientStream>(
         End::Complete => true,
         End::InvalidChunks { head_sent: false } => return Relayed::InvalidBody { line },
         End::InvalidChunks { head_sent: true } => {
-            tracing::warn!(%host, backend = %backend.url, "backend sent invalid chunks");
+            tracing::warn!(host = %Escaped(host), backend = %Escaped(backend.url.as_str()), "backend sent invalid chunks");
             false
         }
         End::ClientGone => {
-            tracing::debug!(%host, backend = %backend.url, "client left mid-answer");
+            tracing::debug!(host = %Escaped(host), backend = %Escaped(backend.url.as_str()), "client left mid-answer");
             false
         }
         End::Cut(why) => {
             let bytes = body_relay.bytes;
-            tracing::warn!(%host, backend = %backend.url, reason = why, bytes, "answer cut short");
+            tracing::warn!(host = %Escaped(host), backend = %Escaped(backend.url.as_str()), reason = why, bytes, "answer cut short");
             false
         }
     };

@@ -23,6 +23,7 @@ use tokio::time::Sleep;
 
 use super::pump::UploadPump;
 use crate::access_log::PendingLine;
+use crate::escape::Escaped;
 use crate::proxy::backend::{Activity, Answer, BodyRelay};
 use crate::proxy::pool::BackendStream;
 use crate::proxy::{ClientFailure, SendError};
@@ -209,7 +210,7 @@ impl BackendBody {
     fn cut_short(&self, why: &'static str) -> io::Error {
         let (host, backend) = &self.origin;
         let bytes = self.relay.bytes;
-        tracing::warn!(%host, %backend, reason = why, bytes, "answer cut short");
+        tracing::warn!(host = %Escaped(host), backend = %Escaped(backend), reason = why, bytes, "answer cut short");
         io::Error::other(why)
     }
 

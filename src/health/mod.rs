@@ -27,8 +27,10 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{info, warn};
 
 use crate::config::{BackendTrust, Config, Driver, HealthCheck, RedisUrl};
+use crate::escape::Escaped;
 use crate::routes::redis::unix_now_secs;
 use crate::tls::backend as tls_client;
+use probe::ProbeFailure;
 use store::{Server, Target};
 use tally::{Tally, Verdict};
 
@@ -187,8 +189,8 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
             loop {
                 tokio::select! {
                     () = sleep_until(start) => break,
-                    Some(Ok((i, ok))) = probes.join_next() => {
-                        record(&mut tallies, &targets[i], ok, check, plan.ttl, &mut write).await;
+                    Some(Ok((i, outcome))) = probes.join_next() => {
+                        record(&mut tallies, &targets[i], outcome, check, plan.ttl, &mut write).await;
                     }
                 }
             }
@@ -202,13 +204,21 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
                 // cannot fail: the semaphore is never closed
                 let _permit = permits.acquire_owned().await;
                 let url = &target.backend.url;
-                let ok = probe::probe(url, &target.host, &path, timeout, connector).await;
-                (i, ok)
+                let outcome = probe::probe(url, &target.host, &path, timeout, connector).await;
+                (i, outcome)
             });
         }
         while let Some(done) = probes.join_next().await {
-            if let Ok((i, ok)) = done {
-                record(&mut tallies, &targets[i], ok, check, plan.ttl, &mut write).await;
+            if let Ok((i, outcome)) = done {
+                record(
+                    &mut tallies,
+                    &targets[i],
+                    outcome,
+                    check,
+                    plan.ttl,
+                    &mut write,
+                )
+                .await;
             }
         }
         // Backends no longer listed are forgotten: a list edit starts them afresh.
@@ -224,7 +234,7 @@ async fn check(settings: &Settings, working: &Cell<bool>) {
 async fn record(
     tallies: &mut HashMap<(String, usize, String), Tally>,
     target: &Target,
-    ok: bool,
+    outcome: Result<(), ProbeFailure>,
     check: &HealthCheck,
     ttl: Duration,
     write: &mut Server,
@@ -235,18 +245,20 @@ async fn record(
         target.backend.url.as_str().to_owned(),
     );
     let tally = tallies.entry(key.clone()).or_default();
-    let verdict = tally.record(ok, check.unhealthy, check.healthy);
+    let verdict = tally.record(outcome.is_ok(), check.unhealthy, check.healthy);
     let (host, backend) = (&target.host, &target.backend.url);
     let written = match verdict {
         Verdict::Keep => true,
         Verdict::MarkDead => {
-            warn!(%host, %backend, "backend failed its health checks; marked dead");
+            // The last probe's failure: the one that tipped the count.
+            let reason = outcome.err().map_or(String::new(), |why| why.to_string());
+            warn!(host = %Escaped(host), backend = %Escaped(backend.as_str()), %reason, "backend failed its health checks; marked dead");
             write.mark_dead(target, ttl).await
         }
         Verdict::Renew => write.renew(target, ttl).await,
         Verdict::Clear { revived } => {
             if revived {
-                info!(%host, %backend, "backend passed its health checks; mark removed");
+                info!(host = %Escaped(host), backend = %Escaped(backend.as_str()), "backend passed its health checks; mark removed");
             }
             write.clear(target).await
         }

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use crate::host_name;
+use crate::router::{self, HostRequest};
 use crate::routes::BackendUrl;
 
 use super::ManageError;
@@ -56,36 +58,72 @@ pub(crate) enum Change {
     Delete,
 }
 
-/// The key part of `frontend:<host>`, as the proxy will look it up: lowercase, no port.
+/// The key part of `frontend:<host>`, exactly as the proxy looks a request's `Host` up (port
+/// stripped, lowercased by [`router`]); a text no lookup could ever produce is refused. A
+/// wildcard is `*` or `*.` followed by a name.
 pub(crate) fn host(text: &str) -> Result<String, ManageError> {
-    let bad = |problem| ManageError::BadHost {
+    let bad = |problem: String| ManageError::BadHost {
         host: text.to_owned(),
         problem,
+    };
+    let host = text.trim();
+    if host == "*" {
+        return Ok(host.to_owned());
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let bracketed = name.starts_with('[') && name.ends_with(']');
+    if name.contains(':') && !bracketed && !name.contains([' ', '\t', '/']) {
+        // The proxy strips the port from `Host` before the lookup, so this key would never match.
+        return Err(bad(
+            "give the host without a port (the proxy ignores the port)".to_owned(),
+        ));
+    }
+    host_name::check(name).map_err(|problem| bad(problem.to_string()))?;
+    match router::parse_host(host) {
+        HostRequest::Ping => Err(bad("reserved for the proxy's liveness probe".to_owned())),
+        HostRequest::Route(key) => Ok(router::normalize(key).into_owned()),
+    }
+}
+
+/// The key part of an existing `frontend:<host>`, for `show` and the removals: whatever was
+/// written (by `redis-cli`, an older tool), lowercased as a lookup would be; only an empty text
+/// or control characters are refused.
+pub(crate) fn existing_host(text: &str) -> Result<String, ManageError> {
+    let bad = |problem: &str| ManageError::BadHost {
+        host: text.to_owned(),
+        problem: problem.to_owned(),
     };
     let host = text.trim();
     if host.is_empty() {
         return Err(bad("empty host"));
     }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '/')
-    {
-        return Err(bad("a host name has no spaces or slashes"));
+    if host.chars().any(char::is_control) {
+        return Err(bad("control characters are not allowed"));
     }
-    let bracketed = host.starts_with('[') && host.ends_with(']');
-    if host.contains(':') && !bracketed {
-        // The proxy strips the port from `Host` before the lookup, so this key would never match.
-        return Err(bad(
-            "give the host without a port (the proxy ignores the port)",
-        ));
-    }
-    Ok(host.to_ascii_lowercase())
+    Ok(router::normalize(host).into_owned())
 }
 
-/// A backend URL to store: trimmed, as the operator wrote it, once the proxy's parser accepts it.
+/// The frontend id to store: any text but an empty one, and no control characters (it is
+/// written into log lines and terminals).
+pub(crate) fn frontend_id(text: &str) -> Result<String, ManageError> {
+    let bad = |problem| ManageError::BadId {
+        id: text.to_owned(),
+        problem,
+    };
+    if text.trim().is_empty() {
+        return Err(bad("it must not be empty"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(bad("it must not hold control characters (CR, LF, ESC...)"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A backend URL to store: trimmed, as the operator wrote it, once the proxy's parser accepts it
+/// with nothing it would ignore ([`BackendUrl::parse_to_store`]).
 pub(crate) fn backend_url(text: &str) -> Result<String, ManageError> {
     let url = text.trim();
-    BackendUrl::parse(url).map_err(|source| ManageError::BadUrl {
+    BackendUrl::parse_to_store(url).map_err(|source| ManageError::BadUrl {
         url: text.to_owned(),
         source,
     })?;
@@ -135,7 +173,10 @@ pub(crate) fn plan(host: &str, edit: &Edit, current: &HostRoutes) -> Result<Chan
             let removed = matching(&current.list, url);
             if removed.is_empty() {
                 // A URL the parser rejects is more likely a typo than an entry to remove.
-                backend_url(url)?;
+                BackendUrl::parse(url).map_err(|source| ManageError::BadUrl {
+                    url: url.clone(),
+                    source,
+                })?;
                 return Err(ManageError::NoSuchBackend {
                     host,
                     url: url.clone(),

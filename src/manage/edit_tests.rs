@@ -42,6 +42,72 @@ fn hosts_are_lowercased_and_keys_the_proxy_cannot_match_are_refused() {
 }
 
 #[test]
+fn hosts_no_lookup_could_produce_are_refused_with_the_reason() {
+    for (bad, reason) in [
+        ("Bad_Host..com", "empty label"),
+        ("bücher.de", "punycode"),
+        ("a\r\nb.com", "not allowed"),
+        ("*.a..b", "empty label"),
+        ("a*.com", "not allowed"),
+        ("__ping__", "liveness probe"),
+    ] {
+        let message = host(bad).unwrap_err().to_string();
+        assert!(message.contains(reason), "{bad:?}: {message}");
+    }
+    let message = host(&"a".repeat(10_000)).unwrap_err().to_string();
+    assert!(message.contains("longer than 253 bytes"), "{message}");
+    assert_eq!(host("xn--bcher-kva.de").unwrap(), "xn--bcher-kva.de");
+    assert_eq!(host("*.My_Service.Local").unwrap(), "*.my_service.local");
+}
+
+#[test]
+fn a_key_written_by_other_means_can_still_be_shown_or_removed() {
+    assert_eq!(existing_host(" Bad_Host..com ").unwrap(), "bad_host..com");
+    assert!(existing_host("").is_err());
+    assert!(existing_host("a\nb").is_err());
+}
+
+#[test]
+fn frontend_ids_with_controls_are_refused() {
+    assert_eq!(frontend_id("my app").unwrap(), "my app");
+    for bad in ["", " ", "a\r\nb", "a\x1b[2J"] {
+        assert!(
+            matches!(frontend_id(bad), Err(ManageError::BadId { .. })),
+            "{bad:?}"
+        );
+    }
+    let message = frontend_id("a\nb").unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "\"a\\x0Ab\": invalid frontend id: it must not hold control characters (CR, LF, ESC...)"
+    );
+}
+
+#[test]
+fn backend_urls_the_proxy_would_misread_are_refused() {
+    for (bad, source) in [
+        (
+            "ftp://a.test:21",
+            BackendUrlError::UnsupportedScheme("ftp".into()),
+        ),
+        ("http://a.test:80/app", BackendUrlError::IgnoredPath),
+        (
+            "http://exa mple.com:80",
+            BackendUrlError::InvalidHost(crate::host_name::HostNameError::BadCharacter(' ')),
+        ),
+        (
+            "http://127.0.0.1:80 http://127.0.0.1:81",
+            BackendUrlError::InvalidHost(crate::host_name::HostNameError::BadCharacter(':')),
+        ),
+    ] {
+        match backend_url(bad) {
+            Err(ManageError::BadUrl { source: got, .. }) => assert_eq!(got, source, "{bad}"),
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn backend_urls_go_through_the_proxys_parser() {
     assert_eq!(
         backend_url(" http://10.0.0.1:8080 ").unwrap(),

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::{Config, Driver};
+use crate::escape::{self, Escaped};
 use crate::routes::BackendUrlError;
 use edit::{Edit, HostRoutes};
 
@@ -86,25 +87,25 @@ pub enum BackendCommand {
 /// Why a command did nothing. Every message names what the operator gave.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ManageError {
-    #[error("{url:?}: invalid backend url")]
+    #[error("\"{}\": invalid backend url", shown(.url))]
     BadUrl {
         url: String,
         #[source]
         source: BackendUrlError,
     },
-    #[error("{host:?}: invalid host: {problem}")]
-    BadHost { host: String, problem: &'static str },
-    #[error("{id:?}: invalid frontend id: it must not be empty")]
-    BadId { id: String },
-    #[error("{host}: no such frontend")]
+    #[error("\"{}\": invalid host: {problem}", shown(.host))]
+    BadHost { host: String, problem: String },
+    #[error("\"{}\": invalid frontend id: {problem}", shown(.id))]
+    BadId { id: String, problem: &'static str },
+    #[error("{}: no such frontend", Escaped(.host))]
     UnknownHost { host: String },
-    #[error("{host}: frontend already exists (add --replace to redefine it, or use backend add)")]
+    #[error("{}: frontend already exists (add --replace to redefine it, or use backend add)", Escaped(.host))]
     FrontendExists { host: String },
-    #[error("{host}: {url} is already a backend of this frontend")]
+    #[error("{}: {} is already a backend of this frontend", Escaped(.host), Escaped(.url))]
     DuplicateBackend { host: String, url: String },
-    #[error("{host}: {url} is not a backend of this frontend")]
+    #[error("{}: {} is not a backend of this frontend", Escaped(.host), Escaped(.url))]
     NoSuchBackend { host: String, url: String },
-    #[error("{host}: {url} is its last backend (use frontend rm to remove the frontend)")]
+    #[error("{}: {} is its last backend (use frontend rm to remove the frontend)", Escaped(.host), Escaped(.url))]
     LastBackend { host: String, url: String },
     #[error("redis {server}")]
     Redis {
@@ -135,6 +136,16 @@ pub(crate) enum ManageError {
     },
 }
 
+/// An argument as an error message shows it: escaped, and cut after 80 characters (a 10 KB host
+/// would bury the reason).
+fn shown(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}... ({} bytes)", Escaped(&text[..cut]), text.len()),
+        None => Escaped(text).to_string(),
+    }
+}
+
 /// Runs `command` against the driver of `config`, printing the result on stdout and any error on
 /// stderr. Exit status: 0 done, 1 refused or failed (nothing written).
 pub fn run(command: &Command, config: &Config) -> ExitCode {
@@ -145,7 +156,9 @@ pub fn run(command: &Command, config: &Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("hipache: {}", crate::logging::chain(&error));
+            // The causes (a Redis server's reply) are text from outside too.
+            let message = crate::logging::chain(&error);
+            eprintln!("hipache: {}", escape::Controls(&message));
             ExitCode::FAILURE
         }
     }
@@ -163,7 +176,7 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
             return Ok(render::frontends(&Store::open(driver).frontends()?));
         }
         Command::Frontend(FrontendCommand::Show { host }) => {
-            let host = edit::host(host)?;
+            let host = edit::existing_host(host)?;
             let routes = Store::open(driver).read(&host)?;
             if !routes.exists() {
                 return Err(ManageError::UnknownHost { host });
@@ -176,15 +189,13 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
             urls,
             replace,
         }) => {
-            if id.trim().is_empty() {
-                return Err(ManageError::BadId { id: id.clone() });
-            }
+            let id = edit::frontend_id(id)?;
             let urls = urls
                 .iter()
                 .map(|url| edit::backend_url(url))
                 .collect::<Result<_, _>>()?;
             let edit = Edit::AddFrontend {
-                id: id.clone(),
+                id,
                 urls,
                 replace: *replace,
             };
@@ -199,9 +210,13 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
             (host, Edit::RemoveBackend { url: url.clone() })
         }
     };
-    let host = edit::host(host)?;
+    let host = match edit {
+        Edit::AddFrontend { .. } | Edit::AddBackend { .. } => edit::host(host)?,
+        // A key written by other means stays reachable, to be shown or removed.
+        Edit::RemoveFrontend | Edit::RemoveBackend { .. } => edit::existing_host(host)?,
+    };
     Store::open(driver).apply(&host, &edit)?;
-    Ok(String::new())
+    Ok(render::done(&host, &edit))
 }
 
 /// The driver the config names; both keep Hipache's layout.

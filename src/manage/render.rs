@@ -1,11 +1,13 @@
 //! What `frontend ls` and `frontend show` print (pure): aligned columns for people, one item per
-//! line for `grep` and `awk`.
+//! line for `grep` and `awk`. Everything read from the store is escaped (`escape`): whoever can
+//! write Redis or the routes file must not reach the operator's terminal with CR, LF or ESC.
 
 use std::fmt::Write as _;
 
-use crate::routes::BackendUrl;
+use crate::escape::escaped;
+use crate::routes::{BackendUrl, FRONTEND_PREFIX};
 
-use super::edit::HostRoutes;
+use super::edit::{Edit, HostRoutes};
 
 /// One line of `frontend ls`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,15 +22,18 @@ pub(crate) struct Summary {
 pub(crate) fn frontends(summaries: &[Summary]) -> String {
     let mut sorted: Vec<&Summary> = summaries.iter().collect();
     sorted.sort_by(|a, b| a.host.cmp(&b.host));
-    let host_width = sorted.iter().map(|s| s.host.len()).max().unwrap_or(0);
-    let id_width = sorted.iter().map(|s| s.id.len()).max().unwrap_or(0);
+    let rows: Vec<(String, String, usize)> = sorted
+        .into_iter()
+        .map(|s| (escaped(&s.host), escaped(&s.id), s.backends))
+        .collect();
+    let host_width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let id_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
     let mut out = String::new();
-    for summary in sorted {
-        let plural = if summary.backends == 1 { "" } else { "s" };
+    for (host, id, backends) in rows {
+        let plural = if backends == 1 { "" } else { "s" };
         let _ = writeln!(
             out,
-            "{:host_width$}  {:id_width$}  {} backend{plural}",
-            summary.host, summary.id, summary.backends
+            "{host:host_width$}  {id:id_width$}  {backends} backend{plural}"
         );
     }
     out
@@ -36,17 +41,18 @@ pub(crate) fn frontends(summaries: &[Summary]) -> String {
 
 /// The frontend's id, then one line per backend: index, URL, state.
 pub(crate) fn frontend(host: &str, routes: &HostRoutes) -> String {
-    let id = routes.list.first().map_or("", String::as_str);
+    let id = escaped(routes.list.first().map_or("", String::as_str));
     let entries = routes.list.get(1..).unwrap_or_default();
-    let url_width = entries.iter().map(String::len).max().unwrap_or(0);
-    let mut out = format!("{host}  id {id}\n");
-    for (index, entry) in entries.iter().enumerate() {
+    let shown: Vec<String> = entries.iter().map(|entry| escaped(entry)).collect();
+    let url_width = shown.iter().map(String::len).max().unwrap_or(0);
+    let mut out = format!("{}  id {id}\n", escaped(host));
+    for (index, (entry, shown)) in entries.iter().zip(&shown).enumerate() {
         let state = match BackendUrl::parse(entry) {
             Err(error) => format!("unusable: {error}"),
             Ok(_) if routes.dead.contains(&index) => format!("dead ({})", ttl(routes)),
             Ok(_) => "live".to_owned(),
         };
-        let _ = writeln!(out, "  {index}  {entry:url_width$}  {state}");
+        let _ = writeln!(out, "  {index}  {shown:url_width$}  {state}");
     }
     let orphans: Vec<String> = routes
         .dead
@@ -63,6 +69,25 @@ pub(crate) fn frontend(host: &str, routes: &HostRoutes) -> String {
         );
     }
     out
+}
+
+/// The one line an edit prints once written, naming the key it wrote.
+pub(crate) fn done(host: &str, edit: &Edit) -> String {
+    let key = format!("{FRONTEND_PREFIX}{}", escaped(host));
+    match edit {
+        Edit::AddFrontend { id, urls, replace } => {
+            let verb = if *replace { "wrote" } else { "added" };
+            let urls: Vec<String> = urls.iter().map(|url| escaped(url)).collect();
+            format!(
+                "{verb} {key} with id {} and backends {}\n",
+                escaped(id),
+                urls.join(" ")
+            )
+        }
+        Edit::RemoveFrontend => format!("removed {key} and its dead marks\n"),
+        Edit::AddBackend { url } => format!("added backend {} to {key}\n", escaped(url)),
+        Edit::RemoveBackend { url } => format!("removed backend {} from {key}\n", escaped(url)),
+    }
 }
 
 fn ttl(routes: &HostRoutes) -> String {
@@ -124,5 +149,34 @@ mod tests {
             ..routes
         };
         assert!(frontend("a.test", &routes).contains("0  http://10.0.0.1:80  dead (no expiry)"));
+    }
+
+    #[test]
+    fn text_from_the_store_reaches_the_terminal_escaped() {
+        let summaries = [Summary {
+            host: "a\rb.test".into(),
+            id: "id\x1b]0;owned\x07\n".into(),
+            backends: 1,
+        }];
+        assert_eq!(
+            frontends(&summaries),
+            "a\\x0Db.test  id\\x1B]0;owned\\x07\\x0A  1 backend\n"
+        );
+        let routes = HostRoutes {
+            list: ["\x1b[2Jsite", "http://10.0.0.1:80\r\nx"]
+                .map(String::from)
+                .to_vec(),
+            dead: vec![],
+            dead_ttl: None,
+        };
+        let shown = frontend("a.test", &routes);
+        assert!(
+            shown.starts_with("a.test  id \\x1B[2Jsite\n  0  http://10.0.0.1:80\\x0D\\x0Ax  "),
+            "{shown}"
+        );
+        assert!(
+            shown.chars().all(|c| c == '\n' || !c.is_control()),
+            "{shown}"
+        );
     }
 }

@@ -21,6 +21,7 @@ use super::backend::{read_response_head, Answer, Asked, Unanswered};
 use super::error::ProxyError;
 use super::pool::BackendStream;
 use super::{Proxy, Route};
+use crate::escape::Escaped;
 
 /// How a front end sends its request to a backend: the one step of an attempt that depends on
 /// the client's protocol.
@@ -279,13 +280,13 @@ impl<S: RouteSource> Proxy<S> {
         if error.marks_dead() {
             self.mark_dead(host, frontend, backend, error.reason());
         } else {
-            tracing::warn!(%host, backend = %backend.url, error = error.reason(), "backend request failed");
+            tracing::warn!(host = %Escaped(host), backend = %Escaped(backend.url.as_str()), error = error.reason(), "backend request failed");
         }
     }
 
     /// Hipache marks only when the frontend has another backend to send traffic to.
     fn mark_dead(&self, host: &str, frontend: &Frontend, backend: &Backend, why: &str) {
-        tracing::warn!(%host, frontend = %frontend.id, backend = %backend.url, reason = why, "backend is dead");
+        tracing::warn!(host = %Escaped(host), frontend = %Escaped(&frontend.id), backend = %Escaped(backend.url.as_str()), reason = why, "backend is dead");
         metrics::count(Counter::DeadMarks);
         if frontend.backend_count > 1 {
             self.routes.mark_dead(host, frontend, backend);

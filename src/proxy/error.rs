@@ -28,7 +28,7 @@ pub(crate) enum ProxyError {
     SocketLimit,
     /// The TLS handshake with an `https://` backend failed (its certificate did not verify, it
     /// spoke no TLS, or it took longer than `tcpTimeout`): a backend failure, like a refusal.
-    BackendTls,
+    BackendTls(TlsFailure),
     /// The connection to the backend failed in another way (reset, bad response, ...).
     BackendIo { replayable: bool },
     /// A WebSocket the proxy opens for an HTTP/2 client was not accepted: the backend answered
@@ -46,7 +46,7 @@ impl ProxyError {
             | Self::RouteSourceUnavailable
             | Self::ConnectRefused
             | Self::ConnectTimeout
-            | Self::BackendTls
+            | Self::BackendTls(_)
             | Self::SocketLimit
             | Self::BackendIo { .. }
             | Self::UpgradeRefused => StatusCode::BAD_GATEWAY,
@@ -59,7 +59,7 @@ impl ProxyError {
             self,
             Self::ConnectRefused
                 | Self::ConnectTimeout
-                | Self::BackendTls
+                | Self::BackendTls(_)
                 | Self::BackendTimeout { .. }
         )
     }
@@ -67,9 +67,10 @@ impl ProxyError {
     /// Whether another backend may be tried: nothing was consumed that cannot be sent again.
     pub(crate) fn is_retryable(self) -> bool {
         match self {
-            Self::ConnectRefused | Self::ConnectTimeout | Self::BackendTls | Self::SocketLimit => {
-                true
-            }
+            Self::ConnectRefused
+            | Self::ConnectTimeout
+            | Self::BackendTls(_)
+            | Self::SocketLimit => true,
             Self::BackendTimeout { replayable } | Self::BackendIo { replayable } => replayable,
             Self::NoHost
             | Self::NoFrontend
@@ -91,10 +92,68 @@ impl ProxyError {
             Self::ConnectRefused => "connection refused",
             Self::ConnectTimeout => "connect timeout",
             Self::BackendTimeout { .. } => "backend timeout",
-            Self::BackendTls => "backend tls handshake failed",
+            Self::BackendTls(why) => why.reason(),
             Self::SocketLimit => "too many connections to backend",
             Self::BackendIo { .. } => "backend error",
             Self::UpgradeRefused => "backend refused the websocket",
+        }
+    }
+}
+
+/// Why the TLS handshake with an `https://` backend failed, decided from rustls' error kinds
+/// (`proxy::pool`); each reads as a fixed text in `X-Debug-Error` and the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsFailure {
+    UnknownIssuer,
+    /// webpki's `CaUsedAsEndEntity`: a CA certificate (often a self-signed one made with
+    /// `CA:TRUE`) presented as the backend's own.
+    CaUsedAsLeaf,
+    NameMismatch,
+    Expired,
+    NotYetValid,
+    Revoked,
+    BadSignature,
+    /// Any other certificate problem, or none presented.
+    BadCertificate,
+    /// The backend sent a TLS alert.
+    AlertReceived,
+    /// What came back is not TLS.
+    NotTls,
+    /// No protocol version or cipher suite in common.
+    Incompatible,
+    /// The URL's host cannot be a TLS server name.
+    BadName,
+    /// The connection closed or failed during the handshake.
+    Closed,
+    /// No handshake within `tcpTimeout`.
+    Timeout,
+    Other,
+}
+
+impl TlsFailure {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::UnknownIssuer => "backend tls handshake failed: certificate issuer unknown",
+            Self::CaUsedAsLeaf => {
+                "backend tls handshake failed: a CA certificate used as the backend's certificate"
+            }
+            Self::NameMismatch => {
+                "backend tls handshake failed: certificate not valid for the backend's name"
+            }
+            Self::Expired => "backend tls handshake failed: certificate expired",
+            Self::NotYetValid => "backend tls handshake failed: certificate not yet valid",
+            Self::Revoked => "backend tls handshake failed: certificate revoked",
+            Self::BadSignature => "backend tls handshake failed: certificate signature invalid",
+            Self::BadCertificate => "backend tls handshake failed: certificate invalid",
+            Self::AlertReceived => "backend tls handshake failed: the backend sent an alert",
+            Self::NotTls => "backend tls handshake failed: the backend did not answer in TLS",
+            Self::Incompatible => {
+                "backend tls handshake failed: no TLS version or cipher suite in common"
+            }
+            Self::BadName => "backend tls handshake failed: the host is not a TLS server name",
+            Self::Closed => "backend tls handshake failed: connection closed",
+            Self::Timeout => "backend tls handshake failed: timeout",
+            Self::Other => "backend tls handshake failed",
         }
     }
 }
@@ -116,7 +175,7 @@ mod tests {
             (ConnectTimeout, 502, true, true),
             (BackendTimeout { replayable: true }, 504, true, true),
             (BackendTimeout { replayable: false }, 504, true, false),
-            (BackendTls, 502, true, true),
+            (BackendTls(TlsFailure::UnknownIssuer), 502, true, true),
             (SocketLimit, 502, false, true),
             (BackendIo { replayable: true }, 502, false, true),
             (BackendIo { replayable: false }, 502, false, false),

@@ -27,6 +27,7 @@ pub(crate) use attempt::{Answered, ClientFailure, Exchange, Outcome, SendError};
 
 use crate::access_log::AccessLog;
 use crate::error_page::{ErrorPages, Generated};
+use crate::escape::Escaped;
 use crate::metrics::{self, names::Counter};
 use crate::router::{self, HostRequest};
 use crate::routes::{Frontend, Lookup, RouteSource};
@@ -113,7 +114,7 @@ impl<S: RouteSource> Proxy<S> {
             }),
             Ok(None) => Routed::Failed(ProxyError::NoFrontend),
             Err(error) => {
-                tracing::debug!(%host, %error, "lookup failed");
+                tracing::debug!(host = %Escaped(&host), %error, "lookup failed");
                 Routed::Failed(ProxyError::RouteSourceUnavailable)
             }
         }
@@ -145,7 +146,8 @@ impl<S: RouteSource> Proxy<S> {
     /// With `forceSecure`, what answers a plain-HTTP request to `host_header` for `target` (its
     /// path and query), before any routing: a `301` to HTTPS, or a 400 for a host that cannot
     /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), for the
-    /// `__ping__` probe, or when off.
+    /// `__ping__` probe, or when off. The answer is counted in the request and response metrics
+    /// like any other.
     pub(crate) fn secure_redirect(
         &self,
         conn: &ClientConnection,
@@ -154,10 +156,19 @@ impl<S: RouteSource> Proxy<S> {
         debug: bool,
     ) -> Option<Generated> {
         let port = self.force_secure.filter(|_| !conn.tls)?;
-        match redirect::decide(host_header?, target, port) {
-            redirect::Secure::Exempt => None,
-            redirect::Secure::MovedTo(location) => Some(Generated::moved_permanently(location)),
-            redirect::Secure::BadHost => Some(self.error_answer(ProxyError::NoHost, debug)),
-        }
+        let location = match redirect::decide(host_header?, target, port) {
+            redirect::Secure::Exempt => return None,
+            redirect::Secure::MovedTo(location) => Some(location),
+            redirect::Secure::BadHost => None,
+        };
+        // Counted as routing counts: a request and its answer (the liveness probe is exempt).
+        metrics::count(Counter::Requests);
+        Some(match location {
+            Some(location) => {
+                metrics::response(301);
+                Generated::moved_permanently(location)
+            }
+            None => self.error_answer(ProxyError::NoHost, debug),
+        })
     }
 }

@@ -21,8 +21,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use super::conn::BackendConn;
-use super::error::ProxyError;
+use super::error::{ProxyError, TlsFailure};
 use crate::config::BackendTrust;
+use crate::escape::Escaped;
 use crate::routes::BackendUrl;
 use crate::tls::backend as tls_client;
 
@@ -176,15 +177,17 @@ impl BackendPool {
     /// TLS over a fresh `tcp` to `url`, within `tcpTimeout`: any failure (a certificate that
     /// does not verify, a backend that speaks no TLS, silence) is the backend's.
     async fn handshake(&self, url: &BackendUrl, tcp: TcpStream) -> Result<BackendConn, ProxyError> {
-        let name = tls_client::server_name(url.host()).ok_or(ProxyError::BackendTls)?;
+        let name = tls_client::server_name(url.host())
+            .ok_or(ProxyError::BackendTls(TlsFailure::BadName))?;
         let handshake = self.tls.connector().connect(name, tcp);
         match tokio::time::timeout(self.connect_timeout, handshake).await {
             Ok(Ok(stream)) => Ok(BackendConn::tls(stream)),
             Ok(Err(error)) => {
-                tracing::debug!(backend = %url, %error, "backend tls handshake failed");
-                Err(ProxyError::BackendTls)
+                let why = tls_failure(&error);
+                tracing::debug!(backend = %Escaped(url.as_str()), reason = why.reason(), %error, "backend tls handshake failed");
+                Err(ProxyError::BackendTls(why))
             }
-            Err(_) => Err(ProxyError::BackendTls),
+            Err(_) => Err(ProxyError::BackendTls(TlsFailure::Timeout)),
         }
     }
 
@@ -240,5 +243,40 @@ fn classify_connect(error: &io::Error) -> ProxyError {
         io::ErrorKind::ConnectionRefused => ProxyError::ConnectRefused,
         io::ErrorKind::TimedOut => ProxyError::ConnectTimeout,
         _ => ProxyError::BackendIo { replayable: true },
+    }
+}
+
+/// Why a backend's TLS handshake failed, from rustls' and webpki's error kinds (tokio-rustls
+/// carries rustls' error inside the `io::Error`; without one, the connection itself failed).
+fn tls_failure(error: &io::Error) -> TlsFailure {
+    use rustls::{CertificateError as Cert, Error as Tls};
+    let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<Tls>()) else {
+        return TlsFailure::Closed;
+    };
+    match tls {
+        Tls::InvalidCertificate(cert) => match cert {
+            Cert::UnknownIssuer => TlsFailure::UnknownIssuer,
+            Cert::NotValidForName | Cert::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
+            Cert::Expired | Cert::ExpiredContext { .. } => TlsFailure::Expired,
+            Cert::NotValidYet | Cert::NotValidYetContext { .. } => TlsFailure::NotYetValid,
+            Cert::Revoked => TlsFailure::Revoked,
+            Cert::BadSignature => TlsFailure::BadSignature,
+            Cert::Other(other)
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                TlsFailure::CaUsedAsLeaf
+            }
+            _ => TlsFailure::BadCertificate,
+        },
+        Tls::NoCertificatesPresented => TlsFailure::BadCertificate,
+        Tls::AlertReceived(_) => TlsFailure::AlertReceived,
+        Tls::InvalidMessage(_)
+        | Tls::InappropriateMessage { .. }
+        | Tls::InappropriateHandshakeMessage { .. } => TlsFailure::NotTls,
+        Tls::PeerIncompatible(_) => TlsFailure::Incompatible,
+        _ => TlsFailure::Other,
     }
 }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 
 use super::dead::DeadMarks;
 use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
+use crate::escape::Escaped;
 
 /// How often the watcher looks at the file's metadata.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -200,7 +201,7 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
             let list: Vec<String> = serde_json::from_value(value.clone())
                 .map_err(|_| entry_error(key, "a list of strings"))?;
             let frontend = Frontend::from_list(host, &list, |entry, error| {
-                warn!(frontend = %key, entry, error = %error, "unusable backend url");
+                warn!(frontend = %Escaped(key), entry, error = %error, "unusable backend url");
             });
             // An empty list is no frontend at all: the lookup goes on to the next candidate.
             if let Some(frontend) = frontend {
@@ -211,7 +212,7 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
                 dead_indexes(value).ok_or_else(|| entry_error(key, "a list of indexes"))?;
             table.dead.insert(host.to_owned(), indexes);
         } else {
-            warn!(path = %path.display(), key = %key, "unknown key in routes file ignored");
+            warn!(path = %path.display(), key = %Escaped(key), "unknown key in routes file ignored");
         }
     }
     Ok(table)

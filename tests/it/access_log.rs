@@ -195,3 +195,62 @@ fn sigusr1_reopens_the_access_log() {
     let old = std::fs::read_to_string(&rotated).expect("rotated log");
     assert!(old.contains("GET /before HTTP/1.1"), "rotated file: {old}");
 }
+
+#[test]
+fn a_frontend_id_or_header_with_a_newline_or_quote_cannot_forge_a_line() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let forged = "::ffff:6.6.6.6 - - [24/Nov/2026:02:30:12 +0000] \"GET /forged HTTP/1.1\" 200 0";
+    redis.frontend("log.local", &format!("app\n{forged}"), &[&backend.url()]);
+    // Production shape: a root master with unprivileged workers, which write the log.
+    let hipache = Hipache::start(Config::redis(&redis).with(serde_json::json!({
+        "user": "nobody",
+        "group": "nogroup"
+    })));
+
+    let request = Request::get("log.local", "/real").header("User-Agent", "ua\" \"quoted");
+    assert_eq!(hipache.send(&request).status, 200);
+
+    let lines = hipache.wait_access_log_lines(1);
+    assert_eq!(lines.len(), 1, "one request, one line: {lines:?}");
+    let line = parse(&lines[0]);
+    assert_eq!(line.request, "GET /real HTTP/1.1");
+    assert_eq!(line.user_agent, "ua\\x22 \\x22quoted");
+    assert_eq!(
+        line.frontend,
+        "app\\x0A::ffff:6.6.6.6 - - [24/Nov/2026:02:30:12 +0000] \\x22GET /forged HTTP/1.1\\x22 200 0"
+    );
+}
+
+#[test]
+fn a_frontend_id_with_a_newline_cannot_forge_a_process_log_line() {
+    let redis = RedisServer::start();
+    let refusing = Backend::builder().refusing().start();
+    redis.frontend(
+        "dead.local",
+        "app\nFORGED ERROR hipache: root",
+        &[&refusing.url()],
+    );
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    assert_eq!(hipache.get("dead.local", "/").status, 502);
+
+    wait_until(
+        Duration::from_secs(5),
+        "the backend-is-dead warning",
+        || {
+            hipache
+                .log_lines()
+                .iter()
+                .any(|l| l.contains("backend is dead"))
+        },
+    );
+    let lines = hipache.log_lines();
+    assert!(lines.iter().all(|l| !l.starts_with("FORGED")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("frontend=app\\x0AFORGED ERROR hipache: root")),
+        "{lines:#?}"
+    );
+}

@@ -18,16 +18,22 @@ fn dry_run_prints_the_effective_config_and_exits_0() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = write(
         &dir,
-        r#"{"server": {"workers": 3, "accessLog": null}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
+        r#"{"server": {"workers": 7, "tcpTimeout": 12, "accessLog": null}, "http": {"port": 0, "bind": ["127.0.0.1"]}, "driver": "redis://127.0.0.1:1"}"#,
     );
 
     let output = run_to_exit(&["--dry", "--config", &path]);
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "status {:?}", output.status);
-    for expected in ["workers", "3", "deadBackendTTL", "redis://127.0.0.1:1"] {
+    // Whole lines: the values given, and a default beside them.
+    for expected in [
+        "server.workers = 7",
+        "server.tcpTimeout = 12s",
+        "server.deadBackendTTL = 30s",
+        "driver = redis://127.0.0.1:1/0",
+    ] {
         assert!(
-            stdout.contains(expected),
+            stdout.lines().any(|line| line == expected),
             "{expected:?} in --dry output:\n{stdout}"
         );
     }
@@ -58,6 +64,23 @@ fn wrong_value_type_fails_naming_the_key_path() {
     assert!(
         stderr.contains("server.workers"),
         "the key is named in:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_duration_given_as_text_fails_naming_the_value_and_the_unit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, r#"{"server": {"tcpTimeout": "30s"}}"#);
+
+    let output = run_to_exit(&["--dry", "--config", &path]);
+
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{path}: server.tcpTimeout: invalid type: string \"30s\", expected a whole number of seconds"
+        )),
+        "{stderr}"
     );
 }
 

@@ -214,3 +214,32 @@ fn hundreds_of_hanging_backends_stay_marked_dead_at_every_moment() {
     }
     assert!(observations > 1);
 }
+
+#[test]
+fn the_warning_that_marks_a_backend_dead_says_why() {
+    let redis = RedisServer::start();
+    let sick = flaky_backend(Arc::new(AtomicBool::new(false)));
+    let refusing = Backend::builder().refusing().start();
+    let steady = Backend::named("steady");
+    redis.frontend(
+        "why.local",
+        "why",
+        &[&sick.url(), &refusing.url(), &steady.url()],
+    );
+    let config = Config::redis(&redis).with(json!({
+        "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 1, "healthy": 1}
+    }));
+    let hipache = Hipache::start(config);
+
+    let marked = |reason: &str| {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("marked dead") && l.contains(&format!("reason={reason}")))
+    };
+    wait_until(
+        Duration::from_secs(15),
+        "both marks with their reasons",
+        || marked("bad status 500") && marked("connection refused"),
+    );
+}

@@ -79,7 +79,7 @@ fn untrusted_https_backend_alone_answers_502_with_the_tls_reason() {
     assert_eq!(response.status, 502, "{response:?}");
     assert_eq!(
         response.header("x-debug-error"),
-        Some("backend tls handshake failed"),
+        Some("backend tls handshake failed: certificate issuer unknown"),
         "{response:?}"
     );
     // As for a refused connection, a frontend's only backend is never marked (Hipache's rule).
@@ -99,7 +99,7 @@ fn a_certificate_for_another_name_is_refused() {
     assert_eq!(response.status, 502, "{response:?}");
     assert_eq!(
         response.header("x-debug-error"),
-        Some("backend tls handshake failed")
+        Some("backend tls handshake failed: certificate not valid for the backend's name")
     );
     assert!(backend.handshakes().is_empty());
 }
@@ -119,7 +119,30 @@ fn a_backend_silent_in_the_handshake_fails_it_within_tcp_timeout() {
     assert_eq!(response.status, 502, "{response:?}");
     assert_eq!(
         response.header("x-debug-error"),
-        Some("backend tls handshake failed")
+        Some("backend tls handshake failed: timeout")
+    );
+}
+
+#[test]
+fn a_self_signed_ca_used_as_the_backends_certificate_is_refused_saying_so() {
+    let redis = RedisServer::start();
+    let (identity, ca_pem) = tls_backend::self_signed_ca(&["localhost"]);
+    let backend = TlsBackend::start("ca-as-leaf", identity);
+    redis.frontend("leaf.local", "leaf", &[&backend.url("localhost")]);
+    let config = Config::redis(&redis);
+    let ca_file = config.dir().join("backend-ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("write backend ca");
+    let hipache = Hipache::start(config.with(json!({ "server": { "backendCa": ca_file } })));
+
+    let response = hipache.send(&Request::get("leaf.local", "/").header("X-Debug", "1"));
+
+    assert_eq!(response.status, 502, "{response:?}");
+    let reason = "backend tls handshake failed: a CA certificate used as the backend's certificate";
+    assert_eq!(response.header("x-debug-error"), Some(reason));
+    wait_until(
+        Duration::from_secs(5),
+        "the reason in the process log",
+        || hipache.log_lines().iter().any(|line| line.contains(reason)),
     );
 }
 

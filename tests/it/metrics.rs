@@ -339,3 +339,81 @@ fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
         .expect("site.test in the status");
     assert_eq!(site["requests"], SENT + 1, "{after:#}");
 }
+
+/// `hipache_redis_reconnects_total` as `/metrics` shows it.
+fn redis_reconnects(admin: SocketAddr) -> u64 {
+    let text = hipache_metrics(admin);
+    text.lines()
+        .find_map(|line| line.strip_prefix("hipache_redis_reconnects_total "))
+        .unwrap_or_else(|| panic!("no reconnect count in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a whole count")
+}
+
+#[test]
+fn redis_reconnects_count_connections_lost_and_made_again_not_new_workers() {
+    let mut redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    // Production shape: a root master with unprivileged workers.
+    let config = Config::redis(&redis).with(json!({
+        "server": { "workers": 2 },
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } },
+        "user": "nobody",
+        "group": "nogroup"
+    }));
+    let hipache = Hipache::start(config);
+    let admin = admin_addr(&hipache);
+    assert_eq!(hipache.get("site.test", "/").status, 200);
+
+    // A reload replaces both workers; each new one connects for the first time.
+    let first = hipache.worker_pids();
+    hipache.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "a new generation serving", || {
+        let now = hipache.worker_pids();
+        now.len() == 2
+            && now.iter().all(|pid| !first.contains(pid))
+            && hipache.get("site.test", "/").status == 200
+    });
+    assert_eq!(redis_reconnects(admin), 0);
+
+    // A real loss: the server restarts, and the connections come back.
+    redis.stop();
+    redis.restart();
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    wait_until(
+        Duration::from_secs(10),
+        "reconnects after the restart",
+        || redis_reconnects(admin) >= 2,
+    );
+}
+
+#[test]
+fn a_force_secure_redirect_is_counted_as_a_3xx_answer() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("www.secure.test", "secure", &[&backend.url()]);
+    let config = Config::redis(&redis);
+    let (key, cert) = crate::support::tls::cert(&["www.secure.test"]).write(config.dir(), "server");
+    let hipache = Hipache::start(config.with(json!({
+        "server": { "forceSecure": true },
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert },
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    })));
+    let admin = admin_addr(&hipache);
+
+    for _ in 0..2 {
+        assert_eq!(hipache.get("www.secure.test", "/").status, 301);
+    }
+
+    let status = status_json(admin);
+    assert_eq!(status["responses"]["3xx"], 2, "{status:#}");
+    assert_eq!(status["requests"], 2, "{status:#}");
+    let text = hipache_metrics(admin);
+    assert!(
+        text.lines()
+            .any(|l| l == "hipache_responses_total{class=\"3xx\"} 2"),
+        "{text}"
+    );
+}

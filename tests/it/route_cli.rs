@@ -379,3 +379,130 @@ fn settings_flavor_picks_the_config_the_daemon_would() {
     let mixed = run(&["--dry", "frontend", "ls"]);
     assert_eq!(mixed.status.code(), Some(2), "{mixed:?}");
 }
+
+#[test]
+fn input_the_proxy_could_not_use_is_refused_naming_the_argument_and_nothing_is_written() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let path = config.write();
+    let long_host = "a".repeat(10_000);
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["frontend", "add", &long_host, "app", "http://10.0.0.1:80"],
+            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa... \
+             (10000 bytes)\": invalid host: longer than 253 bytes",
+        ),
+        (
+            &["frontend", "add", "app.local", "app\r\nforged", "http://10.0.0.1:80"],
+            "\"app\\x0D\\x0Aforged\": invalid frontend id: it must not hold control characters",
+        ),
+        (
+            &["frontend", "add", "app.local", "app", "http://exa mple.com:80"],
+            "\"http://exa mple.com:80\": invalid backend url: invalid host: ' ' is not allowed",
+        ),
+        (
+            &["frontend", "add", "app.local", "app", "http://127.0.0.1:80 http://127.0.0.1:81"],
+            "\"http://127.0.0.1:80 http://127.0.0.1:81\": invalid backend url: invalid host",
+        ),
+        (
+            &["frontend", "add", "app.local", "app", "ftp://10.0.0.1:21"],
+            "\"ftp://10.0.0.1:21\": invalid backend url: unsupported scheme \"ftp\"",
+        ),
+        (
+            &["frontend", "add", "app.local", "app", "http://10.0.0.1:80/app"],
+            "\"http://10.0.0.1:80/app\": invalid backend url: a path, query or fragment would be ignored",
+        ),
+        (
+            &["frontend", "add", "Bad_Host..com", "app", "http://10.0.0.1:80"],
+            "\"Bad_Host..com\": invalid host: empty label",
+        ),
+        (
+            &["frontend", "add", "bücher.de", "app", "http://10.0.0.1:80"],
+            "\"b\\xC3\\xBCcher.de\": invalid host: not ASCII (give the punycode form, xn--...)",
+        ),
+    ];
+    for (args, expected) in cases {
+        let error = refused(&path, args);
+        assert!(
+            error.starts_with(&format!("hipache: {expected}")),
+            "{}: {error}",
+            args[3]
+        );
+        assert_eq!(error.lines().count(), 1, "{error}");
+        let keys: Vec<String> = redis.query(&["KEYS", "*"]);
+        assert!(keys.is_empty(), "{args:?} wrote {keys:?}");
+    }
+}
+
+#[test]
+fn each_edit_prints_the_one_line_it_wrote() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let path = config.write();
+    let (a, b) = ("http://10.0.0.1:80", "http://10.0.0.2:80");
+
+    assert_eq!(
+        ok(&path, &["frontend", "add", "App.Local", "app", a]),
+        format!("added frontend:app.local with id app and backends {a}\n")
+    );
+    assert_eq!(
+        ok(&path, &["backend", "add", "app.local", b]),
+        format!("added backend {b} to frontend:app.local\n")
+    );
+    assert_eq!(
+        ok(&path, &["backend", "rm", "app.local", a]),
+        format!("removed backend {a} from frontend:app.local\n")
+    );
+    assert_eq!(
+        ok(
+            &path,
+            &["frontend", "add", "app.local", "v2", a, b, "--replace"]
+        ),
+        format!("wrote frontend:app.local with id v2 and backends {a} {b}\n")
+    );
+    assert_eq!(
+        ok(&path, &["frontend", "rm", "app.local"]),
+        "removed frontend:app.local and its dead marks\n"
+    );
+}
+
+#[test]
+fn ls_and_show_escape_what_redis_holds() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let path = config.write();
+    redis.frontend(
+        "app.local",
+        "app\x1b]0;owned\x07\r\n",
+        &["http://10.0.0.1:80\x1b[2J"],
+    );
+
+    let listed = ok(&path, &["frontend", "ls"]);
+    assert_eq!(
+        listed,
+        "app.local  app\\x1B]0;owned\\x07\\x0D\\x0A  1 backend\n"
+    );
+    let shown = ok(&path, &["frontend", "show", "app.local"]);
+    assert!(
+        shown.chars().all(|c| c == '\n' || !c.is_control()),
+        "{shown:?}"
+    );
+    assert!(shown.contains("http://10.0.0.1:80\\x1B[2J"), "{shown:?}");
+}
+
+#[test]
+fn a_frontend_the_cli_would_refuse_to_add_can_still_be_shown_and_removed() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis);
+    let path = config.write();
+    redis.frontend("bad_host..com", "old", &["http://10.0.0.1:80"]);
+
+    let shown = ok(&path, &["frontend", "show", "bad_host..com"]);
+    assert!(shown.starts_with("bad_host..com  id old\n"), "{shown}");
+    assert_eq!(
+        ok(&path, &["frontend", "rm", "bad_host..com"]),
+        "removed frontend:bad_host..com and its dead marks\n"
+    );
+    let keys: Vec<String> = redis.query(&["KEYS", "*"]);
+    assert!(keys.is_empty(), "{keys:?}");
+}

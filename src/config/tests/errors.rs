@@ -51,7 +51,23 @@ fn empty_file_is_an_error() {
 fn wrong_type_names_the_file_and_key_path() {
     assert_eq!(
         error(r#"{"server": {"workers": "ten"}}"#),
-        r#"config/config.json: server.workers: invalid type: string "ten", expected u32"#
+        r#"config/config.json: server.workers: invalid type: string "ten", expected a whole number"#
+    );
+    assert_eq!(
+        error(r#"{"server": {"tcpTimeout": "30s"}}"#),
+        r#"config/config.json: server.tcpTimeout: invalid type: string "30s", expected a whole number of seconds"#
+    );
+    assert_eq!(
+        error(r#"{"healthCheck": {"timeout": -1}}"#),
+        "config/config.json: healthCheck.timeout: invalid value: integer `-1`, expected a whole number of seconds"
+    );
+    assert_eq!(
+        error(r#"{"server": {"memoryLimit": "1G"}}"#),
+        r#"config/config.json: server.memoryLimit: invalid type: string "1G", expected a whole number of MiB"#
+    );
+    assert_eq!(
+        error(r#"{"http": {"port": 70000}}"#),
+        "config/config.json: http.port: invalid value: integer `70000`, expected a port number (0 to 65535)"
     );
     assert!(error(r#"{"server": {"debug": "yes"}}"#)
         .starts_with("config/config.json: server.debug: invalid type"));

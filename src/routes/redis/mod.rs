@@ -52,6 +52,7 @@ use cluster::Cluster;
 use flight::{Flights, Join};
 use hchecker::PassiveChecks;
 // The master's health checker (the `health` module) writes the same keys and messages.
+use crate::escape::Escaped;
 pub(crate) use hchecker::{unix_now_secs, PING_KEY};
 pub(crate) use link::client;
 use link::{Link, LinkError};
@@ -199,7 +200,7 @@ impl RedisRoutes {
             .map_err(into_link_error)?;
         let answer = answer(&candidates, lists, &dead, |key, entry, error| {
             if self.first_report(&format!("{FRONTEND_PREFIX}{key}"), entry) {
-                warn!(frontend = %key, entry, error = %error, "unusable backend url");
+                warn!(frontend = %Escaped(key), entry, error = %error, "unusable backend url");
             }
         });
         let source = match redirected {
@@ -240,7 +241,7 @@ impl RedisRoutes {
                 // Reachability is told by the reconnect loop ([`reconnect::Health`]), once per
                 // outage; other failures once per distinct error.
                 if !e.is_connection() && self.first_report("lookup error", &e.to_string()) {
-                    warn!(host = %host, error = %e, "redis lookup failed");
+                    warn!(host = %Escaped(host), error = %e, "redis lookup failed");
                 }
                 match shared.tracking.last_known(host) {
                     Some(answer) => Ok(self.to_lookup(host, answer)),
@@ -315,9 +316,9 @@ impl RouteSource for RedisRoutes {
             match shared.servers.write(&key, &pipe).await {
                 Ok(_) => shared.write_failing.store(false, Ordering::Relaxed),
                 Err(e) if !shared.write_failing.swap(true, Ordering::Relaxed) => {
-                    warn!(host = %host, error = %e, "redis dead mark failed");
+                    warn!(host = %Escaped(&host), error = %e, "redis dead mark failed");
                 }
-                Err(e) => debug!(host = %host, error = %e, "redis dead mark failed"),
+                Err(e) => debug!(host = %Escaped(&host), error = %e, "redis dead mark failed"),
             }
         });
     }

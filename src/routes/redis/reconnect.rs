@@ -69,14 +69,21 @@ pub(crate) trait Session {
 /// Keeps `session` connected until it is gone, reporting reachability to `health`.
 pub(crate) async fn keep<S: Session>(mut session: S, health: Health) {
     let mut backoff = Backoff::default();
+    // This session's connection broke: its next one is a reconnect. A first connection is not,
+    // even when a sibling session to the same server connected first, or an attempt at start
+    // failed.
+    let mut lost = false;
     loop {
         let delay = match session.connect().await {
             Attempt::Connected(conn) => {
-                health.reached();
+                health.reached(lost);
                 backoff.reset();
                 match session.serve(conn).await {
                     Ended::Gone => return,
-                    Ended::Lost => continue,
+                    Ended::Lost => {
+                        lost = true;
+                        continue;
+                    }
                 }
             }
             Attempt::Refused { retry_after } => retry_after,
@@ -155,19 +162,18 @@ impl Health {
         }
     }
 
-    /// A connection attempt succeeded.
-    pub(crate) fn reached(&self) {
+    /// A connection attempt succeeded; `after_loss` when it replaces a connection that broke
+    /// (only those count in `hipache_redis_reconnects_total`).
+    pub(crate) fn reached(&self, after_loss: bool) {
         let server = &self.inner.server;
+        if after_loss {
+            metrics::count(Counter::RedisReconnects);
+        }
         match std::mem::replace(&mut *lock(&self.inner.reach), Reach::Up) {
             Reach::Unknown => info!(server = %server, "redis connected"),
-            Reach::Down => {
-                metrics::count(Counter::RedisReconnects);
-                info!(server = %server, "redis reachable again");
-            }
-            Reach::Up => {
-                metrics::count(Counter::RedisReconnects);
-                debug!(server = %server, "redis reconnected");
-            }
+            Reach::Down => info!(server = %server, "redis reachable again"),
+            Reach::Up if after_loss => debug!(server = %server, "redis reconnected"),
+            Reach::Up => {}
         }
     }
 

@@ -20,6 +20,7 @@ use super::reconnect::{self, Attempt, Ended, Health, Session};
 use super::resp::{self, Resp};
 use crate::config::redis_url::{Address, Sentinel};
 use crate::config::RedisUrl;
+use crate::escape::Escaped;
 
 /// Longest one sentinel may take to connect and answer.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -190,7 +191,7 @@ impl Session for SwitchSession {
                 continue;
             }
             let to: Vec<&str> = fields.skip(2).collect();
-            info!(master = %self.master, to = %to.join(":"), "sentinel switched the redis master");
+            info!(master = %self.master, to = %Escaped(&to.join(":")), "sentinel switched the redis master");
             self.switches.send_modify(|n| *n += 1);
         }
     }

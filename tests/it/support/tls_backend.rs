@@ -72,6 +72,21 @@ pub(crate) fn self_signed(names: &[&str]) -> Identity {
     }
 }
 
+/// A self-signed CA certificate for `names` presented as a backend's own certificate (a server
+/// certificate made with `CA:TRUE`), with its PEM for the proxy to trust.
+pub(crate) fn self_signed_ca(names: &[&str]) -> (Identity, String) {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = CertificateParams::new(names).expect("ca params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("ca key");
+    let cert = params.self_signed(&key).expect("self-signed ca");
+    let identity = Identity {
+        chain: vec![cert.der().clone()],
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+    };
+    (identity, cert.pem())
+}
+
 /// One TLS connection the backend completed: what the client asked for in its handshake.
 #[derive(Clone, Debug)]
 pub(crate) struct Handshake {

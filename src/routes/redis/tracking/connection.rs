@@ -16,6 +16,7 @@ use super::super::sentinel::Locator;
 use super::{State, CONNECT_TIMEOUT, HEARTBEAT, REFUSED_BACKOFF};
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
+use crate::escape::Escaped;
 use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +56,7 @@ impl Session for TrackingSession {
             }
             Ok(Err(HandshakeError::Refused(reply))) => {
                 if !self.refused_logged {
-                    info!(reply = %reply, "redis tracking unavailable; querying per request");
+                    info!(reply = %Escaped(&reply), "redis tracking unavailable; querying per request");
                     self.refused_logged = true;
                 }
                 return Attempt::Refused {
