@@ -8,16 +8,16 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may use `crate::<m>` only for `m` on an earlier line.
 const LAYERS: &[&[&str]] = &[
-    // Leaves: configuration, the crypto library, pure helpers, the process log, the master–worker protocol, and the
-    // frontend type that route sources build and everyone else reads.
+    // Pure helpers over bytes and names.
+    &["ascii", "escape", "host_name"],
+    // Leaves: configuration, the crypto library, error pages, the process log, dropping root,
+    // the master–worker protocol, and the frontend type that route sources build and everyone
+    // else reads.
     &[
-        "ascii",
         "config",
         "crypto",
         "error_page",
-        "escape",
         "frontend",
-        "host_name",
         "logging",
         "privileges",
         "supervision",
