@@ -339,3 +339,47 @@ fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
         .expect("site.test in the status");
     assert_eq!(site["requests"], SENT + 1, "{after:#}");
 }
+
+/// The value of the sample `series` (name and labels as exposed) on `/metrics`.
+fn sample(admin: SocketAddr, series: &str) -> Option<u64> {
+    hipache_metrics(admin)
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn redis_up_follows_an_outage_and_crashed_workers_are_counted() {
+    let mut redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    }));
+    let hipache = Hipache::start(config);
+    let admin = admin_addr(&hipache);
+    assert_eq!(hipache.get("site.test", "/").status, 200);
+    assert_eq!(sample(admin, "hipache_redis_up"), Some(1));
+
+    redis.stop();
+    // A request finds the connection down at once; without one the worker notices on its own.
+    wait_until(Duration::from_secs(10), "hipache_redis_up 0", || {
+        let _ = Request::get("site.test", "/").try_send(hipache.addr());
+        sample(admin, "hipache_redis_up") == Some(0)
+    });
+    redis.restart();
+    wait_until(Duration::from_secs(10), "hipache_redis_up 1 again", || {
+        sample(admin, "hipache_redis_up") == Some(1)
+    });
+    assert!(sample(admin, "hipache_redis_reconnects_total").is_some_and(|n| n >= 1));
+
+    let crashes = "hipache_worker_restarts_total{reason=\"crash\"}";
+    assert_eq!(sample(admin, crashes), Some(0));
+    let worker = hipache.worker_pids()[0];
+    // SAFETY: kill(2) has no memory effects; `worker` is the proxy's worker, a child of ours.
+    #[expect(unsafe_code, reason = "kill(2) to crash the proxy's worker")]
+    let killed = unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(killed, 0);
+    wait_until(Duration::from_secs(10), "the crash to be counted", || {
+        sample(admin, crashes) == Some(1)
+    });
+}
