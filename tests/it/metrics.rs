@@ -490,7 +490,9 @@ fn exposition_passes_promtool_and_has_every_metric_the_dashboard_and_alert_rules
     redis.frontend("down.test", "down", &[&refusing.url()]);
     // An identifier is written by whoever writes Redis: the label value must be escaped.
     redis.frontend("odd.test", "an \"odd\" id\\", &[&backend.url()]);
+    // Production's shape: a root master (the test runs as root) and unprivileged workers.
     let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
         "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
     }));
     let (key, cert) = tls::cert(&["site.test"]).write(config.dir(), "server");
@@ -592,6 +594,7 @@ fn redis_up_follows_an_outage_and_crashed_workers_are_counted() {
     let backend = Backend::named("b1");
     redis.frontend("site.test", "site", &[&backend.url()]);
     let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
         "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
     }));
     let hipache = Hipache::start(config);
@@ -614,6 +617,13 @@ fn redis_up_follows_an_outage_and_crashed_workers_are_counted() {
     let crashes = "hipache_worker_restarts_total{reason=\"crash\"}";
     assert_eq!(sample(admin, crashes), Some(0));
     let worker = hipache.worker_pids()[0];
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && !l.contains("\t0\t")),
+        "the worker runs unprivileged:\n{status}"
+    );
     // SAFETY: kill(2) has no memory effects; `worker` is the proxy's worker, a child of ours.
     #[expect(unsafe_code, reason = "kill(2) to crash the proxy's worker")]
     let killed = unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
