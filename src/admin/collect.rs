@@ -2,7 +2,7 @@
 //! has the frame format), the latest snapshot each sent, and the sum of those of workers that
 //! exited, so that totals only grow across crashes, retirements and reloads.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::rc::Rc;
@@ -13,6 +13,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
+use crate::metrics::names::RESTART_REASONS;
 use crate::metrics::Snapshot;
 use crate::supervision::{FRAME_LENGTH_BYTES, MAX_FRAME_BYTES, SNAPSHOT_ASK};
 
@@ -26,6 +27,17 @@ pub(crate) struct Collector {
     workers: RefCell<HashMap<u32, Worker>>,
     /// The last snapshots of workers that exited, gauges left out.
     exited: RefCell<Snapshot>,
+    /// Workers replaced after exiting unasked, indexed by [`Restart`].
+    restarts: Cell<[u64; RESTART_REASONS.len()]>,
+}
+
+/// Why the master replaced a worker of the serving generation; the index into
+/// [`RESTART_REASONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restart {
+    Crash,
+    Retired,
+    Stopped,
 }
 
 struct Worker {
@@ -39,9 +51,18 @@ struct Worker {
 pub(crate) struct Totals {
     pub(crate) snapshot: Snapshot,
     pub(crate) workers: usize,
+    /// Workers replaced, indexed by [`Restart`].
+    pub(crate) restarts: [u64; RESTART_REASONS.len()],
 }
 
 impl Collector {
+    /// Counts a worker the master replaces.
+    pub(crate) fn restarted(&self, why: Restart) {
+        let mut restarts = self.restarts.get();
+        restarts[why as usize] += 1;
+        self.restarts.set(restarts);
+    }
+
     /// Follows the stats socket of worker `pid` until it closes (the worker exited).
     pub(crate) fn add(self: &Rc<Self>, pid: u32, socket: StdUnixStream) {
         let socket = match socket
@@ -110,6 +131,7 @@ impl Collector {
         Totals {
             snapshot,
             workers: workers.len(),
+            restarts: self.restarts.get(),
         }
     }
 }

@@ -51,6 +51,20 @@ pub(crate) fn render(totals: &Totals) -> String {
         "workers summed",
         totals.workers as u64,
     );
+    let family = names::WORKER_RESTARTS_FAMILY;
+    let help = "workers that exited unasked and were replaced, by reason";
+    header(&mut out, family, help, "counter");
+    for (reason, count) in names::RESTART_REASONS.iter().zip(totals.restarts) {
+        let _ = writeln!(out, "{family}{{reason=\"{reason}\"}} {count}");
+    }
+    if s.redis_links_up + s.redis_links_down > 0 {
+        gauge(
+            &mut out,
+            names::REDIS_UP_FAMILY,
+            "1 while every redis connection of every worker answers, else 0",
+            u64::from(s.redis_links_down == 0),
+        );
+    }
     let help = "from a request's head to its answer's head";
     header(&mut out, names::LATENCY_FAMILY, help, "histogram");
     histogram(&mut out, names::LATENCY_FAMILY, "", &s.latency);
@@ -66,7 +80,7 @@ pub(crate) fn render(totals: &Totals) -> String {
     let frontends = by_id(&s.frontends, FRONTEND_LABELS);
     let family = names::FRONTEND_REQUESTS_FAMILY;
     header(&mut out, family, "requests per frontend", "counter");
-    for Labelled { label, stats } in &frontends {
+    for Labelled { label, stats, .. } in &frontends {
         let _ = writeln!(
             out,
             "{family}{{frontend=\"{}\"}} {}",
@@ -81,7 +95,7 @@ pub(crate) fn render(totals: &Totals) -> String {
         "responses per frontend and status class",
         "counter",
     );
-    for Labelled { label, stats } in &frontends {
+    for Labelled { label, stats, .. } in &frontends {
         for (class, count) in names::CLASSES.iter().zip(stats.responses) {
             let label = escape(label);
             let _ = writeln!(
@@ -90,9 +104,34 @@ pub(crate) fn render(totals: &Totals) -> String {
             );
         }
     }
+    let family = names::FRONTEND_BACKENDS_FAMILY;
+    let help = "backends in the frontend's list as last looked up";
+    header(&mut out, family, help, "gauge");
+    for Labelled {
+        label, backends, ..
+    } in &frontends
+    {
+        let _ = writeln!(out, "{family}{{frontend=\"{}\"}} {backends}", escape(label));
+    }
+    let family = names::FRONTEND_BACKENDS_DEAD_FAMILY;
+    let help = "backends of the frontend flagged dead";
+    header(&mut out, family, help, "gauge");
+    for Labelled {
+        label,
+        backends_dead,
+        ..
+    } in &frontends
+    {
+        let _ = writeln!(
+            out,
+            "{family}{{frontend=\"{}\"}} {backends_dead}",
+            escape(label)
+        );
+    }
     let family = names::FRONTEND_LATENCY_FAMILY;
-    header(&mut out, family, "latency per frontend", "histogram");
-    for Labelled { label, stats } in &frontends {
+    let help = "from a request's head to its answer's head, per frontend";
+    header(&mut out, family, help, "histogram");
+    for Labelled { label, stats, .. } in &frontends {
         let label = format!("frontend=\"{}\",", escape(label));
         histogram(&mut out, family, &label, &stats.latency);
     }

@@ -124,7 +124,7 @@ impl Statsd {
             &now.backend_latency.since(&before.backend_latency),
         );
         let earlier = by_id(&before.frontends, usize::MAX);
-        for Labelled { label, stats } in by_id(&now.frontends, FRONTEND_NAMES) {
+        for Labelled { label, stats, .. } in by_id(&now.frontends, FRONTEND_NAMES) {
             let then = earlier.iter().find(|l| l.label == label);
             let requests =
                 stats.requests - then.map_or(0, |l| l.stats.requests.min(stats.requests));

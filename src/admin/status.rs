@@ -160,6 +160,7 @@ mod tests {
         let page = html(&Totals {
             snapshot,
             workers: 1,
+            restarts: Default::default(),
         });
         for raw in ["<script>", "<b>", "<img", "'", "\r"] {
             assert!(!page.contains(raw), "{raw:?} in {page}");

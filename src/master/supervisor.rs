@@ -16,7 +16,7 @@ use super::notify::{Notifier, State};
 use super::signals::{MasterSignal, Signals};
 use super::spawn::{self, Lifeline, Spawned};
 use super::{bind_all, check_shipping, prepare_log_file, Bound, MasterError};
-use crate::admin::collect::Collector;
+use crate::admin::collect::{Collector, Restart};
 use crate::config::Config;
 use crate::health;
 use crate::supervision::{self, exit_code};
@@ -300,16 +300,24 @@ impl Supervisor {
             );
             return;
         }
-        let delay = match code {
-            Some(exit_code::RETIRED) => {
+        let restart = match code {
+            Some(exit_code::RETIRED) => Restart::Retired,
+            Some(exit_code::DRAINED) => Restart::Stopped,
+            _ => Restart::Crash,
+        };
+        if let Some(collector) = &self.collector {
+            collector.restarted(restart);
+        }
+        let delay = match restart {
+            Restart::Retired => {
                 tracing::info!(pid, "worker retired (memory limit); replacing it");
                 Duration::ZERO
             }
-            Some(exit_code::DRAINED) => {
+            Restart::Stopped => {
                 tracing::warn!(pid, "worker stopped unasked; replacing it");
                 Duration::ZERO
             }
-            _ => {
+            Restart::Crash => {
                 let delay = self
                     .backoff
                     .entry(worker.slot)

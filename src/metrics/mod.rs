@@ -20,6 +20,9 @@ mod snapshot;
 
 pub(crate) use histogram::{Histogram, BOUNDS_MICROS};
 pub(crate) use recorder::{
-    add, answered, attempt_failed, connection_opened, count, enable, failed, response, snapshot,
+    add, answered, attempt_failed, connection_opened, count, enable, failed, redis_reach, response,
+    snapshot,
 };
+#[cfg(test)]
+pub(crate) use snapshot::BackendStats;
 pub(crate) use snapshot::{FrontendStats, Snapshot};

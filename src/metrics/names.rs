@@ -115,13 +115,13 @@ pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
     ),
     counter(
         "bytes.in",
-        "hipache_bytes_in_total",
+        "hipache_received_bytes_total",
         None,
         "bytes read from clients",
     ),
     counter(
         "bytes.out",
-        "hipache_bytes_out_total",
+        "hipache_sent_bytes_total",
         None,
         "bytes written to clients",
     ),
@@ -182,6 +182,19 @@ pub(crate) const FRONTEND_PREFIX: &str = "frontend.";
 pub(crate) const STATSD_DROPPED: &str = "statsd.dropped";
 /// Gauge: workers whose snapshots are summed.
 pub(crate) const WORKERS_FAMILY: &str = "hipache_workers";
+/// Counter: workers of the serving generation that exited unasked and were replaced (label
+/// `reason`, one of [`RESTART_REASONS`]).
+pub(crate) const WORKER_RESTARTS_FAMILY: &str = "hipache_worker_restarts_total";
+/// Why a worker was replaced: it died (a crash, restarted with backoff), it retired at its
+/// memory limit, or it stopped cleanly without being asked to.
+pub(crate) const RESTART_REASONS: [&str; 3] = ["crash", "retired", "stopped"];
+/// Gauge: 1 while every Redis connection of every worker answers, 0 while one does not; absent
+/// without Redis (the file driver) and before the first connection attempt ends.
+pub(crate) const REDIS_UP_FAMILY: &str = "hipache_redis_up";
+/// Gauge: backends in a frontend's list as last looked up (label `frontend`).
+pub(crate) const FRONTEND_BACKENDS_FAMILY: &str = "hipache_frontend_backends";
+/// Gauge: those of [`FRONTEND_BACKENDS_FAMILY`] flagged dead (label `frontend`).
+pub(crate) const FRONTEND_BACKENDS_DEAD_FAMILY: &str = "hipache_frontend_backends_dead";
 /// Status classes, as labels and statsd segments.
 pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The frontend label value (and statsd segment) that stands for every frontend past the cap.

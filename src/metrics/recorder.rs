@@ -22,6 +22,9 @@ struct Counts {
     enabled: Cell<bool>,
     counters: [Cell<u64>; COUNTER_COUNT],
     connections_open: Cell<u64>,
+    /// Redis connections whose last attempt reached their server, and those whose last failed.
+    redis_links_up: Cell<u64>,
+    redis_links_down: Cell<u64>,
     dead_ttl: Cell<Duration>,
 }
 
@@ -31,6 +34,8 @@ thread_local! {
             enabled: Cell::new(false),
             counters: [const { Cell::new(0) }; COUNTER_COUNT],
             connections_open: Cell::new(0),
+            redis_links_up: Cell::new(0),
+            redis_links_down: Cell::new(0),
             dead_ttl: Cell::new(Duration::ZERO),
         }
     };
@@ -123,6 +128,27 @@ impl Drop for OpenConnection {
                 .set(c.connections_open.get().saturating_sub(1))
         });
     }
+}
+
+/// A Redis connection's reachability changed from `was` (`None`: not known yet, or the
+/// connection is new) to `now` (`None`: the connection is gone). Counted like open connections,
+/// whether or not recording is enabled, so the gauge is right from the first attempt.
+pub(crate) fn redis_reach(was: Option<bool>, now: Option<bool>) {
+    COUNTS.with(|c| {
+        let cell = |up: bool| {
+            if up {
+                &c.redis_links_up
+            } else {
+                &c.redis_links_down
+            }
+        };
+        if let Some(up) = was {
+            cell(up).set(cell(up).get().saturating_sub(1));
+        }
+        if let Some(up) = now {
+            cell(up).set(cell(up).get() + 1);
+        }
+    });
 }
 
 /// An attempt on backend `index` of `frontend` failed (`dead`: and marked it dead).
@@ -240,6 +266,8 @@ pub(crate) fn snapshot(tunnels_open: u64) -> Snapshot {
         counters: std::array::from_fn(|i| c.counters[i].get()),
         connections_open: c.connections_open.get(),
         tunnels_open,
+        redis_links_up: c.redis_links_up.get(),
+        redis_links_down: c.redis_links_down.get(),
         ..Snapshot::default()
     });
     DETAIL.with(|d| {

@@ -21,6 +21,11 @@ pub(crate) struct Snapshot {
     /// Gauges: what is open now.
     pub(crate) connections_open: u64,
     pub(crate) tunnels_open: u64,
+    /// Redis connections answering, and not answering, at their last attempt.
+    #[serde(default)]
+    pub(crate) redis_links_up: u64,
+    #[serde(default)]
+    pub(crate) redis_links_down: u64,
     pub(crate) latency: Histogram,
     pub(crate) backend_latency: Histogram,
     pub(crate) frontends: Vec<FrontendStats>,
@@ -68,6 +73,8 @@ impl Snapshot {
         if gauges {
             self.connections_open += other.connections_open;
             self.tunnels_open += other.tunnels_open;
+            self.redis_links_up += other.redis_links_up;
+            self.redis_links_down += other.redis_links_down;
         }
         self.latency.add(&other.latency);
         self.backend_latency.add(&other.backend_latency);

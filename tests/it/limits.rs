@@ -122,7 +122,14 @@ fn accept_errors_at_the_open_file_limit_are_logged_once_per_episode() {
     let failed: Vec<u64> = lines
         .iter()
         .filter(|l| l.contains("accepting again"))
-        .filter_map(|l| l.split("failed=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            l.split("failed=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect();
     assert!(
         failed.iter().sum::<u64>() > failed.len() as u64,

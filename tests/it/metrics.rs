@@ -1,12 +1,18 @@
-//! The seed's `metrics` and `logging` sections: statsd lines and access-log datagrams on real
-//! UDP sockets, and the admin listener's `/metrics` and status page summing known traffic over
-//! two workers.
+//! The `metrics` and `logging` sections: statsd lines and access-log datagrams on real UDP
+//! sockets, the admin listener's `/metrics` and status page summing known traffic over two
+//! workers, and the exposition as Prometheus's own tool and the shipped dashboard and alert
+//! rules (`contrib/`) read it.
 
+use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::tls;
 use crate::support::wait::wait_for;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
@@ -416,4 +422,291 @@ fn a_force_secure_redirect_is_counted_as_a_3xx_answer() {
             .any(|l| l == "hipache_responses_total{class=\"3xx\"} 2"),
         "{text}"
     );
+}
+
+/// The shipped Grafana dashboard and Prometheus alert rules, relative to the repository.
+const DASHBOARD: &str = "contrib/grafana/hipache-dashboard.json";
+const ALERT_RULES: &str = "contrib/prometheus/hipache-alerts.yml";
+const PROMTOOL_INSTALL: &str = "apt-get install -y --no-install-recommends prometheus";
+
+/// Runs `promtool args…` with `stdin`; its status and everything it printed.
+fn promtool(args: &[&str], stdin: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("promtool cannot run ({error}); install it: {PROMTOOL_INSTALL}")
+        });
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
+}
+
+/// Every `hipache_…` identifier in `text`: the metric names a PromQL expression uses.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("hipache_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.insert(name);
+    }
+    names
+}
+
+/// The sample names of an exposition, and its families (`# TYPE` lines).
+fn exposed_names(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter_map(|line| match line.strip_prefix("# TYPE ") {
+            Some(typed) => typed.split(' ').next(),
+            None if line.starts_with('#') => None,
+            None => line.split(['{', ' ']).next(),
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs `promtool check rules` on the dashboard's queries written as recording rules, with
+/// `$__rate_interval` and `$instance` replaced by what Grafana would put there.
+fn check_dashboard_queries(dashboard: &Value) -> (bool, String) {
+    let queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("the dashboard has panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| {
+            let query = target["expr"].as_str().expect("a query").to_owned();
+            query
+                .replace("$__rate_interval", "5m")
+                .replace("$instance", ".*")
+        })
+        .collect();
+    assert!(!queries.is_empty(), "the dashboard has queries");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, query) in queries.iter().enumerate() {
+        let query = Value::String(query.clone());
+        rules += &format!("      - record: dashboard_query_{i}\n        expr: {query}\n");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dashboard-queries.yml");
+    std::fs::write(&path, rules).unwrap();
+    promtool(&["check", "rules", path.to_str().unwrap()], "")
+}
+
+/// What promtool does not check of Prometheus's naming conventions: one `# HELP` and one
+/// `# TYPE` per family, a unit in a name is its last word (before `_total`), and the units
+/// are base units.
+fn convention_breaches(exposition: &str) -> Vec<String> {
+    let mut breaches = Vec::new();
+    let mut typed = BTreeSet::new();
+    let mut helped = BTreeSet::new();
+    for line in exposition.lines() {
+        if let Some(help) = line.strip_prefix("# HELP ") {
+            let family = help.split(' ').next().unwrap_or_default();
+            if !helped.insert(family.to_owned()) {
+                breaches.push(format!("{family}: a second # HELP"));
+            }
+        }
+        let Some(declared) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (family, kind) = declared.split_once(' ').unwrap_or((declared, ""));
+        if !typed.insert(family.to_owned()) {
+            breaches.push(format!("{family}: a second # TYPE"));
+        }
+        if (kind == "counter") != family.ends_with("_total") {
+            breaches.push(format!("{family}: a {kind} (only counters end in _total)"));
+        }
+        let stem = family.strip_suffix("_total").unwrap_or(family);
+        for unit in ["seconds", "bytes"] {
+            if family.contains(&format!("_{unit}")) && !stem.ends_with(&format!("_{unit}")) {
+                breaches.push(format!("{family}: the unit {unit} is not its last word"));
+            }
+        }
+        const NOT_BASE: [&str; 7] = [
+            "ms",
+            "millis",
+            "milliseconds",
+            "microseconds",
+            "kb",
+            "mb",
+            "kilobytes",
+        ];
+        for word in stem.split('_').filter(|w| NOT_BASE.contains(w)) {
+            breaches.push(format!("{family}: {word} is not a base unit"));
+        }
+    }
+    breaches.extend(
+        typed
+            .symmetric_difference(&helped)
+            .map(|f| format!("{f}: HELP without TYPE or TYPE without HELP")),
+    );
+    breaches
+}
+
+#[test]
+fn exposition_passes_promtool_and_has_every_metric_the_dashboard_and_alert_rules_use() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    let refusing = Backend::builder().refusing().start();
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    redis.frontend("down.test", "down", &[&refusing.url()]);
+    // An identifier is written by whoever writes Redis: the label value must be escaped.
+    redis.frontend("odd.test", "an \"odd\" id\\", &[&backend.url()]);
+    // Production's shape: a root master (the test runs as root) and unprivileged workers.
+    let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    }));
+    let (key, cert) = tls::cert(&["site.test"]).write(config.dir(), "server");
+    let hipache = Hipache::start(config.with(json!({
+        "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
+    })));
+    let admin = admin_addr(&hipache);
+
+    assert_eq!(hipache.get("site.test", "/").status, 200);
+    assert_eq!(hipache.get("odd.test", "/").status, 200);
+    assert_eq!(hipache.get("down.test", "/").status, 502);
+    assert_eq!(hipache.get("nowhere.test", "/").status, 400);
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tls::connect(hipache.https_addr(), "site.test", &[b"http/1.1"]).await;
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            String::from_utf8_lossy(&answer).into_owned()
+        });
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    let metrics = hipache_metrics(admin);
+    let (clean, printed) = promtool(&["check", "metrics"], &metrics);
+    assert!(
+        clean && printed.trim().is_empty(),
+        "promtool check metrics:\n{printed}\non\n{metrics}"
+    );
+    assert_eq!(
+        convention_breaches(&metrics),
+        Vec::<String>::new(),
+        "{metrics}"
+    );
+    for expected in [
+        "hipache_responses_total{class=\"2xx\"} 3",
+        "hipache_frontend_backends{frontend=\"down\"} 1",
+        "hipache_frontend_backends_dead{frontend=\"down\"} 1",
+        "hipache_frontend_backends_dead{frontend=\"site\"} 0",
+        "hipache_redis_up 1",
+        "hipache_worker_restarts_total{reason=\"crash\"} 0",
+        "hipache_frontend_requests_total{frontend=\"an \\\"odd\\\" id\\\\\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == expected),
+            "{expected:?} in\n{metrics}"
+        );
+    }
+
+    let (clean, printed) = promtool(&["check", "rules", ALERT_RULES], "");
+    assert!(clean, "promtool check rules {ALERT_RULES}:\n{printed}");
+
+    // Grafana's variables made concrete, every dashboard query must parse as PromQL.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(DASHBOARD)).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let (clean, printed) = check_dashboard_queries(&dashboard);
+    assert!(clean, "the dashboard's queries:\n{printed}");
+
+    let exposed = exposed_names(&metrics);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [DASHBOARD, ALERT_RULES] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let used = metric_names(&text);
+        assert!(!used.is_empty(), "{file} names no metric");
+        // A histogram with no series yet still declares its family.
+        let is_exposed = |name: &&String| {
+            exposed.contains(*name)
+                || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
+                    name.strip_suffix(suffix)
+                        .is_some_and(|f| exposed.contains(f))
+                })
+        };
+        let missing: Vec<_> = used.iter().filter(|n| !is_exposed(n)).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} uses {missing:?}, which /metrics does not expose:\n{metrics}"
+        );
+    }
+}
+
+/// The value of the sample `series` (name and labels as exposed) on `/metrics`.
+fn sample(admin: SocketAddr, series: &str) -> Option<u64> {
+    hipache_metrics(admin)
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn redis_up_follows_an_outage_and_crashed_workers_are_counted() {
+    let mut redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("site.test", "site", &[&backend.url()]);
+    let config = Config::redis(&redis).with(json!({
+        "user": "nobody",
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    }));
+    let hipache = Hipache::start(config);
+    let admin = admin_addr(&hipache);
+    assert_eq!(hipache.get("site.test", "/").status, 200);
+    assert_eq!(sample(admin, "hipache_redis_up"), Some(1));
+
+    redis.stop();
+    // A request finds the connection down at once; without one the worker notices on its own.
+    wait_until(Duration::from_secs(10), "hipache_redis_up 0", || {
+        let _ = Request::get("site.test", "/").try_send(hipache.addr());
+        sample(admin, "hipache_redis_up") == Some(0)
+    });
+    redis.restart();
+    wait_until(Duration::from_secs(10), "hipache_redis_up 1 again", || {
+        sample(admin, "hipache_redis_up") == Some(1)
+    });
+    assert!(sample(admin, "hipache_redis_reconnects_total").is_some_and(|n| n >= 1));
+
+    let crashes = "hipache_worker_restarts_total{reason=\"crash\"}";
+    assert_eq!(sample(admin, crashes), Some(0));
+    let worker = hipache.worker_pids()[0];
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && !l.contains("\t0\t")),
+        "the worker runs unprivileged:\n{status}"
+    );
+    // SAFETY: kill(2) has no memory effects; `worker` is the proxy's worker, a child of ours.
+    #[expect(unsafe_code, reason = "kill(2) to crash the proxy's worker")]
+    let killed = unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(killed, 0);
+    wait_until(Duration::from_secs(10), "the crash to be counted", || {
+        sample(admin, crashes) == Some(1)
+    });
 }

@@ -151,6 +151,28 @@ enum Reach {
     Down,
 }
 
+impl Reach {
+    /// `None` while not known.
+    fn up(self) -> Option<bool> {
+        match self {
+            Reach::Unknown => None,
+            Reach::Up => Some(true),
+            Reach::Down => Some(false),
+        }
+    }
+}
+
+impl Drop for HealthInner {
+    /// A connection dropped (a cluster node gone, a reload) no longer counts.
+    fn drop(&mut self) {
+        let reach = *self
+            .reach
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        metrics::redis_reach(reach.up(), None);
+    }
+}
+
 impl Health {
     /// `server` names the server in every line (its URL, password censored).
     pub(crate) fn new(server: &impl fmt::Display) -> Self {
@@ -169,7 +191,9 @@ impl Health {
         if after_loss {
             metrics::count(Counter::RedisReconnects);
         }
-        match std::mem::replace(&mut *lock(&self.inner.reach), Reach::Up) {
+        let was = std::mem::replace(&mut *lock(&self.inner.reach), Reach::Up);
+        metrics::redis_reach(was.up(), Some(true));
+        match was {
             Reach::Unknown => info!(server = %server, "redis connected"),
             Reach::Down => info!(server = %server, "redis reachable again"),
             Reach::Up if after_loss => debug!(server = %server, "redis reconnected"),
@@ -180,7 +204,9 @@ impl Health {
     /// A connection attempt failed because of `why`.
     pub(crate) fn failed(&self, why: &str) {
         let server = &self.inner.server;
-        match std::mem::replace(&mut *lock(&self.inner.reach), Reach::Down) {
+        let was = std::mem::replace(&mut *lock(&self.inner.reach), Reach::Down);
+        metrics::redis_reach(was.up(), Some(false));
+        match was {
             Reach::Unknown => warn!(
                 server = %server,
                 error = why,
