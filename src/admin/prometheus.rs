@@ -167,10 +167,26 @@ fn histogram(out: &mut String, family: &str, labels: &str, h: &Histogram) {
     let _ = writeln!(out, "{family}_count{braces} {count}");
 }
 
-/// A label value as the text format wants it.
+/// A label value as the text format wants it. The format itself escapes only `\`, `"` and a
+/// newline; a frontend id from Redis may hold any control character (a CR, an ESC sequence for
+/// whoever reads a scrape on a terminal), so those are first shown as `\xHH` text, as in the
+/// logs, and that text is then escaped for the format like any other.
 fn escape(value: &str) -> String {
-    value
+    crate::escape::Controls(value)
+        .to_string()
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
-        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_label_value_from_redis_carries_no_control_character() {
+        let id = "site\r\n\u{1b}[31m\"x\"\\";
+        let value = escape(id);
+        assert!(!value.chars().any(char::is_control), "{value:?}");
+        assert_eq!(value, r#"site\\x0D\\x0A\\x1B[31m\"x\"\\"#);
+    }
 }
