@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use crate::access_log::{self, AccessLog, ShippingError};
 use crate::admin::{Admin, AdminError};
 use crate::config::{Config, Driver, Loaded};
+use crate::escape;
+use crate::manage;
 use crate::master::listeners::{self, ListenError};
 use crate::privileges::{self, PrivilegeError};
 use crate::routes::file::{FileRoutes, FileRoutesError};
@@ -28,14 +30,43 @@ pub fn main(loaded: &Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         eprintln!("hipache: warning: {warning}");
     }
+    let file = loaded.config.source.display();
     if let Err(error) = check(&loaded.config) {
-        let file = loaded.config.source.display();
         eprintln!("hipache: {file}: {:#}", anyhow::Error::from(error));
+        eprintln!("hipache: configuration {file}: test failed");
         return ExitCode::from(u8::try_from(exit_code::STARTUP).unwrap_or(1));
     }
     // A closed stdout (`hipache --dry | head`) is the reader's choice, not an error.
     let _ = writeln!(io::stdout().lock(), "{}", loaded.config.censored());
+    // The verdict, as `nginx -t` ends: Redis not answering does not stop a start (routes come
+    // once it answers, and known hosts are served from the cache meanwhile), so it is said, not
+    // refused.
+    match redis_silence(&loaded.config) {
+        None => eprintln!("hipache: configuration {file}: test is successful"),
+        Some(silent) => eprintln!(
+            "hipache: configuration {file}: test is successful, but {}",
+            escape::Controls(&silent)
+        ),
+    }
     ExitCode::SUCCESS
+}
+
+/// What `driver`'s Redis servers (read and write) say to a `PING`: `None` when each answers,
+/// else which does not and why.
+fn redis_silence(config: &Config) -> Option<String> {
+    let Driver::Redis { read, write } = &config.driver else {
+        return None;
+    };
+    let servers = if read == write {
+        vec![read]
+    } else {
+        vec![read, write]
+    };
+    let silent: Vec<String> = servers
+        .into_iter()
+        .filter_map(|server| manage::ping_redis(server).err())
+        .collect();
+    (!silent.is_empty()).then(|| silent.join("; "))
 }
 
 /// The first reason a start with this configuration would fail.

@@ -13,6 +13,8 @@
 mod edit;
 mod file;
 mod redis;
+
+pub(crate) use redis::ping as ping_redis;
 mod render;
 
 use std::io::Write as _;

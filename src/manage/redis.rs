@@ -225,6 +225,21 @@ fn read_host(
     })
 }
 
+/// Whether `server` answers `PING` within the timeout (through its sentinels for a
+/// `redis-sentinel://` URL; one seed node of a cluster); if not, `<server> does not answer
+/// (<why>)`.
+pub(crate) fn ping(server: &RedisUrl) -> Result<(), String> {
+    let silent = |error: ManageError| match error {
+        ManageError::Redis { server, source } => format!("{server} does not answer ({source})"),
+        other => other.to_string(),
+    };
+    let mut conn = connect(server).map_err(silent)?;
+    redis::cmd("PING")
+        .query::<String>(&mut conn)
+        .map(drop)
+        .map_err(|e| silent(redis_error(server, e)))
+}
+
 fn connect(server: &RedisUrl) -> Result<Connection, ManageError> {
     let address = server_address(server).map_err(|e| redis_error(server, e))?;
     let conn = crate::routes::redis::client(server, &address)

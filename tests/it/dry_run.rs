@@ -171,3 +171,44 @@ fn missing_routes_file_is_refused() {
     let routes = routes.display().to_string();
     assert_refused(&output, &file, &["driver", &routes]);
 }
+
+/// The last line of stderr is the verdict, as `nginx -t` ends: a failure, a success, or a
+/// success that says which Redis server does not answer (a start with Redis down still serves
+/// once it answers, so it is said, not refused).
+#[test]
+fn dry_ends_with_a_one_line_verdict_that_says_whether_redis_answers() {
+    let last_line = |output: &Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        stderr.lines().last().unwrap_or_default().to_owned()
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redis = crate::support::RedisServer::start();
+    let answering = json!({"driver": redis.url()});
+    let (output, file) = dry(dir.path(), &answering);
+    assert!(output.status.success());
+    assert_eq!(
+        last_line(&output),
+        format!("hipache: configuration {file}: test is successful")
+    );
+
+    // Port 1: privileged, and no test listens there (a port released by this test could be
+    // taken by another one's Redis meanwhile).
+    let silent_url = "redis://127.0.0.1:1";
+    let (output, file) = dry(dir.path(), &json!({"driver": silent_url}));
+    assert!(output.status.success());
+    let verdict = last_line(&output);
+    assert!(
+        verdict.starts_with(&format!(
+            "hipache: configuration {file}: test is successful, but "
+        )) && verdict.contains(silent_url)
+            && verdict.contains("does not answer"),
+        "{verdict}"
+    );
+
+    let (output, file) = dry(dir.path(), &json!({"user": "no-such-user-hipache"}));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        last_line(&output),
+        format!("hipache: configuration {file}: test failed")
+    );
+}
