@@ -115,6 +115,7 @@ const FIXED_SECTIONS: &[Section] = &[
         &[
             (Some("SETTINGS_FLAVOR"), "Without --config, selects config/config_<flavor>.json instead of config/config.json."),
             (Some("RUST_LOG"), "The process log's filter (tracing's syntax, e.g. hipache=debug); it wins over server.debug."),
+            (Some("RUST_LOG_FORMAT"), "json: the process log is one JSON object per line (timestamp, level, message, target and the event's fields); anything else: text."),
             (Some("NOTIFY_SOCKET"), "Set by systemd for Type=notify services: the master reports READY=1 once every worker serves, RELOADING=1 and READY=1 around a reload, STOPPING=1, and the addresses it serves in STATUS."),
         ],
     ),

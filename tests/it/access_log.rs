@@ -254,3 +254,34 @@ fn a_frontend_id_with_a_newline_cannot_forge_a_process_log_line() {
         "{lines:#?}"
     );
 }
+
+/// `RUST_LOG_FORMAT=json`: every line the master and its workers write to stderr is one JSON
+/// object with the time, the level and the message.
+#[test]
+fn the_process_log_is_json_lines_when_asked() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("json.test", "site", &[&backend.url()]);
+    let hipache = Hipache::start_after_shell(
+        Config::redis(&redis).with(serde_json::json!({"server": {"workers": 2}})),
+        "export RUST_LOG_FORMAT=json",
+    );
+    assert_eq!(hipache.get("json.test", "/").status, 200);
+    // A reload makes both generations of workers and the master write.
+    hipache.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the reload to be logged", || {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("reload done"))
+    });
+    let lines = hipache.log_lines();
+    assert!(lines.len() > 5, "{lines:?}");
+    for line in &lines {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        for key in ["timestamp", "level", "message"] {
+            assert!(object.get(key).is_some(), "{key} in {line}");
+        }
+    }
+}
