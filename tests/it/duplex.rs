@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::h2c;
 use crate::support::raw_backend::{pattern, read_line, Peer, RawBackend, Wire, MIB};
+use crate::support::runtime::runtime;
 use crate::support::wait::pause;
 use crate::support::{Config, Hipache, RedisServer};
 
@@ -127,7 +129,6 @@ fn an_echoed_upload_over_http2_comes_back_whole() {
     use bytes::Bytes;
     use http_body_util::{BodyExt, StreamBody};
     use hyper::body::Frame;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
 
     let redis = RedisServer::start();
     let backend = RawBackend::start(echo);
@@ -136,19 +137,9 @@ fn an_echoed_upload_over_http2_comes_back_whole() {
     // reads the answer leaves the echo stuck writing, and itself stuck sending.
     let upload = pattern(32 * MIB);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let echoed = runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                .await
-                .expect("http/2 handshake with hipache");
-        tokio::spawn(connection);
+        let mut sender = h2c::connect(hipache.addr()).await;
         let pieces: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = upload
             .chunks(64 * 1024)
             .map(|piece| Ok(Frame::data(Bytes::copy_from_slice(piece))))

@@ -5,19 +5,12 @@
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
+use crate::support::h2c;
+use crate::support::runtime::runtime;
 use crate::support::tls;
 use crate::support::{Backend, Config, Hipache, RedisServer, Request};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A proxy with a plain and an https listener, forcing HTTPS, in front of `backend` for
 /// `www.secure.test`.
@@ -83,11 +76,7 @@ fn plain_http_gets_a_301_to_the_same_host_path_and_query_on_the_https_port() {
 /// The status and body of a `GET /` for `host` over h2c (prior knowledge) to `addr`.
 async fn h2c_get(addr: std::net::SocketAddr, host: &str) -> (u16, Bytes) {
     use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .expect("h2c handshake");
-    tokio::spawn(connection);
+    let mut sender = h2c::connect(addr).await;
     let request = hyper::Request::get(format!("http://{host}/"))
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -122,13 +111,7 @@ fn h2c_requests_get_the_same_redirect() {
     let https_port = hipache.https_addr().port();
 
     let (status, location) = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
-        tokio::spawn(connection);
+        let mut sender = h2c::connect(hipache.addr()).await;
         let request = hyper::Request::get("http://www.secure.test/h2/path?q=%2F")
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -171,14 +154,7 @@ fn websocket_over_h2c_gets_the_same_redirect() {
     let https_port = hipache.https_addr().port();
 
     let (status, location) = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
-        tokio::spawn(connection);
-        sender.ready().await.expect("http/2 connection ready");
+        let mut sender = h2c::connect(hipache.addr()).await;
         let mut request = hyper::Request::connect("http://www.secure.test/chat?x=1")
             .header("sec-websocket-version", "13")
             .body(Empty::<Bytes>::new())

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::h2c;
+use crate::support::runtime::block_on;
 use crate::support::wait::wait_for;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
@@ -149,16 +151,12 @@ fn admin_page_and_prometheus_sum_known_traffic_over_two_workers() {
         assert_eq!(hipache.get("site.test", "/").status, 200);
     }
     // HTTP/2 (h2c, prior knowledge) goes through the same attempt loop and counts alike.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     for _ in 0..SITE_H2 {
-        let (status, _) = runtime.block_on(async {
+        let (status, _) = block_on(async {
             let tcp = tokio::net::TcpStream::connect(hipache.addr())
                 .await
                 .unwrap();
-            crate::h2::get(tcp, "http://site.test/").await
+            h2c::get(tcp, "http://site.test/").await
         });
         assert_eq!(status, 200);
     }
@@ -278,11 +276,7 @@ fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
         )
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on(async {
         let tcp = tokio::net::TcpStream::connect(hipache.addr())
             .await
             .unwrap();

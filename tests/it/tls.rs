@@ -6,15 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::hipache::run_to_exit;
+use crate::support::runtime::runtime;
 use crate::support::tls::{self, TestCert};
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn names_for(hipache: &Hipache, server_name: &str) -> Vec<String> {
     runtime().block_on(async {

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::support::runtime::runtime;
 use crate::support::tls;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
 
@@ -54,10 +55,7 @@ fn a_session_resumes_at_a_worker_started_after_the_one_that_made_it_died() {
     let hipache = Hipache::start(config.with(json!({
         "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
     })));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
 
     for (version, name) in [
         (&rustls::version::TLS13, "1.3"),

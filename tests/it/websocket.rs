@@ -11,16 +11,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::support::runtime::runtime;
 use crate::support::tls::{self, TestCert};
 use crate::support::websocket::WebSocketEcho;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn open<S: AsyncRead + AsyncWrite + Unpin>(stream: S, url: &str) -> WebSocketStream<S> {
     let request = url.into_client_request().unwrap();

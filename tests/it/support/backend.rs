@@ -124,11 +124,7 @@ impl BackendBuilder {
         let (stop, stopped) = oneshot::channel();
         let (mode, answer) = (self.mode, Arc::new(self.answer));
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("backend runtime");
-            runtime.block_on(serve(listener, mode, answer, seen, connections, stopped));
+            super::runtime::block_on(serve(listener, mode, answer, seen, connections, stopped));
         });
         backend.stop = Some(stop);
         backend.thread = Some(thread);

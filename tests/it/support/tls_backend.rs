@@ -129,11 +129,7 @@ impl TlsBackend {
         let (stop, stopped) = oneshot::channel();
         let (name, seen) = (name.to_owned(), record.clone());
         let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tls backend runtime")
-                .block_on(serve(listener, acceptor, name, mode, seen, stopped));
+            super::runtime::block_on(serve(listener, acceptor, name, mode, seen, stopped));
         });
         TlsBackend {
             addr,

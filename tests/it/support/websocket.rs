@@ -32,11 +32,7 @@ impl WebSocketEcho {
         let (stop, stopped) = oneshot::channel();
         let (seen, count) = (handshakes.clone(), open.clone());
         let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("websocket backend runtime")
-                .block_on(serve(listener, seen, count, stopped));
+            super::runtime::block_on(serve(listener, seen, count, stopped));
         });
         WebSocketEcho {
             addr,
