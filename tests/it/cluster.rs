@@ -168,6 +168,8 @@ fn hchecker_ping_is_read_from_its_owning_node() {
     let messages = cluster.nodes()[dead].subscribe("dead");
     // Seeded with another node, which would answer MOVED for the heartbeat.
     let hipache = proxy_seeded(&cluster, (owner + 1) % 3);
+    // The log line is the evidence that the heartbeat was read and acted on; nothing else tells
+    // that passive checks are off before the first request.
     wait_until(Duration::from_secs(10), "the heartbeat read", || {
         hipache
             .log_lines()

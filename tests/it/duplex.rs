@@ -88,6 +88,7 @@ fn an_echoed_upload_comes_back_whole() {
     assert_eq!(answer.line, "HTTP/1.1 200 OK");
     assert_eq!(answer.body.len(), upload.len());
     assert!(answer.body == upload, "the echo came back altered");
+    // The log is the behaviour here: a whole answer is not reported as cut.
     let log = hipache.log_lines().join("\n");
     assert!(!log.contains("answer cut short"), "{log}");
 }
@@ -114,6 +115,7 @@ fn an_answer_cut_by_its_backend_closes_the_client_connection_and_is_logged() {
         .expect("hipache closes the client connection");
     assert!(received.len() < MIB, "{} bytes", received.len());
 
+    // The log is the behaviour here: the cut is reported, naming the host.
     crate::support::wait_until(
         std::time::Duration::from_secs(5),
         "a log line about the cut answer",

@@ -127,6 +127,7 @@ fn a_stalled_http2_answer_body_is_reset_after_tcp_timeout() {
         assert!(body.is_err(), "a cut answer must not look whole");
     });
     wait_until(
+        // The log is the behaviour here: the cut is reported.
         Duration::from_secs(5),
         "a log line about the cut answer",
         || hipache.log_lines().join("\n").contains("answer cut short"),

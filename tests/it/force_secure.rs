@@ -136,6 +136,7 @@ fn force_secure_without_an_https_listener_is_ignored_with_a_warning() {
 
     let response = hipache.get("plain.test", "/");
     assert_eq!((response.status, response.text().as_str()), (200, "b1"));
+    // The log is the behaviour here: the operator is told the key does nothing.
     assert!(
         hipache
             .log_lines()

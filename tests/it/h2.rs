@@ -189,8 +189,10 @@ fn an_http2_request_in_flight_completes_while_the_proxy_drains_and_its_connectio
         })
         .await;
         hipache.signal(libc::SIGTERM);
-        let draining = || hipache.log_lines().iter().any(|l| l.contains("draining"));
-        until("the worker to start draining", draining).await;
+        until("the workers to stop accepting", || {
+            hipache.workers_stopped_accepting()
+        })
+        .await;
         release.send(()).unwrap();
         let response = response.await.expect("the answer in flight");
         let status = response.status().as_u16();

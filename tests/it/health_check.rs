@@ -130,7 +130,7 @@ fn health_check_added_by_a_reload_starts_checking() {
     hipache.rewrite_config(json!({
         "healthCheck": {"path": "/health", "interval": 1, "timeout": 1, "unhealthy": 1, "healthy": 1}
     }));
-    hipache.signal(libc::SIGHUP);
+    hipache.reload();
 
     wait_until(
         Duration::from_secs(20),

@@ -138,6 +138,7 @@ fn verification_off_accepts_a_self_signed_backend() {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.text(), "fleet");
     assert_eq!(backend.handshakes().len(), 1);
+    // The log is the behaviour here: the operator is warned once, not once per worker.
     let warned = hipache
         .log_lines()
         .iter()

@@ -37,6 +37,7 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_one_and_logged() {
         "this test needs a hard limit above 256, not {hard}"
     );
     assert_eq!(soft, hard);
+    // The log is the behaviour here: the operator sees the limit the proxy runs under.
     let log = hipache.log_lines().join("\n");
     assert!(log.contains(&format!("open_files={hard}")), "{log}");
 }
@@ -50,6 +51,7 @@ fn accept_errors_at_the_open_file_limit_are_logged_once_per_episode() {
     let flood: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(hipache.addr()).unwrap())
         .collect();
+    // The log is the behaviour here: one line per episode, not one per failed accept.
     let count = |hipache: &Hipache, what: &str| {
         let lines = hipache.log_lines();
         lines.iter().filter(|l| l.contains(what)).count()

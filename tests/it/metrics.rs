@@ -8,18 +8,21 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::h2c;
+use crate::support::procfs::listening_ports_of;
 use crate::support::runtime::block_on;
 use crate::support::wait::wait_for;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
-/// The admin listener's address, from its `admin page serving admin=...` log line.
+/// The admin listener's address: the one port the master listens on besides the proxy's, from
+/// /proc (`logging.web.port: 0` binds a free one on 127.0.0.1).
 fn admin_addr(hipache: &Hipache) -> SocketAddr {
-    wait_for(Duration::from_secs(5), "the admin page's log line", || {
-        hipache.log_lines().iter().find_map(|line| {
-            let start = line.find("admin=")? + "admin=".len();
-            let token = line[start..].split_whitespace().next()?;
-            token.trim_matches(['"', ',']).parse().ok()
-        })
+    wait_for(Duration::from_secs(5), "the admin listener", || {
+        let mut ports = listening_ports_of(hipache.pid());
+        ports.retain(|port| *port != hipache.port());
+        match ports[..] {
+            [admin] => Some(SocketAddr::from(([127, 0, 0, 1], admin))),
+            _ => None,
+        }
     })
 }
 

@@ -112,7 +112,8 @@ fn proxy_follows_a_manual_failover_while_the_old_master_still_runs() {
         sentinels[0].master_port() == Some(replica.port())
     });
     // The proxy heard of the switch from Sentinel itself (`+switch-master`), which would move it
-    // off an old master that Sentinel cannot reach to disconnect its clients.
+    // off an old master that Sentinel cannot reach to disconnect its clients. The log line is
+    // the only witness of which path moved it.
     wait_until(
         Duration::from_secs(10),
         "the switch in the proxy's log",

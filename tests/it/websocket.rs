@@ -230,16 +230,7 @@ fn open_tunnels_keep_working_while_the_proxy_drains() {
             .unwrap();
         let mut socket = open(tcp, "ws://drain.test/").await;
         hipache.signal(libc::SIGTERM);
-        wait_until(
-            Duration::from_secs(5),
-            "the worker to start draining",
-            || {
-                hipache
-                    .log_lines()
-                    .iter()
-                    .any(|l| l.contains("draining") && l.contains("tunnels=1"))
-            },
-        );
+        hipache.wait_for_workers_to_stop_accepting();
         // Draining: no new connections are accepted, but the open tunnel still carries traffic.
         socket.send(Message::text("still here")).await.unwrap();
         assert_eq!(
