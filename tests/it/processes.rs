@@ -94,15 +94,7 @@ fn killed_worker_is_replaced_and_only_its_in_flight_requests_fail() {
     let before = hipache.worker_pids();
     let load = Load::start(hipache.addr(), "load.test");
     load.wait_for_more(50);
-    let victim = before[0];
-    // SAFETY: kill(2) has no memory effects; `victim` is a child of the proxy we started.
-    #[expect(unsafe_code, reason = "kill(2) of one worker process")]
-    let rc = unsafe { libc::kill(victim as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0);
-    wait_until(Duration::from_secs(10), "a replacement worker", || {
-        let now = hipache.worker_pids();
-        now.len() == 2 && !now.contains(&victim)
-    });
+    hipache.replace_worker(before[0]);
     load.wait_for_more(50);
     let (sent, failed) = load.finish();
     eprintln!("kill -9 of a worker: {sent} requests sent, {failed} failed");
@@ -233,11 +225,7 @@ fn worker_crashing_at_start_is_restarted_with_a_growing_delay() {
     let hipache = Hipache::start(config);
     // Without its routes file a new worker cannot start: every replacement exits at once.
     std::fs::remove_file(&path).expect("remove routes");
-    let first = hipache.worker_pids()[0];
-    // SAFETY: kill(2) has no memory effects; `first` is a child of the proxy we started.
-    #[expect(unsafe_code, reason = "kill(2) of one worker process")]
-    let rc = unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0);
+    hipache.kill_worker(hipache.worker_pids()[0]);
     // The log is the behaviour here: the master tells the operator each restart's delay.
     let delays = |hipache: &Hipache| -> Vec<u64> {
         hipache

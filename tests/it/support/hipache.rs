@@ -341,11 +341,32 @@ impl Hipache {
     }
 
     pub(crate) fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
-        // SAFETY: kill(2) has no memory effects; `pid` is our own child, not yet reaped.
-        #[expect(unsafe_code, reason = "kill(2) to signal the child process we spawned")]
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+        send_signal(self.pid(), signal);
+    }
+
+    /// Kills worker `pid` with SIGKILL, as a crash would (no drain, no goodbye to the master).
+    pub(crate) fn kill_worker(&self, pid: u32) {
+        assert!(
+            self.worker_pids().contains(&pid),
+            "{pid} is not a worker of {}",
+            self.pid()
+        );
+        send_signal(pid, libc::SIGKILL);
+    }
+
+    /// Kills worker `pid` and waits (bounded) for the master to replace it: as many workers as
+    /// before, `pid` not among them. Returns the workers then.
+    pub(crate) fn replace_worker(&self, pid: u32) -> Vec<u32> {
+        let count = self.worker_pids().len();
+        self.kill_worker(pid);
+        wait_for(
+            Duration::from_secs(10),
+            &format!("a replacement for worker {pid}"),
+            || {
+                let now = self.worker_pids();
+                (now.len() == count && !now.contains(&pid)).then_some(now)
+            },
+        )
     }
 
     /// SIGTERM, then waits (bounded) for the exit status.
@@ -396,6 +417,18 @@ impl Drop for Hipache {
             );
         }
     }
+}
+
+/// Sends `signal` to `pid`, a process of the proxy this test started.
+fn send_signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory effects; `pid` is our child or one of its workers.
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) to signal a process of the proxy we spawned"
+    )]
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
 }
 
 /// Reads the master's notifications until one with the line `state` (within `timeout`).
