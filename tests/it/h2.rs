@@ -127,27 +127,15 @@ fn http2_bodies_stream_both_ways_and_backend_connections_are_reused() {
 fn http2_answers_with_an_empty_length_end_at_once() {
     // A backend that keeps its connection open after a `Content-Length: 0` redirect: the end
     // of the body is the length, not a close.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let answering = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
+    let backend = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+            // Held open (until the proxy closes, or `IO_TIMEOUT`, twice the client's wait).
+            let _ = peer.request();
         }
-        stream
-            .write_all(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
-            .unwrap();
-        // Held open until the test is done with it.
-        let _ = stream.read(&mut byte);
     });
     let redis = RedisServer::start();
-    redis.frontend("empty.test", "empty", &[&url]);
+    redis.frontend("empty.test", "empty", &[&backend.url()]);
     let hipache = Hipache::start(Config::redis(&redis));
 
     let (status, body) = block_on(async {
@@ -160,8 +148,6 @@ fn http2_answers_with_an_empty_length_end_at_once() {
             .expect("the empty body ends without the backend closing")
     });
     assert_eq!((status, body.as_str()), (302, ""));
-    drop(hipache);
-    answering.join().unwrap();
 }
 
 #[test]
