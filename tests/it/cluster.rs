@@ -310,6 +310,7 @@ fn a_master_failover_costs_no_request_for_known_hosts() {
             "request {requests} during the failover"
         );
         requests += 1;
+        // Paces the client through the failover; the verdict is each answer, not the time.
         pause(Duration::from_millis(20));
         cluster.owner_of(&key) != master && cluster.is_ok()
     });

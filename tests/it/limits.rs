@@ -59,7 +59,9 @@ fn accept_errors_at_the_open_file_limit_are_logged_once_per_episode() {
     wait_until(Duration::from_secs(10), "accepting to fail", || {
         count(&hipache, "accept failing") > 0
     });
-    // The episode goes on while the flood is held; failed accepts are retried every 50 ms.
+    // The episode goes on while the flood is held; failed accepts are retried every 50 ms, so
+    // it folds about ten of them. Nothing tells from outside how many failed before the episode
+    // ends, hence a hold rather than a wait on a condition; its count is read from the log after.
     pause(Duration::from_millis(500));
     drop(flood);
     wait_until(Duration::from_secs(10), "accepting to work again", || {

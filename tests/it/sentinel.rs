@@ -55,6 +55,7 @@ fn proxy_follows_a_failover_without_failing_known_hosts() {
             "request {requests} during the failover"
         );
         requests += 1;
+        // Paces the client through the failover; the verdict is each answer, not the time.
         pause(Duration::from_millis(20));
         sentinels[0].master_port() == Some(replica.port())
     });
