@@ -1,7 +1,8 @@
 //! `server.forceSecure`: every plain-HTTP request (WebSocket upgrades included, HTTP/1.x and h2c
 //! alike) gets a `301` to the same host, path and query over HTTPS, except the `__ping__` probe,
 //! which load balancers send over plain HTTP and which answers `200`; requests over TLS are
-//! proxied as before.
+//! proxied as before. Without an https listener the key is ignored with a warning: a config
+//! decision, asserted in the config unit tests (`force_secure_without_https_is_ignored_with_a_warning`).
 
 use bytes::Bytes;
 use http_body_util::Empty;
@@ -124,27 +125,6 @@ fn h2c_requests_get_the_same_redirect() {
     let expected = format!("https://www.secure.test:{https_port}/h2/path?q=%2F");
     assert_eq!(location.unwrap().to_str().unwrap(), expected);
     assert_eq!(backend.request_count(), 0);
-}
-
-#[test]
-fn force_secure_without_an_https_listener_is_ignored_with_a_warning() {
-    let redis = RedisServer::start();
-    let backend = Backend::named("b1");
-    redis.frontend("plain.test", "plain", &[&backend.url()]);
-    let hipache =
-        Hipache::start(Config::redis(&redis).with(json!({ "server": { "forceSecure": true } })));
-
-    let response = hipache.get("plain.test", "/");
-    assert_eq!((response.status, response.text().as_str()), (200, "b1"));
-    // The log is the behaviour here: the operator is told the key does nothing.
-    assert!(
-        hipache
-            .log_lines()
-            .iter()
-            .any(|line| line.contains("server.forceSecure ignored: no https listener")),
-        "{:?}",
-        hipache.log_lines()
-    );
 }
 
 #[test]
