@@ -72,3 +72,41 @@ async fn a_head_trickled_after_an_idle_wait_gets_no_second_timeout() {
         })
         .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_max_connections_wait_in_the_backlog() {
+    // Longer than the waits below: the held connections must not time out meanwhile.
+    const TCP_TIMEOUT: Duration = Duration::from_secs(60);
+    const WAIT: Duration = Duration::from_secs(10);
+    LocalSet::new()
+        .run_until(async {
+            let worker = InProcess::start(serde_json::json!({
+                "server": {"maxConnections": 2, "tcpTimeout": TCP_TIMEOUT.as_secs()}
+            }));
+            // Both places taken once the worker answers on them.
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                let mut stream = TcpStream::connect(worker.addr()).await.unwrap();
+                stream.write_all(PING).await.unwrap();
+                read_ping_answer(&mut stream).await;
+                held.push(stream);
+            }
+
+            // The kernel completes the third handshake; the worker does not accept it. Under the
+            // paused clock the wait ends only once every task is idle: the worker had every
+            // chance to answer and did not.
+            let mut third = TcpStream::connect(worker.addr()).await.unwrap();
+            third.write_all(PING).await.unwrap();
+            let mut byte = [0u8; 1];
+            let early = tokio::time::timeout(WAIT, third.peek(&mut byte)).await;
+            assert!(early.is_err(), "answered beyond maxConnections: {early:?}");
+
+            drop(held.pop());
+            let answer = tokio::time::timeout(WAIT, read_ping_answer(&mut third)).await;
+            let answer = answer.expect("answered once a place is free");
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            drop(held);
+            worker.stop().await;
+        })
+        .await;
+}
