@@ -90,20 +90,18 @@ pub(crate) fn listeners_on(port: u16) -> Vec<u32> {
 
 /// The ports of the listening sockets `pid` holds, one entry per socket, sorted.
 pub(crate) fn listening_ports_of(pid: u32) -> Vec<u16> {
-    let held = socket_inodes(pid);
-    let mut ports: Vec<u16> = listening_sockets()
-        .into_iter()
-        .filter(|(inode, _)| held.contains(inode))
-        .map(|(_, port)| port)
-        .collect();
-    ports.sort_unstable();
-    ports
+    local_ports_of(pid, |state| state == LISTEN)
 }
 
 /// The local ports of the TCP connections `pid` holds (listening sockets left out), sorted.
 pub(crate) fn connected_ports_of(pid: u32) -> Vec<u16> {
+    local_ports_of(pid, |state| state != LISTEN)
+}
+
+/// The local ports of `pid`'s TCP sockets whose state passes `keep`, sorted.
+fn local_ports_of(pid: u32, keep: impl Fn(&str) -> bool) -> Vec<u16> {
     let held = socket_inodes(pid);
-    let mut ports: Vec<u16> = tcp_sockets(|state| state != LISTEN)
+    let mut ports: Vec<u16> = tcp_sockets(keep)
         .into_iter()
         .filter(|(inode, _)| held.contains(inode))
         .map(|(_, port)| port)
