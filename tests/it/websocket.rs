@@ -231,6 +231,17 @@ fn open_tunnels_keep_working_while_the_proxy_drains() {
         let mut socket = open(tcp, "ws://drain.test/").await;
         hipache.signal(libc::SIGTERM);
         hipache.wait_for_workers_to_stop_accepting();
+        // The log is the behaviour here: the drain reports the tunnel it waits for.
+        wait_until(
+            Duration::from_secs(5),
+            "the drain to count the tunnel",
+            || {
+                hipache
+                    .log_lines()
+                    .iter()
+                    .any(|l| l.contains("draining") && l.contains("tunnels=1"))
+            },
+        );
         // Draining: no new connections are accepted, but the open tunnel still carries traffic.
         socket.send(Message::text("still here")).await.unwrap();
         assert_eq!(
