@@ -122,7 +122,7 @@ mod tests {
         }
     }
 
-    /// Hipache's functional suite (`test_domain_matching.py`), its wildcard rows.
+    /// Hipache's own functional suite, its domain-matching rows with wildcards.
     #[test]
     fn hipache_domain_matching() {
         let sub = ["*.foo.bar"];
