@@ -136,13 +136,8 @@ fn websocket_over_h2c_gets_the_same_redirect() {
 
     let (status, location) = runtime().block_on(async {
         let mut sender = h2c::connect(hipache.addr()).await;
-        let mut request = hyper::Request::connect("http://www.secure.test/chat?x=1")
-            .header("sec-websocket-version", "13")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let request =
+            h2c::websocket_request(hyper::Request::connect("http://www.secure.test/chat?x=1"));
         let response = sender
             .send_request(request)
             .await

@@ -6,9 +6,7 @@
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,13 +23,7 @@ use crate::support::{Config, Hipache, RedisServer};
 fn connect_websocket(hipache: &Hipache, uri: &str) -> (u16, Option<String>, Vec<u8>) {
     runtime().block_on(async {
         let mut sender = h2c::connect(hipache.addr()).await;
-        let mut request = hyper::Request::connect(uri)
-            .header("sec-websocket-version", "13")
-            .header("x-debug", "1")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let protocol = hyper::ext::Protocol::from_static("websocket");
-        request.extensions_mut().insert(protocol);
+        let request = h2c::websocket_request(hyper::Request::connect(uri).header("x-debug", "1"));
         let response = sender.send_request(request);
         let response = tokio::time::timeout(IO_TIMEOUT, response).await;
         let response = response
@@ -71,13 +63,7 @@ fn websocket_over_http2_is_tunnelled_to_an_http1_backend() {
 
     let (status, echoed) = runtime().block_on(async {
         let mut sender = h2c::connect(hipache.addr()).await;
-        let mut request = hyper::Request::connect("http://ws2.test/chat")
-            .header("sec-websocket-version", "13")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let request = h2c::websocket_request(hyper::Request::connect("http://ws2.test/chat"));
         let response = sender
             .send_request(request)
             .await

@@ -220,15 +220,11 @@ fn websocket_over_http2_gets_and_honours_the_cookie() {
         let mut cookie: Option<String> = None;
         for _ in 0..10 {
             sender.ready().await.expect("http/2 connection ready");
-            let mut request = hyper::Request::connect(format!("http://{HOST}/chat"))
-                .header("sec-websocket-version", "13");
+            let mut request = hyper::Request::connect(format!("http://{HOST}/chat"));
             if let Some(cookie) = &cookie {
                 request = request.header("cookie", cookie);
             }
-            let mut request = request.body(Empty::<Bytes>::new()).unwrap();
-            request
-                .extensions_mut()
-                .insert(hyper::ext::Protocol::from_static("websocket"));
+            let request = h2c::websocket_request(request);
             let response = sender
                 .send_request(request)
                 .await

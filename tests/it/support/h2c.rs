@@ -63,6 +63,19 @@ where
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// A WebSocket over HTTP/2 (RFC 8441): `connect`, a CONNECT request being built, with the
+/// `:protocol` and the version field the extended CONNECT needs.
+pub(crate) fn websocket_request(connect: http::request::Builder) -> hyper::Request<Empty<Bytes>> {
+    let mut request = connect
+        .header("sec-websocket-version", "13")
+        .body(Empty::<Bytes>::new())
+        .expect("a websocket CONNECT request");
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    request
+}
+
 /// An h2c (prior knowledge) connection to `addr`, its driver running beside the test.
 pub(crate) async fn connect<B: RequestBody>(addr: SocketAddr) -> http2::SendRequest<B> {
     open(addr).await.0
