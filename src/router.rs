@@ -90,6 +90,74 @@ mod tests {
         assert_eq!(candidates("localhost"), ["localhost", "*"]);
     }
 
+    /// The frontend `host` reaches among those registered: the first of its candidates that
+    /// exists, as every route source reads them.
+    fn reached<'a>(frontends: &[&'a str], host: &str) -> Option<&'a str> {
+        let host = normalize(host);
+        candidates(&host)
+            .iter()
+            .find_map(|key| frontends.iter().copied().find(|f| f == key))
+    }
+
+    /// Wildcard precedence, decided here once; the black-box suite keeps one case
+    /// (`hipache_suite::wildcard_priority`) to prove the binary routes by it.
+    #[test]
+    fn exact_then_nearest_wildcard_then_star() {
+        let registered = ["app.example.com", "*.example.com", "*"];
+        for (host, frontend) in [
+            ("app.example.com", "app.example.com"),
+            ("other.example.com", "*.example.com"),
+            ("deep.other.example.com", "*.example.com"),
+            ("unrelated.org", "*"),
+        ] {
+            assert_eq!(reached(&registered, host), Some(frontend), "{host}");
+        }
+        let nested = ["*.b.example.com", "*.example.com"];
+        assert_eq!(reached(&nested, "a.b.example.com"), Some("*.b.example.com"));
+        assert_eq!(reached(&nested, "a.c.example.com"), Some("*.example.com"));
+        let six = ["*.c.d.e.f.g.h", "*.d.e.f.g.h"];
+        assert_eq!(reached(&six, "a.b.c.d.e.f.g.h"), Some("*.d.e.f.g.h"));
+        for host in ["a", "a.b", "x.y.z.example.org"] {
+            assert_eq!(reached(&["*"], host), Some("*"), "{host}");
+        }
+    }
+
+    /// Hipache's own functional suite, its domain-matching rows with wildcards.
+    #[test]
+    fn hipache_domain_matching() {
+        let sub = ["*.foo.bar"];
+        assert_eq!(reached(&sub, "test.foo.bar"), Some("*.foo.bar"));
+        assert_eq!(reached(&sub, "pipo.foo.bar"), Some("*.foo.bar"));
+        assert_eq!(reached(&sub, "foo.bar"), None);
+        let short = ["*.foo"];
+        assert_eq!(reached(&short, "bar.foo"), Some("*.foo"));
+        assert_eq!(reached(&short, "foo.bar"), None);
+        assert_eq!(reached(&short, "foo"), None);
+        let depth = [
+            "*.quux",
+            "*.qux.quux",
+            "*.baz.qux.quux",
+            "*.bar.baz.qux.quux",
+            "foo.bar.baz.qux.quux",
+            "*.foo.bar.baz.qux.quux",
+            "*.quuux.foo.bar.baz.qux.quux",
+        ];
+        for (host, frontend) in [
+            (
+                "too.deep.quuux.foo.bar.baz.qux.quux",
+                "*.foo.bar.baz.qux.quux",
+            ),
+            ("too.deep.foo.bar.baz.qux.quux", "*.foo.bar.baz.qux.quux"),
+            ("foo.bar.baz.qux.quux", "foo.bar.baz.qux.quux"),
+            ("bar.bar.baz.qux.quux", "*.bar.baz.qux.quux"),
+            ("foo.baz.qux.quux", "*.baz.qux.quux"),
+            ("foo.qux.quux", "*.qux.quux"),
+            ("foo.quux", "*.quux"),
+        ] {
+            assert_eq!(reached(&depth, host), Some(frontend), "{host}");
+        }
+    }
+
     #[test]
     fn ping_and_ports() {
         assert_eq!(parse_host("__ping__"), HostRequest::Ping);

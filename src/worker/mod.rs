@@ -6,11 +6,15 @@
 
 mod accept;
 pub mod entry;
+#[cfg(test)]
+mod in_process;
 pub mod inherit;
 mod metered;
 mod prefixed;
 pub(crate) mod signals;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod trim;
 pub(crate) mod watchdog;
 

@@ -183,6 +183,7 @@ fn a_bad_trailer_after_the_head_went_out_closes_the_client_connection_and_is_log
         !rest.ends_with("\r\n\r\n") && !rest.contains("Bad"),
         "{rest:?}"
     );
+    // The log is the behaviour here: the operator learns why the answer was cut.
     let logged = || {
         let lines = hipache.log_lines();
         lines.iter().any(|line| line.contains("invalid chunks"))

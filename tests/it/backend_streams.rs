@@ -1,7 +1,7 @@
 //! The engine's side towards backends: pooled streams a backend closed, `maxSockets` waits, a
 //! POST never sent twice, a large chunked upload, and a backend's early answer to an upload.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::raw_backend::{
-    answer, ok, pattern, proxy_to, RawBackend, Wire, IO_TIMEOUT, MIB,
+    answer, ok, pattern, proxy_to, read_head, RawBackend, Wire, IO_TIMEOUT, MIB,
 };
 use crate::support::{Backend, Body, Config, Hipache, RedisServer, Request};
 
@@ -124,11 +124,7 @@ fn an_early_answer_to_a_large_upload_reaches_the_client() {
     let redis = RedisServer::start();
     // Reads the head only, refuses the body and closes: what a size limit does.
     let backend = RawBackend::start(|peer| {
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && peer.wire.0.read(&mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
-        }
+        let _ = read_head(&mut peer.wire.0);
         peer.write(&answer("413 Payload Too Large", "too big"));
     });
     let hipache = proxy_to(&redis, "limit.local", &backend.url());

@@ -168,6 +168,8 @@ fn hchecker_ping_is_read_from_its_owning_node() {
     let messages = cluster.nodes()[dead].subscribe("dead");
     // Seeded with another node, which would answer MOVED for the heartbeat.
     let hipache = proxy_seeded(&cluster, (owner + 1) % 3);
+    // The log line is the evidence that the heartbeat was read and acted on; nothing else tells
+    // that passive checks are off before the first request.
     wait_until(Duration::from_secs(10), "the heartbeat read", || {
         hipache
             .log_lines()
@@ -308,6 +310,7 @@ fn a_master_failover_costs_no_request_for_known_hosts() {
             "request {requests} during the failover"
         );
         requests += 1;
+        // Paces the client through the failover; the verdict is each answer, not the time.
         pause(Duration::from_millis(20));
         cluster.owner_of(&key) != master && cluster.is_ok()
     });

@@ -10,18 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
 use crate::support::raw_backend::{ok, pattern, RawBackend, Wire, MIB};
-use crate::support::{tls, wait_until, Config, Hipache, RedisServer};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use crate::support::runtime::runtime;
+use crate::support::{h2c, tls, wait_until, Config, Hipache, RedisServer};
 
 #[test]
 fn a_client_leaving_mid_answer_leaves_no_dirty_backend_stream_in_the_pool() {
@@ -88,26 +81,6 @@ fn a_stalled_tls_handshake_is_closed_after_tcp_timeout() {
     assert!(rest.is_empty());
 }
 
-/// An h2c connection to `hipache`, with its connection task's end as a future's output.
-async fn h2c(
-    hipache: &Hipache,
-) -> (
-    hyper::client::conn::http2::SendRequest<Empty<Bytes>>,
-    tokio::task::JoinHandle<()>,
-) {
-    let tcp = tokio::net::TcpStream::connect(hipache.addr())
-        .await
-        .unwrap();
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("http/2 handshake with hipache");
-    let ended = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    (sender, ended)
-}
-
 #[test]
 fn an_idle_http2_connection_is_closed_after_tcp_timeout() {
     let redis = RedisServer::start();
@@ -115,7 +88,7 @@ fn an_idle_http2_connection_is_closed_after_tcp_timeout() {
     let hipache = Hipache::start(config);
 
     runtime().block_on(async {
-        let (mut sender, ended) = h2c(&hipache).await;
+        let (mut sender, ended) = h2c::open::<Empty<Bytes>>(hipache.addr()).await;
         let ping = hyper::Request::get("http://__ping__/")
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -143,7 +116,7 @@ fn a_stalled_http2_answer_body_is_reset_after_tcp_timeout() {
     let hipache = Hipache::start(config);
 
     runtime().block_on(async {
-        let (mut sender, _ended) = h2c(&hipache).await;
+        let (mut sender, _ended) = h2c::open::<Empty<Bytes>>(hipache.addr()).await;
         let request = hyper::Request::get("http://stall.local/")
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -154,6 +127,7 @@ fn a_stalled_http2_answer_body_is_reset_after_tcp_timeout() {
         assert!(body.is_err(), "a cut answer must not look whole");
     });
     wait_until(
+        // The log is the behaviour here: the cut is reported.
         Duration::from_secs(5),
         "a log line about the cut answer",
         || hipache.log_lines().join("\n").contains("answer cut short"),

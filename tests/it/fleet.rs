@@ -2,7 +2,6 @@
 //! next request, and a backend one node marks dead is skipped by the others (each would pick it
 //! half the time on its own).
 
-use crate::freshness::wait_for_tracking;
 use crate::support::{Backend, Config, Hipache, RedisServer};
 
 fn fleet(redis: &RedisServer) -> Vec<Hipache> {
@@ -10,7 +9,7 @@ fn fleet(redis: &RedisServer) -> Vec<Hipache> {
         .map(|_| Hipache::start(Config::redis(redis)))
         .collect();
     for node in &nodes {
-        wait_for_tracking(node, 1);
+        node.wait_for_tracking(redis);
     }
     nodes
 }

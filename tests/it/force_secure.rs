@@ -1,23 +1,17 @@
 //! `server.forceSecure`: every plain-HTTP request (WebSocket upgrades included, HTTP/1.x and h2c
 //! alike) gets a `301` to the same host, path and query over HTTPS, except the `__ping__` probe,
 //! which load balancers send over plain HTTP and which answers `200`; requests over TLS are
-//! proxied as before.
+//! proxied as before. Without an https listener the key is ignored with a warning: a config
+//! decision, asserted in the config unit tests (`force_secure_without_https_is_ignored_with_a_warning`).
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
+use crate::support::h2c;
+use crate::support::runtime::runtime;
 use crate::support::tls;
 use crate::support::{Backend, Config, Hipache, RedisServer, Request};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A proxy with a plain and an https listener, forcing HTTPS, in front of `backend` for
 /// `www.secure.test`.
@@ -83,11 +77,7 @@ fn plain_http_gets_a_301_to_the_same_host_path_and_query_on_the_https_port() {
 /// The status and body of a `GET /` for `host` over h2c (prior knowledge) to `addr`.
 async fn h2c_get(addr: std::net::SocketAddr, host: &str) -> (u16, Bytes) {
     use http_body_util::BodyExt;
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .expect("h2c handshake");
-    tokio::spawn(connection);
+    let mut sender = h2c::connect(addr).await;
     let request = hyper::Request::get(format!("http://{host}/"))
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -122,13 +112,7 @@ fn h2c_requests_get_the_same_redirect() {
     let https_port = hipache.https_addr().port();
 
     let (status, location) = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
-        tokio::spawn(connection);
+        let mut sender = h2c::connect(hipache.addr()).await;
         let request = hyper::Request::get("http://www.secure.test/h2/path?q=%2F")
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -144,26 +128,6 @@ fn h2c_requests_get_the_same_redirect() {
 }
 
 #[test]
-fn force_secure_without_an_https_listener_is_ignored_with_a_warning() {
-    let redis = RedisServer::start();
-    let backend = Backend::named("b1");
-    redis.frontend("plain.test", "plain", &[&backend.url()]);
-    let hipache =
-        Hipache::start(Config::redis(&redis).with(json!({ "server": { "forceSecure": true } })));
-
-    let response = hipache.get("plain.test", "/");
-    assert_eq!((response.status, response.text().as_str()), (200, "b1"));
-    assert!(
-        hipache
-            .log_lines()
-            .iter()
-            .any(|line| line.contains("server.forceSecure ignored: no https listener")),
-        "{:?}",
-        hipache.log_lines()
-    );
-}
-
-#[test]
 fn websocket_over_h2c_gets_the_same_redirect() {
     let redis = RedisServer::start();
     let backend = Backend::named("b1");
@@ -171,21 +135,9 @@ fn websocket_over_h2c_gets_the_same_redirect() {
     let https_port = hipache.https_addr().port();
 
     let (status, location) = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
-        tokio::spawn(connection);
-        sender.ready().await.expect("http/2 connection ready");
-        let mut request = hyper::Request::connect("http://www.secure.test/chat?x=1")
-            .header("sec-websocket-version", "13")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let mut sender = h2c::connect(hipache.addr()).await;
+        let request =
+            h2c::websocket_request(hyper::Request::connect("http://www.secure.test/chat?x=1"));
         let response = sender
             .send_request(request)
             .await

@@ -2,40 +2,13 @@
 //! forwarded to HTTP/1.1 backends and routed by `:authority` as by `Host`.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, StreamBody};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::{BodyExt, StreamBody};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::support::raw_backend::{ok, RawBackend, IO_TIMEOUT};
-use crate::support::tls;
+use crate::support::runtime::block_on;
+use crate::support::{h2c, tls};
 use crate::support::{Backend, Config, Hipache, RedisServer};
-
-/// Sends `GET uri` over HTTP/2 on `stream`; returns the status and the body.
-pub(crate) async fn get<S>(stream: S, uri: &str) -> (u16, String)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("http/2 handshake with hipache");
-    tokio::spawn(connection);
-    let request = hyper::Request::get(uri)
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.expect("http/2 response");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn http2_over_tls_reaches_an_http1_backend_with_the_authority_as_host() {
@@ -48,10 +21,10 @@ fn http2_over_tls_reaches_an_http1_backend_with_the_authority_as_host() {
         "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
     })));
 
-    let (status, body) = runtime().block_on(async {
+    let (status, body) = block_on(async {
         let stream = tls::connect(hipache.https_addr(), "h2.test", &[b"h2", b"http/1.1"]).await;
         assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-        get(stream, "https://h2.test/two?x=1").await
+        h2c::get(stream, "https://h2.test/two?x=1").await
     });
 
     assert_eq!((status, body.as_str()), (200, "b1"));
@@ -68,11 +41,11 @@ fn h2c_prior_knowledge_is_served_on_plain_listeners() {
     redis.frontend("h2c.test", "h2c", &[&backend.url()]);
     let hipache = Hipache::start(Config::redis(&redis));
 
-    let (status, body) = runtime().block_on(async {
+    let (status, body) = block_on(async {
         let tcp = tokio::net::TcpStream::connect(hipache.addr())
             .await
             .unwrap();
-        get(tcp, "http://h2c.test/clear").await
+        h2c::get(tcp, "http://h2c.test/clear").await
     });
 
     assert_eq!((status, body.as_str()), (200, "b2"));
@@ -92,11 +65,11 @@ fn http2_to_an_unknown_authority_gets_the_400_page() {
     let redis = RedisServer::start();
     let hipache = Hipache::start(Config::redis(&redis));
 
-    let (status, _) = runtime().block_on(async {
+    let (status, _) = block_on(async {
         let tcp = tokio::net::TcpStream::connect(hipache.addr())
             .await
             .unwrap();
-        get(tcp, "http://nobody.test/").await
+        h2c::get(tcp, "http://nobody.test/").await
     });
     assert_eq!(status, 400);
 }
@@ -109,14 +82,8 @@ fn http2_bodies_stream_both_ways_and_backend_connections_are_reused() {
     let config = Config::redis(&redis).with(json!({"server": {"httpKeepAlive": true}}));
     let hipache = Hipache::start(config);
 
-    let received = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("http/2 handshake with hipache");
-        tokio::spawn(connection);
+    let received = block_on(async {
+        let mut sender = h2c::connect(hipache.addr()).await;
         let mut received = Vec::new();
         for _ in 0..2 {
             // Three 100 KiB frames and no length: over the replay limit, sent on in chunks.
@@ -160,41 +127,27 @@ fn http2_bodies_stream_both_ways_and_backend_connections_are_reused() {
 fn http2_answers_with_an_empty_length_end_at_once() {
     // A backend that keeps its connection open after a `Content-Length: 0` redirect: the end
     // of the body is the length, not a close.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let answering = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
+    let backend = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n");
+            // Held open (until the proxy closes, or `IO_TIMEOUT`, twice the client's wait).
+            let _ = peer.request();
         }
-        stream
-            .write_all(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
-            .unwrap();
-        // Held open until the test is done with it.
-        let _ = stream.read(&mut byte);
     });
     let redis = RedisServer::start();
-    redis.frontend("empty.test", "empty", &[&url]);
+    redis.frontend("empty.test", "empty", &[&backend.url()]);
     let hipache = Hipache::start(Config::redis(&redis));
 
-    let (status, body) = runtime().block_on(async {
+    let (status, body) = block_on(async {
         let tcp = tokio::net::TcpStream::connect(hipache.addr())
             .await
             .unwrap();
-        let answer = get(tcp, "http://empty.test/old");
+        let answer = h2c::get(tcp, "http://empty.test/old");
         tokio::time::timeout(std::time::Duration::from_secs(5), answer)
             .await
             .expect("the empty body ends without the backend closing")
     });
     assert_eq!((status, body.as_str()), (302, ""));
-    drop(hipache);
-    answering.join().unwrap();
 }
 
 #[test]
@@ -211,13 +164,8 @@ fn an_http2_request_in_flight_completes_while_the_proxy_drains_and_its_connectio
     redis.frontend("drain2.test", "drain2", &[&backend.url()]);
     let mut hipache = Hipache::start(Config::redis(&redis));
 
-    let (status, body) = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-        let connection = tokio::spawn(connection);
-        let mut client = client.ready().await.unwrap();
+    let (status, body) = block_on(async {
+        let (mut client, connection) = h2c::connect_frames(hipache.addr()).await;
         let request = hyper::Request::get("http://drain2.test/slow")
             .body(())
             .unwrap();
@@ -227,8 +175,10 @@ fn an_http2_request_in_flight_completes_while_the_proxy_drains_and_its_connectio
         })
         .await;
         hipache.signal(libc::SIGTERM);
-        let draining = || hipache.log_lines().iter().any(|l| l.contains("draining"));
-        until("the worker to start draining", draining).await;
+        until("the workers to stop accepting", || {
+            hipache.workers_stopped_accepting()
+        })
+        .await;
         release.send(()).unwrap();
         let response = response.await.expect("the answer in flight");
         let status = response.status().as_u16();

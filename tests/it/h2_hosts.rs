@@ -5,27 +5,16 @@
 use bytes::Bytes;
 use http::{HeaderValue, Method, Uri};
 use http_body_util::Empty;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::support::h2c;
+use crate::support::runtime::runtime;
 use crate::support::{Backend, Config, Hipache, RedisServer};
 
 /// Sends each request on one h2c connection; returns their statuses.
 fn statuses(hipache: &Hipache, requests: Vec<hyper::Request<Empty<Bytes>>>) -> Vec<u16> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("http/2 handshake with hipache");
-        tokio::spawn(connection);
-        // The server's SETTINGS (extended CONNECT) have arrived.
-        sender.ready().await.expect("http/2 connection ready");
+        let mut sender = h2c::connect(hipache.addr()).await;
         let mut statuses = Vec::new();
         for request in requests {
             let response = sender.send_request(request).await.expect("http/2 response");

@@ -5,31 +5,12 @@
 use std::future::poll_fn;
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 use crate::support::raw_backend::{
     early_hints_backend, ok, proxy_to, read_head, RawBackend, IO_TIMEOUT,
 };
-use crate::support::{Config, Hipache, RedisServer};
-
-/// An HTTP/2 (h2c prior knowledge) connection to the proxy, its driver running beside the test.
-async fn connect(hipache: &Hipache) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(hipache.addr()).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(connection);
-    client.ready().await.expect("h2 connection ready")
-}
-
-fn block_on<F: std::future::Future>(test: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // Bounded: a proxy that holds an interim answer back leaves both sides waiting.
-    runtime
-        .block_on(async { tokio::time::timeout(IO_TIMEOUT, test).await })
-        .expect("the exchange finished")
-}
+use crate::support::runtime::block_on_within;
+use crate::support::{h2c, Config, Hipache, RedisServer};
 
 #[test]
 fn a_backends_early_hints_reach_an_http2_client_before_the_answer() {
@@ -37,8 +18,8 @@ fn a_backends_early_hints_reach_an_http2_client_before_the_answer() {
     let (backend, seen_hints) = early_hints_backend();
     let hipache = proxy_to(&redis, "hints2.local", &backend.url());
 
-    let (hints, status, body) = block_on(async {
-        let mut client = connect(&hipache).await;
+    let (hints, status, body) = block_on_within(IO_TIMEOUT, async {
+        let (mut client, _) = h2c::connect_frames(hipache.addr()).await;
         let request = http::Request::get("http://hints2.local/page")
             .body(())
             .unwrap();
@@ -109,8 +90,8 @@ fn a_backends_100_continue_reaches_an_http2_client_that_expects_it() {
     let backend = continuing_backend();
     let hipache = proxy_to(&redis, "continue2.local", &backend.url());
 
-    let (interim, status, body) = block_on(async {
-        let mut client = connect(&hipache).await;
+    let (interim, status, body) = block_on_within(IO_TIMEOUT, async {
+        let (mut client, _) = h2c::connect_frames(hipache.addr()).await;
         // Small enough to be kept whole for retries, were it not held back.
         let uri = "http://continue2.local/upload";
         post_expecting_continue(&mut client, uri, b"0123456789").await
@@ -140,8 +121,8 @@ fn an_http2_body_held_back_for_100_continue_goes_to_the_next_backend_when_the_fi
     let hipache = Hipache::start(Config::redis(&redis));
 
     // The pick is random and a hang-up marks nothing dead: a few requests meet it first.
-    let answers = block_on(async {
-        let mut client = connect(&hipache).await;
+    let answers = block_on_within(IO_TIMEOUT, async {
+        let (mut client, _) = h2c::connect_frames(hipache.addr()).await;
         let mut answers = Vec::new();
         for _ in 0..8 {
             let uri = "http://retry2.local/upload";
@@ -168,8 +149,8 @@ fn an_http2_request_without_a_body_does_not_pass_its_expectation_on() {
     let backend = continuing_backend();
     let hipache = proxy_to(&redis, "nobody2.local", &backend.url());
 
-    let status = block_on(async {
-        let mut client = connect(&hipache).await;
+    let status = block_on_within(IO_TIMEOUT, async {
+        let (mut client, _) = h2c::connect_frames(hipache.addr()).await;
         let request = http::Request::get("http://nobody2.local/")
             .header("expect", "100-continue")
             .body(())

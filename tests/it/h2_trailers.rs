@@ -6,28 +6,11 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
-use tokio::net::TcpStream;
 
 use crate::support::h2_frames::{self, Ending, H2Raw, END_HEADERS, END_STREAM, HEADERS};
 use crate::support::raw_backend::{ok, pattern, unprivileged_proxy_to, RawBackend, IO_TIMEOUT};
-use crate::support::RedisServer;
-
-async fn connect(addr: std::net::SocketAddr) -> h2::client::SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
-    tokio::spawn(connection);
-    client.ready().await.expect("h2 connection ready")
-}
-
-fn block_on<F: std::future::Future>(test: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async { tokio::time::timeout(IO_TIMEOUT, test).await })
-        .expect("the exchange finished")
-}
+use crate::support::runtime::block_on_within;
+use crate::support::{h2c, RedisServer};
 
 fn fields(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
@@ -55,8 +38,8 @@ fn a_backends_chunked_trailers_reach_an_http2_client_as_trailing_headers() {
     });
     let hipache = unprivileged_proxy_to(&redis, "trail2.test", &backend.url());
 
-    let (status, body, trailers) = block_on(async {
-        let mut client = connect(hipache.addr()).await;
+    let (status, body, trailers) = block_on_within(IO_TIMEOUT, async {
+        let (mut client, _) = h2c::connect_frames(hipache.addr()).await;
         let request = http::Request::get("http://trail2.test/")
             .header("te", "trailers")
             .body(())
@@ -94,8 +77,8 @@ fn an_http2_clients_trailers_reach_the_backend_at_the_end_of_a_chunked_body() {
     ];
 
     for (body, with_length, te) in &cases {
-        let status = block_on(async {
-            let mut client = connect(hipache.addr()).await;
+        let status = block_on_within(IO_TIMEOUT, async {
+            let (mut client, _) = h2c::connect_frames(hipache.addr()).await;
             let mut request = http::Request::post("http://trail2up.test/up");
             if *with_length {
                 request = request.header("content-length", body.len());

@@ -6,16 +6,15 @@
 use std::sync::mpsc;
 use std::sync::Mutex;
 
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Empty;
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::support::h2c;
 use crate::support::raw_backend::{answer, RawBackend, IO_TIMEOUT};
+use crate::support::runtime::runtime;
 use crate::support::websocket::WebSocketEcho;
 use crate::support::{Config, Hipache, RedisServer};
 
@@ -23,21 +22,8 @@ use crate::support::{Config, Hipache, RedisServer};
 /// `x-debug-error` value and the body of an answer that opened no tunnel.
 fn connect_websocket(hipache: &Hipache, uri: &str) -> (u16, Option<String>, Vec<u8>) {
     runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("http/2 handshake with hipache");
-        tokio::spawn(connection);
-        sender.ready().await.expect("http/2 connection ready");
-        let mut request = hyper::Request::connect(uri)
-            .header("sec-websocket-version", "13")
-            .header("x-debug", "1")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let protocol = hyper::ext::Protocol::from_static("websocket");
-        request.extensions_mut().insert(protocol);
+        let mut sender = h2c::connect(hipache.addr()).await;
+        let request = h2c::websocket_request(hyper::Request::connect(uri).header("x-debug", "1"));
         let response = sender.send_request(request);
         let response = tokio::time::timeout(IO_TIMEOUT, response).await;
         let response = response
@@ -49,13 +35,6 @@ fn connect_websocket(hipache: &Hipache, uri: &str) -> (u16, Option<String>, Vec<
         let body = http_body_util::BodyExt::collect(response.into_body()).await;
         (status, error, body.unwrap().to_bytes().to_vec())
     })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A backend that reads one request, writes `reply`, and says on the channel whether the proxy
@@ -83,21 +62,8 @@ fn websocket_over_http2_is_tunnelled_to_an_http1_backend() {
     let hipache = Hipache::start(Config::redis(&redis));
 
     let (status, echoed) = runtime().block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("http/2 handshake with hipache");
-        tokio::spawn(connection);
-        sender.ready().await.expect("http/2 connection ready");
-        let mut request = hyper::Request::connect("http://ws2.test/chat")
-            .header("sec-websocket-version", "13")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(hyper::ext::Protocol::from_static("websocket"));
+        let mut sender = h2c::connect(hipache.addr()).await;
+        let request = h2c::websocket_request(hyper::Request::connect("http://ws2.test/chat"));
         let response = sender
             .send_request(request)
             .await

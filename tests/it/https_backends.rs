@@ -8,6 +8,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::h2c;
+use crate::support::runtime::runtime;
 use crate::support::tls_backend::{self, TestCa, TlsBackend};
 use std::time::Duration;
 
@@ -159,6 +161,7 @@ fn verification_off_accepts_a_self_signed_backend() {
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.text(), "fleet");
     assert_eq!(backend.handshakes().len(), 1);
+    // The log is the behaviour here: the operator is warned once, not once per worker.
     let warned = hipache
         .log_lines()
         .iter()
@@ -217,24 +220,20 @@ fn websocket_upgrade_is_tunnelled_to_an_https_backend() {
     redis.frontend("ws.local", "ws", &[&echo.url("localhost")]);
     let hipache = proxy_trusting(&redis, &ca, json!({}));
 
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let tcp = tokio::net::TcpStream::connect(hipache.addr())
-                .await
-                .unwrap();
-            let request = "ws://ws.local/".into_client_request().unwrap();
-            let (mut socket, response) = tokio_tungstenite::client_async(request, tcp)
-                .await
-                .expect("websocket handshake through hipache");
-            assert_eq!(response.status(), 101);
-            for text in ["hello", "over tls"] {
-                socket.send(Message::text(text)).await.unwrap();
-                assert_eq!(socket.next().await.unwrap().unwrap(), Message::text(text));
-            }
-        });
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        let request = "ws://ws.local/".into_client_request().unwrap();
+        let (mut socket, response) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .expect("websocket handshake through hipache");
+        assert_eq!(response.status(), 101);
+        for text in ["hello", "over tls"] {
+            socket.send(Message::text(text)).await.unwrap();
+            assert_eq!(socket.next().await.unwrap().unwrap(), Message::text(text));
+        }
+    });
     assert_eq!(echo.handshakes()[0].sni.as_deref(), Some("localhost"));
 }
 
@@ -289,8 +288,6 @@ fn a_streamed_upload_reaches_an_https_backend_whole() {
 fn http2_requests_reach_an_https_backend_on_one_kept_alive_tls_connection() {
     use bytes::Bytes;
     use http_body_util::{BodyExt, StreamBody};
-    use hyper::client::conn::http2;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
 
     let redis = RedisServer::start();
     let ca = TestCa::new();
@@ -298,38 +295,27 @@ fn http2_requests_reach_an_https_backend_on_one_kept_alive_tls_connection() {
     redis.frontend("h2.local", "h2", &[&backend.url("localhost")]);
     let hipache = proxy_trusting(&redis, &ca, json!({ "httpKeepAlive": true }));
 
-    let answers = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let tcp = tokio::net::TcpStream::connect(hipache.addr())
-                .await
+    let answers = runtime().block_on(async {
+        let mut sender = h2c::connect(hipache.addr()).await;
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            // No length and over the replay limit: streamed to the backend.
+            let frames = (0..3).map(|_| {
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(
+                    vec![b'x'; 100 * 1024],
+                )))
+            });
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            let request = hyper::Request::post("http://h2.local/up")
+                .body(body)
                 .unwrap();
-            let (mut sender, connection) =
-                http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-                    .await
-                    .expect("http/2 handshake with hipache");
-            tokio::spawn(connection);
-            let mut answers = Vec::new();
-            for _ in 0..2 {
-                // No length and over the replay limit: streamed to the backend.
-                let frames = (0..3).map(|_| {
-                    Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::from(
-                        vec![b'x'; 100 * 1024],
-                    )))
-                });
-                let body = StreamBody::new(futures_util::stream::iter(frames));
-                let request = hyper::Request::post("http://h2.local/up")
-                    .body(body)
-                    .unwrap();
-                let response = sender.send_request(request).await.expect("http/2 response");
-                let status = response.status().as_u16();
-                let body = response.into_body().collect().await.unwrap().to_bytes();
-                answers.push((status, String::from_utf8_lossy(&body).into_owned()));
-            }
-            answers
-        });
+            let response = sender.send_request(request).await.expect("http/2 response");
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            answers.push((status, String::from_utf8_lossy(&body).into_owned()));
+        }
+        answers
+    });
 
     let expected = (200, "h2".to_owned());
     assert_eq!(answers, [expected.clone(), expected]);

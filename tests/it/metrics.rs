@@ -12,18 +12,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::h2c;
+use crate::support::procfs::listening_ports_of;
+use crate::support::runtime::block_on;
 use crate::support::tls;
 use crate::support::wait::wait_for;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
-/// The admin listener's address, from its `admin page serving admin=...` log line.
+/// The admin listener's address: the one port the master listens on besides the proxy's, from
+/// /proc (`logging.web.port: 0` binds a free one on 127.0.0.1).
 fn admin_addr(hipache: &Hipache) -> SocketAddr {
-    wait_for(Duration::from_secs(5), "the admin page's log line", || {
-        hipache.log_lines().iter().find_map(|line| {
-            let start = line.find("admin=")? + "admin=".len();
-            let token = line[start..].split_whitespace().next()?;
-            token.trim_matches(['"', ',']).parse().ok()
-        })
+    wait_for(Duration::from_secs(5), "the admin listener", || {
+        let mut ports = listening_ports_of(hipache.pid());
+        ports.retain(|port| *port != hipache.port());
+        match ports[..] {
+            [admin] => Some(SocketAddr::from(([127, 0, 0, 1], admin))),
+            _ => None,
+        }
     })
 }
 
@@ -155,16 +160,12 @@ fn admin_page_and_prometheus_sum_known_traffic_over_two_workers() {
         assert_eq!(hipache.get("site.test", "/").status, 200);
     }
     // HTTP/2 (h2c, prior knowledge) goes through the same attempt loop and counts alike.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     for _ in 0..SITE_H2 {
-        let (status, _) = runtime.block_on(async {
+        let (status, _) = block_on(async {
             let tcp = tokio::net::TcpStream::connect(hipache.addr())
                 .await
                 .unwrap();
-            crate::h2::get(tcp, "http://site.test/").await
+            h2c::get(tcp, "http://site.test/").await
         });
         assert_eq!(status, 200);
     }
@@ -284,11 +285,7 @@ fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
         )
     };
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    block_on(async {
         let tcp = tokio::net::TcpStream::connect(hipache.addr())
             .await
             .unwrap();
@@ -312,23 +309,15 @@ fn open_tunnels_are_gauges_and_counts_outlive_the_worker_that_made_them() {
     let before = status_json(admin);
     assert_eq!(before["requests"], SENT + 1, "{before:#}");
     assert_eq!(before["responses"]["1xx"], 1, "{before:#}");
-    let worker = hipache.worker_pids()[0];
-    // SAFETY: kill(2) has no memory effects; `worker` is the proxy's worker, a child of ours.
-    #[expect(unsafe_code, reason = "kill(2) to crash the proxy's worker")]
-    let killed = unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(killed, 0);
+    hipache.replace_worker(hipache.worker_pids()[0]);
     // Pings are not counted: they tell when the replacement serves without adding a request.
     wait_until(
         Duration::from_secs(10),
-        "a replacement worker to serve",
+        "the replacement worker to serve",
         || {
-            hipache
-                .worker_pids()
-                .first()
-                .is_some_and(|pid| *pid != worker)
-                && Request::get("__ping__", "/")
-                    .try_send(hipache.addr())
-                    .is_ok_and(|r| r.status == 200)
+            Request::get("__ping__", "/")
+                .try_send(hipache.addr())
+                .is_ok_and(|r| r.status == 200)
         },
     );
     assert_eq!(hipache.get("site.test", "/").status, 200);

@@ -9,7 +9,8 @@ use crate::support::{wait_for, wait_until, Backend, Config, Hipache, RedisServer
 const UNREACHABLE: &str = "redis unreachable";
 const REACHABLE: &str = "redis reachable again";
 
-/// Process log lines containing `message` and naming `redis`'s address.
+/// Process log lines containing `message` and naming `redis`'s address. The log is the
+/// behaviour under test in this file: each transition once, naming the address.
 fn lines_about(hipache: &Hipache, redis: &RedisServer, message: &str) -> Vec<String> {
     let address = redis.address();
     hipache
@@ -34,6 +35,7 @@ fn requests_during_outage(hipache: &Hipache, known: &str) {
         assert_eq!(hipache.get(known, "/").text(), "one");
         let unknown = hipache.get("unknown.test", "/");
         assert!(matches!(unknown.status, 502 | 503), "{}", unknown.status);
+        // Paces the client across reconnection attempts; no verdict waits on it.
         crate::support::pause(Duration::from_millis(20));
     }
 }
@@ -80,12 +82,7 @@ fn a_change_written_as_soon_as_redis_is_back_is_served_next() {
     let backends = [Backend::named("one"), Backend::named("two")];
     redis.frontend("fresh.test", "fresh", &[&backends[0].url()]);
     let hipache = Hipache::start(Config::redis(&redis));
-    wait_until(Duration::from_secs(10), "redis tracking enabled", || {
-        hipache
-            .log_lines()
-            .iter()
-            .any(|l| l.contains("redis tracking enabled"))
-    });
+    hipache.wait_for_tracking(&redis);
     assert_eq!(hipache.get("fresh.test", "/").text(), "one");
     assert_eq!(hipache.get("fresh.test", "/").text(), "one");
 

@@ -55,6 +55,7 @@ fn proxy_follows_a_failover_without_failing_known_hosts() {
             "request {requests} during the failover"
         );
         requests += 1;
+        // Paces the client through the failover; the verdict is each answer, not the time.
         pause(Duration::from_millis(20));
         sentinels[0].master_port() == Some(replica.port())
     });
@@ -112,7 +113,8 @@ fn proxy_follows_a_manual_failover_while_the_old_master_still_runs() {
         sentinels[0].master_port() == Some(replica.port())
     });
     // The proxy heard of the switch from Sentinel itself (`+switch-master`), which would move it
-    // off an old master that Sentinel cannot reach to disconnect its clients.
+    // off an old master that Sentinel cannot reach to disconnect its clients. The log line is
+    // the only witness of which path moved it.
     wait_until(
         Duration::from_secs(10),
         "the switch in the proxy's log",

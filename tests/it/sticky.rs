@@ -4,11 +4,11 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 
+use crate::support::h2c;
 use crate::support::raw_http::Response;
+use crate::support::runtime::runtime;
 use crate::support::{Backend, Config, Hipache, RedisServer, Request};
 
 const HOST: &str = "sticky.test";
@@ -122,18 +122,9 @@ fn http2_clients_get_and_honour_the_cookie() {
     let (b1, b2) = (Backend::named("b1"), Backend::named("b2"));
     let hipache = sticky_proxy(&redis, &[&b1, &b2]);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let names = runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
-        tokio::spawn(connection);
+        let mut sender = h2c::connect(hipache.addr()).await;
         let mut cookie = None;
         let mut names = Vec::new();
         for _ in 0..30 {
@@ -175,10 +166,7 @@ fn a_websocket_101_carries_the_cookie_and_later_upgrades_go_to_the_same_backend(
     let hipache =
         Hipache::start(Config::redis(&redis).with(json!({ "server": { "stickySessions": true } })));
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         let mut cookie: Option<String> = None;
         for _ in 0..20 {
@@ -226,30 +214,17 @@ fn websocket_over_http2_gets_and_honours_the_cookie() {
     let hipache =
         Hipache::start(Config::redis(&redis).with(json!({ "server": { "stickySessions": true } })));
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
-        let tcp = tokio::net::TcpStream::connect(hipache.addr())
-            .await
-            .unwrap();
-        let (mut sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2c handshake");
-        tokio::spawn(connection);
+        let mut sender = h2c::connect(hipache.addr()).await;
         let mut cookie: Option<String> = None;
         for _ in 0..10 {
             sender.ready().await.expect("http/2 connection ready");
-            let mut request = hyper::Request::connect(format!("http://{HOST}/chat"))
-                .header("sec-websocket-version", "13");
+            let mut request = hyper::Request::connect(format!("http://{HOST}/chat"));
             if let Some(cookie) = &cookie {
                 request = request.header("cookie", cookie);
             }
-            let mut request = request.body(Empty::<Bytes>::new()).unwrap();
-            request
-                .extensions_mut()
-                .insert(hyper::ext::Protocol::from_static("websocket"));
+            let request = h2c::websocket_request(request);
             let response = sender
                 .send_request(request)
                 .await

@@ -2,7 +2,6 @@
 //! opens at any other, including one started after it died, with TLS 1.3 and TLS 1.2.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::{ClientConfig, HandshakeKind};
 use rustls_pki_types::ServerName;
@@ -11,8 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::support::runtime::runtime;
 use crate::support::tls;
-use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
+use crate::support::{Backend, Config, Hipache, RedisServer};
 
 /// One request over a new TLS connection made with `config`: how the handshake went.
 async fn one_request(hipache: &Hipache, config: &Arc<ClientConfig>) -> HandshakeKind {
@@ -36,13 +36,6 @@ async fn one_request(hipache: &Hipache, config: &Arc<ClientConfig>) -> Handshake
     connection.handshake_kind().expect("handshake done")
 }
 
-fn kill(pid: u32) {
-    // SAFETY: kill(2) has no memory effects; `pid` is a worker of the proxy this test started.
-    #[expect(unsafe_code, reason = "kill(2) of one worker process")]
-    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0);
-}
-
 #[test]
 fn a_session_resumes_at_a_worker_started_after_the_one_that_made_it_died() {
     let redis = RedisServer::start();
@@ -54,10 +47,7 @@ fn a_session_resumes_at_a_worker_started_after_the_one_that_made_it_died() {
     let hipache = Hipache::start(config.with(json!({
         "https": { "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert }
     })));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
 
     for (version, name) in [
         (&rustls::version::TLS13, "1.3"),
@@ -68,11 +58,7 @@ fn a_session_resumes_at_a_worker_started_after_the_one_that_made_it_died() {
         assert_eq!(first, HandshakeKind::Full, "TLS {name}");
         let victim = hipache.worker_pids();
         assert_eq!(victim.len(), 1);
-        kill(victim[0]);
-        wait_until(Duration::from_secs(10), "a replacement worker", || {
-            let now = hipache.worker_pids();
-            now.len() == 1 && now != victim
-        });
+        hipache.replace_worker(victim[0]);
         let again = runtime.block_on(one_request(&hipache, &client));
         assert_eq!(again, HandshakeKind::Resumed, "TLS {name}: a new worker");
     }

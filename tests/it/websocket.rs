@@ -11,16 +11,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::support::runtime::runtime;
 use crate::support::tls::{self, TestCert};
 use crate::support::websocket::WebSocketEcho;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 async fn open<S: AsyncRead + AsyncWrite + Unpin>(stream: S, url: &str) -> WebSocketStream<S> {
     let request = url.into_client_request().unwrap();
@@ -236,9 +230,11 @@ fn open_tunnels_keep_working_while_the_proxy_drains() {
             .unwrap();
         let mut socket = open(tcp, "ws://drain.test/").await;
         hipache.signal(libc::SIGTERM);
+        hipache.wait_for_workers_to_stop_accepting();
+        // The log is the behaviour here: the drain reports the tunnel it waits for.
         wait_until(
             Duration::from_secs(5),
-            "the worker to start draining",
+            "the drain to count the tunnel",
             || {
                 hipache
                     .log_lines()

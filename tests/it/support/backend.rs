@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +16,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
+
+use super::runtime::ServerThread;
 
 /// One request as the backend received it.
 #[derive(Clone, Debug)]
@@ -113,25 +114,18 @@ impl BackendBuilder {
             addr,
             seen: seen.clone(),
             connections: connections.clone(),
-            stop: None,
-            thread: None,
+            server: None,
         };
         if self.mode == Mode::Refusing {
             drop(listener);
             return backend;
         }
         listener.set_nonblocking(true).expect("nonblocking backend");
-        let (stop, stopped) = oneshot::channel();
         let (mode, answer) = (self.mode, Arc::new(self.answer));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("backend runtime");
-            runtime.block_on(serve(listener, mode, answer, seen, connections, stopped));
-        });
-        backend.stop = Some(stop);
-        backend.thread = Some(thread);
+        let what = format!("backend {}", backend.name);
+        backend.server = Some(ServerThread::spawn(&what, move |stopped| {
+            serve(listener, mode, answer, seen, connections, stopped)
+        }));
         backend
     }
 }
@@ -141,8 +135,8 @@ pub(crate) struct Backend {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     connections: Arc<AtomicU64>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// `None` for a refusing backend.
+    server: Option<ServerThread>,
 }
 
 impl Backend {
@@ -188,20 +182,6 @@ impl Backend {
     /// TCP connections accepted so far.
     pub(crate) fn connections(&self) -> u64 {
         self.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let result = thread.join();
-            if result.is_err() && !std::thread::panicking() {
-                panic!("backend {} thread panicked", self.name);
-            }
-        }
     }
 }
 

@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use super::procfs;
 use super::raw_http::{Request, Response};
 use super::redis::RedisServer;
-use super::wait::{pause, wait_for};
+use super::wait::{pause, wait_for, wait_until};
 
 pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_hipache");
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// A reload starts a generation of workers and waits for them to serve.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A config file in the making, with the temp dir that will hold it and the access log.
 pub(crate) struct Config {
@@ -115,6 +118,8 @@ pub(crate) struct Hipache {
     https: Vec<SocketAddr>,
     config: Config,
     log: Arc<Mutex<Vec<String>>>,
+    /// The master's `sd_notify` datagrams.
+    notify: UnixDatagram,
 }
 
 impl Hipache {
@@ -172,8 +177,9 @@ impl Hipache {
             https: Vec::new(),
             config,
             log,
+            notify,
         };
-        let Some(serving) = ready_status(&notify, START_TIMEOUT) else {
+        let Some(serving) = ready_status(&hipache.notify, START_TIMEOUT) else {
             let status = hipache
                 .child
                 .as_mut()
@@ -221,6 +227,43 @@ impl Hipache {
             .collect();
         pids.sort_unstable();
         pids
+    }
+
+    /// Waits (bounded) until one of the workers holds a connection on which `redis` tracks keys
+    /// for it (`CLIENT TRACKING`): from then on, a write there reaches its cache.
+    pub(crate) fn wait_for_tracking(&self, redis: &RedisServer) {
+        wait_until(
+            Duration::from_secs(10),
+            &format!(
+                "a worker of pid {} tracking keys on {}",
+                self.pid(),
+                redis.address()
+            ),
+            || {
+                let tracking = redis.tracking_client_ports();
+                self.worker_pids()
+                    .into_iter()
+                    .flat_map(procfs::connected_ports_of)
+                    .any(|port| tracking.contains(&port))
+            },
+        );
+    }
+
+    /// Whether every worker closed its listening sockets: each stopped accepting, which is the
+    /// first step of its drain.
+    pub(crate) fn workers_stopped_accepting(&self) -> bool {
+        self.worker_pids()
+            .into_iter()
+            .all(|worker| procfs::listening_ports_of(worker).is_empty())
+    }
+
+    /// Waits (bounded) until `workers_stopped_accepting`.
+    pub(crate) fn wait_for_workers_to_stop_accepting(&self) {
+        wait_until(
+            Duration::from_secs(10),
+            "the workers to close their listening sockets",
+            || self.workers_stopped_accepting(),
+        );
     }
 
     /// The first https listener.
@@ -276,16 +319,54 @@ impl Hipache {
         )
     }
 
+    /// Sends SIGHUP and waits (bounded) for the master's `RELOADING=1`, then its `READY=1`: the
+    /// reload took (the new generation serves, the old one was told to drain) or was refused
+    /// (the running one serves on). Either way the master is done with it.
+    pub(crate) fn reload(&self) {
+        self.signal(libc::SIGHUP);
+        for state in ["RELOADING=1", "READY=1"] {
+            let message = next_notification(&self.notify, RELOAD_TIMEOUT, state);
+            assert!(
+                message.is_some(),
+                "no {state} within {RELOAD_TIMEOUT:?} of SIGHUP; stderr:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    /// The proxy's log (stderr), for tests of what it tells the operator. Not for learning the
+    /// proxy's state: that comes from answers, the notify socket, /proc or Redis.
     pub(crate) fn log_lines(&self) -> Vec<String> {
         self.log.lock().expect("hipache log").clone()
     }
 
     pub(crate) fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
-        // SAFETY: kill(2) has no memory effects; `pid` is our own child, not yet reaped.
-        #[expect(unsafe_code, reason = "kill(2) to signal the child process we spawned")]
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+        send_signal(self.pid(), signal);
+    }
+
+    /// Kills worker `pid` with SIGKILL, as a crash would (no drain, no goodbye to the master).
+    pub(crate) fn kill_worker(&self, pid: u32) {
+        assert!(
+            self.worker_pids().contains(&pid),
+            "{pid} is not a worker of {}",
+            self.pid()
+        );
+        send_signal(pid, libc::SIGKILL);
+    }
+
+    /// Kills worker `pid` and waits (bounded) for the master to replace it: as many workers as
+    /// before, `pid` not among them. Returns the workers then.
+    pub(crate) fn replace_worker(&self, pid: u32) -> Vec<u32> {
+        let count = self.worker_pids().len();
+        self.kill_worker(pid);
+        wait_for(
+            Duration::from_secs(10),
+            &format!("a replacement for worker {pid}"),
+            || {
+                let now = self.worker_pids();
+                (now.len() == count && !now.contains(&pid)).then_some(now)
+            },
+        )
     }
 
     /// SIGTERM, then waits (bounded) for the exit status.
@@ -338,9 +419,20 @@ impl Drop for Hipache {
     }
 }
 
-/// Reads the master's notifications until `READY=1` (within `timeout`): the listeners of its
-/// `STATUS=serving ...` line, as (scheme, address).
-fn ready_status(notify: &UnixDatagram, timeout: Duration) -> Option<Vec<(String, SocketAddr)>> {
+/// Sends `signal` to `pid`, a process of the proxy this test started.
+fn send_signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory effects; `pid` is our child or one of its workers.
+    #[expect(
+        unsafe_code,
+        reason = "kill(2) to signal a process of the proxy we spawned"
+    )]
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// Reads the master's notifications until one with the line `state` (within `timeout`).
+fn next_notification(notify: &UnixDatagram, timeout: Duration, state: &str) -> Option<String> {
     let deadline = Instant::now() + timeout;
     let mut buf = [0u8; 4096];
     loop {
@@ -349,21 +441,27 @@ fn ready_status(notify: &UnixDatagram, timeout: Duration) -> Option<Vec<(String,
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .ok()?;
         let n = notify.recv(&mut buf).ok()?;
-        let message = String::from_utf8_lossy(&buf[..n]);
-        if !message.lines().any(|line| line == "READY=1") {
-            continue;
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message.lines().any(|line| line == state) {
+            return Some(message);
         }
-        let status = message
-            .lines()
-            .find_map(|l| l.strip_prefix("STATUS=serving "))?;
-        return status
-            .split_whitespace()
-            .map(|url| {
-                let (scheme, address) = url.split_once("://")?;
-                Some((scheme.to_owned(), address.parse().ok()?))
-            })
-            .collect();
     }
+}
+
+/// Reads the master's notifications until `READY=1` (within `timeout`): the listeners of its
+/// `STATUS=serving ...` line, as (scheme, address).
+fn ready_status(notify: &UnixDatagram, timeout: Duration) -> Option<Vec<(String, SocketAddr)>> {
+    let message = next_notification(notify, timeout, "READY=1")?;
+    let status = message
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS=serving "))?;
+    status
+        .split_whitespace()
+        .map(|url| {
+            let (scheme, address) = url.split_once("://")?;
+            Some((scheme.to_owned(), address.parse().ok()?))
+        })
+        .collect()
 }
 
 fn read_lines(path: &Path) -> Vec<String> {

@@ -3,11 +3,13 @@
 pub(crate) mod backend;
 pub(crate) mod cluster;
 pub(crate) mod h2_frames;
+pub(crate) mod h2c;
 pub(crate) mod hipache;
 pub(crate) mod procfs;
 pub(crate) mod raw_backend;
 pub(crate) mod raw_http;
 pub(crate) mod redis;
+pub(crate) mod runtime;
 pub(crate) mod sentinel;
 pub(crate) mod tls;
 pub(crate) mod tls_backend;

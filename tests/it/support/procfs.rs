@@ -1,6 +1,6 @@
 //! What /proc tells about processes and listening sockets, for the lifecycle tests: whether a
-//! process still runs, which processes hold a listening socket on a port, and which ports a
-//! process listens on.
+//! process still runs, which processes hold a listening socket on a port, which ports a
+//! process listens on, and from which ports it is connected.
 
 use std::collections::HashSet;
 
@@ -17,13 +17,22 @@ pub(crate) fn is_running(pid: u32) -> bool {
 
 /// The inodes of the TCP sockets in LISTEN state, with their local port (IPv4 and IPv6).
 fn listening_sockets() -> Vec<(u64, u16)> {
+    tcp_sockets(|state| state == LISTEN)
+}
+
+/// The TCP state `/proc/net/tcp` writes for LISTEN.
+const LISTEN: &str = "0A";
+
+/// The inodes of the TCP sockets whose state (as `/proc/net/tcp` writes it) passes `keep`,
+/// with their local port (IPv4 and IPv6).
+fn tcp_sockets(keep: impl Fn(&str) -> bool) -> Vec<(u64, u16)> {
     let mut sockets = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).unwrap_or_default();
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-            if fields.len() < 10 || fields[3] != "0A" {
+            if fields.len() < 10 || !keep(fields[3]) {
                 continue;
             }
             let port = fields[1]
@@ -81,8 +90,18 @@ pub(crate) fn listeners_on(port: u16) -> Vec<u32> {
 
 /// The ports of the listening sockets `pid` holds, one entry per socket, sorted.
 pub(crate) fn listening_ports_of(pid: u32) -> Vec<u16> {
+    local_ports_of(pid, |state| state == LISTEN)
+}
+
+/// The local ports of the TCP connections `pid` holds (listening sockets left out), sorted.
+pub(crate) fn connected_ports_of(pid: u32) -> Vec<u16> {
+    local_ports_of(pid, |state| state != LISTEN)
+}
+
+/// The local ports of `pid`'s TCP sockets whose state passes `keep`, sorted.
+fn local_ports_of(pid: u32, keep: impl Fn(&str) -> bool) -> Vec<u16> {
     let held = socket_inodes(pid);
-    let mut ports: Vec<u16> = listening_sockets()
+    let mut ports: Vec<u16> = tcp_sockets(keep)
         .into_iter()
         .filter(|(inode, _)| held.contains(inode))
         .map(|(_, port)| port)

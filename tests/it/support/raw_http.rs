@@ -5,9 +5,11 @@
 //! the response (content-length, chunked or read-to-close), so tests control every header,
 //! including `Host`, and can reuse one connection for keep-alive cases.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+use super::raw_backend;
 
 /// Per-read and per-write socket timeout: a stuck proxy fails the test instead of hanging it.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -296,38 +298,34 @@ impl Connection {
         Ok(())
     }
 
+    /// The head, read by the one head parser of the harness (`raw_backend::read_head`).
     fn read_head(&mut self) -> io::Result<(u16, Vec<(String, String)>)> {
-        let status_line = self.read_line()?;
-        let status = status_line
+        let head = raw_backend::read_head(&mut self.reader).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed by the proxy, or a head that does not parse",
+            )
+        })?;
+        let status = head
+            .line
             .split(' ')
             .nth(1)
-            .and_then(|code| code.parse::<u16>().ok())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad status line {status_line:?}"),
-                )
-            })?;
-        let mut headers = Vec::new();
-        loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
-                return Ok((status, headers));
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-            }
-        }
+            .and_then(|code| code.parse().ok());
+        let status = status.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {:?}", head.line),
+            )
+        })?;
+        Ok((status, head.fields))
     }
 
     fn read_line(&mut self) -> io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
+        raw_backend::read_line(&mut self.reader).ok_or_else(|| {
+            io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "connection closed by the proxy",
-            ));
-        }
-        Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+            )
+        })
     }
 }

@@ -173,6 +173,26 @@ impl RedisServer {
         }
     }
 
+    /// The client ports of the connections that turned keys tracking on (`CLIENT LIST` flag
+    /// `t`), as Redis sees them now.
+    pub(crate) fn tracking_client_ports(&self) -> Vec<u16> {
+        let clients: String = self.query(&["CLIENT", "LIST"]);
+        clients
+            .lines()
+            .filter(|client| {
+                client.split(' ').any(|field| {
+                    field
+                        .strip_prefix("flags=")
+                        .is_some_and(|f| f.contains('t'))
+                })
+            })
+            .filter_map(|client| {
+                let addr = client.split(' ').find_map(|f| f.strip_prefix("addr="))?;
+                addr.rsplit_once(':')?.1.parse().ok()
+            })
+            .collect()
+    }
+
     pub(crate) fn smembers(&self, key: &str) -> Vec<String> {
         let mut members: Vec<String> = self.query(&["SMEMBERS", key]);
         members.sort();

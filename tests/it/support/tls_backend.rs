@@ -6,7 +6,6 @@ use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -18,6 +17,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
+
+use super::runtime::ServerThread;
 
 /// A certificate authority of the test's own.
 pub(crate) struct TestCa {
@@ -106,8 +107,7 @@ struct Record {
 pub(crate) struct TlsBackend {
     addr: SocketAddr,
     record: Arc<Mutex<Record>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -141,20 +141,14 @@ impl TlsBackend {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let record = Arc::new(Mutex::new(Record::default()));
-        let (stop, stopped) = oneshot::channel();
         let (name, seen) = (name.to_owned(), record.clone());
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tls backend runtime")
-                .block_on(serve(listener, acceptor, name, mode, seen, stopped));
+        let server = ServerThread::spawn("tls backend", move |stopped| {
+            serve(listener, acceptor, name, mode, seen, stopped)
         });
         TlsBackend {
             addr,
             record,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -176,17 +170,6 @@ impl TlsBackend {
     /// Requests served: path and TLS connection index.
     pub(crate) fn requests(&self) -> Vec<(String, usize)> {
         self.record.lock().expect("record").requests.clone()
-    }
-}
-
-impl Drop for TlsBackend {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

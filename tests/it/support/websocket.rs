@@ -4,12 +4,13 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
+
+use super::runtime::ServerThread;
 
 /// The headers of each upgrade request the backend accepted.
 type Handshakes = Arc<Mutex<Vec<Vec<(String, String)>>>>;
@@ -18,8 +19,7 @@ pub(crate) struct WebSocketEcho {
     addr: SocketAddr,
     handshakes: Handshakes,
     open: Arc<AtomicUsize>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl WebSocketEcho {
@@ -29,21 +29,15 @@ impl WebSocketEcho {
         let addr = listener.local_addr().expect("websocket backend address");
         let handshakes = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::new(AtomicUsize::new(0));
-        let (stop, stopped) = oneshot::channel();
         let (seen, count) = (handshakes.clone(), open.clone());
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("websocket backend runtime")
-                .block_on(serve(listener, seen, count, stopped));
+        let server = ServerThread::spawn("websocket backend", move |stopped| {
+            serve(listener, seen, count, stopped)
         });
         WebSocketEcho {
             addr,
             handshakes,
             open,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -59,17 +53,6 @@ impl WebSocketEcho {
     /// WebSockets currently open on the backend side.
     pub(crate) fn open(&self) -> usize {
         self.open.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for WebSocketEcho {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
