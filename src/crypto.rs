@@ -17,9 +17,9 @@ use rustls::crypto::CryptoProvider;
 compile_error!("build with the `aws-lc` feature (the default) or the `ring` feature");
 
 #[cfg(feature = "aws-lc")]
-pub(crate) use aws_lc_rs::{aead, digest, hkdf, hmac};
+pub(crate) use aws_lc_rs::{aead, constant_time, digest, hkdf, hmac};
 #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
-pub(crate) use ring::{aead, digest, hkdf, hmac};
+pub(crate) use ring::{aead, constant_time, digest, hkdf, hmac};
 
 /// The provider every TLS configuration of the process uses.
 pub(crate) fn tls_provider() -> Arc<CryptoProvider> {

@@ -5,7 +5,10 @@
 //!
 //! The admin listener is bound by the master, never on a proxied address (the configuration
 //! refuses one that is), and speaks just enough HTTP/1.x for a browser, curl and a Prometheus
-//! scraper: one request per connection, answered and closed.
+//! scraper: one request per connection, answered and closed. With `logging.web.token`, every
+//! request must carry `Authorization: Bearer <token>` (Prometheus's `authorization` setting,
+//! `curl -H`) or gets 401; without one, a listener reachable beyond this machine is warned
+//! about at start, since the status page names every frontend and backend.
 
 pub(crate) mod collect;
 mod frontends;
@@ -50,6 +53,8 @@ pub enum AdminError {
 pub(crate) struct Admin {
     pub(crate) collector: Rc<Collector>,
     listener: Option<StdTcpListener>,
+    /// `logging.web.token`.
+    token: Option<Rc<str>>,
     statsd: Option<statsd::Statsd>,
 }
 
@@ -73,6 +78,16 @@ impl Admin {
                     .collect();
                 let listener = StdTcpListener::bind(&addrs[..]).map_err(fail)?;
                 listener.set_nonblocking(true).map_err(fail)?;
+                let token = config.logging.as_ref().and_then(|l| l.web_token.as_ref());
+                if let (None, Ok(bound)) = (token, listener.local_addr()) {
+                    if !bound.ip().is_loopback() {
+                        tracing::warn!(
+                            admin = %bound,
+                            "the admin listener is reachable beyond this machine and asks no \
+                             token: set logging.web.token, or bind it to 127.0.0.1"
+                        );
+                    }
+                }
                 Some(listener)
             }
             None => None,
@@ -85,6 +100,11 @@ impl Admin {
         Ok(Some(Self {
             collector: Rc::default(),
             listener,
+            token: config
+                .logging
+                .as_ref()
+                .and_then(|l| l.web_token.as_deref())
+                .map(Rc::from),
             statsd,
         }))
     }
@@ -100,7 +120,7 @@ impl Admin {
                     if let Ok(address) = listener.local_addr() {
                         tracing::info!(admin = %address, "admin page serving");
                     }
-                    tokio::task::spawn_local(serve(listener, self.collector));
+                    tokio::task::spawn_local(serve(listener, self.collector, self.token));
                 }
                 Err(error) => tracing::error!(%error, "cannot serve the admin page"),
             }
@@ -108,11 +128,11 @@ impl Admin {
     }
 }
 
-async fn serve(listener: TcpListener, collector: Rc<Collector>) {
+async fn serve(listener: TcpListener, collector: Rc<Collector>, token: Option<Rc<str>>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::task::spawn_local(answer(stream, collector.clone()));
+                tokio::task::spawn_local(answer(stream, collector.clone(), token.clone()));
             }
             Err(error) => {
                 tracing::warn!(%error, "admin accept failed");
@@ -126,13 +146,18 @@ async fn serve(listener: TcpListener, collector: Rc<Collector>) {
 #[derive(Debug, PartialEq, Eq)]
 enum Page {
     Metrics,
-    Status { json: bool },
+    Status {
+        json: bool,
+    },
     NotFound,
     BadMethod,
+    /// No `Authorization: Bearer` with the configured token.
+    Unauthorized,
 }
 
-async fn answer(mut stream: TcpStream, collector: Rc<Collector>) {
-    let page = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
+async fn answer(mut stream: TcpStream, collector: Rc<Collector>, token: Option<Rc<str>>) {
+    let head = read_head(&mut stream, token.as_deref());
+    let page = match tokio::time::timeout(READ_TIMEOUT, head).await {
         Ok(Some(page)) => page,
         _ => return,
     };
@@ -160,10 +185,20 @@ async fn answer(mut stream: TcpStream, collector: Rc<Collector>) {
             "text/plain",
             "GET only\n".to_owned(),
         ),
+        Page::Unauthorized => (
+            "401 Unauthorized",
+            "text/plain",
+            "a bearer token is required\n".to_owned(),
+        ),
+    };
+    let challenge = if page == Page::Unauthorized {
+        "WWW-Authenticate: Bearer realm=\"hipache\"\r\n"
+    } else {
+        ""
     };
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+         {challenge}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let _ = stream.write_all(head.as_bytes()).await;
@@ -172,7 +207,7 @@ async fn answer(mut stream: TcpStream, collector: Rc<Collector>) {
 }
 
 /// Reads a request head; `None` if the client left or sent something else than HTTP.
-async fn read_head(stream: &mut TcpStream) -> Option<Page> {
+async fn read_head(stream: &mut TcpStream, token: Option<&str>) -> Option<Page> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         let mut chunk = [0u8; 1024];
@@ -181,7 +216,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<Page> {
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(page) = parse_head(&buf)? {
+        if let Some(page) = parse_head(&buf, token)? {
             return Some(page);
         }
         if buf.len() > MAX_HEAD_BYTES {
@@ -190,14 +225,29 @@ async fn read_head(stream: &mut TcpStream) -> Option<Page> {
     }
 }
 
-/// `Some(None)`: the head is not complete yet; `None`: not HTTP.
-fn parse_head(buf: &[u8]) -> Option<Option<Page>> {
+/// `Some(None)`: the head is not complete yet; `None`: not HTTP. With a `token`, a request
+/// without `Authorization: Bearer <token>` is `Unauthorized`, whatever it asks for.
+fn parse_head(buf: &[u8], token: Option<&str>) -> Option<Option<Page>> {
     let mut fields = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut fields);
     match request.parse(buf) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Some(None),
         Err(_) => return None,
+    }
+    if let Some(token) = token {
+        let presented = request
+            .headers
+            .iter()
+            .find(|field| field.name.eq_ignore_ascii_case("authorization"))
+            .and_then(|field| bearer(field.value));
+        let matches = presented.is_some_and(|presented| {
+            crate::crypto::constant_time::verify_slices_are_equal(presented, token.as_bytes())
+                .is_ok()
+        });
+        if !matches {
+            return Some(Some(Page::Unauthorized));
+        }
     }
     if request.method != Some("GET") {
         return Some(Some(Page::BadMethod));
@@ -215,13 +265,22 @@ fn parse_head(buf: &[u8]) -> Option<Option<Page>> {
     }))
 }
 
+/// The credentials of an `Authorization: Bearer <credentials>` value (the scheme is
+/// case-insensitive, RFC 9110 §11.1).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then(|| rest.trim_ascii())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn pages_by_path_method_and_accept() {
-        let parse = |head: &str| parse_head(head.as_bytes()).flatten();
+        let parse = |head: &str| parse_head(head.as_bytes(), None).flatten();
         assert_eq!(parse("GET /metrics HTTP/1.1\r\n\r\n"), Some(Page::Metrics));
         assert_eq!(
             parse("GET / HTTP/1.1\r\nAccept: application/json\r\n\r\n"),
@@ -233,6 +292,33 @@ mod tests {
         );
         assert_eq!(parse("POST / HTTP/1.1\r\n\r\n"), Some(Page::BadMethod));
         assert_eq!(parse("GET /x HTTP/1.1\r\n\r\n"), Some(Page::NotFound));
-        assert_eq!(parse_head(b"GET / HTTP/1.1\r\n"), Some(None));
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\n", None), Some(None));
+    }
+
+    #[test]
+    fn with_a_token_only_its_bearer_is_served() {
+        let parse = |head: &str| parse_head(head.as_bytes(), Some("s3cret")).flatten();
+        assert_eq!(
+            parse("GET /metrics HTTP/1.1\r\n\r\n"),
+            Some(Page::Unauthorized)
+        );
+        for wrong in [
+            "Bearer s3cre",
+            "Bearer s3crett",
+            "Basic czNjcmV0",
+            "s3cret",
+            "Bearer",
+        ] {
+            let head = format!("GET /metrics HTTP/1.1\r\nAuthorization: {wrong}\r\n\r\n");
+            assert_eq!(parse(&head), Some(Page::Unauthorized), "{wrong}");
+        }
+        assert_eq!(
+            parse("GET /metrics HTTP/1.1\r\nauthorization: bearer s3cret\r\n\r\n"),
+            Some(Page::Metrics)
+        );
+        assert_eq!(
+            parse("POST / HTTP/1.1\r\nAuthorization: Bearer s3cret\r\n\r\n"),
+            Some(Page::BadMethod)
+        );
     }
 }

@@ -286,11 +286,29 @@ fn route_file(path: &str, source: &Path) -> PathBuf {
 }
 
 fn logging(raw: super::raw::RawLogging, ctx: &Ctx<'_>) -> Result<Logging, ConfigError> {
+    let web_token = match raw.web.as_ref().and_then(|w| w.token.clone()) {
+        Some(token)
+            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            return Err(ctx.err(
+                "logging.web.token",
+                "must be a non-empty word (no spaces or control characters), as a bearer token is",
+            ));
+        }
+        token => token,
+    };
     Ok(Logging {
         web: raw
             .web
-            .map(|e| endpoint(e, "logging.web", ctx))
+            .map(|w| {
+                let raw = RawEndpoint {
+                    host: w.host,
+                    port: w.port,
+                };
+                endpoint(raw, "logging.web", ctx)
+            })
             .transpose()?,
+        web_token,
         udp: raw
             .udp
             .map(|e| endpoint(e, "logging.udp", ctx))

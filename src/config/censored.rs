@@ -124,6 +124,9 @@ impl Display for Censored<'_> {
                 "logging.web = {}",
                 optional_endpoint(logging.web.as_ref())
             )?;
+            if logging.web_token.is_some() {
+                writeln!(f, "logging.web.token = <redacted>")?;
+            }
             writeln!(
                 f,
                 "logging.udp = {}",

@@ -187,6 +187,8 @@ pub(crate) enum Driver {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Logging {
     pub(crate) web: Option<Endpoint>,
+    /// `logging.web.token`: the bearer token every admin request must carry, when set.
+    pub(crate) web_token: Option<String>,
     pub(crate) udp: Option<Endpoint>,
     pub(crate) session: String,
 }

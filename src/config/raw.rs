@@ -132,7 +132,7 @@ pub(super) struct RawBindObject {
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct RawLogging {
-    pub(super) web: Option<RawEndpoint>,
+    pub(super) web: Option<RawWeb>,
     pub(super) udp: Option<RawEndpoint>,
     pub(super) session: Option<String>,
 }
@@ -142,6 +142,13 @@ pub(super) struct RawMetrics {
     pub(super) host: Option<String>,
     pub(super) port: Option<u16>,
     pub(super) session: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RawWeb {
+    pub(super) host: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

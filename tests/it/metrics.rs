@@ -699,3 +699,36 @@ fn redis_up_follows_an_outage_and_crashed_workers_are_counted() {
         sample(admin, crashes) == Some(1)
     });
 }
+
+/// `logging.web.token`: the admin listener answers only a request carrying the bearer token;
+/// the effective configuration never shows it.
+#[test]
+fn the_admin_listener_asks_for_its_token_when_one_is_set() {
+    let redis = RedisServer::start();
+    let config = Config::redis(&redis).with(json!({
+        "logging": { "web": { "host": "127.0.0.1", "port": 0, "token": "s3cret-t0ken" } }
+    }));
+    let hipache = Hipache::start(config);
+    let admin = admin_addr(&hipache);
+    let refused = Request::get("admin", "/metrics").send(admin);
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("WWW-Authenticate"),
+        Some("Bearer realm=\"hipache\"")
+    );
+    let wrong = Request::get("admin", "/metrics")
+        .header("Authorization", "Bearer s3cret")
+        .send(admin);
+    assert_eq!(wrong.status, 401);
+    let served = Request::get("admin", "/metrics")
+        .header("Authorization", "Bearer s3cret-t0ken")
+        .send(admin);
+    assert_eq!(served.status, 200);
+    assert!(served.text().contains("hipache_requests_total"));
+
+    let path = hipache.config_path();
+    let dry = crate::support::hipache::run_to_exit(&["--dry", "--config", path.to_str().unwrap()]);
+    let shown = String::from_utf8_lossy(&dry.stdout);
+    assert!(shown.contains("logging.web.token = <redacted>"), "{shown}");
+    assert!(!shown.contains("s3cret-t0ken"), "{shown}");
+}
