@@ -113,6 +113,16 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
+/// The resolver of a handshake whose certificate was chosen before it began.
+#[derive(Debug)]
+pub(crate) struct Fixed(pub(crate) Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 
 mod accept;
 pub mod entry;
+mod handshake;
 pub mod inherit;
 mod metered;
 mod prefixed;
@@ -34,6 +35,7 @@ use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
 use crate::supervision::{exit_code, Listener};
 use crate::tls::{Certificates, Tickets, TlsError};
+use handshake::{RedisCertificates, Tls};
 use inherit::MasterLink;
 
 /// Why a worker stopped serving.
@@ -152,17 +154,22 @@ pub(crate) async fn serve<R>(
     match &config.driver {
         Driver::Redis { read, write } => {
             let routes = RedisRoutes::new(read, write, ttl, config.server.cache_limits());
-            serve_with(routes, &config, opened, ready, drain).await
+            let certificates = config.redis_certificates.then(|| RedisCertificates {
+                routes: routes.clone(),
+                provider: crate::crypto::tls_provider(),
+            });
+            serve_with(routes, certificates, &config, opened, ready, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, &config, opened, ready, drain).await
+            serve_with(routes, None, &config, opened, ready, drain).await
         }
     }
 }
 
 async fn serve_with<S: RouteSource, R>(
     routes: S,
+    redis_certificates: Option<RedisCertificates>,
     config: &Config,
     opened: Opened,
     ready: impl FnOnce(),
@@ -208,7 +215,7 @@ async fn serve_with<S: RouteSource, R>(
         }),
     });
     let tickets = Arc::new(Tickets::new(crate::supervision::node_secret().as_bytes()));
-    let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
+    let mut adopted: Vec<(tokio::net::TcpListener, Option<Rc<Tls>>)> =
         Vec::with_capacity(listeners.len());
     for listener in listeners {
         let address = listener.address;
@@ -216,8 +223,10 @@ async fn serve_with<S: RouteSource, R>(
             .map_err(|source| WorkerError::Listener { address, source })?;
         let acceptor = match (&tls, listener.https) {
             (Some(certificates), Some(index)) => {
-                let acceptor = certificates.acceptor(index, tickets.clone());
-                Some(acceptor.map_err(WorkerError::Tls)?)
+                let config = certificates
+                    .server_config(index, tickets.clone())
+                    .map_err(WorkerError::Tls)?;
+                Some(Rc::new(Tls::new(config, redis_certificates.clone())))
             }
             _ => None,
         };

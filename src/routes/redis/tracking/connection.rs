@@ -16,7 +16,7 @@ use super::super::sentinel::Locator;
 use super::{State, CONNECT_TIMEOUT, HEARTBEAT, REFUSED_BACKOFF};
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
-use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
+use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX, TLS_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 enum HandshakeError {
@@ -93,7 +93,8 @@ impl Session for TrackingSession {
     }
 }
 
-/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes, on
+/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the three prefixes
+/// (`tls:` too, whether or not the certificates are read: without such keys nothing comes), on
 /// the server at `address`. Returns the stream and any bytes read past the last reply.
 async fn handshake(
     url: &RedisUrl,
@@ -108,7 +109,8 @@ async fn handshake(
     let frontend = format!("{}{FRONTEND_PREFIX}", url.prefix);
     let dead = format!("{}{DEAD_PREFIX}", url.prefix);
     let track = ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &frontend];
-    let track = [&track[..], &["PREFIX", &dead]].concat();
+    let certificates = format!("{}{TLS_PREFIX}", url.prefix);
+    let track = [&track[..], &["PREFIX", &dead, "PREFIX", &certificates]].concat();
     let mut buf = Vec::new();
     for command in [hello, track] {
         stream.write_all(&resp::command(&command)).await?;

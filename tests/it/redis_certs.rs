@@ -1,0 +1,217 @@
+//! Certificates kept in Redis (`https.redisCertificates`): `tls:<name>` hashes served by SNI from
+//! the next handshake on, replaced and removed the same way, wildcards one level down, the cache
+//! through a Redis outage, and a fleet on one Redis.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::freshness::wait_for_tracking;
+use crate::support::tls::{self, TestCert};
+use crate::support::{wait_until, Config, Hipache, RedisServer};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The names of the certificate `hipache` presents for `server_name`.
+fn names_for(hipache: &Hipache, server_name: &str) -> Vec<String> {
+    runtime().block_on(async {
+        let stream = tls::connect(hipache.https_addr(), server_name, &[b"http/1.1"]).await;
+        tls::peer_names(&stream)
+    })
+}
+
+/// Production shape: a root master, `workers` workers as nobody, a listener whose own
+/// certificate is for `listener.test`, and Redis certificates on (or off).
+fn proxy_config(redis: &RedisServer, workers: u32, on: bool) -> Config {
+    let config = Config::redis(redis);
+    let (key, cert) = tls::cert(&["listener.test"]).write(config.dir(), "listener");
+    config.with(json!({
+        "server": { "workers": workers, "tcpTimeout": 5 },
+        "user": "nobody",
+        "group": "nogroup",
+        "https": {
+            "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert,
+            "redisCertificates": on
+        }
+    }))
+}
+
+fn store(redis: &RedisServer, name: &str, cert: &TestCert) {
+    let key = format!("tls:{name}");
+    let _: i64 = redis.query(&[
+        "HSET",
+        &key,
+        "certificate",
+        &cert.cert_pem,
+        "key",
+        &cert.key_pem,
+    ]);
+}
+
+/// Every worker of a two-worker proxy gets some of these handshakes (the kernel spreads them);
+/// all must see the same certificate.
+fn all_names_for(hipache: &Hipache, server_name: &str) -> Vec<Vec<String>> {
+    let mut seen: Vec<Vec<String>> = (0..6).map(|_| names_for(hipache, server_name)).collect();
+    seen.dedup();
+    seen
+}
+
+#[test]
+fn a_certificate_written_in_redis_is_served_replaced_and_removed_without_reload() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 2, true));
+    wait_for_tracking(&hipache, 2);
+    assert_eq!(
+        all_names_for(&hipache, "a.example.test"),
+        [["listener.test"]]
+    );
+
+    store(&redis, "a.example.test", &tls::cert(&["a.example.test"]));
+    assert_eq!(
+        all_names_for(&hipache, "a.example.test"),
+        [["a.example.test"]]
+    );
+
+    let renewed = tls::cert(&["a.example.test", "renewed.example.test"]);
+    store(&redis, "a.example.test", &renewed);
+    assert_eq!(
+        all_names_for(&hipache, "a.example.test"),
+        [["a.example.test", "renewed.example.test"]]
+    );
+
+    let _: i64 = redis.query(&["DEL", "tls:a.example.test"]);
+    assert_eq!(
+        all_names_for(&hipache, "a.example.test"),
+        [["listener.test"]]
+    );
+    let log = hipache.log_lines();
+    for event in ["loaded", "replaced", "removed"] {
+        let line = format!("redis certificate {event}");
+        assert!(
+            log.iter().any(|l| l.contains(&line)),
+            "no {line:?} in {log:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_wildcard_entry_serves_the_names_one_level_below_and_an_exact_entry_wins() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, true));
+    store(&redis, "*.example.test", &tls::cert(&["*.example.test"]));
+    store(&redis, "b.example.test", &tls::cert(&["b.example.test"]));
+
+    assert_eq!(names_for(&hipache, "a.example.test"), ["*.example.test"]);
+    assert_eq!(names_for(&hipache, "B.Example.test"), ["b.example.test"]);
+    assert_eq!(names_for(&hipache, "x.a.example.test"), ["listener.test"]);
+    assert_eq!(names_for(&hipache, "example.test"), ["listener.test"]);
+}
+
+#[test]
+fn cached_certificates_keep_being_served_while_redis_is_stopped() {
+    let mut redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, true));
+    wait_for_tracking(&hipache, 1);
+    store(&redis, "kept.test", &tls::cert(&["kept.test"]));
+    assert_eq!(names_for(&hipache, "kept.test"), ["kept.test"]);
+
+    redis.stop();
+    wait_until(Duration::from_secs(10), "tracking lost", || {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("redis tracking lost"))
+    });
+    assert_eq!(names_for(&hipache, "kept.test"), ["kept.test"]);
+    // A name never seen gets the listener's, not a failed handshake.
+    assert_eq!(names_for(&hipache, "new.test"), ["listener.test"]);
+}
+
+#[test]
+fn two_proxies_on_one_redis_both_serve_a_certificate_written_once() {
+    let redis = RedisServer::start();
+    let first = Hipache::start(proxy_config(&redis, 1, true));
+    let second = Hipache::start(proxy_config(&redis, 1, true));
+    for proxy in [&first, &second] {
+        assert_eq!(names_for(proxy, "fleet.test"), ["listener.test"]);
+    }
+
+    store(&redis, "fleet.test", &tls::cert(&["fleet.test"]));
+
+    for proxy in [&first, &second] {
+        assert_eq!(names_for(proxy, "fleet.test"), ["fleet.test"]);
+    }
+}
+
+#[test]
+fn a_malformed_entry_is_logged_with_its_key_and_the_listeners_certificate_served() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, true));
+    let (one, other) = (tls::cert(&["bad.test"]), tls::cert(&["bad.test"]));
+    let _: i64 = redis.query(&[
+        "HSET",
+        "tls:bad.test",
+        "certificate",
+        &one.cert_pem,
+        "key",
+        &other.key_pem,
+    ]);
+    let _: i64 = redis.query(&[
+        "HSET",
+        "tls:junk.test",
+        "certificate",
+        "junk",
+        "key",
+        "junk",
+    ]);
+
+    assert_eq!(names_for(&hipache, "bad.test"), ["listener.test"]);
+    assert_eq!(names_for(&hipache, "junk.test"), ["listener.test"]);
+    let refused = |key: &str| {
+        hipache
+            .log_lines()
+            .into_iter()
+            .filter(|l| l.contains("redis certificate refused") && l.contains(key))
+            .collect::<Vec<_>>()
+    };
+    let bad = refused("tls:bad.test");
+    assert_eq!(bad.len(), 1, "{bad:#?}");
+    assert!(bad[0].contains("does not match"), "{bad:#?}");
+    assert_eq!(refused("tls:junk.test").len(), 1);
+}
+
+#[test]
+fn unknown_names_are_asked_once_then_answered_from_the_cache() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, true));
+    wait_for_tracking(&hipache, 1);
+    let hgetall = || {
+        let info: String = redis.query(&["INFO", "commandstats"]);
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_hgetall:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(names_for(&hipache, "nothing.test"), ["listener.test"]);
+    let asked = hgetall();
+    assert!(asked > 0);
+    for _ in 0..5 {
+        assert_eq!(names_for(&hipache, "nothing.test"), ["listener.test"]);
+    }
+    assert_eq!(hgetall(), asked);
+}
+
+#[test]
+fn redis_certificates_are_off_by_default() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, false).with(json!({
+        "https": { "redisCertificates": null }
+    })));
+    store(&redis, "ignored.test", &tls::cert(&["ignored.test"]));
+    assert_eq!(names_for(&hipache, "ignored.test"), ["listener.test"]);
+}
