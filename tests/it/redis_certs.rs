@@ -1,12 +1,15 @@
 //! Certificates kept in Redis (`https.redisCertificates`): `tls:<name>` hashes served by SNI from
 //! the next handshake on, replaced and removed the same way, wildcards one level down, the cache
-//! through a Redis outage, and a fleet on one Redis.
+//! through a Redis outage, a fleet on one Redis, and the `cert` CLI that writes them.
 
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::freshness::wait_for_tracking;
+use crate::support::hipache::run_to_exit;
 use crate::support::tls::{self, TestCert};
 use crate::support::{wait_until, Config, Hipache, RedisServer};
 
@@ -214,4 +217,83 @@ fn redis_certificates_are_off_by_default() {
     })));
     store(&redis, "ignored.test", &tls::cert(&["ignored.test"]));
     assert_eq!(names_for(&hipache, "ignored.test"), ["listener.test"]);
+}
+
+/// `hipache --config <config> cert <args...>`, to its exit.
+fn cert_cli(config: &Path, args: &[&str]) -> Output {
+    let mut full = vec!["--config", config.to_str().unwrap(), "cert"];
+    full.extend_from_slice(args);
+    run_to_exit(&full)
+}
+
+#[test]
+fn the_cli_refuses_a_key_that_does_not_match_and_writes_nothing() {
+    let redis = RedisServer::start();
+    let config = proxy_config(&redis, 1, true);
+    let (one, other) = (tls::cert(&["cli.test"]), tls::cert(&["cli.test"]));
+    let (_, cert) = one.write(config.dir(), "one");
+    let (key, _) = other.write(config.dir(), "other");
+    let path = config.write();
+
+    let output = cert_cli(
+        &path,
+        &[
+            "add",
+            "cli.test",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("does not match the certificate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing written"), "{stderr}");
+    let exists: i64 = redis.query(&["EXISTS", "tls:cli.test"]);
+    assert_eq!(exists, 0);
+}
+
+#[test]
+fn the_cli_adds_lists_shows_and_removes_what_a_proxy_serves() {
+    let redis = RedisServer::start();
+    let config = proxy_config(&redis, 1, true);
+    let (key, cert) = tls::cert(&["*.cli.test"]).write(config.dir(), "wild");
+    let path = config.write();
+    let hipache = Hipache::start(config);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let ok = |args: &[&str]| {
+        let output = cert_cli(&path, args);
+        assert!(output.status.success(), "cert {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+
+    // A certificate for another name is refused.
+    let output = cert_cli(&path, &["add", "other.test", "--cert", cert, "--key", key]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+
+    ok(&["add", "*.cli.test", "--cert", cert, "--key", key]);
+    assert_eq!(names_for(&hipache, "a.cli.test"), ["*.cli.test"]);
+
+    let listing = ok(&["ls"]);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("*.cli.test"))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(line.contains("redis"), "{listing}");
+    assert!(
+        listing.lines().any(|l| l.starts_with("listener.test")),
+        "{listing}"
+    );
+    let shown = ok(&["show", "*.cli.test"]);
+    assert!(shown.contains("names: *.cli.test"), "{shown}");
+    assert!(shown.contains("matches the certificate"), "{shown}");
+
+    ok(&["rm", "*.cli.test"]);
+    assert_eq!(names_for(&hipache, "a.cli.test"), ["listener.test"]);
+    let output = cert_cli(&path, &["rm", "*.cli.test"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
 }
