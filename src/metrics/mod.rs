@@ -22,4 +22,4 @@ pub(crate) use histogram::{Histogram, BOUNDS_MICROS};
 pub(crate) use recorder::{
     add, answered, attempt_failed, connection_opened, count, enable, failed, response, snapshot,
 };
-pub(crate) use snapshot::{FrontendStats, Snapshot};
+pub(crate) use snapshot::{CertificateExpiry, FrontendStats, Snapshot};

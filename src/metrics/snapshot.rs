@@ -24,6 +24,19 @@ pub(crate) struct Snapshot {
     pub(crate) latency: Histogram,
     pub(crate) backend_latency: Histogram,
     pub(crate) frontends: Vec<FrontendStats>,
+    /// Certificates loaded from Redis, and when each expires; of a sum, the earliest of each
+    /// name among the live workers.
+    #[serde(default)]
+    pub(crate) certificates: Vec<CertificateExpiry>,
+}
+
+/// A certificate a worker serves, and its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CertificateExpiry {
+    /// The `tls:` key's name (`example.com`, `*.example.com`).
+    pub(crate) name: String,
+    /// `notAfter`, in Unix seconds.
+    pub(crate) not_after: i64,
 }
 
 /// One frontend as the workers saw it.
@@ -68,6 +81,12 @@ impl Snapshot {
         if gauges {
             self.connections_open += other.connections_open;
             self.tunnels_open += other.tunnels_open;
+            for theirs in &other.certificates {
+                match self.certificates.iter_mut().find(|c| c.name == theirs.name) {
+                    Some(mine) => mine.not_after = mine.not_after.min(theirs.not_after),
+                    None => self.certificates.push(theirs.clone()),
+                }
+            }
         }
         self.latency.add(&other.latency);
         self.backend_latency.add(&other.backend_latency);

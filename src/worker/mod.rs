@@ -252,7 +252,9 @@ async fn serve_with<S: RouteSource, R>(
         tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
     let (drained, stats_end) = tokio::sync::oneshot::channel();
     let stats = stats.map(|socket| {
-        tokio::task::spawn_local(stats::answer(socket, proxy.tunnels.clone(), stats_end))
+        let certificates = redis_certificates.as_ref().map(|c| c.routes.clone());
+        let tunnels = proxy.tunnels.clone();
+        tokio::task::spawn_local(stats::answer(socket, tunnels, certificates, stats_end))
     });
     ready();
     let limit = server.max_connections;

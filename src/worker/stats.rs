@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::metrics;
 use crate::proxy::open::OpenCount;
+use crate::routes::redis::RedisRoutes;
 use crate::supervision;
 
 /// How long the last frame may take to leave: the master may be gone.
@@ -20,6 +21,7 @@ const LAST_FRAME_WAIT: Duration = Duration::from_secs(1);
 pub(super) async fn answer(
     socket: StdUnixStream,
     tunnels: OpenCount,
+    certificates: Option<RedisRoutes>,
     drained: oneshot::Receiver<()>,
 ) {
     let socket = match socket
@@ -36,20 +38,38 @@ pub(super) async fn answer(
         let asked = tokio::select! {
             read = socket.read(&mut asks) => matches!(read, Ok(n) if n > 0),
             _ = &mut drained => {
-                let last = send(&mut socket, &tunnels);
+                let last = send(&mut socket, &tunnels, certificates.as_ref());
                 let _ = tokio::time::timeout(LAST_FRAME_WAIT, last).await;
                 return;
             }
         };
-        if !asked || send(&mut socket, &tunnels).await.is_err() {
+        if !asked
+            || send(&mut socket, &tunnels, certificates.as_ref())
+                .await
+                .is_err()
+        {
             // The master closed its end: nobody will ask again.
             return;
         }
     }
 }
 
-async fn send(socket: &mut UnixStream, tunnels: &OpenCount) -> std::io::Result<()> {
-    let snapshot = metrics::snapshot(tunnels.open() as u64);
+async fn send(
+    socket: &mut UnixStream,
+    tunnels: &OpenCount,
+    certificates: Option<&RedisRoutes>,
+) -> std::io::Result<()> {
+    let mut snapshot = metrics::snapshot(tunnels.open() as u64);
+    if let Some(routes) = certificates {
+        snapshot.certificates = routes
+            .loaded_certificates()
+            .into_iter()
+            .filter_map(|(name, certificate)| {
+                let not_after = certificate.facts.as_ref()?.not_after;
+                Some(metrics::CertificateExpiry { name, not_after })
+            })
+            .collect();
+    }
     let json = serde_json::to_vec(&snapshot).map_err(std::io::Error::other)?;
     socket.write_all(&supervision::snapshot_frame(&json)).await
 }

@@ -11,7 +11,7 @@ use crate::support::wait::wait_for;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
 /// The admin listener's address, from its `admin page serving admin=...` log line.
-fn admin_addr(hipache: &Hipache) -> SocketAddr {
+pub(crate) fn admin_addr(hipache: &Hipache) -> SocketAddr {
     wait_for(Duration::from_secs(5), "the admin page's log line", || {
         hipache.log_lines().iter().find_map(|line| {
             let start = line.find("admin=")? + "admin=".len();
@@ -236,7 +236,7 @@ fn admin_page_and_prometheus_sum_known_traffic_over_two_workers() {
     }
 }
 
-fn hipache_metrics(admin: SocketAddr) -> String {
+pub(crate) fn hipache_metrics(admin: SocketAddr) -> String {
     let response = Request::get("admin", "/metrics").send(admin);
     assert_eq!(response.status, 200);
     response.text()

@@ -297,3 +297,26 @@ fn the_cli_adds_lists_shows_and_removes_what_a_proxy_serves() {
     let output = cert_cli(&path, &["rm", "*.cli.test"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
 }
+
+#[test]
+fn the_expiry_of_each_certificate_loaded_from_redis_is_a_prometheus_gauge() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, true).with(json!({
+        "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
+    })));
+    let admin = crate::metrics::admin_addr(&hipache);
+    store(&redis, "exp.test", &tls::cert(&["exp.test"]));
+    assert_eq!(names_for(&hipache, "exp.test"), ["exp.test"]);
+
+    let page = crate::metrics::hipache_metrics(admin);
+    let family = "hipache_certificate_expiry_timestamp_seconds";
+    assert!(page.contains(&format!("# TYPE {family} gauge")), "{page}");
+    let value: i64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{family}{{name=\"exp.test\",source=\"redis\"}} ")))
+        .unwrap_or_else(|| panic!("no expiry of exp.test in {page}"))
+        .parse()
+        .unwrap();
+    // rcgen's default end: 4096-01-01.
+    assert_eq!(value, 67_090_118_400);
+}
