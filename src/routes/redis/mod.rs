@@ -13,9 +13,9 @@
 //! Certificates kept in Redis (`tls:` hashes, when `https.redisCertificates` is on) are read and
 //! cached by [`certs`], through the same servers and tracking.
 //!
-//! Keys: the read driver URL's prefix goes in front of `frontend:`, `dead:` and `tls:` keys, on both
-//! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
-//! `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
+//! Keys: the read driver URL's prefix goes in front of `frontend:`, `dead:` and `tls:` keys, on
+//! both servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied
+//! to `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
 mod cache;
 #[cfg(test)]
