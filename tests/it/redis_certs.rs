@@ -135,6 +135,54 @@ fn cached_certificates_keep_being_served_while_redis_is_stopped() {
     assert_eq!(names_for(&hipache, "new.test"), ["listener.test"]);
 }
 
+/// A Redis that stops answering (`CLIENT PAUSE`): lookups give up after `tcpTimeout`, and the
+/// handshake goes on with the last certificate read, or the listener's.
+#[test]
+fn a_redis_that_stops_answering_never_fails_a_handshake() {
+    let redis = RedisServer::start();
+    let hipache = Hipache::start(proxy_config(&redis, 1, true).with(json!({
+        "server": { "tcpTimeout": 1 }
+    })));
+    wait_for_tracking(&hipache, 1);
+    store(&redis, "kept.test", &tls::cert(&["kept.test"]));
+    assert_eq!(names_for(&hipache, "kept.test"), ["kept.test"]);
+
+    let _: () = redis.query(&["CLIENT", "PAUSE", "30000", "ALL"]);
+    // The unanswered ping makes the cache stale: every lookup now goes to the silent server.
+    wait_until(Duration::from_secs(10), "tracking lost", || {
+        hipache
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("redis tracking lost"))
+    });
+    assert_eq!(names_for(&hipache, "kept.test"), ["kept.test"]);
+    assert_eq!(names_for(&hipache, "never.test"), ["listener.test"]);
+}
+
+/// A certificate written in Redis leaves the cached routes fresh: the `tls:` push goes to the
+/// certificate cache only.
+#[test]
+fn a_certificate_write_does_not_make_the_cached_routes_stale() {
+    let redis = RedisServer::start();
+    let backend = crate::support::Backend::named("b1");
+    redis.frontend("routed.test", "routed", &[&backend.url()]);
+    let hipache = Hipache::start(proxy_config(&redis, 1, true));
+    wait_for_tracking(&hipache, 1);
+    let exec = || {
+        let info: String = redis.query(&["INFO", "commandstats"]);
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_exec:calls="))
+            .and_then(|rest| rest.split(',').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(hipache.get("routed.test", "/").status, 200);
+    assert_eq!(hipache.get("routed.test", "/").status, 200);
+    store(&redis, "other.test", &tls::cert(&["other.test"]));
+    let before = exec();
+    assert_eq!(hipache.get("routed.test", "/").status, 200);
+    assert_eq!(exec(), before, "the route was read again from redis");
+}
+
 #[test]
 fn two_proxies_on_one_redis_both_serve_a_certificate_written_once() {
     let redis = RedisServer::start();
