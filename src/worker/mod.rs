@@ -153,7 +153,8 @@ pub(crate) async fn serve<R>(
     }
     match &config.driver {
         Driver::Redis { read, write } => {
-            let routes = RedisRoutes::new(read, write, ttl, config.server.cache_limits());
+            let limits = config.server.cache_limits();
+            let routes = RedisRoutes::new(read, write, ttl, limits, config.redis_certificates);
             let certificates = config.redis_certificates.then(|| RedisCertificates {
                 routes: routes.clone(),
                 provider: crate::crypto::tls_provider(),

@@ -115,11 +115,13 @@ impl RedisRoutes {
         write: &RedisUrl,
         dead_ttl: Duration,
         cache: CacheLimits,
+        certificates: bool,
     ) -> Self {
         let (servers, tracking) = if read.cluster.is_some() {
             let cluster = Cluster::new(read);
             let maps = cluster.maps();
-            let tracking = Tracking::start_cluster(read, maps, cache.hosts, cache.max_age);
+            let tracking =
+                Tracking::start_cluster(read, maps, cache.hosts, cache.max_age, certificates);
             (Servers::Cluster(cluster), tracking)
         } else {
             let read_health = Health::new(read);
@@ -130,8 +132,15 @@ impl RedisRoutes {
             } else {
                 Link::new(write, Locator::new(write), Health::new(write))
             };
-            let tracking =
-                Tracking::start(read, read_locator, read_health, cache.hosts, cache.max_age);
+            let (hosts, max_age) = (cache.hosts, cache.max_age);
+            let tracking = Tracking::start(
+                read,
+                read_locator,
+                read_health,
+                hosts,
+                max_age,
+                certificates,
+            );
             let servers = Servers::Single {
                 read: read_link,
                 write: write_link,

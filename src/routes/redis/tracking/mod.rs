@@ -1,6 +1,7 @@
 //! Server-assisted client-side caching: a dedicated RESP3 connection in `CLIENT TRACKING ON BCAST`
-//! mode for the `frontend:`, `dead:` and `tls:` prefixes, and the caches it keeps fresh: the host
-//! cache, and the certificate cache (`tls:` keys, see [`CertCache`]), under the same rules.
+//! mode for the `frontend:` and `dead:` prefixes (and `tls:` with `https.redisCertificates`), and
+//! the caches it keeps fresh: the host cache, and the certificate cache (`tls:` keys, see
+//! [`CertCache`]), under the same rules.
 //!
 //! Freshness: in `BCAST` mode Redis queues the invalidation push of a write in `beforeSleep`,
 //! after the command, and writes pending output newest-queued first: the push leaves before the
@@ -110,6 +111,9 @@ struct State {
     certs: CertCache<Certificate>,
     /// `<prefix>tls:`: invalidations of keys under it go to `certs`.
     cert_prefix: String,
+    /// Whether the connections track `tls:` too (`https.redisCertificates`): off, the
+    /// handshake is the one it was without the feature (an ACL may not grant the prefix).
+    certificates: bool,
     /// Bumped by every invalidation, connection and loss.
     epoch: u64,
     /// Bumped by every new connection, so a task knows whether its socket is still the one.
@@ -151,8 +155,9 @@ impl Tracking {
         health: Health,
         capacity: usize,
         max_age: Option<Duration>,
+        certificates: bool,
     ) -> Self {
-        let state = State::new(url, capacity, max_age);
+        let state = State::new(url, capacity, max_age, certificates);
         lock(&state).conns.push(Conn::new(0));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = connection::TrackingSession {
@@ -174,8 +179,9 @@ impl Tracking {
         maps: watch::Receiver<Arc<SlotMap>>,
         capacity: usize,
         max_age: Option<Duration>,
+        certificates: bool,
     ) -> Self {
-        let state = State::new(url, capacity, max_age);
+        let state = State::new(url, capacity, max_age, certificates);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(nodes::follow_masters(
                 url.clone(),
@@ -298,8 +304,14 @@ impl Tracking {
 }
 
 impl State {
-    fn new(url: &RedisUrl, capacity: usize, max_age: Option<Duration>) -> Arc<Mutex<State>> {
+    fn new(
+        url: &RedisUrl,
+        capacity: usize,
+        max_age: Option<Duration>,
+        certificates: bool,
+    ) -> Arc<Mutex<State>> {
         Arc::new(Mutex::new(State {
+            certificates,
             conns: Vec::new(),
             cache: HostCache::new(&url.prefix, capacity, max_age),
             certs: CertCache::new(super::certs::CAPACITY),
