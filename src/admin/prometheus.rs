@@ -101,13 +101,13 @@ pub(crate) fn render(totals: &Totals) -> String {
         header(
             &mut out,
             family,
-            "when each certificate loaded from redis expires",
+            "when each certificate served expires",
             "gauge",
         );
         for certificate in &s.certificates {
-            let name = escape(&certificate.name);
+            let (name, source) = (escape(&certificate.name), escape(&certificate.source));
             let at = certificate.not_after;
-            let _ = writeln!(out, "{family}{{name=\"{name}\",source=\"redis\"}} {at}");
+            let _ = writeln!(out, "{family}{{name=\"{name}\",source=\"{source}\"}} {at}");
         }
     }
     out

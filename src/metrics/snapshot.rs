@@ -24,8 +24,8 @@ pub(crate) struct Snapshot {
     pub(crate) latency: Histogram,
     pub(crate) backend_latency: Histogram,
     pub(crate) frontends: Vec<FrontendStats>,
-    /// Certificates loaded from Redis, and when each expires; of a sum, the earliest of each
-    /// name among the live workers.
+    /// Certificates served, and when each expires; of a sum, the earliest of each name and
+    /// source among the live workers.
     #[serde(default)]
     pub(crate) certificates: Vec<CertificateExpiry>,
 }
@@ -33,8 +33,11 @@ pub(crate) struct Snapshot {
 /// A certificate a worker serves, and its end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct CertificateExpiry {
-    /// The `tls:` key's name (`example.com`, `*.example.com`).
+    /// The name it serves (`example.com`, `*.example.com`): a `tls:` key's, or one of a
+    /// file's names.
     pub(crate) name: String,
+    /// Where it was read: `redis` or `file`.
+    pub(crate) source: String,
     /// `notAfter`, in Unix seconds.
     pub(crate) not_after: i64,
 }
@@ -82,7 +85,11 @@ impl Snapshot {
             self.connections_open += other.connections_open;
             self.tunnels_open += other.tunnels_open;
             for theirs in &other.certificates {
-                match self.certificates.iter_mut().find(|c| c.name == theirs.name) {
+                match self
+                    .certificates
+                    .iter_mut()
+                    .find(|c| (&c.name, &c.source) == (&theirs.name, &theirs.source))
+                {
                     Some(mine) => mine.not_after = mine.not_after.min(theirs.not_after),
                     None => self.certificates.push(theirs.clone()),
                 }

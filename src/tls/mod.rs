@@ -110,6 +110,12 @@ impl Certificates {
         Ok(Arc::new(config))
     }
 
+    /// Each name the files serve, with when its certificate expires (Unix seconds); the first
+    /// certificate loaded for a name, as SNI picks.
+    pub(crate) fn expiries(&self) -> Vec<(String, i64)> {
+        self.set.load().expiries.clone()
+    }
+
     /// `config` serving `key` to every client: for a certificate chosen before the handshake
     /// (one from Redis). Tickets and the session cache stay the listener's.
     pub(crate) fn serving(config: &ServerConfig, key: Arc<CertifiedKey>) -> Arc<ServerConfig> {
@@ -122,6 +128,7 @@ impl Certificates {
         let mut set = CertSet::default();
         for source in &self.listeners {
             let loaded = certs::load(source, &self.provider)?;
+            add_expiries(&mut set.expiries, &loaded);
             let mut own = Names::default();
             for name in &loaded.names {
                 set.names.insert(name, loaded.key.clone());
@@ -135,6 +142,7 @@ impl Certificates {
         if let Some(dir) = &self.cert_dir {
             for source in certs::folder(dir)? {
                 let loaded = certs::load(&source, &self.provider)?;
+                add_expiries(&mut set.expiries, &loaded);
                 if loaded.names.is_empty() {
                     tracing::warn!(file = %source.cert.display(), "certificate has no DNS name; never selected");
                 }
@@ -146,5 +154,14 @@ impl Certificates {
             }
         }
         Ok(set)
+    }
+}
+
+fn add_expiries(expiries: &mut Vec<(String, i64)>, loaded: &certs::Loaded) {
+    let Some(facts) = &loaded.facts else { return };
+    for name in &loaded.names {
+        if expiries.iter().all(|(known, _)| known != name) {
+            expiries.push((name.clone(), facts.not_after));
+        }
     }
 }

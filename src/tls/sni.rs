@@ -73,6 +73,8 @@ pub(crate) struct CertSet {
     pub(crate) names: Names<Arc<CertifiedKey>>,
     /// Indexed like the config's https listeners.
     pub(crate) own: Vec<Own>,
+    /// Each name served and when its certificate expires (Unix seconds), for the gauge.
+    pub(crate) expiries: Vec<(String, i64)>,
 }
 
 /// A listener's own certificate and the names it covers.

@@ -249,11 +249,16 @@ async fn serve_with<S: RouteSource, R>(
         })
     };
     let trimmer = tokio::task::spawn_local(trim::run());
-    let user_signals =
-        tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
+    let user_signals = tokio::task::spawn_local(signals::handle_user_signals(
+        access_log.clone(),
+        tls.clone(),
+    ));
     let (drained, stats_end) = tokio::sync::oneshot::channel();
     let stats = stats.map(|socket| {
-        let certificates = redis_certificates.as_ref().map(|c| c.routes.clone());
+        let certificates = stats::Expiries {
+            files: tls.clone(),
+            redis: redis_certificates.as_ref().map(|c| c.routes.clone()),
+        };
         let tunnels = proxy.tunnels.clone();
         tokio::task::spawn_local(stats::answer(socket, tunnels, certificates, stats_end))
     });

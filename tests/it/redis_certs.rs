@@ -370,7 +370,7 @@ fn the_cli_adds_lists_shows_and_removes_what_a_proxy_serves() {
 }
 
 #[test]
-fn the_expiry_of_each_certificate_loaded_from_redis_is_a_prometheus_gauge() {
+fn the_expiry_of_each_certificate_served_is_a_prometheus_gauge() {
     let redis = RedisServer::start();
     let hipache = Hipache::start(proxy_config(&redis, 1, true).with(json!({
         "logging": { "web": { "host": "127.0.0.1", "port": 0 } }
@@ -390,4 +390,6 @@ fn the_expiry_of_each_certificate_loaded_from_redis_is_a_prometheus_gauge() {
         .unwrap();
     // rcgen's default end: 4096-01-01.
     assert_eq!(value, 67_090_118_400);
+    let file = format!("{family}{{name=\"listener.test\",source=\"file\"}} 67090118400");
+    assert!(page.lines().any(|l| l == file), "{page}");
 }
