@@ -135,6 +135,20 @@ pub(crate) fn render(totals: &Totals) -> String {
         let label = format!("frontend=\"{}\",", escape(label));
         histogram(&mut out, family, &label, &stats.latency);
     }
+    if !s.certificates.is_empty() {
+        let family = names::CERTIFICATE_EXPIRY_FAMILY;
+        header(
+            &mut out,
+            family,
+            "when each certificate served expires",
+            "gauge",
+        );
+        for certificate in &s.certificates {
+            let (name, source) = (escape(&certificate.name), escape(&certificate.source));
+            let at = certificate.not_after;
+            let _ = writeln!(out, "{family}{{name=\"{name}\",source=\"{source}\"}} {at}");
+        }
+    }
     out
 }
 

@@ -52,14 +52,15 @@ pub(super) fn build(
     let mut ctx = Ctx { source, warnings };
     let mut server = server::server(raw.server.unwrap_or_default(), &mut ctx)?;
     let http = http(raw.http.unwrap_or_default(), &ctx)?;
-    let (https, cert_dir) = match raw.https {
+    let (https, cert_dir, redis_certificates) = match raw.https {
         Some(section) => {
             https::node_tls_knobs(&section, &mut ctx);
             let cert_dir = https::cert_dir(&section, &mut ctx)?;
+            let redis_certificates = section.redis_certificates.unwrap_or(false);
             let listeners = https::listeners(section, &ctx)?;
-            (listeners, cert_dir)
+            (listeners, cert_dir, redis_certificates)
         }
-        None => (Vec::new(), None),
+        None => (Vec::new(), None, false),
     };
     if server.force_secure && https.is_empty() {
         ctx.warnings.push(
@@ -69,6 +70,18 @@ pub(super) fn build(
         server.force_secure = false;
     }
     let driver = driver(raw.driver, &ctx)?;
+    let redis_certificates = redis_certificates
+        && !https.is_empty()
+        && {
+            let redis = matches!(driver, Driver::Redis { .. });
+            if !redis {
+                ctx.warnings.push(
+                "https.redisCertificates ignored: the driver is not Redis (certificates come from the files only)"
+                    .to_owned(),
+            );
+            }
+            redis
+        };
     let health_check = raw
         .health_check
         .map(|raw| health_check(raw, &driver, &ctx))
@@ -97,6 +110,7 @@ pub(super) fn build(
         server,
         http,
         cert_dir: cert_dir.filter(|_| !https.is_empty()),
+        redis_certificates,
         https,
         driver,
         user: name_or_default(raw.user),

@@ -86,6 +86,9 @@ impl Display for Censored<'_> {
         if let Some(dir) = &c.cert_dir {
             writeln!(f, "https.certDir = {}", dir.display())?;
         }
+        if c.redis_certificates {
+            writeln!(f, "https.redisCertificates = true")?;
+        }
         for (i, l) in c.https.iter().enumerate() {
             writeln!(f, "https.bind[{i}] = {}", l.address)?;
             writeln!(f, "https.bind[{i}].key = {}", l.key.display())?;

@@ -47,6 +47,9 @@ pub struct Config {
     /// `https.certDir`: more certificates for SNI (`<name>.pem` + `<name>.key`, or combined
     /// `.pem` files); `None` when absent or when HTTPS is off.
     pub(crate) cert_dir: Option<PathBuf>,
+    /// `https.redisCertificates`: serve the `tls:<name>` hashes of the Redis driver by SNI
+    /// before the files; false unless HTTPS is on with the Redis driver.
+    pub(crate) redis_certificates: bool,
     pub(crate) driver: Driver,
     /// `user`: who workers run as once the master bound the ports.
     pub user: String,

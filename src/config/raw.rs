@@ -98,6 +98,8 @@ pub(super) struct RawListen {
     pub(super) passphrase: Option<String>,
     /// Ours, not Hipache's: a folder of extra certificates chosen by SNI.
     pub(super) cert_dir: Option<String>,
+    /// Ours: also serve the certificates of `tls:<name>` hashes in Redis, chosen by SNI.
+    pub(super) redis_certificates: Option<bool>,
     // Node's TLS knobs: accepted so Hipache files load; rustls picks its own suites and versions.
     pub(super) ciphers: Option<String>,
     pub(super) honor_cipher_order: Option<bool>,

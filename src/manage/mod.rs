@@ -10,6 +10,7 @@
 //! It does not own the layout's key names or the backend URL parser (`routes`), nor how the config
 //! is found and loaded (`cli`, `config`).
 
+mod cert;
 mod edit;
 mod file;
 mod redis;
@@ -24,6 +25,7 @@ use std::process::ExitCode;
 use crate::config::{Config, Driver};
 use crate::escape::{self, Escaped};
 use crate::routes::BackendUrlError;
+pub use cert::CertCommand;
 use edit::{Edit, HostRoutes};
 
 /// A route-management subcommand; without one, `hipache` runs the proxy.
@@ -35,6 +37,9 @@ pub enum Command {
     /// Add or remove one backend of an existing frontend
     #[command(subcommand)]
     Backend(BackendCommand),
+    /// Add, list, show or remove the certificates kept in Redis for the whole fleet
+    #[command(subcommand)]
+    Cert(CertCommand),
 }
 
 /// `hipache frontend ...`
@@ -151,6 +156,9 @@ fn shown(text: &str) -> String {
 /// Runs `command` against the driver of `config`, printing the result on stdout and any error on
 /// stderr. Exit status: 0 done, 1 refused or failed (nothing written).
 pub fn run(command: &Command, config: &Config) -> ExitCode {
+    if let Command::Cert(command) = command {
+        return cert::run(command, config);
+    }
     match execute(command, &config.driver) {
         Ok(text) => {
             // A closed stdout (`hipache frontend ls | head`) is the reader's choice, not an error.
@@ -211,6 +219,8 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
         Command::Backend(BackendCommand::Rm { host, url }) => {
             (host, Edit::RemoveBackend { url: url.clone() })
         }
+        // `run` hands these to `cert` before this point.
+        Command::Cert(_) => return Ok(String::new()),
     };
     let host = match edit {
         Edit::AddFrontend { .. } | Edit::AddBackend { .. } => edit::host(host)?,

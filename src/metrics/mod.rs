@@ -25,4 +25,4 @@ pub(crate) use recorder::{
 };
 #[cfg(test)]
 pub(crate) use snapshot::BackendStats;
-pub(crate) use snapshot::{FrontendStats, Snapshot};
+pub(crate) use snapshot::{CertificateExpiry, FrontendStats, Snapshot};

@@ -199,3 +199,6 @@ pub(crate) const FRONTEND_BACKENDS_DEAD_FAMILY: &str = "hipache_frontend_backend
 pub(crate) const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// The frontend label value (and statsd segment) that stands for every frontend past the cap.
 pub(crate) const OTHER_FRONTENDS: &str = "other";
+/// Gauge: when each certificate served expires, in Unix seconds (labels `name`, and `source`:
+/// `redis` for a `tls:` key, `file` for each name of a certificate file).
+pub(crate) const CERTIFICATE_EXPIRY_FAMILY: &str = "hipache_certificate_expiry_timestamp_seconds";

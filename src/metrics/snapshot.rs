@@ -29,6 +29,22 @@ pub(crate) struct Snapshot {
     pub(crate) latency: Histogram,
     pub(crate) backend_latency: Histogram,
     pub(crate) frontends: Vec<FrontendStats>,
+    /// Certificates served, and when each expires; of a sum, the earliest of each name and
+    /// source among the live workers.
+    #[serde(default)]
+    pub(crate) certificates: Vec<CertificateExpiry>,
+}
+
+/// A certificate a worker serves, and its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CertificateExpiry {
+    /// The name it serves (`example.com`, `*.example.com`): a `tls:` key's, or one of a
+    /// file's names.
+    pub(crate) name: String,
+    /// Where it was read: `redis` or `file`.
+    pub(crate) source: String,
+    /// `notAfter`, in Unix seconds.
+    pub(crate) not_after: i64,
 }
 
 /// One frontend as the workers saw it.
@@ -75,6 +91,16 @@ impl Snapshot {
             self.tunnels_open += other.tunnels_open;
             self.redis_links_up += other.redis_links_up;
             self.redis_links_down += other.redis_links_down;
+            for theirs in &other.certificates {
+                match self
+                    .certificates
+                    .iter_mut()
+                    .find(|c| (&c.name, &c.source) == (&theirs.name, &theirs.source))
+                {
+                    Some(mine) => mine.not_after = mine.not_after.min(theirs.not_after),
+                    None => self.certificates.push(theirs.clone()),
+                }
+            }
         }
         self.latency.add(&other.latency);
         self.backend_latency.add(&other.backend_latency);

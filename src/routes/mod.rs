@@ -17,6 +17,11 @@ pub(crate) use crate::frontend::{Backend, BackendUrl, BackendUrlError, Frontend}
 /// Key prefixes of Hipache's layout, shared by every source.
 pub(crate) const FRONTEND_PREFIX: &str = "frontend:";
 pub(crate) const DEAD_PREFIX: &str = "dead:";
+/// hipache-raft's certificate hashes: `tls:<server name>` holds `certificate` and `key` (PEM).
+pub(crate) const TLS_PREFIX: &str = "tls:";
+/// The fields of a `tls:` hash.
+pub(crate) const TLS_CERTIFICATE_FIELD: &str = "certificate";
+pub(crate) const TLS_KEY_FIELD: &str = "key";
 
 /// The answer to a lookup: the frontend that matched and the backend indexes currently dead.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,8 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::x509::{self, Facts};
+
 /// Why the TLS set-up cannot be built. Every message names the file it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -58,6 +60,24 @@ pub enum TlsError {
     Config(#[source] rustls::Error),
 }
 
+/// Why a certificate and key given as PEM text (a `tls:` hash in Redis, `cert add`) are
+/// unusable. The caller names where they came from.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PemError {
+    #[error("invalid PEM")]
+    Pem(#[source] pem::Error),
+    #[error("no PEM certificate found")]
+    NoCertificate,
+    #[error("no PEM private key found")]
+    NoKey,
+    #[error("the private key is encrypted (passphrases are not supported)")]
+    EncryptedKey,
+    #[error("unusable private key")]
+    BadKey(#[source] rustls::Error),
+    #[error("the private key does not match the certificate")]
+    Mismatch,
+}
+
 /// Where one certificate comes from: a key, a certificate chain, CA certificates to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Source {
@@ -71,6 +91,8 @@ pub(crate) struct Source {
 pub(crate) struct Loaded {
     pub(crate) key: Arc<CertifiedKey>,
     pub(crate) names: Vec<String>,
+    /// Its expiry and issuer, when its DER could be walked.
+    pub(crate) facts: Option<Facts>,
 }
 
 /// Reads `source` and checks that its key matches its certificate.
@@ -92,6 +114,7 @@ pub(crate) fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded,
     };
     let key = private_key(&key_pem, &source.key)?;
     let names = dns_names(&chain[0]);
+    let facts = x509::facts(&chain[0]);
     let certified = CertifiedKey::from_der(chain, key, provider).map_err(|error| match error {
         rustls::Error::InconsistentKeys(_) => TlsError::Mismatch {
             key: source.key.clone(),
@@ -105,7 +128,50 @@ pub(crate) fn load(source: &Source, provider: &CryptoProvider) -> Result<Loaded,
     Ok(Loaded {
         key: Arc::new(certified),
         names,
+        facts,
     })
+}
+
+/// Reads a certificate chain and its key from PEM text and checks that they match.
+pub(crate) fn from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    provider: &CryptoProvider,
+) -> Result<Loaded, PemError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PemError::Pem)?;
+    let Some(leaf) = chain.first() else {
+        return Err(PemError::NoCertificate);
+    };
+    let names = dns_names(leaf);
+    let facts = x509::facts(leaf);
+    if is_encrypted(key_pem) {
+        return Err(PemError::EncryptedKey);
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|error| match error {
+        pem::Error::NoItemsFound => PemError::NoKey,
+        other => PemError::Pem(other),
+    })?;
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|error| match error {
+        rustls::Error::InconsistentKeys(_) => PemError::Mismatch,
+        other => PemError::BadKey(other),
+    })?;
+    Ok(Loaded {
+        key: Arc::new(certified),
+        names,
+        facts,
+    })
+}
+
+/// The DNS names and the facts (expiry, issuer) of the first certificate in `cert_pem`,
+/// without a key: what `cert ls` shows.
+pub(crate) fn describe(cert_pem: &[u8]) -> Result<(Vec<String>, Option<Facts>), PemError> {
+    let leaf = CertificateDer::pem_slice_iter(cert_pem)
+        .next()
+        .ok_or(PemError::NoCertificate)?
+        .map_err(PemError::Pem)?;
+    Ok((dns_names(&leaf), x509::facts(&leaf)))
 }
 
 /// The pairs of a certificate folder: `<name>.pem` with `<name>.key` beside it, or a `<name>.pem`

@@ -3,25 +3,27 @@
 //! Owns: TLS 1.2 and 1.3 with rustls' default suites (the provider `crate::crypto` chooses), ALPN `h2` then
 //! `http/1.1`, session resumption by tickets any worker of the node opens (`tickets`) and by
 //! a per-worker session cache, SNI over every configured certificate (each `https.bind` key/cert, plus the
-//! `https.certDir` folder), and `Certificates::reload`, which re-reads all of them and swaps the
+//! `https.certDir` folder; with `https.redisCertificates` the worker may pick one from Redis
+//! before the handshake, see `serving`), and `Certificates::reload`, which re-reads all of them and swaps the
 //! set atomically (the old set stays on any error). The handshake itself runs in
 //! `worker::accept`, in the connection's task.
 //!
 //! Listeners are numbered like `Config::https`: the n-th https listener bound gets
-//! `acceptor(n)`, whose default certificate is that bind's own.
+//! `server_config(n)`, whose default certificate is that bind's own.
 
 pub(crate) mod backend;
 pub(crate) mod certs;
 pub(crate) mod sni;
 pub(crate) mod tickets;
+pub(crate) mod x509;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use tokio_rustls::TlsAcceptor;
 
 use crate::config::Config;
 use certs::Source;
@@ -83,13 +85,13 @@ impl Certificates {
         }
     }
 
-    /// The acceptor of the `listener`-th https listener (config order), resuming sessions with
-    /// `tickets`.
-    pub(crate) fn acceptor(
+    /// The server configuration of the `listener`-th https listener (config order), resuming
+    /// sessions with `tickets`.
+    pub(crate) fn server_config(
         &self,
         listener: usize,
         tickets: Arc<Tickets>,
-    ) -> Result<TlsAcceptor, TlsError> {
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let resolver = Arc::new(Resolver {
             set: self.set.clone(),
             listener,
@@ -105,13 +107,28 @@ impl Certificates {
         // served them; rustls' default cache holds 256, nginx's `shared:SSL:10m` about 40,000.
         config.session_storage =
             rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
-        Ok(TlsAcceptor::from(Arc::new(config)))
+        Ok(Arc::new(config))
+    }
+
+    /// Each name the files serve, with when its certificate expires (Unix seconds); the first
+    /// certificate loaded for a name, as SNI picks.
+    pub(crate) fn expiries(&self) -> Vec<(String, i64)> {
+        self.set.load().expiries.clone()
+    }
+
+    /// `config` serving `key` to every client: for a certificate chosen before the handshake
+    /// (one from Redis). Tickets and the session cache stay the listener's.
+    pub(crate) fn serving(config: &ServerConfig, key: Arc<CertifiedKey>) -> Arc<ServerConfig> {
+        let mut config = config.clone();
+        config.cert_resolver = Arc::new(sni::Fixed(key));
+        Arc::new(config)
     }
 
     fn read_all(&self) -> Result<CertSet, TlsError> {
         let mut set = CertSet::default();
         for source in &self.listeners {
             let loaded = certs::load(source, &self.provider)?;
+            add_expiries(&mut set.expiries, &loaded);
             let mut own = Names::default();
             for name in &loaded.names {
                 set.names.insert(name, loaded.key.clone());
@@ -125,6 +142,7 @@ impl Certificates {
         if let Some(dir) = &self.cert_dir {
             for source in certs::folder(dir)? {
                 let loaded = certs::load(&source, &self.provider)?;
+                add_expiries(&mut set.expiries, &loaded);
                 if loaded.names.is_empty() {
                     tracing::warn!(file = %source.cert.display(), "certificate has no DNS name; never selected");
                 }
@@ -136,5 +154,14 @@ impl Certificates {
             }
         }
         Ok(set)
+    }
+}
+
+fn add_expiries(expiries: &mut Vec<(String, i64)>, loaded: &certs::Loaded) {
+    let Some(facts) = &loaded.facts else { return };
+    for name in &loaded.names {
+        if expiries.iter().all(|(known, _)| known != name) {
+            expiries.push((name.clone(), facts.not_after));
+        }
     }
 }

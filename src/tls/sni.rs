@@ -73,6 +73,8 @@ pub(crate) struct CertSet {
     pub(crate) names: Names<Arc<CertifiedKey>>,
     /// Indexed like the config's https listeners.
     pub(crate) own: Vec<Own>,
+    /// Each name served and when its certificate expires (Unix seconds), for the gauge.
+    pub(crate) expiries: Vec<(String, i64)>,
 }
 
 /// A listener's own certificate and the names it covers.
@@ -110,6 +112,16 @@ pub(crate) struct Resolver {
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.set.load().pick(hello.server_name(), self.listener)
+    }
+}
+
+/// The resolver of a handshake whose certificate was chosen before it began.
+#[derive(Debug)]
+pub(crate) struct Fixed(pub(crate) Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
     }
 }
 

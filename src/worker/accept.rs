@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
 
+use super::handshake::Tls;
 use super::metered::Metered;
 use super::prefixed::Prefixed;
 use crate::h1::server::{self as h1, Ended};
@@ -47,7 +47,7 @@ struct Shared<S> {
 /// Beyond `max_connections` at once, new ones wait in the listen backlog.
 pub(super) async fn serve<S: RouteSource, R>(
     proxy: Rc<Proxy<S>>,
-    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    listeners: Vec<(TcpListener, Option<Rc<Tls>>)>,
     drain_wait: Duration,
     max_connections: Option<usize>,
     drain: impl Future<Output = R>,
@@ -91,7 +91,7 @@ pub(super) async fn serve<S: RouteSource, R>(
 
 async fn accept_loop<S: RouteSource>(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Rc<Tls>>,
     shared: Rc<Shared<S>>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -148,13 +148,13 @@ async fn accept_loop<S: RouteSource>(
 /// connection pay for them.
 async fn serve_connection<S: RouteSource>(
     shared: Rc<Shared<S>>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Rc<Tls>>,
     stream: TcpStream,
     peer: SocketAddr,
     client: Rc<ClientConnection>,
 ) {
     let _open = crate::metrics::connection_opened();
-    let Some(acceptor) = tls else {
+    let Some(tls) = tls else {
         let (proxy, connections) = (shared.proxy.clone(), shared.connections.clone());
         if let Ended::Http2 { stream, read } =
             h1::serve(proxy, client.clone(), connections, Metered(stream), true).await
@@ -163,21 +163,19 @@ async fn serve_connection<S: RouteSource>(
         }
         return;
     };
-    Box::pin(serve_tls(&shared, acceptor, stream, peer, client)).await;
+    Box::pin(serve_tls(&shared, &tls, stream, peer, client)).await;
 }
 
 async fn serve_tls<S: RouteSource>(
     shared: &Shared<S>,
-    acceptor: TlsAcceptor,
+    tls: &Tls,
     stream: TcpStream,
     peer: SocketAddr,
     client: Rc<ClientConnection>,
 ) {
-    let handshake = acceptor.accept(stream);
-    let stream = match tokio::time::timeout(shared.proxy.idle_timeout, handshake).await {
-        Ok(Ok(stream)) => Metered(stream),
-        Ok(Err(error)) => return tracing::debug!(%peer, %error, "tls handshake failed"),
-        Err(_) => return tracing::debug!(%peer, "tls handshake timed out"),
+    let stream = match tls.accept(stream, shared.proxy.idle_timeout).await {
+        Ok(stream) => Metered(stream),
+        Err(error) => return tracing::debug!(%peer, %error, "tls handshake failed"),
     };
     if stream.0.get_ref().1.alpn_protocol() == Some(b"h2") {
         serve_http2(shared, client, stream).await;

@@ -6,6 +6,7 @@
 
 mod accept;
 pub mod entry;
+mod handshake;
 #[cfg(test)]
 mod in_process;
 pub mod inherit;
@@ -38,6 +39,7 @@ use crate::routes::redis::RedisRoutes;
 use crate::routes::RouteSource;
 use crate::supervision::{exit_code, Listener};
 use crate::tls::{Certificates, Tickets, TlsError};
+use handshake::{RedisCertificates, Tls};
 use inherit::MasterLink;
 
 /// Why a worker stopped serving.
@@ -155,18 +157,24 @@ pub(crate) async fn serve<R>(
     }
     match &config.driver {
         Driver::Redis { read, write } => {
-            let routes = RedisRoutes::new(read, write, ttl, config.server.cache_limits());
-            serve_with(routes, &config, opened, ready, drain).await
+            let limits = config.server.cache_limits();
+            let routes = RedisRoutes::new(read, write, ttl, limits, config.redis_certificates);
+            let certificates = config.redis_certificates.then(|| RedisCertificates {
+                routes: routes.clone(),
+                provider: crate::crypto::tls_provider(),
+            });
+            serve_with(routes, certificates, &config, opened, ready, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, &config, opened, ready, drain).await
+            serve_with(routes, None, &config, opened, ready, drain).await
         }
     }
 }
 
 async fn serve_with<S: RouteSource, R>(
     routes: S,
+    redis_certificates: Option<RedisCertificates>,
     config: &Config,
     opened: Opened,
     ready: impl FnOnce(),
@@ -212,7 +220,7 @@ async fn serve_with<S: RouteSource, R>(
         }),
     });
     let tickets = Arc::new(Tickets::new(crate::supervision::node_secret().as_bytes()));
-    let mut adopted: Vec<(tokio::net::TcpListener, Option<_>)> =
+    let mut adopted: Vec<(tokio::net::TcpListener, Option<Rc<Tls>>)> =
         Vec::with_capacity(listeners.len());
     for listener in listeners {
         let address = listener.address;
@@ -220,8 +228,10 @@ async fn serve_with<S: RouteSource, R>(
             .map_err(|source| WorkerError::Listener { address, source })?;
         let acceptor = match (&tls, listener.https) {
             (Some(certificates), Some(index)) => {
-                let acceptor = certificates.acceptor(index, tickets.clone());
-                Some(acceptor.map_err(WorkerError::Tls)?)
+                let config = certificates
+                    .server_config(index, tickets.clone())
+                    .map_err(WorkerError::Tls)?;
+                Some(Rc::new(Tls::new(config, redis_certificates.clone())))
             }
             _ => None,
         };
@@ -243,11 +253,18 @@ async fn serve_with<S: RouteSource, R>(
         })
     };
     let trimmer = tokio::task::spawn_local(trim::run());
-    let user_signals =
-        tokio::task::spawn_local(signals::handle_user_signals(access_log.clone(), tls));
+    let user_signals = tokio::task::spawn_local(signals::handle_user_signals(
+        access_log.clone(),
+        tls.clone(),
+    ));
     let (drained, stats_end) = tokio::sync::oneshot::channel();
     let stats = stats.map(|socket| {
-        tokio::task::spawn_local(stats::answer(socket, proxy.tunnels.clone(), stats_end))
+        let certificates = stats::Expiries {
+            files: tls.clone(),
+            redis: redis_certificates.as_ref().map(|c| c.routes.clone()),
+        };
+        let tunnels = proxy.tunnels.clone();
+        tokio::task::spawn_local(stats::answer(socket, tunnels, certificates, stats_end))
     });
     ready();
     let limit = server.max_connections;

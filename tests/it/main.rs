@@ -68,6 +68,8 @@ mod metrics;
 #[cfg(test)]
 mod processes;
 #[cfg(test)]
+mod redis_certs;
+#[cfg(test)]
 mod redis_outage;
 #[cfg(test)]
 mod request_framing;

@@ -19,12 +19,13 @@ use crate::support::tls;
 use crate::support::wait::wait_for;
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer, Request};
 
-/// The admin listener's address: the one port the master listens on besides the proxy's, from
-/// /proc (`logging.web.port: 0` binds a free one on 127.0.0.1).
-fn admin_addr(hipache: &Hipache) -> SocketAddr {
+/// The admin listener's address: the one port the master listens on besides the proxy's own
+/// (http and https), from /proc (`logging.web.port: 0` binds a free one on 127.0.0.1).
+pub(crate) fn admin_addr(hipache: &Hipache) -> SocketAddr {
     wait_for(Duration::from_secs(5), "the admin listener", || {
         let mut ports = listening_ports_of(hipache.pid());
-        ports.retain(|port| *port != hipache.port());
+        let proxied = hipache.proxied_ports();
+        ports.retain(|port| !proxied.contains(port));
         match ports[..] {
             [admin] => Some(SocketAddr::from(([127, 0, 0, 1], admin))),
             _ => None,
@@ -243,7 +244,7 @@ fn admin_page_and_prometheus_sum_known_traffic_over_two_workers() {
     }
 }
 
-fn hipache_metrics(admin: SocketAddr) -> String {
+pub(crate) fn hipache_metrics(admin: SocketAddr) -> String {
     let response = Request::get("admin", "/metrics").send(admin);
     assert_eq!(response.status, 200);
     response.text()

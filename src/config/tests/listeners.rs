@@ -144,3 +144,23 @@ fn https_cert_dir_without_binds_is_ignored_with_warning() {
         .iter()
         .any(|w| w == "https.certDir ignored: https.bind is empty"));
 }
+
+#[test]
+fn redis_certificates_are_off_by_default_and_need_the_redis_driver() {
+    let here = file!();
+    let https = format!(r#""https": {{"bind": "::1", "key": "{here}", "cert": "{here}""#);
+    assert!(!parse(&format!("{{{https}}}}}")).config.redis_certificates);
+    let on = format!(r#"{https}, "redisCertificates": true}}"#);
+    assert!(parse(&format!("{{{on}}}")).config.redis_certificates);
+    let file = parse(&format!(r#"{{{on}, "driver": "file:routes.json"}}"#));
+    assert!(!file.config.redis_certificates);
+    assert!(
+        file.warnings
+            .iter()
+            .any(|w| w.starts_with("https.redisCertificates ignored: the driver is not Redis")),
+        "{:?}",
+        file.warnings
+    );
+    let no_https = parse(r#"{"https": {"redisCertificates": true}}"#);
+    assert!(!no_https.config.redis_certificates);
+}

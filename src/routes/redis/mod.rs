@@ -10,13 +10,17 @@
 //! write server, or the nodes of a cluster owning their keys) is [`servers`]'s; the cluster's
 //! slot map and redirections are [`cluster`]'s.
 //!
-//! Keys: the read driver URL's prefix goes in front of `frontend:` and `dead:` keys, on both
-//! servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied to
-//! `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
+//! Certificates kept in Redis (`tls:` hashes, when `https.redisCertificates` is on) are read and
+//! cached by [`certs`], through the same servers and tracking.
+//!
+//! Keys: the read driver URL's prefix goes in front of `frontend:`, `dead:` and `tls:` keys, on
+//! both servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied
+//! to `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
 mod cache;
 #[cfg(test)]
 mod cache_tests;
+mod certs;
 mod cluster;
 mod flight;
 mod hchecker;
@@ -112,11 +116,13 @@ impl RedisRoutes {
         write: &RedisUrl,
         dead_ttl: Duration,
         cache: CacheLimits,
+        certificates: bool,
     ) -> Self {
         let (servers, tracking) = if read.cluster.is_some() {
             let cluster = Cluster::new(read);
             let maps = cluster.maps();
-            let tracking = Tracking::start_cluster(read, maps, cache.hosts, cache.max_age);
+            let tracking =
+                Tracking::start_cluster(read, maps, cache.hosts, cache.max_age, certificates);
             (Servers::Cluster(cluster), tracking)
         } else {
             let read_health = Health::new(read);
@@ -127,8 +133,15 @@ impl RedisRoutes {
             } else {
                 Link::new(write, Locator::new(write), Health::new(write))
             };
-            let tracking =
-                Tracking::start(read, read_locator, read_health, cache.hosts, cache.max_age);
+            let (hosts, max_age) = (cache.hosts, cache.max_age);
+            let tracking = Tracking::start(
+                read,
+                read_locator,
+                read_health,
+                hosts,
+                max_age,
+                certificates,
+            );
             let servers = Servers::Single {
                 read: read_link,
                 write: write_link,

@@ -106,6 +106,50 @@ impl Servers {
         }
     }
 
+    /// `HGETALL` of each of `keys` (one transaction on one server, each key on its node in a
+    /// cluster): one reply per key, in order.
+    pub(crate) async fn hashes(&self, keys: &[String]) -> Result<Read, LinkError> {
+        match self {
+            Self::Single { read, .. } => {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                for key in keys {
+                    pipe.hgetall(key);
+                }
+                let (values, server) = read.query_at(&pipe).await?;
+                Ok(Read {
+                    values,
+                    redirected: false,
+                    nodes: vec![server],
+                })
+            }
+            Self::Cluster(cluster) => {
+                let groups: Vec<Group> = keys
+                    .iter()
+                    .map(|key| Group {
+                        key: key.as_bytes().to_vec(),
+                        commands: vec![redis::cmd("HGETALL").arg(key).to_owned()],
+                        atomic: false,
+                    })
+                    .collect();
+                let (replies, redirected) = cluster.run(&groups).await?;
+                let mut values = Vec::with_capacity(groups.len());
+                let mut nodes: Vec<Address> = Vec::new();
+                for replies in replies {
+                    if !nodes.contains(&replies.node) {
+                        nodes.push(replies.node);
+                    }
+                    values.push(replies.values.into_iter().next().unwrap_or(Value::Nil));
+                }
+                Ok(Read {
+                    values,
+                    redirected,
+                    nodes,
+                })
+            }
+        }
+    }
+
     /// Runs `pipe` (commands on `key`, or on no key) on the write server, or on `key`'s node.
     pub(crate) async fn write(&self, key: &str, pipe: &Pipeline) -> Result<(), LinkError> {
         match self {

@@ -281,6 +281,13 @@ impl Hipache {
         self.https[..count].to_vec()
     }
 
+    /// Every port the proxy serves: the http listener's and the https ones.
+    pub(crate) fn proxied_ports(&self) -> Vec<u16> {
+        std::iter::once(self.addr.port())
+            .chain(self.https.iter().map(SocketAddr::port))
+            .collect()
+    }
+
     pub(crate) fn port(&self) -> u16 {
         self.addr.port()
     }

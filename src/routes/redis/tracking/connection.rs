@@ -17,7 +17,7 @@ use super::{State, CONNECT_TIMEOUT, HEARTBEAT, REFUSED_BACKOFF};
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 use crate::escape::Escaped;
-use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX};
+use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX, TLS_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 enum HandshakeError {
@@ -49,7 +49,12 @@ impl Session for TrackingSession {
             Ok(address) => address,
             Err(why) => return Attempt::Failed(why),
         };
-        let why = match timeout(CONNECT_TIMEOUT, handshake(&self.url, &address)).await {
+        let certificates = self
+            .state
+            .upgrade()
+            .is_some_and(|state| lock(&state).certificates);
+        let shake = handshake(&self.url, &address, certificates);
+        let why = match timeout(CONNECT_TIMEOUT, shake).await {
             Ok(Ok((stream, leftover))) => {
                 self.refused_logged = false;
                 return Attempt::Connected((stream, leftover, address));
@@ -94,11 +99,12 @@ impl Session for TrackingSession {
     }
 }
 
-/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes, on
-/// the server at `address`. Returns the stream and any bytes read past the last reply.
+/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes
+/// (three with `certificates`: `tls:` too), on the server at `address`. Returns the stream and any bytes read past the last reply.
 async fn handshake(
     url: &RedisUrl,
     address: &Address,
+    certificates: bool,
 ) -> Result<(TcpStream, Vec<u8>), HandshakeError> {
     let mut stream = TcpStream::connect((address.host.as_str(), address.port)).await?;
     stream.set_nodelay(true)?;
@@ -109,7 +115,11 @@ async fn handshake(
     let frontend = format!("{}{FRONTEND_PREFIX}", url.prefix);
     let dead = format!("{}{DEAD_PREFIX}", url.prefix);
     let track = ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &frontend];
-    let track = [&track[..], &["PREFIX", &dead]].concat();
+    let mut track = [&track[..], &["PREFIX", &dead]].concat();
+    let tls = format!("{}{TLS_PREFIX}", url.prefix);
+    if certificates {
+        track.extend(["PREFIX", &tls]);
+    }
     let mut buf = Vec::new();
     for command in [hello, track] {
         stream.write_all(&resp::command(&command)).await?;

@@ -1,5 +1,7 @@
 //! Server-assisted client-side caching: a dedicated RESP3 connection in `CLIENT TRACKING ON BCAST`
-//! mode for the `frontend:` and `dead:` prefixes, and the host cache it keeps fresh.
+//! mode for the `frontend:` and `dead:` prefixes (and `tls:` with `https.redisCertificates`), and
+//! the caches it keeps fresh: the host cache, and the certificate cache (`tls:` keys, see
+//! [`CertCache`]), under the same rules.
 //!
 //! Freshness: in `BCAST` mode Redis queues the invalidation push of a write in `beforeSleep`,
 //! after the command, and writes pending output newest-queued first: the push leaves before the
@@ -46,6 +48,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::cache::HostCache;
+use super::certs::{CertCache, Certificate};
 use super::cluster::slots::SlotMap;
 use super::reconnect::{self, Health};
 use super::resp::{self, Malformed, Resp};
@@ -53,7 +56,7 @@ use super::sentinel::Locator;
 use super::Answer;
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
-use crate::routes::lock;
+use crate::routes::{lock, TLS_PREFIX};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry delay after Redis refused tracking (too old, or a bad password).
@@ -80,6 +83,16 @@ pub(crate) enum Check {
     Off,
 }
 
+/// What the certificate cache says about one `tls:` key.
+pub(crate) enum CertCheck {
+    /// A fresh answer (`None`: no usable certificate there).
+    Hit(Option<Certificate>),
+    /// Not cached: read Redis, then [`Tracking::store_certificate`] with this ticket.
+    Miss(Ticket),
+    /// Tracking is off: read Redis each time.
+    Off,
+}
+
 /// The epoch when a read was sent; storing its answer is refused if anything happened since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket(u64);
@@ -95,6 +108,12 @@ struct State {
     /// One per tracked server (one, or a cluster's masters); tracking is on while all are up.
     conns: Vec<Conn>,
     cache: HostCache,
+    certs: CertCache<Certificate>,
+    /// `<prefix>tls:`: invalidations of keys under it go to `certs`.
+    cert_prefix: String,
+    /// Whether the connections track `tls:` too (`https.redisCertificates`): off, the
+    /// handshake is the one it was without the feature (an ACL may not grant the prefix).
+    certificates: bool,
     /// Bumped by every invalidation, connection and loss.
     epoch: u64,
     /// Bumped by every new connection, so a task knows whether its socket is still the one.
@@ -136,8 +155,9 @@ impl Tracking {
         health: Health,
         capacity: usize,
         max_age: Option<Duration>,
+        certificates: bool,
     ) -> Self {
-        let state = State::new(url, capacity, max_age);
+        let state = State::new(url, capacity, max_age, certificates);
         lock(&state).conns.push(Conn::new(0));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = connection::TrackingSession {
@@ -159,8 +179,9 @@ impl Tracking {
         maps: watch::Receiver<Arc<SlotMap>>,
         capacity: usize,
         max_age: Option<Duration>,
+        certificates: bool,
     ) -> Self {
-        let state = State::new(url, capacity, max_age);
+        let state = State::new(url, capacity, max_age, certificates);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(nodes::follow_masters(
                 url.clone(),
@@ -219,6 +240,48 @@ impl Tracking {
         self.lock().cache.last_known(host)
     }
 
+    /// Looks the `tls:` key of `name` up in the certificate cache, after applying every
+    /// invalidation already received.
+    pub(crate) fn check_certificate(&self, name: &str) -> CertCheck {
+        let mut state = self.lock();
+        if !state.sync() {
+            return CertCheck::Off;
+        }
+        if state.is_pinging() {
+            return CertCheck::Miss(Ticket(state.epoch));
+        }
+        match state.certs.get(name) {
+            Some(found) => CertCheck::Hit(found),
+            None => CertCheck::Miss(Ticket(state.epoch)),
+        }
+    }
+
+    /// Records what the `tls:` key of `name` holds, fresh on the terms of [`Tracking::store`];
+    /// returns what was known before (for the log of a change).
+    pub(crate) fn store_certificate(
+        &self,
+        ticket: Option<Ticket>,
+        nodes: &[Address],
+        name: &str,
+        certificate: Option<Certificate>,
+    ) -> Option<Option<Certificate>> {
+        let mut state = self.lock();
+        let fresh = state.sync()
+            && ticket.is_some_and(|t| t.0 == state.epoch)
+            && nodes.iter().all(|node| state.tracks(node));
+        state.certs.insert(name, certificate, fresh)
+    }
+
+    /// The last certificate read for `name`, however old: served while Redis is unreachable.
+    pub(crate) fn last_known_certificate(&self, name: &str) -> Option<Option<Certificate>> {
+        self.lock().certs.last_known(name)
+    }
+
+    /// Every certificate held, by key name (for the expiry gauge).
+    pub(crate) fn certificates(&self) -> Vec<(String, Certificate)> {
+        self.lock().certs.loaded()
+    }
+
     /// Sends the liveness ping now on every connection, as the heartbeat does (for tests).
     #[cfg(test)]
     pub(crate) fn ping_now(&self) {
@@ -241,10 +304,18 @@ impl Tracking {
 }
 
 impl State {
-    fn new(url: &RedisUrl, capacity: usize, max_age: Option<Duration>) -> Arc<Mutex<State>> {
+    fn new(
+        url: &RedisUrl,
+        capacity: usize,
+        max_age: Option<Duration>,
+        certificates: bool,
+    ) -> Arc<Mutex<State>> {
         Arc::new(Mutex::new(State {
+            certificates,
             conns: Vec::new(),
             cache: HostCache::new(&url.prefix, capacity, max_age),
+            certs: CertCache::new(super::certs::CAPACITY),
+            cert_prefix: format!("{}{TLS_PREFIX}", url.prefix),
             epoch: 0,
             generation: 0,
         }))
@@ -300,8 +371,8 @@ impl State {
                 Some(keys) => {
                     self.epoch += 1;
                     match keys {
-                        Some(keys) => keys.iter().for_each(|key| self.cache.invalidate(key)),
-                        None => self.cache.make_all_stale(),
+                        Some(keys) => keys.iter().for_each(|key| self.invalidate(key)),
+                        None => self.make_all_stale(),
                     }
                 }
                 None if value == Resp::Text(b"PONG".to_vec()) => {
@@ -312,6 +383,22 @@ impl State {
             *used_all = at;
         }
         Ok(())
+    }
+
+    /// Makes stale what depended on the Redis key `key`: a certificate or host answers.
+    fn invalidate(&mut self, key: &[u8]) {
+        match key.strip_prefix(self.cert_prefix.as_bytes()) {
+            Some(name) => match std::str::from_utf8(name) {
+                Ok(name) => self.certs.invalidate(name),
+                Err(_) => self.certs.make_all_stale(),
+            },
+            None => self.cache.invalidate(key),
+        }
+    }
+
+    fn make_all_stale(&mut self) {
+        self.cache.make_all_stale();
+        self.certs.make_all_stale();
     }
 
     /// Sends a liveness ping on connection `id`; an error when the last one is still unanswered
@@ -371,7 +458,7 @@ impl State {
         conn.buf = leftover;
         conn.generation = generation;
         conn.awaiting_pong = false;
-        self.cache.make_all_stale();
+        self.make_all_stale();
         self.epoch += 1;
         info!("redis tracking enabled");
         generation
@@ -384,7 +471,7 @@ impl State {
                 warn!(reason = why, "redis tracking lost; querying per request");
             }
         }
-        self.cache.make_all_stale();
+        self.make_all_stale();
         self.epoch += 1;
     }
 
