@@ -58,9 +58,8 @@ pub(crate) async fn serve<S, I>(
     S: RouteSource,
     I: AsyncRead + AsyncWrite + Unpin + 'static,
 {
-    if connections.is_draining() {
-        return;
-    }
+    // A connection accepted before a drain began is sent a GOAWAY at once (below), which a
+    // client answers by retrying elsewhere; closing it without one would look like a failure.
     let _open = connections.count.enter();
     let idle = proxy.idle_timeout;
     let handshake = builder.handshake::<_, Bytes>(FrameCheck::new(io));

@@ -173,6 +173,10 @@ async fn serve_tls<S: RouteSource>(
     peer: SocketAddr,
     client: Rc<ClientConnection>,
 ) {
+    // Counted from the accept on, like a plain connection: a drain that began during the
+    // handshake waits for it and serves the connection's request, where closing it would reset
+    // a client that did nothing wrong.
+    let _open = shared.connections.count.enter();
     let stream = match tls.accept(stream, shared.proxy.idle_timeout).await {
         Ok(stream) => Metered(stream),
         Err(error) => return tracing::debug!(%peer, %error, "tls handshake failed"),

@@ -243,3 +243,47 @@ fn encrypted_key_exits_with_a_decryption_hint() {
     assert!(stderr.contains(&key.display().to_string()), "{stderr}");
     assert!(stderr.contains("openssl pkey"), "{stderr}");
 }
+
+/// A connection the worker accepted just before its drain began, whose client had not sent its
+/// `ClientHello` yet, is still served: the drain waits for its handshake and its request
+/// (answered with `Connection: close`) instead of resetting it.
+#[test]
+fn a_tls_connection_accepted_before_a_drain_is_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("a.test", "a", &[&backend.url()]);
+    let (hipache, _) = sni_proxy(&redis);
+    let https = hipache.https_addr();
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+        // The accepted connection shows as one of the worker's sockets on the https port.
+        let accepted =
+            |worker| crate::support::procfs::connected_ports_of(worker).contains(&https.port());
+        let worker = crate::support::wait::wait_for(
+            Duration::from_secs(5),
+            "a worker to accept the connection",
+            || hipache.worker_pids().into_iter().find(|pid| accepted(*pid)),
+        );
+        hipache.signal(libc::SIGTERM);
+        wait_until(
+            Duration::from_secs(10),
+            "the worker to stop accepting",
+            || crate::support::procfs::listening_ports_of(worker).is_empty(),
+        );
+        let name = rustls::pki_types::ServerName::try_from("a.test").unwrap();
+        let mut stream = tokio_rustls::TlsConnector::from(tls::client_config(&[b"http/1.1"]))
+            .connect(name, tcp)
+            .await
+            .expect("the handshake of a connection accepted before the drain");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    });
+}
