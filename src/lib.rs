@@ -6,7 +6,7 @@
 //! ```text
 //! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x, heads read by wire::request)
 //!                                  or h2::connection (HTTP/2 on the h2 crate)
-//!   ─▶ proxy::Proxy::route ─▶ router::candidates ─▶ routes::*::lookup
+//!   ─▶ proxy::Proxy::route ─▶ host_keys::candidates ─▶ routes::*::lookup
 //!   ─▶ proxy::Proxy::forward, the one attempt loop: balancer::Attempts picks,
 //!        proxy::pool gives a backend stream, the front end sends (h1::forward, h2::request;
 //!        heads written by wire::encode), proxy::backend reads the answer's head;
@@ -34,6 +34,7 @@ mod frontend;
 mod h1;
 mod h2;
 mod health;
+pub mod host_keys;
 mod host_name;
 pub mod logging;
 pub mod manage;
@@ -41,7 +42,6 @@ pub mod master;
 mod metrics;
 pub mod privileges;
 mod proxy;
-pub mod router;
 mod routes;
 pub mod supervision;
 pub mod tls;

@@ -29,7 +29,7 @@ use tracing::{info, warn};
 use crate::config::{BackendTrust, Config, Driver, HealthCheck, RedisUrl};
 use crate::escape::Escaped;
 use crate::routes::redis::unix_now_secs;
-use crate::tls::backend as tls_client;
+use crate::tls::backend_trust as tls_client;
 use probe::ProbeFailure;
 use store::{Server, Target};
 use tally::{Tally, Verdict};

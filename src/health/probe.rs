@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::routes::BackendUrl;
-use crate::tls::backend::server_name;
+use crate::tls::backend_trust::server_name;
 use crate::wire::response::{InvalidResponse, ResponseHead};
 
 /// Why a probe failed; the warning that marks a backend dead carries it.

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::host_keys::{self, HostRequest};
 use crate::host_name;
-use crate::router::{self, HostRequest};
 use crate::routes::BackendUrl;
 
 use super::ManageError;
@@ -59,7 +59,7 @@ pub(crate) enum Change {
 }
 
 /// The key part of `frontend:<host>`, exactly as the proxy looks a request's `Host` up (port
-/// stripped, lowercased by [`router`]); a text no lookup could ever produce is refused. A
+/// stripped, lowercased by [`host_keys`]); a text no lookup could ever produce is refused. A
 /// wildcard is `*` or `*.` followed by a name.
 pub(crate) fn host(text: &str) -> Result<String, ManageError> {
     let bad = |problem: String| ManageError::BadHost {
@@ -79,9 +79,9 @@ pub(crate) fn host(text: &str) -> Result<String, ManageError> {
         ));
     }
     host_name::check(name).map_err(|problem| bad(problem.to_string()))?;
-    match router::parse_host(host) {
+    match host_keys::parse_host(host) {
         HostRequest::Ping => Err(bad("reserved for the proxy's liveness probe".to_owned())),
-        HostRequest::Route(key) => Ok(router::normalize(key).into_owned()),
+        HostRequest::Route(key) => Ok(host_keys::normalize(key).into_owned()),
     }
 }
 
@@ -100,7 +100,7 @@ pub(crate) fn existing_host(text: &str) -> Result<String, ManageError> {
     if host.chars().any(char::is_control) {
         return Err(bad("control characters are not allowed"));
     }
-    Ok(router::normalize(host).into_owned())
+    Ok(host_keys::normalize(host).into_owned())
 }
 
 /// The frontend id to store: any text but an empty one, and no control characters (it is

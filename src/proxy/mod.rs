@@ -28,8 +28,8 @@ pub(crate) use attempt::{Answered, ClientFailure, Exchange, Outcome, SendError};
 use crate::access_log::AccessLog;
 use crate::error_page::{ErrorPages, Generated};
 use crate::escape::Escaped;
+use crate::host_keys::{self, HostRequest};
 use crate::metrics::{self, names::Counter};
-use crate::router::{self, HostRequest};
 use crate::routes::{Frontend, Lookup, RouteSource};
 use crate::wire::headers::Forwarded;
 use error::ProxyError;
@@ -98,9 +98,9 @@ impl<S: RouteSource> Proxy<S> {
             metrics::count(Counter::Requests);
             return Routed::Failed(ProxyError::NoHost);
         };
-        let host = match router::parse_host(host_header) {
+        let host = match host_keys::parse_host(host_header) {
             HostRequest::Ping => return Routed::Ping,
-            HostRequest::Route(host) => router::normalize(host).into_owned(),
+            HostRequest::Route(host) => host_keys::normalize(host).into_owned(),
         };
         metrics::count(Counter::Requests);
         match self.routes.lookup(&host).await {

@@ -25,7 +25,7 @@ use super::error::{ProxyError, TlsFailure};
 use crate::config::BackendTrust;
 use crate::escape::Escaped;
 use crate::routes::BackendUrl;
-use crate::tls::backend as tls_client;
+use crate::tls::backend_trust as tls_client;
 
 /// An idle stream older than this is closed rather than reused: backends commonly drop idle
 /// keep-alive connections after 5 s (nginx: 75 s, Node: 5 s), and one that did is a wasted try.

@@ -1,7 +1,7 @@
 //! `server.forceSecure`: the `301` that sends a plain-HTTP request to the same host and path
 //! over HTTPS. The decision is made here once; each front end only renders the answer.
 
-use crate::router::{self, HostRequest};
+use crate::host_keys::{self, HostRequest};
 
 /// What `forceSecure` does with a plain-HTTP request for `host_header`.
 #[derive(Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub(crate) enum Secure {
 /// The forceSecure decision for a plain-HTTP request to `host_header` and `target` (its path
 /// and query), on the HTTPS listener's `https_port`.
 pub(crate) fn decide(host_header: &str, target: &[u8], https_port: u16) -> Secure {
-    match router::parse_host(host_header) {
+    match host_keys::parse_host(host_header) {
         HostRequest::Ping => Secure::Exempt,
         HostRequest::Route(host) => {
             secure_location(host, target, https_port).map_or(Secure::BadHost, Secure::MovedTo)

@@ -116,7 +116,7 @@ impl std::fmt::Debug for FileRoutes {
 impl RouteSource for FileRoutes {
     async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
         let table = self.table();
-        let Some(frontend) = crate::router::candidates(host)
+        let Some(frontend) = crate::host_keys::candidates(host)
             .iter()
             .find_map(|key| table.frontends.get(key))
         else {

@@ -41,7 +41,7 @@ pub(crate) enum RouteError {
 /// Where routes come from. Implementations are cheap to clone handles shared by a worker's tasks.
 pub(crate) trait RouteSource: Clone + 'static {
     /// Finds the frontend for a normalised host (lowercase, no port): the host itself, then its
-    /// wildcards, then `*` (see [`crate::router::candidates`]), with the dead set of `host`.
+    /// wildcards, then `*` (see [`crate::host_keys::candidates`]), with the dead set of `host`.
     /// `Ok(None)` means no candidate has a frontend.
     fn lookup(&self, host: &str) -> impl Future<Output = Result<Option<Lookup>, RouteError>>;
 

@@ -11,7 +11,7 @@
 //! Listeners are numbered like `Config::https`: the n-th https listener bound gets
 //! `server_config(n)`, whose default certificate is that bind's own.
 
-pub(crate) mod backend;
+pub(crate) mod backend_trust;
 pub(crate) mod certs;
 pub(crate) mod sni;
 pub(crate) mod tickets;

@@ -1,6 +1,6 @@
 //! Hipache's own functional suite (`test/functional/test_simple.py`, `test_domain_matching.py`),
 //! one table row per case, one harness. Backends answer with the status their row gives them.
-//! Its other wildcard rows are a pure decision, asserted once in `router`'s unit tests;
+//! Its other wildcard rows are a pure decision, asserted once in `host_keys`' unit tests;
 //! `wildcard_priority` stays here to prove the binary routes by it.
 
 use crate::support::{Backend, Body, Config, Hipache, RedisServer, Request};

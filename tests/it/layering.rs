@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "supervision",
     ],
     // Pure decisions and the wire format; counters; TLS configuration.
-    &["metrics", "router", "tls", "wire"],
+    &["host_keys", "metrics", "tls", "wire"],
     // Where routes come from (Redis, file).
     &["routes"],
     // Users of routes that are not the request path, and the request path's leaves.

@@ -1,5 +1,5 @@
 //! Which frontend a request reaches: `__ping__`, Host normalisation, dead sets. Candidate order
-//! (wildcard precedence) is a pure decision, tested in `router`; `hipache_suite::wildcard_priority`
+//! (wildcard precedence) is a pure decision, tested in `host_keys`; `hipache_suite::wildcard_priority`
 //! proves the binary routes by it.
 
 use crate::support::{raw_http, Backend, Config, Hipache, RedisServer, Request};

@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::*;
 use crate::config::BackendTrust;
-use crate::tls::backend::{connector, server_name};
+use crate::tls::backend_trust::{connector, server_name};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

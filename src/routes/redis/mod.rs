@@ -183,7 +183,7 @@ impl RedisRoutes {
         ttls: bool,
     ) -> Result<(Option<Answer>, Option<Duration>, Source), LinkError> {
         let shared = &self.shared;
-        let candidates = crate::router::candidates(host);
+        let candidates = crate::host_keys::candidates(host);
         let mut keys: Vec<String> = candidates
             .iter()
             .map(|candidate| format!("{}{FRONTEND_PREFIX}{candidate}", shared.prefix))

@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn first_non_empty_list_wins_and_garbage_dead_members_are_ignored() {
-        let candidates = crate::router::candidates("a.example.com");
+        let candidates = crate::host_keys::candidates("a.example.com");
         let replies = vec![
             vec![],
             bytes(&["wild", "http://h:1", "bogus", "http://h:3"]),

@@ -1,4 +1,4 @@
-//! The client side: how `https://` backends are reached (by the proxy's pool and the health
+//! TLS towards the backends: how `https://` backends are reached (by the proxy's pool and the health
 //! checker alike). Trust is the system's roots (read by `rustls-native-certs` from the OS store,
 //! e.g. /etc/ssl/certs, so the fleet's own CA added with `update-ca-certificates` is trusted
 //! without a rebuild) plus `server.backendCa`; `server.backendTlsVerify: false` accepts any
