@@ -15,6 +15,7 @@ pub(crate) mod error;
 pub(crate) mod open;
 pub(crate) mod pool;
 mod redirect;
+pub(crate) mod session;
 pub(crate) mod sticky;
 pub(crate) mod tunnel;
 
