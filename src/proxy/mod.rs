@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) use attempt::{Answered, ClientFailure, Exchange, Outcome, SendError};
+pub(crate) use attempt::{Answered, ClientFailure, Exchange, SendError};
 
 use crate::access_log::AccessLog;
 use crate::error_page::{ErrorPages, Generated};
@@ -58,7 +58,7 @@ pub(crate) struct Proxy<S> {
 }
 
 /// Where a request goes, decided from its `Host` alone.
-pub(crate) enum Routed {
+enum Routed {
     Ping,
     Failed(ProxyError),
     Found(Route),
@@ -92,7 +92,7 @@ pub(crate) struct ClientConnection {
 impl<S: RouteSource> Proxy<S> {
     /// Classifies a request by its `Host` (an HTTP/2 authority or an absolute-form target's
     /// authority stands in for it) and looks the host up.
-    pub(crate) async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
+    async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
         let start = Instant::now();
         let Some(host_header) = host_header else {
             metrics::count(Counter::Requests);
@@ -122,7 +122,7 @@ impl<S: RouteSource> Proxy<S> {
 
     /// The one place a `ProxyError` becomes a response: its status, Hipache's page for it, and
     /// the `X-Debug-Error` reason when the client asked.
-    pub(crate) fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
+    fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
         let status = error.status();
         metrics::response(status.as_u16());
         Generated {
@@ -135,10 +135,7 @@ impl<S: RouteSource> Proxy<S> {
 
     /// With sticky sessions on, the token of the request's `hipache_backend` cookie, read from
     /// its `Cookie` field values (not read at all when off).
-    pub(crate) fn sticky_token<'a>(
-        &self,
-        cookie_values: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Option<Token> {
+    fn sticky_token<'a>(&self, cookie_values: impl IntoIterator<Item = &'a [u8]>) -> Option<Token> {
         self.sticky.as_ref()?;
         sticky::token_in(cookie_values)
     }
@@ -147,7 +144,7 @@ impl<S: RouteSource> Proxy<S> {
     /// path and query), before any routing: a `301` to HTTPS, or a 400 for a host that cannot
     /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), for the
     /// `__ping__` probe, or when off.
-    pub(crate) fn secure_redirect(
+    fn secure_redirect(
         &self,
         conn: &ClientConnection,
         host_header: Option<&str>,

@@ -83,7 +83,7 @@ impl Tunnel {
 }
 
 /// Splices `client` and `backend` until one side closes or both are idle for `idle_timeout`.
-pub(crate) async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
+async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
