@@ -1,12 +1,14 @@
-//! Forwarding, whichever protocol the client speaks: from a `Host` to a frontend
-//! ([`Proxy::route`]), then the one attempt loop ([`Proxy::forward`], in `attempt`) that picks a
-//! backend, sends the request over the worker's backend pool, classifies what went wrong, marks
-//! dead, retries, and hands back an answer with its X-Debug fields and access log line, or the
-//! error that answers the client ([`Proxy::error_answer`], the one place a `ProxyError` becomes
-//! a response).
+//! Forwarding, whichever protocol the client speaks: the session ([`Proxy::serve`], in
+//! `session`) that takes one request through its steps in one order, from a `Host` to a
+//! frontend ([`Proxy::route`]), then the one attempt loop ([`Proxy::forward`], in `attempt`)
+//! that picks a backend, sends the request over the worker's backend pool, classifies what went
+//! wrong, marks dead, retries, and hands back an answer with its X-Debug fields and access log
+//! line, or the error that answers the client ([`Proxy::error_answer`], the one place a
+//! `ProxyError` becomes a response); a tunnel after a backend's 101 (`tunnel`).
 //!
-//! The front ends (`h1`, `h2`) supply only how to send a request on their
-//! protocol (an [`Exchange`]) and how to relay the answer; this module imports neither.
+//! The front ends (`h1`, `h2`) supply only framing (a `session::Downstream`): how to read a
+//! request's facts, send it on their protocol (an [`Exchange`]) and write an answer; this
+//! module imports neither.
 
 mod attempt;
 pub(crate) mod backend;
@@ -76,7 +78,7 @@ pub(crate) struct Route {
     pub(crate) start: Instant,
     /// The client asked for `X-Debug-*` fields.
     pub(crate) debug: bool,
-    /// The backend its `hipache_backend` cookie asks for (set by the front end, see
+    /// The backend its `hipache_backend` cookie asks for (set by the session, see
     /// [`Proxy::sticky_token`]).
     pub(crate) sticky: Option<Token>,
 }
