@@ -139,11 +139,13 @@ impl<S: RouteSource> Proxy<S> {
             )
         });
         // In a block: what the exchange borrows is free again once the answer began.
-        let (outcome, upload) = 'sent: {
+        let upload;
+        let outcome = 'sent: {
             let failure = match down.exchange().await {
                 Ok(mut exchange) => {
                     let outcome = self.forward(&route, logged, &mut exchange).await;
-                    break 'sent (outcome, D::upload(exchange));
+                    upload = D::upload(exchange);
+                    break 'sent outcome;
                 }
                 Err(failure) => failure,
             };
