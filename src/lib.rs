@@ -5,13 +5,16 @@
 //!
 //! ```text
 //! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x, heads read by wire::request)
-//!                                  or h2::connection (HTTP/2 on the h2 crate)
-//!   ─▶ proxy::Proxy::route ─▶ host_keys::candidates ─▶ routes::*::lookup
+//!                                  or h2::connection (HTTP/2 on the h2 crate, a task per stream)
+//!   ─▶ proxy::Proxy::serve, the session, one order for every front end (each a
+//!        proxy::session::Downstream: h1::request per request, h2 per stream, framing only):
+//!        refusals ─▶ forceSecure (proxy::redirect) ─▶ proxy::Proxy::route ─▶ host_keys::candidates
+//!        ─▶ routes::*::lookup ─▶ the sticky backend ─▶ the access log's copy of the request
 //!   ─▶ proxy::Proxy::forward, the one attempt loop: balancer::Attempts picks,
 //!        proxy::pool gives a backend stream, the front end sends (h1::forward, h2::request;
 //!        heads written by wire::encode), proxy::backend reads the answer's head;
 //!        on failure routes::*::mark_dead and pick again
-//!   ─▶ the answer relayed (h1::relay, h2::body; proxy::tunnel after a 101)
+//!   ─▶ the answer relayed (h1::relay, h2::body), a tunnel after a 101 (proxy::tunnel),
 //!      or proxy::Proxy::error_answer rendered as the client's protocol ─▶ access_log
 //!   counted on the way in metrics (the worker's cells); the master's admin asks each worker
 //!   for a snapshot and serves /metrics and the status page, and sends statsd

@@ -7,10 +7,11 @@
 //! (hyper keeps 16 KiB per connection).
 //!
 //! ```text
-//! server (connection loop, head, route, own answers)
-//!   ─▶ proxy::Proxy::forward (the attempt loop) with forward::Upload (how to send: head, body)
-//!   ─▶ relay (answer body, or a tunnel after 101)
-//! client: the stream and its unread bytes, for all three
+//! server (connection loop, reading a head; refuses one it cannot read)
+//!   ─▶ proxy::Proxy::serve (the session) over request::Request, which supplies the framing:
+//!      the head's facts, our own answers, forward::Upload (how to send: head, body) for the
+//!      attempt loop, relay (the answer's body), the 101 that opens a proxy::tunnel
+//! client: the stream and its unread bytes, for all of them
 //! pump: a streamed upload, moved by forward until an answer begins, then alongside relay
 //! ```
 
@@ -18,6 +19,7 @@ mod client;
 mod forward;
 mod pump;
 mod relay;
+mod request;
 pub(crate) mod server;
 
 pub(crate) use client::ClientStream;

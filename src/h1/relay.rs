@@ -1,6 +1,7 @@
 //! Relaying a backend's answer to the HTTP/1.x client: its head now, its body as it arrives with
 //! the framing the backend wrote (chunks pass as they are), except to an HTTP/1.0 client, which
-//! gets the payload of a chunked body and a close at its end; or, after a 101, a tunnel.
+//! gets the payload of a chunked body and a close at its end. (A 101 that opens a tunnel is the
+//! session's to find; `request` writes it.)
 //!
 //! A streamed upload the backend had not read whole when it began answering moves on at the
 //! same time (`pump`): the exchange lasts while either direction moves, each side waiting at
@@ -8,15 +9,14 @@
 
 use std::future::Future;
 
-use crate::proxy::conn::BackendConn;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::client::{Client, ClientStream};
 use super::pump::BodyPump;
 use crate::access_log::PendingLine;
 use crate::escape::Escaped;
-use crate::proxy::backend::{write_within, Activity, Answer, BodyRelay};
-use crate::proxy::{tunnel, Answered, ClientFailure, Proxy, SendError};
+use crate::proxy::backend::{Activity, Answer, BodyRelay};
+use crate::proxy::{Answered, ClientFailure, Proxy, SendError};
 use crate::wire::buffers;
 use crate::wire::encode::{self, ClientFraming, Persistence};
 use crate::wire::request::RequestHead;
@@ -26,7 +26,7 @@ use crate::wire::response::Framing;
 pub(super) enum Relayed {
     /// The whole answer reached the client; `keep_alive` if the connection may go on.
     Whole { keep_alive: bool },
-    /// Cut short, or a tunnel that ended: the connection closes.
+    /// Cut short: the connection closes.
     Closed,
     /// The backend's chunked body is invalid before anything reached the client, which can
     /// still get an error page; the access log line is the caller's to write.
@@ -49,8 +49,7 @@ enum End {
 
 /// Sends the backend's answer on to the client. `keep_alive`: whether the client's side allows
 /// another request; `pump`: a streamed body, which moves on alongside the answer if the backend
-/// had not read all of it; `consumed`: the request's bytes in the client's buffer (what follows
-/// is a tunnel's early bytes).
+/// had not read all of it.
 pub(super) async fn relay<S, IO: ClientStream>(
     proxy: &Proxy<S>,
     client: &mut Client<IO>,
@@ -58,14 +57,13 @@ pub(super) async fn relay<S, IO: ClientStream>(
     answered: Answered<'_>,
     keep_alive: bool,
     mut pump: Option<&mut BodyPump>,
-    consumed: usize,
 ) -> Relayed {
     let Answered {
         answer,
         host,
         backend,
         debug,
-        mut line,
+        line,
         set_cookie,
     } = answered;
     let Answer {
@@ -75,37 +73,6 @@ pub(super) async fn relay<S, IO: ClientStream>(
     } = answer;
     let idle = proxy.idle_timeout;
     let mut out = buffers::take(backend_buf.len() + buffers::FIELDS);
-    if response.status == 101 && head.upgrade(client.buf()).is_some() {
-        encode::response_for_client(
-            &mut out,
-            &backend_buf,
-            &response,
-            head.minor,
-            ClientFraming::AsSent,
-            Persistence::Upgrade,
-            debug.as_ref(),
-        );
-        set_cookie_field(&mut out, set_cookie.as_deref());
-        out.extend_from_slice(&backend_buf[response.len..]);
-        buffers::give_back(backend_buf);
-        let written = client.write(&out, idle).await;
-        buffers::give_back(out);
-        // A tunnel's line is written when the 101 is sent, with 0 bytes.
-        if let Some(line) = line.take() {
-            line.write(0);
-        }
-        if written {
-            // A tunnel is no request: it leaves its place under maxSockets at once.
-            Box::pin(tunnel_to(
-                proxy,
-                client,
-                consumed,
-                backend_stream.into_tunnel(),
-            ))
-            .await;
-        }
-        return Relayed::Closed;
-    }
     let dechunk = response.framing == Framing::Chunked && head.minor == 0;
     let client_framing = match response.coded && head.minor == 1 {
         true => ClientFraming::Coded,
@@ -276,26 +243,9 @@ async fn relay_body(
     }
 }
 
-/// Sticky sessions: the cookie goes on the head just written.
-fn set_cookie_field(out: &mut Vec<u8>, set_cookie: Option<&str>) {
+/// The `Set-Cookie` the attempt loop asked for goes on the head just written.
+pub(super) fn set_cookie_field(out: &mut Vec<u8>, set_cookie: Option<&str>) {
     if let Some(value) = set_cookie {
         encode::append_field(out, b"Set-Cookie", value.as_bytes());
     }
-}
-
-/// Splices client and backend after a 101, counted in the worker's tunnels; bytes the client
-/// sent early are delivered first.
-async fn tunnel_to<S, IO: ClientStream>(
-    proxy: &Proxy<S>,
-    client: &mut Client<IO>,
-    consumed: usize,
-    mut backend: BackendConn,
-) {
-    let _open = proxy.tunnels.enter();
-    let (io, early) = client.take_for_tunnel(consumed);
-    let idle = proxy.idle_timeout;
-    if !early.is_empty() && !write_within(&mut backend, &early, idle).await {
-        return;
-    }
-    tunnel::splice_streams(io, &mut backend, proxy.response_timeout).await;
 }

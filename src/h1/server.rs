@@ -1,8 +1,8 @@
 //! One HTTP/1.x client connection: wait for a request holding no buffer, read its head within
 //! one `tcpTimeout` of the moment the wait began (idle time and a trickled head share the one
-//! deadline, as HAProxy's `timeout http-request`), route it, send it through the proxy's attempt loop
-//! (`forward` supplies the sending), relay the answer (`relay`), and loop while both sides keep
-//! the connection.
+//! deadline, as HAProxy's `timeout http-request`), hand the request to the session
+//! (`proxy::Proxy::serve`, with the framing of `request`), and loop while both sides keep the
+//! connection. A head that cannot be read is refused here: there is no request to hand on.
 //!
 //! Requests are handled one at a time; pipelined bytes wait in the buffer for their turn. A
 //! plain connection that opens with the HTTP/2 preface is handed back to the caller for our
@@ -16,16 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::client::{Client, ClientStream};
-use super::forward::{self, Body, Upload};
-use super::relay::{self, Relayed};
-use crate::access_log::LoggedRequest;
-use crate::error_page::Generated;
-use crate::proxy::error::ProxyError;
+use super::request::{refuse, Next, Request};
 use crate::proxy::open::Connections;
-use crate::proxy::{ClientConnection, ClientFailure, Outcome, Proxy, Route, Routed};
+use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
-use crate::wire::buffers;
-use crate::wire::encode;
 use crate::wire::request::{HeadError, RequestHead, MAX_HEAD_BYTES};
 
 /// The first line of the HTTP/2 connection preface (RFC 9113 §3.4).
@@ -43,13 +37,6 @@ pub(crate) enum Ended<IO> {
         stream: IO,
         read: Vec<u8>,
     },
-}
-
-/// What follows an exchange.
-enum Next {
-    KeepAlive,
-    Close,
-    Http2,
 }
 
 /// A client connection while it is served.
@@ -125,34 +112,17 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
         }
     }
 
+    /// Reads a request's head and lets the session take the request through.
     async fn exchange(&mut self, h2c: bool, deadline: Instant) -> Next {
         let head = match self.read_head(h2c, deadline).await {
             Ok(head) => head,
             Err(next) => return next,
         };
-        let buf = self.client.buf();
-        if head.method(buf) == b"CONNECT" {
-            // A reverse proxy tunnels to no address a client names.
-            return self.refuse(StatusCode::METHOD_NOT_ALLOWED).await;
-        }
-        let host = head
-            .host(buf)
-            .and_then(|host| std::str::from_utf8(host).ok());
-        let (target, _) = head.origin_form(buf);
-        if let Some(answer) = self
-            .proxy
-            .secure_redirect(self.peer, host, target, head.debug)
-        {
-            return self.answer(&head, &answer).await;
-        }
-        match self.proxy.route(host, head.debug).await {
-            Routed::Ping => self.answer(&head, &Generated::ping()).await,
-            Routed::Failed(error) => {
-                let answer = self.proxy.error_answer(error, head.debug);
-                self.answer(&head, &answer).await
-            }
-            Routed::Found(mut route) => self.forward(&head, &mut route).await,
-        }
+        let (proxy, peer) = (self.proxy, self.peer);
+        let mut request = Request::new(proxy, peer, self.connections, &mut self.client, head);
+        let next = proxy.serve(peer, &mut request).await;
+        self.unread_body |= request.unread_body;
+        next
     }
 
     /// Reads until a whole head is in the buffer, by `deadline`.
@@ -170,7 +140,8 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                             HeadError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                         };
                         tracing::debug!(peer = %self.peer.peer, %status, "unreadable request");
-                        return Err(self.refuse(status).await);
+                        let idle = self.proxy.idle_timeout;
+                        return Err(refuse(&mut self.client, status, idle).await);
                     }
                 }
             }
@@ -187,146 +158,6 @@ impl<S: RouteSource, IO: ClientStream> Conn<'_, S, IO> {
                 }
             }
         }
-    }
-
-    /// Sends a routed request through the proxy's attempts and relays what comes back. `head`
-    /// and `route` come by reference: the request's future holds them once, not twice.
-    async fn forward(&mut self, head: &RequestHead, route: &mut Route) -> Next {
-        let proxy = self.proxy;
-        let buf = self.client.buf();
-        let cookies = head
-            .fields
-            .iter()
-            .filter(|f| f.name(buf).eq_ignore_ascii_case(b"cookie"));
-        route.sticky = proxy.sticky_token(cookies.map(|f| f.value(buf)));
-        let logged = self.logged_request(head);
-        let idle = proxy.idle_timeout;
-        let body = match forward::read_small_body(&mut self.client, head, idle).await {
-            Ok(body) => body,
-            Err(failure) => return self.give_up(failure).await,
-        };
-        // In a block: the upload's room is not kept while the answer is relayed.
-        let (outcome, mut pump) = {
-            let mut upload = Upload::new(&mut self.client, head, body, &self.peer.forwarded, proxy);
-            let outcome = proxy.forward(route, logged, &mut upload).await;
-            (outcome, upload.take_pump())
-        };
-        let consumed = body.consumed(head);
-        match outcome {
-            Outcome::Answered(answered) => {
-                let keep_alive = self.keeps_alive(head);
-                let relayed = relay::relay(
-                    proxy,
-                    &mut self.client,
-                    head,
-                    answered,
-                    keep_alive,
-                    pump.as_mut(),
-                    consumed,
-                )
-                .await;
-                // The client may still be sending a body nobody will read (the backend
-                // answered early): the connection closes after the answer, lingering.
-                self.unread_body |= pump.is_some_and(|pump| !pump.is_done());
-                match relayed {
-                    Relayed::Whole { keep_alive } => self.finish(consumed, keep_alive),
-                    Relayed::Closed => Next::Close,
-                    Relayed::InvalidBody { line } => {
-                        // Nothing reached the client yet: it can still have an honest answer.
-                        let error = ProxyError::BackendIo { replayable: false };
-                        let answer = proxy.error_answer(error, head.debug);
-                        self.write_generated(head, &answer, true).await;
-                        if let Some(mut line) = line {
-                            line.set_status(error.status().as_u16());
-                            line.write(answer.page.size() as u64);
-                        }
-                        Next::Close
-                    }
-                }
-            }
-            Outcome::Failed { error, line } => {
-                // A streamed body was partly read: where the next request starts is unknown.
-                let close = matches!(body, Body::Stream) || !self.keeps_alive(head);
-                let answer = proxy.error_answer(error, head.debug);
-                let written = self.write_generated(head, &answer, close).await;
-                if let Some(line) = line {
-                    line.write(answer.page.size() as u64);
-                }
-                self.finish(consumed, written && !close)
-            }
-            Outcome::Client(failure) => self.give_up(failure).await,
-        }
-    }
-
-    /// What the access log line shows of the request, copied before the buffer moves on.
-    fn logged_request(&self, head: &RequestHead) -> Option<LoggedRequest> {
-        let log = self.proxy.access_log.as_ref()?;
-        let buf = self.client.buf();
-        Some(LoggedRequest::new(
-            log.clone(),
-            self.peer.peer,
-            head.method(buf),
-            head.target(buf),
-            if head.minor == 0 { "1.0" } else { "1.1" },
-            head.referer(buf),
-            head.user_agent(buf),
-        ))
-    }
-
-    /// Ends an exchange the client broke: a 400 for a body that is not valid chunked coding,
-    /// nothing for a client that left. Either way the connection closes.
-    async fn give_up(&mut self, failure: ClientFailure) -> Next {
-        if let ClientFailure::InvalidBody = failure {
-            tracing::debug!(peer = %self.peer.peer, "invalid chunked request body");
-            return self.refuse(StatusCode::BAD_REQUEST).await;
-        }
-        Next::Close
-    }
-
-    /// Refuses a request with a bare `status` and closes: what follows it cannot be trusted.
-    async fn refuse(&mut self, status: StatusCode) -> Next {
-        let mut out = Vec::with_capacity(128);
-        encode::refusal(&mut out, status);
-        let _ = self.client.write(&out, self.proxy.idle_timeout).await;
-        Next::Close
-    }
-
-    /// Answers with a response of our own (no backend was reached: no access log line, as in
-    /// Hipache). The request's body, if any, is left unread, so the connection closes after it.
-    async fn answer(&mut self, head: &RequestHead, answer: &Generated) -> Next {
-        let close = head.has_body() || !self.keeps_alive(head);
-        let written = self.write_generated(head, answer, close).await;
-        self.finish(head.len, written && !close)
-    }
-
-    async fn write_generated(
-        &mut self,
-        head: &RequestHead,
-        answer: &Generated,
-        close: bool,
-    ) -> bool {
-        let mut out = buffers::take(answer.page.size() + buffers::FIELDS);
-        encode::generated_response(&mut out, head.minor, answer, close);
-        if head.is_head(self.client.buf()) {
-            out.truncate(out.len() - answer.page.size());
-        }
-        let written = self.client.write(&out, self.proxy.idle_timeout).await;
-        buffers::give_back(out);
-        written
-    }
-
-    /// Whether the connection may carry another request after this one.
-    fn keeps_alive(&self, head: &RequestHead) -> bool {
-        head.wants_keep_alive() && !self.connections.is_draining()
-    }
-
-    /// Drops the request's bytes (`consumed` of them) and says what follows.
-    fn finish(&mut self, consumed: usize, keep_alive: bool) -> Next {
-        if !keep_alive {
-            return Next::Close;
-        }
-        self.client.consume(0..consumed);
-        Next::KeepAlive
     }
 
     /// Closing our side first lets the client see the end of the last response at once. TLS

@@ -1,12 +1,14 @@
 //! The HTTP/2 front end, on the `h2` crate: `connection` serves a connection (TLS with ALPN
 //! `h2`, or h2c prior knowledge; the frames that come in checked by `frame_check` where the
 //! crate would answer with another code than the RFC's) and runs each stream in a task of its
-//! own (`stream`), which calls [`serve`]. A request held to the HTTP/1 head limits is routed and
-//! sent through the proxy's one attempt loop as HTTP/1.1 over the worker's backend pool
+//! own (`stream`), which calls [`serve`]: the stream's request goes through the session
+//! (`proxy::Proxy::serve`) with the framing of a [`StreamRequest`]. Its head is held to the
+//! HTTP/1 head limits; it is sent to a backend as HTTP/1.1 over the worker's backend pool
 //! (`request`, trailers at the end of its chunks), the backend's interim answers are relayed as
 //! they come, and the answer is streamed back (`body`, trailers as a last HEADERS frame), its
 //! access log line written when it ends. A WebSocket opened with an extended CONNECT (RFC 8441)
-//! is tunnelled to the backend as an HTTP/1.1 Upgrade (`websocket`).
+//! goes to the backend as an HTTP/1.1 Upgrade, and its stream becomes the client's side of the
+//! session's tunnel (`websocket`).
 
 pub(crate) mod body;
 pub(crate) mod connection;
@@ -18,7 +20,6 @@ mod stream_io;
 mod websocket;
 
 use std::cell::RefCell;
-use std::net::IpAddr;
 use std::rc::Rc;
 
 use ::h2::server::SendResponse;
@@ -27,12 +28,14 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode, Uri};
 
-use crate::access_log::LoggedRequest;
+use crate::access_log::PendingLine;
 use crate::error_page::{self, Generated, PageBody};
-use crate::proxy::error::ProxyError;
-use crate::proxy::{Answered, ClientConnection, ClientFailure, Outcome, Proxy, Route, Routed};
+use crate::proxy::backend::Answer;
+use crate::proxy::session::{Downstream, Head, Upgrade};
+use crate::proxy::tunnel::Tunnel;
+use crate::proxy::{Answered, ClientConnection, ClientFailure, Proxy};
 use crate::routes::RouteSource;
-use crate::wire::headers::{self, Forwarded};
+use crate::wire::headers::{self, DebugInfo, Forwarded};
 use crate::wire::response::ResponseHead;
 use body::ResponseBody;
 use request::Payload;
@@ -47,100 +50,235 @@ enum Reply {
     Tunnel(websocket::Tunnel),
 }
 
-/// Serves one HTTP/2 request; interim answers are sent on `respond` as they come, the rest is
-/// left to the caller.
+/// Serves one HTTP/2 request through the session; interim answers are sent on `respond` as
+/// they come, the rest is left to the caller.
 async fn serve<S: RouteSource>(
     proxy: Rc<Proxy<S>>,
     conn: Rc<ClientConnection>,
     request: Request,
     respond: &RefCell<SendResponse<Bytes>>,
 ) -> Reply {
-    let debug = request.headers().contains_key(headers::X_DEBUG);
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    if headers::is_over_head_limits(request.method().as_str(), target, request.headers()) {
-        return Reply::Answer(refused(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
-    }
-    if is_ambiguous(&request) {
-        return Reply::Answer(refused(StatusCode::BAD_REQUEST));
-    }
-    // Before the WebSocket branch: an extended CONNECT over h2c gets the redirect too.
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    if let Some(answer) = proxy.secure_redirect(&conn, host_of(&request), target.as_bytes(), debug)
-    {
-        return Reply::Answer(generated(answer));
-    }
-    if websocket::is_websocket(&request) {
-        return websocket::serve(proxy, conn, request, respond).await;
-    }
-    if request.method() == http::Method::CONNECT {
-        // A reverse proxy tunnels to no address a client names.
-        return Reply::Answer(refused(StatusCode::METHOD_NOT_ALLOWED));
-    }
-    let route = match routed(&proxy, &request, debug).await {
-        Ok(route) => route,
-        Err(answer) => return Reply::Answer(answer),
-    };
-    let (mut parts, body) = request.into_parts();
-    let logged = logged_request(&proxy, &parts, conn.peer);
-    // Read before `te` goes as a hop-by-hop field.
-    let trailers_expected = parts
-        .headers
-        .get_all(header::TE)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
-    let mut expects_continue = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue && body.is_end_stream() {
-        // No body is held back: nothing for a backend to say `100 Continue` to.
-        parts.headers.remove(header::EXPECT);
-        expects_continue = false;
-    }
-    let length = parts.headers.get(header::CONTENT_LENGTH);
-    let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
-    let idle = proxy.idle_timeout;
-    let payload = Payload::from_client(body, length, trailers_expected, expects_continue, idle);
-    let payload = match payload.await {
-        Ok(payload) => payload,
-        Err(failure) => return Reply::Answer(given_up(&proxy, failure, debug)),
-    };
-    let mut exchange = request::Request {
-        parts: &parts,
-        payload,
-        timeout: proxy.response_timeout,
-        upgrade: false,
-        pump: None,
+    let (parts, body) = request.into_parts();
+    let mut stream = StreamRequest {
+        proxy: &proxy,
+        conn: &conn,
+        parts,
+        body: Some(body),
         respond,
-        expects_continue,
+        websocket_key: None,
     };
-    let outcome = proxy.forward(&route, logged, &mut exchange).await;
-    let pump = exchange.take_pump();
-    Reply::Answer(respond_with(
-        &proxy,
-        outcome,
-        debug,
-        proxy.pool.keep_alive(),
-        pump,
-    ))
+    proxy.serve(&conn, &mut stream).await
 }
 
-/// The request's route, with the backend its sticky cookie names; or the answer of our own
-/// (`__ping__`, or the error) when it has none.
-async fn routed<S: RouteSource>(
-    proxy: &Proxy<S>,
-    request: &Request,
-    debug: bool,
-) -> Result<Route, Response<ResponseBody>> {
-    let mut route = match proxy.route(host_of(request), debug).await {
-        Routed::Ping => return Err(generated(Generated::ping())),
-        Routed::Failed(error) => return Err(generated(proxy.error_answer(error, debug))),
-        Routed::Found(route) => route,
-    };
-    let cookies = request.headers().get_all(header::COOKIE).iter();
-    route.sticky = proxy.sticky_token(cookies.map(HeaderValue::as_bytes));
-    Ok(route)
+/// An HTTP/2 request, as the session drives it.
+struct StreamRequest<'r, S> {
+    proxy: &'r Proxy<S>,
+    conn: &'r ClientConnection,
+    parts: http::request::Parts,
+    /// The client's body; an extended CONNECT's stream, kept for its tunnel.
+    body: Option<RecvStream>,
+    respond: &'r RefCell<SendResponse<Bytes>>,
+    /// An extended CONNECT sent on as an HTTP/1.1 Upgrade: the `Sec-WebSocket-Key` we sent.
+    websocket_key: Option<String>,
+}
+
+impl<S> Downstream for StreamRequest<'_, S> {
+    type Exchange<'a>
+        = request::Request<'a>
+    where
+        Self: 'a;
+    type Upload = Option<pump::UploadPump>;
+    type Done = Reply;
+
+    fn head(&self) -> Head<'_> {
+        let parts = &self.parts;
+        let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let method = parts.method.as_str();
+        let refusal = if headers::is_over_head_limits(method, target, &parts.headers) {
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        } else if is_ambiguous(parts) {
+            Some(StatusCode::BAD_REQUEST)
+        } else {
+            None
+        };
+        Head {
+            method: method.as_bytes(),
+            host: host_of(parts),
+            path: target.as_bytes(),
+            // An HTTP/2 request's URI carries scheme and authority, which an HTTP/1.1 client
+            // would not have sent: its path is logged, as Hipache's `req.url` would be.
+            logged_target: target.as_bytes(),
+            version: "2.0",
+            debug: parts.headers.contains_key(headers::X_DEBUG),
+            websocket_connect: websocket::is_websocket(parts),
+            refusal,
+        }
+    }
+
+    fn cookies(&self) -> impl Iterator<Item = &[u8]> {
+        let cookies = self.parts.headers.get_all(header::COOKIE).iter();
+        cookies.map(HeaderValue::as_bytes)
+    }
+
+    fn referer_and_agent(&self) -> (&[u8], &[u8]) {
+        let text = |name| {
+            self.parts
+                .headers
+                .get(name)
+                .map_or(&b""[..], HeaderValue::as_bytes)
+        };
+        (text(header::REFERER), text(header::USER_AGENT))
+    }
+
+    async fn refuse(&mut self, status: StatusCode) -> Reply {
+        Reply::Answer(refused(status))
+    }
+
+    async fn answer(&mut self, answer: Generated, line: Option<PendingLine>) -> Reply {
+        let mut response = generated(answer);
+        if let Some(line) = line {
+            response.body_mut().log_on_drop(Box::new(line));
+        }
+        Reply::Answer(response)
+    }
+
+    /// The client stopped sending its body: its stream may still take an answer.
+    async fn client_gone(&mut self, page: impl FnOnce() -> Generated) -> Reply {
+        Reply::Answer(generated(page()))
+    }
+
+    async fn exchange(&mut self) -> Result<request::Request<'_>, ClientFailure> {
+        let proxy = self.proxy;
+        let keep_alive = proxy.pool.keep_alive();
+        let parts = &mut self.parts;
+        if websocket::is_websocket(parts) {
+            parts.method = http::Method::GET;
+            prepare_for_backend(parts, &self.conn.forwarded, keep_alive);
+            self.websocket_key = Some(websocket::as_upgrade(&mut parts.headers));
+            return Ok(request::Request {
+                parts: &self.parts,
+                payload: Payload::empty(),
+                timeout: proxy.response_timeout,
+                upgrade: true,
+                pump: None,
+                respond: self.respond,
+                expects_continue: false,
+            });
+        }
+        let Some(body) = self.body.take() else {
+            // cannot happen: the body is taken here only, once per request
+            return Err(ClientFailure::Gone);
+        };
+        // Read before `te` goes as a hop-by-hop field.
+        let trailers_expected = parts
+            .headers
+            .get_all(header::TE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+        prepare_for_backend(parts, &self.conn.forwarded, keep_alive);
+        let mut expects_continue = parts
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expects_continue && body.is_end_stream() {
+            // No body is held back: nothing for a backend to say `100 Continue` to.
+            parts.headers.remove(header::EXPECT);
+            expects_continue = false;
+        }
+        let length = parts.headers.get(header::CONTENT_LENGTH);
+        let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
+        let idle = proxy.idle_timeout;
+        let payload =
+            Payload::from_client(body, length, trailers_expected, expects_continue, idle).await?;
+        Ok(request::Request {
+            parts: &self.parts,
+            payload,
+            timeout: proxy.response_timeout,
+            upgrade: false,
+            pump: None,
+            respond: self.respond,
+            expects_continue,
+        })
+    }
+
+    fn upload(mut exchange: request::Request<'_>) -> Option<pump::UploadPump> {
+        exchange.take_pump()
+    }
+
+    fn upgrade(&self, answer: &Answer) -> Upgrade {
+        match &self.websocket_key {
+            None => Upgrade::No,
+            Some(key) if websocket::is_accepted(&answer.head, &answer.buf, key) => {
+                // A 2xx to a CONNECT is what opens its tunnel (RFC 9110 §9.3.6).
+                Upgrade::Opened { status: 200 }
+            }
+            Some(_) => Upgrade::Refused,
+        }
+    }
+
+    /// The backend's answer streamed on: its stream goes back to the pool afterwards when
+    /// `keepAlive` allows; `pump` moves the rest of a streamed upload.
+    async fn relay(
+        &mut self,
+        answered: Answered<'_>,
+        pump: Option<pump::UploadPump>,
+    ) -> Result<Reply, Option<PendingLine>> {
+        let Answered {
+            answer,
+            host,
+            backend,
+            debug,
+            line,
+            set_cookie,
+        } = answered;
+        let mut head = head_of(&answer.head, &answer.buf);
+        add_set_cookie(&mut head, set_cookie);
+        if let Some(debug) = &debug {
+            headers::add_debug(&mut head.headers, debug);
+        }
+        let origin = (host.to_owned(), backend.url.to_string());
+        let (keep_alive, idle) = (self.proxy.pool.keep_alive(), self.proxy.idle_timeout);
+        let mut body = ResponseBody::backend(answer, keep_alive, idle, pump, origin);
+        if let Some(line) = line {
+            body.log_on_drop(Box::new(line));
+        }
+        Ok(Reply::Answer(Response::from_parts(head, body)))
+    }
+
+    async fn tunnel(
+        &mut self,
+        response: &ResponseHead,
+        buf: Vec<u8>,
+        debug: Option<DebugInfo<'_>>,
+        set_cookie: Option<String>,
+        tunnel: Tunnel,
+    ) -> Reply {
+        let Some(client) = self.body.take() else {
+            // cannot happen: an extended CONNECT's exchange leaves its stream here
+            return Reply::Answer(fallback_response(StatusCode::BAD_GATEWAY));
+        };
+        let mut head = head_of(response, &buf);
+        add_set_cookie(&mut head, set_cookie);
+        head.status = StatusCode::OK;
+        // A 2xx to a CONNECT has no content (RFC 9110 §9.3.6): the tunnel's bytes follow.
+        for name in [
+            header::SEC_WEBSOCKET_ACCEPT,
+            header::UPGRADE,
+            header::CONNECTION,
+            header::CONTENT_LENGTH,
+        ] {
+            head.headers.remove(name);
+        }
+        if let Some(debug) = &debug {
+            headers::add_debug(&mut head.headers, debug);
+        }
+        Reply::Tunnel(websocket::Tunnel::new(
+            head,
+            client,
+            tunnel,
+            &buf[response.len..],
+        ))
+    }
 }
 
 /// A bare `status` with no body: the request is refused before any routing.
@@ -148,93 +286,6 @@ fn refused(status: StatusCode) -> Response<ResponseBody> {
     let mut refused = Response::new(ResponseBody::full(Bytes::new()));
     *refused.status_mut() = status;
     refused
-}
-
-/// The client's response to how the attempts ended: the backend's answer streamed on (its
-/// stream back to the pool afterwards when `keep_alive`; `pump` moves the rest of a streamed
-/// upload), or the page of the error.
-fn respond_with<S: RouteSource>(
-    proxy: &Proxy<S>,
-    outcome: Outcome<'_>,
-    debug: bool,
-    keep_alive: bool,
-    pump: Option<pump::UploadPump>,
-) -> Response<ResponseBody> {
-    match outcome {
-        Outcome::Answered(Answered {
-            answer,
-            host,
-            backend,
-            debug,
-            line,
-            set_cookie,
-        }) => {
-            let mut head = head_of(&answer.head, &answer.buf);
-            add_set_cookie(&mut head, set_cookie);
-            if let Some(debug) = &debug {
-                headers::add_debug(&mut head.headers, debug);
-            }
-            let origin = (host.to_owned(), backend.url.to_string());
-            let idle = proxy.idle_timeout;
-            let mut body = ResponseBody::backend(answer, keep_alive, idle, pump, origin);
-            if let Some(line) = line {
-                body.log_on_drop(Box::new(line));
-            }
-            Response::from_parts(head, body)
-        }
-        Outcome::Failed { error, line } => {
-            let mut response = generated(proxy.error_answer(error, debug));
-            if let Some(line) = line {
-                response.body_mut().log_on_drop(Box::new(line));
-            }
-            response
-        }
-        Outcome::Client(failure) => given_up(proxy, failure, debug),
-    }
-}
-
-/// The answer to a request whose client broke it: a 400 for a malformed body (its trailers),
-/// before anything was sent; otherwise the client stopped sending its body and nobody is left
-/// to read an answer.
-fn given_up<S: RouteSource>(
-    proxy: &Proxy<S>,
-    failure: ClientFailure,
-    debug: bool,
-) -> Response<ResponseBody> {
-    match failure {
-        ClientFailure::InvalidBody => refused(StatusCode::BAD_REQUEST),
-        ClientFailure::Gone => {
-            let error = ProxyError::BackendIo { replayable: false };
-            generated(proxy.error_answer(error, debug))
-        }
-    }
-}
-
-/// The request line and client facts of an access log line, taken before the request moves
-/// on. An HTTP/2 request's URI carries scheme and authority, which an HTTP/1.1 client would not
-/// have sent: its path is logged, as Hipache's `req.url` would be.
-fn logged_request<S>(
-    proxy: &Proxy<S>,
-    parts: &http::request::Parts,
-    client: IpAddr,
-) -> Option<LoggedRequest> {
-    let log = proxy.access_log.as_ref()?;
-    let text = |name| {
-        parts
-            .headers
-            .get(name)
-            .map_or(&b""[..], HeaderValue::as_bytes)
-    };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    Some(LoggedRequest::new(
-        log.clone(),
-        client,
-        parts.method.as_str().as_bytes(),
-        path.as_bytes(),
-        "2.0",
-        text(header::REFERER),
-        text(header::USER_AGENT),
-    ))
 }
 
 /// A response of our own (an error page, `__ping__`'s `ok`) as an HTTP/2 response.
@@ -261,13 +312,13 @@ fn generated(answer: Generated) -> Response<ResponseBody> {
 /// two `host` fields (routing takes the first, a backend may take the last and serve another
 /// tenant), a `host` that names another authority than `:authority` (compared ASCII
 /// case-insensitively, ports as written), or `:path *` on anything but OPTIONS.
-fn is_ambiguous(request: &Request) -> bool {
-    let mut hosts = request.headers().get_all(header::HOST).iter();
+fn is_ambiguous(parts: &http::request::Parts) -> bool {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
         return true;
     }
-    let authority = request.uri().authority();
+    let authority = parts.uri.authority();
     if let (Some(host), Some(authority)) = (host, authority) {
         if !host
             .as_bytes()
@@ -276,10 +327,10 @@ fn is_ambiguous(request: &Request) -> bool {
             return true;
         }
     }
-    request.uri().path() == "*" && request.method() != http::Method::OPTIONS
+    parts.uri.path() == "*" && parts.method != http::Method::OPTIONS
 }
 
-/// Sticky sessions: the cookie the attempt loop asked for goes on the answer's head.
+/// The `Set-Cookie` the attempt loop asked for goes on the answer's head.
 fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) {
     if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
         head.headers.append(header::SET_COOKIE, cookie);
@@ -287,10 +338,10 @@ fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) 
 }
 
 /// `Host`, or the authority of an HTTP/2 (or absolute-form) request.
-fn host_of(request: &Request) -> Option<&str> {
-    match request.headers().get(header::HOST) {
+fn host_of(parts: &http::request::Parts) -> Option<&str> {
+    match parts.headers.get(header::HOST) {
         Some(value) => value.to_str().ok(),
-        None => request.uri().authority().map(|a| a.as_str()),
+        None => parts.uri.authority().map(|a| a.as_str()),
     }
 }
 

@@ -1,138 +1,49 @@
-//! WebSocket over HTTP/2 (RFC 8441): an extended CONNECT with `:protocol websocket` becomes an
-//! HTTP/1.1 Upgrade to the backend, through the same attempt loop as any request. When the
-//! backend answers 101 with the `Sec-WebSocket-Accept` our key calls for, the client gets a 200
-//! and its HTTP/2 stream is spliced with the backend connection, as an HTTP/1.1 tunnel is. Any
-//! other answer is a 502: a 2xx to a CONNECT means the tunnel is open (RFC 9110 §9.3.6), so a
-//! backend's own 200 and its body cannot be passed on.
-
-use std::cell::RefCell;
-use std::rc::Rc;
+//! WebSocket over HTTP/2 (RFC 8441), its framing: an extended CONNECT with `:protocol
+//! websocket` becomes an HTTP/1.1 Upgrade to the backend ([`as_upgrade`]), sent through the
+//! session like any request. When the backend answers 101 with the `Sec-WebSocket-Accept` our
+//! key calls for ([`is_accepted`]), the client gets a 200 and its HTTP/2 stream is the client's
+//! side of the session's tunnel ([`Tunnel`]), as an HTTP/1.1 connection is. Any other answer is
+//! a 502: a 2xx to a CONNECT means the tunnel is open (RFC 9110 §9.3.6), so a backend's own 200
+//! and its body cannot be passed on.
 
 use ::h2::server::SendResponse;
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+use http::{Method, Response};
 
-use super::request::{self as h2_request, Payload};
 use super::stream_io::StreamIo;
-use super::{add_set_cookie, head_of, logged_request, prepare_for_backend, respond_with, routed};
-use super::{Reply, Request};
-use crate::proxy::backend::write_within;
-use crate::proxy::conn::BackendConn;
-use crate::proxy::error::ProxyError;
-use crate::proxy::{tunnel, Answered, ClientConnection, Outcome, Proxy};
-use crate::routes::RouteSource;
-use crate::wire::headers;
+use crate::proxy::tunnel;
 use crate::wire::response::ResponseHead;
 
 /// Whether `request` is an extended CONNECT for a WebSocket (RFC 8441 §4).
-pub(super) fn is_websocket(request: &Request) -> bool {
-    request.method() == Method::CONNECT
+pub(super) fn is_websocket(request: &Parts) -> bool {
+    request.method == Method::CONNECT
         && request
-            .extensions()
+            .extensions
             .get::<::h2::ext::Protocol>()
             .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
 }
 
-/// Serves one WebSocket over HTTP/2: routes it and opens it on a backend as an HTTP/1.1
-/// Upgrade; once the backend accepted, the tunnel is the reply.
-pub(super) async fn serve<S: RouteSource>(
-    proxy: Rc<Proxy<S>>,
-    conn: Rc<ClientConnection>,
-    request: Request,
-    respond: &RefCell<SendResponse<Bytes>>,
-) -> Reply {
-    let debug = request.headers().contains_key(headers::X_DEBUG);
-    let route = match routed(&proxy, &request, debug).await {
-        Ok(route) => route,
-        Err(answer) => return Reply::Answer(answer),
-    };
-    let (mut parts, client) = request.into_parts();
-    let logged = logged_request(&proxy, &parts, conn.peer);
-    parts.method = Method::GET;
-    prepare_for_backend(&mut parts, &conn.forwarded, proxy.pool.keep_alive());
-    // The HTTP/1.1 handshake HTTP/2 leaves out (RFC 8441 §5): the backend answers our key, and
-    // its answer to it is ours to check, not the client's.
-    parts.headers.remove(header::CONNECTION);
-    parts.headers.remove(header::SEC_WEBSOCKET_KEY);
-    parts
-        .headers
-        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    parts
-        .headers
-        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+/// Turns an extended CONNECT's fields (already prepared for the backend) into the HTTP/1.1
+/// handshake HTTP/2 leaves out (RFC 8441 §5), and returns the key it sends: the backend answers
+/// our key, and its answer to it is ours to check, not the client's.
+pub(super) fn as_upgrade(headers: &mut HeaderMap) -> String {
+    headers.remove(header::CONNECTION);
+    headers.remove(header::SEC_WEBSOCKET_KEY);
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     let key = handshake_key();
     if let Ok(value) = HeaderValue::from_str(&key) {
-        parts.headers.insert(header::SEC_WEBSOCKET_KEY, value);
+        headers.insert(header::SEC_WEBSOCKET_KEY, value);
     }
-    let mut exchange = h2_request::Request {
-        parts: &parts,
-        payload: Payload::empty(),
-        timeout: proxy.response_timeout,
-        upgrade: true,
-        pump: None,
-        respond,
-        expects_continue: false,
-    };
-    match proxy.forward(&route, logged, &mut exchange).await {
-        Outcome::Answered(Answered {
-            answer,
-            debug,
-            line,
-            set_cookie,
-            ..
-        }) if is_accepted(&answer.head, &answer.buf, &key) => {
-            let mut head = head_of(&answer.head, &answer.buf);
-            add_set_cookie(&mut head, set_cookie);
-            head.status = StatusCode::OK;
-            // A 2xx to a CONNECT has no content (RFC 9110 §9.3.6): the tunnel's bytes follow.
-            for name in [
-                header::SEC_WEBSOCKET_ACCEPT,
-                header::UPGRADE,
-                header::CONNECTION,
-                header::CONTENT_LENGTH,
-            ] {
-                head.headers.remove(name);
-            }
-            if let Some(debug) = &debug {
-                headers::add_debug(&mut head.headers, debug);
-            }
-            // A tunnel's line is written when the answer is sent, with 0 bytes and the status
-            // the client got.
-            if let Some(mut line) = line {
-                line.set_status(StatusCode::OK.as_u16());
-                line.write(0);
-            }
-            let early = answer.buf[answer.head.len..].to_vec();
-            Reply::Tunnel(Tunnel {
-                head: Response::from_parts(head, ()),
-                client,
-                backend: answer.stream.into_tunnel(),
-                early,
-                open: proxy.tunnels.enter(),
-                idle: proxy.idle_timeout,
-                timeout: proxy.response_timeout,
-            })
-        }
-        // The backend's stream is dropped with its answer, so the connection closes: what it
-        // sent after its head is no answer to anything we asked.
-        Outcome::Answered(Answered { line, .. }) => {
-            let error = ProxyError::UpgradeRefused;
-            let line = line.map(|mut line| {
-                line.set_status(error.status().as_u16());
-                line
-            });
-            let refused = Outcome::Failed { error, line };
-            Reply::Answer(respond_with(&proxy, refused, debug, false, None))
-        }
-        other => Reply::Answer(respond_with(&proxy, other, debug, false, None)),
-    }
+    key
 }
 
 /// Whether the backend's answer opens the WebSocket asked for with `key`: a 101 to `websocket`
 /// whose `Sec-WebSocket-Accept` is the one `key` calls for (RFC 6455 §4.2.2), which proves the
 /// backend read our handshake rather than answering something else with a 101.
-fn is_accepted(head: &ResponseHead, buf: &[u8], key: &str) -> bool {
+pub(super) fn is_accepted(head: &ResponseHead, buf: &[u8], key: &str) -> bool {
     let upgrade = head.upgrade(buf);
     if head.status != 101 || !upgrade.is_some_and(|u| u.eq_ignore_ascii_case(b"websocket")) {
         return false;
@@ -161,40 +72,43 @@ fn accept_for(key: &str) -> String {
     base64(context.finish().as_ref())
 }
 
-/// A WebSocket the backend accepted: the client's `200` to send, then the splice.
+/// A WebSocket the backend accepted: the client's `200` to send, then the tunnel.
 pub(super) struct Tunnel {
     head: Response<()>,
     client: ::h2::RecvStream,
-    backend: BackendConn,
+    tunnel: tunnel::Tunnel,
     /// What the backend sent after its 101, for the client before anything else.
     early: Vec<u8>,
-    /// Counts the tunnel for a drain while it lives.
-    open: crate::proxy::open::Open,
-    idle: std::time::Duration,
-    timeout: std::time::Duration,
 }
 
 impl Tunnel {
+    pub(super) fn new(
+        head: http::response::Parts,
+        client: ::h2::RecvStream,
+        tunnel: tunnel::Tunnel,
+        early: &[u8],
+    ) -> Self {
+        Self {
+            head: Response::from_parts(head, ()),
+            client,
+            tunnel,
+            early: early.to_vec(),
+        }
+    }
+
     pub(super) async fn run(self, respond: &mut SendResponse<Bytes>) {
         let Self {
             mut head,
             client,
-            mut backend,
+            tunnel,
             early,
-            open,
-            idle,
-            timeout,
         } = self;
         super::stream::add_date(head.headers_mut());
         let Ok(send) = respond.send_response(head, false) else {
             return;
         };
-        let _open = open;
         let mut client = StreamIo::new(client, send);
-        if !early.is_empty() && !write_within(&mut client, &early, idle).await {
-            return;
-        }
-        tunnel::splice_streams(&mut client, &mut backend, timeout).await;
+        tunnel.run(&mut client, &[], &early).await;
     }
 }
 

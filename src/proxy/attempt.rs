@@ -107,7 +107,7 @@ enum Failed {
 impl<S: RouteSource> Proxy<S> {
     /// Sends the request to the route's backends, one at a time, until one answers or no retry
     /// is left. `logged` becomes the answer's access log line.
-    pub(crate) async fn forward<'r>(
+    pub(super) async fn forward<'r>(
         &self,
         route: &'r Route,
         logged: Option<LoggedRequest>,

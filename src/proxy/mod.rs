@@ -1,12 +1,14 @@
-//! Forwarding, whichever protocol the client speaks: from a `Host` to a frontend
-//! ([`Proxy::route`]), then the one attempt loop ([`Proxy::forward`], in `attempt`) that picks a
-//! backend, sends the request over the worker's backend pool, classifies what went wrong, marks
-//! dead, retries, and hands back an answer with its X-Debug fields and access log line, or the
-//! error that answers the client ([`Proxy::error_answer`], the one place a `ProxyError` becomes
-//! a response).
+//! Forwarding, whichever protocol the client speaks: the session ([`Proxy::serve`], in
+//! `session`) that takes one request through its steps in one order, from a `Host` to a
+//! frontend ([`Proxy::route`]), then the one attempt loop ([`Proxy::forward`], in `attempt`)
+//! that picks a backend, sends the request over the worker's backend pool, classifies what went
+//! wrong, marks dead, retries, and hands back an answer with its X-Debug fields and access log
+//! line, or the error that answers the client ([`Proxy::error_answer`], the one place a
+//! `ProxyError` becomes a response); a tunnel after a backend's 101 (`tunnel`).
 //!
-//! The front ends (`h1`, `h2`) supply only how to send a request on their
-//! protocol (an [`Exchange`]) and how to relay the answer; this module imports neither.
+//! The front ends (`h1`, `h2`) supply only framing (a `session::Downstream`): how to read a
+//! request's facts, send it on their protocol (an [`Exchange`]) and write an answer; this
+//! module imports neither.
 
 mod attempt;
 pub(crate) mod backend;
@@ -15,6 +17,7 @@ pub(crate) mod error;
 pub(crate) mod open;
 pub(crate) mod pool;
 mod redirect;
+pub(crate) mod session;
 pub(crate) mod sticky;
 pub(crate) mod tunnel;
 
@@ -23,7 +26,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) use attempt::{Answered, ClientFailure, Exchange, Outcome, SendError};
+pub(crate) use attempt::{Answered, ClientFailure, Exchange, SendError};
 
 use crate::access_log::AccessLog;
 use crate::error_page::{ErrorPages, Generated};
@@ -58,7 +61,7 @@ pub(crate) struct Proxy<S> {
 }
 
 /// Where a request goes, decided from its `Host` alone.
-pub(crate) enum Routed {
+enum Routed {
     Ping,
     Failed(ProxyError),
     Found(Route),
@@ -76,7 +79,7 @@ pub(crate) struct Route {
     pub(crate) start: Instant,
     /// The client asked for `X-Debug-*` fields.
     pub(crate) debug: bool,
-    /// The backend its `hipache_backend` cookie asks for (set by the front end, see
+    /// The backend its `hipache_backend` cookie asks for (set by the session, see
     /// [`Proxy::sticky_token`]).
     pub(crate) sticky: Option<Token>,
 }
@@ -92,7 +95,7 @@ pub(crate) struct ClientConnection {
 impl<S: RouteSource> Proxy<S> {
     /// Classifies a request by its `Host` (an HTTP/2 authority or an absolute-form target's
     /// authority stands in for it) and looks the host up.
-    pub(crate) async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
+    async fn route(&self, host_header: Option<&str>, debug: bool) -> Routed {
         let start = Instant::now();
         let Some(host_header) = host_header else {
             metrics::count(Counter::Requests);
@@ -122,7 +125,7 @@ impl<S: RouteSource> Proxy<S> {
 
     /// The one place a `ProxyError` becomes a response: its status, Hipache's page for it, and
     /// the `X-Debug-Error` reason when the client asked.
-    pub(crate) fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
+    fn error_answer(&self, error: ProxyError, debug: bool) -> Generated {
         let status = error.status();
         metrics::response(status.as_u16());
         Generated {
@@ -135,10 +138,7 @@ impl<S: RouteSource> Proxy<S> {
 
     /// With sticky sessions on, the token of the request's `hipache_backend` cookie, read from
     /// its `Cookie` field values (not read at all when off).
-    pub(crate) fn sticky_token<'a>(
-        &self,
-        cookie_values: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Option<Token> {
+    fn sticky_token<'a>(&self, cookie_values: impl IntoIterator<Item = &'a [u8]>) -> Option<Token> {
         self.sticky.as_ref()?;
         sticky::token_in(cookie_values)
     }
@@ -148,7 +148,7 @@ impl<S: RouteSource> Proxy<S> {
     /// be written into a URL. `None` over TLS, without a `Host` (routing answers that), for the
     /// `__ping__` probe, or when off. The answer is counted in the request and response metrics
     /// like any other.
-    pub(crate) fn secure_redirect(
+    fn secure_redirect(
         &self,
         conn: &ClientConnection,
         host_header: Option<&str>,

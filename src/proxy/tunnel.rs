@@ -1,10 +1,12 @@
-//! Upgrades (WebSocket and any HTTP/1.1 `Upgrade`): once the backend answered 101, the client
-//! and backend connections are spliced until either side closes, or until no byte moved either
-//! way for the idle timeout (`tcpTimeout`).
+//! Upgrades (WebSocket and any HTTP/1.1 `Upgrade`, WebSocket over an HTTP/2 extended CONNECT):
+//! once the session found that the backend's answer opens a tunnel ([`Proxy::tunnel`]), the
+//! client and backend connections are spliced ([`Tunnel::run`]) until either side closes, or
+//! until no byte moved either way for the idle timeout (`tcpTimeout`).
 //!
-//! Routing, retries and error pages happen before, like for any request (the attempt loop); the
-//! front end that relays the 101 counts the tunnel for a drain and writes its access log line
-//! when the 101 is sent (0 bytes), not when it closes.
+//! Routing, retries and error pages happen before, like for any request (the attempt loop). The
+//! tunnel is counted for a drain from the moment it opens, and its access log line is written
+//! then (0 bytes, the status the client got), not when it closes. The front end only writes
+//! the answer that opens it and hands over its side as a byte stream.
 //!
 //! Each direction borrows a buffer (`wire::buffers`) only while bytes move through it: a tunnel
 //! waiting for its next message holds none (`copy_bidirectional` holds two zeroed 8 KiB buffers
@@ -21,10 +23,67 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use super::backend::write_within;
+use super::conn::BackendConn;
+use super::open::Open;
+use super::pool::BackendStream;
+use super::Proxy;
+use crate::access_log::PendingLine;
 use crate::wire::buffers;
 
+/// A tunnel the backend accepted: counted in the worker's tunnels while it lives.
+pub(crate) struct Tunnel {
+    backend: BackendConn,
+    _open: Open,
+    /// `tcpTimeout`: for the early bytes' writes, and the splice's idle limit.
+    idle: Duration,
+    timeout: Duration,
+}
+
+impl<S> Proxy<S> {
+    /// The one place a backend's accepting answer (on `stream`) becomes a tunnel, whichever
+    /// protocol the client speaks: the stream leaves its place under `maxSockets`, the tunnel
+    /// is counted for a drain, and its access log line is written now, with 0 bytes and the
+    /// `status` the client gets (a 101, or the 200 that opens an extended CONNECT).
+    pub(crate) fn tunnel(
+        &self,
+        stream: BackendStream,
+        line: Option<PendingLine>,
+        status: u16,
+    ) -> Tunnel {
+        if let Some(mut line) = line {
+            line.set_status(status);
+            line.write(0);
+        }
+        Tunnel {
+            backend: stream.into_tunnel(),
+            _open: self.tunnels.enter(),
+            idle: self.idle_timeout,
+            timeout: self.response_timeout,
+        }
+    }
+}
+
+impl Tunnel {
+    /// Runs the tunnel with the client's side `client`: bytes each side sent early (the
+    /// client after its request, the backend after its 101) are delivered first, then the two
+    /// are spliced.
+    pub(crate) async fn run<C>(mut self, client: &mut C, to_backend: &[u8], to_client: &[u8])
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        if !to_backend.is_empty() && !write_within(&mut self.backend, to_backend, self.idle).await {
+            return;
+        }
+        if !to_client.is_empty() && !write_within(client, to_client, self.idle).await {
+            return;
+        }
+        splice_streams(client, &mut self.backend, self.timeout).await;
+    }
+}
+
 /// Splices `client` and `backend` until one side closes or both are idle for `idle_timeout`.
-pub(crate) async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
+async fn splice_streams<A, B>(client: &mut A, backend: &mut B, idle_timeout: Duration)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,

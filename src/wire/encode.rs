@@ -71,21 +71,8 @@ pub(crate) fn request_for_backend(
             field(out, f.name(buf), f.value(buf));
         }
     }
-    let present = head.forwarded;
-    for (present, name, value) in [
-        (present.for_, headers::X_FORWARDED_FOR, &forwarded.client),
-        (present.real_ip, headers::X_REAL_IP, &forwarded.client),
-        (
-            present.protocol,
-            headers::X_FORWARDED_PROTOCOL,
-            &forwarded.proto,
-        ),
-        (present.proto, headers::X_FORWARDED_PROTO, &forwarded.proto),
-        (present.port, headers::X_FORWARDED_PORT, &forwarded.port),
-    ] {
-        if !present {
-            field(out, name.as_str().as_bytes(), value.as_bytes());
-        }
+    for (name, value) in forwarded.missing(head.forwarded) {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if head.framing == Framing::Chunked {
         // The client's fields said exactly this (`request` accepts nothing else); written anew

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::fields::{self, ConnectionToken, Kind};
-use super::request::{MAX_HEADERS, MAX_HEAD_BYTES};
+use super::request::{ForwardedPresent, MAX_HEADERS, MAX_HEAD_BYTES};
 
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
@@ -47,6 +47,28 @@ impl Forwarded {
             proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
             port: HeaderValue::from(local_port),
         }
+    }
+}
+
+impl Forwarded {
+    /// Hipache's forwarding fields for a request whose client sent those in `present`: each
+    /// one it did not send, with its value, in the order they are written. The one place
+    /// `X-Forwarded-*` and `X-Real-IP` are decided, for every front end: a value the client
+    /// sent goes on untouched.
+    pub(crate) fn missing(
+        &self,
+        present: ForwardedPresent,
+    ) -> impl Iterator<Item = (HeaderName, &HeaderValue)> {
+        [
+            (present.for_, X_FORWARDED_FOR, &self.client),
+            (present.real_ip, X_REAL_IP, &self.client),
+            (present.protocol, X_FORWARDED_PROTOCOL, &self.proto),
+            (present.proto, X_FORWARDED_PROTO, &self.proto),
+            (present.port, X_FORWARDED_PORT, &self.port),
+        ]
+        .into_iter()
+        .filter(|(present, ..)| !present)
+        .map(|(_, name, value)| (name, value))
     }
 }
 
@@ -107,19 +129,23 @@ pub(crate) fn is_over_head_limits(method: &str, target: &str, headers: &HeaderMa
 /// Prepares a client's request headers for the backend.
 pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_alive: bool) {
     strip_hop_by_hop(headers);
-    for (name, value) in [
-        (X_FORWARDED_FOR, &forwarded.client),
-        (X_REAL_IP, &forwarded.client),
-        (X_FORWARDED_PROTOCOL, &forwarded.proto),
-        (X_FORWARDED_PROTO, &forwarded.proto),
-        (X_FORWARDED_PORT, &forwarded.port),
-    ] {
-        headers.entry(name).or_insert_with(|| value.clone());
+    for (name, value) in forwarded.missing(present_in(headers)) {
+        headers.insert(name, value.clone());
     }
     if !keep_alive {
         // Hipache's default: one backend connection per request, closed by the backend.
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+}
+
+/// The forwarding headers among `headers`, told by their names' kinds as an HTTP/1 head's are
+/// (one pass over the names: a lookup per header would hash each name).
+fn present_in(headers: &HeaderMap) -> ForwardedPresent {
+    let mut present = ForwardedPresent::default();
+    for name in headers.keys() {
+        present.note(Kind::of(name.as_str().as_bytes()));
+    }
+    present
 }
 
 /// What `X-Debug-*` reports for a proxied response.

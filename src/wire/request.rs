@@ -42,6 +42,20 @@ pub(crate) struct ForwardedPresent {
     pub(crate) port: bool,
 }
 
+impl ForwardedPresent {
+    /// Notes a field of the request, by its kind: one of the forwarding headers, or another.
+    pub(crate) fn note(&mut self, kind: Kind) {
+        match kind {
+            Kind::XForwardedFor => self.for_ = true,
+            Kind::XRealIp => self.real_ip = true,
+            Kind::XForwardedProto => self.proto = true,
+            Kind::XForwardedProtocol => self.protocol = true,
+            Kind::XForwardedPort => self.port = true,
+            _ => {}
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct RequestHead {
     /// Bytes of the head, blank line included: the body (if any) starts there.
@@ -117,11 +131,11 @@ impl RequestHead {
                         && fields::trim(header.value).eq_ignore_ascii_case(b"100-continue")
                 }
                 Kind::XDebug => head.debug = true,
-                Kind::XForwardedFor => head.forwarded.for_ = true,
-                Kind::XRealIp => head.forwarded.real_ip = true,
-                Kind::XForwardedProto => head.forwarded.proto = true,
-                Kind::XForwardedProtocol => head.forwarded.protocol = true,
-                Kind::XForwardedPort => head.forwarded.port = true,
+                kind @ (Kind::XForwardedFor
+                | Kind::XRealIp
+                | Kind::XForwardedProto
+                | Kind::XForwardedProtocol
+                | Kind::XForwardedPort) => head.forwarded.note(kind),
                 Kind::Referer => head.referer = Some(index),
                 Kind::UserAgent => head.user_agent = Some(index),
                 _ => {}

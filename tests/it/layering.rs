@@ -182,3 +182,92 @@ fn a_planted_import_of_a_module_not_below_is_caught_in_every_module() {
         }
     }
 }
+
+/// The code of every source file under `dir` (comment lines left out), as (path in `src`, line
+/// number, line).
+fn code_lines(src: &Path, dir: &Path) -> Vec<(String, usize, String)> {
+    let mut files = Vec::new();
+    sources(dir, &mut files);
+    let mut lines = Vec::new();
+    for file in &files {
+        let shown = file.strip_prefix(src).unwrap().display().to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if !code.trim().is_empty() {
+                lines.push((shown.clone(), number + 1, code.to_owned()));
+            }
+        }
+    }
+    lines
+}
+
+/// The front ends' layer: each owns only its protocol's framing.
+fn front_ends() -> &'static [&'static str] {
+    LAYERS[layer_of("h1").unwrap()]
+}
+
+#[test]
+fn front_ends_make_none_of_the_sessions_decisions() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    // Routing, forceSecure, the sticky choice, the access log's copy of a request, the error
+    // pages and the forwarding fields belong to `proxy::session` and below.
+    let decisions = [
+        "sticky",
+        "secure_redirect",
+        "force_secure",
+        "LoggedRequest",
+        "error_answer",
+        ".route(",
+        "X_FORWARDED",
+        "X_REAL_IP",
+        "x-forwarded",
+        "X-Forwarded",
+        "tunnels.enter",
+    ];
+    let mut found = Vec::new();
+    for front_end in front_ends() {
+        for (file, number, line) in code_lines(&src, &src.join(front_end)) {
+            for decision in decisions.iter().filter(|d| line.contains(*d)) {
+                found.push(format!("{file}:{number}: {decision}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a front end decides:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn each_decision_of_a_request_is_written_once() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lines = code_lines(&src, &src);
+    let sites = |needle: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|(_, _, line)| line.contains(needle) && !line.contains("fn "))
+            .map(|(file, number, _)| format!("{file}:{number}"))
+            .collect()
+    };
+    // Each is called from one place: the session, or the one function every front end uses.
+    for needle in [
+        "sticky_token(",
+        "LoggedRequest::new(",
+        "redirect::decide(",
+        "tunnels.enter(",
+        "splice_streams(",
+    ] {
+        let sites = sites(needle);
+        assert_eq!(sites.len(), 1, "{needle} at {sites:?}");
+    }
+    // The forwarding fields' names and values are paired in one file.
+    let mut files: Vec<&str> = lines
+        .iter()
+        .filter(|(_, _, line)| line.contains("X_FORWARDED_FOR"))
+        .map(|(file, ..)| file.as_str())
+        .collect();
+    files.dedup();
+    assert_eq!(files, ["wire/headers.rs"]);
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Instructions per request of one worker, counted by callgrind (deterministic where wall-clock
+# figures are not, on a busy machine): a keep-alive HTTP/1.1 connection, then an h2c one, each
+# sending N GETs through the worker to a local keep-alive backend (file driver, access log off).
+# The counters are zeroed after a warm-up and dumped after the N requests, so start-up is not
+# counted. See benches/README.md, "Instructions per request".
+#
+# usage: benches/instructions.sh PATH/TO/hipache [N]   (the client: cargo build --bench requests)
+set -euo pipefail
+BIN=$(realpath "$1")
+N=${2:-2000}
+cd "$(dirname "$0")/.."
+CLIENT=$(ls -t target/debug/deps/requests-* | grep -v '\.d$' | head -1)
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+BACKEND_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+
+python3 - "$BACKEND_PORT" <<'PY' &
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"hello\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+PY
+PIDS+=($!)
+
+cat > "$DIR/routes.json" <<EOF
+{ "frontend:bench.test": ["bench", "http://127.0.0.1:$BACKEND_PORT"] }
+EOF
+cat > "$DIR/config.json" <<EOF
+{
+    "server": { "workers": 1, "tcpTimeout": 30, "retryOnError": 3, "httpKeepAlive": true, "accessLog": null },
+    "http": { "port": $PROXY_PORT, "bind": ["127.0.0.1"] },
+    "driver": "file:$DIR/routes.json",
+    "user": "root"
+}
+EOF
+
+# The worker alone under callgrind, handed what its master would hand it (the listener, its
+# readiness pipe, its stats socket, the lifeline): the launcher holds the lifeline's write end,
+# and the worker leaves when the launcher does.
+python3 - "$BIN" "$DIR" "$PROXY_PORT" <<'PY' >"$DIR/launcher.log" 2>&1 &
+import os, socket, subprocess, sys, time
+binary, dir, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(1024)
+listener.setblocking(False)
+ready_read, ready_write = os.pipe()
+life_read, life_write = os.pipe()
+stats, worker_stats = socket.socketpair()
+fds = [listener.fileno(), ready_write, life_read, worker_stats.fileno()]
+for fd in fds:
+    os.set_inheritable(fd, True)
+env = dict(os.environ,
+           HIPACHE_LISTEN_FDS=f"{listener.fileno()}=http@127.0.0.1:{port}",
+           HIPACHE_READY_FD=str(ready_write),
+           HIPACHE_LIFELINE_FD=str(life_read),
+           HIPACHE_STATS_FD=str(worker_stats.fileno()),
+           HIPACHE_WORKER_ID="1.0")
+worker = subprocess.Popen(
+    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dir}/cg.%p",
+     binary, "--worker", "--config", f"{dir}/config.json"],
+    env=env, pass_fds=fds, stderr=open(f"{dir}/valgrind.log", "w"))
+os.close(ready_write)
+if os.read(ready_read, 1) != b"R":
+    sys.exit("the worker did not report ready")
+open(f"{dir}/worker.pid", "w").write(str(worker.pid))
+worker.wait()
+PY
+PIDS+=($!)
+
+for _ in $(seq 1 1200); do
+    [ -s "$DIR/worker.pid" ] && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || { echo "the worker did not start"; cat "$DIR"/*.log; exit 1; }
+    sleep 0.5
+done
+WORKER=$(cat "$DIR/worker.pid")
+
+for mode in h1 h2c; do
+    "$CLIENT" "$mode" "127.0.0.1:$PROXY_PORT" bench.test 200
+    callgrind_control -z "$WORKER" >/dev/null
+    "$CLIENT" "$mode" "127.0.0.1:$PROXY_PORT" bench.test "$N"
+    callgrind_control -d "$mode" "$WORKER" >/dev/null
+    DUMP=$(ls -t "$DIR"/cg."$WORKER".* | head -1)
+    TOTAL=$(awk '/^(summary|totals):/ { print $2 }' "$DUMP" | tail -1)
+    echo "$mode: $TOTAL instructions for $N requests, $((TOTAL / N)) per request"
+done
