@@ -228,7 +228,9 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
         } else if let Some(host) = key.strip_prefix(STATE_PREFIX) {
             let states: HashMap<String, String> = serde_json::from_value(value.clone())
                 .map_err(|_| entry_error(key, "an object of backend url to state"))?;
-            table.states.insert(host.to_owned(), states.into_iter().collect());
+            table
+                .states
+                .insert(host.to_owned(), states.into_iter().collect());
         } else {
             warn!(path = %path.display(), key = %Escaped(key), "unknown key in routes file ignored");
         }

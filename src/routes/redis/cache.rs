@@ -200,8 +200,8 @@ impl HostCache {
         let Ok(key) = std::str::from_utf8(key) else {
             return self.make_all_stale();
         };
-        if let Some(host) = (key.strip_prefix(&self.dead_prefix))
-            .or_else(|| key.strip_prefix(&self.state_prefix))
+        if let Some(host) =
+            (key.strip_prefix(&self.dead_prefix)).or_else(|| key.strip_prefix(&self.state_prefix))
         {
             self.make_stale(host);
         } else if let Some(name) = key.strip_prefix(&self.frontend_prefix) {

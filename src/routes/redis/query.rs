@@ -60,7 +60,10 @@ pub(super) fn answer(
         .filter_map(|member| std::str::from_utf8(member).ok()?.trim().parse().ok())
         .collect();
     let states = states.iter().filter_map(|(url, word)| {
-        Some((std::str::from_utf8(url).ok()?, std::str::from_utf8(word).ok()?))
+        Some((
+            std::str::from_utf8(url).ok()?,
+            std::str::from_utf8(word).ok()?,
+        ))
     });
     let held = Held::resolve(&frontend.backends, states);
     Some(Answer {

@@ -44,9 +44,7 @@ impl Servers {
         state_key: &str,
         ttls: bool,
     ) -> Result<Read, LinkError> {
-        let keys = || {
-            (frontend_keys.iter().map(String::as_str)).chain([dead_key, state_key])
-        };
+        let keys = || (frontend_keys.iter().map(String::as_str)).chain([dead_key, state_key]);
         match self {
             Self::Single { read, .. } => {
                 let mut pipe = redis::pipe();
