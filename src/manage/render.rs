@@ -100,11 +100,8 @@ pub(crate) fn frontend(host: &str, routes: &HostRoutes) -> String {
             Ok(_) if routes.dead.contains(&index) => format!("dead ({})", ttl(routes)),
             Ok(_) => "live".to_owned(),
         };
-        match held.get(index) {
-            Some(held @ (BackendState::Draining | BackendState::Disabled)) => {
-                state = format!("{state}, {}", held.label());
-            }
-            _ => {}
+        if let Some(held @ (BackendState::Draining | BackendState::Disabled)) = held.get(index) {
+            state = format!("{state}, {}", held.label());
         }
         let _ = writeln!(out, "  {index}  {shown:url_width$}  {state}");
     }
