@@ -1,4 +1,4 @@
-//! Route sources: where frontends, their backends and dead marks come from.
+//! Route sources: where frontends, their backends, dead marks and backend states come from.
 //!
 //! One trait, two implementations: [`redis::RedisRoutes`] (production, Hipache's key layout) and
 //! [`file::FileRoutes`] (a JSON file in the same layout, for a machine without Redis). The proxy
@@ -49,7 +49,8 @@ pub(crate) enum RouteError {
 /// Where routes come from. Implementations are cheap to clone handles shared by a worker's tasks.
 pub(crate) trait RouteSource: Clone + 'static {
     /// Finds the frontend for a normalised host (lowercase, no port): the host itself, then its
-    /// wildcards, then `*` (see [`crate::router::candidates`]), with the dead set of `host`.
+    /// wildcards, then `*` (see [`crate::router::candidates`]), with the dead set and the
+    /// backend states of `host`.
     /// `Ok(None)` means no candidate has a frontend.
     fn lookup(&self, host: &str) -> impl Future<Output = Result<Option<Lookup>, RouteError>>;
 
