@@ -1,11 +1,13 @@
 //! Choosing a backend: a random one among those neither dead nor already tried (pure).
 //!
 //! Hipache picks uniformly at random among live backends and may pick a failed one again; we leave
-//! out the backends this request already tried, so a retry always goes somewhere new.
+//! out the backends this request already tried, so a retry always goes somewhere new. Backends an
+//! operator took out of rotation ([`Held`]) are left out as HAProxy does: a disabled one always,
+//! a draining one unless it is the sticky client's own.
 
 use rand::Rng;
 
-use crate::routes::Backend;
+use crate::routes::{Backend, Held};
 
 /// A uniformly random backend of `backends` whose index is in neither `dead` nor `tried`.
 pub(crate) fn pick<'a>(
@@ -33,6 +35,7 @@ pub(crate) struct Attempts<'a> {
     retry_on_error: u32,
     /// A backend to try first while it is live (sticky sessions).
     preferred: Option<usize>,
+    held: Option<&'a Held>,
 }
 
 impl<'a> Attempts<'a> {
@@ -43,11 +46,19 @@ impl<'a> Attempts<'a> {
             tried: Vec::new(),
             retry_on_error,
             preferred: None,
+            held: None,
         }
     }
 
-    /// Makes the first attempt go to the backend at `index` if it is listed and not dead; the
-    /// later ones are picked as usual.
+    /// Leaves out the backends `held` disables, and those it drains unless preferred.
+    pub(crate) fn holding(mut self, held: &'a Held) -> Self {
+        self.held = Some(held);
+        self
+    }
+
+    /// Makes the first attempt go to the backend at `index` if it is listed, not dead and not
+    /// disabled (a draining one still takes its sticky clients); the later ones are picked as
+    /// usual.
     pub(crate) fn preferring(mut self, index: Option<usize>) -> Self {
         self.preferred = index;
         self
@@ -55,14 +66,26 @@ impl<'a> Attempts<'a> {
 
     /// The backend for the next attempt, if any is left.
     pub(crate) fn next(&mut self, rng: &mut impl Rng) -> Option<&'a Backend> {
+        let no_one = Held::default();
+        let held = self.held.unwrap_or(&no_one);
         let preferred = self.preferred.take().and_then(|index| {
-            self.backends
-                .iter()
-                .find(|b| b.index == index && is_candidate(b, self.dead, &self.tried))
+            self.backends.iter().find(|b| {
+                b.index == index
+                    && !held.disabled.contains(&index)
+                    && is_candidate(b, self.dead, &self.tried)
+            })
         });
         let backend = match preferred {
             Some(backend) => backend,
-            None => pick(self.backends, self.dead, &self.tried, rng)?,
+            None if held.is_empty() => pick(self.backends, self.dead, &self.tried, rng)?,
+            None => {
+                let out: Vec<usize> = (self.dead.iter())
+                    .chain(&held.draining)
+                    .chain(&held.disabled)
+                    .copied()
+                    .collect();
+                pick(self.backends, &out, &self.tried, rng)?
+            }
         };
         self.tried.push(backend.index);
         Some(backend)
@@ -158,6 +181,73 @@ mod tests {
         // Not listed: an ordinary pick.
         let mut attempts = Attempts::new(&all, &[], 0).preferring(Some(7));
         assert!(attempts.next(&mut rng).is_some());
+    }
+
+    #[test]
+    fn a_disabled_backend_is_never_picked_even_for_its_sticky_client() {
+        let all = backends(3);
+        let held = Held {
+            draining: Vec::new(),
+            disabled: vec![1],
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..100 {
+            let mut attempts = Attempts::new(&all, &[], 5)
+                .holding(&held)
+                .preferring(Some(1));
+            let mut tried = Vec::new();
+            while let Some(backend) = attempts.next(&mut rng) {
+                tried.push(backend.index);
+            }
+            assert!(!tried.contains(&1), "{tried:?}");
+            assert_eq!(tried.len(), 2);
+        }
+    }
+
+    #[test]
+    fn a_draining_backend_takes_only_its_sticky_clients() {
+        let all = backends(3);
+        let held = Held {
+            draining: vec![2],
+            disabled: Vec::new(),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        for _ in 0..100 {
+            // A new client, or one sticky to another backend: never sent to the draining one,
+            // not even on a retry.
+            for preferred in [None, Some(0)] {
+                let mut attempts = Attempts::new(&all, &[], 5)
+                    .holding(&held)
+                    .preferring(preferred);
+                while let Some(backend) = attempts.next(&mut rng) {
+                    assert_ne!(backend.index, 2);
+                }
+            }
+            // Its own sticky client keeps it, unless it is dead.
+            let mut attempts = Attempts::new(&all, &[], 5)
+                .holding(&held)
+                .preferring(Some(2));
+            assert_eq!(attempts.next(&mut rng).unwrap().index, 2);
+            assert_ne!(attempts.next(&mut rng).unwrap().index, 2);
+            let mut attempts = Attempts::new(&all, &[2], 5)
+                .holding(&held)
+                .preferring(Some(2));
+            assert_ne!(attempts.next(&mut rng).unwrap().index, 2);
+        }
+    }
+
+    #[test]
+    fn every_backend_held_or_dead_leaves_nothing_to_try() {
+        let all = backends(3);
+        let held = Held {
+            draining: vec![0],
+            disabled: vec![1],
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+        assert!(Attempts::new(&all, &[2], 3)
+            .holding(&held)
+            .next(&mut rng)
+            .is_none());
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use crate::host_keys::{self, HostRequest};
 use crate::host_name;
-use crate::routes::BackendUrl;
+use crate::routes::{BackendState, BackendUrl, Frontend, Held};
 
 use super::ManageError;
 
-/// One host's routes as stored: `frontend:<host>` and `dead:<host>`.
+/// One host's routes as stored: `frontend:<host>`, `dead:<host>` and `state:<host>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct HostRoutes {
     /// `[id, url, url, ...]`; empty when there is no frontend for the host.
@@ -21,11 +21,26 @@ pub(crate) struct HostRoutes {
     pub(crate) dead: Vec<usize>,
     /// Time left on `dead:<host>`; `None` when it has no expiry (or the driver has none).
     pub(crate) dead_ttl: Option<Duration>,
+    /// `state:<host>` as stored: backend URL, state word.
+    pub(crate) states: Vec<(String, String)>,
 }
 
 impl HostRoutes {
     pub(crate) fn exists(&self) -> bool {
         !self.list.is_empty()
+    }
+
+    /// The state of each backend entry, in list order, as the proxy reads it.
+    pub(crate) fn backend_states(&self) -> Vec<BackendState> {
+        let entries = self.list.len().saturating_sub(1);
+        let Some(frontend) = Frontend::from_list("", &self.list, |_, _| {}) else {
+            return Vec::new();
+        };
+        let held = Held::resolve(
+            &frontend.backends,
+            (self.states.iter()).map(|(url, word)| (url.as_str(), word.as_str())),
+        );
+        (0..entries).map(|index| held.state_of(index)).collect()
     }
 }
 
@@ -44,17 +59,26 @@ pub(crate) enum Edit {
     RemoveBackend {
         url: String,
     },
+    /// Drain, disable or enable the backend `url`.
+    SetState {
+        url: String,
+        state: BackendState,
+    },
 }
 
 /// What to write for the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Change {
-    /// Replace the frontend list; replace the dead set too when `dead` is given (same TTL).
+    /// Replace the frontend list; replace the dead set too when `dead` is given (same TTL), and
+    /// the state hash when `states` is.
     Put {
         list: Vec<String>,
         dead: Option<Vec<usize>>,
+        states: Option<Vec<(String, String)>>,
     },
-    /// Delete the frontend list and the dead set.
+    /// Replace the state hash only (empty: delete it).
+    States(Vec<(String, String)>),
+    /// Delete the frontend list, the dead set and the state hash.
     Delete,
 }
 
@@ -130,6 +154,14 @@ pub(crate) fn backend_url(text: &str) -> Result<String, ManageError> {
     Ok(url.to_owned())
 }
 
+/// The edit that puts backend `url` in `state`.
+pub(crate) fn set_state(url: &str, state: BackendState) -> Edit {
+    Edit::SetState {
+        url: url.trim().to_owned(),
+        state,
+    }
+}
+
 /// The changes `edit` makes to `current`, or why it cannot be done.
 pub(crate) fn plan(host: &str, edit: &Edit, current: &HostRoutes) -> Result<Change, ManageError> {
     let host = host.to_owned();
@@ -139,10 +171,16 @@ pub(crate) fn plan(host: &str, edit: &Edit, current: &HostRoutes) -> Result<Chan
                 return Err(ManageError::FrontendExists { host });
             }
             let list = std::iter::once(id).chain(urls).cloned().collect();
-            // Old dead indexes would point into the new list, so they go with the old one.
+            // Old dead indexes would point into the new list, so they go with the old one. States
+            // are by URL: those of URLs still listed stay.
+            let states = (current.states.iter())
+                .filter(|(url, _)| urls.iter().any(|kept| same_url(kept, url)))
+                .cloned()
+                .collect();
             Ok(Change::Put {
                 list,
                 dead: Some(Vec::new()),
+                states: Some(states),
             })
         }
         Edit::RemoveFrontend => {
@@ -164,7 +202,11 @@ pub(crate) fn plan(host: &str, edit: &Edit, current: &HostRoutes) -> Result<Chan
             let mut list = current.list.clone();
             list.push(url.clone());
             // Appending moves no index: dead marks keep their meaning.
-            Ok(Change::Put { list, dead: None })
+            Ok(Change::Put {
+                list,
+                dead: None,
+                states: None,
+            })
         }
         Edit::RemoveBackend { url } => {
             if !current.exists() {
@@ -195,11 +237,53 @@ pub(crate) fn plan(host: &str, edit: &Edit, current: &HostRoutes) -> Result<Chan
                 .filter(|(position, _)| *position == 0 || !removed.contains(&(position - 1)))
                 .map(|(_, entry)| entry.clone())
                 .collect();
+            // A URL added back later starts enabled.
+            let states = (current.states.iter())
+                .filter(|(stored, _)| !same_url(url, stored))
+                .cloned()
+                .collect();
             Ok(Change::Put {
                 list,
                 dead: Some(remap_dead(&current.dead, &removed)),
+                states: Some(states),
             })
         }
+        Edit::SetState { url, state } => {
+            if !current.exists() {
+                return Err(ManageError::UnknownHost { host });
+            }
+            if host.starts_with('*') {
+                return Err(ManageError::WildcardState { host });
+            }
+            let parsed = BackendUrl::parse(url).map_err(|source| ManageError::BadUrl {
+                url: url.clone(),
+                source,
+            })?;
+            if matching(&current.list, url).is_empty() {
+                return Err(ManageError::NoSuchBackend {
+                    host,
+                    url: url.clone(),
+                });
+            }
+            // One entry per backend, under its normalised URL, whatever spellings were there.
+            let mut states: Vec<(String, String)> = (current.states.iter())
+                .filter(|(stored, _)| !same_url(url, stored))
+                .cloned()
+                .collect();
+            if *state != BackendState::Enabled {
+                states.push((parsed.as_str().to_owned(), state.as_str().to_owned()));
+            }
+            Ok(Change::States(states))
+        }
+    }
+}
+
+/// Whether two URL texts name the same backend: same normalised form when both parse, same text
+/// otherwise.
+fn same_url(a: &str, b: &str) -> bool {
+    match (BackendUrl::parse(a), BackendUrl::parse(b)) {
+        (Ok(a), Ok(b)) => a.as_str() == b.as_str(),
+        _ => a.trim() == b.trim(),
     }
 }
 

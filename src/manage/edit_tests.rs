@@ -1,11 +1,12 @@
 use super::*;
-use crate::routes::BackendUrlError;
+use crate::routes::{BackendState, BackendUrlError};
 
 fn routes(list: &[&str], dead: &[usize]) -> HostRoutes {
     HostRoutes {
         list: list.iter().map(|s| s.to_string()).collect(),
         dead: dead.to_vec(),
         dead_ttl: Some(Duration::from_secs(20)),
+        states: Vec::new(),
     }
 }
 
@@ -145,6 +146,7 @@ fn add_frontend_refuses_an_existing_host_unless_replacing_and_clears_old_marks()
     let expected = Change::Put {
         list: strings(&["site", "http://a:1", "http://b:2"]),
         dead: Some(vec![]),
+        states: Some(vec![]),
     };
     assert_eq!(new, expected);
     let existing = routes(&["old", "http://z:9"], &[0]);
@@ -168,6 +170,7 @@ fn add_backend_appends_keeps_marks_and_refuses_duplicates_and_unknown_hosts() {
         Change::Put {
             list: strings(&["site", "http://a:1", "http://b:2"]),
             dead: None,
+            states: None,
         }
     );
     // Same backend in another spelling.
@@ -199,6 +202,7 @@ fn remove_backend_moves_the_later_dead_marks_with_their_backends() {
         Change::Put {
             list: strings(&["site", "http://a:1", "http://c:3", "http://d:4"]),
             dead: Some(vec![0, 2]),
+            states: Some(vec![]),
         }
     );
 }
@@ -214,6 +218,7 @@ fn remove_backend_takes_every_copy_and_unusable_entries_by_their_text() {
         Change::Put {
             list: strings(&["site", "junk", "http://c:3"]),
             dead: Some(vec![1]),
+            states: Some(vec![]),
         }
     );
     assert_eq!(
@@ -221,6 +226,7 @@ fn remove_backend_takes_every_copy_and_unusable_entries_by_their_text() {
         Change::Put {
             list: strings(&["site", "http://a:1", "http://a:1/", "http://c:3"]),
             dead: Some(vec![2]),
+            states: Some(vec![]),
         }
     );
 }
@@ -264,4 +270,87 @@ fn remap_drops_removed_marks_and_shifts_the_rest() {
     assert_eq!(remap_dead(&[0, 2, 5, 6], &[2, 4]), [0, 3, 4]);
     assert_eq!(remap_dead(&[], &[0]), Vec::<usize>::new());
     assert_eq!(remap_dead(&[1, 2], &[]), [1, 2]);
+}
+
+fn set_state(url: &str, state: BackendState) -> Edit {
+    super::set_state(url, state)
+}
+
+#[test]
+fn a_state_is_stored_once_under_the_normalised_url_and_enable_removes_it() {
+    let mut current = routes(&["site", "http://a:1", "http://b:2"], &[]);
+    current.states = vec![
+        ("http://A:1".into(), "disable".into()),
+        ("http://b:2/".into(), "drain".into()),
+    ];
+    assert_eq!(
+        plan(
+            "h",
+            &set_state("http://a:1/", BackendState::Draining),
+            &current
+        )
+        .unwrap(),
+        Change::States(vec![
+            ("http://b:2/".into(), "drain".into()),
+            ("http://a:1/".into(), "drain".into()),
+        ])
+    );
+    assert_eq!(
+        plan(
+            "h",
+            &set_state("http://b:2", BackendState::Enabled),
+            &current
+        )
+        .unwrap(),
+        Change::States(vec![("http://A:1".into(), "disable".into())])
+    );
+    assert_eq!(
+        current.backend_states(),
+        [BackendState::Disabled, BackendState::Draining]
+    );
+}
+
+#[test]
+fn a_state_is_refused_for_an_unknown_host_or_url_or_a_wildcard() {
+    let current = routes(&["site", "http://a:1"], &[]);
+    let disable = |url| set_state(url, BackendState::Disabled);
+    assert!(matches!(
+        plan("h", &disable("http://a:1"), &HostRoutes::default()),
+        Err(ManageError::UnknownHost { .. })
+    ));
+    assert!(matches!(
+        plan("h", &disable("http://z:1"), &current),
+        Err(ManageError::NoSuchBackend { .. })
+    ));
+    assert!(matches!(
+        plan("h", &disable("a:1"), &current),
+        Err(ManageError::BadUrl { .. })
+    ));
+    assert!(matches!(
+        plan("*.h", &disable("http://a:1"), &current),
+        Err(ManageError::WildcardState { .. })
+    ));
+}
+
+#[test]
+fn removing_a_backend_or_redefining_the_frontend_drops_states_of_urls_gone() {
+    let mut current = routes(&["site", "http://a:1", "http://b:2"], &[]);
+    current.states = vec![
+        ("http://a:1/".into(), "disable".into()),
+        ("http://b:2/".into(), "drain".into()),
+    ];
+    let Change::Put { states, .. } = plan("h", &remove_backend("http://a:1"), &current).unwrap()
+    else {
+        panic!("not a put");
+    };
+    assert_eq!(states, Some(vec![("http://b:2/".into(), "drain".into())]));
+    let replace = Edit::AddFrontend {
+        id: "site".into(),
+        urls: strings(&["http://a:1", "http://c:3"]),
+        replace: true,
+    };
+    let Change::Put { states, .. } = plan("h", &replace, &current).unwrap() else {
+        panic!("not a put");
+    };
+    assert_eq!(states, Some(vec![("http://a:1/".into(), "disable".into())]));
 }

@@ -5,7 +5,7 @@
 //! the same folder, flushed, given the old file's permissions, then renamed over it. The proxy
 //! therefore reads either the old or the new file, never half of one. Every other key (other
 //! hosts, `hchecker_ping`, anything unknown) is kept. The file is written one key per line,
-//! each host's `frontend:` and `dead:` keys together, so it stays readable and diffs well.
+//! each host's `frontend:`, `dead:` and `state:` keys together, so it stays readable and diffs well.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
@@ -15,7 +15,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::{Map, Value};
 
 use crate::routes::file::dead_indexes;
-use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX};
+use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX, STATE_PREFIX};
 
 use super::edit::{plan, Change, Edit, HostRoutes};
 use super::render::Summary;
@@ -62,16 +62,29 @@ impl FileStore {
         // (most likely a wrong path) worth reporting.
         let mut entries = self.load(matches!(edit, Edit::AddFrontend { .. }))?;
         let current = self.host_routes(&entries, host)?;
-        let (frontend_key, dead_key) = (
+        let (frontend_key, dead_key, state_key) = (
             format!("{FRONTEND_PREFIX}{host}"),
             format!("{DEAD_PREFIX}{host}"),
+            format!("{STATE_PREFIX}{host}"),
         );
+        let put_states = |entries: &mut Map<String, Value>, states: Vec<(String, String)>| {
+            if states.is_empty() {
+                entries.remove(&state_key);
+            } else {
+                let states: Map<String, Value> = (states.into_iter())
+                    .map(|(url, word)| (url, Value::from(word)))
+                    .collect();
+                entries.insert(state_key.clone(), Value::Object(states));
+            }
+        };
         match plan(host, edit, &current)? {
             Change::Delete => {
                 entries.remove(&frontend_key);
                 entries.remove(&dead_key);
+                entries.remove(&state_key);
             }
-            Change::Put { list, dead } => {
+            Change::States(states) => put_states(&mut entries, states),
+            Change::Put { list, dead, states } => {
                 entries.insert(frontend_key, Value::from(list));
                 match dead {
                     Some(dead) if dead.is_empty() => {
@@ -81,6 +94,9 @@ impl FileStore {
                         entries.insert(dead_key, Value::from(dead));
                     }
                     None => {}
+                }
+                if let Some(states) = states {
+                    put_states(&mut entries, states);
                 }
             }
         }
@@ -118,10 +134,22 @@ impl FileStore {
         };
         dead.sort_unstable();
         dead.dedup();
+        let state_key = format!("{STATE_PREFIX}{host}");
+        let states = match entries.get(&state_key) {
+            Some(value) => {
+                let states: Map<String, Value> = serde_json::from_value(value.clone())
+                    .map_err(|_| self.problem(format!("{state_key}: expected an object")))?;
+                (states.into_iter())
+                    .filter_map(|(url, word)| Some((url, word.as_str()?.to_owned())))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         Ok(HostRoutes {
             list,
             dead,
             dead_ttl: None,
+            states,
         })
     }
 
@@ -190,7 +218,8 @@ fn write_new(path: &Path, text: &str, like: &Path) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// One key per line, ordered by host with `frontend:` before `dead:`, other keys last.
+/// One key per line, ordered by host with `frontend:` before `dead:` and `state:`, other keys
+/// last.
 fn render(entries: &Map<String, Value>) -> String {
     let mut keys: Vec<&String> = entries.keys().collect();
     keys.sort_by_key(|key| {
@@ -198,6 +227,8 @@ fn render(entries: &Map<String, Value>) -> String {
             (0, host, 0)
         } else if let Some(host) = key.strip_prefix(DEAD_PREFIX) {
             (0, host, 1)
+        } else if let Some(host) = key.strip_prefix(STATE_PREFIX) {
+            (0, host, 2)
         } else {
             (1, key.as_str(), 0)
         }

@@ -124,3 +124,36 @@ fn the_new_file_keeps_the_old_ones_permissions() {
     let mode = std::fs::metadata(&store.path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o644);
 }
+
+#[test]
+fn a_state_is_written_beside_the_host_keys_and_read_back() {
+    let (_dir, store) = store(Some(
+        r#"{"frontend:a.test": ["a", "http://h:1", "http://h:2"]}"#,
+    ));
+    let drain = Edit::SetState {
+        url: "http://h:2".into(),
+        state: crate::routes::BackendState::Draining,
+    };
+    store.apply("a.test", &drain).unwrap();
+    assert_eq!(
+        text(&store),
+        "{\n    \"frontend:a.test\": [\"a\", \"http://h:1\", \"http://h:2\"],\n    \
+         \"state:a.test\": {\"http://h:2/\":\"drain\"}\n}\n"
+    );
+    // What was written is what the proxy's file driver reads.
+    crate::routes::file::FileRoutes::open(&store.path, std::time::Duration::from_secs(1)).unwrap();
+    let routes = store.read("a.test").unwrap();
+    assert_eq!(
+        routes.backend_states(),
+        [
+            crate::routes::BackendState::Enabled,
+            crate::routes::BackendState::Draining
+        ]
+    );
+    let enable = Edit::SetState {
+        url: "http://h:2/".into(),
+        state: crate::routes::BackendState::Enabled,
+    };
+    store.apply("a.test", &enable).unwrap();
+    assert!(!text(&store).contains("state:"), "{}", text(&store));
+}

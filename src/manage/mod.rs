@@ -1,11 +1,11 @@
 //! Route management from the command line: `hipache frontend add|ls|show|rm` and
-//! `hipache backend add|rm`, so operators need no `redis-cli` gymnastics.
+//! `hipache backend add|rm|drain|disable|enable`, so operators need no `redis-cli` gymnastics.
 //!
 //! Owns the subcommands, the rules of an edit ([`edit`], pure, shared by both drivers), their
 //! atomic application to the configured driver ([`redis`]: `WATCH` + `MULTI`/`EXEC` on the write
 //! server; [`file`]: a locked rewrite through a temporary file and a rename) and what is printed
-//! ([`render`]). It writes Hipache's layout and nothing else, so a running proxy needs no signal:
-//! Redis tracking or the file watcher shows it the change.
+//! ([`render`]). It writes Hipache's layout (and our `state:` hashes beside it) and nothing else,
+//! so a running proxy needs no signal: Redis tracking or the file watcher shows it the change.
 //!
 //! It does not own the layout's key names or the backend URL parser (`routes`), nor how the config
 //! is found and loaded (`cli`, `config`).
@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use crate::config::{Config, Driver};
 use crate::escape::{self, Escaped};
-use crate::routes::BackendUrlError;
+use crate::routes::{BackendState, BackendUrlError};
 pub use cert::CertCommand;
 use edit::{Edit, HostRoutes};
 
@@ -59,11 +59,19 @@ pub enum FrontendCommand {
         replace: bool,
     },
     /// List every frontend with its identifier and number of backends
-    Ls,
-    /// Show a frontend's backends with their index, and the dead marks with their time left
+    Ls {
+        /// Print one JSON document (an array of host, id, backends)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a frontend's backends with their index and state, and the dead marks with their
+    /// time left
     Show {
         /// The frontend's host, exactly as registered (`*.example.com` for a wildcard)
         host: String,
+        /// Print one JSON document (host, id, backends with url, index, state, dead)
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a frontend and its dead marks
     Rm {
@@ -89,6 +97,28 @@ pub enum BackendCommand {
         /// Backend URL, in any spelling of the same address (http://h:80 is http://h:80/)
         url: String,
     },
+    /// Send no new client to URL; clients whose sticky session names it keep going there
+    Drain {
+        /// The frontend's host, exactly as registered (not a wildcard: a state holds for one
+        /// request host, as dead marks do)
+        host: String,
+        /// Backend URL, in any spelling of the same address
+        url: String,
+    },
+    /// Send no request at all to URL, without removing it
+    Disable {
+        /// The frontend's host, exactly as registered (not a wildcard)
+        host: String,
+        /// Backend URL, in any spelling of the same address
+        url: String,
+    },
+    /// Put a drained or disabled URL back in rotation
+    Enable {
+        /// The frontend's host, exactly as registered (not a wildcard)
+        host: String,
+        /// Backend URL, in any spelling of the same address
+        url: String,
+    },
 }
 
 /// Why a command did nothing. Every message names what the operator gave.
@@ -112,6 +142,8 @@ pub(crate) enum ManageError {
     DuplicateBackend { host: String, url: String },
     #[error("{}: {} is not a backend of this frontend", Escaped(.host), Escaped(.url))]
     NoSuchBackend { host: String, url: String },
+    #[error("{}: a backend's state holds for one request host, as dead marks do: name a host this wildcard serves", Escaped(.host))]
+    WildcardState { host: String },
     #[error("{}: {} is its last backend (use frontend rm to remove the frontend)", Escaped(.host), Escaped(.url))]
     LastBackend { host: String, url: String },
     #[error("redis {server}")]
@@ -182,16 +214,23 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
         }
     }
     let (host, edit) = match command {
-        Command::Frontend(FrontendCommand::Ls) => {
-            return Ok(render::frontends(&Store::open(driver).frontends()?));
+        Command::Frontend(FrontendCommand::Ls { json }) => {
+            let summaries = Store::open(driver).frontends()?;
+            return Ok(match json {
+                true => render::frontends_json(&summaries),
+                false => render::frontends(&summaries),
+            });
         }
-        Command::Frontend(FrontendCommand::Show { host }) => {
+        Command::Frontend(FrontendCommand::Show { host, json }) => {
             let host = edit::existing_host(host)?;
             let routes = Store::open(driver).read(&host)?;
             if !routes.exists() {
                 return Err(ManageError::UnknownHost { host });
             }
-            return Ok(render::frontend(&host, &routes));
+            return Ok(match json {
+                true => render::frontend_json(&host, &routes),
+                false => render::frontend(&host, &routes),
+            });
         }
         Command::Frontend(FrontendCommand::Add {
             host,
@@ -219,13 +258,24 @@ fn execute(command: &Command, driver: &Driver) -> Result<String, ManageError> {
         Command::Backend(BackendCommand::Rm { host, url }) => {
             (host, Edit::RemoveBackend { url: url.clone() })
         }
+        Command::Backend(BackendCommand::Drain { host, url }) => {
+            (host, edit::set_state(url, BackendState::Draining))
+        }
+        Command::Backend(BackendCommand::Disable { host, url }) => {
+            (host, edit::set_state(url, BackendState::Disabled))
+        }
+        Command::Backend(BackendCommand::Enable { host, url }) => {
+            (host, edit::set_state(url, BackendState::Enabled))
+        }
         // `run` hands these to `cert` before this point.
         Command::Cert(_) => return Ok(String::new()),
     };
     let host = match edit {
         Edit::AddFrontend { .. } | Edit::AddBackend { .. } => edit::host(host)?,
         // A key written by other means stays reachable, to be shown or removed.
-        Edit::RemoveFrontend | Edit::RemoveBackend { .. } => edit::existing_host(host)?,
+        Edit::RemoveFrontend | Edit::RemoveBackend { .. } | Edit::SetState { .. } => {
+            edit::existing_host(host)?
+        }
     };
     Store::open(driver).apply(&host, &edit)?;
     Ok(render::done(&host, &edit))

@@ -1,9 +1,10 @@
-//! Route edits on Redis, in Hipache's layout: `frontend:<host>` list, `dead:<host>` set, both
-//! behind the read driver URL's `#prefix` (Hipache ignores a prefix on the write URL).
+//! Route edits on Redis, in Hipache's layout: `frontend:<host>` list, `dead:<host>` set, and our
+//! `state:<host>` hash beside them, all behind the read driver URL's `#prefix` (Hipache ignores a
+//! prefix on the write URL).
 //!
 //! Reads for `ls` and `show` go to the read server, which is what the proxy sees. Edits go to the
-//! write server as an optimistic transaction: `WATCH` both keys, read them, [`plan`], then
-//! `MULTI`/`EXEC` the new list and dead set. A concurrent write (a proxy marking a backend dead, a
+//! write server as an optimistic transaction: `WATCH` the keys, read them, [`plan`], then
+//! `MULTI`/`EXEC` the new list, dead set and state hash. A concurrent write (a proxy marking a backend dead, a
 //! health checker, another operator) aborts the `EXEC`, and the edit is planned again on fresh
 //! data, so dead indexes are never remapped from a stale read. `ls` walks the keys with `SCAN`,
 //! never `KEYS`, so a large keyspace does not block the server.
@@ -13,7 +14,7 @@ use std::time::Duration;
 use redis::{Connection, IntoConnectionInfo as _};
 
 use crate::config::redis_url::{Address, RedisUrl};
-use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX};
+use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX, STATE_PREFIX};
 
 use super::edit::{plan, Change, Edit, HostRoutes};
 use super::render::Summary;
@@ -47,6 +48,14 @@ impl RedisStore {
         format!("{}{DEAD_PREFIX}{host}", self.read.prefix)
     }
 
+    fn keys(&self, host: &str) -> Keys {
+        Keys {
+            frontend: self.frontend_key(host),
+            dead: self.dead_key(host),
+            state: format!("{}{STATE_PREFIX}{host}", self.read.prefix),
+        }
+    }
+
     /// Every `frontend:` key with its id and backend count.
     pub(crate) fn frontends(&self) -> Result<Vec<Summary>, ManageError> {
         let server = &self.read;
@@ -77,12 +86,7 @@ impl RedisStore {
     /// The host's list and dead set, from the read server.
     pub(crate) fn read(&self, host: &str) -> Result<HostRoutes, ManageError> {
         let mut conn = connect(&self.read)?;
-        read_host(
-            &mut conn,
-            &self.read,
-            &self.frontend_key(host),
-            &self.dead_key(host),
-        )
+        read_host(&mut conn, &self.read, &self.keys(host))
     }
 
     /// Plans `edit` on the write server's current data and writes it in one transaction.
@@ -98,15 +102,16 @@ impl RedisStore {
         mut plan: impl FnMut(&HostRoutes) -> Result<Change, ManageError>,
     ) -> Result<(), ManageError> {
         let server = &self.write;
-        let (frontend_key, dead_key) = (self.frontend_key(host), self.dead_key(host));
+        let keys = self.keys(host);
         let mut conn = connect(server)?;
         for _ in 0..ATTEMPTS {
             redis::cmd("WATCH")
-                .arg(&frontend_key)
-                .arg(&dead_key)
+                .arg(&keys.frontend)
+                .arg(&keys.dead)
+                .arg(&keys.state)
                 .exec(&mut conn)
                 .map_err(|e| redis_error(server, e))?;
-            let current = read_host(&mut conn, server, &frontend_key, &dead_key)?;
+            let current = read_host(&mut conn, server, &keys)?;
             let change = match plan(&current) {
                 Ok(change) => change,
                 Err(refused) => {
@@ -115,7 +120,7 @@ impl RedisStore {
                     return Err(refused);
                 }
             };
-            let pipe = transaction(&frontend_key, &dead_key, &change, current.dead_ttl);
+            let pipe = transaction(&keys, &change, current.dead_ttl);
             let done: Option<Vec<redis::Value>> =
                 pipe.query(&mut conn).map_err(|e| redis_error(server, e))?;
             if done.is_some() {
@@ -164,22 +169,27 @@ fn summarize(
     Ok(summaries)
 }
 
-/// `MULTI; DEL frontend; RPUSH frontend list...; [DEL dead; SADD dead ...; PEXPIRE dead ttl]; EXEC`.
-/// The list is rewritten whole: under `WATCH` that is as safe as an `RPUSH`, and one shape of
-/// transaction serves every edit.
-fn transaction(
-    frontend_key: &str,
-    dead_key: &str,
-    change: &Change,
-    dead_ttl: Option<Duration>,
-) -> redis::Pipeline {
+/// The keys of one host.
+struct Keys {
+    frontend: String,
+    dead: String,
+    state: String,
+}
+
+/// `MULTI; DEL frontend; RPUSH frontend list...; [DEL dead; SADD dead ...; PEXPIRE dead ttl];
+/// [DEL state; HSET state url word ...]; EXEC`. The list is rewritten whole: under `WATCH` that is
+/// as safe as an `RPUSH`, and one shape of transaction serves every edit. A state change alone
+/// writes only the state hash.
+fn transaction(keys: &Keys, change: &Change, dead_ttl: Option<Duration>) -> redis::Pipeline {
+    let (frontend_key, dead_key) = (keys.frontend.as_str(), keys.dead.as_str());
     let mut pipe = redis::pipe();
     pipe.atomic();
     match change {
         Change::Delete => {
-            pipe.del(frontend_key).del(dead_key);
+            pipe.del(frontend_key).del(dead_key).del(&keys.state);
         }
-        Change::Put { list, dead } => {
+        Change::States(states) => put_states(&mut pipe, &keys.state, states),
+        Change::Put { list, dead, states } => {
             pipe.del(frontend_key).rpush(frontend_key, list);
             if let Some(dead) = dead {
                 pipe.del(dead_key);
@@ -192,23 +202,35 @@ fn transaction(
                     }
                 }
             }
+            if let Some(states) = states {
+                put_states(&mut pipe, &keys.state, states);
+            }
         }
     }
     pipe
 }
 
+fn put_states(pipe: &mut redis::Pipeline, key: &str, states: &[(String, String)]) {
+    pipe.del(key);
+    if !states.is_empty() {
+        pipe.cmd("HSET").arg(key).arg(states);
+    }
+}
+
 fn read_host(
     conn: &mut Connection,
     server: &RedisUrl,
-    frontend_key: &str,
-    dead_key: &str,
+    keys: &Keys,
 ) -> Result<HostRoutes, ManageError> {
-    let (list, members, pttl): (Vec<String>, Vec<String>, i64) = redis::pipe()
-        .lrange(frontend_key, 0, -1)
-        .smembers(dead_key)
-        .pttl(dead_key)
+    type Replies = (Vec<String>, Vec<String>, i64, Vec<(String, String)>);
+    let (list, members, pttl, mut states): Replies = redis::pipe()
+        .lrange(&keys.frontend, 0, -1)
+        .smembers(&keys.dead)
+        .pttl(&keys.dead)
+        .hgetall(&keys.state)
         .query(conn)
         .map_err(|e| redis_error(server, e))?;
+    states.sort_unstable();
     // Hipache ignores members that are not indexes; so do we.
     let mut dead: Vec<usize> = members
         .iter()
@@ -222,6 +244,7 @@ fn read_host(
         list,
         dead,
         dead_ttl,
+        states,
     })
 }
 

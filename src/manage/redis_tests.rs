@@ -106,13 +106,9 @@ fn removing_a_backend_rewrites_list_and_dead_set_keeping_its_ttl() {
     let change = Change::Put {
         list: vec!["id".into(), "http://b:2".into()],
         dead: Some(vec![0]),
+        states: None,
     };
-    let pipe = transaction(
-        "frontend:h",
-        "dead:h",
-        &change,
-        Some(Duration::from_millis(1500)),
-    );
+    let pipe = transaction(&keys("h"), &change, Some(Duration::from_millis(1500)));
     let packed = String::from_utf8(pipe.get_packed_pipeline()).unwrap();
     let words: Vec<&str> = packed
         .split("\r\n")
@@ -142,8 +138,46 @@ fn removing_a_backend_rewrites_list_and_dead_set_keeping_its_ttl() {
     let appended = Change::Put {
         list: vec!["id".into()],
         dead: None,
+        states: None,
     };
     let packed =
-        String::from_utf8(transaction("f", "d", &appended, None).get_packed_pipeline()).unwrap();
-    assert!(!packed.contains("dead") && !packed.contains("SADD"));
+        String::from_utf8(transaction(&keys("h"), &appended, None).get_packed_pipeline()).unwrap();
+    assert!(!packed.contains("dead") && !packed.contains("SADD") && !packed.contains("state"));
+}
+fn keys(host: &str) -> Keys {
+    Keys {
+        frontend: format!("frontend:{host}"),
+        dead: format!("dead:{host}"),
+        state: format!("state:{host}"),
+    }
+}
+
+#[test]
+fn a_state_change_writes_only_the_state_hash() {
+    let change = Change::States(vec![("http://b:2/".into(), "drain".into())]);
+    let packed =
+        String::from_utf8(transaction(&keys("h"), &change, None).get_packed_pipeline()).unwrap();
+    let words: Vec<&str> = packed
+        .split("\r\n")
+        .filter(|w| !w.starts_with(['*', '$']) && !w.is_empty())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "MULTI",
+            "DEL",
+            "state:h",
+            "HSET",
+            "state:h",
+            "http://b:2/",
+            "drain",
+            "EXEC"
+        ]
+    );
+    let cleared = transaction(&keys("h"), &Change::States(Vec::new()), None);
+    let packed = String::from_utf8(cleared.get_packed_pipeline()).unwrap();
+    assert!(
+        packed.contains("DEL") && !packed.contains("HSET"),
+        "{packed}"
+    );
 }

@@ -120,6 +120,7 @@ impl<S: RouteSource> Proxy<S> {
             (key, chosen)
         });
         let mut attempts = Attempts::new(&frontend.backends, &route.dead, self.retry_on_error)
+            .holding(&route.held)
             .preferring(sticky.and_then(|(_, chosen)| chosen));
         let mut failure = None;
         while let Some(backend) = attempts.next(&mut rand::rng()) {

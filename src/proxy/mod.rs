@@ -33,7 +33,7 @@ use crate::error_page::{ErrorPages, Generated};
 use crate::escape::Escaped;
 use crate::host_keys::{self, HostRequest};
 use crate::metrics::{self, names::Counter};
-use crate::routes::{Frontend, Lookup, RouteSource};
+use crate::routes::{Frontend, Held, Lookup, RouteSource};
 use crate::wire::headers::Forwarded;
 use error::ProxyError;
 use open::OpenCount;
@@ -75,6 +75,8 @@ pub(crate) struct Route {
     pub(crate) frontend: Arc<Frontend>,
     /// Indexes of the frontend's backends flagged dead for this host.
     pub(crate) dead: Vec<usize>,
+    /// Its backends an operator drains or disabled for this host.
+    pub(crate) held: Held,
     /// When the request's head was read.
     pub(crate) start: Instant,
     /// The client asked for `X-Debug-*` fields.
@@ -107,10 +109,15 @@ impl<S: RouteSource> Proxy<S> {
         };
         metrics::count(Counter::Requests);
         match self.routes.lookup(&host).await {
-            Ok(Some(Lookup { frontend, dead })) => Routed::Found(Route {
+            Ok(Some(Lookup {
+                frontend,
+                dead,
+                held,
+            })) => Routed::Found(Route {
                 host,
                 frontend,
                 dead,
+                held,
                 start,
                 debug,
                 sticky: None,

@@ -1,8 +1,11 @@
 //! The file route source: a JSON file in Hipache's Redis layout, for a machine without Redis.
 //!
 //! ```json
-//! {"frontend:www.example.com": ["mysite", "http://127.0.0.1:8080"], "dead:www.example.com": [0]}
+//! {"frontend:www.example.com": ["mysite", "http://127.0.0.1:8080"], "dead:www.example.com": [0],
+//!  "state:www.example.com": {"http://127.0.0.1:8080": "drain"}}
 //! ```
+//!
+//! `state:<host>` is optional, as in Redis: backend URL to `drain` or `disable`.
 //!
 //! It owns loading and validating that file, watching it (a background task polls its mtime,
 //! length, inode and ctime; a change is picked up within a second), and answering lookups from a
@@ -18,7 +21,10 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::dead::DeadMarks;
-use super::{Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX};
+use super::{
+    Backend, Frontend, Held, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
+    STATE_PREFIX,
+};
 use crate::escape::Escaped;
 
 /// How often the watcher looks at the file's metadata.
@@ -64,6 +70,8 @@ struct Shared {
 struct Table {
     frontends: HashMap<String, Arc<Frontend>>,
     dead: HashMap<String, Vec<usize>>,
+    /// `state:<host>` as written: backend URL to state word.
+    states: HashMap<String, Vec<(String, String)>>,
 }
 
 /// What tells the watcher the file changed: its mtime and length, and its inode and ctime,
@@ -124,9 +132,15 @@ impl RouteSource for FileRoutes {
         };
         let mut dead = table.dead.get(host).cloned().unwrap_or_default();
         self.shared.marks.add_to(host, frontend, &mut dead);
+        let states = table.states.get(host).into_iter().flatten();
+        let held = Held::resolve(
+            &frontend.backends,
+            states.map(|(url, word)| (url.as_str(), word.as_str())),
+        );
         Ok(Some(Lookup {
             frontend: frontend.clone(),
             dead,
+            held,
         }))
     }
 
@@ -211,6 +225,12 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
             let indexes =
                 dead_indexes(value).ok_or_else(|| entry_error(key, "a list of indexes"))?;
             table.dead.insert(host.to_owned(), indexes);
+        } else if let Some(host) = key.strip_prefix(STATE_PREFIX) {
+            let states: HashMap<String, String> = serde_json::from_value(value.clone())
+                .map_err(|_| entry_error(key, "an object of backend url to state"))?;
+            table
+                .states
+                .insert(host.to_owned(), states.into_iter().collect());
         } else {
             warn!(path = %path.display(), key = %Escaped(key), "unknown key in routes file ignored");
         }
@@ -253,6 +273,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_state_entry_drains_or_disables_backends_of_its_host() {
+        let file = routes_file(
+            r#"{"frontend:a.test": ["app", "http://127.0.0.1:8080", "http://127.0.0.1:8081"],
+                "state:a.test": {"http://127.0.0.1:8081/": "disable"}}"#,
+        );
+        let routes = FileRoutes::open(file.path(), TTL).unwrap();
+        let lookup = routes.lookup("a.test").await.unwrap().unwrap();
+        assert_eq!(lookup.held.disabled, [1]);
+        let file = routes_file(r#"{"state:a.test": ["drain"]}"#);
+        let e = FileRoutes::open(file.path(), TTL).unwrap_err().to_string();
+        assert!(e.ends_with(": state:a.test: expected an object of backend url to state"));
+    }
+
+    #[tokio::test]
     async fn exact_then_wildcard_then_star_with_empty_lists_skipped() {
         let file = routes_file(
             r#"{"frontend:www.example.com": ["exact", "http://127.0.0.1:8080"],
@@ -280,6 +314,7 @@ mod tests {
         );
         let lookup = routes.lookup("www.example.com").await.unwrap().unwrap();
         assert_eq!(lookup.dead, [0, 1]);
+        assert!(lookup.held.is_empty());
         assert_eq!(
             lookup.frontend.backends[0].url.as_str(),
             "http://127.0.0.1:8080/"

@@ -1,4 +1,4 @@
-//! Route sources: where frontends, their backends and dead marks come from.
+//! Route sources: where frontends, their backends, dead marks and backend states come from.
 //!
 //! One trait, two implementations: [`redis::RedisRoutes`] (production, Hipache's key layout) and
 //! [`file::FileRoutes`] (a JSON file in the same layout, for a machine without Redis). The proxy
@@ -12,23 +12,31 @@ pub(crate) mod redis;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-pub(crate) use crate::frontend::{Backend, BackendUrl, BackendUrlError, Frontend};
+pub(crate) use crate::frontend::{
+    Backend, BackendState, BackendUrl, BackendUrlError, Frontend, Held,
+};
 
 /// Key prefixes of Hipache's layout, shared by every source.
 pub(crate) const FRONTEND_PREFIX: &str = "frontend:";
 pub(crate) const DEAD_PREFIX: &str = "dead:";
+/// Ours, beside Hipache's layout: `state:<host>` maps a backend URL to `drain` or `disable`
+/// (see [`BackendState`]), for the same host as `dead:<host>`.
+pub(crate) const STATE_PREFIX: &str = "state:";
 /// hipache-raft's certificate hashes: `tls:<server name>` holds `certificate` and `key` (PEM).
 pub(crate) const TLS_PREFIX: &str = "tls:";
 /// The fields of a `tls:` hash.
 pub(crate) const TLS_CERTIFICATE_FIELD: &str = "certificate";
 pub(crate) const TLS_KEY_FIELD: &str = "key";
 
-/// The answer to a lookup: the frontend that matched and the backend indexes currently dead.
+/// The answer to a lookup: the frontend that matched, the backend indexes currently dead and
+/// those an operator drains or disabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Lookup {
     pub(crate) frontend: Arc<Frontend>,
     /// Indexes (see [`Backend::index`]) flagged dead for the request's host.
     pub(crate) dead: Vec<usize>,
+    /// Backends drained or disabled for the request's host (`state:<host>`).
+    pub(crate) held: Held,
 }
 
 /// Why a lookup could not be answered at all (as opposed to "no such frontend").
@@ -41,7 +49,8 @@ pub(crate) enum RouteError {
 /// Where routes come from. Implementations are cheap to clone handles shared by a worker's tasks.
 pub(crate) trait RouteSource: Clone + 'static {
     /// Finds the frontend for a normalised host (lowercase, no port): the host itself, then its
-    /// wildcards, then `*` (see [`crate::host_keys::candidates`]), with the dead set of `host`.
+    /// wildcards, then `*` (see [`crate::host_keys::candidates`]), with the dead set and the
+    /// backend states of `host`.
     /// `Ok(None)` means no candidate has a frontend.
     fn lookup(&self, host: &str) -> impl Future<Output = Result<Option<Lookup>, RouteError>>;
 

@@ -8,6 +8,8 @@ mod access_log;
 #[cfg(test)]
 mod answer_framing;
 #[cfg(test)]
+mod backend_state;
+#[cfg(test)]
 mod backend_streams;
 #[cfg(test)]
 mod buffers;

@@ -12,14 +12,14 @@ use crate::support::hipache::{command_to_exit, run_to_exit, BINARY};
 use crate::support::{wait_until, Backend, Config, Hipache, RedisServer};
 
 /// `hipache --config <config> <args...>`, to its exit.
-fn cli(config: &Path, args: &[&str]) -> Output {
+pub(crate) fn cli(config: &Path, args: &[&str]) -> Output {
     let mut full = vec!["--config", config.to_str().expect("utf-8 config path")];
     full.extend_from_slice(args);
     run_to_exit(&full)
 }
 
 /// Runs the CLI and expects success; returns stdout.
-fn ok(config: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(config: &Path, args: &[&str]) -> String {
     let output = cli(config, args);
     assert!(
         output.status.success(),
@@ -31,7 +31,7 @@ fn ok(config: &Path, args: &[&str]) -> String {
 }
 
 /// Runs the CLI and expects exit status 1; returns stderr.
-fn refused(config: &Path, args: &[&str]) -> String {
+pub(crate) fn refused(config: &Path, args: &[&str]) -> String {
     let output = cli(config, args);
     assert_eq!(
         output.status.code(),

@@ -25,7 +25,7 @@ use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::super::{DEAD_PREFIX, FRONTEND_PREFIX};
+use super::super::{DEAD_PREFIX, FRONTEND_PREFIX, STATE_PREFIX};
 use super::host_index::HostIndex;
 use super::intern::{Interner, Template};
 use super::Answer;
@@ -48,6 +48,7 @@ pub(crate) struct HostCache {
     templates: Interner,
     frontend_prefix: String,
     dead_prefix: String,
+    state_prefix: String,
 }
 
 /// One cache line (on x86-64), so a hit reads one line of the ring.
@@ -111,6 +112,7 @@ impl HostCache {
             templates: Interner::default(),
             frontend_prefix: format!("{prefix}{FRONTEND_PREFIX}"),
             dead_prefix: format!("{prefix}{DEAD_PREFIX}"),
+            state_prefix: format!("{prefix}{STATE_PREFIX}"),
         }
     }
 
@@ -198,7 +200,9 @@ impl HostCache {
         let Ok(key) = std::str::from_utf8(key) else {
             return self.make_all_stale();
         };
-        if let Some(host) = key.strip_prefix(&self.dead_prefix) {
+        if let Some(host) =
+            (key.strip_prefix(&self.dead_prefix)).or_else(|| key.strip_prefix(&self.state_prefix))
+        {
             self.make_stale(host);
         } else if let Some(name) = key.strip_prefix(&self.frontend_prefix) {
             if name == "*" {

@@ -14,6 +14,7 @@ fn answer(key: &str, id: &str) -> Option<Answer> {
     Some(Answer {
         frontend: Arc::new(Frontend::from_list(key, &list, |_, _| {}).unwrap()),
         dead: Vec::new(),
+        held: Default::default(),
     })
 }
 
@@ -52,7 +53,7 @@ const ALL: [&str; 5] = [
 ];
 
 #[test]
-fn exact_and_dead_keys_make_one_host_stale_under_the_prefix() {
+fn exact_dead_and_state_keys_make_one_host_stale_under_the_prefix() {
     let mut cache = filled("p:", &ALL);
     cache.invalidate(b"p:dead:a.example.com");
     cache.invalidate(b"p:frontend:x.org");
@@ -60,8 +61,10 @@ fn exact_and_dead_keys_make_one_host_stale_under_the_prefix() {
         fresh(&mut cache, &ALL),
         ["b.example.com", "example.com", "*.org"]
     );
+    cache.invalidate(b"p:state:example.com");
+    assert_eq!(fresh(&mut cache, &ALL), ["b.example.com", "*.org"]);
     cache.invalidate(b"p:dead:unknown.test");
-    assert_eq!(fresh(&mut cache, &ALL).len(), 3);
+    assert_eq!(fresh(&mut cache, &ALL).len(), 2);
     // A key outside the prefix is not understood: nothing stays fresh.
     cache.invalidate(b"dead:b.example.com");
     assert!(fresh(&mut cache, &ALL).is_empty());
@@ -212,6 +215,7 @@ fn bytes_per_host() {
         let answer = Some(Answer {
             frontend: Arc::new(frontend),
             dead: Vec::new(),
+            held: Default::default(),
         });
         cache.insert(&host, &answer, true, None, now);
     }

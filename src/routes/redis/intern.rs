@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::super::{Backend, Frontend};
+use super::super::{Backend, Frontend, Held};
 use super::Answer;
 
 /// Templates and backend lists kept before the first sweep of unused ones.
@@ -25,6 +25,7 @@ pub(crate) struct Template {
     backends: Arc<[Backend]>,
     backend_count: usize,
     dead: Box<[usize]>,
+    held: Held,
 }
 
 impl Template {
@@ -38,6 +39,7 @@ impl Template {
                 backend_count: self.backend_count,
             }),
             dead: self.dead.to_vec(),
+            held: self.held.clone(),
         }
     }
 }
@@ -67,6 +69,7 @@ impl Interner {
             backends,
             backend_count: frontend.backend_count,
             dead: answer.dead.as_slice().into(),
+            held: answer.held.clone(),
         };
         if let Some(shared) = self.templates.get(&template) {
             return shared.clone();
@@ -106,6 +109,7 @@ mod tests {
         Answer {
             frontend: Arc::new(Frontend::from_list(key, &list, |_, _| {}).unwrap()),
             dead: dead.to_vec(),
+            held: Default::default(),
         }
     }
 

@@ -13,8 +13,8 @@
 //! Certificates kept in Redis (`tls:` hashes, when `https.redisCertificates` is on) are read and
 //! cached by [`certs`], through the same servers and tracking.
 //!
-//! Keys: the read driver URL's prefix goes in front of `frontend:`, `dead:` and `tls:` keys, on
-//! both servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied
+//! Keys: the read driver URL's prefix goes in front of `frontend:`, `dead:` and `tls:` keys (and
+//! our `state:` hashes, read in the lookup beside `dead:`), on both servers, exactly as Hipache (which ignores a prefix on the write URL). It is not applied
 //! to `hchecker_ping` nor to the `dead` pub/sub channel, as in Hipache.
 
 mod cache;
@@ -47,7 +47,8 @@ use tracing::{debug, warn};
 
 use super::dead::DeadMarks;
 use super::{
-    lock, Backend, Frontend, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
+    lock, Backend, Frontend, Held, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
+    STATE_PREFIX,
 };
 use crate::config::redis_url::Address;
 use crate::config::{CacheLimits, RedisUrl};
@@ -98,11 +99,13 @@ enum Source {
     Nodes(Vec<Address>),
 }
 
-/// What Redis said about a host: the matched frontend and the `dead:<host>` set.
+/// What Redis said about a host: the matched frontend, the `dead:<host>` set and the
+/// `state:<host>` hash.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Answer {
     frontend: Arc<Frontend>,
     dead: Vec<usize>,
+    held: Held,
 }
 
 impl RedisRoutes {
@@ -184,23 +187,30 @@ impl RedisRoutes {
     ) -> Result<(Option<Answer>, Option<Duration>, Source), LinkError> {
         let shared = &self.shared;
         let candidates = crate::host_keys::candidates(host);
-        let mut keys: Vec<String> = candidates
+        let keys: Vec<String> = candidates
             .iter()
             .map(|candidate| format!("{}{FRONTEND_PREFIX}{candidate}", shared.prefix))
             .collect();
         // Quirk kept from Hipache: the dead set of the request's host, even for a wildcard match.
-        keys.push(format!("{}{DEAD_PREFIX}{host}", shared.prefix));
-        let (dead_key, frontend_keys) = keys.split_last().unwrap_or((&keys[0], &[]));
+        // Ours, for the same host as the dead set, so that it needs one command more.
+        let state_key = format!("{}{STATE_PREFIX}{host}", shared.prefix);
+        let dead_key = format!("{}{DEAD_PREFIX}{host}", shared.prefix);
         let Read {
             values: mut replies,
             redirected,
             nodes,
-        } = shared.servers.lookup(frontend_keys, dead_key, ttls).await?;
+        } = (shared.servers)
+            .lookup(&keys, &dead_key, &state_key, ttls)
+            .await?;
         let ttl = if ttls {
-            let pttls = replies.split_off(keys.len().min(replies.len()));
+            let pttls = replies.split_off((keys.len() + 2).min(replies.len()));
             shortest_ttl(pttls)
         } else {
             None
+        };
+        let states: Vec<(Vec<u8>, Vec<u8>)> = match replies.pop() {
+            Some(value) => redis::from_redis_value(value).map_err(into_link_error)?,
+            None => Vec::new(),
         };
         let dead: Vec<Vec<u8>> = match replies.pop() {
             Some(value) => redis::from_redis_value(value).map_err(into_link_error)?,
@@ -211,7 +221,7 @@ impl RedisRoutes {
             .map(redis::from_redis_value)
             .collect::<Result<Vec<Vec<Vec<u8>>>, _>>()
             .map_err(into_link_error)?;
-        let answer = answer(&candidates, lists, &dead, |key, entry, error| {
+        let answer = answer(&candidates, lists, &dead, &states, |key, entry, error| {
             if self.first_report(&format!("{FRONTEND_PREFIX}{key}"), entry) {
                 warn!(frontend = %Escaped(key), entry, error = %error, "unusable backend url");
             }
@@ -267,9 +277,17 @@ impl RedisRoutes {
     }
 
     fn to_lookup(&self, host: &str, answer: Option<Answer>) -> Option<Lookup> {
-        let Answer { frontend, mut dead } = answer?;
+        let Answer {
+            frontend,
+            mut dead,
+            held,
+        } = answer?;
         self.shared.marks.add_to(host, &frontend, &mut dead);
-        Some(Lookup { frontend, dead })
+        Some(Lookup {
+            frontend,
+            dead,
+            held,
+        })
     }
 }
 

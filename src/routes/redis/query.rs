@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::super::{Backend, BackendUrlError, Frontend, DEAD_PREFIX};
+use super::super::{Backend, BackendUrlError, Frontend, Held, DEAD_PREFIX};
 use super::Answer;
 
 /// `MULTI; [SADD dead:<host> <index>; EXPIRE dead:<host> <ttl>;] PUBLISH dead <message>; EXEC`,
@@ -37,11 +37,13 @@ pub(crate) fn mark_pipeline(
 }
 
 /// The first candidate with a non-empty list wins (pure). `replies` are the LRANGE results in
-/// candidate order; `dead` the SMEMBERS result, whose non-integers are ignored.
+/// candidate order; `dead` the SMEMBERS result, whose non-integers are ignored; `states` the
+/// HGETALL of `state:<host>`, resolved against the frontend's backends ([`Held::resolve`]).
 pub(super) fn answer(
     candidates: &[String],
     replies: Vec<Vec<Vec<u8>>>,
     dead: &[Vec<u8>],
+    states: &[(Vec<u8>, Vec<u8>)],
     mut on_bad_url: impl FnMut(&str, &str, BackendUrlError),
 ) -> Option<Answer> {
     let (key, list) = candidates
@@ -57,9 +59,17 @@ pub(super) fn answer(
         .iter()
         .filter_map(|member| std::str::from_utf8(member).ok()?.trim().parse().ok())
         .collect();
+    let states = states.iter().filter_map(|(url, word)| {
+        Some((
+            std::str::from_utf8(url).ok()?,
+            std::str::from_utf8(word).ok()?,
+        ))
+    });
+    let held = Held::resolve(&frontend.backends, states);
     Some(Answer {
         frontend: Arc::new(frontend),
         dead,
+        held,
     })
 }
 
@@ -95,6 +105,7 @@ mod tests {
             &candidates,
             replies,
             &bytes(&["2", "x", " 0", "-1"]),
+            &[(b"http://h:3/".to_vec(), b"drain".to_vec())],
             |k, e, _| bad.push(format!("{k} {e}")),
         )
         .unwrap();
@@ -102,8 +113,9 @@ mod tests {
         assert_eq!(&*found.frontend.id, "wild");
         assert_eq!(found.frontend.backend_count, 3);
         assert_eq!(found.dead, [2, 0]);
+        assert_eq!(found.held.draining, [2]);
         assert_eq!(bad, ["*.example.com bogus"]);
-        assert!(answer(&candidates, vec![vec![]; 4], &[], |_, _, _| {}).is_none());
+        assert!(answer(&candidates, vec![vec![]; 4], &[], &[], |_, _, _| {}).is_none());
     }
 
     #[test]

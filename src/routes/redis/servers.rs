@@ -24,8 +24,8 @@ pub(crate) enum Servers {
     Cluster(Cluster),
 }
 
-/// The replies of a lookup: one per frontend key (LRANGE), the dead set (SMEMBERS), then with
-/// `ttls` the PTTL of every key.
+/// The replies of a lookup: one per frontend key (LRANGE), the dead set (SMEMBERS), the state
+/// hash (HGETALL), then with `ttls` the PTTL of every key.
 pub(crate) struct Read {
     pub(crate) values: Vec<Value>,
     /// The answer came through a redirection (cluster only): keep it as last known, not fresh.
@@ -36,14 +36,15 @@ pub(crate) struct Read {
 }
 
 impl Servers {
-    /// Reads the lists at `frontend_keys` and the set at `dead_key`.
+    /// Reads the lists at `frontend_keys`, the set at `dead_key` and the hash at `state_key`.
     pub(crate) async fn lookup(
         &self,
         frontend_keys: &[String],
         dead_key: &str,
+        state_key: &str,
         ttls: bool,
     ) -> Result<Read, LinkError> {
-        let keys = || frontend_keys.iter().map(String::as_str).chain([dead_key]);
+        let keys = || (frontend_keys.iter().map(String::as_str)).chain([dead_key, state_key]);
         match self {
             Self::Single { read, .. } => {
                 let mut pipe = redis::pipe();
@@ -52,6 +53,7 @@ impl Servers {
                     pipe.lrange(key, 0, -1);
                 }
                 pipe.smembers(dead_key);
+                pipe.hgetall(state_key);
                 if ttls {
                     for key in keys() {
                         pipe.pttl(key);
@@ -68,10 +70,10 @@ impl Servers {
                 let groups: Vec<Group> = keys()
                     .enumerate()
                     .map(|(n, key)| {
-                        let read = if n < frontend_keys.len() {
-                            redis::cmd("LRANGE").arg(key).arg(0).arg(-1).to_owned()
-                        } else {
-                            redis::cmd("SMEMBERS").arg(key).to_owned()
+                        let read = match n.checked_sub(frontend_keys.len()) {
+                            None => redis::cmd("LRANGE").arg(key).arg(0).arg(-1).to_owned(),
+                            Some(0) => redis::cmd("SMEMBERS").arg(key).to_owned(),
+                            Some(_) => redis::cmd("HGETALL").arg(key).to_owned(),
                         };
                         let mut commands = vec![read];
                         if ttls {

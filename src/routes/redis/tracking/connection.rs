@@ -17,7 +17,7 @@ use super::{State, CONNECT_TIMEOUT, HEARTBEAT, REFUSED_BACKOFF};
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
 use crate::escape::Escaped;
-use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX, TLS_PREFIX};
+use crate::routes::{lock, DEAD_PREFIX, FRONTEND_PREFIX, STATE_PREFIX, TLS_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 enum HandshakeError {
@@ -99,8 +99,8 @@ impl Session for TrackingSession {
     }
 }
 
-/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the two prefixes
-/// (three with `certificates`: `tls:` too), on the server at `address`. Returns the stream and any bytes read past the last reply.
+/// `HELLO 3 [AUTH default <password>]`, then `CLIENT TRACKING ON BCAST` for the three prefixes
+/// of a lookup (`frontend:`, `dead:`, `state:`; `tls:` too with `certificates`), on the server at `address`. Returns the stream and any bytes read past the last reply.
 async fn handshake(
     url: &RedisUrl,
     address: &Address,
@@ -115,7 +115,8 @@ async fn handshake(
     let frontend = format!("{}{FRONTEND_PREFIX}", url.prefix);
     let dead = format!("{}{DEAD_PREFIX}", url.prefix);
     let track = ["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", &frontend];
-    let mut track = [&track[..], &["PREFIX", &dead]].concat();
+    let state = format!("{}{STATE_PREFIX}", url.prefix);
+    let mut track = [&track[..], &["PREFIX", &dead, "PREFIX", &state]].concat();
     let tls = format!("{}{TLS_PREFIX}", url.prefix);
     if certificates {
         track.extend(["PREFIX", &tls]);
