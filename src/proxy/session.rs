@@ -51,7 +51,9 @@ pub(crate) enum Upgrade {
     Refused,
 }
 
-/// A downstream request as its front end carries it: the framing the session drives.
+/// A downstream request as its front end carries it: the framing the session drives. Two
+/// today, an HTTP/1.x request on its connection and an HTTP/2 stream; generic, so nothing on
+/// the request path goes through a `dyn`.
 pub(crate) trait Downstream {
     /// How the request goes to a backend, for the attempt loop.
     type Exchange<'a>: Exchange
@@ -62,6 +64,7 @@ pub(crate) trait Downstream {
     /// What the session's walk ends with, for the front end's loop.
     type Done;
 
+    /// The facts of the request's head that the session reads.
     fn head(&self) -> Head<'_>;
     /// The values of the request's `Cookie` fields.
     fn cookies(&self) -> impl Iterator<Item = &[u8]>;
