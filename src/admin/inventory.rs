@@ -3,7 +3,9 @@
 //! for, from Redis with `SCAN` (never `KEYS`, which blocks the server for as long as it walks
 //! them), or from the routes file; at most [`MAX_LISTED`] are listed, all are counted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{Hash as _, Hasher as _};
 use std::path::Path;
 use std::time::Duration;
 
@@ -139,6 +141,8 @@ async fn from_redis(url: &RedisUrl, inventory: &mut Inventory) -> Result<(), Str
     let prefix = format!("{}{FRONTEND_PREFIX}", url.prefix);
     let pattern = format!("{}*", glob_escape(&prefix));
     let mut hosts = BTreeSet::new();
+    // SCAN may return a key twice (while Redis resizes its table): counted once, by its hash.
+    let mut seen = HashSet::new();
     let mut cursor = 0u64;
     loop {
         let mut scan = redis::cmd("SCAN");
@@ -153,6 +157,11 @@ async fn from_redis(url: &RedisUrl, inventory: &mut Inventory) -> Result<(), Str
             let Some(host) = key.strip_prefix(&prefix) else {
                 continue;
             };
+            let mut hasher = DefaultHasher::new();
+            host.hash(&mut hasher);
+            if !seen.insert(hasher.finish()) {
+                continue;
+            }
             inventory.total += 1;
             hosts.insert(host.to_owned());
             // Kept: the first in byte order, whatever order SCAN walks in.
@@ -244,6 +253,86 @@ mod tests {
         assert_eq!(a.backends, ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]);
         assert_eq!(a.dead, [1]);
         assert!(inventory.frontends["b.test"].backends.is_empty());
+    }
+
+    #[test]
+    fn redis_frontends_are_scanned_counted_and_listed_up_to_the_cap() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let server = crate::routes::redis::tests::RedisServer::start(&[]).await;
+            let mut url = server.url("");
+            url.prefix = "a*p:".into();
+            let address = Locator::new(&url).locate().await.unwrap();
+            let mut connection = client(&url, &address)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let mut pipe = redis::pipe();
+            for i in 0..MAX_LISTED + 2 {
+                pipe.rpush(
+                    format!("a*p:frontend:h{i:04}.test"),
+                    &["h", "http://127.0.0.1:1"],
+                )
+                .ignore();
+            }
+            pipe.rpush("a*p:frontend:h0000.test", "http://127.0.0.1:2")
+                .ignore()
+                .sadd("a*p:dead:h0000.test", "1")
+                .ignore()
+                .expire("a*p:dead:h0000.test", 100)
+                .ignore()
+                .rpush("frontend:unprefixed.test", &["u", "http://127.0.0.1:3"])
+                .ignore()
+                .rpush("aXp:frontend:other.test", &["o", "http://127.0.0.1:4"])
+                .ignore();
+            pipe.query_async::<()>(&mut connection).await.unwrap();
+
+            let inventory = list(&Driver::Redis {
+                read: url.clone(),
+                write: url,
+            })
+            .await;
+            assert_eq!(inventory.error, None);
+            assert_eq!(inventory.source, "redis");
+            assert_eq!(inventory.total, MAX_LISTED as u64 + 2);
+            assert_eq!(inventory.frontends.len(), MAX_LISTED);
+            assert!(inventory.frontends.contains_key("h0999.test"));
+            assert!(!inventory.frontends.contains_key("h1000.test"));
+            let first = &inventory.frontends["h0000.test"];
+            assert_eq!(
+                first.backends,
+                ["http://127.0.0.1:1/", "http://127.0.0.1:2/"]
+            );
+            assert_eq!(first.dead, [1]);
+            assert!(first
+                .dead_ttl_secs
+                .is_some_and(|ttl| (1..=100).contains(&ttl)));
+            assert_eq!(inventory.frontends["h0001.test"].dead_ttl_secs, None);
+        });
+    }
+
+    #[test]
+    fn redis_out_of_reach_is_said_not_waited_on() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = RedisUrl::parse(&format!("redis://127.0.0.1:{port}")).unwrap();
+        let inventory = runtime.block_on(list(&Driver::Redis {
+            read: url.clone(),
+            write: url,
+        }));
+        assert!(inventory.frontends.is_empty());
+        assert!(inventory.error.is_some_and(|e| e.starts_with("redis: ")));
     }
 
     #[test]
