@@ -14,13 +14,11 @@ use tokio::time::{timeout, Instant};
 
 use crate::config::{Driver, RedisUrl};
 use crate::routes::file::dead_indexes;
-use crate::routes::redis::{client, Locator};
+use crate::routes::redis::{client, frontend_pattern, scan_step, Locator, SCAN_COUNT};
 use crate::routes::{Frontend, DEAD_PREFIX, FRONTEND_PREFIX};
 
 /// Frontends listed one by one; past it, they are only counted.
 pub(crate) const MAX_LISTED: usize = 1_000;
-/// Keys asked for per `SCAN` step: small enough that each step is quick for Redis.
-const SCAN_COUNT: usize = 500;
 /// Longest the whole listing may take: the page is answered with what was read by then.
 const LIST_WAIT: Duration = Duration::from_secs(3);
 
@@ -139,18 +137,13 @@ async fn from_redis(url: &RedisUrl, inventory: &mut Inventory) -> Result<(), Str
     let client = client(url, &address).map_err(|e| format!("redis: {e}"))?;
     let mut connection = bounded(deadline, client.get_multiplexed_async_connection()).await?;
     let prefix = format!("{}{FRONTEND_PREFIX}", url.prefix);
-    let pattern = format!("{}*", glob_escape(&prefix));
+    let pattern = frontend_pattern(&url.prefix);
     let mut hosts = BTreeSet::new();
     // SCAN may return a key twice (while Redis resizes its table): counted once, by its hash.
     let mut seen = HashSet::new();
     let mut cursor = 0u64;
     loop {
-        let mut scan = redis::cmd("SCAN");
-        scan.arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
+        let scan = scan_step(cursor, &pattern);
         let (next, batch): (u64, Vec<String>) =
             bounded(deadline, scan.query_async(&mut connection)).await?;
         for key in batch {
@@ -224,18 +217,6 @@ async fn bounded<T>(
             LIST_WAIT.as_secs()
         )),
     }
-}
-
-/// `prefix` as a literal inside a `SCAN MATCH` pattern.
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
