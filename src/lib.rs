@@ -17,7 +17,8 @@
 //!   ─▶ the answer relayed (h1::relay, h2::body), a tunnel after a 101 (proxy::tunnel),
 //!      or proxy::Proxy::error_answer rendered as the client's protocol ─▶ access_log
 //!   counted on the way in metrics (the worker's cells); the master's admin asks each worker
-//!   for a snapshot and serves /metrics and the status page, and sends statsd
+//!   for a snapshot and serves /metrics and the status page (with every frontend of the route
+//!   source, listed by admin::inventory), and sends statsd
 //! ```
 //!
 //! Beside the requests, the master may run `health`, the active health checker, which marks

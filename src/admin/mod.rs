@@ -12,18 +12,19 @@
 
 pub(crate) mod collect;
 mod frontends;
+mod inventory;
 mod prometheus;
 mod statsd;
 mod status;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs as _};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::Config;
+use crate::config::{Config, Driver};
 use collect::Collector;
 pub(crate) use statsd::StatsdError;
 
@@ -56,6 +57,16 @@ pub(crate) struct Admin {
     /// `logging.web.token`.
     token: Option<Rc<str>>,
     statsd: Option<statsd::Statsd>,
+    /// What the status page needs beside the workers' counts.
+    page: Rc<PageSource>,
+}
+
+/// Where the status page finds its facts.
+struct PageSource {
+    /// When the master started (the admin is bound at its start).
+    started: Instant,
+    /// The route source, whose frontends the page lists.
+    driver: Driver,
 }
 
 impl Admin {
@@ -106,6 +117,10 @@ impl Admin {
                 .and_then(|l| l.web_token.as_deref())
                 .map(Rc::from),
             statsd,
+            page: Rc::new(PageSource {
+                started: Instant::now(),
+                driver: config.driver.clone(),
+            }),
         }))
     }
 
@@ -120,7 +135,8 @@ impl Admin {
                     if let Ok(address) = listener.local_addr() {
                         tracing::info!(admin = %address, "admin page serving");
                     }
-                    tokio::task::spawn_local(serve(listener, self.collector, self.token));
+                    let serving = serve(listener, self.collector, self.token, self.page);
+                    tokio::task::spawn_local(serving);
                 }
                 Err(error) => tracing::error!(%error, "cannot serve the admin page"),
             }
@@ -128,11 +144,17 @@ impl Admin {
     }
 }
 
-async fn serve(listener: TcpListener, collector: Rc<Collector>, token: Option<Rc<str>>) {
+async fn serve(
+    listener: TcpListener,
+    collector: Rc<Collector>,
+    token: Option<Rc<str>>,
+    page: Rc<PageSource>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::task::spawn_local(answer(stream, collector.clone(), token.clone()));
+                let answering = answer(stream, collector.clone(), token.clone(), page.clone());
+                tokio::task::spawn_local(answering);
             }
             Err(error) => {
                 tracing::warn!(%error, "admin accept failed");
@@ -155,7 +177,12 @@ enum Page {
     Unauthorized,
 }
 
-async fn answer(mut stream: TcpStream, collector: Rc<Collector>, token: Option<Rc<str>>) {
+async fn answer(
+    mut stream: TcpStream,
+    collector: Rc<Collector>,
+    token: Option<Rc<str>>,
+    page_source: Rc<PageSource>,
+) {
     let head = read_head(&mut stream, token.as_deref());
     let page = match tokio::time::timeout(READ_TIMEOUT, head).await {
         Ok(Some(page)) => page,
@@ -170,14 +197,16 @@ async fn answer(mut stream: TcpStream, collector: Rc<Collector>, token: Option<R
                 prometheus::render(&totals),
             )
         }
-        Page::Status { json: true } => {
+        Page::Status { json } => {
             let totals = collector.totals().await;
-            let body = status::json(&totals).to_string();
-            ("200 OK", "application/json", body)
-        }
-        Page::Status { json: false } => {
-            let totals = collector.totals().await;
-            ("200 OK", "text/html; charset=utf-8", status::html(&totals))
+            let facts = page_source.facts().await;
+            if json {
+                let body = status::json(&totals, &facts).to_string();
+                ("200 OK", "application/json", body)
+            } else {
+                let body = status::html(&totals, &facts);
+                ("200 OK", "text/html; charset=utf-8", body)
+            }
         }
         Page::NotFound => ("404 Not Found", "text/plain", "not found\n".to_owned()),
         Page::BadMethod => (
@@ -204,6 +233,17 @@ async fn answer(mut stream: TcpStream, collector: Rc<Collector>, token: Option<R
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+impl PageSource {
+    async fn facts(&self) -> status::Facts {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH);
+        status::Facts {
+            uptime: self.started.elapsed(),
+            now_unix_ms: now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            inventory: Some(inventory::list(&self.driver).await),
+        }
+    }
 }
 
 /// Reads a request head; `None` if the client left or sent something else than HTTP.

@@ -10,13 +10,13 @@ use tokio::time::timeout;
 use tracing::{debug, warn};
 
 use crate::config::RedisUrl;
-use crate::routes::redis::{client, mark_pipeline, Locator, PING_KEY};
+use crate::routes::redis::{
+    client, frontend_pattern, mark_pipeline, scan_step, Locator, PING_KEY, SCAN_COUNT,
+};
 use crate::routes::{Backend, Frontend, DEAD_PREFIX, FRONTEND_PREFIX};
 
 /// Longest one Redis command (or connection attempt) may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// Keys asked for per `SCAN` step: small enough that each step is quick for Redis.
-const SCAN_COUNT: usize = 500;
 
 /// One backend of one frontend, as the checker probes it.
 #[derive(Debug, Clone)]
@@ -103,17 +103,12 @@ impl Server {
     /// frontends with one backend, which the proxy never marks either.
     pub(super) async fn targets(&mut self) -> Option<Vec<Target>> {
         let prefix = format!("{}{FRONTEND_PREFIX}", self.prefix());
-        let pattern = format!("{}*", glob_escape(&prefix));
+        let pattern = frontend_pattern(self.prefix());
         let mut keys = BTreeSet::new();
         let mut cursor = 0u64;
         loop {
             let mut scan = redis::pipe();
-            scan.cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT);
+            scan.add_command(scan_step(cursor, &pattern));
             let ((next, batch),): ((u64, Vec<String>),) = self.query(&scan).await?;
             keys.extend(batch);
             cursor = next;
@@ -191,28 +186,5 @@ impl Server {
 
     fn dead_key(&self, host: &str) -> String {
         format!("{}{DEAD_PREFIX}{host}", self.url.prefix)
-    }
-}
-
-/// `prefix` as a literal inside a `SCAN MATCH` pattern.
-fn glob_escape(prefix: &str) -> String {
-    let mut out = String::with_capacity(prefix.len());
-    for c in prefix.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_glob_characters_are_literal() {
-        assert_eq!(glob_escape("app:"), "app:");
-        assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 }

@@ -24,5 +24,5 @@ pub(crate) use recorder::{
     snapshot,
 };
 #[cfg(test)]
-pub(crate) use snapshot::BackendStats;
-pub(crate) use snapshot::{CertificateExpiry, FrontendStats, Snapshot};
+pub(crate) use snapshot::DeadMark;
+pub(crate) use snapshot::{BackendStats, CertificateExpiry, FrontendStats, Snapshot};

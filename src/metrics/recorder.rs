@@ -8,11 +8,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::histogram::Histogram;
 use super::names::{Counter, COUNTER_COUNT};
-use super::snapshot::{class_of, BackendStats, FrontendStats, Snapshot};
+use super::snapshot::{class_of, BackendStats, DeadMark, FrontendStats, Snapshot};
 use crate::frontend::Frontend;
 
 /// Frontends a worker tracks one by one; later ones are summed into one entry.
@@ -69,8 +69,27 @@ struct FrontendEntry {
 struct BackendEntry {
     requests: u64,
     errors: u64,
+    latency: Histogram,
     /// Marked dead by this worker until then.
     dead_until: Option<Instant>,
+    /// Why and when it was last marked.
+    dead_mark: Option<(Why, SystemTime)>,
+}
+
+/// What marked a backend dead, kept without an allocation.
+#[derive(Clone, Copy)]
+enum Why {
+    /// A failed attempt's reason.
+    Failure(&'static str),
+    /// An answer's status.
+    Status(u16),
+}
+
+impl BackendEntry {
+    fn mark_dead(&mut self, why: Why) {
+        self.dead_until = Some(Instant::now() + COUNTS.with(|c| c.dead_ttl.get()));
+        self.dead_mark = Some((why, SystemTime::now()));
+    }
 }
 
 /// Turns recording on for this worker; `dead_ttl` is how long a backend it marks stays dead.
@@ -151,17 +170,19 @@ pub(crate) fn redis_reach(was: Option<bool>, now: Option<bool>) {
     });
 }
 
-/// An attempt on backend `index` of `frontend` failed (`dead`: and marked it dead).
-pub(crate) fn attempt_failed(frontend: &Arc<Frontend>, index: usize, dead: bool) {
+/// An attempt on backend `index` of `frontend` failed; `dead`: and marked it dead, for this
+/// reason.
+pub(crate) fn attempt_failed(frontend: &Arc<Frontend>, index: usize, dead: Option<&'static str>) {
     if !is_enabled() {
         return;
     }
-    let until = dead.then(|| Instant::now() + COUNTS.with(|c| c.dead_ttl.get()));
     with_frontend(frontend, None, |entry| {
         if let Some(backend) = entry.backends.get_mut(index) {
             backend.requests += 1;
             backend.errors += 1;
-            backend.dead_until = until.or(backend.dead_until);
+            if let Some(reason) = dead {
+                backend.mark_dead(Why::Failure(reason));
+            }
         }
     });
 }
@@ -181,7 +202,6 @@ pub(crate) fn answered(
         return;
     }
     response(status);
-    let until = dead.then(|| Instant::now() + COUNTS.with(|c| c.dead_ttl.get()));
     DETAIL.with(|d| {
         let mut d = d.borrow_mut();
         d.latency.record(latency);
@@ -194,7 +214,10 @@ pub(crate) fn answered(
         if let Some(backend) = entry.backends.get_mut(index) {
             backend.requests += 1;
             backend.errors += u64::from(dead);
-            backend.dead_until = until.or(backend.dead_until);
+            backend.latency.record(backend_latency);
+            if dead {
+                backend.mark_dead(Why::Status(status));
+            }
         }
     });
 }
@@ -295,12 +318,26 @@ impl FrontendEntry {
             .filter_map(|backend| {
                 let counts = self.backends.get(backend.index)?;
                 let marked = counts.dead_until.is_some_and(|until| until > now);
+                let dead_mark = counts
+                    .dead_mark
+                    .filter(|_| marked)
+                    .map(|(why, since)| DeadMark {
+                        reason: match why {
+                            Why::Failure(reason) => reason.to_owned(),
+                            Why::Status(status) => status.to_string(),
+                        },
+                        since_unix_ms: since
+                            .duration_since(SystemTime::UNIX_EPOCH)
+                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    });
                 Some(BackendStats {
                     index: backend.index,
                     url: backend.url.to_string(),
                     requests: counts.requests,
                     errors: counts.errors,
                     dead: marked || self.dead.contains(&backend.index),
+                    latency: counts.latency,
+                    dead_mark,
                 })
             })
             .collect();
@@ -361,6 +398,45 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_answer_is_timed_and_a_5xx_mark_names_its_status() {
+        enable(Duration::from_secs(30));
+        let f = frontend("a.test");
+        answered(
+            &f,
+            &[],
+            0,
+            200,
+            false,
+            Duration::ZERO,
+            Duration::from_millis(3),
+        );
+        answered(
+            &f,
+            &[],
+            0,
+            503,
+            true,
+            Duration::ZERO,
+            Duration::from_millis(7),
+        );
+        let s = snapshot(0);
+        let backend = &s.frontends[0].backends[0];
+        assert_eq!(backend.latency.count(), 2);
+        assert_eq!(backend.latency.sum_micros, 10_000);
+        assert_eq!(backend.dead_mark.as_ref().unwrap().reason, "503");
+    }
+
+    #[test]
+    fn a_dead_set_from_the_route_source_is_dead_without_a_mark() {
+        enable(Duration::from_secs(30));
+        let f = frontend("a.test");
+        failed(&f, &[0], Some(502));
+        let backend = &snapshot(0).frontends[0].backends[0];
+        assert!(backend.dead);
+        assert!(backend.dead_mark.is_none());
+    }
+
+    #[test]
     fn frontends_past_the_cap_are_summed_into_one_entry() {
         enable(Duration::from_secs(30));
         for i in 0..MAX_FRONTENDS + 5 {
@@ -377,11 +453,14 @@ mod tests {
     fn a_backend_marked_dead_shows_dead_until_its_ttl() {
         enable(Duration::from_secs(30));
         let f = frontend("a.test");
-        attempt_failed(&f, 0, true);
+        attempt_failed(&f, 0, Some("connection refused"));
         failed(&f, &[], Some(502));
         let s = snapshot(0);
         let backend = &s.frontends[0].backends[0];
         assert!(backend.dead);
+        let mark = backend.dead_mark.as_ref().unwrap();
+        assert_eq!(mark.reason, "connection refused");
+        assert!(mark.since_unix_ms > 0);
         assert_eq!((backend.requests, backend.errors), (1, 1));
         assert_eq!(s.frontends[0].errors(), 1);
     }

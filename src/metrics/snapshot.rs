@@ -74,6 +74,23 @@ pub(crate) struct BackendStats {
     pub(crate) errors: u64,
     /// Flagged dead when last seen (a lookup's dead set, or this worker's own mark).
     pub(crate) dead: bool,
+    /// How long it took to answer (to the end of its answer's head), of the answers it gave.
+    #[serde(default)]
+    pub(crate) latency: Histogram,
+    /// This worker's own dead mark while it holds: why and when. A backend `dead` without
+    /// one was read dead from the route source (another node, or the health checker).
+    #[serde(default)]
+    pub(crate) dead_mark: Option<DeadMark>,
+}
+
+/// Why and since when a worker holds a backend dead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeadMark {
+    /// The failure, as the access log and `X-Debug-Error` word it (`connection refused`), or
+    /// the status of the answer that marked it (`500`).
+    pub(crate) reason: String,
+    /// When, in Unix milliseconds.
+    pub(crate) since_unix_ms: u64,
 }
 
 impl Snapshot {
@@ -113,7 +130,10 @@ impl Snapshot {
             } else if self.frontends.len() < MAX_SUMMED_FRONTENDS {
                 let mut added = theirs.clone();
                 if !gauges {
-                    added.backends.iter_mut().for_each(|b| b.dead = false);
+                    added.backends.iter_mut().for_each(|b| {
+                        b.dead = false;
+                        b.dead_mark = None;
+                    });
                 }
                 at.insert(added.key.clone(), self.frontends.len());
                 self.frontends.push(added);
@@ -154,13 +174,25 @@ impl FrontendStats {
                 Some(mine) => {
                     mine.requests += theirs.requests;
                     mine.errors += theirs.errors;
+                    mine.latency.add(&theirs.latency);
                     mine.dead |= states && theirs.dead;
+                    // Of several workers' marks, the latest says what happened last.
+                    if let Some(mark) = theirs.dead_mark.as_ref().filter(|_| states) {
+                        if mine
+                            .dead_mark
+                            .as_ref()
+                            .is_none_or(|m| m.since_unix_ms < mark.since_unix_ms)
+                        {
+                            mine.dead_mark = Some(mark.clone());
+                        }
+                    }
                     if mine.url != theirs.url && states {
                         mine.url.clone_from(&theirs.url);
                     }
                 }
                 None => self.backends.push(BackendStats {
                     dead: states && theirs.dead,
+                    dead_mark: theirs.dead_mark.clone().filter(|_| states),
                     ..theirs.clone()
                 }),
             }
@@ -199,6 +231,8 @@ mod tests {
                 requests,
                 errors: 0,
                 dead,
+                latency: Histogram::default(),
+                dead_mark: None,
             }],
         });
         s
@@ -237,6 +271,35 @@ mod tests {
         assert_eq!(total.frontends.len(), MAX_SUMMED_FRONTENDS + 1);
         let rest = total.frontends.iter().find(|f| f.key.is_empty()).unwrap();
         assert_eq!(rest.requests, 3);
+    }
+
+    #[test]
+    fn backend_latencies_add_up_and_the_latest_dead_mark_wins() {
+        let with = |millis: u64, since_unix_ms: u64, reason: &str| {
+            let mut s = worker(1, true);
+            let backend = &mut s.frontends[0].backends[0];
+            backend
+                .latency
+                .record(std::time::Duration::from_millis(millis));
+            backend.dead_mark = Some(DeadMark {
+                reason: reason.into(),
+                since_unix_ms,
+            });
+            s
+        };
+        let mut total = Snapshot::default();
+        total.add(&with(3, 2_000, "500"), true);
+        total.add(&with(7, 5_000, "connection refused"), true);
+        total.add(&with(9, 1_000, "connect timeout"), true);
+        total.add(&with(40, 9_000, "backend timeout"), false);
+        let backend = &total.frontends[0].backends[0];
+        assert_eq!(backend.latency.count(), 4);
+        assert_eq!(backend.latency.sum_micros, 59_000);
+        let mark = backend.dead_mark.as_ref().unwrap();
+        assert_eq!(
+            (mark.reason.as_str(), mark.since_unix_ms),
+            ("connection refused", 5_000)
+        );
     }
 
     #[test]

@@ -177,7 +177,8 @@ impl<S: RouteSource> Proxy<S> {
                     });
                 }
                 Err(Failed::Backend(error)) => {
-                    metrics::attempt_failed(frontend, backend.index, error.marks_dead());
+                    let why = error.marks_dead().then(|| error.reason());
+                    metrics::attempt_failed(frontend, backend.index, why);
                     self.note_failure(&route.host, frontend, backend, error);
                     failure = Some((error, backend_start));
                     if !attempts.may_retry(error.is_retryable()) {

@@ -82,6 +82,8 @@ mod routing;
 #[cfg(test)]
 mod sentinel;
 #[cfg(test)]
+mod status_page;
+#[cfg(test)]
 mod sticky;
 #[cfg(test)]
 mod support;

@@ -250,7 +250,7 @@ pub(crate) fn hipache_metrics(admin: SocketAddr) -> String {
     response.text()
 }
 
-fn status_json(admin: SocketAddr) -> Value {
+pub(crate) fn status_json(admin: SocketAddr) -> Value {
     let response = Request::get("admin", "/")
         .header("Accept", "application/json")
         .send(admin);
