@@ -5,9 +5,8 @@
 //! primitives under the same names, so the rest of the crate names `crate::crypto::hmac` and
 //! never the library.
 //!
-//! Why aws-lc-rs by default: RSA 2048 signatures, the cost of a full handshake with an RSA
-//! certificate, take about two thirds of ring's CPU; ECDSA P-256 costs the same with both
-//! (`benches/load/RESULTS.md`).
+//! Why aws-lc-rs by default: its RSA signatures, the cost of a full handshake with an RSA
+//! certificate, are cheaper; ECDSA costs the same with both (benches/README.md).
 
 use std::sync::Arc;
 

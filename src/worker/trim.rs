@@ -1,12 +1,10 @@
 //! Handing memory freed after a burst back to the kernel. glibc's malloc keeps what a burst of
 //! connections or tunnels freed (their tasks, sockets' state, buffers past the free list's
 //! cap) inside its heap, where it still counts as resident: it only returns the top of the
-//! heap, and a burst's chunks are interleaved with live ones. After 5,000 tunnels closed, two
-//! workers kept all of their 32 MiB (56 MiB in all against 24 fresh; nginx went back to 30), and
-//! after 1,000 busy connections 10 MiB. `malloc_trim` gives the free pages inside the heap back
-//! (`MADV_DONTNEED`): 26 and 27 MiB once those closed (benches/load, the "once they have closed"
-//! rows). The allocator reuses the addresses, refaulting pages as a later burst needs them; a
-//! keep-alive run showed no change in instructions per request.
+//! heap, and a burst's chunks are interleaved with live ones, so a worker kept all it grew to.
+//! `malloc_trim` gives the free pages inside the heap back (`MADV_DONTNEED`); the allocator
+//! reuses the addresses, refaulting pages as a later burst needs them. What it saves and costs
+//! is measured in the benchmark record (benches/README.md, the "once they have closed" rows).
 
 use std::time::Duration;
 
