@@ -4,7 +4,7 @@
 //! ::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] "GET /path?q HTTP/1.1" 200 1234 "referer" "user-agent" "frontend-id" 0.012 0.011
 //! ```
 //! Lines are formatted into one buffer and written with a single `write` per batch (a timer or a
-//! full buffer flushes it); `reopen` (SIGUSR1) and `flush` at exit lose nothing. With the seed's
+//! full buffer flushes it); `reopen` (SIGUSR1) and `flush` at exit lose nothing. With the
 //! `logging.udp`, each line is also sent at once as one datagram (the same bytes, newline
 //! included) on a non-blocking socket: a datagram the socket cannot take is dropped and counted,
 //! never waited for. Either output works without the other.

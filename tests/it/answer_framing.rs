@@ -1,4 +1,4 @@
-//! How strictly a backend's answer is framed on its way to the client (issue 13): lengths and
+//! How strictly a backend's answer is framed on its way to the client: lengths and
 //! chunk sizes, trailers, the framing of bodiless statuses, and fields split by a bare LF. The
 //! client reads the raw bytes the proxy wrote.
 

@@ -1,4 +1,4 @@
-//! How strictly a client's request is framed on its way to a backend (issue 13): the one transfer
+//! How strictly a client's request is framed on its way to a backend: the one transfer
 //! coding accepted, `Content-Length` and chunk-size numbers, chunk lines, and trailers, checked
 //! byte for byte at a raw backend that records what crossed its socket.
 

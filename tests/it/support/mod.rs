@@ -1,4 +1,4 @@
-//! The integration harness (STYLE.md J): real redis-server, in-process backends, the real binary.
+//! The integration harness: real redis-server, in-process backends, the real binary.
 
 pub(crate) mod backend;
 pub(crate) mod cluster;
