@@ -48,17 +48,15 @@ fn show_json(path: &Path) -> Value {
     parsed
 }
 
-/// `jq .` accepts `printed` when jq is installed (it is not required).
+/// `jq .` accepts `printed` (scripts/test installs jq).
 fn jq_parses(printed: &str) {
-    let Ok(mut jq) = Command::new("jq")
+    let mut jq = Command::new("jq")
         .arg(".")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-    else {
-        return;
-    };
+        .unwrap_or_else(|e| panic!("jq cannot run ({e}); install it: apt-get install -y jq"));
     let mut stdin = jq.stdin.take().expect("jq stdin");
     stdin.write_all(printed.as_bytes()).expect("write to jq");
     drop(stdin);
