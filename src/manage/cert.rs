@@ -20,6 +20,7 @@ use redis::Connection;
 
 use crate::config::redis_url::{Address, RedisUrl};
 use crate::config::{Config, Driver};
+use crate::routes::redis::glob_escape;
 use crate::routes::{
     TLS_CERTIFICATE_FIELD as CERTIFICATE_FIELD, TLS_KEY_FIELD as KEY_FIELD, TLS_PREFIX,
 };
@@ -296,17 +297,6 @@ fn stored_names(conn: &mut Connection, server: &RedisUrl) -> Result<Vec<String>,
     names.sort();
     names.dedup();
     Ok(names)
-}
-
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn hash(

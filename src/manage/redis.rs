@@ -14,6 +14,7 @@ use std::time::Duration;
 use redis::{Connection, IntoConnectionInfo as _};
 
 use crate::config::redis_url::{Address, RedisUrl};
+use crate::routes::redis::glob_escape;
 use crate::routes::{DEAD_PREFIX, FRONTEND_PREFIX, STATE_PREFIX};
 
 use super::edit::{plan, Change, Edit, HostRoutes};
@@ -340,18 +341,6 @@ fn find_bad_key(conn: &mut Connection, server: &RedisUrl, keys: &[String]) -> Op
             expected: "list",
         })
     })
-}
-
-/// `text` as a literal in a `SCAN MATCH` pattern (a prefix may hold glob characters).
-fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

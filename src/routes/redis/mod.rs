@@ -65,7 +65,7 @@ use link::{Link, LinkError};
 pub(crate) use query::mark_pipeline;
 use query::{answer, shortest_ttl};
 use reconnect::Health;
-pub(crate) use scan::{frontend_pattern, scan_step, SCAN_COUNT};
+pub(crate) use scan::{frontend_pattern, glob_escape, scan_step, SCAN_COUNT};
 pub(crate) use sentinel::Locator;
 use servers::{Read, Servers};
 use tracking::{Check, Ticket, Tracking};

@@ -23,8 +23,8 @@ pub(crate) fn frontend_pattern(prefix: &str) -> String {
     format!("{}*", glob_escape(&format!("{prefix}{FRONTEND_PREFIX}")))
 }
 
-/// `text` as a literal inside a `SCAN MATCH` pattern.
-fn glob_escape(text: &str) -> String {
+/// `text` as a literal inside a `SCAN MATCH` pattern (a prefix may hold glob characters).
+pub(crate) fn glob_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
