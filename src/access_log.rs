@@ -1,14 +1,17 @@
-//! The access log: Hipache's line format (pure, byte-exact) and a batching `O_APPEND` writer.
+//! The access log: Hipache's line format (pure, byte-exact), or JSON lines
+//! (`server.accessLogFormat`), and a batching `O_APPEND` writer.
 //!
 //! ```text
 //! ::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] "GET /path?q HTTP/1.1" 200 1234 "referer" "user-agent" "frontend-id" 0.012 0.011
 //! ```
+//! The JSON format writes the same request as one object per line (see [`format_json`]).
 //! Lines are formatted into one buffer and written with a single `write` per batch (a timer or a
 //! full buffer flushes it); `reopen` (SIGUSR1) and `flush` at exit lose nothing. With the
 //! `logging.udp`, each line is also sent at once as one datagram (the same bytes, newline
 //! included) on a non-blocking socket: a datagram the socket cannot take is dropped and counted,
 //! never waited for. Either output works without the other.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -20,6 +23,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
+
+use crate::config::AccessLogFormat;
 use crate::metrics::{self, names::Counter};
 use crate::routes::Frontend;
 use crate::{ascii, escape};
@@ -51,6 +57,13 @@ pub struct Entry<'a> {
     pub user_agent: &'a [u8],
     /// The frontend's identifier (element 0 of its list).
     pub frontend_id: &'a str,
+    /// The `Host` field or the authority that stands in for it, as sent; empty in Hipache's
+    /// format, which does not show it.
+    pub host: &'a [u8],
+    /// The URL of the backend that answered; `None` when none did.
+    pub backend_url: Option<&'a str>,
+    /// The TLS version of the client's connection (`TLSv1.3`); `None` when plain.
+    pub tls: Option<&'a str>,
     /// From the request's arrival to the end of the answer.
     pub total: Duration,
     /// From the attempt on the backend that answered to the end of the answer.
@@ -95,6 +108,91 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.push(b' ');
     ascii::seconds_from_millis(out, entry.backend.as_millis() as u64);
     out.push(b'\n');
+}
+
+/// One line of the JSON format; text a client sent is written as UTF-8, its invalid bytes as
+/// U+FFFD.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    client: IpAddr,
+    host: Cow<'a, str>,
+    method: Cow<'a, str>,
+    path: Cow<'a, str>,
+    protocol: &'a str,
+    status: u16,
+    bytes: u64,
+    referer: Cow<'a, str>,
+    user_agent: Cow<'a, str>,
+    frontend: &'a str,
+    backend: Option<&'a str>,
+    total_seconds: f64,
+    backend_seconds: f64,
+    tls: Option<&'a str>,
+}
+
+/// Appends one JSON object and a newline to `out`: `time` (RFC 3339, UTC, milliseconds),
+/// `client`, `host`, `method`, `path`, `protocol` (`HTTP/1.1`), `status`, `bytes`, `referer`,
+/// `user_agent`, `frontend`, `backend` (`null` when no backend answered), `total_seconds`,
+/// `backend_seconds` and `tls` (`null` when plain). serde_json escapes quotes, backslashes and
+/// every control character; bytes that are not UTF-8 become U+FFFD, so every line is valid
+/// JSON and no field can end it early.
+pub fn format_json(out: &mut Vec<u8>, entry: &Entry<'_>) {
+    let time = rfc3339_millis(entry.time);
+    let protocol = match entry.version {
+        "1.0" => "HTTP/1.0",
+        "2.0" => "HTTP/2.0",
+        _ => "HTTP/1.1",
+    };
+    let line = JsonLine {
+        // The buffer holds ASCII digits and separators only.
+        time: std::str::from_utf8(&time).unwrap_or_default(),
+        client: entry.client,
+        host: String::from_utf8_lossy(entry.host),
+        method: String::from_utf8_lossy(entry.method),
+        path: String::from_utf8_lossy(entry.uri),
+        protocol,
+        status: entry.status,
+        bytes: entry.bytes,
+        referer: String::from_utf8_lossy(entry.referer),
+        user_agent: String::from_utf8_lossy(entry.user_agent),
+        frontend: entry.frontend_id,
+        backend: entry.backend_url,
+        total_seconds: entry.total.as_secs_f64(),
+        backend_seconds: entry.backend.as_secs_f64(),
+        tls: entry.tls,
+    };
+    let start = out.len();
+    // Writing to a `Vec` cannot fail, nor can serializing strings and numbers; if it ever did,
+    // no half line is left behind.
+    if serde_json::to_writer(&mut *out, &line).is_err() {
+        out.truncate(start);
+        return;
+    }
+    out.push(b'\n');
+}
+
+/// `2026-11-24T02:30:12.345Z`.
+fn rfc3339_millis(time: SystemTime) -> [u8; 24] {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = ascii::civil_from_days((secs / 86_400) as i64);
+    let of_day = secs % 86_400;
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year.clamp(0, 9999) as u64);
+    put(5, 2, u64::from(month));
+    put(8, 2, u64::from(day));
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day / 60 % 60);
+    put(17, 2, of_day % 60);
+    put(20, 3, u64::from(since.subsec_millis()));
+    out
 }
 
 /// Why access log lines cannot be sent to `logging.udp`.
@@ -152,6 +250,7 @@ pub struct AccessLog {
     file: Option<LogFile>,
     /// `logging.udp`: connected, non-blocking.
     udp: Option<UdpSocket>,
+    format: AccessLogFormat,
     pending: RefCell<Vec<u8>>,
 }
 
@@ -161,8 +260,8 @@ struct LogFile {
 }
 
 impl AccessLog {
-    /// Opens (creating, mode 0644) `path` for appending.
-    pub fn open(path: &Path) -> io::Result<Self> {
+    /// Opens (creating, mode 0644) `path` for appending, its lines written in `format`.
+    pub fn open(path: &Path, format: AccessLogFormat) -> io::Result<Self> {
         let file = open_append(path)?;
         Ok(Self {
             file: Some(LogFile {
@@ -170,15 +269,21 @@ impl AccessLog {
                 file: RefCell::new(file),
             }),
             udp: None,
+            format,
             pending: RefCell::new(Vec::with_capacity(FLUSH_BYTES)),
         })
     }
 
-    /// `log` (or, without a file, a log of datagrams only) that also sends each line to
-    /// `host:port` (`logging.udp`). A worker calls it after the master checked the target; one
+    /// `log` (or, without a file, a log of datagrams only, in `format`) that also sends each
+    /// line to `host:port` (`logging.udp`). A worker calls it after the master checked the target; one
     /// that fails now (a DNS outage at a restart or reload) costs the datagrams, never the
     /// serving: it is logged, and `log` is returned as it was.
-    pub(crate) fn shipping(log: Option<Self>, host: &str, port: u16) -> Option<Self> {
+    pub(crate) fn shipping(
+        log: Option<Self>,
+        host: &str,
+        port: u16,
+        format: AccessLogFormat,
+    ) -> Option<Self> {
         let socket = match ship_to(host, port) {
             Ok(socket) => socket,
             Err(error) => {
@@ -193,6 +298,7 @@ impl AccessLog {
         let mut log = log.unwrap_or_else(|| Self {
             file: None,
             udp: None,
+            format,
             pending: RefCell::new(Vec::new()),
         });
         log.udp = Some(socket);
@@ -203,7 +309,10 @@ impl AccessLog {
         let full = {
             let mut pending = self.pending.borrow_mut();
             let start = pending.len();
-            format_line(&mut pending, entry);
+            match self.format {
+                AccessLogFormat::Hipache => format_line(&mut pending, entry),
+                AccessLogFormat::Json => format_json(&mut pending, entry),
+            }
             if let Some(udp) = &self.udp {
                 // Full socket buffer, or nobody listening (ICMP refused): the line is lost for
                 // the collector, never waited for.
@@ -260,45 +369,60 @@ pub(crate) struct LoggedRequest {
     log: Rc<AccessLog>,
     client: IpAddr,
     time: SystemTime,
-    /// Method, URI, referer and user agent one after the other, split at `ends`.
+    /// Method, URI, referer, user agent and (for the JSON format only) host one after the
+    /// other, split at `ends`.
     text: Vec<u8>,
-    ends: [usize; 3],
+    ends: [usize; 4],
     version: &'static str,
+    tls: Option<&'static str>,
+}
+
+/// The request's facts a line shows, borrowed from its head.
+pub(crate) struct RequestFacts<'a> {
+    pub(crate) client: IpAddr,
+    pub(crate) method: &'a [u8],
+    pub(crate) uri: &'a [u8],
+    pub(crate) version: &'static str,
+    pub(crate) referer: &'a [u8],
+    pub(crate) user_agent: &'a [u8],
+    /// `Host` or the authority; copied for the JSON format only.
+    pub(crate) host: &'a [u8],
+    pub(crate) tls: Option<&'static str>,
 }
 
 impl LoggedRequest {
-    pub(crate) fn new(
-        log: Rc<AccessLog>,
-        client: IpAddr,
-        method: &[u8],
-        uri: &[u8],
-        version: &'static str,
-        referer: &[u8],
-        user_agent: &[u8],
-    ) -> Self {
+    pub(crate) fn new(log: Rc<AccessLog>, facts: RequestFacts<'_>) -> Self {
+        let host = match log.format {
+            AccessLogFormat::Hipache => &[][..],
+            AccessLogFormat::Json => facts.host,
+        };
+        let parts = [facts.method, facts.uri, facts.referer, facts.user_agent];
         let mut text =
-            Vec::with_capacity(method.len() + uri.len() + referer.len() + user_agent.len());
-        let mut ends = [0; 3];
-        for (end, part) in ends.iter_mut().zip([method, uri, referer]) {
+            Vec::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + host.len());
+        let mut ends = [0; 4];
+        for (end, part) in ends.iter_mut().zip(parts) {
             text.extend_from_slice(part);
             *end = text.len();
         }
-        text.extend_from_slice(user_agent);
+        text.extend_from_slice(host);
         Self {
             log,
-            client,
+            client: facts.client,
             time: SystemTime::now(),
             text,
             ends,
-            version,
+            version: facts.version,
+            tls: facts.tls,
         }
     }
 
     /// The line once the response status is known; written when the response ends.
+    /// `backend` is the index of the frontend's backend that answered, `None` when none did.
     pub(crate) fn into_pending(
         self,
         status: u16,
         frontend: Arc<Frontend>,
+        backend: Option<usize>,
         start: Instant,
         backend_start: Instant,
     ) -> PendingLine {
@@ -306,6 +430,7 @@ impl LoggedRequest {
             request: self,
             status,
             frontend,
+            backend,
             start,
             backend_start,
         }
@@ -317,6 +442,8 @@ pub(crate) struct PendingLine {
     request: LoggedRequest,
     status: u16,
     frontend: Arc<Frontend>,
+    /// The index (in its list) of the backend that answered.
+    backend: Option<usize>,
     start: Instant,
     backend_start: Instant,
 }
@@ -330,7 +457,14 @@ impl PendingLine {
     pub(crate) fn write(&self, bytes: u64) {
         let now = Instant::now();
         let request = &self.request;
-        let [method, uri, referer] = request.ends;
+        let [method, uri, referer, agent] = request.ends;
+        // Looked up for the JSON format only: Hipache's line does not show it.
+        let backend_url = match request.log.format {
+            AccessLogFormat::Hipache => None,
+            AccessLogFormat::Json => self
+                .backend
+                .and_then(|index| self.frontend.backends.iter().find(|b| b.index == index)),
+        };
         request.log.record(&Entry {
             client: request.client,
             time: request.time,
@@ -340,8 +474,11 @@ impl PendingLine {
             status: self.status,
             bytes,
             referer: &request.text[uri..referer],
-            user_agent: &request.text[referer..],
+            user_agent: &request.text[referer..agent],
             frontend_id: &self.frontend.id,
+            host: &request.text[agent..],
+            backend_url: backend_url.map(|b| b.url.as_str()),
+            tls: request.tls,
             total: now - self.start,
             backend: now - self.backend_start,
         });
@@ -363,11 +500,22 @@ mod tests {
     #[test]
     fn a_shipping_target_that_fails_in_a_worker_leaves_the_file_log() {
         let dir = tempfile::tempdir().unwrap();
-        let file = AccessLog::open(&dir.path().join("access.log")).unwrap();
-        let log = AccessLog::shipping(Some(file), "no-such-host.invalid", 5001).unwrap();
+        let file =
+            AccessLog::open(&dir.path().join("access.log"), AccessLogFormat::Hipache).unwrap();
+        let log = AccessLog::shipping(
+            Some(file),
+            "no-such-host.invalid",
+            5001,
+            AccessLogFormat::Hipache,
+        )
+        .unwrap();
         assert!(log.file.is_some() && log.udp.is_none());
-        assert!(AccessLog::shipping(None, "no-such-host.invalid", 5001).is_none());
-        let shipped = AccessLog::shipping(None, "127.0.0.1", 5001).unwrap();
+        assert!(
+            AccessLog::shipping(None, "no-such-host.invalid", 5001, AccessLogFormat::Hipache)
+                .is_none()
+        );
+        let shipped =
+            AccessLog::shipping(None, "127.0.0.1", 5001, AccessLogFormat::Hipache).unwrap();
         assert!(shipped.file.is_none() && shipped.udp.is_some());
     }
 
@@ -384,6 +532,9 @@ mod tests {
             referer: b"referer",
             user_agent: b"user-agent",
             frontend_id: "vhost-identifier",
+            host: b"www.example.com",
+            backend_url: Some("http://10.0.0.1:8080"),
+            tls: None,
             total: Duration::from_millis(12),
             backend: Duration::from_millis(11),
         }
@@ -434,11 +585,82 @@ mod tests {
         );
     }
 
+    fn json(entry: &Entry<'_>) -> serde_json::Value {
+        let mut out = Vec::new();
+        format_json(&mut out, entry);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with('\n'), "{text}");
+        assert!(!text.bytes().any(|b| b < 0x20 && b != b'\n'), "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn json_line_has_every_field() {
+        let mut e = entry(b"/path?q");
+        e.time += Duration::from_millis(45);
+        e.tls = Some("TLSv1.3");
+        assert_eq!(
+            json(&e),
+            serde_json::json!({
+                "time": "2026-11-24T02:30:12.045Z",
+                "client": "127.0.0.1",
+                "host": "www.example.com",
+                "method": "GET",
+                "path": "/path?q",
+                "protocol": "HTTP/1.1",
+                "status": 200,
+                "bytes": 1234,
+                "referer": "referer",
+                "user_agent": "user-agent",
+                "frontend": "vhost-identifier",
+                "backend": "http://10.0.0.1:8080",
+                "total_seconds": 0.012,
+                "backend_seconds": 0.011,
+                "tls": "TLSv1.3",
+            })
+        );
+        e.version = "2.0";
+        e.backend_url = None;
+        e.tls = None;
+        let line = json(&e);
+        assert_eq!(line["protocol"], "HTTP/2.0");
+        assert!(line["backend"].is_null() && line["tls"].is_null(), "{line}");
+    }
+
+    /// Quotes, newlines, ESC and bytes that are not UTF-8 stay inside their string: controls
+    /// are escaped by serde_json, invalid bytes become U+FFFD.
+    #[test]
+    fn json_line_keeps_hostile_fields_inside_their_strings() {
+        let mut e = entry(b"/a\"b\xc3\xa9\n");
+        e.frontend_id = "id\",\"status\":999";
+        e.host = b"h\x00\xff";
+        e.referer = b"r\\\x7f";
+        e.user_agent = b"ua\" \"\x1b[2J\r\n{\"x\":1}\xff\xfe ok";
+        let line = json(&e);
+        assert_eq!(line["path"], "/a\"b\u{e9}\n");
+        assert_eq!(line["frontend"], "id\",\"status\":999");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["host"], "h\u{0}\u{fffd}");
+        assert_eq!(line["referer"], "r\\\u{7f}");
+        assert_eq!(
+            line["user_agent"],
+            "ua\" \"\u{1b}[2J\r\n{\"x\":1}\u{fffd}\u{fffd} ok"
+        );
+    }
+
+    #[test]
+    fn rfc3339_time_is_utc_with_milliseconds() {
+        let at = |ms: u64| rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(&at(0), b"1970-01-01T00:00:00.000Z");
+        assert_eq!(&at(951_782_400_999), b"2000-02-29T00:00:00.999Z");
+    }
+
     #[test]
     fn writer_appends_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
-        let log = AccessLog::open(&path).unwrap();
+        let log = AccessLog::open(&path, AccessLogFormat::Hipache).unwrap();
         log.record(&entry(b"/a"));
         log.flush();
         std::fs::rename(&path, dir.path().join("access.log.1")).unwrap();
