@@ -11,7 +11,6 @@
 //! included) on a non-blocking socket: a datagram the socket cannot take is dropped and counted,
 //! never waited for. Either output works without the other.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -23,12 +22,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-
 use crate::config::AccessLogFormat;
 use crate::metrics::{self, names::Counter};
 use crate::routes::Frontend;
 use crate::{ascii, escape};
+
+mod json;
+
+pub use json::format_json;
 
 /// How long a line may wait in the buffer before it reaches the file.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -108,91 +109,6 @@ pub fn format_line(out: &mut Vec<u8>, entry: &Entry<'_>) {
     out.push(b' ');
     ascii::seconds_from_millis(out, entry.backend.as_millis() as u64);
     out.push(b'\n');
-}
-
-/// One line of the JSON format; text a client sent is written as UTF-8, its invalid bytes as
-/// U+FFFD.
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: &'a str,
-    client: IpAddr,
-    host: Cow<'a, str>,
-    method: Cow<'a, str>,
-    path: Cow<'a, str>,
-    protocol: &'a str,
-    status: u16,
-    bytes: u64,
-    referer: Cow<'a, str>,
-    user_agent: Cow<'a, str>,
-    frontend: &'a str,
-    backend: Option<&'a str>,
-    total_seconds: f64,
-    backend_seconds: f64,
-    tls: Option<&'a str>,
-}
-
-/// Appends one JSON object and a newline to `out`: `time` (RFC 3339, UTC, milliseconds),
-/// `client`, `host`, `method`, `path`, `protocol` (`HTTP/1.1`), `status`, `bytes`, `referer`,
-/// `user_agent`, `frontend`, `backend` (`null` when no backend answered), `total_seconds`,
-/// `backend_seconds` and `tls` (`null` when plain). serde_json escapes quotes, backslashes and
-/// every control character; bytes that are not UTF-8 become U+FFFD, so every line is valid
-/// JSON and no field can end it early.
-pub fn format_json(out: &mut Vec<u8>, entry: &Entry<'_>) {
-    let time = rfc3339_millis(entry.time);
-    let protocol = match entry.version {
-        "1.0" => "HTTP/1.0",
-        "2.0" => "HTTP/2.0",
-        _ => "HTTP/1.1",
-    };
-    let line = JsonLine {
-        // The buffer holds ASCII digits and separators only.
-        time: std::str::from_utf8(&time).unwrap_or_default(),
-        client: entry.client,
-        host: String::from_utf8_lossy(entry.host),
-        method: String::from_utf8_lossy(entry.method),
-        path: String::from_utf8_lossy(entry.uri),
-        protocol,
-        status: entry.status,
-        bytes: entry.bytes,
-        referer: String::from_utf8_lossy(entry.referer),
-        user_agent: String::from_utf8_lossy(entry.user_agent),
-        frontend: entry.frontend_id,
-        backend: entry.backend_url,
-        total_seconds: entry.total.as_secs_f64(),
-        backend_seconds: entry.backend.as_secs_f64(),
-        tls: entry.tls,
-    };
-    let start = out.len();
-    // Writing to a `Vec` cannot fail, nor can serializing strings and numbers; if it ever did,
-    // no half line is left behind.
-    if serde_json::to_writer(&mut *out, &line).is_err() {
-        out.truncate(start);
-        return;
-    }
-    out.push(b'\n');
-}
-
-/// `2026-11-24T02:30:12.345Z`.
-fn rfc3339_millis(time: SystemTime) -> [u8; 24] {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (year, month, day) = ascii::civil_from_days((secs / 86_400) as i64);
-    let of_day = secs % 86_400;
-    let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut n: u64| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-    };
-    put(0, 4, year.clamp(0, 9999) as u64);
-    put(5, 2, u64::from(month));
-    put(8, 2, u64::from(day));
-    put(11, 2, of_day / 3600);
-    put(14, 2, of_day / 60 % 60);
-    put(17, 2, of_day % 60);
-    put(20, 3, u64::from(since.subsec_millis()));
-    out
 }
 
 /// Why access log lines cannot be sent to `logging.udp`.
@@ -494,183 +410,4 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_shipping_target_that_fails_in_a_worker_leaves_the_file_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let file =
-            AccessLog::open(&dir.path().join("access.log"), AccessLogFormat::Hipache).unwrap();
-        let log = AccessLog::shipping(
-            Some(file),
-            "no-such-host.invalid",
-            5001,
-            AccessLogFormat::Hipache,
-        )
-        .unwrap();
-        assert!(log.file.is_some() && log.udp.is_none());
-        assert!(
-            AccessLog::shipping(None, "no-such-host.invalid", 5001, AccessLogFormat::Hipache)
-                .is_none()
-        );
-        let shipped =
-            AccessLog::shipping(None, "127.0.0.1", 5001, AccessLogFormat::Hipache).unwrap();
-        assert!(shipped.file.is_none() && shipped.udp.is_some());
-    }
-
-    fn entry(uri: &[u8]) -> Entry<'_> {
-        Entry {
-            client: "127.0.0.1".parse().unwrap(),
-            // 2026-11-24T02:30:12Z
-            time: UNIX_EPOCH + Duration::from_secs(1_795_487_412),
-            method: b"GET",
-            uri,
-            version: "1.1",
-            status: 200,
-            bytes: 1234,
-            referer: b"referer",
-            user_agent: b"user-agent",
-            frontend_id: "vhost-identifier",
-            host: b"www.example.com",
-            backend_url: Some("http://10.0.0.1:8080"),
-            tls: None,
-            total: Duration::from_millis(12),
-            backend: Duration::from_millis(11),
-        }
-    }
-
-    #[test]
-    fn line_matches_hipache_byte_for_byte() {
-        let mut out = Vec::new();
-        format_line(&mut out, &entry(b"/path?q"));
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] \"GET /path?q HTTP/1.1\" 200 1234 \
-             \"referer\" \"user-agent\" \"vhost-identifier\" 0.012 0.011\n"
-        );
-    }
-
-    #[test]
-    fn empty_fields_whole_seconds_and_ipv6() {
-        let mut e = entry(b"/");
-        e.client = "2001:db8::1".parse().unwrap();
-        e.referer = b"";
-        e.user_agent = b"";
-        e.total = Duration::from_millis(1500);
-        e.backend = Duration::ZERO;
-        let mut out = Vec::new();
-        format_line(&mut out, &e);
-        let line = String::from_utf8(out).unwrap();
-        assert!(line.starts_with("2001:db8::1 - - ["), "{line}");
-        assert!(
-            line.ends_with("\"\" \"\" \"vhost-identifier\" 1.5 0\n"),
-            "{line}"
-        );
-    }
-
-    #[test]
-    fn fields_from_clients_and_redis_cannot_forge_a_line() {
-        let mut e = entry(b"/a\"b\xc3\xa9");
-        e.frontend_id = "id\n::ffff:6.6.6.6 - - [x] \"GET /forged HTTP/1.1\" 200 0";
-        e.referer = b"r\\\x7f";
-        e.user_agent = b"ua\" \"\x1b[2J\r";
-        let mut out = Vec::new();
-        format_line(&mut out, &e);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "::ffff:127.0.0.1 - - [24/Nov/2026:02:30:12 +0000] \"GET /a\\x22b\\xC3\\xA9 HTTP/1.1\" \
-             200 1234 \"r\\x5C\\x7F\" \"ua\\x22 \\x22\\x1B[2J\\x0D\" \
-             \"id\\x0A::ffff:6.6.6.6 - - [x] \\x22GET /forged HTTP/1.1\\x22 200 0\" 0.012 0.011\n"
-        );
-    }
-
-    fn json(entry: &Entry<'_>) -> serde_json::Value {
-        let mut out = Vec::new();
-        format_json(&mut out, entry);
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.matches('\n').count(), 1, "{text}");
-        assert!(text.ends_with('\n'), "{text}");
-        assert!(!text.bytes().any(|b| b < 0x20 && b != b'\n'), "{text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    #[test]
-    fn json_line_has_every_field() {
-        let mut e = entry(b"/path?q");
-        e.time += Duration::from_millis(45);
-        e.tls = Some("TLSv1.3");
-        assert_eq!(
-            json(&e),
-            serde_json::json!({
-                "time": "2026-11-24T02:30:12.045Z",
-                "client": "127.0.0.1",
-                "host": "www.example.com",
-                "method": "GET",
-                "path": "/path?q",
-                "protocol": "HTTP/1.1",
-                "status": 200,
-                "bytes": 1234,
-                "referer": "referer",
-                "user_agent": "user-agent",
-                "frontend": "vhost-identifier",
-                "backend": "http://10.0.0.1:8080",
-                "total_seconds": 0.012,
-                "backend_seconds": 0.011,
-                "tls": "TLSv1.3",
-            })
-        );
-        e.version = "2.0";
-        e.backend_url = None;
-        e.tls = None;
-        let line = json(&e);
-        assert_eq!(line["protocol"], "HTTP/2.0");
-        assert!(line["backend"].is_null() && line["tls"].is_null(), "{line}");
-    }
-
-    /// Quotes, newlines, ESC and bytes that are not UTF-8 stay inside their string: controls
-    /// are escaped by serde_json, invalid bytes become U+FFFD.
-    #[test]
-    fn json_line_keeps_hostile_fields_inside_their_strings() {
-        let mut e = entry(b"/a\"b\xc3\xa9\n");
-        e.frontend_id = "id\",\"status\":999";
-        e.host = b"h\x00\xff";
-        e.referer = b"r\\\x7f";
-        e.user_agent = b"ua\" \"\x1b[2J\r\n{\"x\":1}\xff\xfe ok";
-        let line = json(&e);
-        assert_eq!(line["path"], "/a\"b\u{e9}\n");
-        assert_eq!(line["frontend"], "id\",\"status\":999");
-        assert_eq!(line["status"], 200);
-        assert_eq!(line["host"], "h\u{0}\u{fffd}");
-        assert_eq!(line["referer"], "r\\\u{7f}");
-        assert_eq!(
-            line["user_agent"],
-            "ua\" \"\u{1b}[2J\r\n{\"x\":1}\u{fffd}\u{fffd} ok"
-        );
-    }
-
-    #[test]
-    fn rfc3339_time_is_utc_with_milliseconds() {
-        let at = |ms: u64| rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms));
-        assert_eq!(&at(0), b"1970-01-01T00:00:00.000Z");
-        assert_eq!(&at(951_782_400_999), b"2000-02-29T00:00:00.999Z");
-    }
-
-    #[test]
-    fn writer_appends_and_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("access.log");
-        let log = AccessLog::open(&path, AccessLogFormat::Hipache).unwrap();
-        log.record(&entry(b"/a"));
-        log.flush();
-        std::fs::rename(&path, dir.path().join("access.log.1")).unwrap();
-        log.record(&entry(b"/b"));
-        log.reopen();
-        log.record(&entry(b"/c"));
-        log.flush();
-        let old = std::fs::read_to_string(dir.path().join("access.log.1")).unwrap();
-        let new = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(old.lines().count(), 2, "{old}");
-        assert!(new.contains("GET /c ") && new.lines().count() == 1, "{new}");
-    }
-}
+mod tests;

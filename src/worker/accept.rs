@@ -183,12 +183,12 @@ async fn serve_tls<S: RouteSource>(
         Err(error) => return tracing::debug!(%peer, %error, "tls handshake failed"),
     };
     let session = stream.0.get_ref().1;
-    let client = Rc::new(ClientConnection {
-        peer: client.peer,
-        tls: true,
-        tls_version: session.protocol_version().map(tls_version_name),
-        forwarded: client.forwarded.clone(),
-    });
+    let mut client = client;
+    // The accept loop hands each connection its own `client`, shared by nothing yet: the
+    // version is written in place, with no new allocation.
+    if let Some(fresh) = Rc::get_mut(&mut client) {
+        fresh.tls_version = session.protocol_version().map(tls_version_name);
+    }
     if session.alpn_protocol() == Some(b"h2") {
         serve_http2(shared, client, stream).await;
     } else {
