@@ -105,3 +105,33 @@ fn writer_appends_and_reopens() {
     assert_eq!(old.lines().count(), 2, "{old}");
     assert!(new.contains("GET /c ") && new.lines().count() == 1, "{new}");
 }
+
+/// The JSON format goes through the same writer: batched into the file, reopened by name, and
+/// shipped as one datagram per line, the same bytes as the file's.
+#[test]
+fn json_lines_are_written_reopened_and_shipped_like_hipache_lines() {
+    let collector = UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let port = collector.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access.log");
+    let file = AccessLog::open(&path, AccessLogFormat::Json).unwrap();
+    let log = AccessLog::shipping(Some(file), "127.0.0.1", port, AccessLogFormat::Json).unwrap();
+    log.record(&entry(b"/a"));
+    log.reopen();
+    std::fs::rename(&path, dir.path().join("access.log.1")).unwrap();
+    log.reopen();
+    log.record(&entry(b"/b"));
+    log.flush();
+    let old = std::fs::read_to_string(dir.path().join("access.log.1")).unwrap();
+    let new = std::fs::read_to_string(&path).unwrap();
+    let mut datagram = [0; 2048];
+    for (text, path) in [(&old, "/a"), (&new, "/b")] {
+        let line: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(line["path"], path, "{text}");
+        let size = collector.recv(&mut datagram).unwrap();
+        assert_eq!(&datagram[..size], text.as_bytes());
+    }
+}
