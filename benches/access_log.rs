@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hipache::access_log::{format_line, Entry};
+use hipache::access_log::{format_json, format_line, Entry};
 
 fn format(c: &mut Criterion) {
     let uri = b"/static/app.js?v=20261124";
@@ -23,6 +23,9 @@ fn format(c: &mut Criterion) {
         referer: b"https://www.dotcloud.com/index.html",
         user_agent: b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
         frontend_id: "mywebsite",
+        host: b"www.dotcloud.com",
+        backend_url: Some("http://10.0.0.7:8080"),
+        tls: Some("TLSv1.3"),
         total: Duration::from_millis(12),
         backend: Duration::from_millis(11),
     };
@@ -31,6 +34,13 @@ fn format(c: &mut Criterion) {
         b.iter(|| {
             out.clear();
             format_line(&mut out, black_box(&entry));
+            black_box(out.len())
+        })
+    });
+    c.bench_function("access_log::format_json", |b| {
+        b.iter(|| {
+            out.clear();
+            format_json(&mut out, black_box(&entry));
             black_box(out.len())
         })
     });

@@ -113,9 +113,11 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
     Certificates::from_config(config)?;
     if let Some(path) = &config.server.access_log {
         // The daemon's own open (append, create, 0644): what fails here fails at start.
-        AccessLog::open(path).map_err(|source| StartCheckError::AccessLog {
-            path: path.clone(),
-            source,
+        AccessLog::open(path, config.server.access_log_format).map_err(|source| {
+            StartCheckError::AccessLog {
+                path: path.clone(),
+                source,
+            }
         })?;
     }
     if let Some(udp) = config.logging.as_ref().and_then(|l| l.udp.as_ref()) {

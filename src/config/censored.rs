@@ -33,6 +33,7 @@ impl Display for Censored<'_> {
             "server.accessLog = {}",
             optional_path(s.access_log.as_deref())
         )?;
+        writeln!(f, "server.accessLogFormat = {:?}", s.access_log_format)?;
         writeln!(f, "server.httpKeepAlive = {}", s.http_keep_alive)?;
         writeln!(f, "server.deadBackendOn500 = {}", s.dead_backend_on_500)?;
         writeln!(

@@ -90,6 +90,8 @@ pub struct Server {
     pub(crate) retry_on_error: u32,
     /// `None` when `accessLog` is `null` or empty: no access log.
     pub access_log: Option<PathBuf>,
+    /// `accessLogFormat` (ours): how each access log line is written.
+    pub access_log_format: AccessLogFormat,
     pub(crate) http_keep_alive: bool,
     pub(crate) dead_backend_on_500: bool,
     /// Folder of `error_<code>.html` pages; `None` (Hipache's `null`, the default) means the
@@ -115,6 +117,16 @@ pub struct Server {
     pub(crate) max_connections: Option<usize>,
     /// `backendCa` and `backendTlsVerify` (ours): how `https://` backends are trusted.
     pub(crate) backend_trust: BackendTrust,
+}
+
+/// `server.accessLogFormat`: the access log's lines, in the file and in `logging.udp` datagrams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// `"hipache"`: Hipache's line, byte for byte.
+    #[default]
+    Hipache,
+    /// `"json"`: one JSON object per line.
+    Json,
 }
 
 /// `server.backendCa` and `server.backendTlsVerify`.

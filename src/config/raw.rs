@@ -49,6 +49,8 @@ pub(super) struct RawServer {
     /// `Some(None)` is an explicit `null`: no access log, unlike an absent key.
     #[serde(default, deserialize_with = "explicit_null")]
     pub(super) access_log: Option<Option<String>>,
+    /// Ours: `"hipache"` (the default) or `"json"`.
+    pub(super) access_log_format: Option<String>,
     pub(super) http_keep_alive: Option<bool>,
     pub(super) dead_backend_on500: Option<bool>,
     pub(super) static_dir: Option<String>,

@@ -87,9 +87,11 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
     privileges::target(&config.user, &config.group)?;
     tls::Certificates::from_config(&config)?;
     if let Some(path) = &config.server.access_log {
-        AccessLog::open(path).map_err(|source| MasterError::AccessLog {
-            path: path.clone(),
-            source,
+        AccessLog::open(path, config.server.access_log_format).map_err(|source| {
+            MasterError::AccessLog {
+                path: path.clone(),
+                source,
+            }
         })?;
     }
     check_shipping(&config)?;

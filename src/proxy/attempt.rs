@@ -161,7 +161,8 @@ impl<S: RouteSource> Proxy<S> {
                         backend_ms: millis(backend_latency),
                     });
                     let line = logged.map(|logged| {
-                        logged.into_pending(status, frontend.clone(), route.start, backend_start)
+                        let (front, answered) = (frontend.clone(), Some(backend.index));
+                        logged.into_pending(status, front, answered, route.start, backend_start)
                     });
                     // A client new to this backend learns to come back to it.
                     let set_cookie = sticky
@@ -201,6 +202,7 @@ impl<S: RouteSource> Proxy<S> {
             (Some((_, backend_start)), Some(logged)) => Some(logged.into_pending(
                 error.status().as_u16(),
                 frontend.clone(),
+                None,
                 route.start,
                 backend_start,
             )),

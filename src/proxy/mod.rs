@@ -91,6 +91,9 @@ pub(crate) struct ClientConnection {
     pub(crate) peer: IpAddr,
     /// It came over TLS.
     pub(crate) tls: bool,
+    /// The TLS version its handshake agreed (`TLSv1.3`), for the access log; `None` when plain
+    /// or before the handshake.
+    pub(crate) tls_version: Option<&'static str>,
     pub(crate) forwarded: Forwarded,
 }
 

@@ -16,7 +16,7 @@ use super::backend::Answer;
 use super::error::ProxyError;
 use super::tunnel::Tunnel;
 use super::{ClientConnection, Proxy, Routed};
-use crate::access_log::{LoggedRequest, PendingLine};
+use crate::access_log::{LoggedRequest, PendingLine, RequestFacts};
 use crate::error_page::Generated;
 use crate::routes::RouteSource;
 use crate::wire::headers::DebugInfo;
@@ -130,16 +130,17 @@ impl<S: RouteSource> Proxy<S> {
         route.sticky = self.sticky_token(down.cookies());
         let logged = self.access_log.as_ref().map(|log| {
             let (referer, agent) = down.referer_and_agent();
-            let (method, target, version) = (head.method, head.logged_target, head.version);
-            LoggedRequest::new(
-                log.clone(),
-                client.peer,
-                method,
-                target,
-                version,
+            let facts = RequestFacts {
+                client: client.peer,
+                method: head.method,
+                uri: head.logged_target,
+                version: head.version,
                 referer,
-                agent,
-            )
+                user_agent: agent,
+                host: head.host.unwrap_or_default().as_bytes(),
+                tls: client.tls_version,
+            };
+            LoggedRequest::new(log.clone(), facts)
         });
         // In a block: what the exchange borrows is free again once the answer began.
         let upload;

@@ -122,6 +122,7 @@ async fn accept_loop<S: RouteSource>(
                 let client = Rc::new(ClientConnection {
                     peer: peer.ip().to_canonical(),
                     tls: tls.is_some(),
+                    tls_version: None,
                     forwarded: Forwarded::new(peer.ip().to_canonical(), tls.is_some(), local_port),
                 });
                 let serving = serve_connection(shared.clone(), tls.clone(), stream, peer, client);
@@ -181,11 +182,29 @@ async fn serve_tls<S: RouteSource>(
         Ok(stream) => Metered(stream),
         Err(error) => return tracing::debug!(%peer, %error, "tls handshake failed"),
     };
-    if stream.0.get_ref().1.alpn_protocol() == Some(b"h2") {
+    let session = stream.0.get_ref().1;
+    let mut client = client;
+    // The accept loop hands each connection its own `client`, shared by nothing yet: the
+    // version is written in place, with no new allocation.
+    if let Some(fresh) = Rc::get_mut(&mut client) {
+        fresh.tls_version = session.protocol_version().map(tls_version_name);
+    }
+    if session.alpn_protocol() == Some(b"h2") {
         serve_http2(shared, client, stream).await;
     } else {
         let (proxy, connections) = (shared.proxy.clone(), shared.connections.clone());
         h1::serve(proxy, client, connections, stream, false).await;
+    }
+}
+
+/// A TLS version as the access log names it.
+fn tls_version_name(version: rustls::ProtocolVersion) -> &'static str {
+    match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
+        rustls::ProtocolVersion::TLSv1_1 => "TLSv1.1",
+        rustls::ProtocolVersion::TLSv1_0 => "TLSv1.0",
+        _ => "TLS",
     }
 }
 
@@ -253,6 +272,7 @@ mod tests {
             let client = Rc::new(ClientConnection {
                 peer: peer.ip(),
                 tls: false,
+                tls_version: None,
                 forwarded: Forwarded::new(peer.ip(), false, peer.port()),
             });
             let task = serve_connection(shared, None, stream, peer, client);

@@ -35,13 +35,18 @@ fn start_and_serve(config: Config) -> anyhow::Result<i32> {
     let certificates = tls::Certificates::from_config(&config)?;
     let access_log = match &config.server.access_log {
         Some(path) => Some(
-            AccessLog::open(path)
+            AccessLog::open(path, config.server.access_log_format)
                 .with_context(|| format!("cannot open access log {}", path.display()))?,
         ),
         None => None,
     };
     let access_log = match config.logging.as_ref().and_then(|l| l.udp.as_ref()) {
-        Some(udp) => AccessLog::shipping(access_log, &udp.host, udp.port),
+        Some(udp) => AccessLog::shipping(
+            access_log,
+            &udp.host,
+            udp.port,
+            config.server.access_log_format,
+        ),
         None => access_log,
     };
     match privileges::drop_to(&config.user, &config.group)? {

@@ -6,6 +6,8 @@
 #[cfg(test)]
 mod access_log;
 #[cfg(test)]
+mod access_log_json;
+#[cfg(test)]
 mod answer_framing;
 #[cfg(test)]
 mod backend_state;

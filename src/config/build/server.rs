@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{backend_tls, Ctx, DEFAULT_ACCESS_LOG, DEFAULT_LRU_SIZE, DEFAULT_LRU_TTL_SECS};
 use crate::config::raw::RawServer;
-use crate::config::{ConfigError, LruCache, Server};
+use crate::config::{AccessLogFormat, ConfigError, LruCache, Server};
 
 pub(super) fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, ConfigError> {
     let at_least_one = |key: &str, value: Option<u32>, default: u32| match value {
@@ -29,6 +29,11 @@ pub(super) fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, Config
     let access_log = match raw.access_log {
         None => Some(PathBuf::from(DEFAULT_ACCESS_LOG)),
         Some(path) => path.filter(|p| !p.is_empty()).map(PathBuf::from),
+    };
+    let access_log_format = match raw.access_log_format.as_deref() {
+        None | Some("hipache") => AccessLogFormat::Hipache,
+        Some("json") => AccessLogFormat::Json,
+        Some(_) => return Err(ctx.err("server.accessLogFormat", "must be \"hipache\" or \"json\"")),
     };
     let lru_cache = match raw.lru_cache {
         Some(lru) => {
@@ -59,6 +64,7 @@ pub(super) fn server(raw: RawServer, ctx: &mut Ctx<'_>) -> Result<Server, Config
         dead_backend_ttl: Duration::from_secs(raw.dead_backend_ttl.unwrap_or(30)),
         retry_on_error: raw.retry_on_error.unwrap_or(3),
         access_log,
+        access_log_format,
         http_keep_alive: raw.http_keep_alive.unwrap_or(false),
         dead_backend_on_500: raw.dead_backend_on500.unwrap_or(true),
         static_dir: raw.static_dir.filter(|d| !d.is_empty()).map(PathBuf::from),

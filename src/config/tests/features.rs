@@ -1,6 +1,6 @@
 //! Our additions, each off by default: `healthCheck`, `server.forceSecure`,
 //! `server.stickySessions`, `server.stickySecret`, `server.backendCa` and
-//! `server.backendTlsVerify`.
+//! `server.backendTlsVerify`, `server.accessLogFormat`.
 
 use super::*;
 
@@ -145,4 +145,23 @@ fn backend_tls_verify_off_is_warned_about() {
         .censored()
         .to_string()
         .contains("server.backendTlsVerify = false"));
+}
+
+#[test]
+fn access_log_format_is_hipache_json_or_an_error_naming_the_key() {
+    use crate::config::AccessLogFormat;
+    let format = |json: &str| parse(json).config.server.access_log_format;
+    assert_eq!(format(r#"{"server": {}}"#), AccessLogFormat::Hipache);
+    assert_eq!(
+        format(r#"{"server": {"accessLogFormat": "hipache"}}"#),
+        AccessLogFormat::Hipache
+    );
+    assert_eq!(
+        format(r#"{"server": {"accessLogFormat": "json"}}"#),
+        AccessLogFormat::Json
+    );
+    assert_eq!(
+        error(r#"{"server": {"accessLogFormat": "JSON"}}"#),
+        "config/config.json: server.accessLogFormat: must be \"hipache\" or \"json\""
+    );
 }

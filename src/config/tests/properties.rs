@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "server.deadBackendTTL",
     "server.retryOnError",
     "server.accessLog",
+    "server.accessLogFormat",
     "server.httpKeepAlive",
     "server.deadBackendOn500",
     "server.staticDir",
