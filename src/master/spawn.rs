@@ -5,7 +5,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::rc::Rc;
 
@@ -60,6 +60,26 @@ pub(crate) struct Spawned {
     pub(crate) ready: pipe::Receiver,
 }
 
+/// What a worker is started from: this very binary (`/proc/self/exe`, never a path that may
+/// hold something else by now), unless an upgrade replaced it on disk, as a package manager does
+/// (the running file unlinked, a new one renamed to its path): then the new file at that path, so
+/// that a reload after an upgrade runs the new version's workers without a restart and without
+/// refusing a connection. A new worker that cannot start (a protocol its old master does not
+/// speak) fails the reload, and the running generation keeps serving.
+fn worker_program() -> PathBuf {
+    const RUNNING: &str = "/proc/self/exe";
+    let replaced = std::fs::read_link(RUNNING).ok().and_then(|link| {
+        let path = replacement(link.to_str()?)?;
+        Path::new(path).is_file().then(|| PathBuf::from(path))
+    });
+    replaced.unwrap_or_else(|| PathBuf::from(RUNNING))
+}
+
+/// The path an unlinked running binary had, from its `/proc/self/exe` link (pure).
+fn replacement(link: &str) -> Option<&str> {
+    link.strip_suffix(" (deleted)")
+}
+
 /// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
 ///
 /// Everything the master opens stays close-on-exec (Rust's default), and so, in the worker,
@@ -91,12 +111,11 @@ pub(crate) fn spawn_worker<'a>(
             lifeline.read.as_raw_fd(),
         ])
         .collect();
-    // /proc/self/exe, not argv[0]: a binary replaced on disk by an upgrade still starts itself.
     // argv[0] stays the master's, so `ps` shows `hipache --worker ...`.
     let name = std::env::args_os()
         .next()
         .unwrap_or_else(|| "hipache".into());
-    let mut command = Command::new("/proc/self/exe");
+    let mut command = Command::new(worker_program());
     command
         .arg0(name)
         .arg("--worker")
@@ -152,5 +171,19 @@ pub(crate) async fn next_report(pipe: &mut pipe::Receiver) -> Option<u8> {
     match pipe.read(&mut byte).await {
         Ok(1) => Some(byte[0]),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unlinked_binary_has_a_replacement_path() {
+        assert_eq!(
+            replacement("/usr/bin/hipache (deleted)"),
+            Some("/usr/bin/hipache")
+        );
+        assert_eq!(replacement("/usr/bin/hipache"), None);
     }
 }

@@ -238,3 +238,36 @@ fn an_unresolvable_logging_udp_host_is_refused_by_dry_and_start() {
         );
     }
 }
+
+/// An upgrade replaces the binary on disk (a new file renamed over the path, the running one
+/// unlinked, as dpkg does); a reload then starts the workers from the new file, so the new
+/// version serves without a restart and without a refused connection.
+#[test]
+fn a_reload_after_the_binary_was_replaced_on_disk_runs_the_new_one() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let installed = dir.path().join("hipache");
+    std::fs::copy(crate::support::hipache::BINARY, &installed).unwrap();
+    let running = Hipache::start_from(production(&redis), &installed);
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+
+    let upgraded = dir.path().join("hipache.dpkg-new");
+    std::fs::copy(crate::support::hipache::BINARY, &upgraded).unwrap();
+    std::fs::rename(&upgraded, &installed).unwrap();
+    let old_workers = running.worker_pids();
+    assert!(exe(running.pid()).to_string_lossy().ends_with(" (deleted)"));
+    running.reload();
+    wait_until(Duration::from_secs(10), "the old workers to leave", || {
+        !old_workers.iter().any(|pid| is_running(*pid))
+    });
+    let workers = running.worker_pids();
+    assert_eq!(workers.len(), 2);
+    for worker in workers {
+        assert_eq!(
+            exe(worker),
+            installed,
+            "worker {worker} runs the replaced binary"
+        );
+    }
+    assert_eq!(running.get("__ping__", "/").status, 200);
+}

@@ -124,8 +124,14 @@ pub(crate) struct Hipache {
 
 impl Hipache {
     pub(crate) fn start(config: Config) -> Hipache {
+        Hipache::start_from(config, Path::new(BINARY))
+    }
+
+    /// Started from `binary`, a copy of the proxy's (as a package installs it), which a test
+    /// may replace on disk as an upgrade would.
+    pub(crate) fn start_from(config: Config, binary: &Path) -> Hipache {
         let path = config.write();
-        let mut command = Command::new(BINARY);
+        let mut command = Command::new(binary);
         command.arg("--config").arg(&path);
         Hipache::spawn(config, command)
     }
