@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -144,11 +144,7 @@ pub(crate) fn ship_to(host: &str, port: u16) -> Result<UdpSocket, ShippingError>
         port,
         source,
     };
-    let target = (host, port)
-        .to_socket_addrs()
-        .map_err(resolve)?
-        .next()
-        .ok_or_else(|| resolve(io::Error::new(io::ErrorKind::NotFound, "no address")))?;
+    let target = crate::config::first_address(host, port).map_err(resolve)?;
     let connect = |source| ShippingError::Connect { target, source };
     let local: (IpAddr, u16) = match target {
         SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED.into(), 0),

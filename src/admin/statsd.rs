@@ -9,7 +9,7 @@
 //! non-blocking UDP socket): the master never waits for statsd, and a line the queue or the
 //! socket cannot take is dropped and counted (`statsd.dropped`, sent with the next flush).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs as _, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,11 +66,7 @@ impl Statsd {
             port,
             source,
         };
-        let target = (host, port)
-            .to_socket_addrs()
-            .map_err(resolve)?
-            .next()
-            .ok_or_else(|| resolve(std::io::ErrorKind::NotFound.into()))?;
+        let target = crate::config::first_address(host, port).map_err(resolve)?;
         let local: SocketAddr = match target {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),

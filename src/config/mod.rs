@@ -222,6 +222,14 @@ pub(crate) struct Endpoint {
     pub(crate) port: u16,
 }
 
+/// The first address `host:port` resolves to, as the UDP outputs (`metrics`, `logging.udp`)
+/// send to; `NotFound` when it resolves to none.
+pub(crate) fn first_address(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
 impl Config {
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {

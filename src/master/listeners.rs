@@ -48,16 +48,7 @@ pub(crate) fn probe(address: SocketAddr) -> Result<(), ListenError> {
         return Ok(());
     }
     let fail = |source| ListenError::Bind { address, source };
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )
-    .map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true).map_err(fail)?;
-    }
+    let socket = tcp_socket(address, false).map_err(fail)?;
     match socket.bind(&address.into()) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => Err(ListenError::Taken {
@@ -74,17 +65,7 @@ pub(crate) fn probe(address: SocketAddr) -> Result<(), ListenError> {
 /// `IPV6_V6ONLY` so that `0.0.0.0` and `::` can both be listed.
 pub(crate) fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener, ListenError> {
     let fail = |source| ListenError::Bind { address, source };
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )
-    .map_err(fail)?;
-    socket.set_reuse_address(true).map_err(fail)?;
-    socket.set_reuse_port(true).map_err(fail)?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true).map_err(fail)?;
-    }
+    let socket = tcp_socket(address, true).map_err(fail)?;
     socket.bind(&address.into()).map_err(fail)?;
     socket.listen(BACKLOG).map_err(fail)?;
     socket.set_nonblocking(true).map_err(fail)?;
@@ -95,4 +76,22 @@ pub(crate) fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener
         address,
         https,
     })
+}
+
+/// A TCP socket for `address`, not bound yet: `SO_REUSEADDR` (connections in TIME_WAIT never
+/// count), `SO_REUSEPORT` when asked, and `IPV6_V6ONLY` for an IPv6 address.
+fn tcp_socket(address: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    Ok(socket)
 }
