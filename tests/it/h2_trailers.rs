@@ -1,8 +1,8 @@
 //! Trailers over HTTP/2, both ways: a backend's chunked trailer section reaches an HTTP/2 client
 //! as a trailing HEADERS frame, and an HTTP/2 client's trailers reach the backend at the end of
 //! a chunked body, whatever the path its body takes (kept whole, or streamed). Fields that may
-//! not trail are dropped; trailers HTTP/2 calls malformed are refused and never reach the
-//! backend.
+//! not trail are dropped; trailers HTTP/2 calls malformed (pseudo-header fields among them) are
+//! refused and never reach the backend.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
@@ -116,10 +116,13 @@ fn malformed_http2_trailers_are_refused_and_never_reach_the_backend() {
     let hipache = unprivileged_proxy_to(&redis, "bad2.test", &backend.url());
     // A body kept whole (refused before anything was sent: 400), and one streamed (reset).
     let cases = [(b"small".to_vec(), Some("5")), (pattern(100 * 1024), None)];
-    let bad_trailers: [&[(&str, &str)]; 3] = [
+    // A trailer section may not carry pseudo-header fields (RFC 9113 §8.1).
+    let bad_trailers: [&[(&str, &str)]; 5] = [
         &[("x-checksum", " padded")],
         &[("connection", "close")],
         &[("te", "gzip")],
+        &[(":path", "/elsewhere")],
+        &[(":method", "DELETE"), ("x-checksum", "abc")],
     ];
 
     for (body, length) in &cases {

@@ -558,6 +558,16 @@ impl Continuation {
 // ===== impl Pseudo =====
 
 impl Pseudo {
+    /// Whether any pseudo-header field is set.
+    pub(crate) fn is_any(&self) -> bool {
+        self.method.is_some()
+            || self.scheme.is_some()
+            || self.authority.is_some()
+            || self.path.is_some()
+            || self.protocol.is_some()
+            || self.status.is_some()
+    }
+
     pub fn request(method: Method, uri: Uri, protocol: Option<Protocol>) -> Self {
         let parts = uri::Parts::from(uri);
 

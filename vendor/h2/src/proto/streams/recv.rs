@@ -427,6 +427,13 @@ impl Recv {
             return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
         }
 
+        // A trailer section carrying pseudo-header fields is malformed (RFC 9113 §8.1), and a
+        // malformed message is a stream error, not one to pass on without them.
+        if frame.pseudo().is_any() {
+            proto_err!(stream: "recv_trailers: pseudo-header in trailers; stream={:?};", stream.id);
+            return Err(Error::library_reset(stream.id, Reason::PROTOCOL_ERROR));
+        }
+
         let trailers = frame.into_fields();
 
         // Push the frame onto the stream's recv buffer
