@@ -1,11 +1,12 @@
 //! Connection errors over HTTP/2 carry the code RFC 9113 names: a frame of the wrong length is a
 //! FRAME_SIZE_ERROR (§4.2, §6), an initial window over 2^31-1 a FLOW_CONTROL_ERROR (§6.5.2),
 //! whether or not a stream was served before on the connection; DATA or HEADERS on a stream the
-//! client ended is a STREAM_CLOSED (§5.1).
+//! client ended is a STREAM_CLOSED (§5.1); a header block HPACK cannot decode is a
+//! COMPRESSION_ERROR (§4.3).
 
 use crate::support::h2_frames::{
-    block, Ending, H2Raw, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR,
-    HEADERS, PING, PRIORITY, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE,
+    block, Ending, H2Raw, COMPRESSION_ERROR, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR, HEADERS, PING, PRIORITY, RST_STREAM, SETTINGS, STREAM_CLOSED, WINDOW_UPDATE,
 };
 use crate::support::raw_backend::{ok, unprivileged_proxy_to, RawBackend};
 use crate::support::RedisServer;
@@ -126,6 +127,41 @@ fn data_or_headers_on_a_stream_the_client_ended_are_stream_closed() {
         raw.send(kind, flags, 1, payload);
         assert_eq!(raw.goaway(), Some(STREAM_CLOSED), "{what} once closed");
     }
+}
+
+#[test]
+fn a_header_block_hpack_cannot_decode_is_a_compression_error() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| peer.answer_each(|_| ok("fine")));
+    let hipache = unprivileged_proxy_to(&redis, "hpack2.test", &backend.url());
+    let get = block(&request("hpack2.test"));
+    let cases: [(&str, &[u8]); 5] = [
+        ("an index past both tables", &[0x80 | 70]),
+        ("index 0", &[0x80]),
+        ("a literal name longer than the block", &[0x00, 0x05, b'a']),
+        // 8000, over the 4096 of the SETTINGS (RFC 7541 §6.3).
+        ("a table size update over the limit", &[0x3f, 0xa1, 0x3e]),
+        // Eight 1 bits: padding longer than 7 bits (RFC 7541 §5.2).
+        ("a bad Huffman code", &[0x00, 0x81, 0xff, 0x01, b'x']),
+    ];
+
+    for served_first in [false, true] {
+        for (what, bad) in cases {
+            let mut raw = H2Raw::open(hipache.addr());
+            if served_first {
+                raw.send(HEADERS, END_HEADERS | END_STREAM, 1, &get);
+                assert_eq!(raw.ending(1), Ending::Status(200), "{what}");
+            }
+            raw.send(HEADERS, END_HEADERS | END_STREAM, 3, bad);
+            let code = raw.goaway();
+            assert_eq!(
+                code,
+                Some(COMPRESSION_ERROR),
+                "{what}, served first: {served_first}"
+            );
+        }
+    }
+    assert_eq!(backend.requests().len(), cases.len());
 }
 
 fn request(host: &str) -> [(&str, &str); 4] {

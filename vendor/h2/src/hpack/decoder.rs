@@ -583,6 +583,21 @@ impl Table {
 
 // ===== impl DecoderError =====
 
+impl DecoderError {
+    /// Whether the block could not be decoded (RFC 7541: a bad index, integer, string, Huffman
+    /// code or table size update, or a block that ends inside a representation), rather than
+    /// decoded to a field HTTP/2 does not allow. RFC 9113 §4.3 makes the first a connection
+    /// error of type COMPRESSION_ERROR.
+    pub fn is_decoding_error(&self) -> bool {
+        !matches!(
+            self,
+            DecoderError::InvalidUtf8
+                | DecoderError::InvalidStatusCode
+                | DecoderError::InvalidPseudoheader
+        )
+    }
+}
+
 impl From<Utf8Error> for DecoderError {
     fn from(_: Utf8Error) -> DecoderError {
         // TODO: Better error?
