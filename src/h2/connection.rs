@@ -23,7 +23,9 @@ use crate::routes::RouteSource;
 /// connection (GOAWAY ENHANCE_YOUR_CALM) for a block decoded to over 4 times this, or spread
 /// over more CONTINUATION frames than 1.25 times this over the frame size (at least 5): at
 /// 256 KiB, a 100 KiB field in frames of 16 KiB (or 8 KiB) is decoded and refused alone, while
-/// one stream's head still costs at most this much memory.
+/// one stream's head still costs at most this much memory. Ending the connection past those
+/// bounds is kept on purpose (the README says why): the whole block must be decoded to refuse
+/// its stream, and a client that far over what it was told is abusing it.
 const HEADER_LIST_BYTES: u32 = 256 * 1024;
 
 /// The SETTINGS and limits of our HTTP/2 connections: hyper's server defaults, which this front

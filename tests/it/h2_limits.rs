@@ -1,8 +1,10 @@
 //! Head limits over HTTP/2: the limits of an HTTP/1 head (64 KiB, 100 fields) apply to each
 //! stream, with the same 431, and a head over them costs that stream only: the other streams of
-//! the connection go on.
+//! the connection go on. A header block past what is worth decoding to refuse one stream (over
+//! 1 MiB decoded, or in more than 20 CONTINUATION frames) ends the connection with
+//! ENHANCE_YOUR_CALM.
 
-use crate::support::h2_frames::{Ending, H2Raw};
+use crate::support::h2_frames::{Ending, H2Raw, ENHANCE_YOUR_CALM};
 use crate::support::raw_backend::{ok, unprivileged_proxy_to, RawBackend};
 use crate::support::RedisServer;
 
@@ -47,4 +49,60 @@ fn an_http2_head_over_the_http1_limits_gets_431_and_the_connection_goes_on() {
 
     // Only the heads within the limits reached the backend.
     assert_eq!(backend.requests().len(), 6);
+}
+
+/// How a header block is sent, and whether only its stream is refused (431) or the connection
+/// ends (GOAWAY with this code).
+type Abuse<'a> = (&'a str, Vec<u8>, usize, Ending);
+
+#[test]
+fn a_header_block_past_what_a_stream_can_refuse_ends_the_connection_with_enhance_your_calm() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| peer.answer_each(|_| ok("fine")));
+    let hipache = unprivileged_proxy_to(&redis, "calm2.test", &backend.url());
+    let value = |len: usize| "v".repeat(len);
+    let get = |fields: &[(&str, &str)]| H2Raw::get_block("calm2.test", fields);
+    // One field added to the client's HPACK table (4035 bytes of its 4096), then named by its
+    // index 300 times: a block of 4 KiB that decodes to 1.2 MiB.
+    let mut bomb = get(&[]);
+    bomb.extend_from_slice(&[0x40, 0x03]);
+    bomb.extend_from_slice(b"x-b");
+    bomb.extend_from_slice(&[0x7f, 0xa1, 0x1e]);
+    bomb.extend_from_slice(value(4000).as_bytes());
+    bomb.extend(std::iter::repeat_n(0x80 | 62, 300));
+    let calm = Ending::GoAway(Some(ENHANCE_YOUR_CALM));
+    let cases: [Abuse; 4] = [
+        // Within the 21 frames (HEADERS and 20 CONTINUATION) and 1 MiB: that stream's 431.
+        (
+            "240 KiB in 16 frames",
+            get(&[("x-big", &value(240 * 1024))]),
+            16 * 1024,
+            Ending::Status(431),
+        ),
+        (
+            "400 KiB in 25 frames",
+            get(&[("x-big", &value(400 * 1024))]),
+            16 * 1024,
+            calm.clone(),
+        ),
+        (
+            "a block of 120 bytes in 1-byte frames",
+            get(&[("x-small", &value(60))]),
+            1,
+            calm.clone(),
+        ),
+        ("1.2 MiB decoded from 4 KiB", bomb, 16 * 1024, calm),
+    ];
+
+    for (what, block, frame, ending) in cases {
+        let mut raw = H2Raw::open(hipache.addr());
+        raw.large_headers(1, &block, frame);
+        assert_eq!(raw.ending(1), ending, "{what}");
+        if ending == Ending::Status(431) {
+            raw.large_headers(3, &get(&[]), frame);
+            assert_eq!(raw.ending(3), Ending::Status(200), "after {what}");
+        }
+    }
+
+    assert_eq!(backend.requests().len(), 1);
 }
