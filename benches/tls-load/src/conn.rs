@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -25,27 +26,50 @@ pub(crate) enum Outcome {
 pub(crate) struct Target {
     pub(crate) address: SocketAddr,
     pub(crate) connector: TlsConnector,
-    /// An IP address, so no SNI is sent (as `openssl s_time`): the port alone picks the
+    /// The server name and request of each connection, taken in turn. Without `--sni`, one: an
+    /// IP address, so no SNI is sent (as `openssl s_time`) and the port alone picks the
     /// certificate. run.sh's proxies have one certificate of each key type for the same name on
     /// two ports, and hipache, given an SNI name, picks by name before the port's certificate.
-    pub(crate) name: ServerName<'static>,
-    pub(crate) request: Vec<u8>,
+    /// With `--sni`, one per name, each request's `Host` the name it was sent for.
+    names: Vec<(ServerName<'static>, Vec<u8>)>,
+    next: AtomicUsize,
+}
+
+fn request(host: &str) -> Vec<u8> {
+    format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").into_bytes()
 }
 
 impl Target {
-    pub(crate) fn new(port: u16, host: &str, config: Arc<ClientConfig>) -> Self {
+    /// `sni`: the server names to send, in turn; empty sends none, with `Host: host`.
+    pub(crate) fn new(port: u16, host: &str, sni: Vec<String>, config: Arc<ClientConfig>) -> Self {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let names = if sni.is_empty() {
+            vec![(ServerName::IpAddress(ip.into()), request(host))]
+        } else {
+            sni.into_iter()
+                .filter_map(|name| {
+                    let request = request(&name);
+                    Some((ServerName::try_from(name).ok()?, request))
+                })
+                .collect()
+        };
         Target {
             address: SocketAddr::new(ip, port),
             connector: TlsConnector::from(config),
-            name: ServerName::IpAddress(ip.into()),
-            request: format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
-                .into_bytes(),
+            names,
+            next: AtomicUsize::new(0),
         }
+    }
+
+    /// How many distinct server names the connections take in turn.
+    pub(crate) fn name_count(&self) -> usize {
+        self.names.len()
     }
 
     /// One full connection; `buf` is the caller's, reused across connections.
     pub(crate) async fn once(&self, buf: &mut [u8]) -> io::Result<Outcome> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.names.len();
+        let (name, request) = &self.names[turn];
         let tcp = TcpStream::connect(self.address).await?;
         tcp.set_nodelay(true)?;
         // The request is handed to rustls before the handshake: it goes out as soon as the
@@ -54,8 +78,8 @@ impl Target {
         let mut queued = Ok(());
         let mut tls = self
             .connector
-            .connect_with(self.name.clone(), tcp, |conn| {
-                queued = conn.writer().write_all(&self.request);
+            .connect_with(name.clone(), tcp, |conn| {
+                queued = conn.writer().write_all(request);
             })
             .await?;
         queued?;

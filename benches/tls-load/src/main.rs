@@ -4,6 +4,12 @@
 //! answer to the end, over and over: WARMUP_SECONDS uncounted, then SECONDS counted.
 //!
 //! Usage: tls-load PORT CLIENTS WARMUP_SECONDS SECONDS HOST [--tls12] [--threads=N]
+//!                 [--sni=PATTERN --names=N [--check-name]]
+//!
+//! `--sni`: each connection sends a server name, PATTERN with `{}` replaced by 0 to N-1, taken
+//! in turn, and asks for `/` with that `Host` (HOST is then unused); `--check-name` counts a
+//! connection whose certificate does not carry its name as an error (certificates picked by
+//! SNI, benches/certs).
 //!
 //! Prints report.lua's line, `RESULT connections duration_us p50_us p99_us errors non_200` (the
 //! latencies are of a whole connection: connect, handshake, request, answer), then
@@ -36,11 +42,16 @@ struct Args {
     host: String,
     version: Version,
     threads: usize,
+    sni: Vec<String>,
+    check_name: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut version = Version::Tls13;
     let mut threads = 1;
+    let mut pattern = None;
+    let mut names = None;
+    let mut check_name = false;
     let mut positional = Vec::new();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
@@ -53,10 +64,36 @@ fn parse_args() -> Result<Args, String> {
                     .filter(|&n| n > 0)
                     .ok_or_else(|| format!("{s}: a whole number above 0 expected"))?;
             }
+            s if s.starts_with("--sni=") => {
+                let p = &s["--sni=".len()..];
+                if !p.contains("{}") {
+                    return Err(format!(
+                        "{s}: the pattern needs a {{}} for the name's number"
+                    ));
+                }
+                pattern = Some(p.to_owned());
+            }
+            s if s.starts_with("--names=") => {
+                names = Some(
+                    s["--names=".len()..]
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("{s}: a whole number above 0 expected"))?,
+                );
+            }
+            "--check-name" => check_name = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => positional.push(arg),
         }
     }
+    let sni = match (pattern, names) {
+        (Some(pattern), Some(n)) => (0..n)
+            .map(|i| pattern.replace("{}", &i.to_string()))
+            .collect(),
+        (None, None) if !check_name => Vec::new(),
+        _ => return Err("--sni and --names go together (and --check-name needs them)".into()),
+    };
     let [port, clients, warmup, seconds, host] = positional.as_slice() else {
         return Err(
             "expected PORT CLIENTS WARMUP_SECONDS SECONDS HOST [--tls12] [--threads=N]".into(),
@@ -80,6 +117,8 @@ fn parse_args() -> Result<Args, String> {
         host: host.clone(),
         version,
         threads,
+        sni,
+        check_name,
     })
 }
 
@@ -127,9 +166,13 @@ fn probe(target: &Target) -> Result<(), String> {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let (config, seen) =
-        tls::config(args.version).map_err(|e| format!("TLS configuration: {e}"))?;
-    let target = Arc::new(Target::new(args.port, &args.host, config));
+    let (config, seen) = tls::config(args.version, args.check_name)
+        .map_err(|e| format!("TLS configuration: {e}"))?;
+    let sni_names = args.sni.len();
+    let target = Arc::new(Target::new(args.port, &args.host, args.sni, config));
+    if target.name_count() < sni_names.max(1) {
+        return Err("--sni: the pattern makes names that are not valid DNS names".into());
+    }
     probe(&target)?;
 
     let from = Instant::now() + args.warmup;

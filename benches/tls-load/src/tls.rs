@@ -79,7 +79,13 @@ impl SeenScheme {
     }
 }
 
-pub(crate) fn config(version: Version) -> Result<(Arc<ClientConfig>, Arc<SeenScheme>), Error> {
+/// `check_name`: a connection fails unless the certificate it was served carries the server
+/// name it asked for (its bytes appear in the certificate: a SAN `dNSName` is stored as is), so
+/// a benchmark of certificates chosen by SNI sees a fallback to another certificate as an error.
+pub(crate) fn config(
+    version: Version,
+    check_name: bool,
+) -> Result<(Arc<ClientConfig>, Arc<SeenScheme>), Error> {
     let provider = Arc::new(base_provider());
     let versions: &[&'static rustls::SupportedProtocolVersion] = match version {
         Version::Tls12 => &[&rustls::version::TLS12],
@@ -89,6 +95,7 @@ pub(crate) fn config(version: Version) -> Result<(Arc<ClientConfig>, Arc<SeenSch
     let verifier = AcceptAnything {
         provider: provider.clone(),
         seen: seen.clone(),
+        check_name,
     };
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)?
@@ -112,17 +119,29 @@ pub(crate) fn config(version: Version) -> Result<(Arc<ClientConfig>, Arc<SeenSch
 struct AcceptAnything {
     provider: Arc<CryptoProvider>,
     seen: Arc<SeenScheme>,
+    check_name: bool,
 }
 
 impl ServerCertVerifier for AcceptAnything {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
+        end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        if self.check_name {
+            if let ServerName::DnsName(name) = server_name {
+                let name = name.as_ref().as_bytes();
+                if !end_entity.windows(name.len()).any(|w| w == name) {
+                    return Err(Error::General(format!(
+                        "the certificate served does not name {}",
+                        String::from_utf8_lossy(name)
+                    )));
+                }
+            }
+        }
         Ok(ServerCertVerified::assertion())
     }
 
