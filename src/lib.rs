@@ -25,6 +25,7 @@
 //! backends dead in Redis for the workers to read.
 
 pub mod access_log;
+mod acme;
 mod admin;
 mod ascii;
 mod balancer;
