@@ -3,7 +3,9 @@
 //! registers one and stores it with `SET NX`; a node that lost that race uses the stored one
 //! (the account it registered is left unused at the server, which costs nothing).
 
-use instant_acme::{Account, AccountBuilder, AccountCredentials, NewAccount};
+use bytes::Bytes;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{Account, AccountBuilder, AccountCredentials, BodyWrapper, NewAccount};
 use redis::Value;
 
 use super::keys;
@@ -75,12 +77,20 @@ async fn restore(config: &AcmeConfig, stored: String) -> Result<Account, String>
         .map_err(|e| format!("cannot reach the ACME directory: {e}"))
 }
 
-/// The HTTP client for the directory: trusting `directoryCa` alone when given, else the
-/// system's roots.
+/// The HTTP client for the directory, trusting the system's roots and `directoryCa`.
 fn builder(config: &AcmeConfig) -> Result<AccountBuilder, String> {
-    match &config.directory_ca {
-        Some(ca) => Account::builder_with_root(ca),
-        None => Account::builder(),
-    }
-    .map_err(|e| format!("cannot set up the ACME client: {e}"))
+    let provider = crate::crypto::tls_provider();
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up the ACME client: {e}"))?
+        .with_root_certificates(crate::tls::backend_trust::roots(&config.directory_ca_certs))
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build::<_, BodyWrapper<Bytes>>(connector);
+    Ok(Account::builder_with_http(Box::new(client)))
 }

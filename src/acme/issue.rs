@@ -119,7 +119,13 @@ impl Inner {
             .arg(&key)
             .arg(TLS_CERTIFICATE_FIELD)
             .arg(TLS_KEY_FIELD);
-        let value = self.routes.execute(&key, &pipe).await.ok()?.into_iter().next()?;
+        let value = self
+            .routes
+            .execute(&key, &pipe)
+            .await
+            .ok()?
+            .into_iter()
+            .next()?;
         let fields: Vec<Option<Vec<u8>>> = redis::from_redis_value(value).ok()?;
         let [Some(cert), Some(key)] = fields.as_slice() else {
             return None;
@@ -128,11 +134,18 @@ impl Inner {
     }
 
     /// The reason of the failure that backs `name` off, while it does.
-    async fn backed_off(&self, name: &str) -> Option<String> {
+    pub(super) async fn backed_off(&self, name: &str) -> Option<String> {
         let key = format!("{}{}{name}", self.routes.prefix(), keys::BACKOFF);
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(&key);
-        match self.routes.execute(&key, &pipe).await.ok()?.into_iter().next()? {
+        match self
+            .routes
+            .execute(&key, &pipe)
+            .await
+            .ok()?
+            .into_iter()
+            .next()?
+        {
             Value::BulkString(reason) => Some(String::from_utf8_lossy(&reason).into_owned()),
             _ => None,
         }
@@ -217,7 +230,9 @@ async fn keep(lock: &OrderLock) {
             Ok(true) => {}
             Ok(false) => return,
             // Redis unreachable: the lock still runs for LOCK_TTL; try again.
-            Err(error) => debug!(%error, ttl_secs = LOCK_TTL.as_secs(), "acme order lock renewal failed"),
+            Err(error) => {
+                debug!(%error, ttl_secs = LOCK_TTL.as_secs(), "acme order lock renewal failed")
+            }
         }
     }
 }

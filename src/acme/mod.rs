@@ -109,7 +109,12 @@ impl Acme {
                 }
             }
         };
-        let found = done.wait_for(Option::is_some).await.ok()?.clone().flatten()?;
+        let found = done
+            .wait_for(Option::is_some)
+            .await
+            .ok()?
+            .clone()
+            .flatten()?;
         Some(found.key.clone())
     }
 

@@ -70,8 +70,7 @@ pub(super) async fn run(
             let key_authorization = offered.key_authorization();
             let key = match kind {
                 Challenge::Http01 => {
-                    challenge::put_http(routes, &offered.token, key_authorization.as_str())
-                        .await?
+                    challenge::put_http(routes, &offered.token, key_authorization.as_str()).await?
                 }
                 Challenge::TlsAlpn01 => {
                     challenge::put_alpn(routes, name, key_authorization.digest().as_ref())

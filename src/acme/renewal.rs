@@ -13,6 +13,7 @@ use tokio::time::sleep;
 use super::issue::{unix_now, Why};
 use super::keys::{self, is_due};
 use super::Inner;
+use crate::escape::Escaped;
 
 /// How often the names are looked at after the first time.
 const CHECK_EVERY: Duration = Duration::from_secs(60 * 60);
@@ -42,13 +43,21 @@ async fn check(inner: &Inner) {
             return;
         }
     };
-    for name in names {
-        let Some(current) = inner.current(&name).await else {
+    let mut due = 0;
+    for name in &names {
+        let Some(current) = inner.current(name).await else {
             continue;
         };
         let not_after = current.facts.as_ref().map_or(0, |f| f.not_after);
-        if is_due(not_after, unix_now(), inner.config.renew_before) {
-            inner.obtain(&name, Why::Renewal).await;
+        if !is_due(not_after, unix_now(), inner.config.renew_before) {
+            continue;
         }
+        due += 1;
+        if let Some(reason) = inner.backed_off(name).await {
+            tracing::info!(name = %Escaped(name), reason = %Escaped(&reason), "acme renewal backed off");
+            continue;
+        }
+        inner.obtain(name, Why::Renewal).await;
     }
+    tracing::info!(names = names.len(), due, "acme renewal checked");
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
+
 /// Let's Encrypt's production directory, used when `acme.directory` is absent.
 pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
@@ -20,8 +22,12 @@ pub(crate) struct Acme {
     pub(crate) on_demand: bool,
     /// `renewBefore` (days in the file): a certificate this close to its expiry is renewed.
     pub(crate) renew_before: Duration,
-    /// `directoryCa`: a PEM file trusted for the directory's own HTTPS; `None`: system roots.
+    /// `directoryCa`: a PEM file trusted for the directory's own HTTPS besides the system's
+    /// roots; `None`: system roots only.
     pub(crate) directory_ca: Option<PathBuf>,
+    /// Its certificates, read when the config is loaded (by the master, which may read files
+    /// the workers cannot).
+    pub(crate) directory_ca_certs: Vec<CertificateDer<'static>>,
 }
 
 /// `acme.challenge`.

@@ -94,7 +94,11 @@ impl Display for Censored<'_> {
             writeln!(f, "acme.directory = {}", acme.directory)?;
             writeln!(f, "acme.challenge = {}", acme.challenge.name())?;
             writeln!(f, "acme.onDemand = {}", acme.on_demand)?;
-            writeln!(f, "acme.renewBefore = {} days", acme.renew_before.as_secs() / 86_400)?;
+            writeln!(
+                f,
+                "acme.renewBefore = {} days",
+                acme.renew_before.as_secs() / 86_400
+            )?;
             if let Some(ca) = &acme.directory_ca {
                 writeln!(f, "acme.directoryCa = {}", ca.display())?;
             }

@@ -114,10 +114,7 @@ impl Tls {
                         redis.routes.last_known_certificate(&name)
                     });
                 let found = match (found, &redis.acme) {
-                    (None, Some(acme)) => timeout(wait, acme.on_demand(&name))
-                        .await
-                        .ok()
-                        .flatten(),
+                    (None, Some(acme)) => timeout(wait, acme.on_demand(&name)).await.ok().flatten(),
                     (found, _) => found.map(|certificate| certificate.key.clone()),
                 };
                 deadline += asked.elapsed();

@@ -226,7 +226,12 @@ async fn serve_with<S: RouteSource, R>(
         }),
         acme: (redis_certificates.as_ref())
             .and_then(|c| c.acme.clone())
-            .filter(|_| matches!(config.acme.as_ref().map(|a| a.challenge), Some(Challenge::Http01))),
+            .filter(|_| {
+                matches!(
+                    config.acme.as_ref().map(|a| a.challenge),
+                    Some(Challenge::Http01)
+                )
+            }),
     });
     let tickets = Arc::new(Tickets::new(crate::supervision::node_secret().as_bytes()));
     let mut adopted: Vec<(tokio::net::TcpListener, Option<Rc<Tls>>)> =

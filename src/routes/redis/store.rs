@@ -31,7 +31,11 @@ impl RedisRoutes {
     /// server, or on `key`'s node; one reply per command. A command may run twice when the
     /// connection broke under it (see `Link::query`): callers send only commands whose repeat
     /// they can live with.
-    pub(crate) async fn execute(&self, key: &str, pipe: &Pipeline) -> Result<Vec<Value>, StoreError> {
+    pub(crate) async fn execute(
+        &self,
+        key: &str,
+        pipe: &Pipeline,
+    ) -> Result<Vec<Value>, StoreError> {
         let values = match &self.shared.servers {
             Servers::Single { write, .. } => write.query::<Vec<Value>>(pipe).await?,
             Servers::Cluster(cluster) => {
