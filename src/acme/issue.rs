@@ -25,6 +25,8 @@ use crate::tls::certs::{self as pem, Loaded};
 
 /// Longest a handshake's order (ours or another node's) is waited for by this node's task.
 const WAIT_FOR_ORDER: Duration = Duration::from_secs(180);
+/// Longest one order may take, account and polling included.
+const ORDER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// How often a node waiting for another's order looks.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -83,6 +85,14 @@ impl Inner {
         let ordered = async {
             let account = self.account().await.map_err(OrderError::Refused)?;
             order::run(&account, &self.routes, name, self.config.challenge).await
+        };
+        // A hung ACME server must not keep the lock (and the name) forever.
+        let ordered = async {
+            tokio::time::timeout(ORDER_TIMEOUT, ordered)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(OrderError::Refused("the ACME server timed out".to_owned()))
+                })
         };
         let outcome = tokio::select! {
             outcome = ordered => outcome,

@@ -104,6 +104,54 @@ fn a_lock_left_by_a_node_that_died_mid_order_is_taken_over_when_it_expires() {
 }
 
 #[test]
+fn a_node_killed_mid_order_leaves_the_order_to_another_node() {
+    let redis = RedisServer::start();
+    redis.frontend("killed.fleet.test", "fleet", &["http://127.0.0.1:1"]);
+    let (pebble, nodes) = fleet(&redis, json!({}));
+    let root = pebble.root();
+    let (victim, survivor) = (&nodes[2], &nodes[1]);
+
+    // The ACME server stalls, so the victim's order is still running (its lock held and
+    // renewed) when the victim's master and workers are killed.
+    pebble.freeze();
+    let asking = {
+        let (addr, root) = (victim.https_addr(), root.clone());
+        std::thread::spawn(move || verified_names(addr, "killed.fleet.test", &root))
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the victim's order and its lock",
+        || {
+            logged(victim, "acme order started") == 1
+                && redis
+                    .try_query::<String>(&["GET", "acme:lock:killed.fleet.test"])
+                    .is_some()
+        },
+    );
+    for pid in victim.worker_pids() {
+        victim.kill_worker(pid);
+    }
+    victim.signal(libc::SIGKILL);
+    assert!(
+        asking.join().unwrap().is_err(),
+        "the victim died mid-handshake"
+    );
+    pebble.thaw();
+
+    wait_until(
+        Duration::from_secs(60),
+        "the certificate, ordered by a survivor",
+        || verified_names(survivor.https_addr(), "killed.fleet.test", &root).is_ok(),
+    );
+    assert_eq!(issued(&pebble), 1);
+    let finished: usize = nodes[..2]
+        .iter()
+        .map(|n| logged(n, "acme order finished"))
+        .sum();
+    assert_eq!(finished, 1);
+}
+
+#[test]
 fn a_certificate_due_for_renewal_is_renewed_by_exactly_one_node() {
     let redis = RedisServer::start();
     redis.frontend("renew.fleet.test", "fleet", &["http://127.0.0.1:1"]);

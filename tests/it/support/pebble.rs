@@ -210,6 +210,27 @@ impl Pebble {
             .expect("pebble's root from /roots/0")
     }
 
+    /// Stops pebble (SIGSTOP): its clients hang as on a stalled ACME server.
+    pub(crate) fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen pebble go on (SIGCONT).
+    pub(crate) fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.children[1].id()).unwrap();
+        // SAFETY: kill(2) has no memory effects; `pid` is our own child, not yet reaped.
+        #[expect(
+            unsafe_code,
+            reason = "kill(2) to stop and resume the child we spawned"
+        )]
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal pebble");
+    }
+
     /// Everything pebble and challtestsrv printed so far.
     pub(crate) fn log_lines(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
@@ -223,6 +244,7 @@ impl Pebble {
 
 impl Drop for Pebble {
     fn drop(&mut self) {
+        self.thaw();
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
