@@ -20,7 +20,9 @@ use super::Inner;
 use crate::escape::Escaped;
 use crate::metrics::{self, names::Counter};
 use crate::routes::redis::StoreError;
-use crate::routes::{TLS_CERTIFICATE_FIELD, TLS_KEY_FIELD, TLS_PREFIX};
+use crate::routes::{
+    TLS_CERTIFICATE_FIELD, TLS_EXPIRES_FIELD, TLS_KEY_FIELD, TLS_PREFIX, TLS_SOURCE_FIELD,
+};
 use crate::tls::certs::{self as pem, Loaded};
 
 /// Longest a handshake's order (ours or another node's) is waited for by this node's task.
@@ -143,6 +145,21 @@ impl Inner {
         pem::from_pem(cert, key, &self.provider).ok().map(Arc::new)
     }
 
+    /// Whether ACME wrote the certificate `tls:<name>` holds (an operator's, written over it
+    /// with `cert add` or by hand, is theirs to renew).
+    pub(super) async fn is_ours(&self, name: &str) -> bool {
+        let key = format!("{}{TLS_PREFIX}{name}", self.routes.prefix());
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET").arg(&key).arg(TLS_SOURCE_FIELD);
+        let source = self
+            .routes
+            .execute(&key, &pipe)
+            .await
+            .ok()
+            .and_then(|v| v.into_iter().next());
+        matches!(source, Some(Value::BulkString(s)) if s == keys::SOURCE_ACME.as_bytes())
+    }
+
     /// The reason of the failure that backs `name` off, while it does.
     pub(super) async fn backed_off(&self, name: &str) -> Option<String> {
         let key = format!("{}{}{name}", self.routes.prefix(), keys::BACKOFF);
@@ -179,9 +196,9 @@ impl Inner {
             .arg(&issued.chain_pem)
             .arg(TLS_KEY_FIELD)
             .arg(&issued.key_pem)
-            .arg(keys::SOURCE_FIELD)
+            .arg(TLS_SOURCE_FIELD)
             .arg(keys::SOURCE_ACME)
-            .arg(keys::EXPIRES_FIELD)
+            .arg(TLS_EXPIRES_FIELD)
             .arg(expires);
         let text = |e: StoreError| e.to_string();
         self.routes.execute(&key, &pipe).await.map_err(text)?;

@@ -23,9 +23,7 @@ pub(super) const LOCK: &str = "acme:lock:";
 pub(super) const BACKOFF: &str = "acme:backoff:";
 pub(super) const FAILURES: &str = "acme:failures:";
 pub(super) const NAMES: &str = "acme:names";
-/// The `tls:` hash fields ACME adds.
-pub(super) const SOURCE_FIELD: &str = "source";
-pub(super) const EXPIRES_FIELD: &str = "expires";
+/// The `source` of the `tls:` hashes ACME writes.
 pub(super) const SOURCE_ACME: &str = "acme";
 
 /// The first back-off after a failure; each further failure in a row doubles it.

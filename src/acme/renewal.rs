@@ -1,6 +1,6 @@
 //! Renewal: each worker looks at the names ACME issued (`acme:names`) at start and then every
-//! [`CHECK_EVERY`], and asks for a new certificate for each one within `renewBefore` of its
-//! expiry. Only the node that gets a name's order lock orders it, and it checks again under the
+//! [`CHECK_EVERY`], and asks for a new certificate for each one still ACME's (`source: acme`)
+//! within `renewBefore` of its expiry. Only the node that gets a name's order lock orders it, and it checks again under the
 //! lock, so a certificate another node renewed a moment ago is not renewed twice. A failed
 //! renewal backs off like any order and never removes the certificate being served.
 
@@ -45,6 +45,9 @@ async fn check(inner: &Inner) {
     };
     let mut due = 0;
     for name in &names {
+        if !inner.is_ours(name).await {
+            continue;
+        }
         let Some(current) = inner.current(name).await else {
             continue;
         };

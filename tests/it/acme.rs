@@ -1,8 +1,9 @@
 //! Built-in ACME against a real ACME server (Debian's pebble, `support::pebble`): a name that
 //! only has a `frontend:` entry gets a certificate on its first handshake, by http-01 or by
 //! tls-alpn-01, that verifies against pebble's root; a name without a frontend never causes an
-//! order; a failing order backs the fleet off in Redis and keeps the certificate served. The
-//! fleet (three proxies on one Redis and one pebble) is in `acme_fleet`.
+//! order; a failing order backs the fleet off in Redis and keeps the certificate served; an
+//! operator's certificate written over an ACME one is left alone. The fleet (three proxies on
+//! one Redis and one pebble) is in `acme_fleet`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::support::hipache::run_to_exit;
 use crate::support::pebble::{free_port, Pebble, PebblePlan};
 use crate::support::tls;
 use crate::support::{wait_for, wait_until, Config, Hipache, RedisServer};
@@ -312,4 +314,45 @@ fn a_failed_order_backs_the_fleet_off_and_keeps_the_certificate_served() {
     );
     assert_eq!(logged(&second, "acme order started"), 0);
     assert_eq!(orders(&pebble), ordered);
+}
+
+#[test]
+fn a_certificate_an_operator_added_over_an_acme_one_is_not_renewed() {
+    let redis = RedisServer::start();
+    redis.frontend("op.example.test", "site", &["http://127.0.0.1:1"]);
+    store_acme_cert(&redis, "op.example.test", &expiring_cert("op.example.test"));
+    let plan = PebblePlan::new();
+    let pebble = plan.start(free_port(), free_port(), &[]);
+    let config = acme_config(&redis, pebble.plan(), "http-01")
+        .with(json!({ "acme": { "renewBefore": RENEW_BEFORE_DAYS } }));
+    // The operator's own certificate, as due as ACME's was, replaces it.
+    let (key, cert) = expiring_cert("op.example.test").write(config.dir(), "operator");
+    let path = config.write();
+    let added = run_to_exit(&[
+        "--config",
+        path.to_str().unwrap(),
+        "cert",
+        "add",
+        "op.example.test",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(added.status.success(), "{added:?}");
+    let listed = run_to_exit(&["--config", path.to_str().unwrap(), "cert", "ls"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("op.example.test") && !l.contains("acme")),
+        "{listed}"
+    );
+
+    let hipache = Hipache::start(config);
+    wait_until(Duration::from_secs(30), "the renewal check", || {
+        logged(&hipache, "acme renewal checked") > 0
+    });
+    assert_eq!(logged(&hipache, "acme order started"), 0);
+    assert_eq!(orders(&pebble), 0);
 }
