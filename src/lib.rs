@@ -22,9 +22,12 @@
 //! ```
 //!
 //! Beside the requests, the master may run `health`, the active health checker, which marks
-//! backends dead in Redis for the workers to read.
+//! backends dead in Redis for the workers to read; and with `acme` each worker runs `acme`'s
+//! client, which the handshake asks for certificates on demand and for tls-alpn-01 answers, and
+//! the session for http-01 answers, and which renews what it issued, all its state in Redis.
 
 pub mod access_log;
+mod acme;
 mod admin;
 mod ascii;
 mod balancer;

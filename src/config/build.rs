@@ -4,6 +4,7 @@
 //! checks (in `https`), the `server` section (in `server`, its backend TLS trust in
 //! `backend_tls`), driver URL parsing. Nothing here reads the JSON; `legacy` has already run.
 
+mod acme;
 mod backend_tls;
 mod https;
 mod server;
@@ -82,6 +83,13 @@ pub(super) fn build(
             }
             redis
         };
+    let acme = raw
+        .acme
+        .map(|section| {
+            let redis = matches!(driver, Driver::Redis { .. });
+            acme::acme(section, redis, redis_certificates, &ctx)
+        })
+        .transpose()?;
     let health_check = raw
         .health_check
         .map(|raw| health_check(raw, &driver, &ctx))
@@ -118,6 +126,7 @@ pub(super) fn build(
         logging,
         metrics,
         health_check,
+        acme,
     })
 }
 

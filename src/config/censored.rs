@@ -90,6 +90,19 @@ impl Display for Censored<'_> {
         if c.redis_certificates {
             writeln!(f, "https.redisCertificates = true")?;
         }
+        if let Some(acme) = &c.acme {
+            writeln!(f, "acme.directory = {}", acme.directory)?;
+            writeln!(f, "acme.challenge = {}", acme.challenge.name())?;
+            writeln!(f, "acme.onDemand = {}", acme.on_demand)?;
+            writeln!(
+                f,
+                "acme.renewBefore = {} days",
+                acme.renew_before.as_secs() / 86_400
+            )?;
+            if let Some(ca) = &acme.directory_ca {
+                writeln!(f, "acme.directoryCa = {}", ca.display())?;
+            }
+        }
         for (i, l) in c.https.iter().enumerate() {
             writeln!(f, "https.bind[{i}] = {}", l.address)?;
             writeln!(f, "https.bind[{i}].key = {}", l.key.display())?;

@@ -5,6 +5,7 @@
 //! `legacy`, defaults and checks in `build`, error types in `error`. Nothing after `Config` sees an
 //! `Option` that means "use the default": Hipache's defaults are applied here, once.
 
+pub(crate) mod acme;
 mod build;
 mod censored;
 mod error;
@@ -61,6 +62,8 @@ pub struct Config {
     pub(crate) metrics: Option<Metrics>,
     /// `healthCheck`: the master's active health checker; `None` (absent) is off.
     pub(crate) health_check: Option<HealthCheck>,
+    /// `acme` (ours): built-in ACME issuance into the Redis certificate hashes; `None`: off.
+    pub(crate) acme: Option<acme::Acme>,
 }
 
 /// `healthCheck` (ours): what the master's checker probes, how often, and when it changes its mind.

@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     pub(super) metrics: Option<RawMetrics>,
     /// Ours: the built-in active health checker, off when absent.
     pub(super) health_check: Option<RawHealthCheck>,
+    /// Ours: built-in ACME issuance into Redis, off when absent.
+    pub(super) acme: Option<RawAcme>,
     // Hipache 0.3's redis settings, read only when `driver` is absent.
     pub(super) redis_host: Option<Name>,
     pub(super) redis_port: Option<Name>,
@@ -80,6 +82,17 @@ pub(super) struct RawHealthCheck {
     pub(super) timeout: Option<u64>,
     pub(super) unhealthy: Option<u32>,
     pub(super) healthy: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawAcme {
+    pub(super) directory: Option<String>,
+    pub(super) email: Option<String>,
+    pub(super) challenge: Option<String>,
+    pub(super) on_demand: Option<bool>,
+    pub(super) renew_before: Option<u64>,
+    pub(super) directory_ca: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -22,7 +22,8 @@ use crate::config::redis_url::{Address, RedisUrl};
 use crate::config::{Config, Driver};
 use crate::routes::redis::glob_escape;
 use crate::routes::{
-    TLS_CERTIFICATE_FIELD as CERTIFICATE_FIELD, TLS_KEY_FIELD as KEY_FIELD, TLS_PREFIX,
+    TLS_CERTIFICATE_FIELD as CERTIFICATE_FIELD, TLS_EXPIRES_FIELD, TLS_KEY_FIELD as KEY_FIELD,
+    TLS_PREFIX, TLS_SOURCE_FIELD,
 };
 use crate::tls::certs::{self, PemError};
 use crate::tls::x509::Facts;
@@ -147,13 +148,22 @@ fn execute(command: &CertCommand, config: &Config) -> Result<String, CertError> 
                 });
             }
             let mut conn = connect(write)?;
-            redis::cmd("HSET")
+            // The operator's from now on: ACME's marks go, so it does not renew over it.
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
                 .arg(key_of(&name))
                 .arg(CERTIFICATE_FIELD)
                 .arg(cert_pem)
                 .arg(KEY_FIELD)
                 .arg(key_pem)
-                .query::<i64>(&mut conn)
+                .ignore()
+                .cmd("HDEL")
+                .arg(key_of(&name))
+                .arg(TLS_SOURCE_FIELD)
+                .arg(TLS_EXPIRES_FIELD)
+                .ignore()
+                .query::<()>(&mut conn)
                 .map_err(|e| redis_error(write, e))?;
             Ok(format!("{name}: stored\n"))
         }
@@ -162,7 +172,11 @@ fn execute(command: &CertCommand, config: &Config) -> Result<String, CertError> 
             let mut conn = connect(read)?;
             for stored in stored_names(&mut conn, read)? {
                 let fields = hash(&mut conn, read, &key_of(&stored))?;
-                rows.push(row(&stored, "redis", fields.get(CERTIFICATE_FIELD), now));
+                let source = match fields.get(TLS_SOURCE_FIELD).map(Vec::as_slice) {
+                    Some(b"acme") => "redis (acme)",
+                    _ => "redis",
+                };
+                rows.push(row(&stored, source, fields.get(CERTIFICATE_FIELD), now));
             }
             for file in config_files(config) {
                 let text = std::fs::read(&file).ok();

@@ -31,10 +31,12 @@ pub(crate) enum Counter {
     BytesIn,
     BytesOut,
     LogDatagramsDropped,
+    AcmeOrdersIssued,
+    AcmeOrdersFailed,
 }
 
 /// How many counters there are.
-pub(crate) const COUNTER_COUNT: usize = Counter::LogDatagramsDropped as usize + 1;
+pub(crate) const COUNTER_COUNT: usize = Counter::AcmeOrdersFailed as usize + 1;
 
 const RESPONSES: &str = "responses by status class, error pages included";
 const LOOKUPS: &str = "route lookups, by where the answer came from";
@@ -131,7 +133,22 @@ pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
         None,
         "access log datagrams dropped (socket full or unreachable)",
     ),
+    counter(
+        "acme.orders.issued",
+        ACME_ORDERS_FAMILY,
+        Some(("result", "issued")),
+        ACME_ORDERS,
+    ),
+    counter(
+        "acme.orders.failed",
+        ACME_ORDERS_FAMILY,
+        Some(("result", "failed")),
+        ACME_ORDERS,
+    ),
 ];
+
+const ACME_ORDERS_FAMILY: &str = "hipache_acme_orders_total";
+const ACME_ORDERS: &str = "ACME orders this node ran, by outcome (a certificate issued, or failed)";
 
 const RESPONSES_FAMILY: &str = "hipache_responses_total";
 const LOOKUPS_FAMILY: &str = "hipache_lookups_total";

@@ -12,6 +12,7 @@
 
 mod attempt;
 pub(crate) mod backend;
+mod challenge;
 pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod open;
@@ -58,6 +59,9 @@ pub(crate) struct Proxy<S> {
     pub(crate) force_secure: Option<u16>,
     /// `stickySessions`: the key of `hipache_backend` cookies; `None` when off.
     pub(crate) sticky: Option<StickyKey>,
+    /// `acme` with the http-01 challenge: the client whose answers plain HTTP gives; `None`
+    /// when off.
+    pub(crate) acme: Option<crate::acme::Acme>,
 }
 
 /// Where a request goes, decided from its `Host` alone.

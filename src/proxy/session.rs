@@ -5,7 +5,8 @@
 //! tunnel.
 //!
 //! The steps: refusals (a CONNECT that opens no WebSocket is a 405; a head the front end found
-//! ambiguous or over the head limits, a 400 or 431) → `forceSecure` → the route → the sticky
+//! ambiguous or over the head limits, a 400 or 431) → an ACME http-01 validation (`challenge`)
+//! → `forceSecure` → the route → the sticky
 //! backend its cookie names → the access log's copy of the request → the attempt loop → the
 //! answer: the backend's relayed, a tunnel it accepted, or the page of the error.
 
@@ -116,6 +117,9 @@ impl<S: RouteSource> Proxy<S> {
         if head.method == b"CONNECT" && !head.websocket_connect {
             // A reverse proxy tunnels to no address a client names.
             return down.refuse(StatusCode::METHOD_NOT_ALLOWED).await;
+        }
+        if let Some(answer) = self.challenge_answer(client, head.method, head.path).await {
+            return down.answer(answer, None).await;
         }
         if let Some(answer) = self.secure_redirect(client, head.host, head.path, debug) {
             return down.answer(answer, None).await;

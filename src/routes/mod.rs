@@ -27,6 +27,10 @@ pub(crate) const TLS_PREFIX: &str = "tls:";
 /// The fields of a `tls:` hash.
 pub(crate) const TLS_CERTIFICATE_FIELD: &str = "certificate";
 pub(crate) const TLS_KEY_FIELD: &str = "key";
+/// Ours, beside them in the certificates ACME issued: `source` (`acme`) and `expires` (Unix
+/// seconds). A certificate written by other means has neither, and is never renewed.
+pub(crate) const TLS_SOURCE_FIELD: &str = "source";
+pub(crate) const TLS_EXPIRES_FIELD: &str = "expires";
 
 /// The answer to a lookup: the frontend that matched, the backend indexes currently dead and
 /// those an operator drains or disabled.

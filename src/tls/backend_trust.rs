@@ -45,7 +45,8 @@ pub(crate) fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.to_owned()).ok()
 }
 
-fn roots(extra: &[CertificateDer<'static>]) -> RootCertStore {
+/// The system's roots and `extra` (also the ACME directory's trust, `acme.directoryCa`).
+pub(crate) fn roots(extra: &[CertificateDer<'static>]) -> RootCertStore {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {

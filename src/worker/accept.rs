@@ -259,6 +259,7 @@ mod tests {
                 tunnels: Default::default(),
                 force_secure: None,
                 sticky: None,
+                acme: None,
             });
             let shared = Rc::new(Shared {
                 proxy,

@@ -7,9 +7,14 @@
 //! for this handshake; otherwise the listener's own configuration resolves as without the
 //! feature. rustls' resolver is synchronous, hence the lookup before it.
 //!
+//! With `acme` too, a ClientHello offering ALPN `acme-tls/1` is a tls-alpn-01 validation: it gets
+//! the challenge certificate an order of the fleet published (and the connection ends after the
+//! handshake), and a name with a frontend but no certificate waits for one issued on demand.
+//!
 //! Bounds: the client has `tcpTimeout` for its part of the handshake, and the Redis lookup at
 //! most `tcpTimeout` more, after which the last certificate read for the name (or the file) is
-//! served: a slow or stopped Redis never fails a handshake.
+//! served: a slow or stopped Redis never fails a handshake. An on-demand order is waited for
+//! at most `tcpTimeout` too, then the listener's own certificate is served (the order goes on).
 
 use std::io;
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
+use crate::acme::{Acme, ACME_TLS_ALPN};
 use crate::routes::redis::RedisRoutes;
 use crate::tls::Certificates;
 
@@ -38,6 +44,8 @@ pub(super) struct Tls {
 pub(super) struct RedisCertificates {
     pub(super) routes: RedisRoutes,
     pub(super) provider: Arc<CryptoProvider>,
+    /// With `acme`: tls-alpn-01 answers and on-demand issuance.
+    pub(super) acme: Option<Acme>,
 }
 
 /// Why a handshake did not complete (the client's doing: logged at debug).
@@ -47,6 +55,11 @@ pub(super) enum HandshakeError {
     Io(#[from] io::Error),
     #[error("timed out")]
     TimedOut,
+    /// A tls-alpn-01 validation: the handshake was all it wanted.
+    #[error("acme tls-alpn-01 validation answered")]
+    AcmeValidation,
+    #[error("acme tls-alpn-01 validation for a name without a challenge")]
+    NoAcmeChallenge,
 }
 
 impl Tls {
@@ -78,6 +91,19 @@ impl Tls {
         .await
         .map_err(|_| HandshakeError::TimedOut)??;
         let server_name = start.client_hello().server_name().map(str::to_owned);
+        let validation = (start.client_hello().alpn())
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        if let (Some(acme), true) = (&redis.acme, validation) {
+            let name = server_name.as_deref().unwrap_or_default();
+            let key = timeout(wait, acme.alpn_answer(name)).await.ok().flatten();
+            let key = key.ok_or(HandshakeError::NoAcmeChallenge)?;
+            let mut config = (*Certificates::serving(&self.config, key)).clone();
+            config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+            timeout_at(deadline, start.into_stream(Arc::new(config)))
+                .await
+                .map_err(|_| HandshakeError::TimedOut)??;
+            return Err(HandshakeError::AcmeValidation);
+        }
         let config = match server_name {
             Some(name) => {
                 let asked = Instant::now();
@@ -87,11 +113,13 @@ impl Tls {
                         tracing::debug!(server_name = %name, "redis certificate lookup timed out");
                         redis.routes.last_known_certificate(&name)
                     });
+                let found = match (found, &redis.acme) {
+                    (None, Some(acme)) => timeout(wait, acme.on_demand(&name)).await.ok().flatten(),
+                    (found, _) => found.map(|certificate| certificate.key.clone()),
+                };
                 deadline += asked.elapsed();
                 match found {
-                    Some(certificate) => {
-                        Certificates::serving(&self.config, certificate.key.clone())
-                    }
+                    Some(key) => Certificates::serving(&self.config, key),
                     None => self.config.clone(),
                 }
             }

@@ -28,6 +28,8 @@ use std::sync::Arc;
 use tokio::task::LocalSet;
 
 use crate::access_log::{self, AccessLog};
+use crate::acme::Acme;
+use crate::config::acme::Challenge;
 use crate::config::{Config, Driver};
 use crate::error_page::ErrorPages;
 use crate::proxy::open::OpenCount;
@@ -159,9 +161,13 @@ pub(crate) async fn serve<R>(
         Driver::Redis { read, write } => {
             let limits = config.server.cache_limits();
             let routes = RedisRoutes::new(read, write, ttl, limits, config.redis_certificates);
+            let provider = crate::crypto::tls_provider();
+            let acme = (config.acme.as_ref())
+                .map(|acme| Acme::start(acme, routes.clone(), provider.clone()));
             let certificates = config.redis_certificates.then(|| RedisCertificates {
                 routes: routes.clone(),
-                provider: crate::crypto::tls_provider(),
+                provider,
+                acme: acme.clone(),
             });
             serve_with(routes, certificates, &config, opened, ready, drain).await
         }
@@ -218,6 +224,14 @@ async fn serve_with<S: RouteSource, R>(
                     .as_bytes(),
             )
         }),
+        acme: (redis_certificates.as_ref())
+            .and_then(|c| c.acme.clone())
+            .filter(|_| {
+                matches!(
+                    config.acme.as_ref().map(|a| a.challenge),
+                    Some(Challenge::Http01)
+                )
+            }),
     });
     let tickets = Arc::new(Tickets::new(crate::supervision::node_secret().as_bytes()));
     let mut adopted: Vec<(tokio::net::TcpListener, Option<Rc<Tls>>)> =

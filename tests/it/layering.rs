@@ -27,7 +27,14 @@ const LAYERS: &[&[&str]] = &[
     // Where routes come from (Redis, file).
     &["routes"],
     // Users of routes that are not the request path, and the request path's leaves.
-    &["access_log", "admin", "balancer", "health", "manage"],
+    &[
+        "access_log",
+        "acme",
+        "admin",
+        "balancer",
+        "health",
+        "manage",
+    ],
     // The request path: routing, the attempt loop, backends, tunnels.
     &["proxy"],
     // Front ends: framing only.

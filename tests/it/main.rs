@@ -8,6 +8,10 @@ mod access_log;
 #[cfg(test)]
 mod access_log_json;
 #[cfg(test)]
+mod acme;
+#[cfg(test)]
+mod acme_fleet;
+#[cfg(test)]
 mod answer_framing;
 #[cfg(test)]
 mod backend_state;

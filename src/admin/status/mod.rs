@@ -65,6 +65,10 @@ pub(crate) fn json(totals: &Totals, facts: &Facts) -> Value {
         "tunnels_open": s.tunnels_open,
         "bytes_in": s.counter(Counter::BytesIn),
         "bytes_out": s.counter(Counter::BytesOut),
+        "acme_orders": {
+            "issued": s.counter(Counter::AcmeOrdersIssued),
+            "failed": s.counter(Counter::AcmeOrdersFailed),
+        },
         "latency_ms": latency(&s.latency),
         "backend_latency_ms": latency(&s.backend_latency),
         "route_source": route_source,
@@ -222,6 +226,14 @@ pub(crate) fn html(totals: &Totals, facts: &Facts) -> String {
         let _ = write!(out, " {class} {}", status["responses"][class]);
     }
     out.push_str("</p>\n");
+    let acme = &status["acme_orders"];
+    if acme["issued"].as_u64().unwrap_or(0) + acme["failed"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            out,
+            "<p>ACME orders: {} issued · {} failed</p>",
+            acme["issued"], acme["failed"]
+        );
+    }
     if let Some(inventory) = &facts.inventory {
         let _ = write!(
             out,

@@ -1,5 +1,6 @@
 //! Unit tests for `Config::parse`, one file per topic; the helpers every topic uses are here.
 
+mod acme;
 mod driver;
 mod errors;
 mod features;

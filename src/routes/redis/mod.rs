@@ -33,6 +33,7 @@ mod resp;
 mod scan;
 mod sentinel;
 mod servers;
+mod store;
 #[cfg(test)]
 pub(crate) mod tests;
 mod tracking;
@@ -68,6 +69,7 @@ use reconnect::Health;
 pub(crate) use scan::{frontend_pattern, glob_escape, scan_step, SCAN_COUNT};
 pub(crate) use sentinel::Locator;
 use servers::{Read, Servers};
+pub(crate) use store::StoreError;
 use tracking::{Check, Ticket, Tracking};
 
 /// Most (key, entry) pairs remembered as already reported, so bad data is logged once, not per

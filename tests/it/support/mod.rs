@@ -5,6 +5,7 @@ pub(crate) mod cluster;
 pub(crate) mod h2_frames;
 pub(crate) mod h2c;
 pub(crate) mod hipache;
+pub(crate) mod pebble;
 pub(crate) mod procfs;
 pub(crate) mod raw_backend;
 pub(crate) mod raw_http;
