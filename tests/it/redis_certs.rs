@@ -253,6 +253,10 @@ fn a_malformed_entry_is_logged_with_its_key_and_the_listeners_certificate_served
             .filter(|l| l.contains("redis certificate refused") && l.contains(key))
             .collect::<Vec<_>>()
     };
+    // The worker's log reaches the file a moment after the handshake that wrote it.
+    wait_until(Duration::from_secs(10), "both refusals logged", || {
+        !refused("tls:bad.test").is_empty() && !refused("tls:junk.test").is_empty()
+    });
     let bad = refused("tls:bad.test");
     assert_eq!(bad.len(), 1, "{bad:#?}");
     assert!(bad[0].contains("does not match"), "{bad:#?}");
