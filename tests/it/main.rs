@@ -74,6 +74,8 @@ mod processes;
 #[cfg(test)]
 mod redis_certs;
 #[cfg(test)]
+mod redis_lookup;
+#[cfg(test)]
 mod redis_outage;
 #[cfg(test)]
 mod request_framing;
