@@ -96,6 +96,8 @@ mod tls;
 #[cfg(test)]
 mod tls_resumption;
 #[cfg(test)]
+mod warm_start;
+#[cfg(test)]
 mod websocket;
 
 use support::{Backend, RedisServer, Request};

@@ -11,6 +11,8 @@
 //! write server, or the nodes of a cluster owning their keys) is [`servers`]'s; the cluster's
 //! slot map and redirections are [`cluster`]'s.
 //!
+//! A new worker's cache is warmed with a sibling's hosts by [`warm`].
+//!
 //! Certificates kept in Redis (`tls:` hashes, when `https.redisCertificates` is on) are read and
 //! cached by [`certs`], through the same servers and tracking.
 //!
@@ -39,6 +41,7 @@ pub(crate) mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
+mod warm;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
