@@ -41,7 +41,7 @@ pub(super) struct Replies {
     /// The members of `dead:<host>`.
     pub(super) dead: Vec<Vec<u8>>,
     /// The field/value pairs of `state:<host>`.
-    pub(super) states: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(super) states: Vec<Pair>,
     /// The shortest remaining TTL of the keys the answer was read from, when asked and any
     /// expires: after it the answer must not be served from the cache.
     pub(super) ttl: Option<Duration>,
@@ -73,8 +73,11 @@ pub(super) fn script_replies(value: Value, candidates: usize) -> Result<Replies,
     })
 }
 
+/// A hash's field and value.
+pub(super) type Pair = (Vec<u8>, Vec<u8>);
+
 /// Field/value pairs from a flat `HGETALL` reply.
-fn pairs(flat: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ParsingError> {
+fn pairs(flat: Vec<Vec<u8>>) -> Result<Vec<Pair>, ParsingError> {
     if flat.len() % 2 != 0 {
         return Err("lookup script: odd hash reply".into());
     }
