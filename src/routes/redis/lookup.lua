@@ -6,8 +6,10 @@
 -- hash as field/value pairs, ttl}.
 local candidates = #KEYS - 2
 local matched, list = 0, nil
+-- Arguments are strings: a Lua number passed to redis.call is formatted with sprintf, which cost
+-- Redis more than the LRANGE itself.
 for i = 1, candidates do
-  list = redis.call('LRANGE', KEYS[i], 0, -1)
+  list = redis.call('LRANGE', KEYS[i], '0', '-1')
   if #list > 0 then
     matched = i
     break
@@ -19,12 +21,15 @@ end
 local dead = redis.call('SMEMBERS', KEYS[candidates + 1])
 local state = redis.call('HGETALL', KEYS[candidates + 2])
 local ttl = -1
-if ARGV[1] == '1' then
-  for _, key in ipairs({KEYS[matched], KEYS[candidates + 1], KEYS[candidates + 2]}) do
-    local left = redis.call('PTTL', key)
-    if left > 0 and (ttl < 0 or left < ttl) then
-      ttl = left
-    end
+local function shortest(key)
+  local left = redis.call('PTTL', key)
+  if left > 0 and (ttl < 0 or left < ttl) then
+    ttl = left
   end
+end
+if ARGV[1] == '1' then
+  shortest(KEYS[matched])
+  shortest(KEYS[candidates + 1])
+  shortest(KEYS[candidates + 2])
 end
 return {matched, list, dead, state, ttl}
