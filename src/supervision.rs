@@ -2,7 +2,8 @@
 //! handed over (`HIPACHE_LISTEN_FDS`, written by the master, read by a worker), the bytes a
 //! worker reports on its pipe (`HIPACHE_READY_FD`), the master's lifeline whose end tells a
 //! worker that the master is gone (`HIPACHE_LIFELINE_FD`), the metrics snapshots it sends when
-//! asked on its stats socket (`HIPACHE_STATS_FD`), and the exit codes that say why a worker left.
+//! asked on its stats socket (`HIPACHE_STATS_FD`), the cached hosts handed from a warm worker to
+//! a new one over the same sockets, and the exit codes that say why a worker left.
 //! Both `master` and `worker` import this module; neither imports the other.
 
 use std::fmt::Write as _;
@@ -29,6 +30,47 @@ pub(crate) const SNAPSHOT_ASK: u8 = b'S';
 pub(crate) const FRAME_LENGTH_BYTES: usize = 4;
 /// Larger frames are refused: a worker's table of frontends is bounded well below this.
 pub(crate) const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// One byte from the master on the stats socket: answer with a hosts frame, the hosts this
+/// worker's route cache holds (at most [`MAX_WARM_HOSTS`], the most recently used first).
+pub(crate) const HOSTS_ASK: u8 = b'H';
+/// From the master to a new worker: this byte, then a hosts frame, the hosts a warm sibling has
+/// cached, for the new worker to look up before its clients ask (`RedisRoutes::preload`).
+pub(crate) const WARM: u8 = b'W';
+/// A hosts frame is a frame (length, then payload) whose payload is this byte, then the host
+/// names, each followed by `\n`. A snapshot's JSON payload starts with `{`, never with this.
+pub(crate) const HOSTS_TAG: u8 = b'H';
+/// Most hosts handed over: bounds the frame (host names are short: about 2 MB) and the new
+/// worker's preload (a few seconds of lookups, in the background).
+pub(crate) const MAX_WARM_HOSTS: usize = 100_000;
+
+/// `hosts` as one hosts frame (names holding a line break, which no normalised host has, are
+/// left out).
+pub(crate) fn hosts_frame<S: AsRef<str>>(hosts: &[S]) -> Vec<u8> {
+    let mut payload = vec![HOSTS_TAG];
+    for host in hosts
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|h| !h.contains('\n'))
+    {
+        payload.extend_from_slice(host.as_bytes());
+        payload.push(b'\n');
+    }
+    snapshot_frame(&payload)
+}
+
+/// The host names of a hosts frame's payload; `None` for any other payload (pure).
+pub(crate) fn hosts_of(payload: &[u8]) -> Option<Vec<String>> {
+    let names = payload.strip_prefix(&[HOSTS_TAG])?;
+    let names = std::str::from_utf8(names).ok()?;
+    Some(
+        names
+            .lines()
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
 
 /// The node's secret (hex), drawn by the master and handed to each worker it starts.
 pub(crate) const NODE_SECRET_ENV: &str = "HIPACHE_NODE_SECRET";
@@ -66,10 +108,10 @@ pub mod exit_code {
     pub const RETIRED: i32 = 3;
 }
 
-/// `json` as one snapshot frame.
+/// `json` (or any payload) as one frame.
 pub(crate) fn snapshot_frame(json: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(FRAME_LENGTH_BYTES + json.len());
-    // A snapshot over 4 GiB cannot be built (the frontend table is bounded).
+    // A payload over 4 GiB cannot be built (the frontend table and the hosts are bounded).
     frame.extend_from_slice(&(json.len() as u32).to_be_bytes());
     frame.extend_from_slice(json);
     frame
@@ -142,6 +184,22 @@ pub(crate) fn parse_listen_fds(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_frames_round_trip_and_are_no_snapshots() {
+        let frame = hosts_frame(&["a.test", "bad\nname", "b.test"]);
+        let (length, payload) = frame.split_at(FRAME_LENGTH_BYTES);
+        assert_eq!(
+            u32::from_be_bytes(length.try_into().unwrap()) as usize,
+            payload.len()
+        );
+        assert_eq!(
+            hosts_of(payload),
+            Some(vec!["a.test".into(), "b.test".into()])
+        );
+        assert_eq!(hosts_of(br#"{"requests":1}"#), None);
+        assert_eq!(hosts_of(&[HOSTS_TAG]), Some(Vec::new()));
+    }
 
     #[test]
     fn listener_spec_round_trips() {

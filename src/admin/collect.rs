@@ -1,6 +1,10 @@
 //! The master's collection of worker snapshots: one stats socket per worker (`supervision`
 //! has the frame format), the latest snapshot each sent, and the sum of those of workers that
 //! exited, so that totals only grow across crashes, retirements and reloads.
+//!
+//! The same sockets carry the hand-over that keeps a new worker from starting cold
+//! ([`Collector::hand_over`]): the master asks a warm worker for the hosts it has cached and
+//! passes them to the new one, which looks them up in the background while it serves.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -8,14 +12,16 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
 use crate::metrics::names::RESTART_REASONS;
 use crate::metrics::Snapshot;
-use crate::supervision::{FRAME_LENGTH_BYTES, MAX_FRAME_BYTES, SNAPSHOT_ASK};
+use crate::supervision::{
+    self, FRAME_LENGTH_BYTES, HOSTS_ASK, MAX_FRAME_BYTES, SNAPSHOT_ASK, WARM,
+};
 
 /// How long a worker has to answer an ask; past it, its previous snapshot is used. A worker
 /// answers between two requests, in microseconds; the margin is for a loaded machine.
@@ -41,10 +47,13 @@ pub(crate) enum Restart {
 }
 
 struct Worker {
-    ask: OwnedWriteHalf,
+    /// Taken while a hand-over writes to the worker, so that no ask byte lands inside it.
+    ask: Option<OwnedWriteHalf>,
     latest: Option<Snapshot>,
     /// Counts the frames received, for an ask to wait for the next one.
     frames: watch::Receiver<u64>,
+    /// The hosts of its latest hosts frame, until a hand-over takes them.
+    hosts: Option<Vec<String>>,
 }
 
 /// The sum over workers, and how many answered.
@@ -75,9 +84,10 @@ impl Collector {
         let (read, ask) = socket.into_split();
         let (frames_sent, frames) = watch::channel(0);
         let worker = Worker {
-            ask,
+            ask: Some(ask),
             latest: None,
             frames,
+            hosts: None,
         };
         self.workers.borrow_mut().insert(pid, worker);
         tokio::task::spawn_local(self.clone().follow(pid, read, frames_sent));
@@ -86,9 +96,12 @@ impl Collector {
     async fn follow(self: Rc<Self>, pid: u32, mut read: OwnedReadHalf, frames: watch::Sender<u64>) {
         loop {
             match read_frame(&mut read).await {
-                Ok(Some(snapshot)) => {
+                Ok(Some(frame)) => {
                     if let Some(worker) = self.workers.borrow_mut().get_mut(&pid) {
-                        worker.latest = Some(snapshot);
+                        match frame {
+                            Frame::Snapshot(snapshot) => worker.latest = Some(*snapshot),
+                            Frame::Hosts(hosts) => worker.hosts = Some(hosts),
+                        }
                     }
                     frames.send_modify(|n| *n += 1);
                 }
@@ -115,8 +128,12 @@ impl Collector {
             let mut frames = worker.frames.clone();
             frames.mark_unchanged();
             // One byte on an idle socket: it fits, or the worker is far behind and the
-            // answer to its previous ask will do.
-            if worker.ask.try_write(&[SNAPSHOT_ASK]).is_ok() {
+            // answer to its previous ask will do (as when a hand-over holds the socket).
+            let asked = worker
+                .ask
+                .as_ref()
+                .map(|ask| ask.try_write(&[SNAPSHOT_ASK]));
+            if matches!(asked, Some(Ok(_))) {
                 waits.push(async move {
                     let _ = frames.changed().await;
                 });
@@ -136,6 +153,66 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// Asks worker `from` for the hosts it has cached and hands them to worker `to` (just
+    /// started), for it to look them up before its clients ask; returns how many were handed.
+    /// Nothing is handed when `from` does not answer within [`ANSWER_WAIT`] or either exited.
+    pub(crate) async fn hand_over(self: Rc<Self>, from: u32, to: u32) -> usize {
+        let frames = {
+            let mut workers = self.workers.borrow_mut();
+            let Some(donor) = workers.get_mut(&from) else {
+                return 0;
+            };
+            let mut frames = donor.frames.clone();
+            frames.mark_unchanged();
+            donor.hosts = None;
+            match donor.ask.as_ref().map(|ask| ask.try_write(&[HOSTS_ASK])) {
+                Some(Ok(_)) => frames,
+                _ => return 0,
+            }
+        };
+        let answered = tokio::time::timeout(ANSWER_WAIT, async {
+            let mut frames = frames;
+            loop {
+                if frames.changed().await.is_err() {
+                    return None;
+                }
+                let hosts = self.workers.borrow_mut().get_mut(&from)?.hosts.take();
+                if hosts.is_some() {
+                    return hosts;
+                }
+            }
+        });
+        let Ok(Some(hosts)) = answered.await else {
+            return 0;
+        };
+        let Some(mut ask) = self
+            .workers
+            .borrow_mut()
+            .get_mut(&to)
+            .and_then(|w| w.ask.take())
+        else {
+            return 0;
+        };
+        let mut message = vec![WARM];
+        message.extend(supervision::hosts_frame(&hosts));
+        let sent = ask.write_all(&message).await;
+        if let Some(worker) = self.workers.borrow_mut().get_mut(&to) {
+            worker.ask = Some(ask);
+        }
+        match sent {
+            Ok(()) => hosts.len(),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// What a worker sent.
+enum Frame {
+    Snapshot(Box<Snapshot>),
+    Hosts(Vec<String>),
+}
+
 /// Awaits every future (they only wait; no result to keep).
 async fn join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
     for future in futures {
@@ -144,7 +221,7 @@ async fn join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
 }
 
 /// The next frame, `None` at a clean end of stream.
-async fn read_frame(read: &mut OwnedReadHalf) -> std::io::Result<Option<Snapshot>> {
+async fn read_frame(read: &mut OwnedReadHalf) -> std::io::Result<Option<Frame>> {
     let mut length = [0u8; FRAME_LENGTH_BYTES];
     match read.read_exact(&mut length).await {
         Ok(_) => {}
@@ -155,9 +232,12 @@ async fn read_frame(read: &mut OwnedReadHalf) -> std::io::Result<Option<Snapshot
     if length > MAX_FRAME_BYTES {
         return Err(std::io::Error::other(format!("frame of {length} bytes")));
     }
-    let mut json = vec![0; length];
-    read.read_exact(&mut json).await?;
-    serde_json::from_slice(&json)
-        .map(Some)
+    let mut payload = vec![0; length];
+    read.read_exact(&mut payload).await?;
+    if let Some(hosts) = supervision::hosts_of(&payload) {
+        return Ok(Some(Frame::Hosts(hosts)));
+    }
+    serde_json::from_slice(&payload)
+        .map(|snapshot| Some(Frame::Snapshot(Box::new(snapshot))))
         .map_err(std::io::Error::other)
 }

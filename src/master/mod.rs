@@ -18,6 +18,7 @@ mod supervisor;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use crate::access_log::{self, AccessLog, ShippingError};
 use crate::admin::{Admin, AdminError};
@@ -105,11 +106,15 @@ pub fn run(config_path: PathBuf, config: Config) -> Result<(), MasterError> {
         .map_err(MasterError::Runtime)?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let collector = admin.map(|admin| {
-            let collector = admin.collector.clone();
-            admin.spawn();
-            collector
-        });
+        // Without the admin page or metrics, the worker sockets still carry hand-overs.
+        let collector = match admin {
+            Some(admin) => {
+                let collector = admin.collector.clone();
+                admin.spawn();
+                collector
+            }
+            None => Rc::default(),
+        };
         supervisor::Supervisor::new(config_path, config, bound, lifeline)
             .run(collector)
             .await

@@ -80,7 +80,7 @@ fn replacement(link: &str) -> Option<&str> {
     link.strip_suffix(" (deleted)")
 }
 
-/// Starts a worker; `collector` follows its stats socket (metrics or the admin page are on).
+/// Starts a worker; `collector` follows its stats socket.
 ///
 /// Everything the master opens stays close-on-exec (Rust's default), and so, in the worker,
 /// does everything the master inherited beyond stdin, stdout and stderr; only the worker being
@@ -94,7 +94,7 @@ pub(crate) fn spawn_worker<'a>(
     listeners: impl IntoIterator<Item = &'a Listener>,
     id: &str,
     lifeline: &Lifeline,
-    collector: Option<&Rc<Collector>>,
+    collector: &Rc<Collector>,
 ) -> Result<Spawned, SpawnError> {
     let listeners: Vec<&Listener> = listeners.into_iter().collect();
     let fds = supervision::listen_fds(listeners.iter().copied());
@@ -159,9 +159,7 @@ pub(crate) fn spawn_worker<'a>(
     drop(worker_stats);
     let ready = pipe::Receiver::from_owned_fd(read_end).map_err(SpawnError::Exec)?;
     let pid = child.id().unwrap_or(0);
-    if let Some(collector) = collector {
-        collector.add(pid, stats);
-    }
+    collector.add(pid, stats);
     Ok(Spawned { child, pid, ready })
 }
 

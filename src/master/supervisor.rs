@@ -62,8 +62,8 @@ pub(super) struct Supervisor {
     backoff: HashMap<usize, Backoff>,
     events: mpsc::UnboundedSender<Event>,
     inbox: mpsc::UnboundedReceiver<Event>,
-    /// Follows each worker's stats socket, when metrics or the admin page are on.
-    collector: Option<Rc<Collector>>,
+    /// Follows each worker's stats socket: snapshots, and hand-overs to new workers.
+    collector: Rc<Collector>,
     /// The active health checker, when `healthCheck` is set.
     health: Option<health::Checker>,
     /// The service manager's socket, when it gave one.
@@ -93,7 +93,7 @@ impl Supervisor {
             backoff: HashMap::new(),
             events,
             inbox,
-            collector: None,
+            collector: Rc::default(),
             health: None,
             notifier: Notifier::from_env(),
             announced: false,
@@ -101,7 +101,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) async fn run(mut self, collector: Option<Rc<Collector>>) -> Result<(), MasterError> {
+    pub(super) async fn run(mut self, collector: Rc<Collector>) -> Result<(), MasterError> {
         self.collector = collector;
         let mut signals = Signals::install().map_err(MasterError::Runtime)?;
         health::follow(&mut self.health, &self.config);
@@ -208,9 +208,10 @@ impl Supervisor {
             listeners,
             &id,
             &self.lifeline,
-            self.collector.as_ref(),
+            &self.collector,
         )?;
         tracing::info!(pid, worker = %id, "worker started");
+        self.hand_over_to(pid);
         let worker = Worker {
             generation,
             slot,
@@ -229,6 +230,25 @@ impl Supervisor {
             let _ = events.send(Event::Exited { pid, status });
         });
         Ok(())
+    }
+
+    /// Hands worker `pid` (just started) the hosts a warm worker has cached: the one that has
+    /// served longest among those ready (of any generation: on a reload, the one being replaced;
+    /// after a crash or a retirement, a sibling or the retiring worker itself). None at the
+    /// first start.
+    fn hand_over_to(&self, pid: u32) {
+        let donor = (self.workers.iter())
+            .filter(|(&other, worker)| other != pid && worker.ready)
+            .min_by_key(|(_, worker)| worker.started)
+            .map(|(&donor, _)| donor);
+        let Some(donor) = donor else {
+            return;
+        };
+        let collector = self.collector.clone();
+        tokio::task::spawn_local(async move {
+            let hosts = collector.hand_over(donor, pid).await;
+            tracing::debug!(from = donor, to = pid, hosts, "cached hosts handed over");
+        });
     }
 
     fn handle(&mut self, event: Event) {
@@ -305,9 +325,7 @@ impl Supervisor {
             Some(exit_code::DRAINED) => Restart::Stopped,
             _ => Restart::Crash,
         };
-        if let Some(collector) = &self.collector {
-            collector.restarted(restart);
-        }
+        self.collector.restarted(restart);
         let delay = match restart {
             Restart::Retired => {
                 tracing::info!(pid, "worker retired (memory limit); replacing it");

@@ -169,17 +169,21 @@ pub(crate) async fn serve<R>(
                 provider,
                 acme: acme.clone(),
             });
-            serve_with(routes, certificates, &config, opened, ready, drain).await
+            let redis = Some(routes.clone());
+            serve_with(routes, redis, certificates, &config, opened, ready, drain).await
         }
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
-            serve_with(routes, None, &config, opened, ready, drain).await
+            serve_with(routes, None, None, &config, opened, ready, drain).await
         }
     }
 }
 
+/// `redis`: the same routes when they come from Redis, whose cache is handed over between
+/// workers (`stats`).
 async fn serve_with<S: RouteSource, R>(
     routes: S,
+    redis: Option<RedisRoutes>,
     redis_certificates: Option<RedisCertificates>,
     config: &Config,
     opened: Opened,
@@ -278,7 +282,8 @@ async fn serve_with<S: RouteSource, R>(
             redis: redis_certificates.as_ref().map(|c| c.routes.clone()),
         };
         let tunnels = proxy.tunnels.clone();
-        tokio::task::spawn_local(stats::answer(socket, tunnels, certificates, stats_end))
+        let answering = stats::answer(socket, tunnels, certificates, redis, stats_end);
+        tokio::task::spawn_local(answering)
     });
     ready();
     let limit = server.max_connections;

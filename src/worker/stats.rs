@@ -1,19 +1,25 @@
 //! The worker's end of its stats socket: each byte the master sends asks for a snapshot of
 //! this worker's counters (`crate::metrics`), answered with one frame; once drained, the worker
 //! sends a last frame unasked, so the master's totals keep what it counted until the end.
+//!
+//! The same socket carries the hand-over of cached hosts (`crate::supervision`): asked with
+//! `HOSTS_ASK`, the worker answers with the hosts its Redis route cache holds; told `WARM` and a
+//! hosts frame (just started), it looks those hosts up in the background while it serves.
 
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
 use crate::metrics;
 use crate::proxy::open::OpenCount;
 use crate::routes::redis::RedisRoutes;
-use crate::supervision;
+use crate::supervision::{
+    self, FRAME_LENGTH_BYTES, HOSTS_ASK, MAX_FRAME_BYTES, MAX_WARM_HOSTS, WARM,
+};
 use crate::tls::Certificates;
 
 /// The certificates whose expiry the snapshot carries: the files', and Redis's when read.
@@ -46,10 +52,12 @@ impl Expiries {
 const LAST_FRAME_WAIT: Duration = Duration::from_secs(1);
 
 /// Answers asks until the master closes the socket, or `drained` fires (then sends the last).
+/// `redis`: the route source whose cache hosts are handed over, when routes come from Redis.
 pub(super) async fn answer(
     socket: StdUnixStream,
     tunnels: OpenCount,
     certificates: Expiries,
+    redis: Option<RedisRoutes>,
     drained: oneshot::Receiver<()>,
 ) {
     let socket = match socket
@@ -59,27 +67,63 @@ pub(super) async fn answer(
         Ok(socket) => socket,
         Err(error) => return tracing::warn!(%error, "cannot use the stats socket"),
     };
-    let mut socket = socket;
+    let (read, mut socket) = socket.into_split();
+    let mut read = BufReader::new(read);
     let mut drained = drained;
-    let mut asks = [0u8; 64];
     loop {
-        let asked = tokio::select! {
-            read = socket.read(&mut asks) => matches!(read, Ok(n) if n > 0),
+        // Reading one byte is cancel-safe: it is either read or left in the socket.
+        let ask = tokio::select! {
+            read = read.read_u8() => read.ok(),
             _ = &mut drained => {
                 let last = send(&mut socket, &tunnels, &certificates);
                 let _ = tokio::time::timeout(LAST_FRAME_WAIT, last).await;
                 return;
             }
         };
-        if !asked || send(&mut socket, &tunnels, &certificates).await.is_err() {
+        let sent = match ask {
             // The master closed its end: nobody will ask again.
+            None => return,
+            Some(HOSTS_ASK) => {
+                let hosts = (redis.iter())
+                    .flat_map(|redis| redis.recent_hosts(MAX_WARM_HOSTS))
+                    .collect::<Vec<_>>();
+                socket.write_all(&supervision::hosts_frame(&hosts)).await
+            }
+            Some(WARM) => {
+                let Ok(hosts) = read_hosts(&mut read).await else {
+                    return;
+                };
+                if let Some(redis) = redis.clone() {
+                    tokio::task::spawn_local(async move { redis.preload(hosts).await });
+                }
+                Ok(())
+            }
+            // `SNAPSHOT_ASK`, or any byte from a master that knows no other.
+            Some(_) => send(&mut socket, &tunnels, &certificates).await,
+        };
+        if sent.is_err() {
             return;
         }
     }
 }
 
+/// The hosts frame that follows `WARM`.
+async fn read_hosts(
+    read: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+) -> std::io::Result<Vec<String>> {
+    let mut length = [0u8; FRAME_LENGTH_BYTES];
+    read.read_exact(&mut length).await?;
+    let length = u32::from_be_bytes(length) as usize;
+    if length > MAX_FRAME_BYTES {
+        return Err(std::io::Error::other(format!("frame of {length} bytes")));
+    }
+    let mut payload = vec![0; length];
+    read.read_exact(&mut payload).await?;
+    supervision::hosts_of(&payload).ok_or_else(|| std::io::Error::other("not a hosts frame"))
+}
+
 async fn send(
-    socket: &mut UnixStream,
+    socket: &mut tokio::net::unix::OwnedWriteHalf,
     tunnels: &OpenCount,
     certificates: &Expiries,
 ) -> std::io::Result<()> {

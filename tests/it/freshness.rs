@@ -24,13 +24,18 @@ pub(crate) fn wait_for_tracking(hipache: &Hipache, count: usize) {
     });
 }
 
-/// Transactions Redis has run: one per proxy lookup that reached it, plus the test's own.
+/// Lookups (`EVALSHA`) and transactions (`EXEC`) Redis has run: one per proxy lookup that
+/// reached it, plus the test's own transactions.
 fn transactions(redis: &RedisServer) -> u64 {
     let info: String = redis.query(&["INFO", "commandstats"]);
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_exec:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+    let calls = |command: &str| -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    calls("evalsha") + calls("exec")
 }
 
 fn body(hipache: &Hipache) -> String {

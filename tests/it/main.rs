@@ -78,6 +78,8 @@ mod processes;
 #[cfg(test)]
 mod redis_certs;
 #[cfg(test)]
+mod redis_lookup;
+#[cfg(test)]
 mod redis_outage;
 #[cfg(test)]
 mod request_framing;
@@ -97,6 +99,8 @@ mod support;
 mod tls;
 #[cfg(test)]
 mod tls_resumption;
+#[cfg(test)]
+mod warm_start;
 #[cfg(test)]
 mod websocket;
 

@@ -233,6 +233,17 @@ impl HostCache {
         }
     }
 
+    /// Up to `limit` hosts held, those hit since the CLOCK hand last passed first: what a new
+    /// worker is handed to look up before its clients ask.
+    pub(crate) fn hosts(&self, limit: usize) -> Vec<String> {
+        let (hit, rest): (Vec<&Slot>, Vec<&Slot>) = self.slots.iter().partition(|s| s.referenced);
+        (hit.into_iter().chain(rest))
+            .take(limit)
+            .filter_map(|slot| std::str::from_utf8(slot.host.as_bytes()).ok())
+            .map(str::to_owned)
+            .collect()
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.index.len()

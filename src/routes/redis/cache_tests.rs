@@ -281,3 +281,17 @@ fn hit_nanoseconds() {
         );
     }
 }
+
+#[test]
+fn hosts_handed_over_are_the_recently_hit_first_and_bounded() {
+    let all = ["a.test", "b.test", "c.test", "d.test"];
+    let mut cache = filled("", &all);
+    let now = Instant::now();
+    assert!(cache.get("c.test", now).is_some());
+    assert!(cache.get("a.test", now).is_some());
+    let hosts = cache.hosts(10);
+    assert_eq!(hosts[..2], ["a.test", "c.test"]);
+    assert_eq!(hosts.len(), 4);
+    assert_eq!(cache.hosts(3).len(), 3);
+    assert_eq!(cache.hosts(1), ["a.test"]);
+}

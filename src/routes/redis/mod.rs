@@ -1,14 +1,17 @@
 //! The Redis route source, in Hipache's exact key layout and traffic (COMPATIBILITY.md).
 //!
-//! It owns: the lookup transaction (one round trip, done only on a cache miss or while tracking
-//! is off), stale-if-error answers when Redis is unreachable, local dead marks, and the dead-mark
-//! write + `PUBLISH dead` to the write server. The transactions' wire format is in [`query`];
-//! connections live in [`link`], kept up by the one reconnect loop of [`reconnect`] (which also
+//! It owns: the lookup (one round trip and, on one server, one command, the lookup script; done
+//! only on a cache miss or while tracking is off), stale-if-error answers when Redis is
+//! unreachable, local dead marks, and the dead-mark write + `PUBLISH dead` to the write server.
+//! The wire format of the lookup and of the dead mark is in [`query`]; connections live in
+//! [`link`], kept up by the one reconnect loop of [`reconnect`] (which also
 //! tells the operator about outages); the cache kept fresh by Redis's invalidation pushes in
 //! [`tracking`] and [`cache`] (compact answers in [`intern`]); one lookup per host in flight in
 //! [`flight`]; the hchecker heartbeat in [`hchecker`]. Where commands go (one server, a read and a
 //! write server, or the nodes of a cluster owning their keys) is [`servers`]'s; the cluster's
 //! slot map and redirections are [`cluster`]'s.
+//!
+//! A new worker's cache is warmed with a sibling's hosts by [`warm`].
 //!
 //! Certificates kept in Redis (`tls:` hashes, when `https.redisCertificates` is on) are read and
 //! cached by [`certs`], through the same servers and tracking.
@@ -39,6 +42,7 @@ pub(crate) mod tests;
 mod tracking;
 #[cfg(test)]
 mod tracking_tests;
+mod warm;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,7 +68,7 @@ pub(crate) use hchecker::{unix_now_secs, PING_KEY};
 pub(crate) use link::client;
 use link::{Link, LinkError};
 pub(crate) use query::mark_pipeline;
-use query::{answer, shortest_ttl};
+use query::{answer, LOOKUP_SCRIPT};
 use reconnect::Health;
 pub(crate) use scan::{frontend_pattern, glob_escape, scan_step, SCAN_COUNT};
 pub(crate) use sentinel::Locator;
@@ -134,11 +138,12 @@ impl RedisRoutes {
         } else {
             let read_health = Health::new(read);
             let read_locator = Locator::new(read);
-            let read_link = Link::new(read, read_locator.clone(), read_health.clone());
+            let scripts = &[LOOKUP_SCRIPT][..];
+            let read_link = Link::new(read, read_locator.clone(), read_health.clone(), scripts);
             let write_link = if write == read {
                 read_link.clone()
             } else {
-                Link::new(write, Locator::new(write), Health::new(write))
+                Link::new(write, Locator::new(write), Health::new(write), &[])
             };
             let (hosts, max_age) = (cache.hosts, cache.max_age);
             let tracking = Tracking::start(
@@ -149,10 +154,7 @@ impl RedisRoutes {
                 max_age,
                 certificates,
             );
-            let servers = Servers::Single {
-                read: read_link,
-                write: write_link,
-            };
+            let servers = Servers::single(read_link, write_link);
             (servers, tracking)
         };
         if !write.prefix.is_empty() && write.prefix != read.prefix {
@@ -180,8 +182,8 @@ impl RedisRoutes {
         self.shared.passive.is_on()
     }
 
-    /// The lookup transaction. With `ttls`, it also reads the PTTL of every key the answer depends
-    /// on and returns the shortest, after which a cached answer must not be served. The last
+    /// The lookup. With `ttls`, it also reads the PTTL of every key the answer depends on and
+    /// returns the shortest, after which a cached answer must not be served. The last
     /// part says where the answer came from, for whether it may be cached as fresh (see
     /// [`servers`]).
     async fn fetch(
@@ -200,32 +202,13 @@ impl RedisRoutes {
         let state_key = format!("{}{STATE_PREFIX}{host}", shared.prefix);
         let dead_key = format!("{}{DEAD_PREFIX}{host}", shared.prefix);
         let Read {
-            values: mut replies,
+            values: replies,
             redirected,
             nodes,
         } = (shared.servers)
             .lookup(&keys, &dead_key, &state_key, ttls)
             .await?;
-        let ttl = if ttls {
-            let pttls = replies.split_off((keys.len() + 2).min(replies.len()));
-            shortest_ttl(pttls)
-        } else {
-            None
-        };
-        let states: Vec<(Vec<u8>, Vec<u8>)> = match replies.pop() {
-            Some(value) => redis::from_redis_value(value).map_err(into_link_error)?,
-            None => Vec::new(),
-        };
-        let dead: Vec<Vec<u8>> = match replies.pop() {
-            Some(value) => redis::from_redis_value(value).map_err(into_link_error)?,
-            None => Vec::new(),
-        };
-        let lists = replies
-            .into_iter()
-            .map(redis::from_redis_value)
-            .collect::<Result<Vec<Vec<Vec<u8>>>, _>>()
-            .map_err(into_link_error)?;
-        let answer = answer(&candidates, lists, &dead, &states, |key, entry, error| {
+        let answer = answer(&candidates, &replies, |key, entry, error| {
             if self.first_report(&format!("{FRONTEND_PREFIX}{key}"), entry) {
                 warn!(frontend = %Escaped(key), entry, error = %error, "unusable backend url");
             }
@@ -234,7 +217,7 @@ impl RedisRoutes {
             true => Source::Redirected,
             false => Source::Nodes(nodes),
         };
-        Ok((answer, ttl, source))
+        Ok((answer, replies.ttl, source))
     }
 
     fn first_report(&self, key: &str, entry: &str) -> bool {
@@ -357,8 +340,4 @@ impl RouteSource for RedisRoutes {
             }
         });
     }
-}
-
-fn into_link_error(e: redis::ParsingError) -> LinkError {
-    LinkError::Redis(e.into())
 }

@@ -1,8 +1,11 @@
 //! Where the Redis source's commands go: one server (Hipache's, possibly split into a read and a
 //! write server), or a cluster, whose keys are read from and written to the nodes owning them.
 //!
-//! On one server a lookup is one MULTI (Hipache's traffic). In a cluster the keys of a lookup sit
-//! on different slots, which no transaction may span, so each key is read on its own node. Reads
+//! On one server (Sentinel's included) a lookup is one `EVALSHA` of the lookup script (see
+//! [`super::query`]), or, where the server refuses scripts to our user (`NOPERM`), the one
+//! MULTI transaction of the same reads. In a cluster the keys of a lookup sit on different slots,
+//! which neither a transaction nor a script may span, so each key is read on its own node, in one
+//! pipeline per node, all nodes at once (one round trip). Reads
 //! stay consistent enough: a tracking connection per master (see [`super::tracking`]) bumps the
 //! cache epoch for any write on any node, and an answer is cached as fresh only if no
 //! invalidation came between sending its reads and storing it, so an answer mixing an old and a
@@ -11,23 +14,33 @@
 //! went out (a master the slot map names before its tracking connection is made): no write
 //! there would reach the cache.
 
-use redis::{Pipeline, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use redis::{ErrorKind, Pipeline, ServerErrorKind, Value};
+use tracing::warn;
 
 use super::cluster::{Cluster, Group};
 use super::link::{Link, LinkError};
+use super::query::{self, Replies};
 use crate::config::redis_url::Address;
 
 /// Cheap-to-clone handle on the servers of a driver.
 #[derive(Clone)]
 pub(crate) enum Servers {
-    Single { read: Link, write: Link },
+    Single {
+        read: Link,
+        write: Link,
+        /// Set once the read server refused the lookup script to our user: look up with the
+        /// transaction from then on.
+        no_scripts: Arc<AtomicBool>,
+    },
     Cluster(Cluster),
 }
 
-/// The replies of a lookup: one per frontend key (LRANGE), the dead set (SMEMBERS), the state
-/// hash (HGETALL), then with `ttls` the PTTL of every key.
-pub(crate) struct Read {
-    pub(crate) values: Vec<Value>,
+/// What a read got: `values` (the replies, or what they say), and where they came from.
+pub(crate) struct Read<T = Vec<Value>> {
+    pub(crate) values: T,
     /// The answer came through a redirection (cluster only): keep it as last known, not fresh.
     pub(crate) redirected: bool,
     /// The servers the replies came from (the cluster's nodes, or the one server where Sentinel
@@ -36,15 +49,54 @@ pub(crate) struct Read {
 }
 
 impl Servers {
-    /// Reads the lists at `frontend_keys`, the set at `dead_key` and the hash at `state_key`.
+    /// One server and one node of a cluster, from their links.
+    pub(crate) fn single(read: Link, write: Link) -> Self {
+        Self::Single {
+            read,
+            write,
+            no_scripts: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Reads the first non-empty list at `frontend_keys`, then the set at `dead_key` and the hash
+    /// at `state_key`; with `ttls`, the shortest remaining TTL of the keys the answer came from.
     pub(crate) async fn lookup(
         &self,
         frontend_keys: &[String],
         dead_key: &str,
         state_key: &str,
         ttls: bool,
-    ) -> Result<Read, LinkError> {
+    ) -> Result<Read<Replies>, LinkError> {
         let keys = || (frontend_keys.iter().map(String::as_str)).chain([dead_key, state_key]);
+        let candidates = frontend_keys.len();
+        let parsed = |e: redis::ParsingError| LinkError::Redis(e.into());
+        if let Self::Single {
+            read, no_scripts, ..
+        } = self
+        {
+            if !no_scripts.load(Ordering::Relaxed) {
+                let args = [if ttls { "1" } else { "0" }];
+                let keys: Vec<&str> = keys().collect();
+                let script = (query::lookup_sha(), query::LOOKUP_SCRIPT);
+                match read.run_script(script, &keys, &args).await {
+                    Ok((value, server)) => {
+                        return Ok(Read {
+                            values: query::script_replies(value, candidates).map_err(parsed)?,
+                            redirected: false,
+                            nodes: vec![server],
+                        })
+                    }
+                    Err(LinkError::Redis(e))
+                        if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) =>
+                    {
+                        if !no_scripts.swap(true, Ordering::Relaxed) {
+                            warn!(error = %e, "redis refuses the lookup script; looking up with MULTI");
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         match self {
             Self::Single { read, .. } => {
                 let mut pipe = redis::pipe();
@@ -61,7 +113,7 @@ impl Servers {
                 }
                 let (values, server) = read.query_at(&pipe).await?;
                 Ok(Read {
-                    values,
+                    values: query::command_replies(values, candidates, ttls).map_err(parsed)?,
                     redirected: false,
                     nodes: vec![server],
                 })
@@ -100,7 +152,7 @@ impl Servers {
                 }
                 values.extend(pttls);
                 Ok(Read {
-                    values,
+                    values: query::command_replies(values, candidates, ttls).map_err(parsed)?,
                     redirected,
                     nodes,
                 })

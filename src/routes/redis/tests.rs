@@ -264,6 +264,29 @@ async fn password_database_and_prefix_are_applied() {
 }
 
 #[tokio::test]
+async fn a_user_refused_scripts_looks_up_with_the_transaction() {
+    let redis = RedisServer::start(&[]).await;
+    let mut conn = redis.connection(0).await;
+    run::<()>(
+        &mut conn,
+        &["RPUSH", "frontend:a.test", "a", "http://h:1", "http://h:2"],
+    )
+    .await;
+    run::<()>(&mut conn, &["SADD", "dead:a.test", "0"]).await;
+    // The ACL of Hipache's traffic: its commands, no scripting.
+    run::<()>(&mut conn, &["ACL", "SETUSER", "default", "-@scripting"]).await;
+    let url = redis.url("");
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    for _ in 0..2 {
+        let lookup = routes.lookup("a.test").await.unwrap().unwrap();
+        assert_eq!(
+            (&*lookup.frontend.id, lookup.dead.as_slice()),
+            ("a", &[0][..])
+        );
+    }
+}
+
+#[tokio::test]
 async fn mark_dead_writes_dead_set_with_ttl_and_publishes() {
     let redis = RedisServer::start(&[]).await;
     let mut conn = redis.connection(0).await;

@@ -9,13 +9,17 @@ use super::*;
 
 type Conn = redis::aio::MultiplexedConnection;
 
-/// Transactions Redis has run so far: one per lookup that reached it.
-async fn transactions(conn: &mut Conn) -> u64 {
+/// Lookups Redis has run so far: scripts (`EVALSHA`) and transactions (`EXEC`).
+async fn lookups(conn: &mut Conn) -> u64 {
     let info: String = run(conn, &["INFO", "commandstats"]).await;
-    info.lines()
-        .find_map(|line| line.strip_prefix("cmdstat_exec:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0)
+    let calls = |command: &str| -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    calls("evalsha") + calls("exec")
 }
 
 async fn wait_for_tracking(routes: &RedisRoutes, on: bool) {
@@ -39,13 +43,9 @@ async fn cached_state(
     host: &str,
 ) -> Option<(usize, Vec<usize>)> {
     let first = state(routes, host).await;
-    let before = transactions(conn).await;
+    let before = lookups(conn).await;
     assert_eq!(state(routes, host).await, first, "cached answer differs");
-    assert_eq!(
-        transactions(conn).await,
-        before,
-        "second lookup reached redis"
-    );
+    assert_eq!(lookups(conn).await, before, "second lookup reached redis");
     first
 }
 
@@ -191,9 +191,9 @@ async fn redis_refusing_tracking_is_queried_per_request() {
     for expected in ["one", "two", "three"] {
         run::<()>(&mut conn, &["LSET", "frontend:n.test", "0", expected]).await;
         assert_eq!(id_of(&routes, "n.test").await.as_deref(), Some(expected));
-        let before = transactions(&mut conn).await;
+        let before = lookups(&mut conn).await;
         assert_eq!(id_of(&routes, "n.test").await.as_deref(), Some(expected));
-        assert_eq!(transactions(&mut conn).await, before + 1);
+        assert_eq!(lookups(&mut conn).await, before + 1);
     }
     assert!(!routes.shared.tracking.is_on());
 }
@@ -212,19 +212,19 @@ async fn concurrent_cold_misses_for_one_host_send_one_lookup() {
     let url = redis.url("");
     let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
     wait_for_tracking(&routes, true).await;
-    let before = transactions(&mut conn).await;
-    let lookups: Vec<_> = (0..20)
+    let before = lookups(&mut conn).await;
+    let requests: Vec<_> = (0..20)
         .map(|n| {
             let (routes, host) = (routes.clone(), ["a.test", "b.test"][n % 2]);
             tokio::spawn(async move { (host, id_of(&routes, host).await) })
         })
         .collect();
-    for lookup in lookups {
+    for lookup in requests {
         let (host, id) = lookup.await.unwrap();
         assert_eq!(id.as_deref(), Some(host));
     }
     assert_eq!(
-        transactions(&mut conn).await - before,
+        lookups(&mut conn).await - before,
         2,
         "one lookup per host reached redis"
     );
@@ -279,14 +279,14 @@ async fn no_cached_answer_is_served_while_a_ping_is_unanswered() {
     .await;
     let cached = cached_state(&routes, &mut conn, "ping.test").await;
     assert_eq!(cached, Some((1, vec![])));
-    let before = transactions(&mut conn).await;
+    let before = lookups(&mut conn).await;
     // Redis holds every client's commands for 200 ms from the moment it answers `OK`, so the
     // `PONG` cannot come back before the lookup.
     run::<()>(&mut sleeper, &["CLIENT", "PAUSE", "200", "ALL"]).await;
     routes.shared.tracking.ping_now();
     assert_eq!(state(&routes, "ping.test").await, cached);
     assert_eq!(
-        transactions(&mut conn).await,
+        lookups(&mut conn).await,
         before + 1,
         "the lookup during the ping read redis"
     );

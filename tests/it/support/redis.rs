@@ -235,6 +235,43 @@ impl RedisServer {
         }
     }
 
+    /// Starts `MONITOR` (returns once it is on) and records every command Redis runs from then
+    /// on, one line each: `<time> [<db> <client address>|lua] "<command>" "<arg>"...`.
+    pub(crate) fn monitor(&self) -> Monitor {
+        use std::io::{BufRead as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("monitor");
+        stream.write_all(b"MONITOR\r\n").expect("MONITOR");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("monitor stream"));
+        let mut ok = String::new();
+        reader.read_line(&mut ok).expect("MONITOR answer");
+        assert_eq!(ok, "+OK\r\n", "MONITOR refused");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("monitor read timeout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let (record, stop) = (lines.clone(), done.clone());
+        let thread = std::thread::spawn(move || {
+            let mut line = String::new();
+            while !stop.load(Ordering::SeqCst) {
+                match reader.read_line(&mut line) {
+                    Ok(0) => return,
+                    Ok(_) if line.ends_with('\n') => {
+                        let text = line.trim_end().trim_start_matches('+').to_owned();
+                        record.lock().expect("monitor lines").push(text);
+                        line.clear();
+                    }
+                    _ => {}
+                }
+            }
+        });
+        Monitor {
+            lines,
+            done,
+            thread: Some(thread),
+        }
+    }
+
     fn spawn(&mut self) -> bool {
         let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("redis log");
         let child = Command::new(REDIS_SERVER)
@@ -315,6 +352,43 @@ impl Subscription {
 }
 
 impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The commands a `MONITOR` connection saw, in the order Redis ran them.
+pub(crate) struct Monitor {
+    lines: Arc<Mutex<Vec<String>>>,
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    /// Every command Redis ran since the monitor started and before `ECHO <marker>`, which this
+    /// sends to `redis` and waits (bounded) to see: what ran before the marker is all there.
+    pub(crate) fn until_marker(&self, redis: &RedisServer, marker: &str) -> Vec<String> {
+        let _: String = redis.query(&["ECHO", marker]);
+        let quoted = format!("\"ECHO\" \"{marker}\"");
+        wait_until(
+            Duration::from_secs(5),
+            &format!("ECHO {marker} seen by MONITOR"),
+            || self.lines().iter().any(|line| line.ends_with(&quoted)),
+        );
+        let lines = self.lines();
+        let at = lines.iter().position(|line| line.ends_with(&quoted));
+        lines[..at.unwrap_or(0)].to_vec()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().expect("monitor lines").clone()
+    }
+}
+
+impl Drop for Monitor {
     fn drop(&mut self) {
         self.done.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {

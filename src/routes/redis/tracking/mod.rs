@@ -240,6 +240,11 @@ impl Tracking {
         self.lock().cache.last_known(host)
     }
 
+    /// Up to `limit` hosts the cache holds, the most recently used first.
+    pub(crate) fn hosts(&self, limit: usize) -> Vec<String> {
+        self.lock().cache.hosts(limit)
+    }
+
     /// Looks the `tls:` key of `name` up in the certificate cache, after applying every
     /// invalidation already received.
     pub(crate) fn check_certificate(&self, name: &str) -> CertCheck {
@@ -292,8 +297,7 @@ impl Tracking {
         }
     }
 
-    /// True while answers are cached (for tests).
-    #[cfg(test)]
+    /// True while answers are cached.
     pub(crate) fn is_on(&self) -> bool {
         self.lock().sync()
     }
