@@ -119,7 +119,14 @@ pub(crate) async fn exceeded(limit: u64, interval: Duration, footprint: Footprin
         let Some((rss, routes)) = read() else {
             continue;
         };
-        tracing::debug!(rss_bytes = rss, routes_bytes = routes, "memory checked");
+        let malloc = super::trim::malloc_bytes();
+        tracing::debug!(
+            rss_bytes = rss,
+            routes_bytes = routes,
+            malloc_in_use_bytes = malloc.map(|m| m.in_use),
+            malloc_free_bytes = malloc.map(|m| m.free),
+            "memory checked"
+        );
         if watchdog.check(counted(rss, routes)) == Verdict::Retire {
             return Exceeded {
                 rss_bytes: rss,

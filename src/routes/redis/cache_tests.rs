@@ -196,6 +196,51 @@ fn resident_bytes() -> u64 {
     kib * 1024
 }
 
+#[test]
+fn the_cache_publishes_what_its_hosts_hold() {
+    const HOSTS: usize = 100_000;
+    let now = Instant::now();
+    let footprint = Footprint::default();
+    let mut cache = HostCache::new("", HOSTS, None, footprint.clone());
+    // 1,000 applications, each host an exact frontend of one.
+    let answers: Vec<Option<Answer>> = (0..1_000)
+        .map(|n| answer("x", &format!("app{n}")))
+        .collect();
+    let answer_for = |n: usize, host: &str| {
+        let mut answer = answers[n % answers.len()].clone();
+        if let Some(a) = answer.as_mut() {
+            let mut frontend = (*a.frontend).clone();
+            frontend.key = host.to_owned();
+            a.frontend = Arc::new(frontend);
+        }
+        answer
+    };
+    for n in 0..HOSTS {
+        let host = format!("h{n}.scale.local");
+        cache.insert(&host, &answer_for(n, &host), true, None, now);
+    }
+    let bytes = footprint.bytes() as usize;
+    assert_eq!(bytes, cache.heap_bytes());
+    // A 64-byte slot, an index entry (8 bytes, at most 5/8 of the table used) and its share of
+    // 1,000 shared answers.
+    let per_host = bytes / HOSTS;
+    assert!((72..=100).contains(&per_host), "{per_host} bytes per host");
+    // A name too long for its slot adds its own block; evicting it takes the block back.
+    let long = "l".repeat(300);
+    cache.insert(&long, &answer_for(0, &long), true, None, now);
+    assert!(footprint.bytes() as usize >= bytes + 300);
+    for n in 0..2 * HOSTS {
+        let host = format!("e{n}.scale.local");
+        cache.insert(&host, &answer_for(n, &host), true, None, now);
+    }
+    assert!(cache.last_known(&long).is_none());
+    assert!(
+        footprint.bytes() as usize <= bytes + 64,
+        "{} after evictions",
+        footprint.bytes()
+    );
+}
+
 /// Resident bytes per cached host: 1M exact frontends over 1,000 applications (id + backend).
 /// `cargo test --lib bytes_per_host -- --ignored --nocapture`
 #[test]
@@ -223,9 +268,10 @@ fn bytes_per_host() {
     let after = resident_bytes();
     assert_eq!(cache.len(), HOSTS);
     eprintln!(
-        "{} bytes per host ({} MiB for {HOSTS} hosts)",
+        "{} bytes per host ({} MiB for {HOSTS} hosts); the cache counts {} bytes per host",
         (after - before) / HOSTS as u64,
-        (after - before) >> 20
+        (after - before) >> 20,
+        cache.heap_bytes() / HOSTS
     );
 }
 
