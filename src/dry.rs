@@ -124,7 +124,8 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
         access_log::ship_to(&udp.host, udp.port)?;
     }
     if let Driver::File(path) = &config.driver {
-        FileRoutes::open(path, config.server.dead_backend_ttl).map_err(StartCheckError::Routes)?;
+        FileRoutes::open(path, config.server.dead_backend_ttl, Default::default())
+            .map_err(StartCheckError::Routes)?;
     }
     let http = config
         .http

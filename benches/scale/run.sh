@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Scale benchmark (not a test): FRONTENDS frontends in Redis, hipache in front of an nginx origin,
-# and three wrk runs with the same script: one host, uniformly random hosts, Zipf(s = 1) hosts.
-# Prints req/s (and the ratio to one host), Redis commands per request (INFO commandstats delta)
-# and hipache's RSS (master + workers) after each run. Needs a quiet machine for figures that mean
+# and wrk runs with the same script: uniformly random hosts cold (right after the start, before
+# any warm-up), then warm: one host, uniformly random hosts, Zipf(s = 1) hosts; then cold again,
+# right after a SIGHUP (new workers, empty caches). Prints req/s (and the ratio to one host),
+# Redis commands per request (INFO commandstats delta), CPU per request of hipache and Redis
+# (/proc/<pid>/stat deltas), and hipache's RSS (master + workers; sampled every second, the
+# highest of each run, and of the whole benchmark at the end). Needs a quiet machine for figures that mean
 # anything; QUICK=1 (or a small FRONTENDS) is a smoke check of the script itself.
 #
 # Environment (defaults in brackets):
@@ -15,6 +18,8 @@
 #                        [0.001] cache misses per request, so each worker's cache has seen the
 #                        hosts (steady state, not a cold start)
 #   DURATION [20]        seconds per measured run        CONNS [64]  WRK_THREADS [2]
+#   COLD [60]            seconds of each cold run (uniform hosts from empty caches: right after
+#                        the start and right after a SIGHUP); 0: no cold runs
 #   DISTRIBUTIONS [one uniform zipf]  the runs, in order; ratios are to the first one's req/s
 #                        (e.g. "one uniform zipf one" to see the drift of a noisy machine)
 #   HIPACHE_BIN [cargo build --release]                  QUICK=1: 20,000 frontends, 3 s runs
@@ -28,8 +33,9 @@ ROOT=$(cd "$HERE/../.." && pwd)
 source "$ROOT/benches/common.sh"
 
 if [[ ${QUICK:-0} == 1 ]]; then
-    FRONTENDS=${FRONTENDS:-20000} WARMUP=${WARMUP:-3} DURATION=${DURATION:-3}
+    FRONTENDS=${FRONTENDS:-20000} WARMUP=${WARMUP:-3} DURATION=${DURATION:-3} COLD=${COLD:-3}
 fi
+COLD=${COLD:-60}
 FRONTENDS=${FRONTENDS:-1000000}
 APPS=${APPS:-1000}
 WORKERS=${WORKERS:-2}
@@ -43,7 +49,7 @@ WRK_THREADS=${WRK_THREADS:-2}
 DISTRIBUTIONS=${DISTRIBUTIONS:-one uniform zipf}
 export WRK_THREADS # hosts.lua interleaves the threads' sweeps
 
-for value in "$FRONTENDS" "$APPS" "$WORKERS" "$WARMUP" "$WARM_CHUNK" "$DURATION" "$CONNS" "$WRK_THREADS" ${LRU_SIZE:+"$LRU_SIZE"}; do
+for value in "$FRONTENDS" "$APPS" "$WORKERS" "$WARMUP" "$WARM_CHUNK" "$DURATION" "$COLD" "$CONNS" "$WRK_THREADS" ${LRU_SIZE:+"$LRU_SIZE"}; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
 ((FRONTENDS > 0 && APPS > 0 && WARM_CHUNK > 0)) || die "FRONTENDS, APPS and WARM_CHUNK must be positive"
@@ -145,14 +151,31 @@ ADMIN=$(sed -n 's/.*admin page serving.*admin=\([0-9.]*:[0-9]*\).*/\1/p' "$WORK/
 wait_for 10 "hipache route" answers "$PORT" "h$FRONTENDS.scale.local" hello ||
     die "hipache does not route the frontends: $(tail -5 "$WORK/hipache/stderr.log")"
 
+# hipache's RSS (master + workers, KiB) every second, one line each, for the whole benchmark:
+# a run reports the highest sample taken while it ran.
+(
+    while kill -0 "$PID_hipache" 2>/dev/null; do
+        rss_kib "$PID_hipache"
+        sleep 1
+    done
+) >"$WORK/rss.samples" 2>/dev/null &
+PIDS+=("$!")
+samples() { wc -l <"$WORK/rss.samples"; }
+max_rss_kib() { # max_rss_kib FROM: the highest sample after line FROM (the current RSS if none)
+    awk -v from="$1" -v now="$(rss_kib "$PID_hipache")" \
+        'NR > from && $1 > max { max = $1 } END { print (max > now ? max : now) }' "$WORK/rss.samples"
+}
+
 # One wrk run with hosts.lua; prints "req/s calls/req misses/req hipache_us wrk_us redis_us
-# origin_us rss_kib": Redis commands and cache misses (lookups answered by Redis) per request, CPU
+# origin_us max_rss_kib": Redis commands and cache misses (lookups answered by Redis) per request, CPU
 # time per request in microseconds of hipache (master and workers), wrk, redis-server, nginx (user +
-# system; on a shared machine these move far less than req/s), RSS after the run.
+# system; on a shared machine these move far less than req/s), the highest RSS sampled during
+# the run.
 run() { # run SECONDS DISTRIBUTION [START]
     local seconds=$1 distribution=$2 before after line requests duration errors non2xx
     local lookups_before lookups_after cpu_before cpu_after redis_before redis_after wrk_cpu
-    local origin_before origin_after
+    local origin_before origin_after sampled
+    sampled=$(samples)
     before=$(redis_calls)
     lookups_before=$(redis_lookups)
     cpu_before=$(cpu_ticks "$PID_hipache")
@@ -184,11 +207,18 @@ run() { # run SECONDS DISTRIBUTION [START]
         -v l="$((lookups_after - lookups_before))" -v h=$((cpu_after - cpu_before)) \
         -v w="$wrk_cpu" -v s=$((redis_after - redis_before)) \
         -v o=$((origin_after - origin_before)) -v tick="$(getconf CLK_TCK)" \
-        -v m="$(rss_kib "$PID_hipache")" 'BEGIN {
+        -v m="$(max_rss_kib "$sampled")" 'BEGIN {
             printf "%.0f %.3f %.4f %.1f %.1f %.1f %.1f %d\n", r / (d / 1e6), c / r, l / r,
                 h / tick / r * 1e6, w / r * 1e6, s / tick / r * 1e6, o / tick / r * 1e6, m
         }'
 }
+
+# Cold: the first COLD seconds after the start, every worker's cache empty at first.
+cold_start=''
+if ((COLD > 0)); then
+    log "cold run: ${COLD}s of uniform hosts right after the start"
+    cold_start=$(run "$COLD" uniform)
+fi
 
 # Warm: every worker has seen (almost) every host, as a long-running proxy has. Sweeps ask for
 # each host once per pass on whichever connection is free, so a host a worker has not seen yet is
@@ -212,17 +242,35 @@ printf '# %s, %s cores, hipache %s, lruCache.size %s, Redis holds %s MiB\n' \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
     "$built_from" "${LRU_SIZE:-default}" "$redis_mib"
 printf '# load average before the runs: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' hosts req/s ratio redis/req \
-    misses/req "hipache" wrk redis origin "RSS MiB"
-printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' '' '' '' '' '' "CPU us" "CPU us" "CPU us" "CPU us" ''
-base=''
-for distribution in $DISTRIBUTIONS; do
-    read -r rps calls misses hipache_us wrk_us redis_us origin_us rss \
-        <<<"$(run "$DURATION" "$distribution")"
-    base=${base:-$rps}
-    printf '%-8s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' "$distribution" "$rps" \
-        "$(awk -v a="$rps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" "$calls" "$misses" \
+row() { # row NAME BASE "RUN OUTPUT"
+    local rps calls misses hipache_us wrk_us redis_us origin_us rss
+    read -r rps calls misses hipache_us wrk_us redis_us origin_us rss <<<"$3"
+    printf '%-12s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' "$1" "$rps" \
+        "$(awk -v a="$rps" -v b="${2:-$rps}" 'BEGIN { printf "%.2f", a / b }')" "$calls" "$misses" \
         "$hipache_us" "$wrk_us" "$redis_us" "$origin_us" \
         "$(awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }')"
+}
+printf '%-12s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' hosts req/s ratio redis/req \
+    misses/req "hipache" wrk redis origin "RSS MiB"
+printf '%-12s %9s %6s %8s %10s %8s %8s %8s %8s %8s\n' '' '' '' '' '' "CPU us" "CPU us" "CPU us" "CPU us" "max"
+base=''
+for distribution in $DISTRIBUTIONS; do
+    line=$(run "$DURATION" "$distribution")
+    base=${base:-${line%% *}}
+    row "$distribution" "$base" "$line"
 done
+if [[ -n $cold_start ]]; then
+    row "cold start" "$base" "$cold_start"
+    # A reload: new workers, each with an empty cache, while the old ones drain.
+    readied() { grep -c 'reload done' "$WORK/hipache/stderr.log" || true; }
+    more_ready() { (($(readied) > $1)); }
+    ready_before=$(readied)
+    kill -HUP "$PID_hipache"
+    wait_for 60 "the reloaded workers" more_ready "$ready_before" ||
+        die "no new workers after SIGHUP: $(tail -5 "$WORK/hipache/stderr.log")"
+    row "cold SIGHUP" "$base" "$(run "$COLD" uniform)"
+fi
+printf '# highest RSS sampled over the whole benchmark (master + workers): %s MiB; PSS now: %s MiB\n' \
+    "$(awk -v k="$(max_rss_kib 0)" 'BEGIN { printf "%.0f", k / 1024 }')" \
+    "$(awk -v k="$(pss_kib "$PID_hipache")" 'BEGIN { printf "%.0f", k / 1024 }')"
 printf '# load average after the runs: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

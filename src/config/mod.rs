@@ -152,7 +152,8 @@ pub(crate) struct LruCache {
 
 impl LruCache {
     /// Hosts a worker's lookup cache holds when `server.lruCache` is absent or gives no size:
-    /// a million frontends, at about 90 bytes each (measured in the README's scale table).
+    /// a million frontends, at about 90 bytes each (benches/README.md). The memory watchdog
+    /// does not count what the cache holds against `server.memoryLimit`.
     pub(crate) const DEFAULT_SIZE: usize = 1_000_000;
 }
 

@@ -141,7 +141,12 @@ fn a_state_is_written_beside_the_host_keys_and_read_back() {
          \"state:a.test\": {\"http://h:2/\":\"drain\"}\n}\n"
     );
     // What was written is what the proxy's file driver reads.
-    crate::routes::file::FileRoutes::open(&store.path, std::time::Duration::from_secs(1)).unwrap();
+    crate::routes::file::FileRoutes::open(
+        &store.path,
+        std::time::Duration::from_secs(1),
+        Default::default(),
+    )
+    .unwrap();
     let routes = store.read("a.test").unwrap();
     assert_eq!(
         routes.backend_states(),

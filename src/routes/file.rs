@@ -12,7 +12,8 @@
 //! prebuilt map.
 //! Dead marks only live in this process ([`DeadMarks`]): the file is never written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::mem::{size_of, size_of_val};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
@@ -21,6 +22,7 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::dead::DeadMarks;
+use super::footprint::{self, Footprint};
 use super::{
     Backend, Frontend, Held, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
     STATE_PREFIX,
@@ -63,6 +65,8 @@ struct Shared {
     table: RwLock<Arc<Table>>,
     marks: DeadMarks,
     dead_ttl: Duration,
+    /// The current table's bytes, for the memory watchdog.
+    footprint: Footprint,
 }
 
 /// One successful load of the file: what a lookup reads.
@@ -72,6 +76,8 @@ struct Table {
     dead: HashMap<String, Vec<usize>>,
     /// `state:<host>` as written: backend URL to state word.
     states: HashMap<String, Vec<(String, String)>>,
+    /// What it holds, as [`footprint`] estimates it.
+    bytes: usize,
 }
 
 /// What tells the watcher the file changed: its mtime and length, and its inode and ctime,
@@ -80,8 +86,13 @@ struct Table {
 type Signature = (Option<SystemTime>, u64, u64, (i64, i64));
 
 impl FileRoutes {
-    /// Loads `path` and, inside a tokio runtime, starts watching it for changes.
-    pub(crate) fn open(path: &Path, dead_ttl: Duration) -> Result<Self, FileRoutesError> {
+    /// Loads `path` and, inside a tokio runtime, starts watching it for changes. The table's
+    /// bytes are published in `footprint`.
+    pub(crate) fn open(
+        path: &Path,
+        dead_ttl: Duration,
+        footprint: Footprint,
+    ) -> Result<Self, FileRoutesError> {
         let signature = signature(std::fs::metadata(path));
         let text = std::fs::read_to_string(path).map_err(|source| FileRoutesError::Read {
             path: path.to_owned(),
@@ -89,10 +100,12 @@ impl FileRoutes {
         })?;
         let table = parse(&text, path)?;
         info!(path = %path.display(), frontends = table.frontends.len(), "routes loaded");
+        footprint.set(table.bytes);
         let shared = Arc::new(Shared {
             table: RwLock::new(Arc::new(table)),
             marks: DeadMarks::new(),
             dead_ttl,
+            footprint,
         });
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
@@ -175,6 +188,7 @@ async fn watch(shared: Weak<Shared>, path: PathBuf, mut seen: Signature) {
         match loaded {
             Ok(table) => {
                 info!(path = %path.display(), frontends = table.frontends.len(), "routes reloaded");
+                shared.footprint.set(table.bytes);
                 *shared.table.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
             }
             Err(e) => {
@@ -210,6 +224,10 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
         expected,
     };
     let mut table = Table::default();
+    // Applications list the same backends under many hosts: one shared list each, as in the
+    // Redis source's cache.
+    let mut lists: HashSet<Arc<[Backend]>> = HashSet::new();
+    let mut ids: HashSet<Arc<str>> = HashSet::new();
     for (key, value) in &entries {
         if let Some(host) = key.strip_prefix(FRONTEND_PREFIX) {
             let list: Vec<String> = serde_json::from_value(value.clone())
@@ -218,24 +236,57 @@ fn parse(text: &str, path: &Path) -> Result<Table, FileRoutesError> {
                 warn!(frontend = %Escaped(key), entry, error = %error, "unusable backend url");
             });
             // An empty list is no frontend at all: the lookup goes on to the next candidate.
-            if let Some(frontend) = frontend {
+            if let Some(mut frontend) = frontend {
+                frontend.backends = shared(&mut lists, frontend.backends, &mut table.bytes, |l| {
+                    footprint::table_slot(size_of::<Arc<[Backend]>>()) + footprint::backends(l)
+                });
+                frontend.id = shared(&mut ids, frontend.id, &mut table.bytes, |id| {
+                    footprint::table_slot(size_of::<Arc<str>>()) + footprint::arc_block(id.len())
+                });
+                table.bytes += footprint::table_slot(size_of::<(String, Arc<Frontend>)>())
+                    + footprint::block(host.len())
+                    + footprint::frontend(&frontend, false)
+                    - footprint::arc_block(frontend.id.len());
                 table.frontends.insert(host.to_owned(), Arc::new(frontend));
             }
         } else if let Some(host) = key.strip_prefix(DEAD_PREFIX) {
             let indexes =
                 dead_indexes(value).ok_or_else(|| entry_error(key, "a list of indexes"))?;
+            table.bytes += footprint::table_slot(size_of::<(String, Vec<usize>)>())
+                + footprint::block(host.len())
+                + footprint::block(size_of_val(indexes.as_slice()));
             table.dead.insert(host.to_owned(), indexes);
         } else if let Some(host) = key.strip_prefix(STATE_PREFIX) {
             let states: HashMap<String, String> = serde_json::from_value(value.clone())
                 .map_err(|_| entry_error(key, "an object of backend url to state"))?;
-            table
-                .states
-                .insert(host.to_owned(), states.into_iter().collect());
+            let states: Vec<(String, String)> = states.into_iter().collect();
+            table.bytes += footprint::table_slot(size_of::<(String, Vec<(String, String)>)>())
+                + footprint::block(host.len())
+                + footprint::block(size_of_val(states.as_slice()))
+                + (states.iter())
+                    .map(|(url, word)| footprint::block(url.len()) + footprint::block(word.len()))
+                    .sum::<usize>();
+            table.states.insert(host.to_owned(), states);
         } else {
             warn!(path = %path.display(), key = %Escaped(key), "unknown key in routes file ignored");
         }
     }
     Ok(table)
+}
+
+/// The one copy of `value` kept in `set`; a new one adds `cost(value)` to `bytes`.
+fn shared<T: ?Sized + Eq + std::hash::Hash>(
+    set: &mut HashSet<Arc<T>>,
+    value: Arc<T>,
+    bytes: &mut usize,
+    cost: impl Fn(&T) -> usize,
+) -> Arc<T> {
+    if let Some(kept) = set.get(&value) {
+        return kept.clone();
+    }
+    *bytes += cost(&value);
+    set.insert(value.clone());
+    value
 }
 
 /// A dead set as numbers, or as numeric strings like Redis stores them.
@@ -252,160 +303,4 @@ pub(crate) fn dead_indexes(value: &Value) -> Option<Vec<usize>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    const TTL: Duration = Duration::from_secs(30);
-
-    fn routes_file(text: &str) -> tempfile::NamedTempFile {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(text.as_bytes()).unwrap();
-        file
-    }
-
-    async fn frontend_id(routes: &FileRoutes, host: &str) -> Option<String> {
-        routes
-            .lookup(host)
-            .await
-            .unwrap()
-            .map(|l| l.frontend.id.to_string())
-    }
-
-    #[tokio::test]
-    async fn a_state_entry_drains_or_disables_backends_of_its_host() {
-        let file = routes_file(
-            r#"{"frontend:a.test": ["app", "http://127.0.0.1:8080", "http://127.0.0.1:8081"],
-                "state:a.test": {"http://127.0.0.1:8081/": "disable"}}"#,
-        );
-        let routes = FileRoutes::open(file.path(), TTL).unwrap();
-        let lookup = routes.lookup("a.test").await.unwrap().unwrap();
-        assert_eq!(lookup.held.disabled, [1]);
-        let file = routes_file(r#"{"state:a.test": ["drain"]}"#);
-        let e = FileRoutes::open(file.path(), TTL).unwrap_err().to_string();
-        assert!(e.ends_with(": state:a.test: expected an object of backend url to state"));
-    }
-
-    #[tokio::test]
-    async fn exact_then_wildcard_then_star_with_empty_lists_skipped() {
-        let file = routes_file(
-            r#"{"frontend:www.example.com": ["exact", "http://127.0.0.1:8080"],
-                "frontend:*.example.com": ["wild", "http://127.0.0.1:8081"],
-                "frontend:empty.example.com": [],
-                "frontend:*": ["star", "http://127.0.0.1:8082"],
-                "dead:www.example.com": [0, "1"]}"#,
-        );
-        let routes = FileRoutes::open(file.path(), TTL).unwrap();
-        assert_eq!(
-            frontend_id(&routes, "www.example.com").await.as_deref(),
-            Some("exact")
-        );
-        assert_eq!(
-            frontend_id(&routes, "a.example.com").await.as_deref(),
-            Some("wild")
-        );
-        assert_eq!(
-            frontend_id(&routes, "empty.example.com").await.as_deref(),
-            Some("wild")
-        );
-        assert_eq!(
-            frontend_id(&routes, "other.test").await.as_deref(),
-            Some("star")
-        );
-        let lookup = routes.lookup("www.example.com").await.unwrap().unwrap();
-        assert_eq!(lookup.dead, [0, 1]);
-        assert!(lookup.held.is_empty());
-        assert_eq!(
-            lookup.frontend.backends[0].url.as_str(),
-            "http://127.0.0.1:8080/"
-        );
-    }
-
-    #[tokio::test]
-    async fn mark_dead_is_local_and_merged_with_file_dead_set() {
-        let file = routes_file(
-            r#"{"frontend:a.test": ["a", "http://h:1", "http://h:2", "http://h:3"],
-                "dead:a.test": [0]}"#,
-        );
-        let routes = FileRoutes::open(file.path(), TTL).unwrap();
-        let lookup = routes.lookup("a.test").await.unwrap().unwrap();
-        routes.mark_dead("a.test", &lookup.frontend, &lookup.frontend.backends[2]);
-        assert_eq!(routes.lookup("a.test").await.unwrap().unwrap().dead, [0, 2]);
-        assert!(routes.lookup("nothing.other").await.unwrap().is_none());
-    }
-
-    #[test]
-    fn bad_files_are_errors_naming_path_and_key() {
-        let missing = FileRoutes::open(Path::new("/nonexistent/routes.json"), TTL).unwrap_err();
-        assert!(missing
-            .to_string()
-            .starts_with("/nonexistent/routes.json: cannot read"));
-        let file = routes_file("[1, 2]");
-        let e = FileRoutes::open(file.path(), TTL).unwrap_err();
-        assert!(matches!(e, FileRoutesError::Json { .. }), "{e}");
-        let file = routes_file(r#"{"frontend:a.test": "http://h:1"}"#);
-        let e = FileRoutes::open(file.path(), TTL).unwrap_err().to_string();
-        assert!(
-            e.ends_with(": frontend:a.test: expected a list of strings"),
-            "{e}"
-        );
-        let file = routes_file(r#"{"dead:a.test": ["x"]}"#);
-        let e = FileRoutes::open(file.path(), TTL).unwrap_err().to_string();
-        assert!(
-            e.ends_with(": dead:a.test: expected a list of indexes"),
-            "{e}"
-        );
-        // Unknown keys only warn.
-        let file = routes_file(r#"{"hchecker_ping": 1, "frontend:a.test": ["a"]}"#);
-        assert!(FileRoutes::open(file.path(), TTL).is_ok());
-    }
-
-    /// Waits, bounded, until `host` resolves to `id`.
-    async fn wait_for_id(routes: &FileRoutes, host: &str, id: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while frontend_id(routes, host).await.as_deref() != Some(id) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{host} never became {id}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    // Under the paused clock the watcher's polls are counted, not timed: the broken file is
-    // seen by exactly the polls the loop below waits for, however busy the machine is.
-    #[tokio::test(start_paused = true)]
-    async fn changed_file_is_reloaded_and_broken_one_keeps_last_routes() {
-        let file = routes_file(r#"{"frontend:a.test": ["first", "http://h:1"]}"#);
-        let routes = FileRoutes::open(file.path(), TTL).unwrap();
-        assert_eq!(
-            frontend_id(&routes, "a.test").await.as_deref(),
-            Some("first")
-        );
-
-        std::fs::write(
-            file.path(),
-            r#"{"frontend:a.test": ["second", "http://h:1"]}"#,
-        )
-        .unwrap();
-        wait_for_id(&routes, "a.test", "second").await;
-
-        std::fs::write(file.path(), r#"{"frontend:a.test": ["third", "#).unwrap();
-        // The watcher has seen the broken file once it picks up the next good write; until
-        // then every lookup must still answer with the last good routes.
-        for _ in 0..10 {
-            assert_eq!(
-                frontend_id(&routes, "a.test").await.as_deref(),
-                Some("second")
-            );
-            tokio::time::sleep(POLL_INTERVAL / 2).await;
-        }
-        std::fs::write(
-            file.path(),
-            r#"{"frontend:b.test": ["fourth", "http://h:1"]}"#,
-        )
-        .unwrap();
-        wait_for_id(&routes, "b.test", "fourth").await;
-        assert!(routes.lookup("a.test").await.unwrap().is_none());
-    }
-}
+mod tests;

@@ -7,6 +7,7 @@
 
 pub(crate) mod dead;
 pub(crate) mod file;
+pub(crate) mod footprint;
 pub(crate) mod redis;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 pub(crate) use crate::frontend::{
     Backend, BackendState, BackendUrl, BackendUrlError, Frontend, Held,
 };
+pub(crate) use footprint::Footprint;
 
 /// Key prefixes of Hipache's layout, shared by every source.
 pub(crate) const FRONTEND_PREFIX: &str = "frontend:";

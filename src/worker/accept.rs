@@ -239,7 +239,7 @@ mod tests {
             std::fs::write(&path, "{}").unwrap();
             let second = Duration::from_secs(1);
             let proxy = Rc::new(Proxy {
-                routes: FileRoutes::open(&path, second).unwrap(),
+                routes: FileRoutes::open(&path, second, Default::default()).unwrap(),
                 pool: BackendPool::new(
                     true,
                     10,

@@ -48,6 +48,7 @@ impl InProcess {
             access_log: None,
             certificates: None,
             stats: None,
+            footprint: Default::default(),
         };
         let (drain, drained) = oneshot::channel::<()>();
         let task = tokio::task::spawn_local(serve(config, opened, || {}, async move {

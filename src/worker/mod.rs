@@ -38,7 +38,7 @@ use crate::proxy::sticky::StickyKey;
 use crate::proxy::Proxy;
 use crate::routes::file::{FileRoutes, FileRoutesError};
 use crate::routes::redis::RedisRoutes;
-use crate::routes::RouteSource;
+use crate::routes::{Footprint, RouteSource};
 use crate::supervision::{exit_code, Listener};
 use crate::tls::{Certificates, Tickets, TlsError};
 use handshake::{RedisCertificates, Tls};
@@ -53,6 +53,8 @@ pub enum Exit {
     Retired {
         /// Its resident memory when retired.
         rss_bytes: u64,
+        /// What its routes held of it (not counted against the limit).
+        routes_bytes: u64,
     },
 }
 
@@ -108,6 +110,8 @@ pub fn run(
         .map_err(WorkerError::Runtime)?;
     let limit = config.server.memory_limit_bytes;
     let interval = config.server.memory_check_interval;
+    let footprint = Footprint::default();
+    let watched = footprint.clone();
     let stop = async move {
         tokio::select! {
             () = signals::terminated() => Exit::Drained,
@@ -115,11 +119,20 @@ pub fn run(
                 tracing::warn!("master gone; draining");
                 Exit::Drained
             }
-            rss_bytes = watchdog::exceeded(limit, interval) => {
-                tracing::warn!(rss_bytes, limit_bytes = limit, "memory limit reached; retiring");
+            watchdog::Exceeded { rss_bytes, routes_bytes } =
+                watchdog::exceeded(limit, interval, watched) => {
+                tracing::warn!(
+                    rss_bytes,
+                    routes_bytes,
+                    limit_bytes = limit,
+                    "memory limit reached; retiring"
+                );
                 // The master starts the replacement while this worker drains.
                 link.report_retiring();
-                Exit::Retired { rss_bytes }
+                Exit::Retired {
+                    rss_bytes,
+                    routes_bytes,
+                }
             }
         }
     };
@@ -130,6 +143,7 @@ pub fn run(
         access_log,
         certificates,
         stats,
+        footprint,
     };
     LocalSet::new().block_on(&runtime, serve(config, opened, ready, stop))
 }
@@ -141,6 +155,8 @@ pub(crate) struct Opened {
     pub(crate) certificates: Option<Certificates>,
     /// The master's stats socket (`crate::supervision`).
     pub(crate) stats: Option<UnixStream>,
+    /// Where the route source publishes what its routes hold, for the caller's memory watchdog.
+    pub(crate) footprint: Footprint,
 }
 
 /// Serves until `drain` resolves, then stops accepting, lets in-flight requests finish (at most
@@ -160,7 +176,15 @@ pub(crate) async fn serve<R>(
     match &config.driver {
         Driver::Redis { read, write } => {
             let limits = config.server.cache_limits();
-            let routes = RedisRoutes::new(read, write, ttl, limits, config.redis_certificates);
+            let footprint = opened.footprint.clone();
+            let routes = RedisRoutes::new(
+                read,
+                write,
+                ttl,
+                limits,
+                config.redis_certificates,
+                footprint,
+            );
             let provider = crate::crypto::tls_provider();
             let acme = (config.acme.as_ref())
                 .map(|acme| Acme::start(acme, routes.clone(), provider.clone()));
@@ -173,7 +197,11 @@ pub(crate) async fn serve<R>(
             serve_with(routes, redis, certificates, &config, opened, ready, drain).await
         }
         Driver::File(path) => {
-            let routes = FileRoutes::open(path, ttl).map_err(WorkerError::Routes)?;
+            let routes = FileRoutes::open(path, ttl, opened.footprint.clone())
+                .map_err(WorkerError::Routes)?;
+            // Reading the file left its text and parse tree free inside malloc's heap: give
+            // them back before the watchdog takes the worker's size at start.
+            trim::release_free_memory();
             serve_with(routes, None, None, &config, opened, ready, drain).await
         }
     }
@@ -195,6 +223,7 @@ async fn serve_with<S: RouteSource, R>(
         access_log,
         certificates,
         stats,
+        footprint: _,
     } = opened;
     let access_log = access_log.map(Rc::new);
     let tls = certificates.map(Rc::new);

@@ -47,17 +47,34 @@ pub(crate) async fn run() {
 }
 
 /// Bytes in malloc's free chunks (all arenas), glibc only.
+fn malloc_free_bytes() -> Option<usize> {
+    Some(malloc_bytes()?.free)
+}
+
+/// What malloc holds, glibc only.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MallocBytes {
+    /// Allocated and not freed, in its arenas and in blocks of their own (mmap).
+    pub(crate) in_use: usize,
+    /// Free inside its arenas (resident until trimmed or reused).
+    pub(crate) free: usize,
+}
+
+/// What malloc holds (all arenas), glibc only.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn malloc_free_bytes() -> Option<usize> {
+pub(crate) fn malloc_bytes() -> Option<MallocBytes> {
     // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value; glibc takes
     // each arena's lock while it counts, so it is safe to call while other threads allocate.
     let info = unsafe { libc::mallinfo2() };
-    Some(info.fordblks)
+    Some(MallocBytes {
+        in_use: info.uordblks + info.hblkhd,
+        free: info.fordblks,
+    })
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn malloc_free_bytes() -> Option<usize> {
+pub(crate) fn malloc_bytes() -> Option<MallocBytes> {
     None
 }
 

@@ -25,6 +25,7 @@ use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::super::footprint::{self, Footprint};
 use super::super::{DEAD_PREFIX, FRONTEND_PREFIX, STATE_PREFIX};
 use super::host_index::HostIndex;
 use super::intern::{Interner, Template};
@@ -46,6 +47,10 @@ pub(crate) struct HostCache {
     /// Expiry times are stored as milliseconds after this instant.
     origin: Instant,
     templates: Interner,
+    /// Bytes of the host names too long for their slot, each with malloc's overhead.
+    boxed_bytes: usize,
+    /// Where the cache's bytes are published for the memory watchdog.
+    footprint: Footprint,
     frontend_prefix: String,
     dead_prefix: String,
     state_prefix: String,
@@ -94,12 +99,26 @@ impl HostName {
             Self::Boxed(name) => name,
         }
     }
+
+    /// The bytes it holds outside its slot.
+    fn boxed_bytes(&self) -> usize {
+        match self {
+            Self::Inline { .. } => 0,
+            Self::Boxed(name) => footprint::block(name.len()),
+        }
+    }
 }
 
 impl HostCache {
     /// An empty cache for keys under the driver `prefix`, holding at most `capacity` hosts (0:
-    /// cache nothing), each answer served at most `max_age` when given.
-    pub(crate) fn new(prefix: &str, capacity: usize, max_age: Option<Duration>) -> Self {
+    /// cache nothing), each answer served at most `max_age` when given; its bytes are published
+    /// in `footprint`.
+    pub(crate) fn new(
+        prefix: &str,
+        capacity: usize,
+        max_age: Option<Duration>,
+        footprint: Footprint,
+    ) -> Self {
         Self {
             index: HostIndex::new(),
             slots: Vec::new(),
@@ -110,6 +129,8 @@ impl HostCache {
             max_age,
             origin: Instant::now(),
             templates: Interner::default(),
+            boxed_bytes: 0,
+            footprint,
             frontend_prefix: format!("{prefix}{FRONTEND_PREFIX}"),
             dead_prefix: format!("{prefix}{DEAD_PREFIX}"),
             state_prefix: format!("{prefix}{STATE_PREFIX}"),
@@ -174,6 +195,7 @@ impl HostCache {
             generation,
             referenced: false,
         };
+        self.boxed_bytes += slot.host.boxed_bytes();
         let at = if self.slots.len() < self.capacity {
             if self.slots.len() == self.slots.capacity() {
                 // Doubling, but never past the capacity the ring will have.
@@ -189,10 +211,22 @@ impl HostCache {
         } else {
             let at = self.victim();
             self.unindex(at);
+            self.boxed_bytes -= self.slots[at].host.boxed_bytes();
             self.slots[at] = slot;
             at
         };
         self.index.insert(self.hash(host.as_bytes()), at as u32);
+        self.footprint.set(self.heap_bytes());
+    }
+
+    /// The bytes the cache holds, as it accounts them: its slots in use, its index, the names
+    /// too long for a slot and the shared answers. What a cached host costs is this divided by
+    /// the hosts held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+            + self.index.heap_bytes()
+            + self.boxed_bytes
+            + self.templates.heap_bytes()
     }
 
     /// Makes stale every answer that depended on the Redis key `key` (prefix included).

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::cache::HostCache;
 use super::Answer;
+use crate::routes::Footprint;
 use crate::routes::Frontend;
 
 fn answer(key: &str, id: &str) -> Option<Answer> {
@@ -19,7 +20,7 @@ fn answer(key: &str, id: &str) -> Option<Answer> {
 }
 
 fn filled(prefix: &str, hosts: &[&str]) -> HostCache {
-    let mut cache = HostCache::new(prefix, 100, None);
+    let mut cache = HostCache::new(prefix, 100, None, Footprint::default());
     let now = Instant::now();
     for host in hosts {
         cache.insert(host, &answer(host, host), true, None, now);
@@ -110,7 +111,7 @@ fn stale_entries_become_fresh_only_by_a_fresh_insert() {
 #[test]
 fn answers_expire_with_their_keys_or_the_max_age() {
     let now = Instant::now();
-    let mut cache = HostCache::new("", 10, Some(Duration::from_secs(5)));
+    let mut cache = HostCache::new("", 10, Some(Duration::from_secs(5)), Footprint::default());
     cache.insert(
         "a",
         &answer("a", "a"),
@@ -129,7 +130,7 @@ fn answers_expire_with_their_keys_or_the_max_age() {
 #[test]
 fn size_is_bounded_and_clock_evicts_unreferenced_hosts_first() {
     let now = Instant::now();
-    let mut cache = HostCache::new("", 3, None);
+    let mut cache = HostCache::new("", 3, None, Footprint::default());
     for host in ["a", "b", "c"] {
         cache.insert(host, &answer(host, host), true, None, now);
     }
@@ -145,14 +146,14 @@ fn size_is_bounded_and_clock_evicts_unreferenced_hosts_first() {
     cache.insert("e", &None, true, None, now);
     assert_eq!((cache.len(), cache.get("e", now)), (3, Some(None)));
 
-    let mut many = HostCache::new("", 1_000, None);
+    let mut many = HostCache::new("", 1_000, None, Footprint::default());
     for n in 0..10_000 {
         let host = format!("h{n}.test");
         many.insert(&host, &answer(&host, "app"), true, None, now);
         assert!(many.get(&host, now).is_some(), "{host} just inserted");
     }
     assert_eq!(many.len(), 1_000);
-    let mut none = HostCache::new("", 0, None);
+    let mut none = HostCache::new("", 0, None, Footprint::default());
     none.insert("a", &answer("a", "a"), true, None, now);
     assert_eq!((none.len(), none.get("a", now)), (0, None));
 }
@@ -166,7 +167,7 @@ fn names_too_long_for_a_slot_are_found_invalidated_and_evicted_like_short_ones()
     let longest = format!("{}.fits.test", "a".repeat(290));
     let hosts = [fits.as_str(), longer.as_str(), longest.as_str()];
     assert_eq!(fits.len(), 38);
-    let mut cache = HostCache::new("", 3, None);
+    let mut cache = HostCache::new("", 3, None, Footprint::default());
     for host in hosts {
         cache.insert(host, &answer(host, host), true, None, now);
     }
@@ -195,6 +196,51 @@ fn resident_bytes() -> u64 {
     kib * 1024
 }
 
+#[test]
+fn the_cache_publishes_what_its_hosts_hold() {
+    const HOSTS: usize = 100_000;
+    let now = Instant::now();
+    let footprint = Footprint::default();
+    let mut cache = HostCache::new("", HOSTS, None, footprint.clone());
+    // 1,000 applications, each host an exact frontend of one.
+    let answers: Vec<Option<Answer>> = (0..1_000)
+        .map(|n| answer("x", &format!("app{n}")))
+        .collect();
+    let answer_for = |n: usize, host: &str| {
+        let mut answer = answers[n % answers.len()].clone();
+        if let Some(a) = answer.as_mut() {
+            let mut frontend = (*a.frontend).clone();
+            frontend.key = host.to_owned();
+            a.frontend = Arc::new(frontend);
+        }
+        answer
+    };
+    for n in 0..HOSTS {
+        let host = format!("h{n}.scale.local");
+        cache.insert(&host, &answer_for(n, &host), true, None, now);
+    }
+    let bytes = footprint.bytes() as usize;
+    assert_eq!(bytes, cache.heap_bytes());
+    // A 64-byte slot, an index entry (8 bytes, at most 5/8 of the table used) and its share of
+    // 1,000 shared answers.
+    let per_host = bytes / HOSTS;
+    assert!((72..=100).contains(&per_host), "{per_host} bytes per host");
+    // A name too long for its slot adds its own block; evicting it takes the block back.
+    let long = "l".repeat(300);
+    cache.insert(&long, &answer_for(0, &long), true, None, now);
+    assert!(footprint.bytes() as usize >= bytes + 300);
+    for n in 0..2 * HOSTS {
+        let host = format!("e{n}.scale.local");
+        cache.insert(&host, &answer_for(n, &host), true, None, now);
+    }
+    assert!(cache.last_known(&long).is_none());
+    assert!(
+        footprint.bytes() as usize <= bytes + 64,
+        "{} after evictions",
+        footprint.bytes()
+    );
+}
+
 /// Resident bytes per cached host: 1M exact frontends over 1,000 applications (id + backend).
 /// `cargo test --lib bytes_per_host -- --ignored --nocapture`
 #[test]
@@ -206,7 +252,7 @@ fn bytes_per_host() {
         .collect();
     let now = Instant::now();
     let before = resident_bytes();
-    let mut cache = HostCache::new("", HOSTS, None);
+    let mut cache = HostCache::new("", HOSTS, None, Footprint::default());
     for n in 0..HOSTS {
         let host = format!("host{n}.example.com");
         let template = answers[n % answers.len()].as_ref().unwrap();
@@ -222,9 +268,10 @@ fn bytes_per_host() {
     let after = resident_bytes();
     assert_eq!(cache.len(), HOSTS);
     eprintln!(
-        "{} bytes per host ({} MiB for {HOSTS} hosts)",
+        "{} bytes per host ({} MiB for {HOSTS} hosts); the cache counts {} bytes per host",
         (after - before) / HOSTS as u64,
-        (after - before) >> 20
+        (after - before) >> 20,
+        cache.heap_bytes() / HOSTS
     );
 }
 
@@ -238,7 +285,7 @@ fn hit_nanoseconds() {
     const LOOKUPS: usize = 2_000_000;
     let now = Instant::now();
     let hosts: Vec<String> = (0..HOSTS).map(|n| format!("h{n}.scale.local")).collect();
-    let mut cache = HostCache::new("", HOSTS, None);
+    let mut cache = HostCache::new("", HOSTS, None, Footprint::default());
     for (n, host) in hosts.iter().enumerate() {
         cache.insert(
             host,

@@ -34,6 +34,11 @@ impl HostIndex {
         self.len
     }
 
+    /// The bytes of its table.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<u64>()
+    }
+
     /// The slot of the host whose hash is `hash` and for which `is_host` says yes.
     pub(crate) fn find(&self, hash: u64, is_host: impl Fn(u32) -> bool) -> Option<u32> {
         let tag = tag(hash);

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::super::footprint;
 use super::super::{Backend, Frontend, Held};
 use super::Answer;
 
@@ -50,6 +51,8 @@ pub(crate) struct Interner {
     templates: HashSet<Arc<Template>>,
     backends: HashSet<Arc<[Backend]>>,
     sweep_at: usize,
+    /// What the templates and the lists hold (see [`Interner::heap_bytes`]).
+    bytes: usize,
 }
 
 impl Interner {
@@ -60,6 +63,7 @@ impl Interner {
             Some(shared) => shared.clone(),
             None => {
                 self.backends.insert(frontend.backends.clone());
+                self.bytes += list_bytes(&frontend.backends);
                 frontend.backends.clone()
             }
         };
@@ -74,6 +78,7 @@ impl Interner {
         if let Some(shared) = self.templates.get(&template) {
             return shared.clone();
         }
+        self.bytes += template_bytes(&template);
         let shared = Arc::new(template);
         self.templates.insert(shared.clone());
         if self.templates.len() >= self.sweep_at.max(FIRST_SWEEP) {
@@ -88,6 +93,15 @@ impl Interner {
         self.templates.retain(|t| Arc::strong_count(t) > 1);
         self.backends.retain(|b| Arc::strong_count(b) > 1);
         self.sweep_at = 2 * self.templates.len();
+        self.bytes = (self.templates.iter().map(|t| template_bytes(t)))
+            .chain(self.backends.iter().map(|b| list_bytes(b)))
+            .sum();
+    }
+
+    /// The bytes its templates and backend lists hold, with their slots in the sets (and those
+    /// no entry uses any more, until the next sweep drops them).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes
     }
 
     #[cfg(test)]
@@ -95,6 +109,21 @@ impl Interner {
         self.sweep();
         (self.templates.len(), self.backends.len())
     }
+}
+
+fn template_bytes(template: &Template) -> usize {
+    let Held { draining, disabled } = &template.held;
+    footprint::table_slot(std::mem::size_of::<Arc<Template>>())
+        + footprint::arc_block(std::mem::size_of::<Template>())
+        + footprint::arc_block(template.id.len())
+        + footprint::block(template.key.as_ref().map_or(0, |k| k.len()))
+        + footprint::block(std::mem::size_of_val(&*template.dead))
+        + footprint::block(std::mem::size_of_val(draining.as_slice()))
+        + footprint::block(std::mem::size_of_val(disabled.as_slice()))
+}
+
+fn list_bytes(list: &[Backend]) -> usize {
+    footprint::table_slot(std::mem::size_of::<Arc<[Backend]>>()) + footprint::backends(list)
 }
 
 #[cfg(test)]

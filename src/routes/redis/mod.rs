@@ -53,8 +53,8 @@ use tracing::{debug, warn};
 
 use super::dead::DeadMarks;
 use super::{
-    lock, Backend, Frontend, Held, Lookup, RouteError, RouteSource, DEAD_PREFIX, FRONTEND_PREFIX,
-    STATE_PREFIX,
+    lock, Backend, Footprint, Frontend, Held, Lookup, RouteError, RouteSource, DEAD_PREFIX,
+    FRONTEND_PREFIX, STATE_PREFIX,
 };
 use crate::config::redis_url::Address;
 use crate::config::{CacheLimits, RedisUrl};
@@ -121,19 +121,22 @@ impl RedisRoutes {
     /// background; pass the same URL twice for a single server or a cluster (whose nodes do both;
     /// the config refuses a split cluster). Never blocks nor fails: while Redis is down lookups
     /// answer [`RouteError::Unavailable`] and connections keep retrying. Must be called inside a
-    /// tokio runtime (otherwise the source stays unavailable).
+    /// tokio runtime (otherwise the source stays unavailable). The cache's bytes are published
+    /// in `footprint`.
     pub(crate) fn new(
         read: &RedisUrl,
         write: &RedisUrl,
         dead_ttl: Duration,
         cache: CacheLimits,
         certificates: bool,
+        footprint: Footprint,
     ) -> Self {
         let (servers, tracking) = if read.cluster.is_some() {
             let cluster = Cluster::new(read);
             let maps = cluster.maps();
+            let (hosts, max_age) = (cache.hosts, cache.max_age);
             let tracking =
-                Tracking::start_cluster(read, maps, cache.hosts, cache.max_age, certificates);
+                Tracking::start_cluster(read, maps, hosts, max_age, certificates, footprint);
             (Servers::Cluster(cluster), tracking)
         } else {
             let read_health = Health::new(read);
@@ -153,6 +156,7 @@ impl RedisRoutes {
                 hosts,
                 max_age,
                 certificates,
+                footprint,
             );
             let servers = Servers::single(read_link, write_link);
             (servers, tracking)

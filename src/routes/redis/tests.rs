@@ -203,7 +203,7 @@ async fn lookup_tries_exact_then_wildcards_then_star() {
     .await;
     run::<()>(&mut conn, &["RPUSH", "frontend:*", "star", "http://h:3"]).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     assert_eq!(
         id_of(&routes, "www.example.com").await.as_deref(),
         Some("exact")
@@ -256,7 +256,7 @@ async fn password_database_and_prefix_are_applied() {
         prefix: "hp:".into(),
         ..url
     };
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     let lookup = routes.lookup("a.test").await.unwrap().unwrap();
     assert_eq!(&*lookup.frontend.id, "prefixed");
     assert_eq!(lookup.frontend.key, "a.test");
@@ -296,7 +296,7 @@ async fn mark_dead_writes_dead_set_with_ttl_and_publishes() {
         prefix: "p:".into(),
         ..redis.url("")
     };
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     let lookup = routes.lookup("pub.local").await.unwrap().unwrap();
     let mut channel = DeadChannel::subscribe(redis.port).await;
 
@@ -326,7 +326,7 @@ async fn fresh_hchecker_ping_stops_dead_set_writes_but_not_publish() {
     let now = now.as_secs().to_string();
     run::<()>(&mut conn, &["SET", "hchecker_ping", &now]).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     let deadline = Instant::now() + DEADLINE;
     while routes.passive_checks() {
         assert!(
@@ -361,7 +361,7 @@ async fn unreachable_redis_serves_known_hosts_and_recovers_after_restart() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     assert_eq!(id_of(&routes, "known.test").await.as_deref(), Some("known"));
 
     redis.kill();

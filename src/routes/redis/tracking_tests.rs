@@ -57,7 +57,7 @@ async fn every_write_to_a_watched_key_invalidates_the_cached_lookup() {
         prefix: "p:".into(),
         ..redis.url("")
     };
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     wait_for_tracking(&routes, true).await;
     let c = &mut conn;
     run::<()>(c, &["RPUSH", "p:frontend:a.test", "a", "http://h:1"]).await;
@@ -112,7 +112,7 @@ async fn own_dead_marks_apply_at_once_to_cached_answers() {
     let redis = RedisServer::start(&[]).await;
     let mut conn = redis.connection(0).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     wait_for_tracking(&routes, true).await;
     run::<()>(
         &mut conn,
@@ -138,7 +138,7 @@ async fn restart_drops_the_cache_and_tracking_resumes() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     wait_for_tracking(&routes, true).await;
     assert_eq!(id_of(&routes, "r.test").await.as_deref(), Some("before"));
 
@@ -187,7 +187,7 @@ async fn redis_refusing_tracking_is_queried_per_request() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     for expected in ["one", "two", "three"] {
         run::<()>(&mut conn, &["LSET", "frontend:n.test", "0", expected]).await;
         assert_eq!(id_of(&routes, "n.test").await.as_deref(), Some(expected));
@@ -210,7 +210,7 @@ async fn concurrent_cold_misses_for_one_host_send_one_lookup() {
         .await;
     }
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     wait_for_tracking(&routes, true).await;
     let before = lookups(&mut conn).await;
     let requests: Vec<_> = (0..20)
@@ -243,7 +243,7 @@ async fn lookup_right_after_the_acknowledgement_is_fresh() {
     )
     .await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     wait_for_tracking(&routes, true).await;
     for i in 1..=5_000 {
         let id = i.to_string();
@@ -270,7 +270,7 @@ async fn no_cached_answer_is_served_while_a_ping_is_unanswered() {
     let mut conn = redis.connection(0).await;
     let mut sleeper = redis.connection(0).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     wait_for_tracking(&routes, true).await;
     run::<()>(
         &mut conn,
@@ -310,7 +310,7 @@ async fn lookup_cost() {
         )
         .await;
         let url = redis.url("");
-        let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+        let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
         if std::ptr::eq(redis, &tracked) {
             wait_for_tracking(&routes, true).await;
         }

@@ -56,7 +56,7 @@ use super::sentinel::Locator;
 use super::Answer;
 use crate::config::redis_url::Address;
 use crate::config::RedisUrl;
-use crate::routes::{lock, TLS_PREFIX};
+use crate::routes::{lock, Footprint, TLS_PREFIX};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Retry delay after Redis refused tracking (too old, or a bad password).
@@ -148,7 +148,7 @@ impl Conn {
 
 impl Tracking {
     /// Starts the tracking connection to `url` in the background, caching at most `capacity`
-    /// hosts, each answer at most `max_age` when given. Without a runtime tracking stays off and every lookup reads Redis.
+    /// hosts (their bytes published in `footprint`), each answer at most `max_age` when given. Without a runtime tracking stays off and every lookup reads Redis.
     pub(crate) fn start(
         url: &RedisUrl,
         locator: Locator,
@@ -156,8 +156,9 @@ impl Tracking {
         capacity: usize,
         max_age: Option<Duration>,
         certificates: bool,
+        footprint: Footprint,
     ) -> Self {
-        let state = State::new(url, capacity, max_age, certificates);
+        let state = State::new(url, capacity, max_age, certificates, footprint);
         lock(&state).conns.push(Conn::new(0));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = connection::TrackingSession {
@@ -180,8 +181,9 @@ impl Tracking {
         capacity: usize,
         max_age: Option<Duration>,
         certificates: bool,
+        footprint: Footprint,
     ) -> Self {
-        let state = State::new(url, capacity, max_age, certificates);
+        let state = State::new(url, capacity, max_age, certificates, footprint);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(nodes::follow_masters(
                 url.clone(),
@@ -313,11 +315,12 @@ impl State {
         capacity: usize,
         max_age: Option<Duration>,
         certificates: bool,
+        footprint: Footprint,
     ) -> Arc<Mutex<State>> {
         Arc::new(Mutex::new(State {
             certificates,
             conns: Vec::new(),
-            cache: HostCache::new(&url.prefix, capacity, max_age),
+            cache: HostCache::new(&url.prefix, capacity, max_age, footprint),
             certs: CertCache::new(super::certs::CAPACITY),
             cert_prefix: format!("{}{TLS_PREFIX}", url.prefix),
             epoch: 0,

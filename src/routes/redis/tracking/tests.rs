@@ -11,7 +11,7 @@ fn node(host: &str) -> Address {
 /// it: nothing comes on it), and that socket's peer, to keep it open.
 async fn tracking_of(tracked: &Address) -> (Tracking, TcpStream) {
     let url = RedisUrl::parse("redis-cluster://127.0.0.1:1").unwrap();
-    let state = State::new(&url, 16, None, false);
+    let state = State::new(&url, 16, None, false, Footprint::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let socket = TcpStream::connect(listener.local_addr().unwrap())
         .await
