@@ -276,7 +276,7 @@ async fn a_user_refused_scripts_looks_up_with_the_transaction() {
     // The ACL of Hipache's traffic: its commands, no scripting.
     run::<()>(&mut conn, &["ACL", "SETUSER", "default", "-@scripting"]).await;
     let url = redis.url("");
-    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false);
+    let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     for _ in 0..2 {
         let lookup = routes.lookup("a.test").await.unwrap().unwrap();
         assert_eq!(
