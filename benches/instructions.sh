@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Instructions per request of one worker, counted by callgrind (deterministic where wall-clock
 # figures are not, on a busy machine): a keep-alive HTTP/1.1 connection, then an h2c one, each
-# sending N GETs through the worker to a local keep-alive backend (file driver, access log off).
-# The counters are zeroed after a warm-up and dumped after the N requests, so start-up is not
-# counted. See benches/README.md, "Instructions per request".
+# sending N GETs through the worker to a local keep-alive backend (file driver, access log off);
+# with MODES="h2load" (or adding it to the list), h2load's 16 h2c connections of 32 streams each
+# send N GETs (the shape of the HTTP/2 load rows). The counters are zeroed after a warm-up and
+# dumped after the N requests, so start-up is not counted; each dump stays in OUT (a directory,
+# when set) for callgrind_annotate. See benches/README.md, "Instructions per request".
 #
-# usage: benches/instructions.sh PATH/TO/hipache [N]   (the client: cargo build --bench requests)
+# usage: [MODES="h1 h2c h2load"] [OUT=dir] benches/instructions.sh PATH/TO/hipache [N]
+#        (the client of h1 and h2c: cargo build --bench requests)
 set -euo pipefail
 BIN=$(realpath "$1")
 N=${2:-2000}
+MODES=${MODES:-h1 h2c}
+OUT=${OUT:-}
 cd "$(dirname "$0")/.."
-CLIENT=$(ls -t target/debug/deps/requests-* | grep -v '\.d$' | head -1)
+CLIENT=$(ls -t target/debug/deps/requests-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
 DIR=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
@@ -32,7 +37,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024  # the proxies open up to hundreds of connections at once
+    daemon_threads = True
+Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 PY
 PIDS+=($!)
 
@@ -90,12 +98,23 @@ for _ in $(seq 1 1200); do
 done
 WORKER=$(cat "$DIR/worker.pid")
 
-for mode in h1 h2c; do
-    "$CLIENT" "$mode" "127.0.0.1:$PROXY_PORT" bench.test 200
+send() { # send MODE COUNT
+    if [[ $1 == h2load ]]; then
+        h2load -c16 -m32 -n "$2" -H ':authority: bench.test' "http://127.0.0.1:$PROXY_PORT/" >"$DIR/h2load.log"
+        grep -q " 0 failed, 0 errored" "$DIR/h2load.log" || { echo "h2load failed:"; cat "$DIR/h2load.log"; exit 1; }
+    else
+        "$CLIENT" "$1" "127.0.0.1:$PROXY_PORT" bench.test "$2"
+    fi
+}
+
+for mode in $MODES; do
+    # A warm-up: h2load's opens its 16 connections and their backend streams.
+    if [[ $mode == h2load ]]; then send "$mode" 1024; else send "$mode" 200; fi
     callgrind_control -z "$WORKER" >/dev/null
-    "$CLIENT" "$mode" "127.0.0.1:$PROXY_PORT" bench.test "$N"
+    send "$mode" "$N"
     callgrind_control -d "$mode" "$WORKER" >/dev/null
     DUMP=$(ls -t "$DIR"/cg."$WORKER".* | head -1)
+    [[ -n $OUT ]] && mkdir -p "$OUT" && cp "$DUMP" "$OUT/callgrind.$mode"
     TOTAL=$(awk '/^(summary|totals):/ { print $2 }' "$DUMP" | tail -1)
     echo "$mode: $TOTAL instructions for $N requests, $((TOTAL / N)) per request"
 done

@@ -18,8 +18,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
+use tokio_util::io::poll_read_buf;
 
 use super::pump::UploadPump;
 use crate::access_log::PendingLine;
@@ -167,13 +167,12 @@ impl BackendBody {
                     ))));
                 }
             }
-            // Zeroed once, then reused: reading needs initialised room without `unsafe`.
-            if self.buf.len() < buffers::LARGE {
-                self.buf.resize(buffers::LARGE, 0);
-            }
-            let mut read = ReadBuf::new(&mut self.buf[..]);
-            let filled = match Pin::new(&mut stream.stream).poll_read(cx, &mut read) {
-                Poll::Ready(Ok(())) => read.filled().len(),
+            // Read into the buffer's spare room, which is not zeroed first: the buffer is the
+            // response's own, and zeroing it would cost each answer 16 KiB of writes.
+            self.buf.clear();
+            self.buf.reserve(buffers::LARGE);
+            let filled = match poll_read_buf(Pin::new(&mut stream.stream), cx, &mut self.buf) {
+                Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(_)) => {
                     self.stream = None;
                     return Poll::Ready(Some(Err(self.cut_short("backend failed mid-answer"))));

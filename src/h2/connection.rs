@@ -84,10 +84,13 @@ pub(crate) async fn serve<S, I>(
                 Some(Ok((request, respond))) => {
                     let (proxy, client) = (proxy.clone(), client.clone());
                     let open = streams.enter();
-                    tokio::task::spawn_local(async move {
+                    // Boxed: a stream's future holds the whole session's state (kilobytes),
+                    // which the task would otherwise copy at each step of its life (spawned,
+                    // bound to the worker's task list, finished); it moves a pointer instead.
+                    tokio::task::spawn_local(Box::pin(async move {
                         let _open = open;
                         super::stream::serve(proxy, client, request, respond).await;
-                    });
+                    }));
                 }
                 Some(Err(error)) => {
                     return tracing::debug!(%error, "client connection ended with an error")

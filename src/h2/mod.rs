@@ -26,7 +26,7 @@ use ::h2::server::SendResponse;
 use ::h2::RecvStream;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode, Uri};
+use http::{Response, StatusCode};
 
 use crate::access_log::PendingLine;
 use crate::error_page::{self, Generated, PageBody};
@@ -35,7 +35,7 @@ use crate::proxy::session::{Downstream, Head, Upgrade};
 use crate::proxy::tunnel::Tunnel;
 use crate::proxy::{Answered, ClientConnection, ClientFailure, Proxy};
 use crate::routes::RouteSource;
-use crate::wire::headers::{self, DebugInfo, Forwarded};
+use crate::wire::headers::{self, DebugInfo};
 use crate::wire::response::ResponseHead;
 use body::ResponseBody;
 use request::Payload;
@@ -153,10 +153,12 @@ impl<S> Downstream for StreamRequest<'_, S> {
         let parts = &mut self.parts;
         if websocket::is_websocket(parts) {
             parts.method = http::Method::GET;
-            prepare_for_backend(parts, &self.conn.forwarded, keep_alive);
+            headers::strip_hop_by_hop(&mut parts.headers);
             self.websocket_key = Some(websocket::as_upgrade(&mut parts.headers));
             return Ok(request::Request {
                 parts: &self.parts,
+                forwarded: &self.conn.forwarded,
+                keep_alive,
                 payload: Payload::empty(),
                 timeout: proxy.response_timeout,
                 upgrade: true,
@@ -175,7 +177,7 @@ impl<S> Downstream for StreamRequest<'_, S> {
             .get_all(header::TE)
             .iter()
             .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-        prepare_for_backend(parts, &self.conn.forwarded, keep_alive);
+        headers::strip_hop_by_hop(&mut parts.headers);
         let mut expects_continue = parts
             .headers
             .get(header::EXPECT)
@@ -192,6 +194,8 @@ impl<S> Downstream for StreamRequest<'_, S> {
             Payload::from_client(body, length, trailers_expected, expects_continue, idle).await?;
         Ok(request::Request {
             parts: &self.parts,
+            forwarded: &self.conn.forwarded,
+            keep_alive,
             payload,
             timeout: proxy.response_timeout,
             upgrade: false,
@@ -343,22 +347,6 @@ fn host_of(parts: &http::request::Parts) -> Option<&str> {
         Some(value) => value.to_str().ok(),
         None => parts.uri.authority().map(|a| a.as_str()),
     }
-}
-
-/// Origin-form URI, a `Host` header, and the forwarding headers.
-fn prepare_for_backend(parts: &mut http::request::Parts, forwarded: &Forwarded, keep_alive: bool) {
-    if let Some(authority) = parts.uri.authority() {
-        if !parts.headers.contains_key(header::HOST) {
-            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
-                parts.headers.insert(header::HOST, host);
-            }
-        }
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        if let Ok(origin_form) = Uri::try_from(path) {
-            parts.uri = origin_form;
-        }
-    }
-    headers::rewrite_request(&mut parts.headers, forwarded, keep_alive);
 }
 
 /// A backend's status and fields (hop-by-hop ones left out) as the client's response head; `buf`

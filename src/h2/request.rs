@@ -17,6 +17,7 @@ use super::pump::UploadPump;
 use crate::proxy::backend::{write_within, Activity, Asked};
 use crate::proxy::pool::BackendStream;
 use crate::proxy::{ClientFailure, Exchange, SendError};
+use crate::wire::headers::Forwarded;
 use crate::wire::response::ResponseHead;
 use crate::wire::{buffers, encode, trailers};
 
@@ -113,8 +114,11 @@ async fn whole(body: &mut RecvStream) -> Result<Payload, ClientFailure> {
 
 /// An HTTP/2 request on its way to a backend.
 pub(crate) struct Request<'a> {
-    /// The head, already rewritten for the backend (origin form, forwarding fields).
+    /// The head, its hop-by-hop fields removed; `Host`, the forwarding fields and
+    /// `Connection: close` (with `keep_alive` off) are written after it.
     pub(crate) parts: &'a Parts,
+    pub(crate) forwarded: &'a Forwarded,
+    pub(crate) keep_alive: bool,
     pub(crate) payload: Payload,
     /// `tcpTimeout`: a backend (or a client's body) that stops moving for this long fails.
     pub(crate) timeout: Duration,
@@ -172,6 +176,15 @@ impl Exchange for Request<'_> {
         };
         let mut out = buffers::take(buffers::ANSWER + body.len() + end.map_or(0, <[u8]>::len));
         encode::request_from_parts(&mut out, self.parts, chunked);
+        let authority = self.parts.uri.authority().map(|a| a.as_str());
+        let headers = &self.parts.headers;
+        encode::append_request_fields(
+            &mut out,
+            headers,
+            authority,
+            self.forwarded,
+            self.keep_alive,
+        );
         if let Some(end) = end {
             if !body.is_empty() {
                 encode::chunk_head(&mut out, body.len());

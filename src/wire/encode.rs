@@ -92,7 +92,8 @@ pub(crate) fn request_for_backend(
 }
 
 /// An HTTP/2 client's request as an HTTP/1.1 backend receives it. `parts` is already prepared
-/// (origin-form URI, `Host`, hop-by-hop fields removed, forwarding headers added); `chunked`
+/// (hop-by-hop fields removed; `Host` and the forwarding headers added, or appended next by
+/// `append_request_fields`); `chunked`
 /// says the body goes in chunks (its length unknown, or trailers to carry), in place of any
 /// `content-length`.
 pub(crate) fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts, chunked: bool) {
@@ -161,6 +162,30 @@ pub(crate) fn append_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
         out.truncate(out.len() - 2);
         field(out, name, value);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// What `headers::rewrite_request` would add to `headers` (hop-by-hop fields already removed),
+/// appended instead to the head just encoded from them into `out`: `Host` from the request's
+/// `authority` when it has none, the forwarding fields the client did not send, and
+/// `Connection: close` when backend connections are not kept and the head does not already say
+/// how its connection goes (an upgrade). An HTTP/2 request's fields are not grown for fields
+/// that only go into bytes (each insertion hashes, and the map regrows).
+pub(crate) fn append_request_fields(
+    out: &mut Vec<u8>,
+    headers: &http::HeaderMap,
+    authority: Option<&str>,
+    forwarded: &Forwarded,
+    keep_alive: bool,
+) {
+    if let (false, Some(authority)) = (headers.contains_key(http::header::HOST), authority) {
+        append_field(out, b"host", authority.as_bytes());
+    }
+    for (name, value) in forwarded.missing(headers::present_in(headers)) {
+        append_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !keep_alive && !headers.contains_key(http::header::CONNECTION) {
+        append_field(out, b"connection", b"close");
     }
 }
 

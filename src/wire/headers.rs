@@ -140,7 +140,7 @@ pub fn rewrite_request(headers: &mut HeaderMap, forwarded: &Forwarded, keep_aliv
 
 /// The forwarding headers among `headers`, told by their names' kinds as an HTTP/1 head's are
 /// (one pass over the names: a lookup per header would hash each name).
-fn present_in(headers: &HeaderMap) -> ForwardedPresent {
+pub(crate) fn present_in(headers: &HeaderMap) -> ForwardedPresent {
     let mut present = ForwardedPresent::default();
     for name in headers.keys() {
         present.note(Kind::of(name.as_str().as_bytes()));
