@@ -90,6 +90,10 @@ impl Display for Censored<'_> {
         if c.redis_certificates {
             writeln!(f, "https.redisCertificates = true")?;
         }
+        if let Some(http3) = &c.http3 {
+            writeln!(f, "https.http3 = true")?;
+            writeln!(f, "https.earlyData = {}", http3.early_data)?;
+        }
         for (i, l) in c.https.iter().enumerate() {
             writeln!(f, "https.bind[{i}] = {}", l.address)?;
             writeln!(f, "https.bind[{i}].key = {}", l.key.display())?;

@@ -1,0 +1,163 @@
+//! HTTP/3 (`https.http3`): QUIC on each https listener's port, through the same request path as
+//! HTTP/1 and HTTP/2, checked with a real client (aioquic, `support::h3`); and the `Alt-Svc`
+//! field that sends HTTPS clients over TCP there.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::support::h3::{self, field, request};
+use crate::support::raw_backend::{RawBackend, MIB};
+use crate::support::runtime::block_on;
+use crate::support::{h2c, tls, Backend, Config, Hipache, RedisServer, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A proxy serving `host` on https (HTTP/3 on when `http3`), with the certificate's path, which
+/// the client trusts.
+fn https_proxy(redis: &RedisServer, host: &str, http3: bool, patch: Value) -> (Hipache, PathBuf) {
+    let config = Config::redis(redis);
+    let (key, cert) = tls::cert(&[host]).write(config.dir(), "server");
+    let hipache = Hipache::start(
+        config
+            .with(json!({
+                "https": {
+                    "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert, "http3": http3
+                }
+            }))
+            .with(patch),
+    );
+    (hipache, cert)
+}
+
+#[test]
+fn a_get_over_http3_reaches_the_backend_and_is_logged() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("b1");
+    redis.frontend("h3.test", "h3", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "h3.test", true, json!({}));
+
+    let get = request("GET", "h3.test", "/three?x=1", &[("user-agent", "aioquic")]);
+    let results = h3::run(hipache.https_addr(), "h3.test", &ca, &[get]);
+
+    assert_eq!(results[0]["status"], 200, "{results:?}");
+    assert_eq!(results[0]["body"], "b1");
+    let seen = &backend.requests()[0];
+    assert_eq!(seen.path, "/three?x=1");
+    assert_eq!(seen.header("host"), Some("h3.test"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+    let lines = hipache.wait_access_log_lines(1);
+    assert!(
+        lines[0].contains("\"GET /three?x=1 HTTP/3.0\" 200"),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn https_answers_over_tcp_point_to_http3_only_when_it_is_on() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("alt");
+    redis.frontend("alt.test", "alt", &[&backend.url()]);
+    for http3 in [true, false] {
+        let (hipache, _) = https_proxy(&redis, "alt.test", http3, json!({}));
+        let port = hipache.https_addr().port();
+        let expected = http3.then(|| format!("h3=\":{port}\"; ma=86400"));
+
+        for target in ["/", "/?page-of-ours"] {
+            // A backend's answer, and a page of our own (the unknown host's 400).
+            let host = if target == "/" {
+                "alt.test"
+            } else {
+                "nobody.test"
+            };
+            let head = block_on(async {
+                let mut stream =
+                    tls::connect(hipache.https_addr(), "alt.test", &[b"http/1.1"]).await;
+                let request =
+                    format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let mut answer = Vec::new();
+                stream.read_to_end(&mut answer).await.unwrap();
+                String::from_utf8_lossy(&answer).into_owned()
+            });
+            let alt_svc = head
+                .lines()
+                .find_map(|line| line.strip_prefix("Alt-Svc: "))
+                .map(str::to_owned);
+            assert_eq!(alt_svc, expected, "{head}");
+        }
+
+        let alt_svc = block_on(async {
+            let stream = tls::connect(hipache.https_addr(), "alt.test", &[b"h2"]).await;
+            let (mut sender, _) = h2c::handshake(stream).await;
+            let request = hyper::Request::get("https://alt.test/")
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            assert_eq!(response.status(), 200);
+            let alt_svc = response.headers().get("alt-svc");
+            alt_svc.map(|v| v.to_str().unwrap().to_owned())
+        });
+        assert_eq!(alt_svc, expected);
+
+        // Plain HTTP points nowhere: the alternative is for the https origin.
+        let plain = Request::get("alt.test", "/").send(hipache.addr());
+        assert_eq!(plain.header("alt-svc"), None);
+    }
+}
+
+#[test]
+fn fifty_concurrent_streams_on_one_connection_are_all_answered() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("many");
+    redis.frontend("many.test", "many", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "many.test", true, json!({}));
+
+    let plan: Vec<Value> = (0..50)
+        .map(|i| request("GET", "many.test", &format!("/n/{i}"), &[]))
+        .collect();
+    let results = h3::run(hipache.https_addr(), "many.test", &ca, &plan);
+
+    for result in &results {
+        assert_eq!(
+            (result["status"].clone(), result["body"].clone()),
+            (json!(200), json!("many")),
+            "{result}"
+        );
+    }
+    let mut paths: Vec<String> = backend.requests().into_iter().map(|s| s.path).collect();
+    paths.sort();
+    let mut expected: Vec<String> = (0..50).map(|i| format!("/n/{i}")).collect();
+    expected.sort();
+    assert_eq!(paths, expected);
+}
+
+#[test]
+fn a_large_upload_is_echoed_while_it_streams() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(crate::duplex::echo);
+    redis.frontend("echo.test", "echo", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "echo.test", true, json!({}));
+    let size = 32 * MIB;
+
+    let mut upload = request(
+        "POST",
+        "echo.test",
+        "/echo",
+        &[("content-length", &size.to_string())],
+    );
+    upload["upload_bytes"] = json!(size);
+    let results = h3::run(hipache.https_addr(), "echo.test", &ca, &[upload]);
+
+    let result = &results[0];
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(result["body_bytes"], size, "{result}");
+    assert_eq!(
+        result["body_ok"], true,
+        "the echo is the upload, byte for byte"
+    );
+    assert_eq!(
+        result["answer_before_upload_end"], true,
+        "the answer began while the upload was still being sent"
+    );
+    let _ = field(result, "date");
+}

@@ -1,0 +1,75 @@
+//! A real HTTP/3 client: Python's aioquic, driven through `h3_client.py` beside this file (one
+//! QUIC connection per run, the certificate verified against the test's own, one JSON line
+//! back per request).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::wait::wait_for;
+
+/// A run that takes longer than this failed (the client gives up on its requests at 60 s).
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A request's field section as `h3_client.py` sends it: the pseudo-headers of a request for
+/// `path` on `authority`, then `fields`.
+pub(crate) fn request(method: &str, authority: &str, path: &str, fields: &[(&str, &str)]) -> Value {
+    let mut headers = vec![
+        json!([":method", method]),
+        json!([":scheme", "https"]),
+        json!([":authority", authority]),
+        json!([":path", path]),
+    ];
+    headers.extend(fields.iter().map(|(name, value)| json!([name, value])));
+    json!({ "headers": headers })
+}
+
+/// Runs `plan` (one request object each, see `h3_client.py`) on one connection to `addr`,
+/// trusting `ca` for `server_name`; the results in plan order.
+pub(crate) fn run(addr: SocketAddr, server_name: &str, ca: &Path, plan: &[Value]) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/h3_client.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(addr.to_string())
+        .arg(server_name)
+        .arg(ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/test installs it with aioquic)");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(Value::Array(plan.to_vec()).to_string().as_bytes())
+        .expect("plan written");
+    drop(stdin);
+    let status = wait_for(RUN_TIMEOUT, "the HTTP/3 client to finish", || {
+        child.try_wait().ok().flatten()
+    });
+    let output = child.wait_with_output().expect("client output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("No module named 'aioquic'"),
+        "aioquic is missing: pip install aioquic (scripts/test does)"
+    );
+    assert!(status.success(), "h3_client.py failed ({status}): {stderr}");
+    let results: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(results.len(), plan.len(), "{stderr}");
+    results
+}
+
+/// The value of `name` among a result's response fields.
+pub(crate) fn field<'a>(result: &'a Value, name: &str) -> Option<&'a str> {
+    result["headers"]
+        .as_array()?
+        .iter()
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].as_str())
+}
