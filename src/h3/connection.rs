@@ -34,6 +34,10 @@ const CONNECTION_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 /// advertises: above our own head limits (applied per request with the HTTP/1 front end's
 /// 431), as HTTP/2's header list size is.
 const FIELD_SECTION_BYTES: u64 = 256 * 1024;
+/// How long a drained connection waits at least, once its last stream ended, for the client to
+/// close it, before it closes it: time for the last answer to arrive, and to be sent again if
+/// it was lost.
+const MIN_LINGER: Duration = Duration::from_secs(1);
 /// The application error code of a connection closed without a fault (RFC 9114 §8.1).
 const NO_ERROR: u32 = 0x100;
 
@@ -146,6 +150,10 @@ async fn serve<S: RouteSource>(
                 }
             }
             () = streams.all_closed(), if closing => {
+                // The last answers may still be in flight, and a close now would drop them:
+                // the client closes once it has them, or we do after a few round trips.
+                let linger = (quic.rtt() * 4).max(MIN_LINGER).min(idle);
+                let _ = tokio::time::timeout(linger, quic.closed()).await;
                 quic.close(VarInt::from_u32(NO_ERROR), b"");
                 return;
             }

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::support::h3::{self, field, request};
-use crate::support::raw_backend::{RawBackend, MIB};
+use crate::support::raw_backend::{ok, read_line, RawBackend, IO_TIMEOUT, MIB};
 use crate::support::runtime::block_on;
-use crate::support::{h2c, tls, Backend, Config, Hipache, RedisServer, Request};
+use crate::support::{h2c, tls, wait_until, Backend, Config, Hipache, RedisServer, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A proxy serving `host` on https (HTTP/3 on when `http3`), with the certificate's path, which
@@ -160,4 +160,176 @@ fn a_large_upload_is_echoed_while_it_streams() {
         "the answer began while the upload was still being sent"
     );
     let _ = field(result, "date");
+}
+
+#[test]
+fn early_hints_reach_the_client_before_the_answer() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n");
+            peer.write(&ok("final"));
+        }
+    });
+    redis.frontend("hints.test", "hints", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "hints.test", true, json!({}));
+
+    let get = request("GET", "hints.test", "/page", &[]);
+    let results = h3::run(hipache.https_addr(), "hints.test", &ca, &[get]);
+
+    let result = &results[0];
+    assert_eq!(result["interim"], json!([103]), "{result}");
+    assert_eq!(
+        (result["status"].clone(), result["body"].clone()),
+        (json!(200), json!("final"))
+    );
+}
+
+#[test]
+fn trailers_cross_both_ways() {
+    let redis = RedisServer::start();
+    let backend = RawBackend::start(|peer| {
+        if peer.request().is_some() {
+            peer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n\
+                  5\r\nhello\r\n0\r\nx-checksum: abc\r\n\r\n",
+            );
+        }
+    });
+    redis.frontend("trail.test", "trail", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "trail.test", true, json!({}));
+
+    let mut post = request("POST", "trail.test", "/t", &[("te", "trailers")]);
+    post["body"] = json!("data");
+    post["trailers"] = json!([["x-client-sum", "42"]]);
+    let results = h3::run(hipache.https_addr(), "trail.test", &ca, &[post]);
+
+    let result = &results[0];
+    assert_eq!(
+        (result["status"].clone(), result["body"].clone()),
+        (json!(200), json!("hello")),
+        "{result}"
+    );
+    assert_eq!(result["trailers"], json!([["x-checksum", "abc"]]));
+    let seen = &backend.requests()[0];
+    assert_eq!(seen.body, b"data");
+    assert_eq!(
+        seen.trailers,
+        [("x-client-sum".to_owned(), "42".to_owned())]
+    );
+}
+
+#[test]
+fn malformed_requests_are_refused_and_never_forwarded() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("never");
+    redis.frontend("bad.test", "bad", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "bad.test", true, json!({}));
+
+    let plan = [
+        // An unknown pseudo-header: `h3` resets the stream (H3_MESSAGE_ERROR).
+        request("GET", "bad.test", "/", &[(":foo", "bar")]),
+        // Connection-specific fields are malformed in HTTP/3.
+        request("GET", "bad.test", "/", &[("connection", "close")]),
+        request("GET", "bad.test", "/", &[("transfer-encoding", "chunked")]),
+        // `host` and `:authority` that disagree.
+        request("GET", "bad.test", "/", &[("host", "other.test")]),
+        // No `:scheme`.
+        json!({ "headers": [[":method", "GET"], [":authority", "bad.test"], [":path", "/"]] }),
+        // A body longer than its `content-length`.
+        {
+            let mut long = request("POST", "bad.test", "/", &[("content-length", "2")]);
+            long["body"] = json!("three");
+            long
+        },
+    ];
+    let results = h3::run(hipache.https_addr(), "bad.test", &ca, &plan);
+
+    for result in &results {
+        let refused = result["status"] == 400
+            || result["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("reset"));
+        assert!(refused, "{result}");
+    }
+    assert_eq!(backend.request_count(), 0);
+    // The connection itself is fine: a good request on it is served.
+    let good = request("GET", "bad.test", "/", &[]);
+    let results = h3::run(hipache.https_addr(), "bad.test", &ca, &[good]);
+    assert_eq!(results[0]["status"], 200);
+}
+
+#[test]
+fn an_upload_reset_by_the_client_closes_the_backend_connection() {
+    let redis = RedisServer::start();
+    let (received, receiving) = std::sync::mpsc::channel();
+    let backend = RawBackend::start(move |peer| {
+        let Some(line) = read_line(&mut peer.wire.0) else {
+            return;
+        };
+        while read_line(&mut peer.wire.0).is_some_and(|l| !l.is_empty()) {}
+        let mut body = Vec::new();
+        // Ends at the proxy's close: the body never comes whole.
+        let _ = std::io::Read::read_to_end(&mut peer.wire.0, &mut body);
+        let _ = received.send((line, body.len()));
+    });
+    redis.frontend("reset.test", "reset", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "reset.test", true, json!({}));
+    let size = 4 * MIB;
+
+    let mut upload = request(
+        "POST",
+        "reset.test",
+        "/up",
+        &[("content-length", &size.to_string())],
+    );
+    upload["upload_bytes"] = json!(size);
+    upload["reset_after"] = json!(MIB);
+    h3::run(hipache.https_addr(), "reset.test", &ca, &[upload]);
+
+    let (line, bytes) = receiving
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the backend's connection closed");
+    assert_eq!(line, "POST /up HTTP/1.1");
+    assert!(bytes < size, "the backend got {bytes} of {size} bytes");
+}
+
+#[test]
+fn a_reload_lets_an_http3_request_in_flight_finish() {
+    let redis = RedisServer::start();
+    let backend = Backend::builder()
+        .name("slow")
+        .delay(std::time::Duration::from_secs(2))
+        .start();
+    redis.frontend("slow.test", "slow", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "slow.test", true, json!({"user": "nobody"}));
+    let addr = hipache.https_addr();
+
+    let trusted = ca.clone();
+    let client = std::thread::spawn(move || {
+        h3::run(
+            addr,
+            "slow.test",
+            &trusted,
+            &[request("GET", "slow.test", "/slow", &[])],
+        )
+    });
+    wait_until(IO_TIMEOUT, "the request to reach the backend", || {
+        backend.request_count() == 1
+    });
+    hipache.reload();
+    let results = client.join().unwrap();
+
+    assert_eq!(
+        (results[0]["status"].clone(), results[0]["body"].clone()),
+        (json!(200), json!("slow"))
+    );
+    // The new generation serves HTTP/3 too.
+    let results = h3::run(
+        addr,
+        "slow.test",
+        &ca,
+        &[request("GET", "slow.test", "/", &[])],
+    );
+    assert_eq!(results[0]["status"], 200);
 }
