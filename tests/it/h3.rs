@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::support::h3::{self, field, request};
 use crate::support::raw_backend::{ok, read_line, RawBackend, IO_TIMEOUT, MIB};
 use crate::support::runtime::block_on;
+use crate::support::websocket::WebSocketEcho;
 use crate::support::{h2c, tls, wait_until, Backend, Config, Hipache, RedisServer, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -332,4 +333,38 @@ fn a_reload_lets_an_http3_request_in_flight_finish() {
         &[request("GET", "slow.test", "/", &[])],
     );
     assert_eq!(results[0]["status"], 200);
+}
+
+#[test]
+fn a_websocket_over_http3_is_tunnelled_to_an_http1_backend() {
+    let redis = RedisServer::start();
+    let backend = WebSocketEcho::start();
+    redis.frontend("ws.test", "ws", &[&backend.url()]);
+    let (hipache, ca) = https_proxy(&redis, "ws.test", true, json!({}));
+
+    let fields = [(":protocol", "websocket"), ("sec-websocket-version", "13")];
+    let mut connect = request("CONNECT", "ws.test", "/chat", &fields);
+    connect["websocket"] = json!(["hello", "over quic"]);
+    let results = h3::run(hipache.https_addr(), "ws.test", &ca, &[connect]);
+
+    let result = &results[0];
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(
+        result["messages"],
+        json!(["hello", "over quic"]),
+        "{result}"
+    );
+    let handshake = &backend.handshakes()[0];
+    let field = |name: &str| {
+        handshake
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(field("upgrade"), Some("websocket"), "{handshake:?}");
+    let lines = hipache.wait_access_log_lines(1);
+    assert!(
+        lines[0].contains("\"CONNECT /chat HTTP/3.0\" 200"),
+        "{lines:?}"
+    );
 }

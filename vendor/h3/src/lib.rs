@@ -1,6 +1,9 @@
 //! HTTP/3 client and server
 #![deny(missing_docs, clippy::self_named_module_files)]
 #![allow(clippy::derive_partial_eq_without_eq)]
+// hipache: a registry crate builds with its lints capped; a path dependency does not, and the
+// published crate warns without its `tracing` feature.
+#![allow(warnings)]
 
 pub mod client;
 
