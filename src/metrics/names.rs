@@ -31,13 +31,29 @@ pub(crate) enum Counter {
     BytesIn,
     BytesOut,
     LogDatagramsDropped,
+    ProtocolHttp1,
+    ProtocolHttp2,
+    ProtocolHttp3,
+}
+
+impl Counter {
+    /// The counter of requests in the protocol the access log names `version` (`1.1`, `2.0`,
+    /// `3.0`).
+    pub(crate) fn protocol(version: &str) -> Self {
+        match version.as_bytes().first() {
+            Some(b'3') => Self::ProtocolHttp3,
+            Some(b'2') => Self::ProtocolHttp2,
+            _ => Self::ProtocolHttp1,
+        }
+    }
 }
 
 /// How many counters there are.
-pub(crate) const COUNTER_COUNT: usize = Counter::LogDatagramsDropped as usize + 1;
+pub(crate) const COUNTER_COUNT: usize = Counter::ProtocolHttp3 as usize + 1;
 
 const RESPONSES: &str = "responses by status class, error pages included";
 const LOOKUPS: &str = "route lookups, by where the answer came from";
+const PROTOCOLS: &str = "requests read, by the client's protocol (pings and refusals included)";
 
 /// The names of each [`Counter`], in its order.
 pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
@@ -131,7 +147,27 @@ pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
         None,
         "access log datagrams dropped (socket full or unreachable)",
     ),
+    counter(
+        "protocol.http1",
+        PROTOCOL_FAMILY,
+        Some(("protocol", "http1")),
+        PROTOCOLS,
+    ),
+    counter(
+        "protocol.http2",
+        PROTOCOL_FAMILY,
+        Some(("protocol", "http2")),
+        PROTOCOLS,
+    ),
+    counter(
+        "protocol.http3",
+        PROTOCOL_FAMILY,
+        Some(("protocol", "http3")),
+        PROTOCOLS,
+    ),
 ];
+
+const PROTOCOL_FAMILY: &str = "hipache_protocol_requests_total";
 
 const RESPONSES_FAMILY: &str = "hipache_responses_total";
 const LOOKUPS_FAMILY: &str = "hipache_lookups_total";

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use crate::metrics::{admin_addr, hipache_metrics, status_json};
 use crate::support::h3::{self, field, request};
 use crate::support::raw_backend::{ok, read_line, RawBackend, IO_TIMEOUT, MIB};
 use crate::support::runtime::block_on;
@@ -35,7 +36,8 @@ fn a_get_over_http3_reaches_the_backend_and_is_logged() {
     let redis = RedisServer::start();
     let backend = Backend::named("b1");
     redis.frontend("h3.test", "h3", &[&backend.url()]);
-    let (hipache, ca) = https_proxy(&redis, "h3.test", true, json!({}));
+    let admin = json!({ "logging": { "web": { "host": "127.0.0.1", "port": 0 } } });
+    let (hipache, ca) = https_proxy(&redis, "h3.test", true, admin);
 
     let get = request("GET", "h3.test", "/three?x=1", &[("user-agent", "aioquic")]);
     let results = h3::run(hipache.https_addr(), "h3.test", &ca, &[get]);
@@ -51,6 +53,15 @@ fn a_get_over_http3_reaches_the_backend_and_is_logged() {
         lines[0].contains("\"GET /three?x=1 HTTP/3.0\" 200"),
         "{lines:?}"
     );
+    // Counted by protocol, on /metrics and the status page.
+    let admin = admin_addr(&hipache);
+    let counted = "hipache_protocol_requests_total{protocol=\"http3\"} 1";
+    wait_until(IO_TIMEOUT, "the HTTP/3 request counted", || {
+        hipache_metrics(admin).contains(counted)
+    });
+    let status = status_json(admin);
+    assert_eq!(status["protocols"]["http3"], 1, "{status}");
+    assert_eq!(status["protocols"]["http2"], 0, "{status}");
 }
 
 #[test]
