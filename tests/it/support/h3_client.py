@@ -211,6 +211,8 @@ async def main():
     plan = json.load(sys.stdin)
     configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
     configuration.server_name = server_name
+    # A handshake nobody answers fails the run rather than hang it.
+    configuration.idle_timeout = 20.0
     configuration.verify_mode = ssl.CERT_REQUIRED
     configuration.load_verify_locations(ca)
     async with connect(
