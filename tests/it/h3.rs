@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::metrics::{admin_addr, hipache_metrics, status_json};
 use crate::support::h3::{self, field, request};
+use crate::support::procfs;
 use crate::support::raw_backend::{ok, read_line, RawBackend, IO_TIMEOUT, MIB};
 use crate::support::runtime::block_on;
 use crate::support::websocket::WebSocketEcho;
@@ -378,4 +379,66 @@ fn a_websocket_over_http3_is_tunnelled_to_an_http1_backend() {
         lines[0].contains("\"CONNECT /chat HTTP/3.0\" 200"),
         "{lines:?}"
     );
+}
+
+#[test]
+fn a_killed_worker_costs_only_its_own_http3_connections() {
+    let redis = RedisServer::start();
+    let (arrived, arrivals) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    let backend = RawBackend::start(move |peer| {
+        if peer.request().is_none() {
+            return;
+        }
+        let port = peer.wire.0.get_ref().peer_addr().unwrap().port();
+        let _ = arrived.send(port);
+        if released.lock().unwrap().recv_timeout(IO_TIMEOUT).is_ok() {
+            peer.write(&ok("survived"));
+        }
+    });
+    redis.frontend("kill.test", "kill", &[&backend.url()]);
+    let patch = json!({ "user": "nobody", "server": { "workers": 2 } });
+    let (hipache, ca) = https_proxy(&redis, "kill.test", true, patch);
+    let addr = hipache.https_addr();
+
+    let trusted = ca.clone();
+    let client = std::thread::spawn(move || {
+        h3::run(
+            addr,
+            "kill.test",
+            &trusted,
+            &[request("GET", "kill.test", "/long", &[])],
+        )
+    });
+    let port = arrivals
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the request reached the backend");
+    let workers = hipache.worker_pids();
+    let serving = workers
+        .iter()
+        .copied()
+        .find(|&pid| procfs::connected_ports_of(pid).contains(&port))
+        .expect("the worker holding the backend connection");
+    let other = workers
+        .into_iter()
+        .find(|&pid| pid != serving)
+        .expect("a second worker");
+    hipache.replace_worker(other);
+    release.send(()).unwrap();
+    let results = client.join().unwrap();
+
+    assert_eq!(
+        (results[0]["status"].clone(), results[0]["body"].clone()),
+        (json!(200), json!("survived"))
+    );
+    // A new connection is served, whichever worker its datagrams reach.
+    release.send(()).unwrap();
+    let results = h3::run(
+        addr,
+        "kill.test",
+        &ca,
+        &[request("GET", "kill.test", "/", &[])],
+    );
+    assert_eq!(results[0]["status"], 200, "{results:?}");
 }
