@@ -442,3 +442,40 @@ fn a_killed_worker_costs_only_its_own_http3_connections() {
     );
     assert_eq!(results[0]["status"], 200, "{results:?}");
 }
+
+#[test]
+fn a_flood_of_streams_waits_for_the_streams_a_connection_may_have_open() {
+    let redis = RedisServer::start();
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counting, highest) = (open.clone(), most.clone());
+    // Holds every request until 100 are held at once, which the proxy's limit allows and a
+    // 101st cannot join: its stream waits for one of these to end.
+    let backend = RawBackend::start(move |peer| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if peer.request().is_none() {
+            return;
+        }
+        let now = counting.fetch_add(1, SeqCst) + 1;
+        highest.fetch_max(now, SeqCst);
+        wait_until(IO_TIMEOUT, "100 requests held at once", || {
+            highest.load(SeqCst) >= 100
+        });
+        counting.fetch_sub(1, SeqCst);
+        peer.write(&ok("held"));
+    });
+    redis.frontend("flood.test", "flood", &[&backend.url()]);
+    let patch = json!({ "server": { "maxSockets": 1000 } });
+    let (hipache, ca) = https_proxy(&redis, "flood.test", true, patch);
+
+    let plan: Vec<Value> = (0..250)
+        .map(|i| request("GET", "flood.test", &format!("/f/{i}"), &[]))
+        .collect();
+    let results = h3::run(hipache.https_addr(), "flood.test", &ca, &plan);
+
+    assert_eq!(results[0]["peer_max_streams"], 100, "{}", results[0]);
+    for result in &results {
+        assert_eq!(result["status"], 200, "{result}");
+    }
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 100);
+}

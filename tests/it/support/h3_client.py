@@ -21,7 +21,8 @@ verified against CA_FILE for SERVER_NAME. Each request is an object:
 The requests run concurrently. One JSON line is printed per request, in plan order:
   status, interim (the statuses of 1xx answers), headers, body (text, when under 64 KiB),
   body_bytes, body_ok (the body is the request's upload pattern, for echoes), trailers,
-  answer_before_upload_end, messages (WebSocket echoes), error (a reset or a failure).
+  answer_before_upload_end, messages (WebSocket echoes), error (a reset or a failure),
+  peer_max_streams (the request streams the server let the client open when it began).
 """
 
 import asyncio
@@ -68,6 +69,7 @@ class Exchange:
         self.unread = bytearray()
         self.messages = []
         self.answer_at = None
+        self.peer_max_streams = None
 
     def result(self):
         text = bytes(self.body)
@@ -79,6 +81,7 @@ class Exchange:
             "body_ok": self.body_ok,
             "trailers": self.trailers,
             "error": self.error,
+            "peer_max_streams": self.peer_max_streams,
         }
         if len(text) < 64 * 1024:
             out["body"] = text.decode("utf-8", "replace")
@@ -143,6 +146,7 @@ class Client(QuicConnectionProtocol):
         plan = exchange.plan
         if "wait_for" in plan:
             await exchanges[plan["wait_for"]].head.wait()
+        exchange.peer_max_streams = self._quic._remote_max_streams_bidi
         stream_id = self._quic.get_next_available_stream_id()
         self.exchanges[stream_id] = exchange
         headers = [(k.encode(), v.encode()) for k, v in plan["headers"]]
