@@ -1,7 +1,8 @@
 //! An https listener's HTTP/3 endpoint: its UDP socket (made by the master, `SO_REUSEPORT`)
 //! driven by quinn, with the listener's TLS configuration made for QUIC: ALPN `h3`, TLS 1.3
-//! early data (0-RTT) only with `https.earlyData`, and the `Alt-Svc` value its TCP answers
-//! carry.
+//! early data (0-RTT) only with `https.earlyData` (its sessions then resumed from the worker's
+//! session cache, as rustls requires for early data, rather than by the node's tickets), and
+//! the `Alt-Svc` value its TCP answers carry.
 //!
 //! With `https.redisCertificates`, quinn needs the whole TLS configuration before it sees a
 //! ClientHello, so no lookup can run before the handshake as on TCP (`handshake`): the
@@ -43,6 +44,12 @@ pub(super) fn endpoint(
     tls.alpn_protocols = vec![b"h3".to_vec()];
     // quinn takes 0-RTT when the TLS configuration offers it (rustls wants this value for it).
     tls.max_early_data_size = if http3.early_data { u32::MAX } else { 0 };
+    if http3.early_data {
+        // rustls takes early data only from a session it can use once (so that a replayed
+        // ClientHello gets none): kept in this worker's session cache, not in a ticket any
+        // worker opens.
+        tls.ticketer = Arc::new(NoTickets);
+    }
     if let Some(redis) = redis {
         tls.cert_resolver = Arc::new(CachedFirst {
             routes: redis.routes.clone(),
@@ -77,6 +84,28 @@ impl ResolvesServerCert for CachedFirst {
             Some(certificate) => Some(certificate.key.clone()),
             None => self.files.resolve(hello),
         }
+    }
+}
+
+/// Sessions resumed from this worker's session cache only.
+#[derive(Debug)]
+struct NoTickets;
+
+impl rustls::server::ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+
+    fn lifetime(&self) -> u32 {
+        0
+    }
+
+    fn encrypt(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn decrypt(&self, _: &[u8]) -> Option<Vec<u8>> {
+        None
     }
 }
 

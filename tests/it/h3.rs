@@ -479,3 +479,26 @@ fn a_flood_of_streams_waits_for_the_streams_a_connection_may_have_open() {
     }
     assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 100);
 }
+
+#[test]
+fn early_data_is_taken_only_when_early_data_is_on() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("early");
+    redis.frontend("early.test", "early", &[&backend.url()]);
+    for early_data in [false, true] {
+        let patch = json!({ "https": { "earlyData": early_data } });
+        let (hipache, ca) = https_proxy(&redis, "early.test", true, patch);
+
+        let get = request("GET", "early.test", "/0rtt", &[]);
+        let results = h3::run_in_early_data(hipache.https_addr(), "early.test", &ca, &[get]);
+
+        let result = &results[0];
+        assert_eq!(
+            (result["status"].clone(), result["body"].clone()),
+            (json!(200), json!("early")),
+            "{result}"
+        );
+        assert_eq!(result["resumed"], true, "{result}");
+        assert_eq!(result["early_data_accepted"], early_data, "{result}");
+    }
+}

@@ -31,12 +31,35 @@ pub(crate) fn request(method: &str, authority: &str, path: &str, fields: &[(&str
 /// Runs `plan` (one request object each, see `h3_client.py`) on one connection to `addr`,
 /// trusting `ca` for `server_name`; the results in plan order.
 pub(crate) fn run(addr: SocketAddr, server_name: &str, ca: &Path, plan: &[Value]) -> Vec<Value> {
+    run_with(addr, server_name, ca, plan, &[])
+}
+
+/// [`run`], then `plan` again on a connection resumed with the first one's session ticket, its
+/// requests sent as early data (0-RTT); the second run's results, with `resumed` and
+/// `early_data_accepted`.
+pub(crate) fn run_in_early_data(
+    addr: SocketAddr,
+    server_name: &str,
+    ca: &Path,
+    plan: &[Value],
+) -> Vec<Value> {
+    run_with(addr, server_name, ca, plan, &["--early-data"])
+}
+
+fn run_with(
+    addr: SocketAddr,
+    server_name: &str,
+    ca: &Path,
+    plan: &[Value],
+    options: &[&str],
+) -> Vec<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/h3_client.py");
     let mut child = Command::new("python3")
         .arg(script)
         .arg(addr.to_string())
         .arg(server_name)
         .arg(ca)
+        .args(options)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """An HTTP/3 client for the integration tests, on aioquic (its http3_client example is the model).
 
-Usage: h3_client.py HOST:PORT SERVER_NAME CA_FILE < plan.json
+Usage: h3_client.py HOST:PORT SERVER_NAME CA_FILE [--early-data] < plan.json
+
+With --early-data the plan runs twice, the second time on a connection resumed with the first
+one's session ticket, its requests sent as early data (0-RTT); the second run's results are
+printed, with `resumed` and `early_data_accepted`.
 
 The plan is a JSON list of requests, all sent on one QUIC connection (ALPN h3), the certificate
 verified against CA_FILE for SERVER_NAME. Each request is an object:
@@ -209,18 +213,14 @@ class Client(QuicConnectionProtocol):
         self.transmit()
 
 
-async def main():
-    address, server_name, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+async def run_plan(address, configuration, plan, **connect_args):
     host, port = address.rsplit(":", 1)
-    plan = json.load(sys.stdin)
-    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
-    configuration.server_name = server_name
-    # A handshake nobody answers fails the run rather than hang it.
-    configuration.idle_timeout = 20.0
-    configuration.verify_mode = ssl.CERT_REQUIRED
-    configuration.load_verify_locations(ca)
     async with connect(
-        host.strip("[]"), int(port), configuration=configuration, create_protocol=Client
+        host.strip("[]"),
+        int(port),
+        configuration=configuration,
+        create_protocol=Client,
+        **connect_args,
     ) as client:
         exchanges = [Exchange(p) for p in plan]
         runs = [client.run(e, exchanges) for e in exchanges]
@@ -230,10 +230,41 @@ async def main():
             for e in exchanges:
                 if not e.done.is_set() and e.error is None:
                     e.error = "timed out"
+        tls = client._quic.tls
+        results = []
         for e in exchanges:
             result = e.result()
             result["messages"] = e.messages
-            print(json.dumps(result), flush=True)
+            result["resumed"] = tls.session_resumed
+            result["early_data_accepted"] = tls.early_data_accepted
+            results.append(result)
+        return results
+
+
+async def main():
+    address, server_name, ca = sys.argv[1], sys.argv[2], sys.argv[3]
+    resume = "--early-data" in sys.argv[4:]
+    plan = json.load(sys.stdin)
+    configuration = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN)
+    configuration.server_name = server_name
+    # A handshake nobody answers fails the run rather than hang it.
+    configuration.idle_timeout = 20.0
+    configuration.verify_mode = ssl.CERT_REQUIRED
+    configuration.load_verify_locations(ca)
+    tickets = []
+    results = await run_plan(
+        address, configuration, plan, session_ticket_handler=tickets.append
+    )
+    if resume:
+        # Again on a new connection, resumed with the ticket the first one got, the requests
+        # sent as early data (0-RTT) before the handshake is done.
+        await asyncio.sleep(0)
+        if not tickets:
+            raise SystemExit("no session ticket was issued")
+        configuration.session_ticket = tickets[-1]
+        results = await run_plan(address, configuration, plan, wait_connected=False)
+    for result in results:
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
