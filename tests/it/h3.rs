@@ -502,3 +502,37 @@ fn early_data_is_taken_only_when_early_data_is_on() {
         assert_eq!(result["early_data_accepted"], early_data, "{result}");
     }
 }
+
+#[test]
+fn http3_serves_the_redis_certificate_the_worker_holds() {
+    let redis = RedisServer::start();
+    let backend = Backend::named("from-redis");
+    redis.frontend("r.test", "r", &[&backend.url()]);
+    let in_redis = tls::cert(&["r.test"]);
+    crate::redis_certs::store(&redis, "r.test", &in_redis);
+    let config = Config::redis(&redis);
+    let (key, cert) = tls::cert(&["listener.test"]).write(config.dir(), "listener");
+    let ca = config.dir().join("in-redis.pem");
+    std::fs::write(&ca, &in_redis.cert_pem).unwrap();
+    let hipache = Hipache::start(config.with(json!({
+        "user": "nobody",
+        "https": {
+            "port": 0, "bind": ["127.0.0.1"], "key": key, "cert": cert,
+            "redisCertificates": true, "http3": true
+        }
+    })));
+
+    // An https client over TCP has the worker read the name's certificate from Redis.
+    let names = block_on(async {
+        let stream = tls::connect(hipache.https_addr(), "r.test", &[b"http/1.1"]).await;
+        tls::peer_names(&stream)
+    });
+    assert_eq!(names, ["r.test"]);
+    let get = request("GET", "r.test", "/", &[]);
+    let results = h3::run(hipache.https_addr(), "r.test", &ca, &[get]);
+
+    assert_eq!(
+        (results[0]["status"].clone(), results[0]["body"].clone()),
+        (json!(200), json!("from-redis"))
+    );
+}
