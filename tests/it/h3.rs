@@ -266,10 +266,18 @@ fn malformed_requests_are_refused_and_never_forwarded() {
         assert!(refused, "{result}");
     }
     assert_eq!(backend.request_count(), 0);
-    // The connection itself is fine: a good request on it is served.
-    let good = request("GET", "bad.test", "/", &[]);
-    let results = h3::run(hipache.https_addr(), "bad.test", &ca, &[good]);
-    assert_eq!(results[0]["status"], 200);
+    // A head over the HTTP/1 limits gets their 431, on that stream only: the connection's
+    // good request is served.
+    let names: Vec<String> = (0..120).map(|i| format!("x-field-{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let plan = [
+        request("GET", "bad.test", "/", &many),
+        request("GET", "bad.test", "/", &[]),
+    ];
+    let results = h3::run(hipache.https_addr(), "bad.test", &ca, &plan);
+    assert_eq!(results[0]["status"], 431, "{}", results[0]);
+    assert_eq!(results[1]["status"], 200, "{}", results[1]);
+    assert_eq!(backend.request_count(), 1);
 }
 
 #[test]
