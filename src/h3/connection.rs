@@ -18,6 +18,7 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 use tokio::sync::watch;
 
 use super::StreamRequest;
+use crate::metrics::names::Counter;
 use crate::proxy::open::{Connections, Open, OpenCount};
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
@@ -106,6 +107,7 @@ async fn serve<S: RouteSource>(
         Ok(Err(error)) => return tracing::debug!(%error, "quic handshake failed"),
         Err(_) => return tracing::debug!("quic handshake timed out"),
     };
+    let _counted = CountedOnClose(quic.clone());
     let peer = quic.remote_address().ip().to_canonical();
     let client = Rc::new(ClientConnection {
         peer,
@@ -186,4 +188,16 @@ async fn stream<S: RouteSource>(
         websocket_key: None,
     };
     proxy.serve(&client, &mut request).await;
+}
+
+/// Adds a connection's bytes to `bytes.in` and `bytes.out` when it ends: for QUIC, the bytes of
+/// its UDP datagrams (quinn keeps the count; HTTP/1 and HTTP/2 count their HTTP bytes).
+struct CountedOnClose(quinn::Connection);
+
+impl Drop for CountedOnClose {
+    fn drop(&mut self) {
+        let stats = self.0.stats();
+        crate::metrics::add(Counter::BytesIn, stats.udp_rx.bytes);
+        crate::metrics::add(Counter::BytesOut, stats.udp_tx.bytes);
+    }
 }

@@ -62,6 +62,11 @@ fn a_get_over_http3_reaches_the_backend_and_is_logged() {
     });
     let status = status_json(admin);
     assert_eq!(status["protocols"]["http3"], 1, "{status}");
+    // The connection's bytes count once it ended.
+    wait_until(IO_TIMEOUT, "the HTTP/3 connection's bytes counted", || {
+        let status = status_json(admin);
+        status["bytes_in"].as_u64() > Some(0) && status["bytes_out"].as_u64() > Some(0)
+    });
     assert_eq!(status["protocols"]["http2"], 0, "{status}");
 }
 
