@@ -10,8 +10,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::wait::wait_for;
-
 /// A run that takes longer than this failed (the client gives up on its requests at 60 s).
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -70,10 +68,23 @@ fn run_with(
         .write_all(Value::Array(plan.to_vec()).to_string().as_bytes())
         .expect("plan written");
     drop(stdin);
-    let status = wait_for(RUN_TIMEOUT, "the HTTP/3 client to finish", || {
-        child.try_wait().ok().flatten()
+    // Its output is read while it runs: a pipe it filled would stop it.
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
     });
-    let output = child.wait_with_output().expect("client output");
+    let output = match finished.recv_timeout(RUN_TIMEOUT) {
+        Ok(output) => output.expect("client output"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the HTTP/3 client did not finish within {RUN_TIMEOUT:?}");
+        }
+    };
+    let status = output.status;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("No module named 'aioquic'"),

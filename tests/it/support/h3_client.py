@@ -30,6 +30,7 @@ The requests run concurrently. One JSON line is printed per request, in plan ord
 """
 
 import asyncio
+import faulthandler
 import json
 import ssl
 import sys
@@ -227,6 +228,7 @@ async def run_plan(address, configuration, plan, **connect_args):
         try:
             await asyncio.wait_for(asyncio.gather(*runs), TIMEOUT)
         except asyncio.TimeoutError:
+            print(f"timed out: {sum(e.done.is_set() for e in exchanges)} of {len(exchanges)} done", file=sys.stderr)
             for e in exchanges:
                 if not e.done.is_set() and e.error is None:
                     e.error = "timed out"
@@ -242,6 +244,8 @@ async def run_plan(address, configuration, plan, **connect_args):
 
 
 async def main():
+    # A run that hangs past its own timeout says where it stood, and ends.
+    faulthandler.dump_traceback_later(TIMEOUT + 20, exit=True)
     address, server_name, ca = sys.argv[1], sys.argv[2], sys.argv[3]
     resume = "--early-data" in sys.argv[4:]
     plan = json.load(sys.stdin)
