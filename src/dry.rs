@@ -153,7 +153,8 @@ pub(crate) fn check(config: &Config) -> Result<(), StartCheckError> {
             }
             Err(error) => return Err(fail(error)),
         }
-        listeners::bind(address, tls).map_err(fail)?;
+        let http3 = tls.is_some() && config.http3.is_some();
+        listeners::bind(address, tls, http3).map_err(fail)?;
     }
     // Bound and set up as the master would, then dropped: the socket closes at once.
     Admin::bind(config)?;

@@ -6,15 +6,18 @@
 //! ```text
 //! worker::accept (tls handshake) ─▶ h1::server (HTTP/1.x, heads read by wire::request)
 //!                                  or h2::connection (HTTP/2 on the h2 crate, a task per stream)
+//! worker::quic (UDP, QUIC on quinn) ─▶ h3::connection (HTTP/3 on the h3 crate, a task per stream)
 //!   ─▶ proxy::Proxy::serve, the session, one order for every front end (each a
-//!        proxy::session::Downstream: h1::request per request, h2 per stream, framing only):
+//!        proxy::session::Downstream: h1::request per request, h2 and h3 per stream, framing
+//!        only):
 //!        refusals ─▶ forceSecure (proxy::redirect) ─▶ proxy::Proxy::route ─▶ host_keys::candidates
 //!        ─▶ routes::*::lookup ─▶ the sticky backend ─▶ the access log's copy of the request
 //!   ─▶ proxy::Proxy::forward, the one attempt loop: balancer::Attempts picks,
-//!        proxy::pool gives a backend stream, the front end sends (h1::forward, h2::request;
+//!        proxy::pool gives a backend stream, the front end sends (h1::forward, h2::request,
+//!        h3::request;
 //!        heads written by wire::encode), proxy::backend reads the answer's head;
 //!        on failure routes::*::mark_dead and pick again
-//!   ─▶ the answer relayed (h1::relay, h2::body), a tunnel after a 101 (proxy::tunnel),
+//!   ─▶ the answer relayed (h1::relay, h2::body, h3::answer), a tunnel after a 101 (proxy::tunnel),
 //!      or proxy::Proxy::error_answer rendered as the client's protocol ─▶ access_log
 //!   counted on the way in metrics (the worker's cells); the master's admin asks each worker
 //!   for a snapshot and serves /metrics and the status page (with every frontend of the route
@@ -40,6 +43,7 @@ mod escape;
 mod frontend;
 mod h1;
 mod h2;
+mod h3;
 mod health;
 pub mod host_keys;
 mod host_name;

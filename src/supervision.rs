@@ -7,11 +7,13 @@
 //! Both `master` and `worker` import this module; neither imports the other.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::fd::{AsRawFd as _, RawFd};
 
-/// `3=http@127.0.0.1:80,4=https.0@[::]:443`: each inherited descriptor, its scheme (with the
-/// index of its entry in `Config::https`, which names its certificates) and its address.
+/// `3=http@127.0.0.1:80,4=https.0@[::]:443,5=https.1+6@[::]:8443`: each inherited descriptor,
+/// its scheme (with the index of its entry in `Config::https`, which names its certificates),
+/// after a `+` the UDP socket of the same address that serves HTTP/3 (`https.http3`), and its
+/// address.
 pub(crate) const LISTEN_FDS_ENV: &str = "HIPACHE_LISTEN_FDS";
 /// The write end of the worker's pipe to the master.
 pub(crate) const READY_FD_ENV: &str = "HIPACHE_READY_FD";
@@ -126,6 +128,8 @@ pub struct Listener {
     pub(crate) address: SocketAddr,
     /// `None` for HTTP; for HTTPS, the index of its entry in `Config::https` (its certificates).
     pub(crate) https: Option<usize>,
+    /// With `https.http3`, the bound UDP socket of the same address, for QUIC.
+    pub(crate) quic: Option<UdpSocket>,
 }
 
 impl Listener {
@@ -148,35 +152,56 @@ pub(crate) fn listen_fds<'a>(listeners: impl IntoIterator<Item = &'a Listener>) 
     for listener in listeners {
         let separator = if spec.is_empty() { "" } else { "," };
         let fd = listener.socket.as_raw_fd();
+        let address = listener.address;
         // Writing into a String cannot fail.
-        let _ = match listener.https {
-            None => write!(spec, "{separator}{fd}=http@{}", listener.address),
-            Some(index) => write!(spec, "{separator}{fd}=https.{index}@{}", listener.address),
+        let _ = match (listener.https, &listener.quic) {
+            (None, _) => write!(spec, "{separator}{fd}=http@{address}"),
+            (Some(index), None) => write!(spec, "{separator}{fd}=https.{index}@{address}"),
+            (Some(index), Some(quic)) => {
+                let quic = quic.as_raw_fd();
+                write!(spec, "{separator}{fd}=https.{index}+{quic}@{address}")
+            }
         };
     }
     spec
 }
 
-/// Reads a `HIPACHE_LISTEN_FDS` value: descriptor, https entry index, address (pure).
-pub(crate) fn parse_listen_fds(
-    spec: &str,
-) -> Result<Vec<(RawFd, Option<usize>, SocketAddr)>, MalformedEntry> {
+/// One `HIPACHE_LISTEN_FDS` entry.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ListenEntry {
+    pub(crate) fd: RawFd,
+    pub(crate) https: Option<usize>,
+    /// The UDP socket serving HTTP/3 beside an https one.
+    pub(crate) quic: Option<RawFd>,
+    pub(crate) address: SocketAddr,
+}
+
+/// Reads a `HIPACHE_LISTEN_FDS` value (pure).
+pub(crate) fn parse_listen_fds(spec: &str) -> Result<Vec<ListenEntry>, MalformedEntry> {
     spec.split(',')
         .filter(|entry| !entry.is_empty())
         .map(|entry| {
             let malformed = || MalformedEntry(entry.to_owned());
             let (fd, rest) = entry.split_once('=').ok_or_else(malformed)?;
             let (scheme, address) = rest.split_once('@').ok_or_else(malformed)?;
-            let https = match scheme.split_once('.') {
-                None if scheme == "http" => None,
-                Some(("https", index)) => Some(index.parse().map_err(|_| malformed())?),
+            let (https, quic) = match scheme.split_once('.') {
+                None if scheme == "http" => (None, None),
+                Some(("https", index)) => {
+                    let (index, quic) = match index.split_once('+') {
+                        Some((index, quic)) => (index, Some(quic)),
+                        None => (index, None),
+                    };
+                    let quic = quic.map(str::parse).transpose().map_err(|_| malformed())?;
+                    (Some(index.parse().map_err(|_| malformed())?), quic)
+                }
                 _ => return Err(malformed()),
             };
-            Ok((
-                fd.parse().map_err(|_| malformed())?,
+            Ok(ListenEntry {
+                fd: fd.parse().map_err(|_| malformed())?,
                 https,
-                address.parse().map_err(|_| malformed())?,
-            ))
+                quic,
+                address: address.parse().map_err(|_| malformed())?,
+            })
         })
         .collect()
 }
@@ -184,6 +209,16 @@ pub(crate) fn parse_listen_fds(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(fd: RawFd, https: Option<usize>, quic: Option<RawFd>, at: &str) -> ListenEntry {
+        let address = at.parse().unwrap();
+        ListenEntry {
+            fd,
+            https,
+            quic,
+            address,
+        }
+    }
 
     #[test]
     fn hosts_frames_round_trip_and_are_no_snapshots() {
@@ -207,35 +242,47 @@ mod tests {
         let secure = TcpListener::bind("[::1]:0").unwrap();
         let (plain_address, secure_address) =
             (plain.local_addr().unwrap(), secure.local_addr().unwrap());
-        let (plain_fd, secure_fd) = (plain.as_raw_fd(), secure.as_raw_fd());
+        let quic = UdpSocket::bind(secure_address).unwrap();
+        let (plain_fd, secure_fd, quic_fd) =
+            (plain.as_raw_fd(), secure.as_raw_fd(), quic.as_raw_fd());
         let listeners = [
             Listener {
                 socket: plain,
                 address: plain_address,
                 https: None,
+                quic: None,
             },
             Listener {
                 socket: secure,
                 address: secure_address,
                 https: Some(2),
+                quic: Some(quic),
             },
         ];
         let parsed = parse_listen_fds(&listen_fds(&listeners)).unwrap();
         assert_eq!(
             parsed,
             [
-                (plain_fd, None, plain_address),
-                (secure_fd, Some(2), secure_address)
+                entry(plain_fd, None, None, &plain_address.to_string()),
+                entry(
+                    secure_fd,
+                    Some(2),
+                    Some(quic_fd),
+                    &secure_address.to_string()
+                ),
             ]
         );
     }
 
     #[test]
     fn malformed_listener_specs_are_refused() {
-        let parsed = parse_listen_fds("3=http@127.0.0.1:80,4=https.2@[::1]:443").unwrap();
-        assert_eq!(parsed[0], (3, None, "127.0.0.1:80".parse().unwrap()));
-        assert_eq!(parsed[1], (4, Some(2), "[::1]:443".parse().unwrap()));
+        let spec = "3=http@127.0.0.1:80,4=https.2@[::1]:443,5=https.0+6@[::]:443";
+        let parsed = parse_listen_fds(spec).unwrap();
+        assert_eq!(parsed[0], entry(3, None, None, "127.0.0.1:80"));
+        assert_eq!(parsed[1], entry(4, Some(2), None, "[::1]:443"));
+        assert_eq!(parsed[2], entry(5, Some(0), Some(6), "[::]:443"));
         assert!(parse_listen_fds("4=https@[::1]:443").is_err());
+        assert!(parse_listen_fds("4=https.0+x@[::1]:443").is_err());
         assert!(parse_listen_fds("3=ftp@1.2.3.4:21").is_err());
         assert!(parse_listen_fds("x=http@1.2.3.4:80").is_err());
         assert!(parse_listen_fds("").unwrap().is_empty());

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use super::raw::{Name, OneOrMany, RawBind, RawConfig, RawEndpoint, RawHealthCheck, RawListen};
 use super::{
-    Config, ConfigError, Driver, Endpoint, HealthCheck, Logging, LruCache, Metrics, RedisUrl,
+    Config, ConfigError, Driver, Endpoint, HealthCheck, Http3, Logging, LruCache, Metrics, RedisUrl,
 };
 
 const DEFAULT_ACCESS_LOG: &str = "/var/log/hipache/access.log";
@@ -53,15 +53,18 @@ pub(super) fn build(
     let mut ctx = Ctx { source, warnings };
     let mut server = server::server(raw.server.unwrap_or_default(), &mut ctx)?;
     let http = http(raw.http.unwrap_or_default(), &ctx)?;
-    let (https, cert_dir, redis_certificates) = match raw.https {
+    let (https, cert_dir, redis_certificates, http3) = match raw.https {
         Some(section) => {
             https::node_tls_knobs(&section, &mut ctx);
             let cert_dir = https::cert_dir(&section, &mut ctx)?;
             let redis_certificates = section.redis_certificates.unwrap_or(false);
+            let http3 = section.http3.unwrap_or(false).then_some(Http3 {
+                early_data: section.early_data.unwrap_or(false),
+            });
             let listeners = https::listeners(section, &ctx)?;
-            (listeners, cert_dir, redis_certificates)
+            (listeners, cert_dir, redis_certificates, http3)
         }
-        None => (Vec::new(), None, false),
+        None => (Vec::new(), None, false, None),
     };
     if server.force_secure && https.is_empty() {
         ctx.warnings.push(
@@ -119,6 +122,7 @@ pub(super) fn build(
         http,
         cert_dir: cert_dir.filter(|_| !https.is_empty()),
         redis_certificates,
+        http3: http3.filter(|_| !https.is_empty()),
         https,
         driver,
         user: name_or_default(raw.user),

@@ -103,6 +103,10 @@ impl Display for Censored<'_> {
                 writeln!(f, "acme.directoryCa = {}", ca.display())?;
             }
         }
+        if let Some(http3) = &c.http3 {
+            writeln!(f, "https.http3 = true")?;
+            writeln!(f, "https.earlyData = {}", http3.early_data)?;
+        }
         for (i, l) in c.https.iter().enumerate() {
             writeln!(f, "https.bind[{i}] = {}", l.address)?;
             writeln!(f, "https.bind[{i}].key = {}", l.key.display())?;

@@ -51,6 +51,9 @@ pub struct Config {
     /// `https.redisCertificates`: serve the `tls:<name>` hashes of the Redis driver by SNI
     /// before the files; false unless HTTPS is on with the Redis driver.
     pub(crate) redis_certificates: bool,
+    /// `https.http3`: HTTP/3 on every https address's port (UDP); `None` when off or when
+    /// HTTPS is off.
+    pub(crate) http3: Option<Http3>,
     pub(crate) driver: Driver,
     /// `user`: who workers run as once the master bound the ports.
     pub user: String,
@@ -191,6 +194,14 @@ pub(crate) struct TlsListener {
     pub(crate) cert: PathBuf,
     pub(crate) ca: Vec<PathBuf>,
     pub(crate) passphrase: Option<String>,
+}
+
+/// `https.http3` on: how QUIC connections are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Http3 {
+    /// `https.earlyData`: TLS 1.3 early data (0-RTT) is accepted; off by default, since a
+    /// request in early data can be replayed by whoever captured it.
+    pub(crate) early_data: bool,
 }
 
 /// Where routes come from.

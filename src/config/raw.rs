@@ -115,6 +115,10 @@ pub(super) struct RawListen {
     pub(super) cert_dir: Option<String>,
     /// Ours: also serve the certificates of `tls:<name>` hashes in Redis, chosen by SNI.
     pub(super) redis_certificates: Option<bool>,
+    /// Ours: also serve HTTP/3 (QUIC) on each https address's port, over UDP.
+    pub(super) http3: Option<bool>,
+    /// Ours: accept TLS 1.3 early data (0-RTT) on HTTP/3 connections.
+    pub(super) early_data: Option<bool>,
     // Node's TLS knobs: accepted so Hipache files load; rustls picks its own suites and versions.
     pub(super) ciphers: Option<String>,
     pub(super) honor_cipher_order: Option<bool>,

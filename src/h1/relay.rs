@@ -9,6 +9,7 @@
 
 use std::future::Future;
 
+use http::header::HeaderValue;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::client::{Client, ClientStream};
@@ -57,6 +58,7 @@ pub(super) async fn relay<S, IO: ClientStream>(
     answered: Answered<'_>,
     keep_alive: bool,
     mut pump: Option<&mut BodyPump>,
+    alt_svc: Option<&HeaderValue>,
 ) -> Relayed {
     let Answered {
         answer,
@@ -100,6 +102,7 @@ pub(super) async fn relay<S, IO: ClientStream>(
         debug.as_ref(),
     );
     set_cookie_field(&mut out, set_cookie.as_deref());
+    alt_svc_field(&mut out, alt_svc);
     let mut body_relay = BodyRelay::new(response.framing, dechunk);
     let activity = Activity::new(idle);
     let start = response.len;
@@ -244,6 +247,13 @@ async fn relay_body(
 }
 
 /// The `Set-Cookie` the attempt loop asked for goes on the head just written.
+/// With HTTP/3 on, the `Alt-Svc` field of an https answer, on the head just written.
+pub(super) fn alt_svc_field(out: &mut Vec<u8>, alt_svc: Option<&HeaderValue>) {
+    if let Some(value) = alt_svc {
+        encode::append_field(out, b"Alt-Svc", value.as_bytes());
+    }
+}
+
 pub(super) fn set_cookie_field(out: &mut Vec<u8>, set_cookie: Option<&str>) {
     if let Some(value) = set_cookie {
         encode::append_field(out, b"Set-Cookie", value.as_bytes());

@@ -69,6 +69,10 @@ impl<'c, S, IO: ClientStream> Request<'c, S, IO> {
     async fn write_generated(&mut self, answer: &Generated, close: bool) -> bool {
         let mut out = buffers::take(answer.page.size() + buffers::FIELDS);
         encode::generated_response(&mut out, self.head.minor, answer, close);
+        if let Some(alt_svc) = &self.peer.alt_svc {
+            let head_end = out.len() - answer.page.size();
+            encode::insert_field(&mut out, head_end, b"Alt-Svc", alt_svc.as_bytes());
+        }
         if self.head.is_head(self.client.buf()) {
             out.truncate(out.len() - answer.page.size());
         }
@@ -211,6 +215,7 @@ impl<S, IO: ClientStream> Downstream for Request<'_, S, IO> {
             answered,
             keep_alive,
             pump.as_mut(),
+            self.peer.alt_svc.as_ref(),
         )
         .await;
         // The client may still be sending a body nobody will read (the backend answered
@@ -239,6 +244,7 @@ impl<S, IO: ClientStream> Downstream for Request<'_, S, IO> {
         let (framing, persistence) = (ClientFraming::AsSent, Persistence::Upgrade);
         encode::response_for_client(&mut out, &buf, response, minor, framing, persistence, debug);
         relay::set_cookie_field(&mut out, set_cookie.as_deref());
+        relay::alt_svc_field(&mut out, self.peer.alt_svc.as_ref());
         out.extend_from_slice(&buf[response.len..]);
         buffers::give_back(buf);
         let written = self.client.write(&out, self.proxy.idle_timeout).await;

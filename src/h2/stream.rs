@@ -32,6 +32,7 @@ pub(super) async fn serve<S: RouteSource>(
     respond: SendResponse<Bytes>,
 ) {
     let respond = RefCell::new(respond);
+    let alt_svc = conn.alt_svc.clone();
     let reply = {
         let serving = super::serve(proxy, conn, request, &respond);
         // The borrow lasts one poll: interim answers borrow it between polls.
@@ -44,7 +45,12 @@ pub(super) async fn serve<S: RouteSource>(
     };
     let mut respond = respond.into_inner();
     match reply {
-        Reply::Answer(response) => send(&mut respond, response).await,
+        Reply::Answer(mut response) => {
+            if let Some(alt_svc) = alt_svc {
+                response.headers_mut().insert(header::ALT_SVC, alt_svc);
+            }
+            send(&mut respond, response).await
+        }
         Reply::Tunnel(tunnel) => tunnel.run(&mut respond).await,
     }
 }

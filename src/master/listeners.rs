@@ -4,7 +4,7 @@
 //! taken port once, clearly; workers only adopt the sockets this module made.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -63,7 +63,13 @@ pub(crate) fn probe(address: SocketAddr) -> Result<(), ListenError> {
 /// socket per worker on the same address: the kernel spreads connections evenly, where workers
 /// sharing one socket let whichever wakes first take a whole burst) and, for IPv6,
 /// `IPV6_V6ONLY` so that `0.0.0.0` and `::` can both be listed.
-pub(crate) fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener, ListenError> {
+/// With `http3`, a UDP socket is bound beside it on the same address (port 0 resolved by the
+/// TCP socket), for QUIC.
+pub(crate) fn bind(
+    address: SocketAddr,
+    https: Option<usize>,
+    http3: bool,
+) -> Result<Listener, ListenError> {
     let fail = |source| ListenError::Bind { address, source };
     let socket = tcp_socket(address, true).map_err(fail)?;
     socket.bind(&address.into()).map_err(fail)?;
@@ -71,11 +77,35 @@ pub(crate) fn bind(address: SocketAddr, https: Option<usize>) -> Result<Listener
     socket.set_nonblocking(true).map_err(fail)?;
     let socket: TcpListener = socket.into();
     let address = socket.local_addr().map_err(fail)?;
+    let quic = http3.then(|| bind_udp(address)).transpose()?;
     Ok(Listener {
         socket,
         address,
         https,
+        quic,
     })
+}
+
+/// Binds the UDP socket HTTP/3 is served on at `address`, with the options of the TCP ones:
+/// `SO_REUSEPORT` gives each worker a socket of its own, which the kernel hands datagrams by
+/// their addresses, so that a client's datagrams keep reaching the worker that has its
+/// connection.
+pub(crate) fn bind_udp(address: SocketAddr) -> Result<UdpSocket, ListenError> {
+    let fail = |source| ListenError::Bind { address, source };
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
+    socket.set_reuse_port(true).map_err(fail)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true).map_err(fail)?;
+    }
+    socket.bind(&address.into()).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    Ok(socket.into())
 }
 
 /// A TCP socket for `address`, not bound yet: `SO_REUSEADDR` (connections in TIME_WAIT never

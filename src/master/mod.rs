@@ -142,6 +142,7 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
             .enumerate()
             .map(|(i, https)| (https.address, Some(i))),
     );
+    let http3 = config.http3.is_some();
     let reused = |configured: SocketAddr, https: Option<usize>| {
         existing.iter().find(move |b| {
             b.configured == configured && b.sockets[0].https.is_some() == https.is_some()
@@ -158,17 +159,25 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
     for (configured, https) in wanted {
         let mut sockets = Vec::new();
         let reused = reused(configured, https);
+        let quic = https.is_some() && http3;
         for socket in reused.map_or(&[][..], |b| &b.sockets[..]) {
             let fail = |source| ListenError::Bind {
                 address: configured,
                 source,
             };
             let duplicate = socket.socket.try_clone().map_err(fail)?;
+            // HTTP/3 turned on by this reload gets its sockets now; one turned off drops them.
+            let quic = match (&socket.quic, quic) {
+                (Some(udp), true) => Some(udp.try_clone().map_err(fail)?),
+                (None, true) => Some(listeners::bind_udp(socket.address)?),
+                (_, false) => None,
+            };
             // The https index follows the new config, which may list the entries in another order.
             sockets.push(Listener {
                 socket: duplicate,
                 address: socket.address,
                 https,
+                quic,
             });
         }
         while sockets.len() < config.server.workers {
@@ -176,9 +185,9 @@ fn bind_all(config: &Config, existing: &[Bound]) -> Result<Vec<Bound>, MasterErr
             let address = sockets
                 .first()
                 .map_or(configured, |first: &Listener| first.address);
-            let listener = listeners::bind(address, https)?;
+            let listener = listeners::bind(address, https, quic)?;
             if sockets.is_empty() {
-                tracing::info!(address = %listener.address, scheme = listener.scheme(), "listening on");
+                tracing::info!(address = %listener.address, scheme = listener.scheme(), http3 = quic, "listening on");
             }
             sockets.push(listener);
         }

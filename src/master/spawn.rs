@@ -104,7 +104,10 @@ pub(crate) fn spawn_worker<'a>(
         std::os::unix::net::UnixStream::pair().map_err(SpawnError::Stats)?;
     let inherited: Vec<RawFd> = listeners
         .iter()
-        .map(|listener| listener.socket.as_raw_fd())
+        .flat_map(|listener| {
+            let quic = listener.quic.as_ref().map(AsRawFd::as_raw_fd);
+            std::iter::once(listener.socket.as_raw_fd()).chain(quic)
+        })
         .chain([
             write_end.as_raw_fd(),
             worker_stats.as_raw_fd(),

@@ -33,13 +33,29 @@ pub(crate) enum Counter {
     LogDatagramsDropped,
     AcmeOrdersIssued,
     AcmeOrdersFailed,
+    ProtocolHttp1,
+    ProtocolHttp2,
+    ProtocolHttp3,
+}
+
+impl Counter {
+    /// The counter of requests in the protocol the access log names `version` (`1.1`, `2.0`,
+    /// `3.0`).
+    pub(crate) fn protocol(version: &str) -> Self {
+        match version.as_bytes().first() {
+            Some(b'3') => Self::ProtocolHttp3,
+            Some(b'2') => Self::ProtocolHttp2,
+            _ => Self::ProtocolHttp1,
+        }
+    }
 }
 
 /// How many counters there are.
-pub(crate) const COUNTER_COUNT: usize = Counter::AcmeOrdersFailed as usize + 1;
+pub(crate) const COUNTER_COUNT: usize = Counter::ProtocolHttp3 as usize + 1;
 
 const RESPONSES: &str = "responses by status class, error pages included";
 const LOOKUPS: &str = "route lookups, by where the answer came from";
+const PROTOCOLS: &str = "requests read, by the client's protocol (pings and refusals included)";
 
 /// The names of each [`Counter`], in its order.
 pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
@@ -145,10 +161,30 @@ pub(crate) const COUNTERS: [Name; COUNTER_COUNT] = [
         Some(("result", "failed")),
         ACME_ORDERS,
     ),
+    counter(
+        "protocol.http1",
+        PROTOCOL_FAMILY,
+        Some(("protocol", "http1")),
+        PROTOCOLS,
+    ),
+    counter(
+        "protocol.http2",
+        PROTOCOL_FAMILY,
+        Some(("protocol", "http2")),
+        PROTOCOLS,
+    ),
+    counter(
+        "protocol.http3",
+        PROTOCOL_FAMILY,
+        Some(("protocol", "http3")),
+        PROTOCOLS,
+    ),
 ];
 
 const ACME_ORDERS_FAMILY: &str = "hipache_acme_orders_total";
 const ACME_ORDERS: &str = "ACME orders this node ran, by outcome (a certificate issued, or failed)";
+
+const PROTOCOL_FAMILY: &str = "hipache_protocol_requests_total";
 
 const RESPONSES_FAMILY: &str = "hipache_responses_total";
 const LOOKUPS_FAMILY: &str = "hipache_lookups_total";

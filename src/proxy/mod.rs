@@ -99,6 +99,9 @@ pub(crate) struct ClientConnection {
     /// or before the handshake.
     pub(crate) tls_version: Option<&'static str>,
     pub(crate) forwarded: Forwarded,
+    /// With `https.http3`, the `Alt-Svc` field an https connection over TCP carries on its
+    /// answers, so that clients move to HTTP/3; `None` otherwise.
+    pub(crate) alt_svc: Option<http::HeaderValue>,
 }
 
 impl<S: RouteSource> Proxy<S> {

@@ -19,6 +19,7 @@ use super::tunnel::Tunnel;
 use super::{ClientConnection, Proxy, Routed};
 use crate::access_log::{LoggedRequest, PendingLine, RequestFacts};
 use crate::error_page::Generated;
+use crate::metrics::{self, names::Counter};
 use crate::routes::RouteSource;
 use crate::wire::headers::DebugInfo;
 use crate::wire::response::ResponseHead;
@@ -110,6 +111,7 @@ impl<S: RouteSource> Proxy<S> {
         down: &mut D,
     ) -> D::Done {
         let head = down.head();
+        metrics::count(Counter::protocol(head.version));
         let debug = head.debug;
         if let Some(status) = head.refusal {
             return down.refuse(status).await;

@@ -156,6 +156,16 @@ pub(crate) fn interim_response(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHea
     out.extend_from_slice(b"\r\n");
 }
 
+/// Adds a field to the head that ends at `head_end` in `out`, with its blank line (its body may
+/// follow it in `out`).
+pub(crate) fn insert_field(out: &mut Vec<u8>, head_end: usize, name: &[u8], value: &[u8]) {
+    if out[..head_end].ends_with(b"\r\n\r\n") {
+        let mut line = Vec::with_capacity(name.len() + value.len() + 4);
+        field(&mut line, name, value);
+        out.splice(head_end - 2..head_end - 2, line);
+    }
+}
+
 /// Adds a field to the head just written into `out`, which ends with its blank line.
 pub(crate) fn append_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     if out.ends_with(b"\r\n\r\n") {

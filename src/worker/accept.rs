@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -42,12 +43,22 @@ struct Shared<S> {
     places: Places,
 }
 
-/// Accepts on every listener until `drain` resolves, then drains (at most `drain_wait`, which is
-/// `gracefulWait`) and returns what `drain` resolved to.
-/// Beyond `max_connections` at once, new ones wait in the listen backlog.
+/// A listening socket as a worker serves it.
+pub(super) struct Adopted {
+    pub(super) listener: TcpListener,
+    /// An https listener's TLS.
+    pub(super) tls: Option<Rc<Tls>>,
+    /// With `https.http3`, the `Alt-Svc` value of its answers.
+    pub(super) alt_svc: Option<HeaderValue>,
+}
+
+/// Accepts on every listener (and every HTTP/3 `endpoint`) until `drain` resolves, then drains
+/// (at most `drain_wait`, which is `gracefulWait`) and returns what `drain` resolved to.
+/// Beyond `max_connections` at once, new TCP ones wait in the listen backlog.
 pub(super) async fn serve<S: RouteSource, R>(
     proxy: Rc<Proxy<S>>,
-    listeners: Vec<(TcpListener, Option<Rc<Tls>>)>,
+    listeners: Vec<Adopted>,
+    endpoints: Vec<quinn::Endpoint>,
     drain_wait: Duration,
     max_connections: Option<usize>,
     drain: impl Future<Output = R>,
@@ -60,12 +71,18 @@ pub(super) async fn serve<S: RouteSource, R>(
         places: max_connections.map(|n| Arc::new(Semaphore::new(n))),
     });
     let (stop, stopped) = watch::channel(false);
-    let loops: Vec<_> = listeners
+    let mut loops: Vec<_> = listeners
         .into_iter()
-        .map(|(listener, tls)| {
-            tokio::task::spawn_local(accept_loop(listener, tls, shared.clone(), stopped.clone()))
+        .map(|adopted| {
+            tokio::task::spawn_local(accept_loop(adopted, shared.clone(), stopped.clone()))
         })
         .collect();
+    for endpoint in &endpoints {
+        let (proxy, connections) = (proxy.clone(), connections.clone());
+        let accepting =
+            crate::h3::connection::accept(endpoint.clone(), proxy, connections, stopped.clone());
+        loops.push(tokio::task::spawn_local(accepting));
+    }
     let reason = drain.await;
     let _ = stop.send(true);
     for accept in loops {
@@ -86,15 +103,22 @@ pub(super) async fn serve<S: RouteSource, R>(
             "drain timed out; closing what is left"
         );
     }
+    for endpoint in endpoints {
+        endpoint.close(quinn::VarInt::from_u32(0), b"");
+    }
     reason
 }
 
 async fn accept_loop<S: RouteSource>(
-    listener: TcpListener,
-    tls: Option<Rc<Tls>>,
+    adopted: Adopted,
     shared: Rc<Shared<S>>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let Adopted {
+        listener,
+        tls,
+        alt_svc,
+    } = adopted;
     let local = listener.local_addr().ok();
     // Accept errors (EMFILE at the open file limit) come back every pause for as long as the
     // cause lasts: one line when it starts, one with the count when it ends.
@@ -124,6 +148,7 @@ async fn accept_loop<S: RouteSource>(
                     tls: tls.is_some(),
                     tls_version: None,
                     forwarded: Forwarded::new(peer.ip().to_canonical(), tls.is_some(), local_port),
+                    alt_svc: alt_svc.clone(),
                 });
                 let serving = serve_connection(shared.clone(), tls.clone(), stream, peer, client);
                 tokio::task::spawn_local(async move {
@@ -275,6 +300,7 @@ mod tests {
                 tls: false,
                 tls_version: None,
                 forwarded: Forwarded::new(peer.ip(), false, peer.port()),
+                alt_svc: None,
             });
             let task = serve_connection(shared, None, stream, peer, client);
             let size = std::mem::size_of_val(&task);

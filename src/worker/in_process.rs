@@ -44,6 +44,7 @@ impl InProcess {
                 socket,
                 address: addr,
                 https: None,
+                quic: None,
             }],
             access_log: None,
             certificates: None,

@@ -5,7 +5,7 @@
 //! (`crate::supervision` has the protocol).
 
 use std::io::Write as _;
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::os::fd::{FromRawFd as _, OwnedFd, RawFd};
 
 use nix::sys::socket::{getsockname, SockaddrStorage};
@@ -37,25 +37,19 @@ pub fn listeners() -> Result<Vec<Listener>, InheritError> {
     let mut adopted = Vec::new();
     let entries = supervision::parse_listen_fds(&spec)
         .map_err(|MalformedEntry(entry)| InheritError::Malformed(entry))?;
-    for (fd, https, address) in entries {
+    for entry in entries {
         // Checked first so that a wrong number never becomes an owned socket.
-        getsockname::<SockaddrStorage>(fd).map_err(|_| InheritError::NotASocket(fd))?;
-        let socket = adopt(fd);
+        for fd in std::iter::once(entry.fd).chain(entry.quic) {
+            getsockname::<SockaddrStorage>(fd).map_err(|_| InheritError::NotASocket(fd))?;
+        }
         adopted.push(Listener {
-            socket,
-            address,
-            https,
+            socket: TcpListener::from(own(entry.fd)),
+            address: entry.address,
+            https: entry.https,
+            quic: entry.quic.map(|fd| UdpSocket::from(own(fd))),
         });
     }
     Ok(adopted)
-}
-
-#[allow(unsafe_code)]
-fn adopt(fd: RawFd) -> TcpListener {
-    // SAFETY: `fd` was inherited open from the master, which named it in HIPACHE_LISTEN_FDS for
-    // this process alone; nothing else in this process has taken ownership of it (it is adopted
-    // once, at startup), and getsockname just confirmed it is a socket.
-    unsafe { TcpListener::from_raw_fd(fd) }
 }
 
 /// The worker's end of its pipe to the master and of the master's lifeline (both absent when
@@ -150,7 +144,8 @@ fn borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
 
 #[allow(unsafe_code)]
 fn own(fd: RawFd) -> OwnedFd {
-    // SAFETY: the master passed this pipe end for this process alone, F_GETFD confirmed it is
-    // open, and it is taken into ownership exactly once, here.
+    // SAFETY: the master passed this descriptor (a pipe end, or a socket named in
+    // HIPACHE_LISTEN_FDS) for this process alone; F_GETFD or getsockname confirmed it is open,
+    // and each is taken into ownership exactly once, at startup.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }

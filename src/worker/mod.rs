@@ -12,6 +12,7 @@ mod in_process;
 pub mod inherit;
 mod metered;
 mod prefixed;
+mod quic;
 pub(crate) mod signals;
 mod stats;
 #[cfg(test)]
@@ -228,6 +229,7 @@ async fn serve_with<S: RouteSource, R>(
     let access_log = access_log.map(Rc::new);
     let tls = certificates.map(Rc::new);
     let server = &config.server;
+    let config_http3 = config.http3;
     // The port this worker's first https listener really has (`port: 0` picks one at bind).
     let https_port = listeners
         .iter()
@@ -267,22 +269,31 @@ async fn serve_with<S: RouteSource, R>(
             }),
     });
     let tickets = Arc::new(Tickets::new(crate::supervision::node_secret().as_bytes()));
-    let mut adopted: Vec<(tokio::net::TcpListener, Option<Rc<Tls>>)> =
-        Vec::with_capacity(listeners.len());
+    let mut adopted = Vec::with_capacity(listeners.len());
+    let mut endpoints = Vec::new();
     for listener in listeners {
         let address = listener.address;
-        let socket = tokio::net::TcpListener::from_std(listener.socket)
-            .map_err(|source| WorkerError::Listener { address, source })?;
-        let acceptor = match (&tls, listener.https) {
-            (Some(certificates), Some(index)) => {
-                let config = certificates
-                    .server_config(index, tickets.clone())
-                    .map_err(WorkerError::Tls)?;
-                Some(Rc::new(Tls::new(config, redis_certificates.clone())))
+        let fail = |source| WorkerError::Listener { address, source };
+        let socket = tokio::net::TcpListener::from_std(listener.socket).map_err(fail)?;
+        let (mut acceptor, mut alt_svc) = (None, None);
+        if let (Some(certificates), Some(index)) = (&tls, listener.https) {
+            let config = certificates
+                .server_config(index, tickets.clone())
+                .map_err(WorkerError::Tls)?;
+            if let (Some(udp), Some(http3)) = (listener.quic, config_http3) {
+                let redis = redis_certificates.as_ref();
+                let idle = server.tcp_timeout;
+                endpoints
+                    .push(quic::endpoint(udp, address, &config, http3, redis, idle).map_err(fail)?);
+                alt_svc = quic::alt_svc(address.port());
             }
-            _ => None,
-        };
-        adopted.push((socket, acceptor));
+            acceptor = Some(Rc::new(Tls::new(config, redis_certificates.clone())));
+        }
+        adopted.push(accept::Adopted {
+            listener: socket,
+            tls: acceptor,
+            alt_svc,
+        });
     }
     let flusher = access_log
         .clone()
@@ -316,7 +327,8 @@ async fn serve_with<S: RouteSource, R>(
     });
     ready();
     let limit = server.max_connections;
-    let reason = accept::serve(proxy, adopted, server.graceful_wait, limit, drain).await;
+    let wait = server.graceful_wait;
+    let reason = accept::serve(proxy, adopted, endpoints, wait, limit, drain).await;
     let _ = drained.send(());
     if let Some(stats) = stats {
         let _ = stats.await;

@@ -16,7 +16,7 @@ use crate::support::{Config, Hipache, RedisServer};
 
 /// Echoes each request's body as it reads it, in an answer with the same length: it reads no
 /// more than it has echoed, as a piped stream under backpressure.
-fn echo(peer: &mut Peer) {
+pub(crate) fn echo(peer: &mut Peer) {
     let mut length = 0;
     loop {
         let Some(line) = read_line(&mut peer.wire.0) else {

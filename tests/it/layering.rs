@@ -38,7 +38,7 @@ const LAYERS: &[&[&str]] = &[
     // The request path: routing, the attempt loop, backends, tunnels.
     &["proxy"],
     // Front ends: framing only.
-    &["h1", "h2"],
+    &["h1", "h2", "h3"],
     // Processes.
     &["master", "worker"],
     // Entry points that the binary's `main` dispatches to.

@@ -58,6 +58,8 @@ mod h2_trailers;
 #[cfg(test)]
 mod h2_websocket;
 #[cfg(test)]
+mod h3;
+#[cfg(test)]
 mod health_check;
 #[cfg(test)]
 mod hipache_suite;

@@ -60,7 +60,7 @@ fn proxy_config(redis: &RedisServer, workers: u32, on: bool) -> Config {
     }))
 }
 
-fn store(redis: &RedisServer, name: &str, cert: &TestCert) {
+pub(crate) fn store(redis: &RedisServer, name: &str, cert: &TestCert) {
     let key = format!("tls:{name}");
     let _: i64 = redis.query(&[
         "HSET",

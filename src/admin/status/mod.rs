@@ -58,6 +58,11 @@ pub(crate) fn json(totals: &Totals, facts: &Facts) -> Value {
         "metrics_path": "/metrics",
         "workers": totals.workers,
         "requests": s.counter(Counter::Requests),
+        "protocols": {
+            "http1": s.counter(Counter::ProtocolHttp1),
+            "http2": s.counter(Counter::ProtocolHttp2),
+            "http3": s.counter(Counter::ProtocolHttp3),
+        },
         "responses": responses,
         "retries": s.counter(Counter::Retries),
         "dead_marks": s.counter(Counter::DeadMarks),
@@ -224,6 +229,10 @@ pub(crate) fn html(totals: &Totals, facts: &Facts) -> String {
     out.push_str("<p>responses:");
     for class in CLASSES {
         let _ = write!(out, " {class} {}", status["responses"][class]);
+    }
+    out.push_str("</p>\n<p>protocols:");
+    for protocol in ["http1", "http2", "http3"] {
+        let _ = write!(out, " {protocol} {}", status["protocols"][protocol]);
     }
     out.push_str("</p>\n");
     let acme = &status["acme_orders"];

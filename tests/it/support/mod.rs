@@ -4,6 +4,7 @@ pub(crate) mod backend;
 pub(crate) mod cluster;
 pub(crate) mod h2_frames;
 pub(crate) mod h2c;
+pub(crate) mod h3;
 pub(crate) mod hipache;
 pub(crate) mod pebble;
 pub(crate) mod procfs;
