@@ -59,6 +59,7 @@ mod h2_trailers;
 mod h2_websocket;
 #[cfg(test)]
 mod h3;
+mod h3_browser;
 #[cfg(test)]
 mod health_check;
 #[cfg(test)]
