@@ -2,8 +2,9 @@
 # Instructions Redis runs per lookup, counted by callgrind (deterministic where CPU time is not, on a
 # busy machine): the same lookups sent three ways, as the MULTI transaction (Hipache's shape), as
 # the same reads in one pipeline without MULTI/EXEC (one write of all commands, one read of all
-# replies), and as one EVALSHA of lookup.lua, against a redis-server under callgrind whose
-# counting is on only while the lookups run.
+# replies; how hipache looks up now), and as one EVALSHA of lookup.lua (beside this file, the
+# script hipache ran before), against a redis-server under callgrind whose counting is on only
+# while the lookups run.
 #
 # usage: benches/miss/redis_cost.sh [N]   (N lookups of distinct hosts, default 2000; each a direct
 # match, so the script stops at the first candidate, as for most hosts of a real fleet)
@@ -32,7 +33,7 @@ count() { # count FORM: instructions per lookup sent as FORM (multi, pipeline or
     PIDS+=($!)
     local pid=$!
     wait_for 60 "redis under callgrind" redis-cli -p "$port" ping || die "redis did not start"
-    python3 - "$port" "$N" "$1" "$ROOT/src/routes/redis/lookup.lua" "$pid" <<'PY'
+    python3 - "$port" "$N" "$1" "$HERE/lookup.lua" "$pid" <<'PY'
 import socket, subprocess, sys
 port, n, form, script, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 sock = socket.create_connection(("127.0.0.1", port))
