@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Instructions Redis runs per lookup, counted by callgrind (deterministic where CPU time is not, on a
-# busy machine): the same lookups sent as hipache sends them, as the MULTI transaction (Hipache's
-# shape, and the fallback for a user refused scripts) and as one EVALSHA of lookup.lua, against a
-# redis-server under callgrind whose counting is on only while the lookups run.
+# busy machine): the same lookups sent three ways, as the MULTI transaction (Hipache's shape), as
+# the same reads in one pipeline without MULTI/EXEC (one write of all commands, one read of all
+# replies; how hipache looks up now), and as one EVALSHA of lookup.lua (beside this file, the
+# script hipache ran before), against a redis-server under callgrind whose counting is on only
+# while the lookups run.
 #
 # usage: benches/miss/redis_cost.sh [N]   (N lookups of distinct hosts, default 2000; each a direct
 # match, so the script stops at the first candidate, as for most hosts of a real fleet)
@@ -21,7 +23,7 @@ WORK=$(mktemp -d)
 PIDS=()
 trap cleanup EXIT
 
-count() { # count FORM: instructions per lookup sent as FORM (multi or script)
+count() { # count FORM: instructions per lookup sent as FORM (multi, pipeline or script)
     local port dir=$WORK/$1
     port=$(free_port)
     mkdir -p "$dir"
@@ -31,7 +33,7 @@ count() { # count FORM: instructions per lookup sent as FORM (multi or script)
     PIDS+=($!)
     local pid=$!
     wait_for 60 "redis under callgrind" redis-cli -p "$port" ping || die "redis did not start"
-    python3 - "$port" "$N" "$1" "$ROOT/src/routes/redis/lookup.lua" "$pid" <<'PY'
+    python3 - "$port" "$N" "$1" "$HERE/lookup.lua" "$pid" <<'PY'
 import socket, subprocess, sys
 port, n, form, script, pid = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 sock = socket.create_connection(("127.0.0.1", port))
@@ -68,13 +70,15 @@ def lookup(i):
             "dead:" + host, "state:" + host]
     if form == "script":
         return encode("EVALSHA", sha, len(keys), *keys, "1"), 1
-    out = encode("MULTI")
+    out = b""
     for key in keys[:4]:
         out += encode("LRANGE", key, 0, -1)
     out += encode("SMEMBERS", keys[4]) + encode("HGETALL", keys[5])
     for key in keys:
         out += encode("PTTL", key)
-    return out + encode("EXEC"), 14
+    if form == "pipeline":
+        return out, 12
+    return encode("MULTI") + out + encode("EXEC"), 14
 subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
 # 64 lookups in flight at a time, as a worker's concurrent misses share its connection.
 for start in range(1, n + 1, 64):
@@ -90,6 +94,8 @@ PY
 }
 
 multi=$(count multi)
+pipeline=$(count pipeline)
 script=$(count script)
-printf 'redis instructions per lookup (%d lookups, 64 in flight): MULTI %d, EVALSHA %d (%.2fx)\n' \
-    "$N" "$multi" "$script" "$(awk -v a="$script" -v b="$multi" 'BEGIN { print a / b }')"
+ratio() { awk -v a="$1" -v b="$multi" 'BEGIN { printf "%.2f", a / b }'; }
+printf 'redis instructions per lookup (%d lookups, 64 in flight): MULTI %d, pipeline %d (%sx), EVALSHA %d (%sx)\n' \
+    "$N" "$multi" "$pipeline" "$(ratio "$pipeline")" "$script" "$(ratio "$script")"

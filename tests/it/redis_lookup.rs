@@ -1,20 +1,23 @@
-//! What a cache miss costs Redis: one `EVALSHA` of the lookup script, whose reads run inside
-//! Redis, and nothing else; a script Redis lost (`SCRIPT FLUSH`) is loaded again without a failed
-//! request; the driver's `#prefix` reaches every key the script reads; and a write to a key that
-//! only the script reads still reaches the cache (tracking is by prefix, not by what was read).
+//! What a cache miss costs Redis: one pipeline of plain reads (a `LRANGE` per candidate,
+//! `SMEMBERS`, `HGETALL`, a `PTTL` per key), sent back to back on one connection without MULTI,
+//! EXEC or a script; the driver's `#prefix` reaches every key it reads; and a write to a key that
+//! only the lookup reads still reaches the cache (tracking is by prefix, not by what was read).
 
 use serde_json::json;
 
 use crate::support::redis::Monitor;
 use crate::support::{Backend, Config, Hipache, RedisServer};
 
-/// The commands clients sent (not those a script ran) that name `needle`.
-fn sent_naming<'a>(lines: &'a [String], needle: &str) -> Vec<&'a str> {
-    lines
-        .iter()
-        .filter(|line| !line.contains(" lua] ") && line.contains(needle))
-        .map(String::as_str)
-        .collect()
+/// The client in a MONITOR line (`<time> [<db> <client>] "COMMAND" ...`).
+fn client_of(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once('[')?;
+    let (place, _) = rest.split_once(']')?;
+    place.split_whitespace().nth(1)
+}
+
+/// The commands of a MONITOR line without time and client: `"LRANGE" "k" "0" "-1"`.
+fn command_of(line: &str) -> &str {
+    line.split_once("] ").map_or(line, |(_, command)| command)
 }
 
 /// The calls of `command` in `INFO commandstats` (0 when never called).
@@ -33,74 +36,70 @@ fn body_of(hipache: &Hipache, host: &str) -> String {
     response.text()
 }
 
-/// One miss, watched: what clients sent Redis that names `host`.
-fn one_miss(redis: &RedisServer, hipache: &Hipache, host: &str, marker: &str) -> Vec<String> {
+/// One miss, watched: what Redis ran, from the first command naming `first_key` on, as the
+/// commands (without time and client) of every client, in the order Redis ran them; checked to
+/// all come from the client that sent that first command and to hold no transaction.
+fn one_miss(redis: &RedisServer, hipache: &Hipache, host: &str, first_key: &str) -> Vec<String> {
     let monitor: Monitor = redis.monitor();
-    let exec_before = calls(redis, "exec");
     body_of(hipache, host);
-    let lines = monitor.until_marker(redis, marker);
-    assert_eq!(
-        calls(redis, "exec"),
-        exec_before,
-        "a transaction ran for the miss"
-    );
-    sent_naming(&lines, host)
-        .into_iter()
-        .map(str::to_owned)
+    let lines = monitor.until_marker(redis, &format!("after-{host}"));
+    let quoted = format!("\"{first_key}\"");
+    let at = lines
+        .iter()
+        .position(|line| line.contains(&quoted))
+        .unwrap_or_else(|| panic!("{first_key} never read: {lines:#?}"));
+    let lookup_client = client_of(&lines[at]);
+    for line in &lines {
+        for word in ["\"MULTI\"", "\"EXEC\"", "\"EVALSHA\"", "\"EVAL\""] {
+            assert!(!line.contains(word), "{word} sent for the miss: {line}");
+        }
+    }
+    let ours = lines[at..]
+        .iter()
+        .filter(|line| client_of(line) == lookup_client)
+        .count();
+    lines[at..at + ours]
+        .iter()
+        .map(|line| command_of(line).to_owned())
         .collect()
 }
 
+/// The commands of one miss of `host` with these frontend keys, in order.
+fn expected(frontend_keys: &[&str], prefix: &str, host: &str) -> Vec<String> {
+    let dead = format!("{prefix}dead:{host}");
+    let state = format!("{prefix}state:{host}");
+    let mut commands: Vec<String> = frontend_keys
+        .iter()
+        .map(|key| format!("\"LRANGE\" \"{key}\" \"0\" \"-1\""))
+        .collect();
+    commands.push(format!("\"SMEMBERS\" \"{dead}\""));
+    commands.push(format!("\"HGETALL\" \"{state}\""));
+    let keys = frontend_keys.iter().copied().chain([&*dead, &*state]);
+    commands.extend(keys.map(|key| format!("\"PTTL\" \"{key}\"")));
+    commands
+}
+
 #[test]
-fn a_miss_is_one_evalsha_and_nothing_else() {
+fn a_miss_is_one_pipeline_of_plain_reads_back_to_back() {
     let redis = RedisServer::start();
     let backend = Backend::named("one");
     redis.frontend("a.miss.test", "a", &[&backend.url()]);
     let hipache = Hipache::start(Config::redis(&redis));
     hipache.wait_for_tracking(&redis);
-    let sent = one_miss(&redis, &hipache, "a.miss.test", "after-the-miss");
-    assert_eq!(sent.len(), 1, "one command per miss, got {sent:#?}");
-    assert!(sent[0].contains("\"EVALSHA\""), "{sent:?}");
-    for key in [
+    let frontends = [
         "frontend:a.miss.test",
         "frontend:*.miss.test",
         "frontend:*.test",
         "frontend:*",
-        "dead:a.miss.test",
-        "state:a.miss.test",
-    ] {
-        assert!(
-            sent[0].contains(&format!("\"{key}\"")),
-            "{key} not among the script's KEYS: {}",
-            sent[0]
-        );
-    }
+    ];
+    let sent = one_miss(&redis, &hipache, "a.miss.test", frontends[0]);
+    // Back to back: no other command, of any client, runs between the miss's first and last.
+    assert_eq!(sent, expected(&frontends, "", "a.miss.test"));
     assert_eq!(body_of(&hipache, "a.miss.test"), "one");
 }
 
 #[test]
-fn a_flushed_script_is_loaded_again_and_the_miss_answered() {
-    let redis = RedisServer::start();
-    let (one, two) = (Backend::named("one"), Backend::named("two"));
-    redis.frontend("before.test", "before", &[&one.url()]);
-    redis.frontend("after.test", "after", &[&two.url()]);
-    let hipache = Hipache::start(Config::redis(&redis));
-    hipache.wait_for_tracking(&redis);
-    assert_eq!(body_of(&hipache, "before.test"), "one");
-    let (loads, runs) = (calls(&redis, "script|load"), calls(&redis, "evalsha"));
-    let _: String = redis.query(&["SCRIPT", "FLUSH"]);
-    assert_eq!(body_of(&hipache, "after.test"), "two");
-    assert!(
-        calls(&redis, "script|load") > loads,
-        "the script was not loaded again"
-    );
-    assert!(
-        calls(&redis, "evalsha") >= runs + 2,
-        "no EVALSHA after the reload"
-    );
-}
-
-#[test]
-fn the_script_reads_every_key_under_the_drivers_prefix() {
+fn the_lookup_reads_every_key_under_the_drivers_prefix() {
     let redis = RedisServer::start();
     let (wrong, dead, right) = (
         Backend::named("wrong"),
@@ -117,15 +116,13 @@ fn the_script_reads_every_key_under_the_drivers_prefix() {
     let driver = format!("{}/0#pfx:", redis.url());
     let hipache = Hipache::start(Config::redis(&redis).with(json!({ "driver": driver })));
     hipache.wait_for_tracking(&redis);
-    let sent = one_miss(&redis, &hipache, "p.test", "after-the-prefixed-miss");
-    assert_eq!(sent.len(), 1, "{sent:#?}");
-    for key in ["pfx:frontend:p.test", "pfx:dead:p.test", "pfx:state:p.test"] {
-        assert!(
-            sent[0].contains(&format!("\"{key}\"")),
-            "{key}: {}",
-            sent[0]
-        );
-    }
+    let frontends = [
+        "pfx:frontend:p.test",
+        "pfx:frontend:*.test",
+        "pfx:frontend:*",
+    ];
+    let sent = one_miss(&redis, &hipache, "p.test", frontends[0]);
+    assert_eq!(sent, expected(&frontends, "pfx:", "p.test"));
     for _ in 0..6 {
         assert_eq!(body_of(&hipache, "p.test"), "right");
     }
@@ -133,7 +130,7 @@ fn the_script_reads_every_key_under_the_drivers_prefix() {
 }
 
 #[test]
-fn a_write_to_a_key_only_the_script_reads_reaches_the_cache() {
+fn a_write_to_a_key_only_the_lookup_reads_reaches_the_cache() {
     let redis = RedisServer::start();
     let (one, two) = (Backend::named("one"), Backend::named("two"));
     redis.frontend("s.test", "s", &[&one.url(), &two.url()]);
@@ -143,15 +140,15 @@ fn a_write_to_a_key_only_the_script_reads_reaches_the_cache() {
     for _ in 0..4 {
         assert_eq!(body_of(&hipache, "s.test"), "one");
     }
-    let runs = calls(&redis, "evalsha");
-    // `state:<host>` is read by no command of ours but the script.
+    let runs = calls(&redis, "hgetall");
+    // `state:<host>` is read by no command of ours but the lookup.
     let _: i64 = redis.query(&["HSET", "state:s.test", &one.url(), "disable"]);
     let _: i64 = redis.query(&["HDEL", "state:s.test", &two.url()]);
     for _ in 0..4 {
         assert_eq!(body_of(&hipache, "s.test"), "two");
     }
     assert!(
-        calls(&redis, "evalsha") > runs,
-        "the new state was not read by the script"
+        calls(&redis, "hgetall") > runs,
+        "the new state was not read by a lookup"
     );
 }

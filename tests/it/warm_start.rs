@@ -21,17 +21,18 @@ const HOSTS: [&str; 6] = [
     "f.warm.test",
 ];
 
-/// `(client address, host)` of each lookup (`EVALSHA`) among monitor `lines`.
+/// `(client address, host)` of each lookup among monitor `lines`: each reads its host's dead set
+/// with one `SMEMBERS`.
 fn lookups(lines: &[String]) -> Vec<(String, String)> {
     lines
         .iter()
-        .filter(|line| line.contains("\"EVALSHA\""))
+        .filter(|line| line.contains("\"SMEMBERS\""))
         .filter_map(|line| {
             let client = line.split_once(" [")?.1.split_once(']')?.0;
             let address = client.split_once(' ')?.1.to_owned();
             let host = HOSTS
                 .iter()
-                .find(|host| line.contains(&format!("\"frontend:{host}\"")))?;
+                .find(|host| line.contains(&format!("\"dead:{host}\"")))?;
             Some((address, (*host).to_owned()))
         })
         .collect()

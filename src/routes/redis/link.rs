@@ -7,21 +7,13 @@
 //! except for one prompt attempt when nothing listened at the last one (a restart in progress;
 //! see [`State::Down`]): they wait, within their own deadline, while an attempt is in flight.
 //! Every command is bounded by [`COMMAND_TIMEOUT`], so a hung Redis cannot hang requests.
-//!
-//! Scripts the link runs are loaded (`SCRIPT LOAD`) on each connection, so that `EVALSHA` finds
-//! them on a restarted or newly promoted server; one flushed since (`SCRIPT FLUSH`, or a server
-//! that lost its script cache another way) answers `NOSCRIPT`, and [`Link::run_script`] then
-//! loads it and runs it once more, in one round trip.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ErrorKind, FromRedisValue, IntoConnectionInfo as _, Pipeline,
-    ServerErrorKind, Value,
-};
+use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo as _, Pipeline};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error};
@@ -98,15 +90,10 @@ fn breaks_connection(e: &redis::RedisError) -> bool {
 }
 
 impl Link {
-    /// Starts keeping a connection to `url` in the background, loading `scripts` on each one.
+    /// Starts keeping a connection to `url` in the background.
     /// Never blocks or fails: without a runtime or with a URL the client rejects, the link simply
     /// stays down (logged at error).
-    pub(crate) fn new(
-        url: &RedisUrl,
-        locator: Locator,
-        health: Health,
-        scripts: &'static [&'static str],
-    ) -> Self {
+    pub(crate) fn new(url: &RedisUrl, locator: Locator, health: Health) -> Self {
         let (state_tx, state) = watch::channel(State::Connecting);
         // A handful of reports is plenty: one is enough to trigger a reconnection.
         let (broken, broken_rx) = mpsc::channel(8);
@@ -125,7 +112,6 @@ impl Link {
                     generation: 0,
                     attempt: 0,
                     kick: kick.clone(),
-                    scripts,
                 };
                 runtime.spawn(reconnect::keep(session, health));
             }
@@ -144,34 +130,6 @@ impl Link {
     /// send may run twice: reads, and dead marks (SADD, EXPIRE, PUBLISH) whose repeat is harmless.
     pub(crate) async fn query<T: FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, LinkError> {
         self.query_at(pipe).await.map(|(value, _)| value)
-    }
-
-    /// Runs the script `(sha, source)` by its SHA1 with `keys` and `args`, naming the server that
-    /// answered. A server that does not know it (`NOSCRIPT`) gets it loaded and run again, in one
-    /// pipeline.
-    pub(crate) async fn run_script(
-        &self,
-        (sha, source): (&str, &str),
-        keys: &[&str],
-        args: &[&str],
-    ) -> Result<(Value, Address), LinkError> {
-        let mut run = redis::cmd("EVALSHA");
-        run.arg(sha).arg(keys.len()).arg(keys).arg(args);
-        let mut pipe = redis::pipe();
-        pipe.add_command(run.clone());
-        match self.query_at::<(Value,)>(&pipe).await {
-            Err(LinkError::Redis(e))
-                if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
-            {
-                debug!("redis lost the lookup script; loading it again");
-                let mut pipe = redis::pipe();
-                pipe.cmd("SCRIPT").arg("LOAD").arg(source).ignore();
-                pipe.add_command(run);
-                let ((value,), address) = self.query_at::<(Value,)>(&pipe).await?;
-                Ok((value, address))
-            }
-            result => result.map(|((value,), address)| (value, address)),
-        }
     }
 
     /// Like [`Link::query`], also naming the server that answered.
@@ -302,24 +260,6 @@ struct LinkSession {
     generation: u64,
     attempt: u64,
     kick: Arc<Notify>,
-    /// Loaded on each new connection.
-    scripts: &'static [&'static str],
-}
-
-impl LinkSession {
-    /// Loads our scripts on a new connection. A failure is no reason to refuse the connection:
-    /// the first use loads them again, or says why it cannot.
-    async fn load_scripts(&self, connection: &mut MultiplexedConnection) {
-        for script in self.scripts {
-            let mut load = redis::cmd("SCRIPT");
-            load.arg("LOAD").arg(*script);
-            match timeout(COMMAND_TIMEOUT, load.query_async::<String>(connection)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => debug!(server = %self.server, error = %e, "redis script not loaded"),
-                Err(_) => debug!(server = %self.server, "redis script load timed out"),
-            }
-        }
-    }
 }
 
 impl Session for LinkSession {
@@ -336,10 +276,7 @@ impl Session for LinkSession {
                         .await
                 };
                 match timeout(CONNECT_TIMEOUT, attempt).await {
-                    Ok(Ok(mut connection)) => {
-                        self.load_scripts(&mut connection).await;
-                        return Attempt::Connected((connection, address));
-                    }
+                    Ok(Ok(connection)) => return Attempt::Connected((connection, address)),
                     Ok(Err(e)) => (e.to_string(), e.is_connection_refusal()),
                     Err(_) => ("connect timed out".to_owned(), false),
                 }

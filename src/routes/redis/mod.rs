@@ -1,7 +1,7 @@
 //! The Redis route source, in Hipache's exact key layout and traffic (COMPATIBILITY.md).
 //!
-//! It owns: the lookup (one round trip and, on one server, one command, the lookup script; done
-//! only on a cache miss or while tracking is off), stale-if-error answers when Redis is
+//! It owns: the lookup (one round trip, one pipeline of plain reads; done only on a cache miss
+//! or while tracking is off), stale-if-error answers when Redis is
 //! unreachable, local dead marks, and the dead-mark write + `PUBLISH dead` to the write server.
 //! The wire format of the lookup and of the dead mark is in [`query`]; connections live in
 //! [`link`], kept up by the one reconnect loop of [`reconnect`] (which also
@@ -67,8 +67,8 @@ use crate::escape::Escaped;
 pub(crate) use hchecker::{unix_now_secs, PING_KEY};
 pub(crate) use link::client;
 use link::{Link, LinkError};
+use query::answer;
 pub(crate) use query::mark_pipeline;
-use query::{answer, LOOKUP_SCRIPT};
 use reconnect::Health;
 pub(crate) use scan::{frontend_pattern, glob_escape, scan_step, SCAN_COUNT};
 pub(crate) use sentinel::Locator;
@@ -141,12 +141,11 @@ impl RedisRoutes {
         } else {
             let read_health = Health::new(read);
             let read_locator = Locator::new(read);
-            let scripts = &[LOOKUP_SCRIPT][..];
-            let read_link = Link::new(read, read_locator.clone(), read_health.clone(), scripts);
+            let read_link = Link::new(read, read_locator.clone(), read_health.clone());
             let write_link = if write == read {
                 read_link.clone()
             } else {
-                Link::new(write, Locator::new(write), Health::new(write), &[])
+                Link::new(write, Locator::new(write), Health::new(write))
             };
             let (hosts, max_age) = (cache.hosts, cache.max_age);
             let tracking = Tracking::start(
@@ -158,7 +157,10 @@ impl RedisRoutes {
                 certificates,
                 footprint,
             );
-            let servers = Servers::single(read_link, write_link);
+            let servers = Servers::Single {
+                read: read_link,
+                write: write_link,
+            };
             (servers, tracking)
         };
         if !write.prefix.is_empty() && write.prefix != read.prefix {

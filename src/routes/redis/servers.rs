@@ -1,24 +1,23 @@
 //! Where the Redis source's commands go: one server (Hipache's, possibly split into a read and a
 //! write server), or a cluster, whose keys are read from and written to the nodes owning them.
 //!
-//! On one server (Sentinel's included) a lookup is one `EVALSHA` of the lookup script (see
-//! [`super::query`]), or, where the server refuses scripts to our user (`NOPERM`), the one
-//! MULTI transaction of the same reads. In a cluster the keys of a lookup sit on different slots,
-//! which neither a transaction nor a script may span, so each key is read on its own node, in one
-//! pipeline per node, all nodes at once (one round trip). Reads
-//! stay consistent enough: a tracking connection per master (see [`super::tracking`]) bumps the
-//! cache epoch for any write on any node, and an answer is cached as fresh only if no
-//! invalidation came between sending its reads and storing it, so an answer mixing an old and a
-//! new key is never served from cache. An answer that needed a redirection is not cached as fresh
+//! On one server (Sentinel's included) a lookup is one pipeline of plain reads, without MULTI:
+//! one write of every command, one read of every reply (see [`super::query`]). In a cluster the
+//! keys of a lookup sit on different slots, which no transaction may span, so each key is read on
+//! its own node, in one pipeline per node, all nodes at once (one round trip). Reads
+//! stay consistent enough without MULTI, although another client's write may run between two of
+//! them: the tracking connection (one per master in a cluster, see [`super::tracking`]) bumps the
+//! cache epoch for any write, and an answer is cached as fresh only if no invalidation came
+//! between sending its reads and storing it. A write that ran before our last read had its
+//! push queued in that event-loop turn or an earlier one, and Redis writes the push before our
+//! reply, so it is in the tracking socket when the reply arrives, and the store, which drains
+//! that socket first, finds the epoch moved: an answer mixing an old and a new key may answer
+//! the one request that read it, never be served from cache. An answer that needed a redirection is not cached as fresh
 //! at all, nor one with a reply from a node whose tracking connection was not up before the read
 //! went out (a master the slot map names before its tracking connection is made): no write
 //! there would reach the cache.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use redis::{ErrorKind, Pipeline, ServerErrorKind, Value};
-use tracing::warn;
+use redis::{Pipeline, Value};
 
 use super::cluster::{Cluster, Group};
 use super::link::{Link, LinkError};
@@ -28,13 +27,7 @@ use crate::config::redis_url::Address;
 /// Cheap-to-clone handle on the servers of a driver.
 #[derive(Clone)]
 pub(crate) enum Servers {
-    Single {
-        read: Link,
-        write: Link,
-        /// Set once the read server refused the lookup script to our user: look up with the
-        /// transaction from then on.
-        no_scripts: Arc<AtomicBool>,
-    },
+    Single { read: Link, write: Link },
     Cluster(Cluster),
 }
 
@@ -49,15 +42,6 @@ pub(crate) struct Read<T = Vec<Value>> {
 }
 
 impl Servers {
-    /// One server and one node of a cluster, from their links.
-    pub(crate) fn single(read: Link, write: Link) -> Self {
-        Self::Single {
-            read,
-            write,
-            no_scripts: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
     /// Reads the first non-empty list at `frontend_keys`, then the set at `dead_key` and the hash
     /// at `state_key`; with `ttls`, the shortest remaining TTL of the keys the answer came from.
     pub(crate) async fn lookup(
@@ -70,37 +54,10 @@ impl Servers {
         let keys = || (frontend_keys.iter().map(String::as_str)).chain([dead_key, state_key]);
         let candidates = frontend_keys.len();
         let parsed = |e: redis::ParsingError| LinkError::Redis(e.into());
-        if let Self::Single {
-            read, no_scripts, ..
-        } = self
-        {
-            if !no_scripts.load(Ordering::Relaxed) {
-                let args = [if ttls { "1" } else { "0" }];
-                let keys: Vec<&str> = keys().collect();
-                let script = (query::lookup_sha(), query::LOOKUP_SCRIPT);
-                match read.run_script(script, &keys, &args).await {
-                    Ok((value, server)) => {
-                        return Ok(Read {
-                            values: query::script_replies(value, candidates).map_err(parsed)?,
-                            redirected: false,
-                            nodes: vec![server],
-                        })
-                    }
-                    Err(LinkError::Redis(e))
-                        if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) =>
-                    {
-                        if !no_scripts.swap(true, Ordering::Relaxed) {
-                            warn!(error = %e, "redis refuses the lookup script; looking up with MULTI");
-                        }
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
         match self {
             Self::Single { read, .. } => {
+                // Not atomic (see the module doc): MULTI and EXEC cost Redis a fifth more.
                 let mut pipe = redis::pipe();
-                pipe.atomic();
                 for key in frontend_keys {
                     pipe.lrange(key, 0, -1);
                 }

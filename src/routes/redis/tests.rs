@@ -264,7 +264,7 @@ async fn password_database_and_prefix_are_applied() {
 }
 
 #[tokio::test]
-async fn a_user_refused_scripts_looks_up_with_the_transaction() {
+async fn a_user_refused_scripts_and_transactions_looks_up() {
     let redis = RedisServer::start(&[]).await;
     let mut conn = redis.connection(0).await;
     run::<()>(
@@ -273,8 +273,9 @@ async fn a_user_refused_scripts_looks_up_with_the_transaction() {
     )
     .await;
     run::<()>(&mut conn, &["SADD", "dead:a.test", "0"]).await;
-    // The ACL of Hipache's traffic: its commands, no scripting.
-    run::<()>(&mut conn, &["ACL", "SETUSER", "default", "-@scripting"]).await;
+    // A lookup is plain reads: it needs neither scripting nor MULTI.
+    let refused = ["ACL", "SETUSER", "default", "-@scripting", "-@transaction"];
+    run::<()>(&mut conn, &refused).await;
     let url = redis.url("");
     let routes = RedisRoutes::new(&url, &url, TTL, LIMITS, false, Footprint::default());
     for _ in 0..2 {

@@ -257,7 +257,7 @@ impl Cluster {
             .entry(node.clone())
             .or_insert_with(|| {
                 let url = self.inner.url.node(node);
-                Link::new(&url, Locator::new(&url), Health::new(&url), &[])
+                Link::new(&url, Locator::new(&url), Health::new(&url))
             })
             .clone()
     }

@@ -1,4 +1,6 @@
--- A host's lookup in one command (see query.rs). Every key comes as KEYS, prefix included:
+-- The lookup as one Lua script, as hipache ran it before the pipeline: kept for
+-- redis_cost.sh, which compares what each form costs Redis.
+-- A host's lookup in one command. Every key comes as KEYS, prefix included:
 -- KEYS[1..n] the frontend list of each candidate of the host, in order; KEYS[n+1] dead:<host>;
 -- KEYS[n+2] state:<host>. ARGV[1] is "1" to also return the shortest remaining TTL (ms) of the
 -- keys the answer was read from, or -1 when none expires.
