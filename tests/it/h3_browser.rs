@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -33,17 +32,29 @@ struct FileServer {
 impl FileServer {
     fn start(dir: &Path) -> Self {
         let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0", "--directory"])
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "0",
+                "--directory",
+            ])
             .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m http.server starts");
+            .unwrap_or_else(|e| panic!("python3 -m http.server: {e}"));
         // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("stdout is piped"));
+        BufReader::new(stdout)
             .read_line(&mut line)
-            .expect("http.server prints its port");
+            .unwrap_or_else(|e| panic!("http.server prints its port: {e}"));
         let port = line
             .split_whitespace()
             .skip_while(|w| *w != "port")
@@ -68,8 +79,13 @@ fn spki_hash(cert: &Path) -> String {
          | openssl dgst -sha256 -binary | base64",
         cert.display()
     );
-    let out = Command::new("sh").args(["-c", &script]).output().expect("openssl runs");
-    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let out = (Command::new("sh").args(["-c", &script]).output())
+        .unwrap_or_else(|e| panic!("openssl: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -82,7 +98,11 @@ fn chromium_loads_a_page_and_its_assets_over_http3() {
     let origin = FileServer::start(site.path());
 
     let redis = RedisServer::start();
-    redis.frontend("h3.test", "site", &[&format!("http://127.0.0.1:{}", origin.port)]);
+    redis.frontend(
+        "h3.test",
+        "site",
+        &[&format!("http://127.0.0.1:{}", origin.port)],
+    );
     let config = Config::redis(&redis);
     let (key, cert) = tls::cert(&["h3.test"]).write(config.dir(), "server");
     let hipache = Hipache::start(config.with(json!({
@@ -109,7 +129,10 @@ fn chromium_loads_a_page_and_its_assets_over_http3() {
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--origin-to-force-quic-on=h3.test:{port}"))
         .arg("--host-resolver-rules=MAP h3.test 127.0.0.1")
-        .arg(format!("--ignore-certificate-errors-spki-list={}", spki_hash(&cert)))
+        .arg(format!(
+            "--ignore-certificate-errors-spki-list={}",
+            spki_hash(&cert)
+        ))
         .arg("--virtual-time-budget=10000")
         .arg("--dump-dom")
         .arg(format!("https://h3.test:{port}/"))
@@ -133,7 +156,9 @@ fn chromium_loads_a_page_and_its_assets_over_http3() {
     let lines = hipache.wait_access_log_lines(3);
     for path in ["/ ", "/a.js ", "/b.txt "] {
         assert!(
-            lines.iter().any(|l| l.contains(&format!("\"GET {path}HTTP/3.0\" 200"))),
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"GET {path}HTTP/3.0\" 200"))),
             "{path}: {lines:#?}"
         );
     }
