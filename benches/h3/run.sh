@@ -16,6 +16,8 @@
 #   CONNS [16]       connections       STREAMS [32]  concurrent streams per connection
 #   DURATION [10]    seconds per run   WARMUP [2]    uncounted seconds first    ROUNDS [3]
 #   TARGETS ["caddy-h3 hipache-h3 hipache-h2"]  (also: caddy-h2)
+#   KEEPALIVE [false]  hipache's server.httpKeepAlive: false is the shipped (Hipache's) default,
+#                    a backend connection per request; true pools them, as Caddy does by default
 #   HIPACHE_BIN [cargo build --release]   H3_LOAD_BIN [build benches/h3-load]
 #   QUICK=1: 3 s runs, 1 round (a check of the script itself)
 set -euo pipefail
@@ -35,6 +37,8 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 ROUNDS=${ROUNDS:-3}
 TARGETS=${TARGETS:-caddy-h3 hipache-h3 hipache-h2}
+KEEPALIVE=${KEEPALIVE:-false}
+[[ $KEEPALIVE == true || $KEEPALIVE == false ]] || die "KEEPALIVE: true or false, got '$KEEPALIVE'"
 for value in "$WORKERS" "$CONNS" "$STREAMS" "$DURATION" "$WARMUP" "$ROUNDS"; do
     [[ $value =~ ^[0-9]+$ ]] || die "numeric setting expected, got '$value'"
 done
@@ -109,7 +113,7 @@ http3=false
 [[ " $TARGETS " == *" hipache-h3 "* ]] && http3=true
 cat >"$WORK/hipache/config.json" <<JSON
 {
-  "server": { "workers": $WORKERS, "accessLog": null },
+  "server": { "workers": $WORKERS, "accessLog": null, "httpKeepAlive": $KEEPALIVE },
   "http": { "port": $(free_port), "bind": ["127.0.0.1"] },
   "https": { "port": $PORT_hipache, "bind": ["127.0.0.1"], "key": "$WORK/key.pem", "cert": "$WORK/cert.pem",
              "http3": $http3 },
