@@ -36,6 +36,7 @@ use crate::proxy::tunnel::Tunnel;
 use crate::proxy::{Answered, ClientConnection, ClientFailure, Proxy};
 use crate::routes::RouteSource;
 use crate::wire::headers::{self, DebugInfo};
+use crate::wire::http_head;
 use crate::wire::response::ResponseHead;
 use body::ResponseBody;
 use request::Payload;
@@ -103,7 +104,7 @@ impl<S> Downstream for StreamRequest<'_, S> {
         };
         Head {
             method: method.as_bytes(),
-            host: host_of(parts),
+            host: http_head::host_of(parts),
             path: target.as_bytes(),
             // An HTTP/2 request's URI carries scheme and authority, which an HTTP/1.1 client
             // would not have sent: its path is logged, as Hipache's `req.url` would be.
@@ -116,18 +117,11 @@ impl<S> Downstream for StreamRequest<'_, S> {
     }
 
     fn cookies(&self) -> impl Iterator<Item = &[u8]> {
-        let cookies = self.parts.headers.get_all(header::COOKIE).iter();
-        cookies.map(HeaderValue::as_bytes)
+        http_head::cookies(&self.parts)
     }
 
     fn referer_and_agent(&self) -> (&[u8], &[u8]) {
-        let text = |name| {
-            self.parts
-                .headers
-                .get(name)
-                .map_or(&b""[..], HeaderValue::as_bytes)
-        };
-        (text(header::REFERER), text(header::USER_AGENT))
+        http_head::referer_and_agent(&self.parts)
     }
 
     async fn refuse(&mut self, status: StatusCode) -> Reply {
@@ -235,8 +229,8 @@ impl<S> Downstream for StreamRequest<'_, S> {
             line,
             set_cookie,
         } = answered;
-        let mut head = head_of(&answer.head, &answer.buf);
-        add_set_cookie(&mut head, set_cookie);
+        let mut head = http_head::head_of(&answer.head, &answer.buf);
+        http_head::add_set_cookie(&mut head, set_cookie);
         if let Some(debug) = &debug {
             headers::add_debug(&mut head.headers, debug);
         }
@@ -261,8 +255,8 @@ impl<S> Downstream for StreamRequest<'_, S> {
             // cannot happen: an extended CONNECT's exchange leaves its stream here
             return Reply::Answer(fallback_response(StatusCode::BAD_GATEWAY));
         };
-        let mut head = head_of(response, &buf);
-        add_set_cookie(&mut head, set_cookie);
+        let mut head = http_head::head_of(response, &buf);
+        http_head::add_set_cookie(&mut head, set_cookie);
         head.status = StatusCode::OK;
         // A 2xx to a CONNECT has no content (RFC 9110 §9.3.6): the tunnel's bytes follow.
         for name in [
@@ -332,38 +326,6 @@ fn is_ambiguous(parts: &http::request::Parts) -> bool {
         }
     }
     parts.uri.path() == "*" && parts.method != http::Method::OPTIONS
-}
-
-/// The `Set-Cookie` the attempt loop asked for goes on the answer's head.
-fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) {
-    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
-        head.headers.append(header::SET_COOKIE, cookie);
-    }
-}
-
-/// `Host`, or the authority of an HTTP/2 (or absolute-form) request.
-fn host_of(parts: &http::request::Parts) -> Option<&str> {
-    match parts.headers.get(header::HOST) {
-        Some(value) => value.to_str().ok(),
-        None => parts.uri.authority().map(|a| a.as_str()),
-    }
-}
-
-/// A backend's status and fields (hop-by-hop ones left out) as the client's response head; `buf`
-/// holds the head's bytes.
-fn head_of(head: &ResponseHead, buf: &[u8]) -> http::response::Parts {
-    let mut response = Response::new(());
-    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = response.headers_mut();
-    headers.reserve(head.fields.len());
-    for field in head.client_fields(buf) {
-        let name = http::HeaderName::from_bytes(field.name(buf));
-        let value = HeaderValue::from_bytes(field.value(buf));
-        if let (Ok(name), Ok(value)) = (name, value) {
-            headers.append(name, value);
-        }
-    }
-    response.into_parts().0
 }
 
 /// Only reached if a static header failed to build, which the unit tests rule out.

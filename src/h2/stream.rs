@@ -9,18 +9,16 @@ use std::cell::RefCell;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ::h2::server::SendResponse;
 use ::h2::{Reason, SendStream};
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::Response;
 use http_body::Body as _;
 
 use super::body::ResponseBody;
 use super::{Reply, Request};
-use crate::ascii;
 use crate::proxy::{ClientConnection, Proxy};
 use crate::routes::RouteSource;
 
@@ -59,7 +57,7 @@ pub(super) async fn serve<S: RouteSource>(
 /// resets the stream, so that the client does not take a cut answer for a whole one.
 async fn send(respond: &mut SendResponse<Bytes>, response: Response<ResponseBody>) {
     let (mut head, mut body) = response.into_parts();
-    add_date(&mut head.headers);
+    crate::wire::http_head::add_date(&mut head.headers);
     if body.is_end_stream() {
         let _ = respond.send_response(Response::from_parts(head, ()), true);
         return;
@@ -130,25 +128,5 @@ fn poll_pipe(
                 return Poll::Ready(Ok(()));
             }
         }
-    }
-}
-
-/// A `date` field on an answer that has none (a page of our own, or a backend that sent none),
-/// as HTTP/1.1 answers get one.
-pub(super) fn add_date(headers: &mut HeaderMap) {
-    thread_local! {
-        /// The `Date` of the current second: formatted once per second per worker.
-        static DATE: ascii::PerSecond<29> = const { ascii::PerSecond::new(ascii::http_date) };
-    }
-    if headers.contains_key(header::DATE) {
-        return;
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut text = Vec::with_capacity(29);
-    DATE.with(|date| date.write(&mut text, now));
-    if let Ok(date) = HeaderValue::try_from(text) {
-        headers.insert(header::DATE, date);
     }
 }

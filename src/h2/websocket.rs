@@ -55,7 +55,7 @@ impl Tunnel {
             tunnel,
             early,
         } = self;
-        super::stream::add_date(head.headers_mut());
+        crate::wire::http_head::add_date(head.headers_mut());
         let Ok(send) = respond.send_response(head, false) else {
             return;
         };

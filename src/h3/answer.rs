@@ -4,23 +4,22 @@
 //! still moves to the backend. An answer cut short resets the stream, so that the client does
 //! not take it for a whole one. The access log line is written once the answer ended.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use tokio::io::AsyncReadExt;
 
 use super::upload::Upload;
 use super::SendHalf;
-use crate::ascii;
 use crate::error_page::{self, Generated, PageBody};
 use crate::escape::Escaped;
 use crate::proxy::backend::{Activity, Answer, BodyRelay};
 use crate::proxy::{Answered, SendError};
-use crate::wire::headers;
-use crate::wire::response::{Framing, ResponseHead};
+use crate::wire::response::Framing;
 use crate::wire::{buffers, trailers};
+use crate::wire::{headers, http_head};
 
 /// The code a stream is reset with when its answer cannot be completed.
 const INTERNAL_ERROR: ::h3::error::Code = ::h3::error::Code::H3_INTERNAL_ERROR;
@@ -29,7 +28,7 @@ const INTERNAL_ERROR: ::h3::error::Code = ::h3::error::Code::H3_INTERNAL_ERROR;
 pub(super) async fn refuse(send: &mut SendHalf, status: StatusCode) {
     let mut head = Response::new(());
     *head.status_mut() = status;
-    add_date(head.headers_mut());
+    http_head::add_date(head.headers_mut());
     if send.send_response(head).await.is_ok() {
         let _ = send.finish().await;
     }
@@ -55,7 +54,7 @@ pub(super) async fn generated(send: &mut SendHalf, answer: Generated) -> u64 {
         refuse(send, answer.status).await;
         return 0;
     };
-    add_date(head.headers_mut());
+    http_head::add_date(head.headers_mut());
     let length = HeaderValue::from(body.len());
     head.headers_mut().insert(header::CONTENT_LENGTH, length);
     let bytes = body.len() as u64;
@@ -91,12 +90,12 @@ pub(super) async fn relay(
         buf,
         head,
     } = answer;
-    let mut response = head_of(&head, &buf);
-    add_set_cookie(&mut response, set_cookie);
+    let mut response = http_head::head_of(&head, &buf);
+    http_head::add_set_cookie(&mut response, set_cookie);
     if let Some(debug) = &debug {
         headers::add_debug(&mut response.headers, debug);
     }
-    add_date(&mut response.headers);
+    http_head::add_date(&mut response.headers);
     let mut body = Body {
         relay: BodyRelay::new(head.framing, true),
         buf,
@@ -219,49 +218,5 @@ impl Body {
             false => send.send_trailers(fields).await,
         };
         ended.map_err(|_| "client gone")
-    }
-}
-
-/// The `Set-Cookie` the attempt loop asked for goes on the answer's head.
-pub(super) fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Option<String>) {
-    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
-        head.headers.append(header::SET_COOKIE, cookie);
-    }
-}
-
-/// A backend's status and fields (hop-by-hop ones left out) as the client's response head; `buf`
-/// holds the head's bytes.
-pub(super) fn head_of(head: &ResponseHead, buf: &[u8]) -> http::response::Parts {
-    let mut response = Response::new(());
-    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = response.headers_mut();
-    headers.reserve(head.fields.len());
-    for field in head.client_fields(buf) {
-        let name = http::HeaderName::from_bytes(field.name(buf));
-        let value = HeaderValue::from_bytes(field.value(buf));
-        if let (Ok(name), Ok(value)) = (name, value) {
-            headers.append(name, value);
-        }
-    }
-    response.into_parts().0
-}
-
-/// A `date` field on an answer that has none (a page of our own, or a backend that sent none),
-/// as HTTP/1.1 answers get one.
-pub(super) fn add_date(headers: &mut HeaderMap) {
-    thread_local! {
-        /// The `Date` of the current second: formatted once per second per worker.
-        static DATE: ascii::PerSecond<29> = const { ascii::PerSecond::new(ascii::http_date) };
-    }
-    if headers.contains_key(header::DATE) {
-        return;
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let mut text = Vec::with_capacity(29);
-    DATE.with(|date| date.write(&mut text, now));
-    if let Ok(date) = HeaderValue::try_from(text) {
-        headers.insert(header::DATE, date);
     }
 }

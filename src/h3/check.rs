@@ -68,14 +68,6 @@ fn has_path(uri: &Uri) -> bool {
     uri.path_and_query().is_some_and(|p| !p.as_str().is_empty())
 }
 
-/// `host`, or the request's `:authority`.
-pub(super) fn host_of(parts: &Parts) -> Option<&str> {
-    match parts.headers.get(header::HOST) {
-        Some(value) => value.to_str().ok(),
-        None => parts.uri.authority().map(|a| a.as_str()),
-    }
-}
-
 /// Origin-form URI, a `Host` field, and the forwarding fields.
 pub(super) fn prepare_for_backend(parts: &mut Parts, forwarded: &Forwarded, keep_alive: bool) {
     if let Some(authority) = parts.uri.authority() {

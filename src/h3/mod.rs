@@ -17,7 +17,7 @@ mod upload;
 mod websocket;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
+use http::header::{self};
 use http::StatusCode;
 
 use crate::access_log::PendingLine;
@@ -27,6 +27,7 @@ use crate::proxy::session::{Downstream, Head, Upgrade};
 use crate::proxy::tunnel::Tunnel;
 use crate::proxy::{Answered, ClientConnection, ClientFailure, Proxy};
 use crate::wire::headers::{self, DebugInfo};
+use crate::wire::http_head;
 use crate::wire::response::ResponseHead;
 use request::Payload;
 use upload::Upload;
@@ -69,7 +70,7 @@ impl<S> Downstream for StreamRequest<'_, S> {
         };
         Head {
             method: method.as_bytes(),
-            host: check::host_of(parts),
+            host: http_head::host_of(parts),
             path: target.as_bytes(),
             logged_target: target.as_bytes(),
             version: "3.0",
@@ -80,18 +81,11 @@ impl<S> Downstream for StreamRequest<'_, S> {
     }
 
     fn cookies(&self) -> impl Iterator<Item = &[u8]> {
-        let cookies = self.parts.headers.get_all(header::COOKIE).iter();
-        cookies.map(HeaderValue::as_bytes)
+        http_head::cookies(&self.parts)
     }
 
     fn referer_and_agent(&self) -> (&[u8], &[u8]) {
-        let text = |name| {
-            self.parts
-                .headers
-                .get(name)
-                .map_or(&b""[..], HeaderValue::as_bytes)
-        };
-        (text(header::REFERER), text(header::USER_AGENT))
+        http_head::referer_and_agent(&self.parts)
     }
 
     async fn refuse(&mut self, status: StatusCode) {
@@ -204,8 +198,8 @@ impl<S> Downstream for StreamRequest<'_, S> {
             // cannot happen: an extended CONNECT's exchange leaves its stream here
             return answer::refuse(&mut self.send, StatusCode::BAD_GATEWAY).await;
         };
-        let mut head = answer::head_of(response, &buf);
-        answer::add_set_cookie(&mut head, set_cookie);
+        let mut head = http_head::head_of(response, &buf);
+        http_head::add_set_cookie(&mut head, set_cookie);
         head.status = StatusCode::OK;
         // A 2xx to a CONNECT has no content (RFC 9110 §9.3.6): the tunnel's bytes follow.
         for name in [

@@ -243,7 +243,7 @@ impl Exchange for Request<'_> {
     }
 
     async fn interim(&mut self, head: &ResponseHead, bytes: &[u8]) -> Result<(), ClientFailure> {
-        let interim = http::Response::from_parts(super::answer::head_of(head, bytes), ());
+        let interim = http::Response::from_parts(crate::wire::http_head::head_of(head, bytes), ());
         let sent = self.send.send_response(interim).await;
         sent.map_err(|_| ClientFailure::Gone)
     }

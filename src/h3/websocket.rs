@@ -37,7 +37,7 @@ pub(super) async fn run(
     tunnel: Tunnel,
     early: &[u8],
 ) {
-    super::answer::add_date(&mut head.headers);
+    crate::wire::http_head::add_date(&mut head.headers);
     if send
         .send_response(Response::from_parts(head, ()))
         .await
