@@ -185,16 +185,7 @@ impl Exchange for Request<'_> {
             self.forwarded,
             self.keep_alive,
         );
-        if let Some(end) = end {
-            if !body.is_empty() {
-                encode::chunk_head(&mut out, body.len());
-                out.extend_from_slice(body);
-                out.extend_from_slice(b"\r\n");
-            }
-            out.extend_from_slice(end);
-        } else {
-            out.extend_from_slice(body);
-        }
+        encode::held_body(&mut out, body, end);
         let written = write_within(&mut stream.stream, &out, self.timeout).await;
         buffers::give_back(out);
         if !written {

@@ -126,6 +126,21 @@ pub(crate) fn request_from_parts(out: &mut Vec<u8>, parts: &http::request::Parts
     out.extend_from_slice(b"\r\n");
 }
 
+/// A held request body after its head: as is, or, when `end` (the last chunk, with the client's
+/// trailers) is given, as one chunk followed by `end`.
+pub(crate) fn held_body(out: &mut Vec<u8>, body: &[u8], end: Option<&[u8]>) {
+    let Some(end) = end else {
+        out.extend_from_slice(body);
+        return;
+    };
+    if !body.is_empty() {
+        chunk_head(out, body.len());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(end);
+}
+
 /// The head of one chunk of `len` bytes (RFC 9112 §7.1).
 pub(crate) fn chunk_head(out: &mut Vec<u8>, len: usize) {
     let mut digits = [0u8; 16];

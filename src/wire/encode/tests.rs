@@ -208,6 +208,20 @@ fn requests_from_http2_parts_and_chunk_heads() {
 }
 
 #[test]
+fn a_held_body_goes_as_is_or_as_one_chunk_before_its_end() {
+    let mut out = Vec::new();
+    held_body(&mut out, b"hello", None);
+    assert_eq!(out, b"hello");
+    let end = b"0\r\nx-sum: 1\r\n\r\n";
+    let mut out = Vec::new();
+    held_body(&mut out, b"hello", Some(end));
+    assert_eq!(out, b"5\r\nhello\r\n0\r\nx-sum: 1\r\n\r\n");
+    let mut out = Vec::new();
+    held_body(&mut out, b"", Some(end));
+    assert_eq!(out, end);
+}
+
+#[test]
 fn a_redirect_carries_its_location() {
     let mut out = Vec::new();
     let answer = Generated::moved_permanently("https://a.test:8443/p?q".to_owned());
