@@ -1,4 +1,5 @@
-# Shell helpers shared by the benchmark scripts (benches/load, benches/scale, benches/uring-spike),
+# Shell helpers shared by the benchmark scripts (benches/load, benches/scale, benches/uring-spike,
+# benches/certs, benches/h3, benches/miss),
 # sourced right after `set -euo pipefail`. A script lists the processes it starts in PIDS and
 # its temp dir in WORK, then installs `cleanup` as its EXIT trap.
 # shellcheck shell=bash disable=SC2034 # apt_updated and TICK_US are read by the callers
@@ -117,3 +118,28 @@ user_ticks() { tree_ticks "$1" '$12 + $14'; }            # cpu_ticks without the
 # also counts (no IRQ time accounting) but which belongs to no process when it runs elsewhere.
 machine_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# A throw-away redis-server on a free loopback port, its files in DIR: sets REDIS_PORT, adds its
+# pid to PIDS.
+run_redis() { # run_redis DIR
+    mkdir -p "$1"
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$1" \
+        >"$1/redis.log" 2>&1 &
+    PIDS+=($!)
+    wait_for 10 redis redis-cli -p "$REDIS_PORT" ping || die "redis-server did not start"
+}
+
+# The origin every benchmark proxies to: nginx answering a fixed 5-byte body
+# (load/nginx-origin.conf.in) with WORKERS workers, its files in DIR: sets ORIGIN_PORT and
+# PID_origin, adds its pid to PIDS.
+run_origin() { # run_origin DIR WORKERS
+    mkdir -p "$1"
+    ORIGIN_PORT=$(free_port)
+    fill "$(dirname "${BASH_SOURCE[0]}")/load/nginx-origin.conf.in" "$1/nginx.conf" \
+        WORKERS="$2" DIR="$1" PORT="$ORIGIN_PORT"
+    nginx -p "$1" -c "$1/nginx.conf" -e "$1/error.log" >"$1/stdout.log" 2>&1 &
+    PID_origin=$!
+    PIDS+=($!)
+    wait_for 10 origin answers "$ORIGIN_PORT" any hello || die "origin nginx did not start"
+}

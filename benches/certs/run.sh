@@ -70,20 +70,9 @@ if [[ ! -x $TLS_LOAD_DIR/tls-load || ! -x $TLS_LOAD_DIR/cert-fill ]]; then
         die "building benches/tls-load failed"
 fi
 
-mkdir -p "$WORK/redis" "$WORK/origin" "$WORK/file" "$WORK/redis-certs"
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" \
-    >"$WORK/redis/redis.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 redis redis-cli -p "$REDIS_PORT" ping || die "redis-server did not start"
-
-ORIGIN_PORT=$(free_port)
-fill "$HERE/../load/nginx-origin.conf.in" "$WORK/origin/nginx.conf" \
-    WORKERS=1 DIR="$WORK/origin" PORT="$ORIGIN_PORT"
-nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" -e "$WORK/origin/error.log" \
-    >"$WORK/origin/stdout.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 origin answers "$ORIGIN_PORT" any hello || die "origin nginx did not start"
+mkdir -p "$WORK/file" "$WORK/redis-certs"
+run_redis "$WORK/redis"
+run_origin "$WORK/origin" 1
 
 # Every name routes to the origin through one wildcard frontend; the file hipache's certificate
 # is a wildcard for the same names (ECDSA P-256, as cert-fill's).

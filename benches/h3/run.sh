@@ -76,24 +76,13 @@ if [[ ! -x $H3_LOAD_BIN ]]; then
         die "building benches/h3-load failed"
 fi
 
-mkdir -p "$WORK/redis" "$WORK/origin" "$WORK/hipache" "$WORK/caddy"
+mkdir -p "$WORK/hipache" "$WORK/caddy"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
     -subj "/CN=$HOST" -addext "subjectAltName=DNS:$HOST" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || die "openssl could not make the certificate"
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/redis" \
-    >"$WORK/redis/redis.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 redis redis-cli -p "$REDIS_PORT" ping || die "redis-server did not start"
-
-ORIGIN_PORT=$(free_port)
-fill "$HERE/../load/nginx-origin.conf.in" "$WORK/origin/nginx.conf" \
-    WORKERS="$WORKERS" DIR="$WORK/origin" PORT="$ORIGIN_PORT"
-nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" -e "$WORK/origin/error.log" \
-    >"$WORK/origin/stdout.log" 2>&1 &
-PIDS+=($!)
-wait_for 10 origin answers "$ORIGIN_PORT" any hello || die "origin nginx did not start"
+run_redis "$WORK/redis"
+run_origin "$WORK/origin" "$WORKERS"
 redis-cli -p "$REDIS_PORT" rpush "frontend:$HOST" bench "http://127.0.0.1:$ORIGIN_PORT" >/dev/null
 
 # The UDP port must be free as well as the TCP one: free_port checks TCP only.
