@@ -10,20 +10,34 @@ use super::{ClientConnection, Proxy};
 use crate::acme;
 use crate::error_page::{Generated, PageBody};
 
+/// An http-01 validation request: the ACME client that answers it and the token it asks for.
+pub(super) struct Challenge<'a> {
+    acme: &'a acme::Acme,
+    token: &'a str,
+}
+
 impl<S> Proxy<S> {
-    /// The answer to an http-01 validation request, or `None` when this is not one.
-    pub(super) async fn challenge_answer(
-        &self,
+    /// The http-01 validation request this is, or `None` when it is not one: a test of the
+    /// head alone, so that the lookup's future is made only for a validation.
+    pub(super) fn challenge<'a>(
+        &'a self,
         client: &ClientConnection,
         method: &[u8],
-        path: &[u8],
-    ) -> Option<Generated> {
+        path: &'a [u8],
+    ) -> Option<Challenge<'a>> {
         let acme = self.acme.as_ref().filter(|_| !client.tls)?;
         if method != b"GET" {
             return None;
         }
         let token = acme::http_token(path)?;
-        Some(match acme.http_answer(token).await {
+        Some(Challenge { acme, token })
+    }
+}
+
+impl Challenge<'_> {
+    /// The key authorization any node published for the token, or a 404.
+    pub(super) async fn answer(self) -> Generated {
+        match self.acme.http_answer(self.token).await {
             Some(key_authorization) => Generated {
                 status: StatusCode::OK,
                 page: PageBody::Html(Bytes::from(key_authorization)),
@@ -36,6 +50,6 @@ impl<S> Proxy<S> {
                 debug_error: None,
                 location: None,
             },
-        })
+        }
     }
 }

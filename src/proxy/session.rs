@@ -120,8 +120,8 @@ impl<S: RouteSource> Proxy<S> {
             // A reverse proxy tunnels to no address a client names.
             return down.refuse(StatusCode::METHOD_NOT_ALLOWED).await;
         }
-        if let Some(answer) = self.challenge_answer(client, head.method, head.path).await {
-            return down.answer(answer, None).await;
+        if let Some(challenge) = self.challenge(client, head.method, head.path) {
+            return down.answer(challenge.answer().await, None).await;
         }
         if let Some(answer) = self.secure_redirect(client, head.host, head.path, debug) {
             return down.answer(answer, None).await;
