@@ -57,7 +57,9 @@ struct BackendBody {
     done: bool,
     /// `tcpTimeout`: a backend that sends nothing for this long ends the body with an error.
     idle: Duration,
-    silence: Pin<Box<Sleep>>,
+    /// Set once a read had to wait (most answers come whole with their head, and never do),
+    /// for `activity`'s last move plus `idle`.
+    silence: Option<Pin<Box<Sleep>>>,
     /// The host and the backend, for the line that reports an answer cut short.
     origin: (String, String),
     /// The rest of a streamed upload, and when either direction last moved.
@@ -95,7 +97,7 @@ impl ResponseBody {
             reusable: keep_alive && head.reusable,
             done: matches!(head.framing, Framing::Empty | Framing::Length(0)),
             idle,
-            silence: Box::pin(tokio::time::sleep(idle)),
+            silence: None,
             pump,
             activity: Activity::new(idle),
             origin,
@@ -179,18 +181,20 @@ impl BackendBody {
                 }
                 Poll::Pending => {
                     let quiet_until = self.activity.last() + self.idle;
-                    if quiet_until > self.silence.deadline() {
-                        self.silence.as_mut().reset(quiet_until);
+                    let silence = self
+                        .silence
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(quiet_until)));
+                    if quiet_until > silence.deadline() {
+                        silence.as_mut().reset(quiet_until);
                     }
-                    ready!(self.silence.as_mut().poll(cx));
+                    ready!(silence.as_mut().poll(cx));
                     self.stream = None;
                     return Poll::Ready(Some(Err(self.cut_short("idle past tcpTimeout"))));
                 }
             };
+            // What was read moves the deadline on: the timer is reset from it only when a
+            // read next has to wait.
             self.activity.touch();
-            self.silence
-                .as_mut()
-                .reset(tokio::time::Instant::now() + self.idle);
             (self.start, self.end) = (0, filled);
             if filled == 0 {
                 if self.relay.ends_at_close() {

@@ -87,10 +87,10 @@ pub(crate) async fn serve<S, I>(
                     // Boxed: a stream's future holds the whole session's state (kilobytes),
                     // which the task would otherwise copy at each step of its life (spawned,
                     // bound to the worker's task list, finished); it moves a pointer instead.
-                    tokio::task::spawn_local(Box::pin(async move {
-                        let _open = open;
-                        super::stream::serve(proxy, client, request, respond).await;
-                    }));
+                    // The stream's own future, not one that awaits it: awaiting it would copy
+                    // it whole into the outer one at its first poll.
+                    let serving = super::stream::serve(proxy, client, request, respond, open);
+                    tokio::task::spawn_local(Box::pin(serving));
                 }
                 Some(Err(error)) => {
                     return tracing::debug!(%error, "client connection ended with an error")

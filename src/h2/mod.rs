@@ -36,6 +36,7 @@ use crate::proxy::tunnel::Tunnel;
 use crate::proxy::{Answered, ClientConnection, ClientFailure, Proxy};
 use crate::routes::RouteSource;
 use crate::wire::headers::{self, DebugInfo};
+use crate::wire::hpack::FieldBlock;
 use crate::wire::http_head;
 use crate::wire::response::ResponseHead;
 use body::ResponseBody;
@@ -48,7 +49,16 @@ type Request = http::Request<RecvStream>;
 /// WebSocket tunnel and the tunnel.
 enum Reply {
     Answer(Response<ResponseBody>),
+    /// A backend's answer, its fields encoded for `h2` as they were read (`wire::hpack`).
+    Relayed(Relayed),
     Tunnel(websocket::Tunnel),
+}
+
+/// A backend's answer as the stream sends it.
+struct Relayed {
+    status: StatusCode,
+    fields: FieldBlock,
+    body: ResponseBody,
 }
 
 /// Serves one HTTP/2 request through the session; interim answers are sent on `respond` as
@@ -229,18 +239,34 @@ impl<S> Downstream for StreamRequest<'_, S> {
             line,
             set_cookie,
         } = answered;
-        let mut head = http_head::head_of(&answer.head, &answer.buf);
-        http_head::add_set_cookie(&mut head, set_cookie);
-        if let Some(debug) = &debug {
-            headers::add_debug(&mut head.headers, debug);
-        }
         let origin = (host.to_owned(), backend.url.to_string());
         let (keep_alive, idle) = (self.proxy.pool.keep_alive(), self.proxy.idle_timeout);
-        let mut body = ResponseBody::backend(answer, keep_alive, idle, pump, origin);
-        if let Some(line) = line {
-            body.log_on_drop(Box::new(line));
-        }
-        Ok(Reply::Answer(Response::from_parts(head, body)))
+        let body = |answer| {
+            let mut body = ResponseBody::backend(answer, keep_alive, idle, pump, origin);
+            if let Some(line) = line {
+                body.log_on_drop(Box::new(line));
+            }
+            body
+        };
+        // `X-Debug-*` fields replace any the backend sent, which takes a `HeaderMap`; answers
+        // without them (all but a debugging client's) are encoded as they were read.
+        Ok(match &debug {
+            None => {
+                let (status, fields) = encoded_head(&answer.head, &answer.buf, set_cookie);
+                let body = body(answer);
+                Reply::Relayed(Relayed {
+                    status,
+                    fields,
+                    body,
+                })
+            }
+            Some(debug) => {
+                let mut head = http_head::head_of(&answer.head, &answer.buf);
+                http_head::add_set_cookie(&mut head, set_cookie);
+                headers::add_debug(&mut head.headers, debug);
+                Reply::Answer(Response::from_parts(head, body(answer)))
+            }
+        })
     }
 
     async fn tunnel(
@@ -277,6 +303,25 @@ impl<S> Downstream for StreamRequest<'_, S> {
             &buf[response.len..],
         ))
     }
+}
+
+/// A backend's status and the fields that reach the client (`ResponseHead::client_fields`, as
+/// `http_head::head_of` takes them), with the `Set-Cookie` the attempt loop asked for, encoded
+/// for `h2` (`buf` holds the head's bytes).
+fn encoded_head(
+    head: &ResponseHead,
+    buf: &[u8],
+    set_cookie: Option<String>,
+) -> (StatusCode, FieldBlock) {
+    let mut fields = FieldBlock::with_capacity(head.len + 32);
+    for field in head.client_fields(buf) {
+        fields.push(field.name(buf), field.value(buf));
+    }
+    if let Some(cookie) = set_cookie {
+        fields.push_checked(b"set-cookie", cookie.as_bytes());
+    }
+    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    (status, fields)
 }
 
 /// A bare `status` with no body: the request is refused before any routing.

@@ -63,19 +63,24 @@ pub(crate) fn add_set_cookie(head: &mut http::response::Parts, set_cookie: Optio
 /// A `date` field on an answer that has none (a page of our own, or a backend that sent none),
 /// as HTTP/1.1 answers get one.
 pub(crate) fn add_date(headers: &mut HeaderMap) {
+    if headers.contains_key(header::DATE) {
+        return;
+    }
+    if let Ok(date) = HeaderValue::try_from(date_now()) {
+        headers.insert(header::DATE, date);
+    }
+}
+
+/// The `date` value of the current second.
+pub(crate) fn date_now() -> Vec<u8> {
     thread_local! {
         /// The `Date` of the current second: formatted once per second per worker.
         static DATE: ascii::PerSecond<29> = const { ascii::PerSecond::new(ascii::http_date) };
-    }
-    if headers.contains_key(header::DATE) {
-        return;
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let mut text = Vec::with_capacity(29);
     DATE.with(|date| date.write(&mut text, now));
-    if let Ok(date) = HeaderValue::try_from(text) {
-        headers.insert(header::DATE, date);
-    }
+    text
 }

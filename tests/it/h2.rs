@@ -206,3 +206,83 @@ async fn until(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+#[test]
+fn relayed_fields_arrive_as_the_backend_sent_them() {
+    // The answer's fields are encoded for HTTP/2 straight from the backend's head: every field
+    // reaches a real HTTP/2 client's decoder with its name lowercased and its value as sent, a
+    // block longer than one frame goes on in CONTINUATION frames, and the fields that describe
+    // the backend's connection stay behind.
+    let long = "l".repeat(17_000);
+    let mut head = String::from("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"v1\"\r\n");
+    head.push_str("X-Mixed-Case: Some Value\r\nConnection: keep-alive, X-Hop\r\nX-Hop: gone\r\n");
+    head.push_str("Keep-Alive: timeout=5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n");
+    for n in 0..80 {
+        head.push_str(&format!("X-Field-{n}: value {n}\r\n"));
+    }
+    head.push_str(&format!("X-Long: {long}\r\nContent-Length: 2\r\n\r\nok"));
+    let mut answer = head.into_bytes();
+    // An obs-text value (Latin-1 `é`), which HTTP/2 carries as it is.
+    let latin = b"X-Latin: caf\xe9\r\n";
+    let at = answer.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
+    answer.splice(at..at, latin.iter().copied());
+    let backend = RawBackend::start(move |peer| {
+        while peer.request().is_some() {
+            peer.write(&answer);
+        }
+    });
+    let redis = RedisServer::start();
+    redis.frontend("fields.test", "fields", &[&backend.url()]);
+    let hipache = Hipache::start(Config::redis(&redis));
+
+    let (status, headers, body) = block_on(async {
+        let tcp = tokio::net::TcpStream::connect(hipache.addr())
+            .await
+            .unwrap();
+        // A client that takes a header list past its default 16 KiB, the long field's size.
+        let (mut sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .max_header_list_size(1 << 20)
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("http/2 handshake with hipache");
+        tokio::spawn(connection);
+        let request = hyper::Request::get("http://fields.test/")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.expect("http/2 response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts.status.as_u16(), parts.headers, body)
+    });
+
+    assert_eq!((status, &body[..]), (200, &b"ok"[..]));
+    let one = |name: &str| -> Vec<u8> {
+        let values: Vec<_> = headers.get_all(name).iter().collect();
+        assert_eq!(values.len(), 1, "{name}: {values:?}");
+        values[0].as_bytes().to_vec()
+    };
+    assert_eq!(one("content-type"), b"text/plain");
+    assert_eq!(one("etag"), b"\"v1\"");
+    assert_eq!(one("x-mixed-case"), b"Some Value");
+    assert_eq!(one("x-latin"), b"caf\xe9");
+    assert_eq!(one("x-long"), long.as_bytes());
+    assert_eq!(one("content-length"), b"2");
+    for n in 0..80 {
+        assert_eq!(
+            one(&format!("x-field-{n}")),
+            format!("value {n}").as_bytes()
+        );
+    }
+    let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(
+        one("date").len(),
+        29,
+        "a date is added when the backend sent none"
+    );
+    for hop in ["connection", "keep-alive", "x-hop"] {
+        assert!(!headers.contains_key(hop), "{hop} reached the client");
+    }
+    assert_eq!(headers.len(), 80 + 9, "{headers:?}");
+}

@@ -1273,6 +1273,25 @@ impl<B: Buf> SendResponse<B> {
             .map_err(Into::into)
     }
 
+    /// Send a response whose regular header fields the caller encoded itself.
+    ///
+    /// `encoded` must hold only HPACK literal field representations "without indexing" or
+    /// "never indexed" (RFC 7541 §6.2.2, §6.2.3), with literal names or names indexed in the
+    /// static table, and no connection-specific field (RFC 9113 §8.2.2): such a block uses
+    /// no dynamic table state, so it goes after `:status` and any pending table size update
+    /// as it is. Otherwise as `send_response`.
+    pub fn send_encoded_response(
+        &mut self,
+        status: http::StatusCode,
+        encoded: Bytes,
+        end_of_stream: bool,
+    ) -> Result<SendStream<B>, crate::Error> {
+        self.inner
+            .send_encoded_response(status, encoded, end_of_stream)
+            .map(|_| SendStream::new(self.inner.clone()))
+            .map_err(Into::into)
+    }
+
     /// Push a request and response to the client
     ///
     /// On success, a [`SendResponse`] instance is returned.

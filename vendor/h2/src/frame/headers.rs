@@ -6,7 +6,7 @@ use crate::hpack::{self, BytesStr};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{uri, HeaderMap, Method, Request, StatusCode, Uri};
 
-use bytes::{Buf, BufMut, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use std::fmt;
 use std::io::Cursor;
@@ -100,6 +100,10 @@ struct HeaderBlock {
     /// Pseudo headers, these are broken out as they must be sent as part of the
     /// headers frame.
     pseudo: Pseudo,
+
+    /// Fields the sender encoded itself, sent after `pseudo` and `fields`: HPACK
+    /// representations that use no dynamic table entry (see `Headers::with_encoded`).
+    encoded: Bytes,
 }
 
 #[derive(Debug)]
@@ -126,9 +130,23 @@ impl Headers {
                 fields,
                 is_over_size: false,
                 pseudo,
+                encoded: Bytes::new(),
             },
             flags: HeadersFlag::default(),
         }
+    }
+
+    /// A HEADERS frame whose regular fields the sender already encoded: `encoded` holds
+    /// only HPACK literal representations "without indexing" or "never indexed" (RFC 7541
+    /// §6.2.2, §6.2.3), whose names are literal or index the static table. Such a block
+    /// depends on no dynamic table state, so it could be encoded outside the connection,
+    /// ahead of the frames queued before it; the connection's encoder writes the pending
+    /// table size updates and `pseudo` in front of it when the frame is written.
+    pub fn with_encoded(stream_id: StreamId, pseudo: Pseudo, encoded: Bytes) -> Self {
+        let mut frame = Headers::new(stream_id, pseudo, HeaderMap::new());
+        frame.header_block.field_size = encoded.len();
+        frame.header_block.encoded = encoded;
+        frame
     }
 
     pub fn trailers(stream_id: StreamId, fields: HeaderMap) -> Self {
@@ -143,6 +161,7 @@ impl Headers {
                 fields,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
+                encoded: Bytes::new(),
             },
             flags,
         }
@@ -208,6 +227,7 @@ impl Headers {
                 field_size: 0,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
+                encoded: Bytes::new(),
             },
             flags,
         };
@@ -368,6 +388,7 @@ impl PushPromise {
                 fields,
                 is_over_size: false,
                 pseudo,
+                encoded: Bytes::new(),
             },
             promised_id,
             stream_id,
@@ -459,6 +480,7 @@ impl PushPromise {
                 field_size: 0,
                 is_over_size: false,
                 pseudo: Pseudo::default(),
+                encoded: Bytes::new(),
             },
             promised_id,
             stream_id: head.stream_id(),
@@ -1008,6 +1030,7 @@ impl HeaderBlock {
         };
 
         encoder.encode(headers, &mut hpack);
+        hpack.extend_from_slice(&self.encoded);
 
         EncodingHeaderBlock { hpack }
     }

@@ -79,6 +79,10 @@ impl Send {
 
     fn check_headers(fields: &http::HeaderMap) -> Result<(), UserError> {
         // 8.1.2.2. Connection-Specific Header Fields
+        if fields.is_empty() {
+            // Nothing to look up (a response whose fields were encoded by the caller).
+            return Ok(());
+        }
         if fields.contains_key(http::header::CONNECTION)
             || fields.contains_key(http::header::TRANSFER_ENCODING)
             || fields.contains_key(http::header::UPGRADE)

@@ -1319,6 +1319,34 @@ impl<B> StreamRef<B> {
         })
     }
 
+    /// `send_response` with the regular fields already encoded (`frame::Headers::with_encoded`).
+    pub fn send_encoded_response(
+        &mut self,
+        status: http::StatusCode,
+        encoded: Bytes,
+        end_of_stream: bool,
+    ) -> Result<(), UserError> {
+        let mut me = self.opaque.inner.lock().unwrap();
+        let me = &mut *me;
+
+        let stream = me.store.resolve(self.opaque.key);
+        let actions = &mut me.actions;
+        let mut send_buffer = self.send_buffer.inner.lock().unwrap();
+        let send_buffer = &mut *send_buffer;
+
+        me.counts.transition(stream, |counts, stream| {
+            let pseudo = frame::Pseudo::response(status);
+            let mut frame = frame::Headers::with_encoded(stream.id, pseudo, encoded);
+            if end_of_stream {
+                frame.set_end_stream();
+            }
+
+            actions
+                .send
+                .send_headers(frame, send_buffer, stream, counts, &mut actions.task)
+        })
+    }
+
     pub fn send_push_promise(
         &mut self,
         mut request: Request<()>,
