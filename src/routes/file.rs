@@ -137,10 +137,15 @@ impl std::fmt::Debug for FileRoutes {
 impl RouteSource for FileRoutes {
     async fn lookup(&self, host: &str) -> Result<Option<Lookup>, RouteError> {
         let table = self.table();
-        let Some(frontend) = crate::host_keys::candidates(host)
-            .iter()
-            .find_map(|key| table.frontends.get(key))
-        else {
+        // The host's own key is the first candidate: looked up before the wildcard keys are
+        // made, which most requests then never need.
+        let frontend = table.frontends.get(host).or_else(|| {
+            let candidates = crate::host_keys::candidates(host);
+            candidates[1..]
+                .iter()
+                .find_map(|key| table.frontends.get(key))
+        });
+        let Some(frontend) = frontend else {
             return Ok(None);
         };
         let mut dead = table.dead.get(host).cloned().unwrap_or_default();
