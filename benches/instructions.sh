@@ -7,13 +7,18 @@
 # dumped after the N requests, so start-up is not counted; each dump stays in OUT (a directory,
 # when set) for callgrind_annotate. See benches/README.md, "Instructions per request".
 #
-# usage: [MODES="h1 h2c h2load"] [OUT=dir] benches/instructions.sh PATH/TO/hipache [N]
+# ORIGIN=nginx puts one nginx worker (load/nginx-origin.conf.in) in the Python backend's place:
+# it writes each answer whole, in one segment, so the worker's polls per request vary less from
+# run to run.
+#
+# usage: [MODES="h1 h2c h2load"] [OUT=dir] [ORIGIN=python|nginx] benches/instructions.sh PATH/TO/hipache [N]
 #        (the client of h1 and h2c: cargo build --bench requests)
 set -euo pipefail
 BIN=$(realpath "$1")
 N=${2:-2000}
 MODES=${MODES:-h1 h2c}
 OUT=${OUT:-}
+ORIGIN=${ORIGIN:-python}
 cd "$(dirname "$0")/.."
 CLIENT=$(ls -t target/debug/deps/requests-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
 DIR=$(mktemp -d)
@@ -25,6 +30,13 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 BACKEND_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 
+if [[ $ORIGIN == nginx ]]; then
+    WORK=$DIR # common.sh's cleanup stops PIDS and removes it
+    # shellcheck source=SCRIPTDIR/common.sh
+    source "$(pwd)/benches/common.sh"
+    run_origin "$DIR/origin" 1
+    BACKEND_PORT=$ORIGIN_PORT
+else
 python3 - "$BACKEND_PORT" <<'PY' &
 import http.server, sys
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -43,6 +55,7 @@ class Server(http.server.ThreadingHTTPServer):
 Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 PY
 PIDS+=($!)
+fi
 
 cat > "$DIR/routes.json" <<EOF
 { "frontend:bench.test": ["bench", "http://127.0.0.1:$BACKEND_PORT"] }

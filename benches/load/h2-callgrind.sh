@@ -4,9 +4,11 @@
 # with `master_process off`, HAProxy with one thread), h2load's 16 h2c connections of 32 streams
 # sending N GETs through it to a local keep-alive backend (Python, the same as instructions.sh's),
 # access log off, counters zeroed after a warm-up. User space only, as for hipache: callgrind
-# does not see the kernel. See benches/README.md, "HTTP/2".
+# does not see the kernel. ORIGIN=nginx puts instructions.sh's nginx origin in the Python
+# backend's place, as `ORIGIN=nginx benches/instructions.sh` does for hipache. See
+# benches/README.md, "HTTP/2".
 #
-# usage: benches/load/h2-callgrind.sh [N]
+# usage: [ORIGIN=python|nginx] benches/load/h2-callgrind.sh [N]
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -24,6 +26,10 @@ declare -a PIDS=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [[ ${ORIGIN:-python} == nginx ]]; then
+    run_origin "$WORK/origin" 1
+    BACKEND_PORT=$ORIGIN_PORT
+else
 BACKEND_PORT=$(free_port)
 python3 - "$BACKEND_PORT" <<'PY' &
 import http.server, sys
@@ -43,6 +49,7 @@ class Server(http.server.ThreadingHTTPServer):
 Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 PY
 PIDS+=("$!")
+fi
 wait_for 10 backend answers "$BACKEND_PORT" bench.test hello
 
 send() { # send PORT COUNT
