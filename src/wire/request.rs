@@ -9,6 +9,8 @@
 //! coding; one answer for every shape keeps a single refusal path, and none of them can be
 //! framed the same way by every parser behind us.
 
+use std::mem::MaybeUninit;
+
 use super::fields::{self, BadLength, BodyFields, ConnectionTokens, Field, Kind};
 
 /// Most header fields a request may carry (hyper's limit too); more is a 431.
@@ -80,9 +82,11 @@ pub(crate) struct RequestHead {
 impl RequestHead {
     /// `Ok(None)` while the head is not complete in `buf`.
     pub(crate) fn parse(buf: &[u8]) -> Result<Option<Self>, HeadError> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let len = match request.parse(buf) {
+        // Left uninitialised for httparse to fill: zeroing 100 of them cost each request 3 KiB
+        // of writes.
+        let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut []);
+        let len = match request.parse_with_uninit_headers(buf, &mut headers) {
             Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
             // A head that completes in one read past the limit is as large as one that does not.
             Ok(httparse::Status::Complete(_)) => return Err(HeadError::TooLarge),
