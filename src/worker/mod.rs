@@ -202,7 +202,7 @@ pub(crate) async fn serve<R>(
                 .map_err(WorkerError::Routes)?;
             // Reading the file left its text and parse tree free in the allocator: give them
             // back now, before the watchdog takes the worker's size at start.
-            trim::give_back(trim::Collect::Now);
+            trim::give_back();
             serve_with(routes, None, None, &config, opened, ready, drain).await
         }
     }

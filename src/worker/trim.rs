@@ -4,16 +4,17 @@
 //! ours and of the Rust crates), and glibc's malloc, which the C libraries linked in still call
 //! (aws-lc's TLS state, for one).
 //!
-//! mimalloc gives a page back (purges it: `MADV_DONTNEED`) once it has been free for its purge
-//! delay, but only from inside its own calls: an empty page stays in the thread's heap until a
-//! later allocation or a collection hands it to the arena, and the arena's free ranges are
-//! purged from its allocation paths. A worker that goes quiet after a burst of connections makes
-//! no such call, and would keep all it grew to. So every [`INTERVAL`] the worker collects
-//! (`mi_collect(false)`): its thread's empty pages go back to the arena, and what has been free
-//! there past the purge delay goes back to the kernel, so a burst's pages are given back within
-//! two intervals. Not forced: a forced collection also purges the pages freed a moment ago,
-//! which the next requests would fault in again. After loading a routes file, which freed its
-//! text and parse tree all at once, the worker forces one ([`Collect::Now`]).
+//! mimalloc (its v2 line) gives a page back (purges it: `MADV_DONTNEED`) once it has been free
+//! for its purge delay, but only when it next works on the 32 MiB segment holding it, or on a
+//! forced collection: an empty page goes back to its segment when the thread's heap is next
+//! collected, and the segment's free spans are purged when that segment is next used. After a
+//! burst, the segments also hold pages still in use (whatever was allocated meanwhile), so they
+//! stay, and a worker that goes quiet, or whose traffic lands in other segments, would keep all
+//! it grew to. So every [`INTERVAL`] the worker forces a collection (`mi_collect(true)`): its
+//! thread's empty pages go back to their segments and every free span to the kernel. What that
+//! costs a busy worker: the spans freed in the last interval that its next requests would have
+//! reused are faulted in again, a few pages every 5 s; the collection itself walks the thread's
+//! pages once.
 //!
 //! glibc's malloc keeps what it freed inside its heap, where it still counts as resident (it
 //! only returns the top of the heap), so it is trimmed (`malloc_trim`) when it holds a few
@@ -34,22 +35,13 @@ pub(crate) fn worth_trimming(free: usize) -> bool {
     free >= WORTH_TRIMMING
 }
 
-/// Which of mimalloc's free pages a collection gives back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Collect {
-    /// Those free for longer than its purge delay: the periodic give-back.
-    Due,
-    /// All of them, at once: after a load that freed a lot and will not be repeated.
-    Now,
-}
-
-/// Gives back the free pages of both allocators: mimalloc's as `collect` says (the calling
-/// thread's heap and the arenas), glibc's when it holds enough of them. Returns how far the
+/// Gives back the free pages of both allocators: all of mimalloc's (the calling thread's heap,
+/// its segments and the arenas), glibc's when it holds enough of them. Returns how far the
 /// resident set went down: mimalloc's own count of what it has committed does not go down when
 /// it purges on Linux (`MADV_DONTNEED` leaves the range usable), so the RSS is what tells.
-pub(crate) fn give_back(collect: Collect) -> u64 {
+pub(crate) fn give_back() -> u64 {
     let before = super::watchdog::rss_bytes();
-    mi_collect(collect == Collect::Now);
+    mi_collect_forced();
     if let Some(malloc) = malloc_bytes() {
         if worth_trimming(malloc.free) {
             malloc_trim();
@@ -69,7 +61,7 @@ pub(crate) async fn run() {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let released = give_back(Collect::Due);
+        let released = give_back();
         if released > 0 {
             tracing::debug!(rss_bytes = released, "returned free pages to the kernel");
         }
@@ -77,11 +69,11 @@ pub(crate) async fn run() {
 }
 
 #[allow(unsafe_code)]
-fn mi_collect(force: bool) {
+fn mi_collect_forced() {
     // SAFETY: mi_collect frees only blocks and pages already free, of the calling thread's heap
-    // and of the arenas under their own synchronisation; no pointer this program holds is
-    // invalidated.
-    unsafe { libmimalloc_sys::mi_collect(force) };
+    // and of the segments and arenas under their own synchronisation; no pointer this program
+    // holds is invalidated.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// What glibc's malloc holds: the C libraries' allocations, not ours.
@@ -133,12 +125,11 @@ mod tests {
         assert!(worth_trimming(4 << 20));
     }
 
-    /// On the clock: mimalloc's purge delay is wall-clock time.
-    #[tokio::test]
-    async fn a_freed_burst_leaves_the_resident_set() {
+    #[test]
+    fn a_freed_burst_leaves_the_resident_set() {
         // 64 MiB in 16 KiB blocks with a small live block allocated between each pair, as a
-        // burst of connections leaves the heap; then the periodic give-back, until the pages
-        // are back with the kernel (within two purge delays).
+        // burst of connections leaves the heap: the segments keep pages in use, so freeing the
+        // big blocks alone gives nothing back.
         let mut big = Vec::new();
         let mut live = Vec::new();
         for _ in 0..4096 {
@@ -149,16 +140,8 @@ mod tests {
         }
         let full = crate::worker::watchdog::rss_bytes().unwrap();
         drop(big);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut released = 0;
-        let after = loop {
-            released += give_back(Collect::Due);
-            let after = crate::worker::watchdog::rss_bytes().unwrap();
-            if after + (48 << 20) < full || tokio::time::Instant::now() >= deadline {
-                break after;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let released = give_back();
+        let after = crate::worker::watchdog::rss_bytes().unwrap();
         assert!(after + (48 << 20) < full, "rss {full} -> {after}");
         assert!(released >= 48 << 20, "{released}");
         drop(live);
