@@ -200,9 +200,9 @@ pub(crate) async fn serve<R>(
         Driver::File(path) => {
             let routes = FileRoutes::open(path, ttl, opened.footprint.clone())
                 .map_err(WorkerError::Routes)?;
-            // Reading the file left its text and parse tree free inside malloc's heap: give
-            // them back before the watchdog takes the worker's size at start.
-            trim::release_free_memory();
+            // Reading the file left its text and parse tree free in the allocator: give them
+            // back now, before the watchdog takes the worker's size at start.
+            trim::give_back();
             serve_with(routes, None, None, &config, opened, ready, drain).await
         }
     }

@@ -1,57 +1,82 @@
-//! Handing memory freed after a burst back to the kernel. glibc's malloc keeps what a burst of
-//! connections or tunnels freed (their tasks, sockets' state, buffers past the free list's
-//! cap) inside its heap, where it still counts as resident: it only returns the top of the
-//! heap, and a burst's chunks are interleaved with live ones, so a worker kept all it grew to.
-//! `malloc_trim` gives the free pages inside the heap back (`MADV_DONTNEED`); the allocator
-//! reuses the addresses, refaulting pages as a later burst needs them. What it saves and costs
-//! is measured in the benchmark record (benches/README.md, the "once they have closed" rows).
+//! Handing memory freed after a burst back to the kernel.
+//!
+//! Two allocators hold a worker's heap: mimalloc, the global allocator (every allocation of
+//! ours and of the Rust crates), and glibc's malloc, which the C libraries linked in still call
+//! (aws-lc's TLS state, for one).
+//!
+//! mimalloc (its v2 line) gives a page back (purges it: `MADV_DONTNEED`) once it has been free
+//! for its purge delay, but only when it next works on the 32 MiB segment holding it, or on a
+//! forced collection: an empty page goes back to its segment when the thread's heap is next
+//! collected, and the segment's free spans are purged when that segment is next used. After a
+//! burst, the segments also hold pages still in use (whatever was allocated meanwhile), so they
+//! stay, and a worker that goes quiet, or whose traffic lands in other segments, would keep all
+//! it grew to. So every [`INTERVAL`] the worker forces a collection (`mi_collect(true)`): its
+//! thread's empty pages go back to their segments and every free span to the kernel. What that
+//! costs a busy worker: the spans freed in the last interval that its next requests would have
+//! reused are faulted in again, a few pages every 5 s; the collection itself walks the thread's
+//! pages once.
+//!
+//! glibc's malloc keeps what it freed inside its heap, where it still counts as resident (it
+//! only returns the top of the heap), so it is trimmed (`malloc_trim`) when it holds a few
+//! mebibytes free. What this saves and costs is measured in the benchmark record
+//! (benches/README.md, "The allocator", and the "once they have closed" rows).
 
 use std::time::Duration;
 
-/// How often the worker looks at what malloc holds free.
+/// How often the worker gives back what its allocators hold free.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(5);
-/// Free bytes inside malloc's heap worth a trim: below this, the few dozen pages are left for
-/// the next requests (a trim walks the whole heap, and each page given back costs a fault when
-/// reused).
+/// Free bytes inside glibc's heap worth a trim: below this, the few dozen pages are left for
+/// the next allocations (a trim walks the whole heap, and each page given back costs a fault
+/// when reused).
 const WORTH_TRIMMING: usize = 4 << 20;
 
-/// Whether `free` bytes held by malloc are worth a trim (pure).
+/// Whether `free` bytes held by glibc's malloc are worth a trim (pure).
 pub(crate) fn worth_trimming(free: usize) -> bool {
     free >= WORTH_TRIMMING
 }
 
-/// Gives malloc's free pages back when it holds enough of them; returns the free bytes it held
-/// then, if it trimmed. Elsewhere than glibc, nothing to do.
-pub(crate) fn release_free_memory() -> Option<usize> {
-    let free = malloc_free_bytes()?;
-    if !worth_trimming(free) {
-        return None;
+/// Gives back the free pages of both allocators: all of mimalloc's (the calling thread's heap,
+/// its segments and the arenas), glibc's when it holds enough of them. Returns how far the
+/// resident set went down: mimalloc's own count of what it has committed does not go down when
+/// it purges on Linux (`MADV_DONTNEED` leaves the range usable), so the RSS is what tells.
+pub(crate) fn give_back() -> u64 {
+    let before = super::watchdog::rss_bytes();
+    mi_collect_forced();
+    if let Some(malloc) = malloc_bytes() {
+        if worth_trimming(malloc.free) {
+            malloc_trim();
+        }
     }
-    malloc_trim();
-    Some(free)
+    let after = super::watchdog::rss_bytes();
+    match (before, after) {
+        (Some(before), Some(after)) => before.saturating_sub(after),
+        _ => 0,
+    }
 }
 
-/// Trims every `INTERVAL`, forever (the worker's task set drops it when it drains).
+/// Gives back every `INTERVAL`, forever (the worker's task set drops it when it drains). Runs
+/// on the worker's thread, whose heap is the one collected.
 pub(crate) async fn run() {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Some(free) = release_free_memory() {
-            tracing::debug!(
-                free_bytes = free,
-                "returned malloc's free pages to the kernel"
-            );
+        let released = give_back();
+        if released > 0 {
+            tracing::debug!(rss_bytes = released, "returned free pages to the kernel");
         }
     }
 }
 
-/// Bytes in malloc's free chunks (all arenas), glibc only.
-fn malloc_free_bytes() -> Option<usize> {
-    Some(malloc_bytes()?.free)
+#[allow(unsafe_code)]
+fn mi_collect_forced() {
+    // SAFETY: mi_collect frees only blocks and pages already free, of the calling thread's heap
+    // and of the segments and arenas under their own synchronisation; no pointer this program
+    // holds is invalidated.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
-/// What malloc holds, glibc only.
+/// What glibc's malloc holds: the C libraries' allocations, not ours.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MallocBytes {
     /// Allocated and not freed, in its arenas and in blocks of their own (mmap).
@@ -60,7 +85,7 @@ pub(crate) struct MallocBytes {
     pub(crate) free: usize,
 }
 
-/// What malloc holds (all arenas), glibc only.
+/// What glibc's malloc holds (all arenas), glibc only.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 pub(crate) fn malloc_bytes() -> Option<MallocBytes> {
@@ -94,17 +119,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trims_only_past_a_few_mebibytes() {
+    fn trims_glibc_only_past_a_few_mebibytes() {
         assert!(!worth_trimming(0));
         assert!(!worth_trimming((4 << 20) - 1));
         assert!(worth_trimming(4 << 20));
     }
 
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
     fn a_freed_burst_leaves_the_resident_set() {
-        // 64 MiB in 16 KiB blocks with a small live block between each pair, as a burst of
-        // connections leaves the heap: freeing the big ones cannot shrink the heap's top.
+        // 64 MiB in 16 KiB blocks with a small live block allocated between each pair, as a
+        // burst of connections leaves the heap: the segments keep pages in use, so freeing the
+        // big blocks alone gives nothing back.
         let mut big = Vec::new();
         let mut live = Vec::new();
         for _ in 0..4096 {
@@ -115,13 +140,10 @@ mod tests {
         }
         let full = crate::worker::watchdog::rss_bytes().unwrap();
         drop(big);
-        let released = release_free_memory();
+        let released = give_back();
         let after = crate::worker::watchdog::rss_bytes().unwrap();
-        assert!(
-            released.is_some_and(|free| free >= 60 << 20),
-            "{released:?}"
-        );
         assert!(after + (48 << 20) < full, "rss {full} -> {after}");
+        assert!(released >= 48 << 20, "{released}");
         drop(live);
     }
 }
