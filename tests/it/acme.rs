@@ -286,11 +286,16 @@ fn a_failed_order_backs_the_fleet_off_and_keeps_the_certificate_served() {
         said.contains("connect"),
         "the ACME server's reason: {reason}"
     );
-    let failed = first
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.contains("acme order failed"))
-        .collect::<Vec<_>>();
+    // The back-off is written before the failure is logged: the line may come a moment later.
+    let failed = || {
+        (first.log_lines().into_iter())
+            .filter(|l| l.contains("acme order failed"))
+            .collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(10), "both failures logged", || {
+        failed().len() >= 2
+    });
+    let failed = failed();
     assert_eq!(failed.len(), 2, "{failed:#?}");
     assert!(failed.iter().all(|l| l.contains("reason=")), "{failed:#?}");
     let ordered = orders(&pebble);

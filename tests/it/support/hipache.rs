@@ -230,6 +230,9 @@ impl Hipache {
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
             .filter(|pid| parent_of(*pid) == Some(master))
+            // A worker that exited stays the master's child until the master reaps it, which
+            // on a busy machine can come after a test saw it leave (`is_running`).
+            .filter(|pid| super::procfs::is_running(*pid))
             .collect();
         pids.sort_unstable();
         pids
