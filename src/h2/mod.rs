@@ -320,8 +320,7 @@ fn encoded_head(
     if let Some(cookie) = set_cookie {
         fields.push_checked(b"set-cookie", cookie.as_bytes());
     }
-    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    (status, fields)
+    (http_head::status_of(head), fields)
 }
 
 /// A bare `status` with no body: the request is refused before any routing.

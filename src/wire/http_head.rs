@@ -40,7 +40,7 @@ pub(crate) fn referer_and_agent(parts: &http::request::Parts) -> (&[u8], &[u8]) 
 /// holds the head's bytes.
 pub(crate) fn head_of(head: &ResponseHead, buf: &[u8]) -> http::response::Parts {
     let mut response = Response::new(());
-    *response.status_mut() = StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *response.status_mut() = status_of(head);
     let headers = response.headers_mut();
     headers.reserve(head.fields.len());
     for field in head.client_fields(buf) {
@@ -51,6 +51,12 @@ pub(crate) fn head_of(head: &ResponseHead, buf: &[u8]) -> http::response::Parts 
         }
     }
     response.into_parts().0
+}
+
+/// A backend's status as the client gets it (one the parser read but `http` cannot hold, out of
+/// 100 to 999, is a 502).
+pub(crate) fn status_of(head: &ResponseHead) -> StatusCode {
+    StatusCode::from_u16(head.status).unwrap_or(StatusCode::BAD_GATEWAY)
 }
 
 /// The `Set-Cookie` the attempt loop asked for goes on the answer's head.
