@@ -143,3 +143,30 @@ run_origin() { # run_origin DIR WORKERS
     PIDS+=($!)
     wait_for 10 origin answers "$ORIGIN_PORT" any hello || die "origin nginx did not start"
 }
+
+# The callgrind scripts' default origin: Python's threaded HTTP server answering `hello` with
+# keep-alive, its log in DIR: sets ORIGIN_PORT, adds its pid to PIDS. Its timing moves a proxy's
+# polls per request from run to run; run_origin's nginx does not.
+run_python_origin() { # run_python_origin DIR
+    mkdir -p "$1"
+    ORIGIN_PORT=$(free_port)
+    python3 - "$ORIGIN_PORT" >"$1/python-origin.log" 2>&1 <<'PY' &
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"hello\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024  # the proxies open up to hundreds of connections at once
+    daemon_threads = True
+Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+PY
+    PIDS+=($!)
+    wait_for 10 origin answers "$ORIGIN_PORT" any hello || die "the Python origin did not start"
+}

@@ -22,40 +22,15 @@ ORIGIN=${ORIGIN:-python}
 cd "$(dirname "$0")/.."
 CLIENT=$(ls -t target/debug/deps/requests-* 2>/dev/null | grep -v '\.d$' | head -1 || true)
 DIR=$(mktemp -d)
+WORK=$DIR # common.sh's cleanup stops PIDS and removes it
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+# shellcheck source=SCRIPTDIR/common.sh
+source "$(pwd)/benches/common.sh"
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BACKEND_PORT=$(free_port)
 PROXY_PORT=$(free_port)
-
-if [[ $ORIGIN == nginx ]]; then
-    WORK=$DIR # common.sh's cleanup stops PIDS and removes it
-    # shellcheck source=SCRIPTDIR/common.sh
-    source "$(pwd)/benches/common.sh"
-    run_origin "$DIR/origin" 1
-    BACKEND_PORT=$ORIGIN_PORT
-else
-python3 - "$BACKEND_PORT" <<'PY' &
-import http.server, sys
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = b"hello\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-class Server(http.server.ThreadingHTTPServer):
-    request_queue_size = 1024  # the proxies open up to hundreds of connections at once
-    daemon_threads = True
-Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
-PIDS+=($!)
-fi
+if [[ $ORIGIN == nginx ]]; then run_origin "$DIR/origin" 1; else run_python_origin "$DIR/origin"; fi
+BACKEND_PORT=$ORIGIN_PORT
 
 cat > "$DIR/routes.json" <<EOF
 { "frontend:bench.test": ["bench", "http://127.0.0.1:$BACKEND_PORT"] }

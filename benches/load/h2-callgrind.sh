@@ -26,31 +26,8 @@ declare -a PIDS=()
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [[ ${ORIGIN:-python} == nginx ]]; then
-    run_origin "$WORK/origin" 1
-    BACKEND_PORT=$ORIGIN_PORT
-else
-BACKEND_PORT=$(free_port)
-python3 - "$BACKEND_PORT" <<'PY' &
-import http.server, sys
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = b"hello\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-class Server(http.server.ThreadingHTTPServer):
-    request_queue_size = 1024  # the proxies open up to hundreds of connections at once
-    daemon_threads = True
-Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-PY
-PIDS+=("$!")
-fi
-wait_for 10 backend answers "$BACKEND_PORT" bench.test hello
+if [[ ${ORIGIN:-python} == nginx ]]; then run_origin "$WORK/origin" 1; else run_python_origin "$WORK/origin"; fi
+BACKEND_PORT=$ORIGIN_PORT
 
 send() { # send PORT COUNT
     h2load -c16 -m32 -n "$2" -H ':authority: bench.test' "http://127.0.0.1:$1/" >"$WORK/h2load.log"
